@@ -1,0 +1,351 @@
+//! Agents: named, versioned kinds of work, and how they are configured.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::error::{Error, ErrorCode};
+use crate::retry::RetryPolicy;
+use crate::schema::CompiledSchema;
+use crate::time::Timestamp;
+
+pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
+pub const MAX_TIMEOUT_MS: u64 = 24 * 3_600_000;
+pub const MAX_NAME_LEN: usize = 64;
+pub const MAX_FALLBACK_CHAIN: usize = 16;
+pub const MAX_PRIORITY: i32 = 1_000_000;
+
+/// How an agent's work is carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentKind {
+    /// Returns its input as output.
+    Echo,
+    /// Waits `input.ms` milliseconds (cooperatively cancellable), then returns `{"slept_ms": N}`.
+    Sleep,
+    /// Fails the first `input.times` attempts with `input.class`, then succeeds.
+    Fail,
+    /// POSTs the input JSON to `config.url`; a 2xx body is the output.
+    Http,
+}
+
+impl AgentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentKind::Echo => "echo",
+            AgentKind::Sleep => "sleep",
+            AgentKind::Fail => "fail",
+            AgentKind::Http => "http",
+        }
+    }
+}
+
+/// Configuration of an `http` agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpAgentConfig {
+    /// The http(s) URL the input is POSTed to.
+    pub url: String,
+    /// Extra request headers (e.g. an authorization header for the webhook).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// An agent definition as registered (`POST /api/v1/agents`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    /// Unique name: 1–64 of `a-z 0-9 _ - .`, starting with a letter or digit.
+    pub name: String,
+    pub kind: AgentKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default = "default_version")]
+    pub version: String,
+    /// JSON Schema (2020-12) the task input must satisfy; its `default`s are applied.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub input_schema: Option<Value>,
+    /// JSON Schema the output must satisfy; a non-conforming output fails the attempt permanently.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub output_schema: Option<Value>,
+    /// Kind-specific settings (`http`: `{"url", "headers"}`).
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub config: Value,
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// Per-attempt timeout.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+    /// At most this many tasks of this agent run at once, across all workers.
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// Identical canonical inputs that succeeded within this window are answered from cache.
+    #[serde(default)]
+    pub cache_ttl_ms: Option<u64>,
+    /// The agent that takes over when this one fails for good.
+    #[serde(default)]
+    pub fallback: Option<String>,
+    /// Default priority of its tasks (higher runs first).
+    #[serde(default)]
+    pub priority: i32,
+}
+
+fn default_version() -> String {
+    "1".to_owned()
+}
+
+fn default_timeout() -> u64 {
+    DEFAULT_TIMEOUT_MS
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+/// A registered agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Agent {
+    #[serde(flatten)]
+    pub spec: AgentSpec,
+    /// Built-in agents exist on every install and cannot be deleted.
+    pub builtin: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+pub fn validate_name(name: &str) -> Result<(), Error> {
+    let ok_len = !name.is_empty() && name.len() <= MAX_NAME_LEN;
+    let mut chars = name.chars();
+    let ok_first = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let ok_rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'));
+    if ok_len && ok_first && ok_rest {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorCode::InvalidAgent,
+            format!(
+                "invalid agent name {name:?}: use 1-{MAX_NAME_LEN} characters of a-z, 0-9, '_', '-', '.', starting with a letter or digit"
+            ),
+        ))
+    }
+}
+
+impl AgentSpec {
+    /// Checks everything that can be checked without looking at other agents, and
+    /// returns the compiled input schema.
+    pub fn validate(&self) -> Result<Option<CompiledSchema>, Error> {
+        let bad = |m: String| Err(Error::new(ErrorCode::InvalidAgent, m));
+        validate_name(&self.name)?;
+        self.retry.validate()?;
+        if self.timeout_ms == 0 || self.timeout_ms > MAX_TIMEOUT_MS {
+            return bad(format!("timeout_ms must be between 1 and {MAX_TIMEOUT_MS}, got {}", self.timeout_ms));
+        }
+        if self.concurrency == Some(0) {
+            return bad("concurrency must be at least 1 (omit it for no limit)".into());
+        }
+        if self.priority.abs() > MAX_PRIORITY {
+            return bad(format!("priority must be between -{MAX_PRIORITY} and {MAX_PRIORITY}"));
+        }
+        if self.version.is_empty() || self.version.len() > 64 {
+            return bad("version must be 1-64 characters".into());
+        }
+        if self.description.as_ref().is_some_and(|d| d.len() > 4_096) {
+            return bad("description must be at most 4096 characters".into());
+        }
+        if let Some(fallback) = &self.fallback {
+            validate_name(fallback)?;
+            if fallback == &self.name {
+                return Err(Error::new(ErrorCode::FallbackCycle, format!("agent {:?} cannot fall back to itself", self.name)));
+            }
+        }
+        if !self.config.is_object() {
+            return bad("config must be a JSON object".into());
+        }
+        match self.kind {
+            AgentKind::Http => {
+                let cfg = self.http_config()?;
+                let url = url::Url::parse(&cfg.url)
+                    .map_err(|e| Error::new(ErrorCode::InvalidAgent, format!("config.url {:?} is not a valid URL: {e}", cfg.url)))?;
+                if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                    return bad(format!("config.url must be an http or https URL with a host, got {:?}", cfg.url));
+                }
+            }
+            AgentKind::Echo | AgentKind::Sleep | AgentKind::Fail => {
+                if self.config.as_object().is_some_and(|o| !o.is_empty()) {
+                    return bad(format!("agents of kind {} take no config", self.kind.as_str()));
+                }
+            }
+        }
+        if let Some(schema) = &self.output_schema {
+            CompiledSchema::compile(schema, "output_schema")?;
+        }
+        self.input_schema.as_ref().map(|s| CompiledSchema::compile(s, "input_schema")).transpose()
+    }
+
+    pub fn http_config(&self) -> Result<HttpAgentConfig, Error> {
+        serde_json::from_value(self.config.clone())
+            .map_err(|e| Error::new(ErrorCode::InvalidAgent, format!("invalid config for an http agent: {e}")))
+    }
+}
+
+/// Rejects a fallback that does not exist or that leads back to `name`.
+///
+/// `fallback_of` looks up an agent's own fallback: `None` if the agent does not exist,
+/// `Some(None)` if it has no fallback.
+pub fn check_fallback_chain(
+    name: &str,
+    fallback: Option<&str>,
+    fallback_of: impl Fn(&str) -> Option<Option<String>>,
+) -> Result<(), Error> {
+    let mut chain = vec![name.to_owned()];
+    let mut next = fallback.map(str::to_owned);
+    while let Some(current) = next {
+        if chain.contains(&current) {
+            chain.push(current);
+            return Err(Error::new(
+                ErrorCode::FallbackCycle,
+                format!("fallback chain forms a cycle: {}", chain.join(" -> ")),
+            ));
+        }
+        if chain.len() > MAX_FALLBACK_CHAIN {
+            return Err(Error::new(
+                ErrorCode::FallbackCycle,
+                format!("fallback chain is longer than {MAX_FALLBACK_CHAIN} agents"),
+            ));
+        }
+        next = match fallback_of(&current) {
+            Some(next) => next,
+            None => {
+                return Err(Error::new(ErrorCode::InvalidAgent, format!("fallback agent {current:?} does not exist")));
+            }
+        };
+        chain.push(current);
+    }
+    Ok(())
+}
+
+/// The agents every install has.
+pub fn builtin_agents() -> Vec<AgentSpec> {
+    let base = |name: &str, kind, description: &str, schema: Value| AgentSpec {
+        name: name.to_owned(),
+        kind,
+        description: Some(description.to_owned()),
+        version: default_version(),
+        input_schema: Some(schema),
+        output_schema: None,
+        config: empty_object(),
+        retry: RetryPolicy::default(),
+        timeout_ms: DEFAULT_TIMEOUT_MS,
+        concurrency: None,
+        cache_ttl_ms: None,
+        fallback: None,
+        priority: 0,
+    };
+    vec![
+        base("echo", AgentKind::Echo, "Returns its input as its output.", json!({})),
+        base(
+            "sleep",
+            AgentKind::Sleep,
+            "Waits `ms` milliseconds, then succeeds. Cancellable.",
+            json!({
+                "type": "object",
+                "properties": { "ms": { "type": "integer", "minimum": 0, "maximum": 3_600_000 } },
+                "required": ["ms"]
+            }),
+        ),
+        AgentSpec {
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            ..base(
+                "fail",
+                AgentKind::Fail,
+                "Fails its first `times` attempts with error class `class`, then succeeds.",
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "times": { "type": "integer", "minimum": 0, "default": 1 },
+                        "class": { "enum": ["retryable", "permanent", "rate_limited"], "default": "retryable" },
+                        "retry_after_ms": { "type": "integer", "minimum": 0 },
+                        "message": { "type": "string", "maxLength": 1000 }
+                    }
+                }),
+            )
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn spec(v: Value) -> Result<AgentSpec, serde_json::Error> {
+        serde_json::from_value(v)
+    }
+
+    #[test]
+    fn registration_body_defaults_match_the_contract() {
+        let s = spec(json!({"name": "summarize", "kind": "echo"})).unwrap();
+        assert_eq!(s.retry, RetryPolicy::default());
+        assert_eq!(s.timeout_ms, DEFAULT_TIMEOUT_MS);
+        assert_eq!(s.priority, 0);
+        assert!(s.validate().unwrap().is_none());
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = spec(json!({"name": "a", "kind": "echo", "retries": 3})).unwrap_err();
+        assert!(err.to_string().contains("retries"), "{err}");
+    }
+
+    #[test]
+    fn names_are_checked() {
+        for bad in ["", "Upper", "-x", "with space", &"x".repeat(65)] {
+            assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["a", "summarize-v2", "team.agent_1", "0x"] {
+            assert!(validate_name(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn http_agents_need_a_valid_url() {
+        let s = spec(json!({"name": "hook", "kind": "http", "config": {"url": "ftp://x"}})).unwrap();
+        assert!(s.validate().unwrap_err().message.contains("http or https"));
+        let s = spec(json!({"name": "hook", "kind": "http"})).unwrap();
+        assert!(s.validate().unwrap_err().message.contains("url"));
+        let s = spec(json!({"name": "hook", "kind": "http", "config": {"url": "http://127.0.0.1:9/x"}})).unwrap();
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn invalid_schemas_are_rejected_at_registration() {
+        let s = spec(json!({"name": "a", "kind": "echo", "input_schema": {"type": "nonsense"}})).unwrap();
+        let e = s.validate().unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidAgent);
+        assert!(e.message.contains("input_schema"), "{}", e.message);
+    }
+
+    #[test]
+    fn fallback_cycles_are_rejected() {
+        let agents: HashMap<&str, Option<&str>> = HashMap::from([("b", Some("c")), ("c", Some("a")), ("d", None)]);
+        let lookup = |n: &str| agents.get(n).map(|f| f.map(str::to_owned));
+        let e = check_fallback_chain("a", Some("b"), lookup).unwrap_err();
+        assert_eq!(e.code, ErrorCode::FallbackCycle);
+        assert!(e.message.contains("a -> b -> c -> a"), "{}", e.message);
+        assert!(check_fallback_chain("a", Some("d"), lookup).is_ok());
+        assert_eq!(check_fallback_chain("a", Some("zzz"), lookup).unwrap_err().code, ErrorCode::InvalidAgent);
+        assert!(check_fallback_chain("a", None, lookup).is_ok());
+    }
+
+    #[test]
+    fn builtin_agents_are_valid() {
+        for a in builtin_agents() {
+            a.validate().unwrap();
+        }
+    }
+}

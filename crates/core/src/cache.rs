@@ -1,0 +1,56 @@
+//! The cache layer (in-process or Redis): sessions, counters for rate limits, the result
+//! cache and an agent key-value store, plus the event bus that fans events out across
+//! API servers.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use crate::auth::{RefreshOutcome, Session};
+use crate::error::Result;
+use crate::event::SharedBusMessage;
+use crate::ids::{SessionId, UserId};
+
+#[async_trait]
+pub trait Cache: Send + Sync + 'static {
+    /// `memory` or `redis`.
+    fn backend(&self) -> &'static str;
+
+    async fn ping(&self) -> Result<()>;
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<()>;
+    async fn delete(&self, key: &str) -> Result<bool>;
+
+    /// Adds `by` to a counter that expires `ttl` after its creation; returns the new value.
+    /// Rate limiters build fixed windows on this.
+    async fn incr(&self, key: &str, by: i64, ttl: Duration) -> Result<i64>;
+
+    async fn put_session(&self, session: &Session) -> Result<()>;
+    async fn get_session(&self, id: SessionId) -> Result<Option<Session>>;
+    /// Removes a session; returns whether it existed.
+    async fn delete_session(&self, id: SessionId) -> Result<bool>;
+    async fn list_sessions(&self, user: UserId) -> Result<Vec<Session>>;
+    /// Atomically swaps the session's refresh token if `presented_hash` is the current one;
+    /// revokes the session if it is a previously used one.
+    async fn rotate_refresh(
+        &self,
+        id: SessionId,
+        presented_hash: &str,
+        new_hash: &str,
+        new_expiry: crate::time::Timestamp,
+        now: crate::time::Timestamp,
+    ) -> Result<RefreshOutcome>;
+}
+
+/// Delivers bus messages to every process, this one included.
+#[async_trait]
+pub trait EventBus: Send + Sync + 'static {
+    fn backend(&self) -> &'static str;
+
+    async fn publish(&self, message: SharedBusMessage) -> Result<()>;
+
+    /// A receiver of every message published anywhere from now on.
+    fn subscribe(&self) -> broadcast::Receiver<SharedBusMessage>;
+}

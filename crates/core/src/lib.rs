@@ -1,0 +1,24 @@
+//! Switchyard's domain layer.
+//!
+//! Everything here is pure: the task lifecycle and its rules (state machine, retry
+//! and backoff, fallback), agent definitions and input validation, the identity and
+//! permission model, and the traits the rest of the system implements (`Store`,
+//! `Cache`, `EventBus`). Nothing in this crate performs I/O; backends live in
+//! `switchyard-store` and `switchyard-cache`, services in `switchyard-engine`.
+
+pub mod agent;
+pub mod auth;
+pub mod cache;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod json;
+pub mod retry;
+pub mod schema;
+pub mod store;
+pub mod task;
+pub mod time;
+
+pub use error::{Error, ErrorCode, Result};
+pub use ids::{ApiKeyId, SessionId, TaskId, UserId, WorkerId};
+pub use time::Timestamp;

@@ -1,0 +1,401 @@
+//! The database interface. Implemented by `SqliteStore` and `PgStore`
+//! (`switchyard-store`) and proven identical by one conformance suite.
+//!
+//! Hot paths take batches: `insert_tasks`, `claim_tasks`, `complete_tasks` and
+//! `record_events` each do their whole batch in one transaction and a fixed number of
+//! statements, so the cost per task shrinks as load grows.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::agent::Agent;
+use crate::auth::{ApiKey, Role, User};
+use crate::error::Result;
+use crate::event::{EventBody, LogLevel};
+use crate::ids::{ApiKeyId, TaskId, UserId, WorkerId};
+use crate::task::{Task, TaskError, TaskStatus};
+use crate::time::Timestamp;
+
+/// A task about to be inserted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewTask {
+    pub id: TaskId,
+    pub agent: String,
+    pub input: Value,
+    pub priority: i32,
+    pub run_at: Timestamp,
+    pub owner_id: Option<UserId>,
+    pub idempotency_key: Option<String>,
+    pub parent_id: Option<TaskId>,
+    pub fallback_of: Option<TaskId>,
+    pub trace_id: Option<String>,
+    pub created_at: Timestamp,
+    /// Set when the result cache answered: the task is inserted already `succeeded`.
+    pub cached_output: Option<Value>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Submitted {
+    Created(Task),
+    /// A task with the same owner and idempotency key exists within the window.
+    Existing(Task),
+}
+
+impl Submitted {
+    pub fn task(&self) -> &Task {
+        match self {
+            Submitted::Created(t) | Submitted::Existing(t) => t,
+        }
+    }
+
+    pub fn into_task(self) -> Task {
+        match self {
+            Submitted::Created(t) | Submitted::Existing(t) => t,
+        }
+    }
+}
+
+/// Filters for listing tasks; all optional. Results are newest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TaskQuery {
+    /// Only tasks of this owner (the caller's visibility scope).
+    pub owner_id: Option<UserId>,
+    pub agent: Option<String>,
+    pub statuses: Vec<TaskStatus>,
+    pub created_after: Option<Timestamp>,
+    pub created_before: Option<Timestamp>,
+    pub parent_id: Option<TaskId>,
+    /// Cursor: only tasks with an id smaller than this (i.e. older).
+    pub before_id: Option<TaskId>,
+    pub limit: u32,
+}
+
+/// How many tasks of one agent a claimer can take now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentDemand {
+    pub agent: String,
+    pub max: u32,
+    /// The agent's cluster-wide concurrency limit; the claim never exceeds it.
+    pub concurrency: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimRequest {
+    pub worker_id: WorkerId,
+    pub worker_name: String,
+    pub now: Timestamp,
+    pub lease_ms: u64,
+    pub demands: Vec<AgentDemand>,
+}
+
+/// A task handed to a worker, with the lease that makes its result count.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClaimedTask {
+    pub id: TaskId,
+    pub agent: String,
+    pub input: Value,
+    pub priority: i32,
+    /// The attempt number this claim created; results must quote it.
+    pub attempt: u32,
+    /// Attempts made since submission or the last replay, this one included.
+    pub attempts_in_run: u32,
+    pub seq: u64,
+    pub owner_id: Option<UserId>,
+    pub parent_id: Option<TaskId>,
+    pub trace_id: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// The end of an attempt, as decided by the engine.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Succeeded { output: Value },
+    /// Back to the queue, runnable at `run_at`.
+    Retry { error: TaskError, run_at: Timestamp },
+    /// Failed for good; `fallback` takes over (it is inserted in the same transaction).
+    Fallback { error: TaskError, fallback: Box<NewTask> },
+    Dead { error: TaskError },
+    Cancelled { error: Option<TaskError> },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completion {
+    pub task_id: TaskId,
+    /// The attempt (lease) this result belongs to; stale attempts are rejected.
+    pub attempt: u32,
+    pub at: Timestamp,
+    pub outcome: Outcome,
+}
+
+/// A recorded state change, enough to build its event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    pub task_id: TaskId,
+    pub agent: String,
+    pub owner_id: Option<UserId>,
+    pub status: TaskStatus,
+    pub seq: u64,
+    pub attempt: u32,
+    pub at: Timestamp,
+    pub run_at: Timestamp,
+    pub output: Option<Value>,
+    pub error: Option<TaskError>,
+    pub fallback_task_id: Option<TaskId>,
+    pub cached: bool,
+}
+
+impl Transition {
+    /// The event clients see for this transition.
+    pub fn event_body(&self) -> EventBody {
+        match (self.status, &self.output, &self.error) {
+            (TaskStatus::Succeeded, output, _) => EventBody::Result {
+                status: self.status,
+                attempt: self.attempt,
+                output: output.clone().unwrap_or(Value::Null),
+                cached: self.cached,
+            },
+            (TaskStatus::Failed | TaskStatus::Dead, _, Some(error)) => EventBody::Error {
+                status: self.status,
+                attempt: self.attempt,
+                error: error.clone(),
+                fallback_task_id: self.fallback_task_id,
+            },
+            (status, _, error) => EventBody::Status {
+                status,
+                attempt: self.attempt,
+                error: error.clone(),
+                run_at: status.is_waiting().then_some(self.run_at),
+            },
+        }
+    }
+
+    pub fn into_event(self) -> crate::event::TaskEvent {
+        crate::event::TaskEvent {
+            task_id: self.task_id,
+            seq: self.seq,
+            body: self.event_body(),
+            agent: self.agent,
+            owner_id: self.owner_id,
+            at: self.at,
+        }
+    }
+}
+
+/// Result of a batch completion: the transitions recorded (stale results are absent)
+/// plus the fallback tasks created.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CompletionResult {
+    pub transitions: Vec<Transition>,
+    pub rejected: Vec<TaskId>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum CancelOutcome {
+    /// It was waiting and is now cancelled.
+    Cancelled(Transition),
+    /// It is running; the worker holding `attempt` must be told to stop.
+    Requested { worker_id: Option<WorkerId>, attempt: u32 },
+    /// Already finished: nothing to cancel.
+    AlreadyFinished(TaskStatus),
+    NotFound,
+}
+
+/// A running attempt, as the reaper and the worker gateway see it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeaseInfo {
+    pub task_id: TaskId,
+    pub agent: String,
+    pub attempt: u32,
+    pub attempts_in_run: u32,
+    pub worker_id: Option<WorkerId>,
+    pub owner_id: Option<UserId>,
+    pub input: Value,
+    pub parent_id: Option<TaskId>,
+    pub trace_id: Option<String>,
+}
+
+/// A live event of a running attempt, to be numbered (and stored, for logs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventDraft {
+    pub task_id: TaskId,
+    pub attempt: u32,
+    pub at: Timestamp,
+    pub body: EventBody,
+}
+
+/// A numbered live event; `None` seq means the attempt no longer holds the lease.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedEvent {
+    pub draft: EventDraft,
+    pub seq: Option<u64>,
+    pub agent: String,
+    pub owner_id: Option<UserId>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskLogLine {
+    pub task_id: TaskId,
+    pub seq: u64,
+    pub attempt: u32,
+    pub at: Timestamp,
+    pub level: LogLevel,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct AgentQueueStats {
+    pub agent: String,
+    /// Waiting and runnable now.
+    pub ready: u64,
+    /// Waiting for a future `run_at` (delayed or backing off).
+    pub scheduled: u64,
+    pub running: u64,
+    pub oldest_ready_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewUser {
+    pub id: UserId,
+    pub email: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub created_at: Timestamp,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserPatch {
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+    pub password_hash: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewApiKey {
+    pub key: ApiKey,
+    pub secret_hash: String,
+}
+
+/// A process or connection that runs tasks.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct WorkerInfo {
+    pub id: WorkerId,
+    pub name: String,
+    /// `builtin` (a worker process running built-in kinds) or `remote` (an SDK worker).
+    pub kind: String,
+    pub agents: Vec<String>,
+    pub slots: u32,
+    pub slots_in_use: u32,
+    pub version: String,
+    pub host: Option<String>,
+    pub started_at: Timestamp,
+    pub heartbeat_at: Timestamp,
+}
+
+#[async_trait]
+pub trait TaskStore: Send + Sync {
+    /// Inserts a batch in one transaction. A task whose (owner, idempotency key) exists
+    /// with `created_at` after `idempotency_since` is not inserted: the existing one is returned.
+    async fn insert_tasks(&self, batch: Vec<NewTask>, idempotency_since: Timestamp) -> Result<Vec<Submitted>>;
+
+    async fn get_task(&self, id: TaskId) -> Result<Option<Task>>;
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>>;
+
+    /// Claims up to each demand's `max` runnable tasks (highest priority, then oldest),
+    /// respecting concurrency limits, and leases them to the worker.
+    async fn claim_tasks(&self, request: &ClaimRequest) -> Result<Vec<ClaimedTask>>;
+
+    /// Records the end of attempts. Results for attempts that no longer hold their
+    /// lease (cancelled, reaped, already completed) are rejected, never recorded twice.
+    async fn complete_tasks(&self, batch: Vec<Completion>) -> Result<CompletionResult>;
+
+    /// Numbers live events of running attempts and stores the log lines among them.
+    async fn record_events(&self, batch: Vec<EventDraft>) -> Result<Vec<RecordedEvent>>;
+
+    async fn task_logs(&self, id: TaskId, after_seq: u64, limit: u32) -> Result<Vec<TaskLogLine>>;
+
+    /// Extends the leases of every task the worker holds; returns how many.
+    async fn extend_leases(&self, worker_id: WorkerId, until: Timestamp) -> Result<u64>;
+
+    /// Running attempts whose lease ended before `now`.
+    async fn expired_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<LeaseInfo>>;
+
+    /// Running attempts, of one worker or of all.
+    async fn running_tasks(&self, worker_id: Option<WorkerId>, limit: u32) -> Result<Vec<LeaseInfo>>;
+
+    /// Running attempts asked to cancel before `requested_before` that still run.
+    async fn overdue_cancellations(&self, requested_before: Timestamp, limit: u32) -> Result<Vec<LeaseInfo>>;
+
+    async fn cancel_task(&self, id: TaskId, now: Timestamp) -> Result<CancelOutcome>;
+
+    /// Puts a dead, failed or cancelled task back in the queue with a fresh attempt budget.
+    /// `Ok(None)` if it does not exist; an `invalid_state` error if it cannot be replayed.
+    async fn replay_task(&self, id: TaskId, now: Timestamp) -> Result<Option<Transition>>;
+
+    async fn queue_stats(&self, now: Timestamp) -> Result<Vec<AgentQueueStats>>;
+
+    /// Agents with tasks runnable at `now`.
+    async fn ready_agents(&self, now: Timestamp) -> Result<Vec<String>>;
+
+    /// The earliest `run_at` after `now` among waiting tasks.
+    async fn next_run_at(&self, now: Timestamp) -> Result<Option<Timestamp>>;
+
+    /// Forgets idempotency keys of tasks created before `before`; returns how many.
+    async fn expire_idempotency_keys(&self, before: Timestamp) -> Result<u64>;
+}
+
+#[async_trait]
+pub trait AgentStore: Send + Sync {
+    /// Inserts or replaces an agent definition.
+    async fn put_agent(&self, agent: &Agent) -> Result<()>;
+    async fn get_agent(&self, name: &str) -> Result<Option<Agent>>;
+    async fn list_agents(&self) -> Result<Vec<Agent>>;
+    async fn delete_agent(&self, name: &str) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    /// Fails with `email_taken` if the email exists.
+    async fn create_user(&self, user: NewUser) -> Result<User>;
+    async fn get_user(&self, id: UserId) -> Result<Option<User>>;
+    /// The user and its password hash.
+    async fn user_by_email(&self, email: &str) -> Result<Option<(User, String)>>;
+    async fn list_users(&self) -> Result<Vec<User>>;
+    async fn update_user(&self, id: UserId, patch: UserPatch, now: Timestamp) -> Result<Option<User>>;
+    async fn count_users(&self) -> Result<u64>;
+
+    async fn create_api_key(&self, key: NewApiKey) -> Result<()>;
+    async fn api_key_by_hash(&self, secret_hash: &str) -> Result<Option<ApiKey>>;
+    async fn list_api_keys(&self, user: Option<UserId>) -> Result<Vec<ApiKey>>;
+    /// Revokes a key (of `user`, if given); returns whether one was revoked.
+    async fn revoke_api_key(&self, id: ApiKeyId, user: Option<UserId>, now: Timestamp) -> Result<bool>;
+    async fn touch_api_key(&self, id: ApiKeyId, now: Timestamp) -> Result<()>;
+}
+
+#[async_trait]
+pub trait WorkerStore: Send + Sync {
+    async fn upsert_worker(&self, worker: &WorkerInfo) -> Result<()>;
+    async fn remove_worker(&self, id: WorkerId) -> Result<()>;
+    /// Workers whose last heartbeat is at or after `alive_since`.
+    async fn list_workers(&self, alive_since: Timestamp) -> Result<Vec<WorkerInfo>>;
+    /// Forgets workers silent since before `before`; returns how many.
+    async fn prune_workers(&self, before: Timestamp) -> Result<u64>;
+}
+
+#[async_trait]
+pub trait SettingsStore: Send + Sync {
+    async fn get_setting(&self, key: &str) -> Result<Option<String>>;
+    /// Stores `value` unless the key exists; returns the value now stored. Lets every
+    /// process of a cluster agree on a generated secret.
+    async fn init_setting(&self, key: &str, value: &str) -> Result<String>;
+    async fn put_setting(&self, key: &str, value: &str) -> Result<()>;
+}
+
+#[async_trait]
+pub trait Store: TaskStore + AgentStore + IdentityStore + WorkerStore + SettingsStore + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    async fn ping(&self) -> Result<()>;
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<()>;
+}
