@@ -1,0 +1,1 @@
+SELECT count(*) FROM tasks WHERE agent = $1 AND status = 'running'

@@ -1,0 +1,2 @@
+SELECT min(run_at) FROM tasks
+WHERE status IN ('queued', 'retrying') AND run_at > $1

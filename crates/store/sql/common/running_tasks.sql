@@ -1,0 +1,4 @@
+SELECT id, agent, attempt, attempt - attempt_base AS attempts_in_run, worker_id, owner_id, input, parent_id, trace_id
+FROM tasks
+WHERE status = 'running' AND ($1 IS NULL OR worker_id = $1)
+LIMIT $2

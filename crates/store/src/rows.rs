@@ -1,0 +1,289 @@
+//! Decoding rows into domain types, once for every backend.
+//!
+//! Both backends store the same logical columns (UUIDs natively or as 16-byte blobs,
+//! JSON as jsonb or text, times as BIGINT milliseconds). [`Col`] hides the row type so
+//! each decoder is written once.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use switchyard_core::agent::{Agent, AgentSpec};
+use switchyard_core::auth::{ApiKey, Scope, User};
+use switchyard_core::store::{ClaimedTask, LeaseInfo, Transition, WorkerInfo};
+use switchyard_core::task::{Attempt, AttemptStatus, Task, TaskError, TaskStatus};
+use switchyard_core::{Error, Result, TaskId, Timestamp};
+
+/// Maps a driver error: lost connections are `unavailable` (callers may retry), the rest
+/// `internal`. The cause is kept for logs.
+pub(crate) fn db_err(context: &'static str) -> impl Fn(sqlx::Error) -> Error {
+    move |e| {
+        let unavailable = matches!(
+            &e,
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_)
+        );
+        if unavailable {
+            let mut err = Error::unavailable(format!("database unavailable ({context})"));
+            err.source = Some(Box::new(e));
+            err
+        } else {
+            Error::internal(format!("database error ({context})"), e)
+        }
+    }
+}
+
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+fn corrupt(column: &str, detail: impl std::fmt::Display) -> Error {
+    Error::internal_msg(format!("unreadable value in column {column}: {detail}"))
+}
+
+/// Typed column access shared by the SQLite and PostgreSQL row types.
+pub(crate) trait Col {
+    fn uuid(&self, col: &str) -> Result<Uuid>;
+    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>>;
+    fn i64(&self, col: &str) -> Result<i64>;
+    fn opt_i64(&self, col: &str) -> Result<Option<i64>>;
+    fn string(&self, col: &str) -> Result<String>;
+    fn opt_string(&self, col: &str) -> Result<Option<String>>;
+    fn boolean(&self, col: &str) -> Result<bool>;
+    fn json_value(&self, col: &str) -> Result<Value>;
+    fn opt_json_value(&self, col: &str) -> Result<Option<Value>>;
+
+    fn opt_json<T: DeserializeOwned>(&self, col: &str) -> Result<Option<T>> {
+        self.opt_json_value(col)?
+            .map(|v| serde_json::from_value(v).map_err(|e| corrupt(col, e)))
+            .transpose()
+    }
+
+    fn ts(&self, col: &str) -> Result<Timestamp> {
+        self.i64(col).map(Timestamp::from_millis)
+    }
+
+    fn opt_ts(&self, col: &str) -> Result<Option<Timestamp>> {
+        Ok(self.opt_i64(col)?.map(Timestamp::from_millis))
+    }
+
+    fn u32(&self, col: &str) -> Result<u32> {
+        let v = self.i64(col)?;
+        u32::try_from(v).map_err(|e| corrupt(col, e))
+    }
+
+    fn parsed<T: std::str::FromStr>(&self, col: &str) -> Result<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let s = self.string(col)?;
+        s.parse().map_err(|e| corrupt(col, e))
+    }
+}
+
+macro_rules! impl_col {
+    ($row:ty) => {
+        impl Col for $row {
+            fn uuid(&self, col: &str) -> Result<Uuid> {
+                sqlx::Row::try_get(self, col).map_err(|e| corrupt(col, e))
+            }
+            fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>> {
+                sqlx::Row::try_get(self, col).map_err(|e| corrupt(col, e))
+            }
+            fn i64(&self, col: &str) -> Result<i64> {
+                sqlx::Row::try_get(self, col).map_err(|e| corrupt(col, e))
+            }
+            fn opt_i64(&self, col: &str) -> Result<Option<i64>> {
+                sqlx::Row::try_get(self, col).map_err(|e| corrupt(col, e))
+            }
+            fn string(&self, col: &str) -> Result<String> {
+                sqlx::Row::try_get(self, col).map_err(|e| corrupt(col, e))
+            }
+            fn opt_string(&self, col: &str) -> Result<Option<String>> {
+                sqlx::Row::try_get(self, col).map_err(|e| corrupt(col, e))
+            }
+            fn boolean(&self, col: &str) -> Result<bool> {
+                sqlx::Row::try_get(self, col).map_err(|e| corrupt(col, e))
+            }
+            fn json_value(&self, col: &str) -> Result<Value> {
+                sqlx::Row::try_get::<Json<Value>, _>(self, col).map(|j| j.0).map_err(|e| corrupt(col, e))
+            }
+            fn opt_json_value(&self, col: &str) -> Result<Option<Value>> {
+                sqlx::Row::try_get::<Option<Json<Value>>, _>(self, col)
+                    .map(|j| j.map(|j| j.0))
+                    .map_err(|e| corrupt(col, e))
+            }
+        }
+    };
+}
+
+impl_col!(sqlx::sqlite::SqliteRow);
+impl_col!(sqlx::postgres::PgRow);
+
+pub(crate) fn task<R: Col>(r: &R, attempts: Vec<Attempt>) -> Result<Task> {
+    let status: TaskStatus = r.parsed("status")?;
+    let mut attempts = attempts;
+    let attempt = r.u32("attempt")?;
+    if status == TaskStatus::Running && attempts.last().is_none_or(|a| a.number < attempt) {
+        attempts.push(Attempt {
+            number: attempt,
+            status: AttemptStatus::Running,
+            worker_id: r.opt_uuid("worker_id")?.map(Into::into),
+            worker: r.opt_string("worker_name")?,
+            started_at: r.opt_ts("started_at")?.unwrap_or_default(),
+            finished_at: None,
+            error: None,
+        });
+    }
+    Ok(Task {
+        id: TaskId(r.uuid("id")?),
+        agent: r.string("agent")?,
+        status,
+        priority: i32::try_from(r.i64("priority")?).map_err(|e| corrupt("priority", e))?,
+        input: r.json_value("input")?,
+        output: r.opt_json_value("output")?,
+        error: r.opt_json::<TaskError>("error")?,
+        cached: r.boolean("cached")?,
+        owner_id: r.opt_uuid("owner_id")?.map(Into::into),
+        idempotency_key: r.opt_string("idempotency_key")?,
+        run_at: r.ts("run_at")?,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+        started_at: r.opt_ts("started_at")?,
+        finished_at: r.opt_ts("finished_at")?,
+        attempts,
+        parent_id: r.opt_uuid("parent_id")?.map(Into::into),
+        fallback_of: r.opt_uuid("fallback_of")?.map(Into::into),
+        fallback_task_id: r.opt_uuid("fallback_task_id")?.map(Into::into),
+        trace_id: r.opt_string("trace_id")?,
+        cancel_requested: r.opt_i64("cancel_requested_at")?.is_some(),
+        seq: r.i64("seq")? as u64,
+    })
+}
+
+pub(crate) fn attempt<R: Col>(r: &R) -> Result<(TaskId, Attempt)> {
+    Ok((
+        TaskId(r.uuid("task_id")?),
+        Attempt {
+            number: r.u32("attempt")?,
+            status: r.parsed::<AttemptStatus>("status")?,
+            worker_id: r.opt_uuid("worker_id")?.map(Into::into),
+            worker: r.opt_string("worker_name")?,
+            started_at: r.ts("started_at")?,
+            finished_at: r.opt_ts("finished_at")?,
+            error: r.opt_json::<TaskError>("error")?,
+        },
+    ))
+}
+
+pub(crate) fn claimed<R: Col>(r: &R) -> Result<ClaimedTask> {
+    Ok(ClaimedTask {
+        id: TaskId(r.uuid("id")?),
+        agent: r.string("agent")?,
+        input: r.json_value("input")?,
+        priority: i32::try_from(r.i64("priority")?).map_err(|e| corrupt("priority", e))?,
+        attempt: r.u32("attempt")?,
+        attempts_in_run: r.u32("attempts_in_run")?,
+        seq: r.i64("seq")? as u64,
+        owner_id: r.opt_uuid("owner_id")?.map(Into::into),
+        parent_id: r.opt_uuid("parent_id")?.map(Into::into),
+        trace_id: r.opt_string("trace_id")?,
+        created_at: r.ts("created_at")?,
+    })
+}
+
+pub(crate) fn lease<R: Col>(r: &R) -> Result<LeaseInfo> {
+    Ok(LeaseInfo {
+        task_id: TaskId(r.uuid("id")?),
+        agent: r.string("agent")?,
+        attempt: r.u32("attempt")?,
+        attempts_in_run: r.u32("attempts_in_run")?,
+        worker_id: r.opt_uuid("worker_id")?.map(Into::into),
+        owner_id: r.opt_uuid("owner_id")?.map(Into::into),
+        input: r.json_value("input")?,
+        parent_id: r.opt_uuid("parent_id")?.map(Into::into),
+        trace_id: r.opt_string("trace_id")?,
+    })
+}
+
+/// A transition row (`RETURNING id, agent, owner_id, status, seq, attempt, run_at, updated_at`).
+pub(crate) fn transition<R: Col>(r: &R) -> Result<Transition> {
+    Ok(Transition {
+        task_id: TaskId(r.uuid("id")?),
+        agent: r.string("agent")?,
+        owner_id: r.opt_uuid("owner_id")?.map(Into::into),
+        status: r.parsed("status")?,
+        seq: r.i64("seq")? as u64,
+        attempt: r.u32("attempt")?,
+        at: r.ts("updated_at")?,
+        run_at: r.ts("run_at")?,
+        output: None,
+        error: None,
+        fallback_task_id: None,
+        cached: false,
+    })
+}
+
+pub(crate) fn agent<R: Col>(r: &R) -> Result<Agent> {
+    let spec: AgentSpec = serde_json::from_str(&r.string("spec")?).map_err(|e| corrupt("spec", e))?;
+    Ok(Agent {
+        spec,
+        builtin: r.boolean("builtin")?,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+    })
+}
+
+pub(crate) fn user<R: Col>(r: &R) -> Result<(User, String)> {
+    Ok((
+        User {
+            id: r.uuid("id")?.into(),
+            email: r.string("email")?,
+            role: r.parsed("role")?,
+            disabled: r.boolean("disabled")?,
+            created_at: r.ts("created_at")?,
+            updated_at: r.ts("updated_at")?,
+        },
+        r.string("password_hash")?,
+    ))
+}
+
+pub(crate) fn api_key<R: Col>(r: &R) -> Result<ApiKey> {
+    let scopes: Vec<Scope> = serde_json::from_str(&r.string("scopes")?).map_err(|e| corrupt("scopes", e))?;
+    Ok(ApiKey {
+        id: r.uuid("id")?.into(),
+        user_id: r.uuid("user_id")?.into(),
+        name: r.string("name")?,
+        prefix: r.string("prefix")?,
+        scopes,
+        created_at: r.ts("created_at")?,
+        expires_at: r.opt_ts("expires_at")?,
+        revoked_at: r.opt_ts("revoked_at")?,
+        last_used_at: r.opt_ts("last_used_at")?,
+    })
+}
+
+pub(crate) fn worker<R: Col>(r: &R) -> Result<WorkerInfo> {
+    let agents: Vec<String> = serde_json::from_str(&r.string("agents")?).map_err(|e| corrupt("agents", e))?;
+    Ok(WorkerInfo {
+        id: r.uuid("id")?.into(),
+        name: r.string("name")?,
+        kind: r.string("kind")?,
+        agents,
+        slots: r.u32("slots")?,
+        slots_in_use: r.u32("slots_in_use")?,
+        version: r.string("version")?,
+        host: r.opt_string("host")?,
+        started_at: r.ts("started_at")?,
+        heartbeat_at: r.ts("heartbeat_at")?,
+    })
+}
+
+/// Groups attempt rows (ordered by task, attempt) by task.
+pub(crate) fn group_attempts(rows: Vec<(TaskId, Attempt)>) -> std::collections::HashMap<TaskId, Vec<Attempt>> {
+    let mut map: std::collections::HashMap<TaskId, Vec<Attempt>> = std::collections::HashMap::new();
+    for (id, a) in rows {
+        map.entry(id).or_default().push(a);
+    }
+    map
+}

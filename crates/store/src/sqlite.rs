@@ -1,0 +1,198 @@
+//! The embedded backend: one SQLite file in WAL mode.
+//!
+//! SQLite allows one writer at a time, so writes go through a single connection (no
+//! `SQLITE_BUSY` storms, and batching upstream makes each write transaction count),
+//! while reads use a small pool of read-only connections that WAL lets run alongside.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use uuid::Uuid;
+
+use crate::common::{HasDb, sql};
+use crate::rows::{Col, db_err};
+use switchyard_core::store::{ClaimRequest, ClaimedTask, Store, Transition};
+use switchyard_core::task::Attempt;
+use switchyard_core::{Error, Result, TaskId, UserId};
+
+/// How hard each commit pushes data to disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// fsync on every commit: survives power loss.
+    #[default]
+    Full,
+    /// fsync at checkpoints: survives a killed process, may lose the last commits on power loss.
+    Normal,
+}
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl HasDb for SqliteStore {
+    type Db = sqlx::Sqlite;
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`.
+    pub async fn open(path: &Path, durability: Durability) -> Result<Self> {
+        let url = format!("sqlite://{}", path.display());
+        let base = SqliteConnectOptions::from_str(&url)
+            .map_err(|e| Error::internal("invalid SQLite path", e))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match durability {
+                Durability::Full => SqliteSynchronous::Full,
+                Durability::Normal => SqliteSynchronous::Normal,
+            })
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-16000")
+            .statement_cache_capacity(128);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(base.clone())
+            .await
+            .map_err(db_err("open SQLite database"))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(base.read_only(true))
+            .await
+            .map_err(db_err("open SQLite database for reading"))?;
+        Ok(SqliteStore { writer, reader })
+    }
+
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    async fn lock_agent(&self, _tx: &mut SqliteConnection, _agent: &str) -> Result<()> {
+        // The single writer connection already serialises every claim.
+        Ok(())
+    }
+
+    async fn insert_batch(&self, tx: &mut SqliteConnection, json: String) -> Result<HashSet<Uuid>> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(sql!("sqlite", "insert_tasks"))
+            .bind(json)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err("insert tasks"))?;
+        Ok(ids.into_iter().collect())
+    }
+
+    async fn claim_agent(
+        &self,
+        tx: &mut SqliteConnection,
+        req: &ClaimRequest,
+        agent: &str,
+        limit: i64,
+    ) -> Result<Vec<ClaimedTask>> {
+        let rows = sqlx::query(sql!("sqlite", "claim_tasks"))
+            .bind(req.worker_id.0)
+            .bind(&req.worker_name)
+            .bind(req.now.plus_ms(req.lease_ms).millis())
+            .bind(req.now.millis())
+            .bind(agent)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err("claim tasks"))?;
+        rows.iter().map(crate::rows::claimed).collect()
+    }
+
+    async fn complete_batch(&self, tx: &mut SqliteConnection, json: String) -> Result<Vec<Transition>> {
+        sqlx::query(sql!("sqlite", "record_attempts"))
+            .bind(&json)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err("record attempts"))?;
+        let rows = sqlx::query(sql!("sqlite", "complete_tasks"))
+            .bind(&json)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err("complete tasks"))?;
+        rows.iter().map(crate::rows::transition).collect()
+    }
+
+    async fn reserve_seqs(
+        &self,
+        tx: &mut SqliteConnection,
+        json: String,
+    ) -> Result<Vec<(TaskId, u32, u64, String, Option<UserId>)>> {
+        let rows = sqlx::query(sql!("sqlite", "reserve_seqs"))
+            .bind(json)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err("reserve event sequence numbers"))?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    TaskId(r.uuid("id")?),
+                    r.u32("attempt")?,
+                    r.i64("seq")? as u64,
+                    r.string("agent")?,
+                    r.opt_uuid("owner_id")?.map(UserId),
+                ))
+            })
+            .collect()
+    }
+
+    async fn insert_logs(&self, tx: &mut SqliteConnection, json: String) -> Result<()> {
+        sqlx::query(sql!("sqlite", "insert_logs"))
+            .bind(json)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err("insert task logs"))?;
+        Ok(())
+    }
+
+    async fn attempts_for(&self, ids: &[TaskId]) -> Result<Vec<(TaskId, Attempt)>> {
+        let json = serde_json::Value::Array(ids.iter().map(|id| crate::batch::hex_id(&id.0).into()).collect());
+        let rows = sqlx::query(sql!("sqlite", "attempts_for_tasks"))
+            .bind(json.to_string())
+            .fetch_all(self.reader())
+            .await
+            .map_err(db_err("attempts for tasks"))?;
+        rows.iter().map(crate::rows::attempt).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(db_err("ping"))?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.writer)
+            .await
+            .map_err(|e| Error::internal("SQLite migration failed", e))
+    }
+}
+
+mod store_impl {
+    use super::SqliteStore;
+    crate::common::impl_store_common!(SqliteStore, "sqlite");
+}
