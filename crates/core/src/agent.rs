@@ -121,8 +121,11 @@ pub struct Agent {
 pub fn validate_name(name: &str) -> Result<(), Error> {
     let ok_len = !name.is_empty() && name.len() <= MAX_NAME_LEN;
     let mut chars = name.chars();
-    let ok_first = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    let ok_rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'));
+    let ok_first = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let ok_rest =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'));
     if ok_len && ok_first && ok_rest {
         Ok(())
     } else {
@@ -143,13 +146,18 @@ impl AgentSpec {
         validate_name(&self.name)?;
         self.retry.validate()?;
         if self.timeout_ms == 0 || self.timeout_ms > MAX_TIMEOUT_MS {
-            return bad(format!("timeout_ms must be between 1 and {MAX_TIMEOUT_MS}, got {}", self.timeout_ms));
+            return bad(format!(
+                "timeout_ms must be between 1 and {MAX_TIMEOUT_MS}, got {}",
+                self.timeout_ms
+            ));
         }
         if self.concurrency == Some(0) {
             return bad("concurrency must be at least 1 (omit it for no limit)".into());
         }
         if self.priority.abs() > MAX_PRIORITY {
-            return bad(format!("priority must be between -{MAX_PRIORITY} and {MAX_PRIORITY}"));
+            return bad(format!(
+                "priority must be between -{MAX_PRIORITY} and {MAX_PRIORITY}"
+            ));
         }
         if self.version.is_empty() || self.version.len() > 64 {
             return bad("version must be 1-64 characters".into());
@@ -160,7 +168,10 @@ impl AgentSpec {
         if let Some(fallback) = &self.fallback {
             validate_name(fallback)?;
             if fallback == &self.name {
-                return Err(Error::new(ErrorCode::FallbackCycle, format!("agent {:?} cannot fall back to itself", self.name)));
+                return Err(Error::new(
+                    ErrorCode::FallbackCycle,
+                    format!("agent {:?} cannot fall back to itself", self.name),
+                ));
             }
         }
         if !self.config.is_object() {
@@ -169,27 +180,44 @@ impl AgentSpec {
         match self.kind {
             AgentKind::Http => {
                 let cfg = self.http_config()?;
-                let url = url::Url::parse(&cfg.url)
-                    .map_err(|e| Error::new(ErrorCode::InvalidAgent, format!("config.url {:?} is not a valid URL: {e}", cfg.url)))?;
+                let url = url::Url::parse(&cfg.url).map_err(|e| {
+                    Error::new(
+                        ErrorCode::InvalidAgent,
+                        format!("config.url {:?} is not a valid URL: {e}", cfg.url),
+                    )
+                })?;
                 if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-                    return bad(format!("config.url must be an http or https URL with a host, got {:?}", cfg.url));
+                    return bad(format!(
+                        "config.url must be an http or https URL with a host, got {:?}",
+                        cfg.url
+                    ));
                 }
             }
             AgentKind::Echo | AgentKind::Sleep | AgentKind::Fail => {
                 if self.config.as_object().is_some_and(|o| !o.is_empty()) {
-                    return bad(format!("agents of kind {} take no config", self.kind.as_str()));
+                    return bad(format!(
+                        "agents of kind {} take no config",
+                        self.kind.as_str()
+                    ));
                 }
             }
         }
         if let Some(schema) = &self.output_schema {
             CompiledSchema::compile(schema, "output_schema")?;
         }
-        self.input_schema.as_ref().map(|s| CompiledSchema::compile(s, "input_schema")).transpose()
+        self.input_schema
+            .as_ref()
+            .map(|s| CompiledSchema::compile(s, "input_schema"))
+            .transpose()
     }
 
     pub fn http_config(&self) -> Result<HttpAgentConfig, Error> {
-        serde_json::from_value(self.config.clone())
-            .map_err(|e| Error::new(ErrorCode::InvalidAgent, format!("invalid config for an http agent: {e}")))
+        serde_json::from_value(self.config.clone()).map_err(|e| {
+            Error::new(
+                ErrorCode::InvalidAgent,
+                format!("invalid config for an http agent: {e}"),
+            )
+        })
     }
 }
 
@@ -221,7 +249,10 @@ pub fn check_fallback_chain(
         next = match fallback_of(&current) {
             Some(next) => next,
             None => {
-                return Err(Error::new(ErrorCode::InvalidAgent, format!("fallback agent {current:?} does not exist")));
+                return Err(Error::new(
+                    ErrorCode::InvalidAgent,
+                    format!("fallback agent {current:?} does not exist"),
+                ));
             }
         };
         chain.push(current);
@@ -247,7 +278,12 @@ pub fn builtin_agents() -> Vec<AgentSpec> {
         priority: 0,
     };
     vec![
-        base("echo", AgentKind::Echo, "Returns its input as its output.", json!({})),
+        base(
+            "echo",
+            AgentKind::Echo,
+            "Returns its input as its output.",
+            json!({}),
+        ),
         base(
             "sleep",
             AgentKind::Sleep,
@@ -314,17 +350,22 @@ mod tests {
 
     #[test]
     fn http_agents_need_a_valid_url() {
-        let s = spec(json!({"name": "hook", "kind": "http", "config": {"url": "ftp://x"}})).unwrap();
+        let s =
+            spec(json!({"name": "hook", "kind": "http", "config": {"url": "ftp://x"}})).unwrap();
         assert!(s.validate().unwrap_err().message.contains("http or https"));
         let s = spec(json!({"name": "hook", "kind": "http"})).unwrap();
         assert!(s.validate().unwrap_err().message.contains("url"));
-        let s = spec(json!({"name": "hook", "kind": "http", "config": {"url": "http://127.0.0.1:9/x"}})).unwrap();
+        let s = spec(
+            json!({"name": "hook", "kind": "http", "config": {"url": "http://127.0.0.1:9/x"}}),
+        )
+        .unwrap();
         assert!(s.validate().is_ok());
     }
 
     #[test]
     fn invalid_schemas_are_rejected_at_registration() {
-        let s = spec(json!({"name": "a", "kind": "echo", "input_schema": {"type": "nonsense"}})).unwrap();
+        let s = spec(json!({"name": "a", "kind": "echo", "input_schema": {"type": "nonsense"}}))
+            .unwrap();
         let e = s.validate().unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidAgent);
         assert!(e.message.contains("input_schema"), "{}", e.message);
@@ -332,13 +373,19 @@ mod tests {
 
     #[test]
     fn fallback_cycles_are_rejected() {
-        let agents: HashMap<&str, Option<&str>> = HashMap::from([("b", Some("c")), ("c", Some("a")), ("d", None)]);
+        let agents: HashMap<&str, Option<&str>> =
+            HashMap::from([("b", Some("c")), ("c", Some("a")), ("d", None)]);
         let lookup = |n: &str| agents.get(n).map(|f| f.map(str::to_owned));
         let e = check_fallback_chain("a", Some("b"), lookup).unwrap_err();
         assert_eq!(e.code, ErrorCode::FallbackCycle);
         assert!(e.message.contains("a -> b -> c -> a"), "{}", e.message);
         assert!(check_fallback_chain("a", Some("d"), lookup).is_ok());
-        assert_eq!(check_fallback_chain("a", Some("zzz"), lookup).unwrap_err().code, ErrorCode::InvalidAgent);
+        assert_eq!(
+            check_fallback_chain("a", Some("zzz"), lookup)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidAgent
+        );
         assert!(check_fallback_chain("a", None, lookup).is_ok());
     }
 

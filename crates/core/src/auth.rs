@@ -13,7 +13,9 @@ use utoipa::ToSchema;
 use crate::ids::{ApiKeyId, SessionId, UserId};
 use crate::time::Timestamp;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Reads its own tasks, agents and system status.
@@ -41,7 +43,9 @@ impl FromStr for Role {
             "viewer" => Ok(Role::Viewer),
             "operator" => Ok(Role::Operator),
             "admin" => Ok(Role::Admin),
-            _ => Err(format!("unknown role {s:?}; expected admin, operator or viewer")),
+            _ => Err(format!(
+                "unknown role {s:?}; expected admin, operator or viewer"
+            )),
         }
     }
 }
@@ -53,7 +57,9 @@ impl fmt::Display for Role {
 }
 
 /// What an API key may be used for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Submit, cancel and retry tasks (and read the tasks it submitted).
@@ -85,7 +91,9 @@ impl FromStr for Scope {
             "read" => Ok(Scope::Read),
             "worker" => Ok(Scope::Worker),
             "admin" => Ok(Scope::Admin),
-            _ => Err(format!("unknown scope {s:?}; expected submit, read, worker or admin")),
+            _ => Err(format!(
+                "unknown scope {s:?}; expected submit, read, worker or admin"
+            )),
         }
     }
 }
@@ -113,7 +121,10 @@ impl Permission {
         use Permission::*;
         match role {
             Role::Admin => true,
-            Role::Operator => matches!(self, ReadTasks | SubmitTasks | ManageTasks | ReadAgents | ReadSystem | ManageOwnKeys),
+            Role::Operator => matches!(
+                self,
+                ReadTasks | SubmitTasks | ManageTasks | ReadAgents | ReadSystem | ManageOwnKeys
+            ),
             Role::Viewer => matches!(self, ReadTasks | ReadAgents | ReadSystem | ManageOwnKeys),
         }
     }
@@ -151,7 +162,9 @@ impl Principal {
         }
         match &self.credential {
             Credential::Session(_) => permission != Permission::Work,
-            Credential::ApiKey { scopes, .. } => scopes.iter().any(|s| permission.granted_by_scope(*s)),
+            Credential::ApiKey { scopes, .. } => {
+                scopes.iter().any(|s| permission.granted_by_scope(*s))
+            }
         }
     }
 
@@ -160,7 +173,9 @@ impl Principal {
         self.role == Role::Admin
             && match &self.credential {
                 Credential::Session(_) => true,
-                Credential::ApiKey { scopes, .. } => scopes.iter().any(|s| matches!(s, Scope::Admin | Scope::Read)),
+                Credential::ApiKey { scopes, .. } => scopes
+                    .iter()
+                    .any(|s| matches!(s, Scope::Admin | Scope::Read)),
             }
     }
 
@@ -262,11 +277,18 @@ mod tests {
     use super::*;
 
     fn principal(role: Role, credential: Credential) -> Principal {
-        Principal { user_id: UserId::new(), role, credential }
+        Principal {
+            user_id: UserId::new(),
+            role,
+            credential,
+        }
     }
 
     fn key(scopes: &[Scope]) -> Credential {
-        Credential::ApiKey { id: ApiKeyId::new(), scopes: scopes.to_vec() }
+        Credential::ApiKey {
+            id: ApiKeyId::new(),
+            scopes: scopes.to_vec(),
+        }
     }
 
     #[test]
@@ -281,19 +303,28 @@ mod tests {
         assert!(!op.allows(Permission::ManageAgents) && !op.allows(Permission::ManageUsers));
         let admin = principal(Role::Admin, s);
         assert!(admin.allows(Permission::ManageUsers));
-        assert!(!admin.allows(Permission::Work), "sessions never act as workers");
+        assert!(
+            !admin.allows(Permission::Work),
+            "sessions never act as workers"
+        );
     }
 
     #[test]
     fn key_scopes_narrow_the_owner_role() {
         let read = principal(Role::Admin, key(&[Scope::Read]));
         assert!(read.allows(Permission::ReadTasks));
-        assert!(!read.allows(Permission::SubmitTasks), "a read key cannot submit");
+        assert!(
+            !read.allows(Permission::SubmitTasks),
+            "a read key cannot submit"
+        );
         let worker = principal(Role::Admin, key(&[Scope::Worker]));
         assert!(worker.allows(Permission::Work));
         assert!(!worker.allows(Permission::ReadTasks) && !worker.allows(Permission::SubmitTasks));
         let viewer_admin_key = principal(Role::Viewer, key(&[Scope::Admin]));
-        assert!(!viewer_admin_key.allows(Permission::SubmitTasks), "scope never exceeds the role");
+        assert!(
+            !viewer_admin_key.allows(Permission::SubmitTasks),
+            "scope never exceeds the role"
+        );
     }
 
     #[test]
@@ -306,12 +337,18 @@ mod tests {
         let admin = principal(Role::Admin, Credential::Session(SessionId::new()));
         assert!(admin.can_see_task(other) && admin.task_scope().is_none());
         let admin_submit_key = principal(Role::Admin, key(&[Scope::Submit]));
-        assert!(!admin_submit_key.can_see_task(other), "a submit key sees only its own tasks");
+        assert!(
+            !admin_submit_key.can_see_task(other),
+            "a submit key sees only its own tasks"
+        );
     }
 
     #[test]
     fn emails_are_normalised() {
-        assert_eq!(normalize_email("  Admin@LocalHost "), Some("admin@localhost".into()));
+        assert_eq!(
+            normalize_email("  Admin@LocalHost "),
+            Some("admin@localhost".into())
+        );
         for bad in ["", "no-at", "@x", "x@", "a b@c", "a@b@c"] {
             assert_eq!(normalize_email(bad), None, "{bad:?}");
         }

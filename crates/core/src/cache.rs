@@ -19,6 +19,11 @@ pub trait Cache: Send + Sync + 'static {
 
     async fn ping(&self) -> Result<()>;
 
+    /// Periodic housekeeping (dropping expired entries), for backends that need it.
+    async fn sweep(&self) -> Result<()> {
+        Ok(())
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<()>;
     async fn delete(&self, key: &str) -> Result<bool>;

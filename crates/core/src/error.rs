@@ -104,7 +104,10 @@ impl Error {
 
     /// An internal failure (database down, bug). The message is for operators; clients
     /// only ever see a generic text.
-    pub fn internal(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+    pub fn internal(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
         Error {
             code: ErrorCode::Internal,
             message: context.into(),
@@ -135,7 +138,10 @@ impl Error {
     }
 
     pub fn agent_not_found(name: &str) -> Self {
-        Error::new(ErrorCode::AgentNotFound, format!("agent {name:?} not found"))
+        Error::new(
+            ErrorCode::AgentNotFound,
+            format!("agent {name:?} not found"),
+        )
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
@@ -177,7 +183,9 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -191,7 +199,10 @@ mod tests {
         for code in ErrorCode::ALL {
             let s = code.as_str();
             assert!(seen.insert(s), "duplicate code {s}");
-            assert!(s.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{s} is not snake_case");
+            assert!(
+                s.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{s} is not snake_case"
+            );
             assert!((400..600).contains(&code.http_status()));
         }
     }

@@ -14,7 +14,9 @@ use crate::ids::{TaskId, UserId, WorkerId};
 use crate::task::{TaskError, TaskStatus};
 use crate::time::Timestamp;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum LogLevel {
     Debug,
@@ -108,9 +110,9 @@ impl EventBody {
     /// The task status after this event, if the event is a transition.
     pub fn status(&self) -> Option<TaskStatus> {
         match self {
-            EventBody::Status { status, .. } | EventBody::Result { status, .. } | EventBody::Error { status, .. } => {
-                Some(*status)
-            }
+            EventBody::Status { status, .. }
+            | EventBody::Result { status, .. }
+            | EventBody::Error { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -143,10 +145,16 @@ pub enum BusMessage {
     Tasks { events: Vec<TaskEvent> },
     /// New runnable work for these agents: dispatchers should claim.
     Wake { agents: Vec<String> },
+    /// Work becomes runnable at `at` (delayed tasks, retries after backoff).
+    Scheduled { at: Timestamp },
     /// An agent was created, changed or deleted: drop cached copies.
     AgentChanged { name: String },
     /// Ask the worker holding `attempt` of `task_id` to stop.
-    Cancel { task_id: TaskId, attempt: u32, worker_id: WorkerId },
+    Cancel {
+        task_id: TaskId,
+        attempt: u32,
+        worker_id: WorkerId,
+    },
     /// A session or API key was revoked: drop cached credentials.
     CredentialRevoked { key: String },
 }

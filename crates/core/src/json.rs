@@ -68,7 +68,10 @@ mod tests {
         let b: Value = serde_json::from_str(r#"{"a":{"x":"s","y":[1,2]},"b":1}"#).unwrap();
         assert_eq!(canonical_string(&a), r#"{"a":{"x":"s","y":[1,2]},"b":1}"#);
         assert_eq!(canonical_string(&a), canonical_string(&b));
-        assert_eq!(input_fingerprint("x", "1", &a), input_fingerprint("x", "1", &b));
+        assert_eq!(
+            input_fingerprint("x", "1", &a),
+            input_fingerprint("x", "1", &b)
+        );
     }
 
     #[test]
@@ -78,11 +81,17 @@ mod tests {
         assert_ne!(f, input_fingerprint("y", "1", &v));
         assert_ne!(f, input_fingerprint("x", "2", &v));
         assert_ne!(f, input_fingerprint("x", "1", &json!({"a": 2})));
-        assert_ne!(input_fingerprint("ab", "c", &v), input_fingerprint("a", "bc", &v));
+        assert_ne!(
+            input_fingerprint("ab", "c", &v),
+            input_fingerprint("a", "bc", &v)
+        );
     }
 
     #[test]
     fn strings_are_escaped() {
-        assert_eq!(canonical_string(&json!({"q\"": "a\nb"})), r#"{"q\"":"a\nb"}"#);
+        assert_eq!(
+            canonical_string(&json!({"q\"": "a\nb"})),
+            r#"{"q\"":"a\nb"}"#
+        );
     }
 }

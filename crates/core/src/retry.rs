@@ -47,7 +47,10 @@ impl RetryPolicy {
             ));
         }
         if self.base_ms == 0 || self.base_ms > MAX_BACKOFF_MS {
-            return bad(format!("retry.base_ms must be between 1 and {MAX_BACKOFF_MS}, got {}", self.base_ms));
+            return bad(format!(
+                "retry.base_ms must be between 1 and {MAX_BACKOFF_MS}, got {}",
+                self.base_ms
+            ));
         }
         if self.cap_ms < self.base_ms || self.cap_ms > MAX_BACKOFF_MS {
             return bad(format!(
@@ -61,7 +64,10 @@ impl RetryPolicy {
     /// The ceiling of the jittered delay after `failed_attempts` failures (≥ 1).
     pub fn ceiling_ms(&self, failed_attempts: u32) -> u64 {
         let exp = failed_attempts.saturating_sub(1).min(63);
-        let grown = self.base_ms.checked_shl(exp).filter(|v| v >> exp == self.base_ms);
+        let grown = self
+            .base_ms
+            .checked_shl(exp)
+            .filter(|v| v >> exp == self.base_ms);
         grown.unwrap_or(u64::MAX).min(self.cap_ms)
     }
 
@@ -69,7 +75,11 @@ impl RetryPolicy {
     /// random draw (so callers and tests control the randomness).
     pub fn delay_ms(&self, failed_attempts: u32, unit: f64) -> u64 {
         let ceiling = self.ceiling_ms(failed_attempts);
-        let unit = if unit.is_finite() { unit.clamp(0.0, 1.0) } else { 0.0 };
+        let unit = if unit.is_finite() {
+            unit.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         // ceiling ≤ MAX_BACKOFF_MS < 2^53, so the float round trip is exact enough.
         ((ceiling as f64) * unit).floor().min(ceiling as f64) as u64
     }
@@ -87,7 +97,11 @@ mod tests {
 
     #[test]
     fn ceiling_doubles_until_the_cap() {
-        let p = RetryPolicy { max_attempts: 10, base_ms: 100, cap_ms: 1_000 };
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base_ms: 100,
+            cap_ms: 1_000,
+        };
         let ceilings: Vec<u64> = (1..=6).map(|n| p.ceiling_ms(n)).collect();
         assert_eq!(ceilings, vec![100, 200, 400, 800, 1_000, 1_000]);
     }
@@ -101,9 +115,20 @@ mod tests {
 
     #[test]
     fn invalid_policies_are_rejected_with_the_field_named() {
-        let e = RetryPolicy { max_attempts: 0, ..Default::default() }.validate().unwrap_err();
+        let e = RetryPolicy {
+            max_attempts: 0,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
         assert!(e.message.contains("max_attempts"));
-        let e = RetryPolicy { cap_ms: 10, base_ms: 100, max_attempts: 3 }.validate().unwrap_err();
+        let e = RetryPolicy {
+            cap_ms: 10,
+            base_ms: 100,
+            max_attempts: 3,
+        }
+        .validate()
+        .unwrap_err();
         assert!(e.message.contains("cap_ms"));
     }
 
@@ -116,7 +141,7 @@ mod tests {
             let d = p.delay_ms(n, unit);
             prop_assert!(d <= p.cap_ms);
             prop_assert!(d <= p.ceiling_ms(n));
-            let exact = base.checked_mul(1u64.checked_shl(n - 1).unwrap_or(u64::MAX)).unwrap_or(u64::MAX);
+            let exact = base.saturating_mul(1u64.checked_shl(n - 1).unwrap_or(u64::MAX));
             prop_assert_eq!(p.ceiling_ms(n), exact.min(p.cap_ms));
         }
 
@@ -136,10 +161,20 @@ mod tests {
 
     #[test]
     fn jitter_spreads_over_the_whole_range() {
-        let p = RetryPolicy { max_attempts: 5, base_ms: 1_000, cap_ms: 1_000 };
+        let p = RetryPolicy {
+            max_attempts: 5,
+            base_ms: 1_000,
+            cap_ms: 1_000,
+        };
         let draws: Vec<u64> = (0..2_000).map(|_| p.random_delay_ms(1)).collect();
         assert!(draws.iter().all(|d| *d <= 1_000));
-        assert!(draws.iter().any(|d| *d < 100), "full jitter reaches near zero");
-        assert!(draws.iter().any(|d| *d > 900), "full jitter reaches near the ceiling");
+        assert!(
+            draws.iter().any(|d| *d < 100),
+            "full jitter reaches near zero"
+        );
+        assert!(
+            draws.iter().any(|d| *d > 900),
+            "full jitter reaches near the ceiling"
+        );
     }
 }

@@ -34,14 +34,18 @@ pub struct CompiledSchema {
 
 impl std::fmt::Debug for CompiledSchema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompiledSchema").field("raw", &self.raw).finish()
+        f.debug_struct("CompiledSchema")
+            .field("raw", &self.raw)
+            .finish()
     }
 }
 
 impl CompiledSchema {
     /// Compiles `schema`; `field` names it in error messages (`input_schema`, …).
     pub fn compile(schema: &Value, field: &str) -> Result<Self, Error> {
-        let size = serde_json::to_vec(schema).map(|v| v.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(schema)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         if size > MAX_SCHEMA_BYTES {
             return Err(Error::new(
                 ErrorCode::InvalidAgent,
@@ -49,13 +53,24 @@ impl CompiledSchema {
             ));
         }
         if !schema.is_object() && !schema.is_boolean() {
-            return Err(Error::new(ErrorCode::InvalidAgent, format!("{field} must be a JSON Schema object")));
+            return Err(Error::new(
+                ErrorCode::InvalidAgent,
+                format!("{field} must be a JSON Schema object"),
+            ));
         }
         let validator = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft202012)
             .build(schema)
-            .map_err(|e| Error::new(ErrorCode::InvalidAgent, format!("{field} is not a valid JSON Schema: {e}")))?;
-        Ok(CompiledSchema { raw: Arc::new(schema.clone()), validator: Arc::new(validator) })
+            .map_err(|e| {
+                Error::new(
+                    ErrorCode::InvalidAgent,
+                    format!("{field} is not a valid JSON Schema: {e}"),
+                )
+            })?;
+        Ok(CompiledSchema {
+            raw: Arc::new(schema.clone()),
+            validator: Arc::new(validator),
+        })
     }
 
     pub fn raw(&self) -> &Value {
@@ -77,7 +92,11 @@ impl CompiledSchema {
                 message: e.to_string(),
             })
             .collect();
-        if violations.is_empty() { Ok(()) } else { Err(violations) }
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(violations)
+        }
     }
 
     /// Fills in `default`s of absent properties, recursively, following local `$ref`s.
@@ -88,7 +107,8 @@ impl CompiledSchema {
     /// The transform step: apply defaults, then validate. Errors list every violation.
     pub fn prepare(&self, mut instance: Value, what: &str) -> Result<Value, Error> {
         self.apply_defaults(&mut instance);
-        self.check(&instance).map_err(|violations| violations_error(what, violations))?;
+        self.check(&instance)
+            .map_err(|violations| violations_error(what, violations))?;
         Ok(instance)
     }
 }
@@ -98,11 +118,21 @@ pub fn violations_error(what: &str, violations: Vec<Violation>) -> Error {
     let summary = violations
         .iter()
         .take(3)
-        .map(|v| if v.path.is_empty() { v.message.clone() } else { format!("{}: {}", v.path, v.message) })
+        .map(|v| {
+            if v.path.is_empty() {
+                v.message.clone()
+            } else {
+                format!("{}: {}", v.path, v.message)
+            }
+        })
         .collect::<Vec<_>>()
         .join("; ");
     let more = violations.len().saturating_sub(3);
-    let suffix = if more > 0 { format!(" (and {more} more)") } else { String::new() };
+    let suffix = if more > 0 {
+        format!(" (and {more} more)")
+    } else {
+        String::new()
+    };
     Error::new(
         ErrorCode::ValidationFailed,
         format!("{what} failed validation: {summary}{suffix}"),
@@ -151,14 +181,22 @@ fn apply_defaults(root: &Value, schema: &Value, instance: &mut Value, depth: usi
     }
 }
 
-fn fill_object(root: &Value, props: &Map<String, Value>, obj: &mut Map<String, Value>, depth: usize) {
+fn fill_object(
+    root: &Value,
+    props: &Map<String, Value>,
+    obj: &mut Map<String, Value>,
+    depth: usize,
+) {
     for (name, declared) in props {
         // A `default` beside a `$ref` wins over one inside the referenced schema.
         let prop_schema = resolve(root, declared);
         match obj.get_mut(name) {
             Some(value) => apply_defaults(root, prop_schema, value, depth + 1),
             None => {
-                if let Some(default) = declared.get("default").or_else(|| prop_schema.get("default")) {
+                if let Some(default) = declared
+                    .get("default")
+                    .or_else(|| prop_schema.get("default"))
+                {
                     let mut value = default.clone();
                     apply_defaults(root, prop_schema, &mut value, depth + 1);
                     obj.insert(name.clone(), value);
@@ -188,11 +226,24 @@ mod tests {
         }));
         let violations = s.check(&json!({"ms": -5})).unwrap_err();
         assert_eq!(violations.len(), 2, "{violations:?}");
-        assert!(violations.iter().any(|v| v.path == "/ms" && v.keyword == "minimum"));
-        assert!(violations.iter().any(|v| v.keyword == "required" && v.message.contains("name")));
-        let e = s.prepare(json!({"ms": "x", "name": 1}), "input").unwrap_err();
+        assert!(
+            violations
+                .iter()
+                .any(|v| v.path == "/ms" && v.keyword == "minimum")
+        );
+        assert!(
+            violations
+                .iter()
+                .any(|v| v.keyword == "required" && v.message.contains("name"))
+        );
+        let e = s
+            .prepare(json!({"ms": "x", "name": 1}), "input")
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::ValidationFailed);
-        assert_eq!(e.details.unwrap()["violations"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            e.details.unwrap()["violations"].as_array().unwrap().len(),
+            2
+        );
     }
 
     #[test]
@@ -207,17 +258,27 @@ mod tests {
             },
             "required": ["times"]
         }));
-        let out = s.prepare(json!({"list": [{}, {"k": "w"}]}), "input").unwrap();
-        assert_eq!(out, json!({"times": 1, "opts": {"depth": 2}, "list": [{"k": "v"}, {"k": "w"}]}));
+        let out = s
+            .prepare(json!({"list": [{}, {"k": "w"}]}), "input")
+            .unwrap();
+        assert_eq!(
+            out,
+            json!({"times": 1, "opts": {"depth": 2}, "list": [{"k": "v"}, {"k": "w"}]})
+        );
         // Present values are kept as given.
-        let out = s.prepare(json!({"times": 5, "opts": {"depth": 9}}), "input").unwrap();
+        let out = s
+            .prepare(json!({"times": 5, "opts": {"depth": 9}}), "input")
+            .unwrap();
         assert_eq!(out["times"], 5);
         assert_eq!(out["opts"]["depth"], 9);
     }
 
     #[test]
     fn remote_refs_are_not_fetched() {
-        let e = CompiledSchema::compile(&json!({"$ref": "https://example.com/schema.json"}), "input_schema");
+        let e = CompiledSchema::compile(
+            &json!({"$ref": "https://example.com/schema.json"}),
+            "input_schema",
+        );
         assert!(e.is_err(), "a remote $ref must not compile offline");
     }
 

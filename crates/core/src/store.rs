@@ -109,13 +109,25 @@ pub struct ClaimedTask {
 /// The end of an attempt, as decided by the engine.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
-    Succeeded { output: Value },
+    Succeeded {
+        output: Value,
+    },
     /// Back to the queue, runnable at `run_at`.
-    Retry { error: TaskError, run_at: Timestamp },
+    Retry {
+        error: TaskError,
+        run_at: Timestamp,
+    },
     /// Failed for good; `fallback` takes over (it is inserted in the same transaction).
-    Fallback { error: TaskError, fallback: Box<NewTask> },
-    Dead { error: TaskError },
-    Cancelled { error: Option<TaskError> },
+    Fallback {
+        error: TaskError,
+        fallback: Box<NewTask>,
+    },
+    Dead {
+        error: TaskError,
+    },
+    Cancelled {
+        error: Option<TaskError>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -145,6 +157,24 @@ pub struct Transition {
 }
 
 impl Transition {
+    /// The first transition of a just-inserted task (`queued`, or `succeeded` from cache).
+    pub fn inserted(t: &Task) -> Self {
+        Transition {
+            task_id: t.id,
+            agent: t.agent.clone(),
+            owner_id: t.owner_id,
+            status: t.status,
+            seq: t.seq,
+            attempt: 0,
+            at: t.created_at,
+            run_at: t.run_at,
+            output: t.output.clone(),
+            error: None,
+            fallback_task_id: None,
+            cached: t.cached,
+        }
+    }
+
     /// The event clients see for this transition.
     pub fn event_body(&self) -> EventBody {
         match (self.status, &self.output, &self.error) {
@@ -192,9 +222,12 @@ pub struct CompletionResult {
 #[derive(Clone, Debug, PartialEq)]
 pub enum CancelOutcome {
     /// It was waiting and is now cancelled.
-    Cancelled(Transition),
+    Cancelled(Box<Transition>),
     /// It is running; the worker holding `attempt` must be told to stop.
-    Requested { worker_id: Option<WorkerId>, attempt: u32 },
+    Requested {
+        worker_id: Option<WorkerId>,
+        attempt: u32,
+    },
     /// Already finished: nothing to cancel.
     AlreadyFinished(TaskStatus),
     NotFound,
@@ -295,7 +328,11 @@ pub struct WorkerInfo {
 pub trait TaskStore: Send + Sync {
     /// Inserts a batch in one transaction. A task whose (owner, idempotency key) exists
     /// with `created_at` after `idempotency_since` is not inserted: the existing one is returned.
-    async fn insert_tasks(&self, batch: Vec<NewTask>, idempotency_since: Timestamp) -> Result<Vec<Submitted>>;
+    async fn insert_tasks(
+        &self,
+        batch: Vec<NewTask>,
+        idempotency_since: Timestamp,
+    ) -> Result<Vec<Submitted>>;
 
     async fn get_task(&self, id: TaskId) -> Result<Option<Task>>;
 
@@ -321,10 +358,18 @@ pub trait TaskStore: Send + Sync {
     async fn expired_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<LeaseInfo>>;
 
     /// Running attempts, of one worker or of all.
-    async fn running_tasks(&self, worker_id: Option<WorkerId>, limit: u32) -> Result<Vec<LeaseInfo>>;
+    async fn running_tasks(
+        &self,
+        worker_id: Option<WorkerId>,
+        limit: u32,
+    ) -> Result<Vec<LeaseInfo>>;
 
     /// Running attempts asked to cancel before `requested_before` that still run.
-    async fn overdue_cancellations(&self, requested_before: Timestamp, limit: u32) -> Result<Vec<LeaseInfo>>;
+    async fn overdue_cancellations(
+        &self,
+        requested_before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<LeaseInfo>>;
 
     async fn cancel_task(&self, id: TaskId, now: Timestamp) -> Result<CancelOutcome>;
 
@@ -361,14 +406,24 @@ pub trait IdentityStore: Send + Sync {
     /// The user and its password hash.
     async fn user_by_email(&self, email: &str) -> Result<Option<(User, String)>>;
     async fn list_users(&self) -> Result<Vec<User>>;
-    async fn update_user(&self, id: UserId, patch: UserPatch, now: Timestamp) -> Result<Option<User>>;
+    async fn update_user(
+        &self,
+        id: UserId,
+        patch: UserPatch,
+        now: Timestamp,
+    ) -> Result<Option<User>>;
     async fn count_users(&self) -> Result<u64>;
 
     async fn create_api_key(&self, key: NewApiKey) -> Result<()>;
     async fn api_key_by_hash(&self, secret_hash: &str) -> Result<Option<ApiKey>>;
     async fn list_api_keys(&self, user: Option<UserId>) -> Result<Vec<ApiKey>>;
     /// Revokes a key (of `user`, if given); returns whether one was revoked.
-    async fn revoke_api_key(&self, id: ApiKeyId, user: Option<UserId>, now: Timestamp) -> Result<bool>;
+    async fn revoke_api_key(
+        &self,
+        id: ApiKeyId,
+        user: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<bool>;
     async fn touch_api_key(&self, id: ApiKeyId, now: Timestamp) -> Result<()>;
 }
 
@@ -392,7 +447,9 @@ pub trait SettingsStore: Send + Sync {
 }
 
 #[async_trait]
-pub trait Store: TaskStore + AgentStore + IdentityStore + WorkerStore + SettingsStore + 'static {
+pub trait Store:
+    TaskStore + AgentStore + IdentityStore + WorkerStore + SettingsStore + 'static
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     async fn ping(&self) -> Result<()>;

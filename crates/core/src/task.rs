@@ -78,12 +78,12 @@ impl TaskStatus {
     /// Whether the lifecycle allows going from `self` to `to`.
     pub fn can_transition_to(self, to: TaskStatus) -> bool {
         use TaskStatus::*;
-        match (self, to) {
-            (Queued | Retrying, Running | Cancelled) => true,
-            (Running, Succeeded | Retrying | Failed | Dead | Cancelled) => true,
-            (Dead | Failed | Cancelled, Queued) => true,
-            _ => false,
-        }
+        matches!(
+            (self, to),
+            (Queued | Retrying, Running | Cancelled)
+                | (Running, Succeeded | Retrying | Failed | Dead | Cancelled)
+                | (Dead | Failed | Cancelled, Queued)
+        )
     }
 }
 
@@ -319,7 +319,9 @@ pub fn decide_failure(
         return FailureDecision::Retry { delay_ms };
     }
     match fallback {
-        Some(agent) => FailureDecision::Fallback { agent: agent.to_owned() },
+        Some(agent) => FailureDecision::Fallback {
+            agent: agent.to_owned(),
+        },
         None => FailureDecision::Dead,
     }
 }
@@ -330,25 +332,43 @@ mod tests {
     use proptest::prelude::*;
 
     fn policy(max: u32) -> RetryPolicy {
-        RetryPolicy { max_attempts: max, base_ms: 100, cap_ms: 10_000 }
+        RetryPolicy {
+            max_attempts: max,
+            base_ms: 100,
+            cap_ms: 10_000,
+        }
     }
 
     #[test]
     fn retryable_errors_back_off_until_attempts_run_out() {
         let e = TaskError::retryable("http_503", "upstream down");
-        assert!(matches!(decide_failure(&e, 1, &policy(3), None, 0.5), FailureDecision::Retry { delay_ms: 50 }));
-        assert!(matches!(decide_failure(&e, 2, &policy(3), None, 0.5), FailureDecision::Retry { delay_ms: 100 }));
-        assert_eq!(decide_failure(&e, 3, &policy(3), None, 0.5), FailureDecision::Dead);
+        assert!(matches!(
+            decide_failure(&e, 1, &policy(3), None, 0.5),
+            FailureDecision::Retry { delay_ms: 50 }
+        ));
+        assert!(matches!(
+            decide_failure(&e, 2, &policy(3), None, 0.5),
+            FailureDecision::Retry { delay_ms: 100 }
+        ));
+        assert_eq!(
+            decide_failure(&e, 3, &policy(3), None, 0.5),
+            FailureDecision::Dead
+        );
         assert_eq!(
             decide_failure(&e, 3, &policy(3), Some("backup"), 0.5),
-            FailureDecision::Fallback { agent: "backup".into() }
+            FailureDecision::Fallback {
+                agent: "backup".into()
+            }
         );
     }
 
     #[test]
     fn permanent_errors_skip_retries() {
         let e = TaskError::permanent("bad_input", "no");
-        assert_eq!(decide_failure(&e, 1, &policy(5), None, 0.1), FailureDecision::Dead);
+        assert_eq!(
+            decide_failure(&e, 1, &policy(5), None, 0.1),
+            FailureDecision::Dead
+        );
         assert_eq!(
             decide_failure(&e, 1, &policy(5), Some("fb"), 0.1),
             FailureDecision::Fallback { agent: "fb".into() }
@@ -358,18 +378,32 @@ mod tests {
     #[test]
     fn rate_limited_honours_retry_after() {
         let e = TaskError::rate_limited("slow down", Some(7_000));
-        assert_eq!(decide_failure(&e, 1, &policy(5), None, 0.0), FailureDecision::Retry { delay_ms: 7_000 });
+        assert_eq!(
+            decide_failure(&e, 1, &policy(5), None, 0.0),
+            FailureDecision::Retry { delay_ms: 7_000 }
+        );
         let e = TaskError::rate_limited("slow down", None);
-        assert_eq!(decide_failure(&e, 1, &policy(5), None, 0.0), FailureDecision::Retry { delay_ms: 0 });
+        assert_eq!(
+            decide_failure(&e, 1, &policy(5), None, 0.0),
+            FailureDecision::Retry { delay_ms: 0 }
+        );
     }
 
     #[test]
     fn status_strings_round_trip() {
         for s in TaskStatus::ALL {
             assert_eq!(s.as_str().parse::<TaskStatus>().unwrap(), s);
-            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::json!(s.as_str())
+            );
         }
-        assert!("finished".parse::<TaskStatus>().unwrap_err().contains("queued"));
+        assert!(
+            "finished"
+                .parse::<TaskStatus>()
+                .unwrap_err()
+                .contains("queued")
+        );
     }
 
     #[test]

@@ -5,9 +5,9 @@
 use std::collections::HashSet;
 
 use serde_json::{Map, Value, json};
+use switchyard_core::TaskId;
 use switchyard_core::store::{Completion, EventDraft, NewTask, Outcome, Transition};
 use switchyard_core::task::{AttemptStatus, TaskStatus};
-use switchyard_core::TaskId;
 
 pub(crate) fn hex_id(id: &uuid::Uuid) -> String {
     id.simple().to_string()
@@ -26,19 +26,41 @@ pub(crate) fn new_tasks_json(batch: &[NewTask]) -> String {
             let mut o = Map::new();
             o.insert("id".into(), hex_id(&t.id.0).into());
             o.insert("agent".into(), t.agent.clone().into());
-            let status = if t.cached_output.is_some() { TaskStatus::Succeeded } else { TaskStatus::Queued };
+            let status = if t.cached_output.is_some() {
+                TaskStatus::Succeeded
+            } else {
+                TaskStatus::Queued
+            };
             o.insert("status".into(), status.as_str().into());
             o.insert("priority".into(), t.priority.into());
             o.insert("input".into(), t.input.clone());
             put_opt(&mut o, "output", t.cached_output.clone());
             o.insert("cached".into(), t.cached_output.is_some().into());
             put_opt(&mut o, "owner_id", t.owner_id.map(|u| hex_id(&u.0).into()));
-            put_opt(&mut o, "idempotency_key", t.idempotency_key.clone().map(Into::into));
+            put_opt(
+                &mut o,
+                "idempotency_key",
+                t.idempotency_key.clone().map(Into::into),
+            );
             o.insert("run_at".into(), t.run_at.millis().into());
             o.insert("created_at".into(), t.created_at.millis().into());
-            put_opt(&mut o, "finished_at", t.cached_output.as_ref().map(|_| t.created_at.millis().into()));
-            put_opt(&mut o, "parent_id", t.parent_id.map(|u| hex_id(&u.0).into()));
-            put_opt(&mut o, "fallback_of", t.fallback_of.map(|u| hex_id(&u.0).into()));
+            put_opt(
+                &mut o,
+                "finished_at",
+                t.cached_output
+                    .as_ref()
+                    .map(|_| t.created_at.millis().into()),
+            );
+            put_opt(
+                &mut o,
+                "parent_id",
+                t.parent_id.map(|u| hex_id(&u.0).into()),
+            );
+            put_opt(
+                &mut o,
+                "fallback_of",
+                t.fallback_of.map(|u| hex_id(&u.0).into()),
+            );
             put_opt(&mut o, "trace_id", t.trace_id.clone().map(Into::into));
             Value::Object(o)
         })
@@ -49,7 +71,10 @@ pub(crate) fn new_tasks_json(batch: &[NewTask]) -> String {
 /// Keeps the first completion per task: one statement cannot update a row twice.
 pub(crate) fn dedupe_completions(batch: Vec<Completion>) -> Vec<Completion> {
     let mut seen = HashSet::with_capacity(batch.len());
-    batch.into_iter().filter(|c| seen.insert(c.task_id)).collect()
+    batch
+        .into_iter()
+        .filter(|c| seen.insert(c.task_id))
+        .collect()
 }
 
 pub(crate) fn outcome_status(outcome: &Outcome) -> (TaskStatus, AttemptStatus) {
@@ -115,31 +140,17 @@ pub(crate) fn enrich(mut t: Transition, c: &Completion) -> Transition {
     t
 }
 
-/// The `queued` (or cached `succeeded`) transition of a freshly inserted task.
-pub(crate) fn inserted_transition(t: &NewTask) -> Transition {
-    Transition {
-        task_id: t.id,
-        agent: t.agent.clone(),
-        owner_id: t.owner_id,
-        status: if t.cached_output.is_some() { TaskStatus::Succeeded } else { TaskStatus::Queued },
-        seq: 1,
-        attempt: 0,
-        at: t.created_at,
-        run_at: t.run_at,
-        output: t.cached_output.clone(),
-        error: None,
-        fallback_task_id: None,
-        cached: t.cached_output.is_some(),
-    }
-}
-
 /// The task as just inserted, without a round trip to read it back.
 pub(crate) fn inserted_task(t: &NewTask) -> switchyard_core::task::Task {
     let cached = t.cached_output.is_some();
     switchyard_core::task::Task {
         id: t.id,
         agent: t.agent.clone(),
-        status: if cached { TaskStatus::Succeeded } else { TaskStatus::Queued },
+        status: if cached {
+            TaskStatus::Succeeded
+        } else {
+            TaskStatus::Queued
+        },
         priority: t.priority,
         input: t.input.clone(),
         output: t.cached_output.clone(),
@@ -166,7 +177,8 @@ pub(crate) fn inserted_task(t: &NewTask) -> switchyard_core::task::Task {
 /// `[{id, attempt, n}]` for the sequence reservation.
 pub(crate) fn seq_requests(drafts: &[EventDraft]) -> (String, Vec<(TaskId, u32, u64)>) {
     let mut order: Vec<(TaskId, u32, u64)> = Vec::new();
-    let mut index: std::collections::HashMap<(TaskId, u32), usize> = std::collections::HashMap::new();
+    let mut index: std::collections::HashMap<(TaskId, u32), usize> =
+        std::collections::HashMap::new();
     for d in drafts {
         let i = *index.entry((d.task_id, d.attempt)).or_insert_with(|| {
             order.push((d.task_id, d.attempt, 0));

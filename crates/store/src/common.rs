@@ -9,7 +9,14 @@
 /// Path of an SQL file: `sql!("common", "get_task")`.
 macro_rules! sql {
     ($dialect:literal, $name:literal) => {
-        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/", $dialect, "/", $name, ".sql"))
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/sql/",
+            $dialect,
+            "/",
+            $name,
+            ".sql"
+        ))
     };
 }
 pub(crate) use sql;
@@ -137,7 +144,7 @@ macro_rules! impl_store_common {
                 }
                 if !fallbacks.is_empty() {
                     self.insert_batch(&mut tx, batch::new_tasks_json(&fallbacks)).await?;
-                    transitions.extend(fallbacks.iter().map(batch::inserted_transition));
+                    transitions.extend(fallbacks.iter().map(|f| Transition::inserted(&batch::inserted_task(f))));
                 }
                 tx.commit().await.map_err(db_err("commit complete"))?;
                 let recorded: std::collections::HashSet<TaskId> = transitions.iter().map(|t| t.task_id).collect();
@@ -264,7 +271,7 @@ macro_rules! impl_store_common {
                 let outcome = if let Some(row) = row {
                     let mut t = rows::transition(&row)?;
                     t.error = Some(error);
-                    CancelOutcome::Cancelled(t)
+                    CancelOutcome::Cancelled(Box::new(t))
                 } else if let Some(row) = sqlx::query(sql!("common", "request_cancel"))
                     .bind(id.0)
                     .bind(now.millis())

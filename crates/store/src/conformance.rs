@@ -62,7 +62,11 @@ pub fn new_task(agent: &str, priority: i32, at: Timestamp) -> NewTask {
     }
 }
 
-fn claim_req(worker: WorkerId, now: Timestamp, demands: &[(&str, u32, Option<u32>)]) -> ClaimRequest {
+fn claim_req(
+    worker: WorkerId,
+    now: Timestamp,
+    demands: &[(&str, u32, Option<u32>)],
+) -> ClaimRequest {
     ClaimRequest {
         worker_id: worker,
         worker_name: "conformance".into(),
@@ -80,15 +84,32 @@ fn claim_req(worker: WorkerId, now: Timestamp, demands: &[(&str, u32, Option<u32
 }
 
 async fn insert(store: &SharedStore, tasks: Vec<NewTask>) -> Vec<Submitted> {
-    store.insert_tasks(tasks, Timestamp::EPOCH).await.expect("insert tasks")
+    store
+        .insert_tasks(tasks, Timestamp::EPOCH)
+        .await
+        .expect("insert tasks")
 }
 
-async fn claim(store: &SharedStore, worker: WorkerId, now: Timestamp, agent: &str, max: u32) -> Vec<ClaimedTask> {
-    store.claim_tasks(&claim_req(worker, now, &[(agent, max, None)])).await.expect("claim")
+async fn claim(
+    store: &SharedStore,
+    worker: WorkerId,
+    now: Timestamp,
+    agent: &str,
+    max: u32,
+) -> Vec<ClaimedTask> {
+    store
+        .claim_tasks(&claim_req(worker, now, &[(agent, max, None)]))
+        .await
+        .expect("claim")
 }
 
 fn done(task: &ClaimedTask, at: Timestamp, outcome: Outcome) -> Completion {
-    Completion { task_id: task.id, attempt: task.attempt, at, outcome }
+    Completion {
+        task_id: task.id,
+        attempt: task.attempt,
+        at,
+        outcome,
+    }
 }
 
 pub async fn insert_and_get(store: SharedStore) {
@@ -97,11 +118,22 @@ pub async fn insert_and_get(store: SharedStore) {
     t.parent_id = Some(TaskId::new());
     let out = insert(&store, vec![t.clone()]).await;
     assert!(matches!(&out[0], Submitted::Created(_)));
-    let got = store.get_task(t.id).await.unwrap().expect("inserted task is readable");
-    assert_eq!(got, out[0].task().clone(), "the returned task equals the stored one");
+    let got = store
+        .get_task(t.id)
+        .await
+        .unwrap()
+        .expect("inserted task is readable");
+    assert_eq!(
+        got,
+        out[0].task().clone(),
+        "the returned task equals the stored one"
+    );
     assert_eq!(got.status, TaskStatus::Queued);
     assert_eq!(got.input, t.input);
-    assert_eq!((got.priority, got.seq, got.owner_id, got.parent_id), (3, 1, t.owner_id, t.parent_id));
+    assert_eq!(
+        (got.priority, got.seq, got.owner_id, got.parent_id),
+        (3, 1, t.owner_id, t.parent_id)
+    );
     assert_eq!(got.trace_id, t.trace_id);
     assert!(got.attempts.is_empty());
     assert!(store.get_task(TaskId::new()).await.unwrap().is_none());
@@ -132,13 +164,19 @@ pub async fn idempotency_keys(store: SharedStore) {
         Submitted::Existing(t) => assert_eq!(t.id, a.id),
         other => panic!("expected the existing task, got {other:?}"),
     }
-    assert!(store.get_task(again.id).await.unwrap().is_none(), "the duplicate was not stored");
+    assert!(
+        store.get_task(again.id).await.unwrap().is_none(),
+        "the duplicate was not stored"
+    );
 
     // Same key, another owner: a different task.
     let mut other_owner = again.clone();
     other_owner.id = TaskId::new();
     other_owner.owner_id = Some(UserId::new());
-    assert!(matches!(insert(&store, vec![other_owner]).await[0], Submitted::Created(_)));
+    assert!(matches!(
+        insert(&store, vec![other_owner]).await[0],
+        Submitted::Created(_)
+    ));
 
     // Two with one key in the same batch: the second gets the first.
     let mut x = new_task("echo", 0, t0());
@@ -146,7 +184,10 @@ pub async fn idempotency_keys(store: SharedStore) {
     x.idempotency_key = Some("batch-key".into());
     let mut y = x.clone();
     y.id = TaskId::new();
-    let out = store.insert_tasks(vec![x.clone(), y], Timestamp::EPOCH).await.unwrap();
+    let out = store
+        .insert_tasks(vec![x.clone(), y], Timestamp::EPOCH)
+        .await
+        .unwrap();
     assert!(matches!(out[0], Submitted::Created(_)));
     assert_eq!(out[1].task().id, x.id);
 
@@ -154,8 +195,14 @@ pub async fn idempotency_keys(store: SharedStore) {
     let mut later = new_task("echo", 0, t0().plus_ms(100_000));
     later.owner_id = owner;
     later.idempotency_key = Some("order-42".into());
-    let out = store.insert_tasks(vec![later.clone()], t0().plus_ms(50_000)).await.unwrap();
-    assert!(matches!(out[0], Submitted::Created(_)), "a key older than the window is reusable");
+    let out = store
+        .insert_tasks(vec![later.clone()], t0().plus_ms(50_000))
+        .await
+        .unwrap();
+    assert!(
+        matches!(out[0], Submitted::Created(_)),
+        "a key older than the window is reusable"
+    );
 }
 
 pub async fn claim_order_priority_then_fifo(store: SharedStore) {
@@ -163,14 +210,29 @@ pub async fn claim_order_priority_then_fifo(store: SharedStore) {
     let high = new_task("order", 10, t0());
     let low2 = new_task("order", 0, t0());
     let other = new_task("other-agent", 100, t0());
-    insert(&store, vec![low.clone(), high.clone(), low2.clone(), other.clone()]).await;
+    insert(
+        &store,
+        vec![low.clone(), high.clone(), low2.clone(), other.clone()],
+    )
+    .await;
     let worker = WorkerId::new();
     let first = claim(&store, worker, t0(), "order", 2).await;
-    assert_eq!(first.iter().map(|c| c.id).collect::<Vec<_>>(), vec![high.id, low.id]);
-    assert!(first.iter().all(|c| c.attempt == 1 && c.attempts_in_run == 1 && c.seq == 2));
+    assert_eq!(
+        first.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![high.id, low.id]
+    );
+    assert!(
+        first
+            .iter()
+            .all(|c| c.attempt == 1 && c.attempts_in_run == 1 && c.seq == 2)
+    );
     assert_eq!(first[0].input, high.input);
     let rest = claim(&store, worker, t0(), "order", 10).await;
-    assert_eq!(rest.iter().map(|c| c.id).collect::<Vec<_>>(), vec![low2.id], "other agents are untouched");
+    assert_eq!(
+        rest.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![low2.id],
+        "other agents are untouched"
+    );
     assert!(claim(&store, worker, t0(), "order", 10).await.is_empty());
     let running = store.get_task(high.id).await.unwrap().unwrap();
     assert_eq!(running.status, TaskStatus::Running);
@@ -185,7 +247,11 @@ pub async fn claim_respects_run_at(store: SharedStore) {
     let mut delayed = new_task("delayed", 0, t0());
     delayed.run_at = later;
     insert(&store, vec![delayed.clone()]).await;
-    assert!(claim(&store, WorkerId::new(), t0(), "delayed", 5).await.is_empty());
+    assert!(
+        claim(&store, WorkerId::new(), t0(), "delayed", 5)
+            .await
+            .is_empty()
+    );
     assert_eq!(store.next_run_at(t0()).await.unwrap(), Some(later));
     assert!(store.ready_agents(t0()).await.unwrap().is_empty());
     let claimed = claim(&store, WorkerId::new(), later, "delayed", 5).await;
@@ -202,7 +268,11 @@ pub async fn claim_respects_concurrency_limit(store: SharedStore) {
     let b = store.claim_tasks(&req(WorkerId::new())).await.unwrap();
     assert!(b.is_empty(), "the limit holds across workers");
     store
-        .complete_tasks(vec![done(&a[0], t0(), Outcome::Succeeded { output: json!(1) })])
+        .complete_tasks(vec![done(
+            &a[0],
+            t0(),
+            Outcome::Succeeded { output: json!(1) },
+        )])
         .await
         .unwrap();
     let c = store.claim_tasks(&req(WorkerId::new())).await.unwrap();
@@ -244,12 +314,21 @@ pub async fn success_records_attempt(store: SharedStore) {
     let c = claim(&store, worker, t0(), "echo", 1).await.remove(0);
     let at = t0().plus_ms(5);
     let result = store
-        .complete_tasks(vec![done(&c, at, Outcome::Succeeded { output: json!({"ok": true}) })])
+        .complete_tasks(vec![done(
+            &c,
+            at,
+            Outcome::Succeeded {
+                output: json!({"ok": true}),
+            },
+        )])
         .await
         .unwrap();
     assert!(result.rejected.is_empty());
     let tr = &result.transitions[0];
-    assert_eq!((tr.status, tr.seq, tr.attempt), (TaskStatus::Succeeded, 3, 1));
+    assert_eq!(
+        (tr.status, tr.seq, tr.attempt),
+        (TaskStatus::Succeeded, 3, 1)
+    );
     assert_eq!(tr.output, Some(json!({"ok": true})));
     assert!(matches!(tr.event_body(), EventBody::Result { .. }));
     let got = store.get_task(t.id).await.unwrap().unwrap();
@@ -258,7 +337,10 @@ pub async fn success_records_attempt(store: SharedStore) {
     assert_eq!(got.finished_at, Some(at));
     assert_eq!(got.attempts.len(), 1);
     let a = &got.attempts[0];
-    assert_eq!((a.number, a.status, a.worker_id), (1, AttemptStatus::Succeeded, Some(worker)));
+    assert_eq!(
+        (a.number, a.status, a.worker_id),
+        (1, AttemptStatus::Succeeded, Some(worker))
+    );
     assert_eq!((a.started_at, a.finished_at), (t0(), Some(at)));
     assert_eq!(a.worker.as_deref(), Some("conformance"));
 }
@@ -266,31 +348,71 @@ pub async fn success_records_attempt(store: SharedStore) {
 pub async fn stale_results_are_rejected(store: SharedStore) {
     let t = new_task("echo", 0, t0());
     insert(&store, vec![t.clone()]).await;
-    let c = claim(&store, WorkerId::new(), t0(), "echo", 1).await.remove(0);
-    let wrong_attempt = Completion { attempt: c.attempt + 1, ..done(&c, t0(), Outcome::Succeeded { output: json!(1) }) };
+    let c = claim(&store, WorkerId::new(), t0(), "echo", 1)
+        .await
+        .remove(0);
+    let wrong_attempt = Completion {
+        attempt: c.attempt + 1,
+        ..done(&c, t0(), Outcome::Succeeded { output: json!(1) })
+    };
     let r = store.complete_tasks(vec![wrong_attempt]).await.unwrap();
     assert_eq!(r.rejected, vec![t.id]);
     assert!(r.transitions.is_empty());
-    let ok = store.complete_tasks(vec![done(&c, t0(), Outcome::Succeeded { output: json!(2) })]).await.unwrap();
+    let ok = store
+        .complete_tasks(vec![done(
+            &c,
+            t0(),
+            Outcome::Succeeded { output: json!(2) },
+        )])
+        .await
+        .unwrap();
     assert_eq!(ok.transitions.len(), 1);
-    let twice = store.complete_tasks(vec![done(&c, t0(), Outcome::Succeeded { output: json!(3) })]).await.unwrap();
-    assert_eq!(twice.rejected, vec![t.id], "a result is never recorded twice");
+    let twice = store
+        .complete_tasks(vec![done(
+            &c,
+            t0(),
+            Outcome::Succeeded { output: json!(3) },
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        twice.rejected,
+        vec![t.id],
+        "a result is never recorded twice"
+    );
     let got = store.get_task(t.id).await.unwrap().unwrap();
     assert_eq!(got.output, Some(json!(2)));
     assert_eq!(got.attempts.len(), 1);
     // Duplicates inside one batch: the first wins.
     let u = new_task("echo", 0, t0());
     insert(&store, vec![u.clone()]).await;
-    let c = claim(&store, WorkerId::new(), t0(), "echo", 1).await.remove(0);
+    let c = claim(&store, WorkerId::new(), t0(), "echo", 1)
+        .await
+        .remove(0);
     let r = store
         .complete_tasks(vec![
-            done(&c, t0(), Outcome::Succeeded { output: json!("first") }),
-            done(&c, t0(), Outcome::Succeeded { output: json!("second") }),
+            done(
+                &c,
+                t0(),
+                Outcome::Succeeded {
+                    output: json!("first"),
+                },
+            ),
+            done(
+                &c,
+                t0(),
+                Outcome::Succeeded {
+                    output: json!("second"),
+                },
+            ),
         ])
         .await
         .unwrap();
     assert_eq!(r.transitions.len(), 1);
-    assert_eq!(store.get_task(u.id).await.unwrap().unwrap().output, Some(json!("first")));
+    assert_eq!(
+        store.get_task(u.id).await.unwrap().unwrap().output,
+        Some(json!("first"))
+    );
 }
 
 pub async fn retry_then_claim_again(store: SharedStore) {
@@ -301,13 +423,25 @@ pub async fn retry_then_claim_again(store: SharedStore) {
     let error = TaskError::retryable("http_503", "upstream down");
     let retry_at = t0().plus_ms(500);
     let r = store
-        .complete_tasks(vec![done(&c, t0().plus_ms(1), Outcome::Retry { error: error.clone(), run_at: retry_at })])
+        .complete_tasks(vec![done(
+            &c,
+            t0().plus_ms(1),
+            Outcome::Retry {
+                error: error.clone(),
+                run_at: retry_at,
+            },
+        )])
         .await
         .unwrap();
     let tr = &r.transitions[0];
     assert_eq!((tr.status, tr.run_at), (TaskStatus::Retrying, retry_at));
     assert_eq!(tr.error.as_ref(), Some(&error));
-    assert!(claim(&store, worker, t0().plus_ms(2), "flaky", 1).await.is_empty(), "backoff is honoured");
+    assert!(
+        claim(&store, worker, t0().plus_ms(2), "flaky", 1)
+            .await
+            .is_empty(),
+        "backoff is honoured"
+    );
     let again = claim(&store, worker, retry_at, "flaky", 1).await.remove(0);
     assert_eq!((again.attempt, again.attempts_in_run), (2, 2));
     let got = store.get_task(t.id).await.unwrap().unwrap();
@@ -321,7 +455,9 @@ pub async fn fallback_creates_linked_task(store: SharedStore) {
     let mut t = new_task("primary", 0, t0());
     t.owner_id = Some(UserId::new());
     insert(&store, vec![t.clone()]).await;
-    let c = claim(&store, WorkerId::new(), t0(), "primary", 1).await.remove(0);
+    let c = claim(&store, WorkerId::new(), t0(), "primary", 1)
+        .await
+        .remove(0);
     let mut fb = new_task("backup", 0, t0().plus_ms(3));
     fb.fallback_of = Some(t.id);
     fb.owner_id = t.owner_id;
@@ -331,27 +467,52 @@ pub async fn fallback_creates_linked_task(store: SharedStore) {
         .complete_tasks(vec![done(
             &c,
             t0().plus_ms(3),
-            Outcome::Fallback { error: error.clone(), fallback: Box::new(fb.clone()) },
+            Outcome::Fallback {
+                error: error.clone(),
+                fallback: Box::new(fb.clone()),
+            },
         )])
         .await
         .unwrap();
-    assert_eq!(r.transitions.len(), 2, "the failure and the fallback's queued event");
+    assert_eq!(
+        r.transitions.len(),
+        2,
+        "the failure and the fallback's queued event"
+    );
     assert_eq!(r.transitions[0].status, TaskStatus::Failed);
     assert_eq!(r.transitions[0].fallback_task_id, Some(fb.id));
-    assert_eq!((r.transitions[1].task_id, r.transitions[1].status), (fb.id, TaskStatus::Queued));
+    assert_eq!(
+        (r.transitions[1].task_id, r.transitions[1].status),
+        (fb.id, TaskStatus::Queued)
+    );
     let original = store.get_task(t.id).await.unwrap().unwrap();
     assert_eq!(original.status, TaskStatus::Failed);
     assert_eq!(original.fallback_task_id, Some(fb.id));
     assert_eq!(original.error, Some(error));
     let fallback = store.get_task(fb.id).await.unwrap().unwrap();
-    assert_eq!((fallback.status, fallback.fallback_of, fallback.owner_id), (TaskStatus::Queued, Some(t.id), t.owner_id));
+    assert_eq!(
+        (fallback.status, fallback.fallback_of, fallback.owner_id),
+        (TaskStatus::Queued, Some(t.id), t.owner_id)
+    );
     // A stale result never creates a fallback.
     let stale = store
-        .complete_tasks(vec![done(&c, t0(), Outcome::Fallback { error: TaskError::permanent("x", "y"), fallback: Box::new(new_task("backup", 0, t0())) })])
+        .complete_tasks(vec![done(
+            &c,
+            t0(),
+            Outcome::Fallback {
+                error: TaskError::permanent("x", "y"),
+                fallback: Box::new(new_task("backup", 0, t0())),
+            },
+        )])
         .await
         .unwrap();
     assert!(stale.transitions.is_empty());
-    assert_eq!(claim(&store, WorkerId::new(), t0().plus_ms(10), "backup", 10).await.len(), 1);
+    assert_eq!(
+        claim(&store, WorkerId::new(), t0().plus_ms(10), "backup", 10)
+            .await
+            .len(),
+        1
+    );
 }
 
 pub async fn cancel_waiting_and_running(store: SharedStore) {
@@ -362,28 +523,50 @@ pub async fn cancel_waiting_and_running(store: SharedStore) {
     let c = claim(&store, worker, t0(), "c", 1).await.remove(0);
     insert(&store, vec![waiting.clone()]).await;
 
-    match store.cancel_task(waiting.id, t0().plus_ms(1)).await.unwrap() {
+    match store
+        .cancel_task(waiting.id, t0().plus_ms(1))
+        .await
+        .unwrap()
+    {
         CancelOutcome::Cancelled(t) => {
             assert_eq!((t.status, t.seq), (TaskStatus::Cancelled, 2));
             assert!(t.error.is_some());
         }
         other => panic!("expected cancelled, got {other:?}"),
     }
-    assert_eq!(store.get_task(waiting.id).await.unwrap().unwrap().status, TaskStatus::Cancelled);
+    assert_eq!(
+        store.get_task(waiting.id).await.unwrap().unwrap().status,
+        TaskStatus::Cancelled
+    );
 
     let requested_at = t0().plus_ms(2);
     match store.cancel_task(running.id, requested_at).await.unwrap() {
-        CancelOutcome::Requested { worker_id, attempt } => assert_eq!((worker_id, attempt), (Some(worker), 1)),
+        CancelOutcome::Requested { worker_id, attempt } => {
+            assert_eq!((worker_id, attempt), (Some(worker), 1))
+        }
         other => panic!("expected a cancel request, got {other:?}"),
     }
     let got = store.get_task(running.id).await.unwrap().unwrap();
     assert!(got.cancel_requested && got.status == TaskStatus::Running);
-    assert!(store.overdue_cancellations(requested_at, 10).await.unwrap().is_empty());
-    let overdue = store.overdue_cancellations(requested_at.plus_ms(1), 10).await.unwrap();
+    assert!(
+        store
+            .overdue_cancellations(requested_at, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let overdue = store
+        .overdue_cancellations(requested_at.plus_ms(1), 10)
+        .await
+        .unwrap();
     assert_eq!(overdue.len(), 1);
     assert_eq!((overdue[0].task_id, overdue[0].attempt), (running.id, 1));
     let r = store
-        .complete_tasks(vec![done(&c, t0().plus_ms(3), Outcome::Cancelled { error: None })])
+        .complete_tasks(vec![done(
+            &c,
+            t0().plus_ms(3),
+            Outcome::Cancelled { error: None },
+        )])
         .await
         .unwrap();
     assert_eq!(r.transitions[0].status, TaskStatus::Cancelled);
@@ -395,7 +578,10 @@ pub async fn cancel_waiting_and_running(store: SharedStore) {
         store.cancel_task(running.id, t0()).await.unwrap(),
         CancelOutcome::AlreadyFinished(TaskStatus::Cancelled)
     );
-    assert_eq!(store.cancel_task(TaskId::new(), t0()).await.unwrap(), CancelOutcome::NotFound);
+    assert_eq!(
+        store.cancel_task(TaskId::new(), t0()).await.unwrap(),
+        CancelOutcome::NotFound
+    );
 }
 
 pub async fn replay_dead_task(store: SharedStore) {
@@ -406,24 +592,69 @@ pub async fn replay_dead_task(store: SharedStore) {
         let c = claim(&store, worker, t0(), "dies", 1).await.remove(0);
         assert_eq!(c.attempts_in_run, n);
         let outcome = if n == 1 {
-            Outcome::Retry { error: TaskError::retryable("x", "x"), run_at: t0() }
+            Outcome::Retry {
+                error: TaskError::retryable("x", "x"),
+                run_at: t0(),
+            }
         } else {
-            Outcome::Dead { error: TaskError::retryable("x", "x") }
+            Outcome::Dead {
+                error: TaskError::retryable("x", "x"),
+            }
         };
-        store.complete_tasks(vec![done(&c, t0(), outcome)]).await.unwrap();
+        store
+            .complete_tasks(vec![done(&c, t0(), outcome)])
+            .await
+            .unwrap();
     }
-    assert_eq!(store.get_task(t.id).await.unwrap().unwrap().status, TaskStatus::Dead);
-    let tr = store.replay_task(t.id, t0().plus_ms(9)).await.unwrap().expect("replayed");
-    assert_eq!((tr.status, tr.run_at), (TaskStatus::Queued, t0().plus_ms(9)));
+    assert_eq!(
+        store.get_task(t.id).await.unwrap().unwrap().status,
+        TaskStatus::Dead
+    );
+    let tr = store
+        .replay_task(t.id, t0().plus_ms(9))
+        .await
+        .unwrap()
+        .expect("replayed");
+    assert_eq!(
+        (tr.status, tr.run_at),
+        (TaskStatus::Queued, t0().plus_ms(9))
+    );
     let got = store.get_task(t.id).await.unwrap().unwrap();
-    assert_eq!((got.status, got.error.clone(), got.finished_at), (TaskStatus::Queued, None, None));
-    let c = claim(&store, worker, t0().plus_ms(9), "dies", 1).await.remove(0);
-    assert_eq!((c.attempt, c.attempts_in_run), (3, 1), "attempt numbers continue; the budget restarts");
-    store.complete_tasks(vec![done(&c, t0(), Outcome::Succeeded { output: json!(null) })]).await.unwrap();
+    assert_eq!(
+        (got.status, got.error.clone(), got.finished_at),
+        (TaskStatus::Queued, None, None)
+    );
+    let c = claim(&store, worker, t0().plus_ms(9), "dies", 1)
+        .await
+        .remove(0);
+    assert_eq!(
+        (c.attempt, c.attempts_in_run),
+        (3, 1),
+        "attempt numbers continue; the budget restarts"
+    );
+    store
+        .complete_tasks(vec![done(
+            &c,
+            t0(),
+            Outcome::Succeeded {
+                output: json!(null),
+            },
+        )])
+        .await
+        .unwrap();
     let e = store.replay_task(t.id, t0()).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::InvalidState);
-    assert!(store.replay_task(TaskId::new(), t0()).await.unwrap().is_none());
-    assert_eq!(store.get_task(t.id).await.unwrap().unwrap().attempts.len(), 3);
+    assert!(
+        store
+            .replay_task(TaskId::new(), t0())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.get_task(t.id).await.unwrap().unwrap().attempts.len(),
+        3
+    );
 }
 
 pub async fn leases_extend_and_expire(store: SharedStore) {
@@ -436,39 +667,93 @@ pub async fn leases_extend_and_expire(store: SharedStore) {
     claim(&store, w2, t0(), "leased", 1).await;
     let expiry = t0().plus_ms(LEASE_MS);
     assert!(store.expired_leases(expiry, 10).await.unwrap().is_empty());
-    assert_eq!(store.extend_leases(w1, expiry.plus_ms(60_000)).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .extend_leases(w1, expiry.plus_ms(60_000))
+            .await
+            .unwrap(),
+        1
+    );
     let expired = store.expired_leases(expiry.plus_ms(1), 10).await.unwrap();
-    assert_eq!(expired.len(), 1, "only the lease that was not extended expired");
+    assert_eq!(
+        expired.len(),
+        1,
+        "only the lease that was not extended expired"
+    );
     assert_eq!(expired[0].worker_id, Some(w2));
     assert_eq!(store.running_tasks(Some(w1), 10).await.unwrap().len(), 1);
     assert_eq!(store.running_tasks(None, 10).await.unwrap().len(), 2);
-    assert!(store.running_tasks(Some(WorkerId::new()), 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .running_tasks(Some(WorkerId::new()), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn live_events_and_logs(store: SharedStore) {
     let t = new_task("logger", 0, t0());
     insert(&store, vec![t.clone()]).await;
-    let c = claim(&store, WorkerId::new(), t0(), "logger", 1).await.remove(0);
-    let draft = |body: EventBody, attempt: u32| EventDraft { task_id: t.id, attempt, at: t0(), body };
-    let log = |m: &str| EventBody::Log { level: LogLevel::Info, message: m.into() };
+    let c = claim(&store, WorkerId::new(), t0(), "logger", 1)
+        .await
+        .remove(0);
+    let draft = |body: EventBody, attempt: u32| EventDraft {
+        task_id: t.id,
+        attempt,
+        at: t0(),
+        body,
+    };
+    let log = |m: &str| EventBody::Log {
+        level: LogLevel::Info,
+        message: m.into(),
+    };
     let recorded = store
         .record_events(vec![
             draft(log("one"), c.attempt),
-            draft(EventBody::Progress { progress: Some(0.5), message: None }, c.attempt),
+            draft(
+                EventBody::Progress {
+                    progress: Some(0.5),
+                    message: None,
+                },
+                c.attempt,
+            ),
             draft(log("two"), c.attempt),
             draft(log("stale"), c.attempt + 7),
         ])
         .await
         .unwrap();
     let seqs: Vec<Option<u64>> = recorded.iter().map(|r| r.seq).collect();
-    assert_eq!(seqs, vec![Some(3), Some(4), Some(5), None], "gap-free after the running event (2)");
+    assert_eq!(
+        seqs,
+        vec![Some(3), Some(4), Some(5), None],
+        "gap-free after the running event (2)"
+    );
     assert_eq!(recorded[0].agent, "logger");
     let logs = store.task_logs(t.id, 0, 100).await.unwrap();
-    assert_eq!(logs.iter().map(|l| (l.seq, l.message.as_str())).collect::<Vec<_>>(), vec![(3, "one"), (5, "two")]);
+    assert_eq!(
+        logs.iter()
+            .map(|l| (l.seq, l.message.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(3, "one"), (5, "two")]
+    );
     assert_eq!(store.task_logs(t.id, 3, 100).await.unwrap().len(), 1);
-    let r = store.complete_tasks(vec![done(&c, t0(), Outcome::Succeeded { output: json!(1) })]).await.unwrap();
-    assert_eq!(r.transitions[0].seq, 6, "the final event follows the live ones");
-    let late = store.record_events(vec![draft(log("late"), c.attempt)]).await.unwrap();
+    let r = store
+        .complete_tasks(vec![done(
+            &c,
+            t0(),
+            Outcome::Succeeded { output: json!(1) },
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        r.transitions[0].seq, 6,
+        "the final event follows the live ones"
+    );
+    let late = store
+        .record_events(vec![draft(log("late"), c.attempt)])
+        .await
+        .unwrap();
     assert_eq!(late[0].seq, None, "no events after the attempt ended");
 }
 
@@ -483,24 +768,40 @@ pub async fn list_filters_and_cursor(store: SharedStore) {
         insert(&store, vec![t]).await;
     }
     let q = |f: &dyn Fn(&mut TaskQuery)| {
-        let mut q = TaskQuery { limit: 100, ..Default::default() };
+        let mut q = TaskQuery {
+            limit: 100,
+            ..Default::default()
+        };
         f(&mut q);
         q
     };
     let all = store.list_tasks(&q(&|_| {})).await.unwrap();
     assert!(all.len() >= 7);
     assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
-    let mine = store.list_tasks(&q(&|q| q.owner_id = Some(alice))).await.unwrap();
+    let mine = store
+        .list_tasks(&q(&|q| q.owner_id = Some(alice)))
+        .await
+        .unwrap();
     assert_eq!(mine.len(), 5);
     assert!(mine.iter().all(|t| t.owner_id == Some(alice)));
-    let even_alice = store.list_tasks(&q(&|q| { q.owner_id = Some(alice); q.agent = Some("even".into()) })).await.unwrap();
+    let even_alice = store
+        .list_tasks(&q(&|q| {
+            q.owner_id = Some(alice);
+            q.agent = Some("even".into())
+        }))
+        .await
+        .unwrap();
     assert_eq!(even_alice.len(), 3);
     // Cursor pagination walks every task exactly once.
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
         let page = store
-            .list_tasks(&q(&|q| { q.owner_id = Some(alice); q.limit = 2; q.before_id = cursor }))
+            .list_tasks(&q(&|q| {
+                q.owner_id = Some(alice);
+                q.limit = 2;
+                q.before_id = cursor
+            }))
             .await
             .unwrap();
         if page.is_empty() {
@@ -514,16 +815,29 @@ pub async fn list_filters_and_cursor(store: SharedStore) {
     assert_eq!(seen, expected);
     // Status and time filters.
     claim(&store, WorkerId::new(), t0().plus_ms(100), "odd", 1).await;
-    let running = store.list_tasks(&q(&|q| { q.owner_id = Some(alice); q.statuses = vec![TaskStatus::Running] })).await.unwrap();
+    let running = store
+        .list_tasks(&q(&|q| {
+            q.owner_id = Some(alice);
+            q.statuses = vec![TaskStatus::Running]
+        }))
+        .await
+        .unwrap();
     assert_eq!(running.len(), 1);
     assert_eq!(running[0].attempts.len(), 1, "lists carry attempts too");
     let both = store
-        .list_tasks(&q(&|q| { q.owner_id = Some(alice); q.statuses = vec![TaskStatus::Running, TaskStatus::Queued] }))
+        .list_tasks(&q(&|q| {
+            q.owner_id = Some(alice);
+            q.statuses = vec![TaskStatus::Running, TaskStatus::Queued]
+        }))
         .await
         .unwrap();
     assert_eq!(both.len(), 5);
     let window = store
-        .list_tasks(&q(&|q| { q.owner_id = Some(alice); q.created_after = Some(t0().plus_ms(1)); q.created_before = Some(t0().plus_ms(3)) }))
+        .list_tasks(&q(&|q| {
+            q.owner_id = Some(alice);
+            q.created_after = Some(t0().plus_ms(1));
+            q.created_before = Some(t0().plus_ms(3))
+        }))
         .await
         .unwrap();
     assert_eq!(window.len(), 2);
@@ -532,11 +846,22 @@ pub async fn list_filters_and_cursor(store: SharedStore) {
 pub async fn queue_stats_and_ready_agents(store: SharedStore) {
     let mut delayed = new_task("stats", 0, t0());
     delayed.run_at = t0().plus_ms(1_000);
-    insert(&store, vec![new_task("stats", 0, t0()), new_task("stats", 0, t0().plus_ms(5)), delayed]).await;
+    insert(
+        &store,
+        vec![
+            new_task("stats", 0, t0()),
+            new_task("stats", 0, t0().plus_ms(5)),
+            delayed,
+        ],
+    )
+    .await;
     insert(&store, vec![new_task("stats2", 0, t0())]).await;
     claim(&store, WorkerId::new(), t0().plus_ms(10), "stats2", 1).await;
     let stats = store.queue_stats(t0().plus_ms(10)).await.unwrap();
-    let s = stats.iter().find(|s| s.agent == "stats").expect("stats for the agent");
+    let s = stats
+        .iter()
+        .find(|s| s.agent == "stats")
+        .expect("stats for the agent");
     assert_eq!((s.ready, s.scheduled, s.running), (2, 1, 0));
     assert_eq!(s.oldest_ready_at, Some(t0()));
     let s2 = stats.iter().find(|s| s.agent == "stats2").unwrap();
@@ -547,7 +872,12 @@ pub async fn queue_stats_and_ready_agents(store: SharedStore) {
 
 pub async fn agents_crud(store: SharedStore) {
     let spec = builtin_agents().remove(0);
-    let mut agent = Agent { spec, builtin: true, created_at: t0(), updated_at: t0() };
+    let mut agent = Agent {
+        spec,
+        builtin: true,
+        created_at: t0(),
+        updated_at: t0(),
+    };
     store.put_agent(&agent).await.unwrap();
     assert_eq!(store.get_agent("echo").await.unwrap(), Some(agent.clone()));
     agent.spec.retry.max_attempts = 9;
@@ -571,20 +901,55 @@ pub async fn users_and_api_keys(store: SharedStore) {
         created_at: t0(),
     };
     let created = store.create_user(user.clone()).await.unwrap();
-    assert_eq!((created.email.as_str(), created.role, created.disabled), ("ops@example.com", Role::Operator, false));
-    let dup = store.create_user(NewUser { id: UserId::new(), ..user.clone() }).await.unwrap_err();
+    assert_eq!(
+        (created.email.as_str(), created.role, created.disabled),
+        ("ops@example.com", Role::Operator, false)
+    );
+    let dup = store
+        .create_user(NewUser {
+            id: UserId::new(),
+            ..user.clone()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(dup.code, ErrorCode::EmailTaken);
-    let (found, hash) = store.user_by_email("ops@example.com").await.unwrap().unwrap();
+    let (found, hash) = store
+        .user_by_email("ops@example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((found.id, hash.as_str()), (user.id, "$argon2id$fake"));
     assert_eq!(store.count_users().await.unwrap(), 1);
     let patched = store
-        .update_user(user.id, UserPatch { role: Some(Role::Admin), disabled: Some(true), password_hash: None }, t0().plus_ms(1))
+        .update_user(
+            user.id,
+            UserPatch {
+                role: Some(Role::Admin),
+                disabled: Some(true),
+                password_hash: None,
+            },
+            t0().plus_ms(1),
+        )
         .await
         .unwrap()
         .unwrap();
     assert_eq!((patched.role, patched.disabled), (Role::Admin, true));
-    assert_eq!(store.user_by_email("ops@example.com").await.unwrap().unwrap().1, "$argon2id$fake");
-    assert!(store.update_user(UserId::new(), UserPatch::default(), t0()).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .user_by_email("ops@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .1,
+        "$argon2id$fake"
+    );
+    assert!(
+        store
+            .update_user(UserId::new(), UserPatch::default(), t0())
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(store.list_users().await.unwrap().len(), 1);
 
     let key = ApiKey {
@@ -598,16 +963,56 @@ pub async fn users_and_api_keys(store: SharedStore) {
         revoked_at: None,
         last_used_at: None,
     };
-    store.create_api_key(NewApiKey { key: key.clone(), secret_hash: "h1".into() }).await.unwrap();
-    assert_eq!(store.api_key_by_hash("h1").await.unwrap(), Some(key.clone()));
+    store
+        .create_api_key(NewApiKey {
+            key: key.clone(),
+            secret_hash: "h1".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.api_key_by_hash("h1").await.unwrap(),
+        Some(key.clone())
+    );
     assert!(store.api_key_by_hash("h2").await.unwrap().is_none());
     store.touch_api_key(key.id, t0().plus_ms(5)).await.unwrap();
-    assert_eq!(store.list_api_keys(Some(user.id)).await.unwrap()[0].last_used_at, Some(t0().plus_ms(5)));
-    assert!(store.list_api_keys(Some(UserId::new())).await.unwrap().is_empty());
-    assert!(!store.revoke_api_key(key.id, Some(UserId::new()), t0()).await.unwrap(), "not someone else's key");
-    assert!(store.revoke_api_key(key.id, Some(user.id), t0().plus_ms(7)).await.unwrap());
-    assert!(!store.revoke_api_key(key.id, None, t0()).await.unwrap(), "already revoked");
-    assert_eq!(store.api_key_by_hash("h1").await.unwrap().unwrap().revoked_at, Some(t0().plus_ms(7)));
+    assert_eq!(
+        store.list_api_keys(Some(user.id)).await.unwrap()[0].last_used_at,
+        Some(t0().plus_ms(5))
+    );
+    assert!(
+        store
+            .list_api_keys(Some(UserId::new()))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !store
+            .revoke_api_key(key.id, Some(UserId::new()), t0())
+            .await
+            .unwrap(),
+        "not someone else's key"
+    );
+    assert!(
+        store
+            .revoke_api_key(key.id, Some(user.id), t0().plus_ms(7))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store.revoke_api_key(key.id, None, t0()).await.unwrap(),
+        "already revoked"
+    );
+    assert_eq!(
+        store
+            .api_key_by_hash("h1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(t0().plus_ms(7))
+    );
 }
 
 pub async fn workers_registry(store: SharedStore) {
@@ -627,21 +1032,49 @@ pub async fn workers_registry(store: SharedStore) {
     w.slots_in_use = 3;
     w.heartbeat_at = t0().plus_ms(10_000);
     store.upsert_worker(&w).await.unwrap();
-    assert_eq!(store.list_workers(t0().plus_ms(5_000)).await.unwrap(), vec![w.clone()]);
-    assert!(store.list_workers(t0().plus_ms(20_000)).await.unwrap().is_empty());
+    assert_eq!(
+        store.list_workers(t0().plus_ms(5_000)).await.unwrap(),
+        vec![w.clone()]
+    );
+    assert!(
+        store
+            .list_workers(t0().plus_ms(20_000))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.prune_workers(t0().plus_ms(20_000)).await.unwrap(), 1);
-    assert!(store.list_workers(Timestamp::EPOCH).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_workers(Timestamp::EPOCH)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     store.upsert_worker(&w).await.unwrap();
     store.remove_worker(w.id).await.unwrap();
-    assert!(store.list_workers(Timestamp::EPOCH).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_workers(Timestamp::EPOCH)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn settings_init_once(store: SharedStore) {
     assert_eq!(store.get_setting("k").await.unwrap(), None);
     assert_eq!(store.init_setting("k", "first").await.unwrap(), "first");
-    assert_eq!(store.init_setting("k", "second").await.unwrap(), "first", "the first writer wins");
+    assert_eq!(
+        store.init_setting("k", "second").await.unwrap(),
+        "first",
+        "the first writer wins"
+    );
     store.put_setting("k", "third").await.unwrap();
-    assert_eq!(store.get_setting("k").await.unwrap().as_deref(), Some("third"));
+    assert_eq!(
+        store.get_setting("k").await.unwrap().as_deref(),
+        Some("third")
+    );
 }
 
 pub async fn idempotency_keys_expire(store: SharedStore) {
@@ -649,8 +1082,17 @@ pub async fn idempotency_keys_expire(store: SharedStore) {
     t.idempotency_key = Some("k".into());
     insert(&store, vec![t.clone()]).await;
     assert_eq!(store.expire_idempotency_keys(t0()).await.unwrap(), 0);
-    assert_eq!(store.expire_idempotency_keys(t0().plus_ms(1)).await.unwrap(), 1);
-    assert_eq!(store.get_task(t.id).await.unwrap().unwrap().idempotency_key, None);
+    assert_eq!(
+        store
+            .expire_idempotency_keys(t0().plus_ms(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.get_task(t.id).await.unwrap().unwrap().idempotency_key,
+        None
+    );
 }
 
 pub async fn large_batches(store: SharedStore) {
@@ -662,11 +1104,22 @@ pub async fn large_batches(store: SharedStore) {
     assert_eq!(claimed.len(), 2_000);
     let completions = claimed
         .iter()
-        .map(|c| done(c, t0(), Outcome::Succeeded { output: json!({"i": c.priority}) }))
+        .map(|c| {
+            done(
+                c,
+                t0(),
+                Outcome::Succeeded {
+                    output: json!({"i": c.priority}),
+                },
+            )
+        })
         .collect();
     let r = store.complete_tasks(completions).await.unwrap();
     assert_eq!(r.transitions.len(), 2_000);
     assert!(r.rejected.is_empty());
     let stats = store.queue_stats(t0()).await.unwrap();
-    assert!(stats.iter().all(|s| s.agent != "bulk"), "nothing of the batch left waiting or running");
+    assert!(
+        stats.iter().all(|s| s.agent != "bulk"),
+        "nothing of the batch left waiting or running"
+    );
 }

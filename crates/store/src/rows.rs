@@ -21,7 +21,10 @@ pub(crate) fn db_err(context: &'static str) -> impl Fn(sqlx::Error) -> Error {
     move |e| {
         let unavailable = matches!(
             &e,
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_)
+            sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
         );
         if unavailable {
             let mut err = Error::unavailable(format!("database unavailable ({context})"));
@@ -106,7 +109,9 @@ macro_rules! impl_col {
                 sqlx::Row::try_get(self, col).map_err(|e| corrupt(col, e))
             }
             fn json_value(&self, col: &str) -> Result<Value> {
-                sqlx::Row::try_get::<Json<Value>, _>(self, col).map(|j| j.0).map_err(|e| corrupt(col, e))
+                sqlx::Row::try_get::<Json<Value>, _>(self, col)
+                    .map(|j| j.0)
+                    .map_err(|e| corrupt(col, e))
             }
             fn opt_json_value(&self, col: &str) -> Result<Option<Value>> {
                 sqlx::Row::try_get::<Option<Json<Value>>, _>(self, col)
@@ -225,7 +230,8 @@ pub(crate) fn transition<R: Col>(r: &R) -> Result<Transition> {
 }
 
 pub(crate) fn agent<R: Col>(r: &R) -> Result<Agent> {
-    let spec: AgentSpec = serde_json::from_str(&r.string("spec")?).map_err(|e| corrupt("spec", e))?;
+    let spec: AgentSpec =
+        serde_json::from_str(&r.string("spec")?).map_err(|e| corrupt("spec", e))?;
     Ok(Agent {
         spec,
         builtin: r.boolean("builtin")?,
@@ -249,7 +255,8 @@ pub(crate) fn user<R: Col>(r: &R) -> Result<(User, String)> {
 }
 
 pub(crate) fn api_key<R: Col>(r: &R) -> Result<ApiKey> {
-    let scopes: Vec<Scope> = serde_json::from_str(&r.string("scopes")?).map_err(|e| corrupt("scopes", e))?;
+    let scopes: Vec<Scope> =
+        serde_json::from_str(&r.string("scopes")?).map_err(|e| corrupt("scopes", e))?;
     Ok(ApiKey {
         id: r.uuid("id")?.into(),
         user_id: r.uuid("user_id")?.into(),
@@ -264,7 +271,8 @@ pub(crate) fn api_key<R: Col>(r: &R) -> Result<ApiKey> {
 }
 
 pub(crate) fn worker<R: Col>(r: &R) -> Result<WorkerInfo> {
-    let agents: Vec<String> = serde_json::from_str(&r.string("agents")?).map_err(|e| corrupt("agents", e))?;
+    let agents: Vec<String> =
+        serde_json::from_str(&r.string("agents")?).map_err(|e| corrupt("agents", e))?;
     Ok(WorkerInfo {
         id: r.uuid("id")?.into(),
         name: r.string("name")?,
@@ -280,7 +288,9 @@ pub(crate) fn worker<R: Col>(r: &R) -> Result<WorkerInfo> {
 }
 
 /// Groups attempt rows (ordered by task, attempt) by task.
-pub(crate) fn group_attempts(rows: Vec<(TaskId, Attempt)>) -> std::collections::HashMap<TaskId, Vec<Attempt>> {
+pub(crate) fn group_attempts(
+    rows: Vec<(TaskId, Attempt)>,
+) -> std::collections::HashMap<TaskId, Vec<Attempt>> {
     let mut map: std::collections::HashMap<TaskId, Vec<Attempt>> = std::collections::HashMap::new();
     for (id, a) in rows {
         map.entry(id).or_default().push(a);

@@ -10,7 +10,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 use uuid::Uuid;
 
@@ -116,7 +117,11 @@ impl SqliteStore {
         rows.iter().map(crate::rows::claimed).collect()
     }
 
-    async fn complete_batch(&self, tx: &mut SqliteConnection, json: String) -> Result<Vec<Transition>> {
+    async fn complete_batch(
+        &self,
+        tx: &mut SqliteConnection,
+        json: String,
+    ) -> Result<Vec<Transition>> {
         sqlx::query(sql!("sqlite", "record_attempts"))
             .bind(&json)
             .execute(&mut *tx)
@@ -163,7 +168,11 @@ impl SqliteStore {
     }
 
     async fn attempts_for(&self, ids: &[TaskId]) -> Result<Vec<(TaskId, Attempt)>> {
-        let json = serde_json::Value::Array(ids.iter().map(|id| crate::batch::hex_id(&id.0).into()).collect());
+        let json = serde_json::Value::Array(
+            ids.iter()
+                .map(|id| crate::batch::hex_id(&id.0).into())
+                .collect(),
+        );
         let rows = sqlx::query(sql!("sqlite", "attempts_for_tasks"))
             .bind(json.to_string())
             .fetch_all(self.reader())
@@ -180,7 +189,10 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(db_err("ping"))?;
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(db_err("ping"))?;
         Ok(())
     }
 

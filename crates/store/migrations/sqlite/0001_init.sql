@@ -35,6 +35,8 @@ CREATE TABLE tasks (
 
 -- The queue: per agent, highest priority first, then oldest.
 CREATE INDEX tasks_ready ON tasks (agent, priority DESC, id) WHERE status IN ('queued', 'retrying');
+-- Delayed work and backoff, for the dispatcher's next wake-up.
+CREATE INDEX tasks_waiting_run_at ON tasks (run_at) WHERE status IN ('queued', 'retrying');
 -- Leases, for the reaper and per-agent concurrency counts.
 CREATE INDEX tasks_running ON tasks (agent, lease_expires_at) WHERE status = 'running';
 CREATE INDEX tasks_worker ON tasks (worker_id) WHERE status = 'running';

@@ -1,0 +1,214 @@
+//! Extractors that turn every kind of bad input into a clear JSON error, and the
+//! authentication extractor that guards every route.
+
+use std::marker::PhantomData;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use switchyard_core::ErrorCode;
+use switchyard_core::auth::{Permission, Principal};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// A JSON body. Malformed JSON is `400 malformed_json`, a wrong shape `422 invalid_body`
+/// (naming the field), a missing content type `415`, an oversized body `413`.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonDataError(e) => ApiError::new(
+            ErrorCode::InvalidBody,
+            format!("the request body has the wrong shape: {}", e.body_text()),
+        ),
+        JsonRejection::JsonSyntaxError(e) => ApiError::new(
+            ErrorCode::MalformedJson,
+            format!("the request body is not valid JSON: {}", e.body_text()),
+        ),
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the body as JSON with `Content-Type: application/json`",
+        ),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                "the request body is larger than the server accepts",
+            )
+        }
+        other => ApiError::new(
+            ErrorCode::InvalidBody,
+            format!("could not read the request body: {}", other.body_text()),
+        ),
+    }
+}
+
+/// Query parameters; anything unparsable is `400 invalid_parameter`.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(e) => Err(query_rejection(e)),
+        }
+    }
+}
+
+fn query_rejection(e: QueryRejection) -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidParameter,
+        format!("invalid query string: {}", e.body_text()),
+    )
+}
+
+/// Path parameters; a malformed id is `400 invalid_parameter`.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(e) => Err(path_rejection(e)),
+        }
+    }
+}
+
+fn path_rejection(e: PathRejection) -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidParameter,
+        format!("invalid path parameter: {}", e.body_text()),
+    )
+}
+
+/// The permission a route requires, as a type.
+pub trait RequiredPermission {
+    const PERMISSION: Option<Permission>;
+}
+
+pub mod perm {
+    use super::{Permission, RequiredPermission};
+
+    macro_rules! perms {
+        ($($name:ident => $p:expr),* $(,)?) => {
+            $(
+                pub struct $name;
+                impl RequiredPermission for $name {
+                    const PERMISSION: Option<Permission> = $p;
+                }
+            )*
+        };
+    }
+
+    perms! {
+        Authenticated => None,
+        ReadTasks => Some(Permission::ReadTasks),
+        SubmitTasks => Some(Permission::SubmitTasks),
+        ManageTasks => Some(Permission::ManageTasks),
+        ReadAgents => Some(Permission::ReadAgents),
+        ManageAgents => Some(Permission::ManageAgents),
+        ReadSystem => Some(Permission::ReadSystem),
+        ManageUsers => Some(Permission::ManageUsers),
+        ManageOwnKeys => Some(Permission::ManageOwnKeys),
+        Work => Some(Permission::Work),
+    }
+}
+
+/// The authenticated caller, holding the permission `P` (checked before the handler
+/// runs). Every `/api/v1` handler except login and refresh takes one.
+pub struct Auth<P: RequiredPermission = perm::Authenticated> {
+    pub principal: Principal,
+    _p: PhantomData<P>,
+}
+
+impl<P: RequiredPermission> std::ops::Deref for Auth<P> {
+    type Target = Principal;
+    fn deref(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+impl<P: RequiredPermission + Send + Sync> FromRequestParts<AppState> for Auth<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts)?;
+        let principal = state.engine.auth.authenticate(token).await?;
+        if let Some(p) = P::PERMISSION
+            && !principal.allows(p)
+        {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "this credential is not allowed to do that",
+            ));
+        }
+        Ok(Auth {
+            principal,
+            _p: PhantomData,
+        })
+    }
+}
+
+fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unauthorized,
+            "missing `Authorization: Bearer <token>` header",
+        )
+    })?;
+    let value = header.to_str().map_err(|_| {
+        ApiError::new(
+            ErrorCode::Unauthorized,
+            "the Authorization header is not valid text",
+        )
+    })?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unauthorized,
+            "expected `Authorization: Bearer <token>`",
+        )
+    })?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "expected `Authorization: Bearer <token>`",
+        ));
+    }
+    Ok(token.trim())
+}
+
+/// The client's socket address, when the server runs with connect info.
+pub struct ClientAddr(pub Option<std::net::SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
+}

@@ -1,0 +1,147 @@
+//! Switchyard's HTTP API (the Controllers layer).
+//!
+//! Handlers are thin: they parse the request into domain types with the extractors in
+//! [`extract`] (which also authenticate and check the route's permission), call one
+//! engine service, and map the result to a response. Errors become the JSON body in
+//! [`error`]. Every handler carries its OpenAPI annotation; the document is served at
+//! `/api/openapi.json` and browsable at `/api/docs`.
+
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod request_id;
+pub mod routes;
+pub mod sse;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, Method, header};
+use serde::{Deserialize, Serialize};
+use switchyard_core::ErrorCode;
+use switchyard_engine::Engine;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+
+/// HTTP server settings (`[server]` in the config file, `SWITCHYARD__SERVER__*`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Origins allowed to call the API from a browser. Empty: CORS off.
+    pub cors_origins: Vec<String>,
+    /// Events buffered per live subscriber before it counts as too slow.
+    pub subscriber_buffer: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit_bytes: 1024 * 1024,
+            cors_origins: Vec::new(),
+            subscriber_buffer: 1_024,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub config: Arc<ServerConfig>,
+    /// Cancelled when the server starts shutting down: long-lived streams end.
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+/// The whole HTTP application. `ui` serves every path outside `/api` (the web UI).
+pub fn app(state: AppState, ui: Option<Router>) -> Router {
+    let (api, openapi) = routes::router().split_for_parts();
+    let docs = utoipa_swagger_ui::SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi);
+    let mut app = Router::new()
+        .merge(api)
+        .route("/api/{*rest}", axum::routing::any(route_not_found))
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state.clone())
+        .merge(docs);
+    app = match ui {
+        Some(ui) => app.fallback_service(ui),
+        None => app.fallback(route_not_found),
+    };
+    let cors = cors_layer(&state.config.cors_origins);
+    app.layer(axum::extract::DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(CompressionLayer::new())
+        .layer(cors)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            ApiError::new(ErrorCode::Internal, "panic").into_response_with_log()
+        }))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            tracing::debug_span!("http", method = %req.method(), uri = %req.uri())
+        }))
+        .layer(axum::middleware::from_fn(request_id::middleware))
+}
+
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(list))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("idempotency-key"),
+        ])
+}
+
+async fn route_not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        ErrorCode::RouteNotFound,
+        format!("no such endpoint: {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{method} is not supported on {}", uri.path()),
+    )
+}
+
+impl ApiError {
+    fn into_response_with_log(self) -> axum::response::Response {
+        tracing::error!("a request handler panicked");
+        axum::response::IntoResponse::into_response(self)
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

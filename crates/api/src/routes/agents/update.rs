@@ -1,0 +1,41 @@
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::Value;
+use switchyard_core::agent::{Agent, AgentSpec};
+use switchyard_core::{Error, ErrorCode};
+
+use crate::AppState;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, Auth, perm};
+
+/// Replace an agent's definition (creating it if it does not exist). The name in the
+/// body may be omitted; if given it must match the path.
+#[utoipa::path(put, path = "/api/v1/agents/{name}", tag = "agents", params(("name" = String, Path)),
+    request_body = AgentSpec, security(("bearer" = [])),
+    responses((status = 200, body = Agent), (status = 201, body = Agent), (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    auth: Auth<perm::ManageAgents>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(mut body): ApiJson<Value>,
+) -> ApiResult<(StatusCode, Json<Agent>)> {
+    if let Some(obj) = body.as_object_mut() {
+        obj.entry("name")
+            .or_insert_with(|| Value::String(name.clone()));
+    }
+    let spec: AgentSpec = serde_json::from_value(body).map_err(|e| {
+        Error::new(
+            ErrorCode::InvalidBody,
+            format!("the request body has the wrong shape: {e}"),
+        )
+    })?;
+    let agents = &state.engine.agents;
+    match agents.update(&auth, &name, spec.clone()).await {
+        Ok(agent) => Ok((StatusCode::OK, Json(agent))),
+        Err(e) if e.code == ErrorCode::AgentNotFound => {
+            Ok((StatusCode::CREATED, Json(agents.create(&auth, spec).await?)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,20 @@
+use axum::extract::State;
+use axum::http::StatusCode;
+use switchyard_core::ApiKeyId;
+
+use crate::AppState;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiPath, Auth, perm};
+
+/// Revoke an API key; it stops working at once on every server.
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", params(("id" = ApiKeyId, Path)),
+    security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    auth: Auth<perm::ManageOwnKeys>,
+    ApiPath(id): ApiPath<ApiKeyId>,
+) -> ApiResult<StatusCode> {
+    state.engine.auth.revoke_api_key(&auth, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

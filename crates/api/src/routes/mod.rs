@@ -1,0 +1,52 @@
+//! The route table. One module per resource, one file per action.
+
+mod agents;
+mod api_keys;
+mod auth;
+mod events;
+mod health;
+mod queues;
+mod tasks;
+mod workers;
+
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::openapi::ApiDoc;
+
+/// A list response.
+#[derive(Serialize, ToSchema)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(auth::login::login))
+        .routes(routes!(auth::refresh::refresh))
+        .routes(routes!(auth::logout::logout))
+        .routes(routes!(auth::me::me))
+        .routes(routes!(tasks::submit::submit, tasks::list::list))
+        .routes(routes!(tasks::batch::batch))
+        .routes(routes!(tasks::get::get))
+        .routes(routes!(tasks::cancel::cancel))
+        .routes(routes!(tasks::retry::retry))
+        .routes(routes!(tasks::events::events))
+        .routes(routes!(tasks::logs::logs))
+        .routes(routes!(events::events))
+        .routes(routes!(agents::create::create, agents::list::list))
+        .routes(routes!(
+            agents::get::get,
+            agents::update::update,
+            agents::delete::delete
+        ))
+        .routes(routes!(api_keys::create::create, api_keys::list::list))
+        .routes(routes!(api_keys::revoke::revoke))
+        .routes(routes!(workers::list))
+        .routes(routes!(queues::list))
+}

@@ -1,0 +1,29 @@
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use switchyard_core::TaskId;
+use switchyard_core::task::{Task, TaskStatus};
+
+use crate::AppState;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiPath, Auth, perm};
+
+/// Cancel a task. A waiting task is cancelled at once (`200`); a running one is asked to
+/// stop (`202`, `cancel_requested: true`) and is forced after the grace period.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/cancel", tag = "tasks", params(("id" = TaskId, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = Task), (status = 202, body = Task), (status = 404, body = ErrorBody),
+        (status = 409, description = "Already finished", body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    auth: Auth<perm::ManageTasks>,
+    ApiPath(id): ApiPath<TaskId>,
+) -> ApiResult<(StatusCode, Json<Task>)> {
+    let task = state.engine.tasks.cancel(&auth, id).await?;
+    let status = if task.status == TaskStatus::Cancelled {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(task)))
+}

@@ -1,0 +1,59 @@
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use switchyard_core::event::LogLevel;
+use switchyard_core::{TaskId, Timestamp};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::AppState;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiPath, ApiQuery, Auth, perm};
+use crate::routes::Items;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogParams {
+    /// Only lines after this sequence number.
+    pub after: Option<u64>,
+    /// At most this many lines (1-5000, default 1000).
+    pub limit: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LogLine {
+    pub seq: u64,
+    pub attempt: u32,
+    pub at: Timestamp,
+    pub level: LogLevel,
+    pub message: String,
+}
+
+/// The log lines a task's agent wrote, oldest first.
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/logs", tag = "tasks", params(("id" = TaskId, Path), LogParams),
+    security(("bearer" = [])),
+    responses((status = 200, body = Items<LogLine>), (status = 404, body = ErrorBody)))]
+pub async fn logs(
+    State(state): State<AppState>,
+    auth: Auth<perm::ReadTasks>,
+    ApiPath(id): ApiPath<TaskId>,
+    ApiQuery(p): ApiQuery<LogParams>,
+) -> ApiResult<Json<Items<LogLine>>> {
+    state.engine.tasks.visible(&auth, id).await?;
+    let limit = p.limit.unwrap_or(1_000).clamp(1, 5_000);
+    let lines = state
+        .engine
+        .store
+        .task_logs(id, p.after.unwrap_or(0), limit)
+        .await?;
+    let items = lines
+        .into_iter()
+        .map(|l| LogLine {
+            seq: l.seq,
+            attempt: l.attempt,
+            at: l.at,
+            level: l.level,
+            message: l.message,
+        })
+        .collect();
+    Ok(Json(Items { items }))
+}

@@ -1,0 +1,23 @@
+use axum::Json;
+use axum::extract::State;
+use switchyard_core::Timestamp;
+use switchyard_core::store::WorkerInfo;
+
+use crate::AppState;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Auth, perm};
+use crate::routes::Items;
+
+/// Workers alive now: name, agents, slots in use, last heartbeat, version.
+#[utoipa::path(get, path = "/api/v1/workers", tag = "system", security(("bearer" = [])),
+    responses((status = 200, body = Items<WorkerInfo>), (status = 401, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    _auth: Auth<perm::ReadSystem>,
+) -> ApiResult<Json<Items<WorkerInfo>>> {
+    let heartbeat = state.engine.config.queue.heartbeat_ms;
+    let alive_since = Timestamp::now().minus_ms(heartbeat.saturating_mul(3).max(15_000));
+    Ok(Json(Items {
+        items: state.engine.store.list_workers(alive_since).await?,
+    }))
+}

@@ -1,0 +1,400 @@
+//! The dispatcher: hands queued tasks to consumers (the built-in runtime, remote
+//! workers) as fast as they have free slots, claiming in batches.
+//!
+//! It keeps a set of agents that may have runnable work. Submissions, retries and
+//! freed concurrency slots add to it through the bus (`Wake`), timers for delayed work
+//! (`Scheduled`) and a slow safety-net poll mark everything. An agent leaves the set
+//! when a claim comes back short, unless a wake-up arrived meanwhile (generation check),
+//! so no wake-up is lost and no loop polls the database while idle.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use switchyard_core::cache::EventBus;
+use switchyard_core::event::{BusMessage, EventBody, TaskEvent};
+use switchyard_core::store::{AgentDemand, ClaimRequest, ClaimedTask, Store};
+use switchyard_core::task::TaskStatus;
+use switchyard_core::{Timestamp, WorkerId};
+use tokio::sync::{Notify, broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::agents::AgentRegistry;
+
+/// Which agents a consumer runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Serves {
+    /// Every agent whose kind is built in (echo, sleep, fail, http).
+    BuiltinKinds,
+    /// These agents by name (remote workers declare theirs).
+    Agents(HashSet<String>),
+}
+
+#[derive(Clone, Debug)]
+pub struct ConsumerConfig {
+    /// The identity leases are taken under.
+    pub worker_id: WorkerId,
+    pub name: String,
+    pub serves: Serves,
+    pub slots: u32,
+}
+
+struct ConsumerState {
+    config: ConsumerConfig,
+    in_use: AtomicU32,
+    draining: AtomicBool,
+    tx: mpsc::UnboundedSender<Vec<ClaimedTask>>,
+}
+
+impl ConsumerState {
+    fn free(&self) -> u32 {
+        if self.draining.load(Ordering::Relaxed) {
+            return 0;
+        }
+        self.config
+            .slots
+            .saturating_sub(self.in_use.load(Ordering::Relaxed))
+    }
+}
+
+/// A registered consumer. Claimed tasks arrive on `rx`; call [`Consumer::release`] as
+/// each finishes. Dropping it unregisters.
+pub struct Consumer {
+    state: Arc<ConsumerState>,
+    pub rx: mpsc::UnboundedReceiver<Vec<ClaimedTask>>,
+    dispatcher: Arc<Dispatcher>,
+}
+
+impl Consumer {
+    pub fn worker_id(&self) -> WorkerId {
+        self.state.config.worker_id
+    }
+
+    pub fn in_use(&self) -> u32 {
+        self.state.in_use.load(Ordering::Relaxed)
+    }
+
+    /// `n` tasks finished: their slots are free again.
+    pub fn release(&self, n: u32) {
+        let _ = self
+            .state
+            .in_use
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            });
+        self.dispatcher.wake.notify_one();
+    }
+
+    /// Take no new work (graceful drain); running tasks continue.
+    pub fn drain(&self) {
+        self.state.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// A handle that releases slots from another task.
+    pub fn releaser(&self) -> Releaser {
+        Releaser {
+            state: self.state.clone(),
+            dispatcher: self.dispatcher.clone(),
+        }
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        let id = self.state.config.worker_id;
+        self.dispatcher
+            .consumers
+            .write()
+            .retain(|c| c.config.worker_id != id);
+    }
+}
+
+#[derive(Clone)]
+pub struct Releaser {
+    state: Arc<ConsumerState>,
+    dispatcher: Arc<Dispatcher>,
+}
+
+impl Releaser {
+    pub fn release(&self, n: u32) {
+        let _ = self
+            .state
+            .in_use
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            });
+        self.dispatcher.wake.notify_one();
+    }
+}
+
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn EventBus>,
+    agents: Arc<AgentRegistry>,
+    lease_ms: u64,
+    poll_interval: Duration,
+    consumers: RwLock<Vec<Arc<ConsumerState>>>,
+    /// Agents that may have runnable work, with a generation bumped on every wake-up.
+    dirty: Mutex<HashMap<String, u64>>,
+    next_at: Mutex<Option<Timestamp>>,
+    wake: Notify,
+    rotate: AtomicUsize,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn EventBus>,
+        agents: Arc<AgentRegistry>,
+        lease_ms: u64,
+        poll_interval_ms: u64,
+    ) -> Arc<Self> {
+        Arc::new(Dispatcher {
+            store,
+            bus,
+            agents,
+            lease_ms,
+            poll_interval: Duration::from_millis(poll_interval_ms.max(10)),
+            consumers: RwLock::new(Vec::new()),
+            dirty: Mutex::new(HashMap::new()),
+            next_at: Mutex::new(None),
+            wake: Notify::new(),
+            rotate: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn register(self: &Arc<Self>, config: ConsumerConfig) -> Consumer {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = Arc::new(ConsumerState {
+            config,
+            in_use: AtomicU32::new(0),
+            draining: AtomicBool::new(false),
+            tx,
+        });
+        self.consumers.write().push(state.clone());
+        self.mark_all_ready();
+        Consumer {
+            state,
+            rx,
+            dispatcher: self.clone(),
+        }
+    }
+
+    /// These agents may have runnable work.
+    pub fn mark_ready<I: IntoIterator<Item = String>>(&self, agents: I) {
+        {
+            let mut dirty = self.dirty.lock();
+            for a in agents {
+                *dirty.entry(a).or_insert(0) += 1;
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// Work becomes runnable at `at`.
+    pub fn schedule(&self, at: Timestamp) {
+        let mut next = self.next_at.lock();
+        if next.is_none_or(|n| at < n) {
+            *next = Some(at);
+            drop(next);
+            self.wake.notify_one();
+        }
+    }
+
+    fn mark_all_ready(&self) {
+        let names: Vec<String> = self
+            .agents
+            .all_cached()
+            .iter()
+            .map(|e| e.spec().name.clone())
+            .collect();
+        self.mark_ready(names);
+    }
+
+    fn serves(consumer: &ConsumerState, agents: &AgentRegistry, name: &str) -> Option<Option<u32>> {
+        let entry = agents.cached(name)?;
+        let served = match &consumer.config.serves {
+            Serves::BuiltinKinds => true,
+            Serves::Agents(names) => names.contains(name),
+        };
+        served.then_some(entry.spec().concurrency)
+    }
+
+    /// One pass over the consumers. Returns whether more work is likely waiting.
+    async fn round(&self) -> bool {
+        let consumers: Vec<Arc<ConsumerState>> = self.consumers.read().clone();
+        if consumers.is_empty() {
+            return false;
+        }
+        let start = self.rotate.fetch_add(1, Ordering::Relaxed);
+        let mut more = false;
+        for i in 0..consumers.len() {
+            let consumer = &consumers[(start + i) % consumers.len()];
+            let free = consumer.free();
+            if free == 0 {
+                continue;
+            }
+            let candidates: Vec<(String, u64, Option<u32>)> = {
+                let dirty = self.dirty.lock();
+                dirty
+                    .iter()
+                    .filter_map(|(name, generation)| {
+                        Self::serves(consumer, &self.agents, name)
+                            .map(|limit| (name.clone(), *generation, limit))
+                    })
+                    .collect()
+            };
+            if candidates.is_empty() {
+                continue;
+            }
+            let share = free.div_ceil(candidates.len() as u32).max(1);
+            let request = ClaimRequest {
+                worker_id: consumer.config.worker_id,
+                worker_name: consumer.config.name.clone(),
+                now: Timestamp::now(),
+                lease_ms: self.lease_ms,
+                demands: candidates
+                    .iter()
+                    .map(|(agent, _, limit)| AgentDemand {
+                        agent: agent.clone(),
+                        max: share.min(free),
+                        concurrency: *limit,
+                    })
+                    .collect(),
+            };
+            let claimed = match self.store.claim_tasks(&request).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming tasks failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    return true;
+                }
+            };
+            let mut per_agent: HashMap<&str, u32> = HashMap::new();
+            for c in &claimed {
+                *per_agent.entry(c.agent.as_str()).or_default() += 1;
+            }
+            {
+                let mut dirty = self.dirty.lock();
+                for (agent, generation, _) in &candidates {
+                    let got = per_agent.get(agent.as_str()).copied().unwrap_or(0);
+                    if got < share.min(free) {
+                        // Drained (or at its concurrency limit), unless woken meanwhile.
+                        if dirty.get(agent) == Some(generation) {
+                            dirty.remove(agent);
+                        }
+                    } else {
+                        more = true;
+                    }
+                }
+            }
+            if !claimed.is_empty() {
+                let events = claimed
+                    .iter()
+                    .map(|c| running_event(c, request.now))
+                    .collect();
+                crate::publish::send(&self.bus, BusMessage::Tasks { events }).await;
+                consumer
+                    .in_use
+                    .fetch_add(claimed.len() as u32, Ordering::Relaxed);
+                if consumer.tx.send(claimed).is_err() {
+                    // The consumer went away; its leases expire and the reaper retries them.
+                    tracing::warn!(worker = %consumer.config.worker_id, "consumer vanished with claimed tasks");
+                }
+            }
+        }
+        more
+    }
+
+    /// Runs until `shutdown`, fed by bus wake-ups.
+    pub async fn run(
+        self: Arc<Self>,
+        mut bus: broadcast::Receiver<Arc<BusMessage>>,
+        shutdown: CancellationToken,
+    ) {
+        let listener = {
+            let this = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    let msg = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        msg = bus.recv() => msg,
+                    };
+                    match msg {
+                        Ok(msg) => match &*msg {
+                            BusMessage::Wake { agents } => this.mark_ready(agents.iter().cloned()),
+                            BusMessage::Scheduled { at } => this.schedule(*at),
+                            BusMessage::AgentChanged { name } => this.mark_ready([name.clone()]),
+                            _ => {}
+                        },
+                        Err(broadcast::error::RecvError::Lagged(_)) => this.mark_all_ready(),
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            })
+        };
+        self.refresh_schedule().await;
+        self.mark_all_ready();
+        let mut next_poll = tokio::time::Instant::now() + self.poll_interval;
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            if self.round().await {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let now = Timestamp::now();
+            let timer = *self.next_at.lock();
+            let until_timer = timer.map(|t| Duration::from_millis(t.since(now)));
+            let poll_in = next_poll.saturating_duration_since(tokio::time::Instant::now());
+            let sleep_for = until_timer.map_or(poll_in, |t| t.min(poll_in));
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(sleep_for) => {
+                    let now = Timestamp::now();
+                    let due = self.next_at.lock().is_some_and(|t| t <= now);
+                    if due {
+                        *self.next_at.lock() = None;
+                        self.mark_all_ready();
+                        self.refresh_schedule().await;
+                    }
+                    if tokio::time::Instant::now() >= next_poll {
+                        next_poll = tokio::time::Instant::now() + self.poll_interval;
+                        self.mark_all_ready();
+                        self.refresh_schedule().await;
+                    }
+                }
+            }
+        }
+        listener.abort();
+    }
+
+    async fn refresh_schedule(&self) {
+        match self.store.next_run_at(Timestamp::now()).await {
+            Ok(Some(at)) => self.schedule(at),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read the next scheduled task"),
+        }
+    }
+}
+
+fn running_event(c: &ClaimedTask, at: Timestamp) -> TaskEvent {
+    TaskEvent {
+        task_id: c.id,
+        seq: c.seq,
+        agent: c.agent.clone(),
+        owner_id: c.owner_id,
+        at,
+        body: EventBody::Status {
+            status: TaskStatus::Running,
+            attempt: c.attempt,
+            error: None,
+            run_at: None,
+        },
+    }
+}

@@ -1,0 +1,207 @@
+//! Switchyard's services layer.
+//!
+//! [`Engine`] wires the services over the chosen backends: the agent registry, the
+//! task service (validate → transform → cache → queue with group commit), the
+//! dispatcher (claims batches for consumers), the reporter (the completion and Error
+//! Recovery path), maintenance (lease reaper, forced cancels, housekeeping), the event
+//! hub (live events to local subscribers) and authentication. It knows the backends
+//! only through the `Store`, `Cache` and `EventBus` traits.
+
+pub mod agents;
+pub mod auth;
+pub mod config;
+pub mod dispatch;
+pub mod events;
+pub mod maintenance;
+pub mod publish;
+pub mod reporter;
+pub mod submitter;
+pub mod tasks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use switchyard_core::Result;
+use switchyard_core::cache::{Cache, EventBus};
+use switchyard_core::event::BusMessage;
+use switchyard_core::store::Store;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{AuthConfig, EngineConfig, QueueConfig};
+
+use crate::agents::AgentRegistry;
+use crate::auth::AuthService;
+use crate::dispatch::Dispatcher;
+use crate::events::EventHub;
+use crate::maintenance::Maintenance;
+use crate::reporter::{Reporter, ReporterDeps};
+use crate::submitter::Submitter;
+use crate::tasks::TaskService;
+
+/// The backends chosen at start-up.
+#[derive(Clone)]
+pub struct Backends {
+    pub store: Arc<dyn Store>,
+    pub cache: Arc<dyn Cache>,
+    pub bus: Arc<dyn EventBus>,
+}
+
+/// Which background duties this process takes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Duties {
+    /// Hand out work to local consumers (built-in runtime, connected remote workers).
+    pub dispatch: bool,
+    /// Reap expired leases, force overdue cancellations, housekeeping.
+    pub maintenance: bool,
+}
+
+pub struct Engine {
+    pub store: Arc<dyn Store>,
+    pub cache: Arc<dyn Cache>,
+    pub bus: Arc<dyn EventBus>,
+    pub config: EngineConfig,
+    pub agents: Arc<AgentRegistry>,
+    pub hub: Arc<EventHub>,
+    pub tasks: TaskService,
+    pub auth: Arc<AuthService>,
+    pub reporter: Reporter,
+    pub dispatcher: Arc<Dispatcher>,
+    shutdown: CancellationToken,
+    background: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Engine {
+    pub async fn start(
+        backends: Backends,
+        config: EngineConfig,
+        duties: Duties,
+    ) -> Result<Arc<Engine>> {
+        let Backends { store, cache, bus } = backends;
+        let agents = Arc::new(AgentRegistry::new(store.clone(), bus.clone()));
+        agents.init().await?;
+        let hub = EventHub::new(config.queue.replay_events);
+        let auth = Arc::new(
+            AuthService::new(
+                store.clone(),
+                cache.clone(),
+                bus.clone(),
+                config.auth.clone(),
+            )
+            .await?,
+        );
+        let submitter = Submitter::start(
+            store.clone(),
+            bus.clone(),
+            config.queue.idempotency_window_s.saturating_mul(1_000),
+            config.queue.max_write_batch,
+        );
+        let reporter = Reporter::start(ReporterDeps {
+            store: store.clone(),
+            bus: bus.clone(),
+            cache: cache.clone(),
+            agents: agents.clone(),
+            max_batch: config.queue.max_write_batch,
+        });
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            bus.clone(),
+            agents.clone(),
+            config.queue.lease_ms,
+            config.queue.poll_interval_ms,
+        );
+        let tasks = TaskService {
+            store: store.clone(),
+            cache: cache.clone(),
+            bus: bus.clone(),
+            agents: agents.clone(),
+            hub: hub.clone(),
+            submitter,
+            config: config.queue.clone(),
+        };
+        let shutdown = CancellationToken::new();
+        let mut background = vec![
+            tokio::spawn(hub.clone().run(bus.subscribe())),
+            tokio::spawn(invalidations(bus.subscribe(), agents.clone(), auth.clone())),
+        ];
+        if duties.dispatch {
+            background.push(tokio::spawn(
+                dispatcher.clone().run(bus.subscribe(), shutdown.clone()),
+            ));
+        }
+        if duties.maintenance {
+            let m = Maintenance {
+                store: store.clone(),
+                cache: cache.clone(),
+                reporter: reporter.clone(),
+                config: config.queue.clone(),
+            };
+            background.push(tokio::spawn(m.run(shutdown.clone())));
+        }
+        Ok(Arc::new(Engine {
+            store,
+            cache,
+            bus,
+            config,
+            agents,
+            hub,
+            tasks,
+            auth,
+            reporter,
+            dispatcher,
+            shutdown,
+            background: Mutex::new(background),
+        }))
+    }
+
+    /// Cancelled when the engine stops; long-running loops watch it.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops the background loops (dispatch first, so nothing new is claimed).
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        let handles: Vec<JoinHandle<()>> = std::mem::take(&mut *self.background.lock());
+        for h in handles {
+            if tokio::time::timeout(Duration::from_secs(5), async {
+                h.abort();
+                let _ = h.await;
+            })
+            .await
+            .is_err()
+            {
+                tracing::warn!("a background loop did not stop in time");
+            }
+        }
+    }
+}
+
+/// Keeps per-server caches in step with changes made on any server.
+async fn invalidations(
+    mut rx: broadcast::Receiver<Arc<BusMessage>>,
+    agents: Arc<AgentRegistry>,
+    auth: Arc<AuthService>,
+) {
+    loop {
+        match rx.recv().await {
+            Ok(msg) => match &*msg {
+                BusMessage::AgentChanged { name } => {
+                    if let Err(e) = agents.refresh(name).await {
+                        tracing::warn!(agent = %name, error = %e, "could not refresh agent");
+                    }
+                }
+                BusMessage::CredentialRevoked { key } => auth.forget_credential(key),
+                _ => {}
+            },
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                if let Err(e) = agents.init().await {
+                    tracing::warn!(error = %e, "could not reload agents");
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}

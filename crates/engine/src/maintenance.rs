@@ -1,0 +1,139 @@
+//! Cluster duties: the lease reaper, forced cancellations and housekeeping.
+//!
+//! Exactly one process should run these at a time (the binary decides which); running
+//! them twice is still safe, because every completion is checked against its lease.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_core::cache::Cache;
+use switchyard_core::store::Store;
+use switchyard_core::task::{TaskError, codes};
+use switchyard_core::{Result, Timestamp};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::QueueConfig;
+use crate::reporter::{AttemptOutcome, AttemptResult, Reporter};
+
+const SWEEP_BATCH: u32 = 1_000;
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
+
+pub struct Maintenance {
+    pub store: Arc<dyn Store>,
+    pub cache: Arc<dyn Cache>,
+    pub reporter: Reporter,
+    pub config: QueueConfig,
+}
+
+impl Maintenance {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_millis(
+            self.config.reaper_interval_ms.max(10),
+        ));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_housekeeping = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.reap().await {
+                tracing::warn!(error = %e, "reaping expired leases failed");
+            }
+            if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
+                last_housekeeping = tokio::time::Instant::now();
+                if let Err(e) = self.housekeeping().await {
+                    tracing::warn!(error = %e, "housekeeping failed");
+                }
+            }
+        }
+    }
+
+    /// Expired leases become retryable failures; overdue cancellations are forced.
+    pub async fn reap(&self) -> Result<()> {
+        let now = Timestamp::now();
+        for lease in self.store.expired_leases(now, SWEEP_BATCH).await? {
+            tracing::info!(task = %lease.task_id, attempt = lease.attempt, "lease expired; the attempt counts as failed");
+            self.reporter
+                .finish(AttemptResult {
+                    attempt: lease.into(),
+                    outcome: AttemptOutcome::Failed(TaskError::retryable(
+                        codes::LEASE_EXPIRED,
+                        "the worker stopped renewing its lease (crashed or lost)",
+                    )),
+                    ack: None,
+                })
+                .await?;
+        }
+        let grace = now.minus_ms(self.config.cancel_grace_ms);
+        for lease in self.store.overdue_cancellations(grace, SWEEP_BATCH).await? {
+            tracing::info!(task = %lease.task_id, "cancellation not acknowledged in time; forcing it");
+            self.reporter
+                .finish(AttemptResult {
+                    attempt: lease.into(),
+                    outcome: AttemptOutcome::Cancelled(Some(TaskError::permanent(
+                        codes::CANCELLED,
+                        "cancelled (forced after the grace period)",
+                    ))),
+                    ack: None,
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn housekeeping(&self) -> Result<()> {
+        let now = Timestamp::now();
+        let window_ms = self.config.idempotency_window_s.saturating_mul(1_000);
+        let expired = self
+            .store
+            .expire_idempotency_keys(now.minus_ms(window_ms))
+            .await?;
+        let silent = now.minus_ms(self.config.heartbeat_ms.saturating_mul(10).max(60_000));
+        let pruned = self.store.prune_workers(silent).await?;
+        self.cache.sweep().await?;
+        tracing::debug!(
+            expired_keys = expired,
+            pruned_workers = pruned,
+            "housekeeping done"
+        );
+        Ok(())
+    }
+}
+
+/// After a restart of a single-node install, nothing can still be running: every task
+/// left `running` belonged to the previous process and is retried at once.
+pub async fn recover_orphans(store: &Arc<dyn Store>, reporter: &Reporter) -> Result<usize> {
+    let mut total = 0;
+    loop {
+        let orphans = store.running_tasks(None, SWEEP_BATCH).await?;
+        if orphans.is_empty() {
+            return Ok(total);
+        }
+        total += orphans.len();
+        let mut acks = Vec::with_capacity(orphans.len());
+        for lease in orphans {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            reporter
+                .finish(AttemptResult {
+                    attempt: lease.into(),
+                    outcome: AttemptOutcome::Failed(TaskError::retryable(
+                        codes::WORKER_LOST,
+                        "the server stopped while the task was running",
+                    )),
+                    ack: Some(tx),
+                })
+                .await?;
+            acks.push(rx);
+        }
+        let mut accepted = 0;
+        for ack in acks {
+            accepted += usize::from(ack.await.unwrap_or(false));
+        }
+        if accepted == 0 {
+            return Err(switchyard_core::Error::unavailable(
+                "could not requeue tasks left running",
+            ));
+        }
+    }
+}

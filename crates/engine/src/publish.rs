@@ -1,0 +1,53 @@
+//! Announcing what the store recorded: task events to clients, wake-ups to dispatchers.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use switchyard_core::Timestamp;
+use switchyard_core::cache::EventBus;
+use switchyard_core::event::{BusMessage, TaskEvent};
+use switchyard_core::store::Transition;
+use switchyard_core::task::TaskStatus;
+
+/// Publishes the events of `transitions` and wakes dispatchers for what became runnable.
+/// Bus failures are logged, not returned: the state is already durable, and clients and
+/// dispatchers recover through `since` resumption and polling.
+pub async fn announce(bus: &Arc<dyn EventBus>, transitions: Vec<Transition>, now: Timestamp) {
+    if transitions.is_empty() {
+        return;
+    }
+    let mut ready = BTreeSet::new();
+    let mut earliest: Option<Timestamp> = None;
+    for t in &transitions {
+        if matches!(t.status, TaskStatus::Queued | TaskStatus::Retrying) {
+            if t.run_at <= now {
+                ready.insert(t.agent.clone());
+            } else {
+                earliest = Some(earliest.map_or(t.run_at, |e| e.min(t.run_at)));
+            }
+        }
+    }
+    let events: Vec<TaskEvent> = transitions
+        .into_iter()
+        .map(Transition::into_event)
+        .collect();
+    send(bus, BusMessage::Tasks { events }).await;
+    if !ready.is_empty() {
+        send(
+            bus,
+            BusMessage::Wake {
+                agents: ready.into_iter().collect(),
+            },
+        )
+        .await;
+    }
+    if let Some(at) = earliest {
+        send(bus, BusMessage::Scheduled { at }).await;
+    }
+}
+
+pub async fn send(bus: &Arc<dyn EventBus>, message: BusMessage) {
+    if let Err(e) = bus.publish(Arc::new(message)).await {
+        tracing::warn!(error = %e, "event bus publish failed");
+    }
+}

@@ -1,0 +1,345 @@
+//! The task service: the Data Flow's input side (validate → transform → cache check →
+//! queue) and everything a client does with tasks afterwards.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchyard_core::auth::{Permission, Principal};
+use switchyard_core::cache::{Cache, EventBus};
+use switchyard_core::error::ErrorCode;
+use switchyard_core::event::BusMessage;
+use switchyard_core::store::{CancelOutcome, NewTask, Store, Submitted, TaskQuery};
+use switchyard_core::task::Task;
+use switchyard_core::{Error, Result, TaskId, Timestamp};
+
+use crate::agents::{AgentRegistry, require};
+use crate::config::QueueConfig;
+use crate::events::{EventHub, Filter};
+use crate::publish::{announce, send};
+use crate::reporter::result_cache_key;
+use crate::submitter::Submitter;
+
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+pub const MAX_LIST_LIMIT: u32 = 500;
+
+/// A submission, as parsed from any front door (REST, batch, WebSocket).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SubmitRequest {
+    /// Pre-assigned id (lets callers subscribe before submitting); fresh if `None`.
+    pub id: Option<TaskId>,
+    pub agent: String,
+    pub input: Value,
+    pub priority: Option<i32>,
+    pub run_at: Option<Timestamp>,
+    pub idempotency_key: Option<String>,
+    pub parent_id: Option<TaskId>,
+    pub trace_id: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct TaskService {
+    pub store: Arc<dyn Store>,
+    pub cache: Arc<dyn Cache>,
+    pub bus: Arc<dyn EventBus>,
+    pub agents: Arc<AgentRegistry>,
+    pub hub: Arc<EventHub>,
+    pub submitter: Submitter,
+    pub config: QueueConfig,
+}
+
+/// The outcome of a submission that may wait for the result.
+pub struct Waited {
+    pub task: Task,
+    pub created: bool,
+    /// The task reached a final state before the wait ended.
+    pub finished: bool,
+}
+
+impl TaskService {
+    /// Validation and transform: schema defaults, the schema check, priority and
+    /// scheduling, then the result-cache lookup.
+    pub async fn prepare(
+        &self,
+        principal: &Principal,
+        req: SubmitRequest,
+        now: Timestamp,
+    ) -> Result<NewTask> {
+        require(principal, Permission::SubmitTasks)?;
+        let entry = self.agents.get(&req.agent).await?.ok_or_else(|| {
+            Error::new(
+                ErrorCode::UnknownAgent,
+                format!("agent {:?} is not registered", req.agent),
+            )
+        })?;
+        let input = match &entry.input_schema {
+            Some(schema) => schema.prepare(req.input, "the input")?,
+            None => req.input,
+        };
+        let priority = req.priority.unwrap_or(entry.spec().priority);
+        if priority.abs() > switchyard_core::agent::MAX_PRIORITY {
+            return Err(Error::invalid_parameter(format!(
+                "priority must be between -{0} and {0}",
+                switchyard_core::agent::MAX_PRIORITY
+            )));
+        }
+        if let Some(key) = &req.idempotency_key
+            && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN)
+        {
+            return Err(Error::invalid_parameter(format!(
+                "idempotency_key must be 1-{MAX_IDEMPOTENCY_KEY_LEN} characters"
+            )));
+        }
+        if let Some(parent) = req.parent_id {
+            self.visible(principal, parent).await?;
+        }
+        let run_at = req.run_at.map_or(now, |t| t.max(now));
+        let cached_output = match entry.spec().cache_ttl_ms {
+            Some(_) if run_at <= now => self.cached_result(&result_cache_key(&entry, &input)).await,
+            _ => None,
+        };
+        Ok(NewTask {
+            id: req.id.unwrap_or_default(),
+            agent: entry.spec().name.clone(),
+            input,
+            priority,
+            run_at,
+            owner_id: Some(principal.user_id),
+            idempotency_key: req.idempotency_key,
+            parent_id: req.parent_id,
+            fallback_of: None,
+            trace_id: req.trace_id.or_else(|| Some(new_trace_id())),
+            created_at: now,
+            cached_output,
+        })
+    }
+
+    async fn cached_result(&self, key: &str) -> Option<Value> {
+        match self.cache.get(key).await {
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes).ok(),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "result cache unavailable; running the task");
+                None
+            }
+        }
+    }
+
+    pub async fn submit(&self, principal: &Principal, req: SubmitRequest) -> Result<Submitted> {
+        let task = self.prepare(principal, req, Timestamp::now()).await?;
+        let mut out = self.submitter.submit(vec![task]).await?;
+        out.pop()
+            .ok_or_else(|| Error::internal_msg("submission returned nothing"))
+    }
+
+    /// Submits many tasks in one transaction: all are accepted or none. Validation
+    /// errors name the index of each rejected item.
+    pub async fn submit_batch(
+        &self,
+        principal: &Principal,
+        reqs: Vec<SubmitRequest>,
+    ) -> Result<Vec<Submitted>> {
+        require(principal, Permission::SubmitTasks)?;
+        if reqs.is_empty() {
+            return Err(Error::invalid_parameter("a batch needs at least one task"));
+        }
+        if reqs.len() > self.config.max_submit_batch {
+            return Err(Error::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "a batch holds at most {} tasks, got {}",
+                    self.config.max_submit_batch,
+                    reqs.len()
+                ),
+            ));
+        }
+        let now = Timestamp::now();
+        let mut tasks = Vec::with_capacity(reqs.len());
+        let mut errors = Vec::new();
+        for (index, req) in reqs.into_iter().enumerate() {
+            match self.prepare(principal, req, now).await {
+                Ok(t) => tasks.push(t),
+                Err(e) if e.is_internal() => return Err(e),
+                Err(e) => errors.push(json!({
+                    "index": index, "code": e.code.as_str(), "message": e.message, "details": e.details,
+                })),
+            }
+        }
+        if !errors.is_empty() {
+            let first = errors[0]["message"].as_str().unwrap_or_default().to_owned();
+            return Err(Error::new(
+                ErrorCode::ValidationFailed,
+                format!(
+                    "{} of the batch's tasks are invalid; nothing was submitted (first: {first})",
+                    errors.len()
+                ),
+            )
+            .with_details(json!({ "items": errors })));
+        }
+        self.submitter.submit(tasks).await
+    }
+
+    /// Submits and waits up to `wait` for the task to finish.
+    pub async fn submit_and_wait(
+        &self,
+        principal: &Principal,
+        mut req: SubmitRequest,
+        wait: Duration,
+    ) -> Result<Waited> {
+        let id = req.id.unwrap_or_default();
+        req.id = Some(id);
+        // Subscribe before submitting so the final event cannot slip past.
+        let mut sub = self.hub.subscribe(Filter::Task(id), 256);
+        let submitted = self.submit(principal, req).await?;
+        let (task, created) = match submitted {
+            Submitted::Created(t) => (t, true),
+            Submitted::Existing(t) => {
+                sub = self.hub.subscribe(Filter::Task(t.id), 256);
+                let current = self.store.get_task(t.id).await?.unwrap_or(t);
+                (current, false)
+            }
+        };
+        if task.status.is_terminal() || wait.is_zero() {
+            return Ok(Waited {
+                finished: task.status.is_terminal(),
+                task,
+                created,
+            });
+        }
+        let deadline =
+            tokio::time::Instant::now() + wait.min(Duration::from_millis(self.config.max_wait_ms));
+        let finished = loop {
+            match tokio::time::timeout_at(deadline, sub.rx.recv()).await {
+                Ok(Some(event)) if event.is_final() => break true,
+                Ok(Some(_)) => continue,
+                // The hub dropped us (lagging) or the wait ended: read the current state.
+                Ok(None) | Err(_) => break false,
+            }
+        };
+        let task = self
+            .store
+            .get_task(task.id)
+            .await?
+            .ok_or_else(|| Error::task_not_found(task.id))?;
+        Ok(Waited {
+            finished: finished || task.status.is_terminal(),
+            task,
+            created,
+        })
+    }
+
+    /// The task if the principal may see it; `task_not_found` otherwise, so ids cannot be probed.
+    pub async fn visible(&self, principal: &Principal, id: TaskId) -> Result<Task> {
+        require(principal, Permission::ReadTasks)?;
+        match self.store.get_task(id).await? {
+            Some(t) if principal.can_see_task(t.owner_id) => Ok(t),
+            _ => Err(Error::task_not_found(id)),
+        }
+    }
+
+    pub async fn list(&self, principal: &Principal, mut query: TaskQuery) -> Result<Vec<Task>> {
+        require(principal, Permission::ReadTasks)?;
+        if let Some(owner) = principal.task_scope() {
+            query.owner_id = Some(owner);
+        }
+        query.limit = query.limit.clamp(1, MAX_LIST_LIMIT);
+        self.store.list_tasks(&query).await
+    }
+
+    pub async fn cancel(&self, principal: &Principal, id: TaskId) -> Result<Task> {
+        require(principal, Permission::ManageTasks)?;
+        self.visible(principal, id).await?;
+        let now = Timestamp::now();
+        match self.store.cancel_task(id, now).await? {
+            CancelOutcome::Cancelled(t) => announce(&self.bus, vec![*t], now).await,
+            CancelOutcome::Requested {
+                worker_id: Some(worker_id),
+                attempt,
+            } => {
+                send(
+                    &self.bus,
+                    BusMessage::Cancel {
+                        task_id: id,
+                        attempt,
+                        worker_id,
+                    },
+                )
+                .await;
+            }
+            CancelOutcome::Requested {
+                worker_id: None, ..
+            } => {}
+            CancelOutcome::AlreadyFinished(status) => {
+                return Err(Error::invalid_state(format!(
+                    "task {id} already finished ({status}); nothing to cancel"
+                )));
+            }
+            CancelOutcome::NotFound => return Err(Error::task_not_found(id)),
+        }
+        self.store
+            .get_task(id)
+            .await?
+            .ok_or_else(|| Error::task_not_found(id))
+    }
+
+    pub async fn retry(&self, principal: &Principal, id: TaskId) -> Result<Task> {
+        require(principal, Permission::ManageTasks)?;
+        self.visible(principal, id).await?;
+        let now = Timestamp::now();
+        let transition = self
+            .store
+            .replay_task(id, now)
+            .await?
+            .ok_or_else(|| Error::task_not_found(id))?;
+        announce(&self.bus, vec![transition], now).await;
+        self.store
+            .get_task(id)
+            .await?
+            .ok_or_else(|| Error::task_not_found(id))
+    }
+}
+
+/// A W3C trace id: 16 random bytes as 32 lowercase hex digits.
+pub fn new_trace_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// The event describing a task's current state (for clients that start following it).
+pub fn snapshot_event(task: &Task) -> switchyard_core::event::TaskEvent {
+    use switchyard_core::event::EventBody;
+    use switchyard_core::task::TaskStatus;
+    let attempt = task.attempts.last().map_or(0, |a| a.number);
+    let body = match task.status {
+        TaskStatus::Succeeded => EventBody::Result {
+            status: task.status,
+            attempt,
+            output: task.output.clone().unwrap_or(Value::Null),
+            cached: task.cached,
+        },
+        TaskStatus::Failed | TaskStatus::Dead if task.error.is_some() => EventBody::Error {
+            status: task.status,
+            attempt,
+            error: task
+                .error
+                .clone()
+                .unwrap_or_else(|| switchyard_core::task::TaskError::permanent("unknown", "")),
+            fallback_task_id: task.fallback_task_id,
+        },
+        status => EventBody::Status {
+            status,
+            attempt,
+            error: task.error.clone(),
+            run_at: status.is_waiting().then_some(task.run_at),
+        },
+    };
+    switchyard_core::event::TaskEvent {
+        task_id: task.id,
+        seq: task.seq,
+        agent: task.agent.clone(),
+        owner_id: task.owner_id,
+        at: task.updated_at,
+        body,
+    }
+}

@@ -1,0 +1,412 @@
+//! `switchyard bench`: a load generator in the spirit of redis-benchmark and pgbench.
+//!
+//! Throughput mode submits N tasks to `echo` from C concurrent clients, B tasks per
+//! request (B = 1: single requests, otherwise the batch endpoint), while following
+//! completions over Server-Sent Events, and reports tasks/s end to end, the submit
+//! rate and submit→completion latency percentiles. `--latency` submits one task at a
+//! time with `?wait` on an idle system. Without `--url` it measures an embedded
+//! instance on a temporary directory.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use std::sync::Mutex;
+
+use crate::app::{self, Role};
+use crate::config::Config;
+
+#[derive(Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// An existing server (e.g. http://127.0.0.1:8080). Without it: an embedded instance.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// API key for --url (needs the submit and read scopes).
+    #[arg(long, env = "SWITCHYARD_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Tasks to submit.
+    #[arg(long, default_value_t = 20_000)]
+    pub tasks: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Tasks per submit request (1 = single requests).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// One task at a time, submit → completion with `?wait`.
+    #[arg(long)]
+    pub latency: bool,
+    /// The agent to load (it must echo or otherwise finish quickly).
+    #[arg(long, default_value = "echo")]
+    pub agent: String,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Target {
+    base: String,
+    key: String,
+    backend: String,
+    client: reqwest::Client,
+    /// Keeps an embedded server alive for the run.
+    embedded: Option<(app::Running, tempfile::TempDir)>,
+}
+
+pub async fn run(config_file: Option<PathBuf>, args: BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.tasks > 0, "--tasks must be at least 1");
+    anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
+    anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
+    let target = connect(config_file, &args).await?;
+    let report = if args.latency {
+        latency(&target, &args).await?
+    } else {
+        throughput(&target, &args).await?
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_table(&report);
+    }
+    if let Some((running, _dir)) = target.embedded {
+        running.stop().await?;
+    }
+    Ok(())
+}
+
+async fn connect(config_file: Option<PathBuf>, args: &BenchArgs) -> anyhow::Result<Target> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency + 4)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let (base, key, embedded) = match &args.url {
+        Some(url) => {
+            let key = args
+                .api_key
+                .clone()
+                .context("--url needs --api-key (or SWITCHYARD_API_KEY)")?;
+            (url.trim_end_matches('/').to_owned(), key, None)
+        }
+        None => {
+            let dir = tempfile::tempdir()?;
+            let mut config = Config::load(config_file.as_deref())?;
+            config.data_dir = dir.path().to_path_buf();
+            config.database.url = None;
+            config.server.listen = "127.0.0.1:0".parse()?;
+            config.server.subscriber_buffer = config.server.subscriber_buffer.max(65_536);
+            config.telemetry.log_level = "warn".into();
+            crate::telemetry::init(&config.telemetry)?;
+            let running = app::start(&config, Role::All).await?;
+            let engine = &running.engine;
+            engine.auth.ensure_admin("bench@localhost", None).await?;
+            let (user, _) = engine
+                .store
+                .user_by_email("bench@localhost")
+                .await?
+                .context("bench user")?;
+            let scopes = vec![switchyard_core::auth::Scope::Admin];
+            let (_, secret) = engine
+                .auth
+                .issue_api_key(user.id, user.role, "bench", scopes, None)
+                .await?;
+            let addr = running.addr.context("embedded server has no address")?;
+            (format!("http://{addr}"), secret, Some((running, dir)))
+        }
+    };
+    let ready: Value = client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let backend = ready["database"]["backend"]
+        .as_str()
+        .unwrap_or("unknown")
+        .to_owned();
+    Ok(Target {
+        base,
+        key,
+        backend,
+        client,
+        embedded,
+    })
+}
+
+fn task_body(agent: &str, i: usize) -> Value {
+    json!({ "agent": agent, "input": { "i": i } })
+}
+
+fn percentiles(h: &Histogram<u64>) -> Value {
+    let ms = |q: f64| (h.value_at_quantile(q) as f64) / 1_000.0;
+    json!({ "p50": ms(0.50), "p95": ms(0.95), "p99": ms(0.99), "max": h.max() as f64 / 1_000.0 })
+}
+
+fn base_report(target: &Target, args: &BenchArgs, mode: &str) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("mode".into(), mode.into());
+    m.insert("backend".into(), target.backend.clone().into());
+    m.insert(
+        "cores".into(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .into(),
+    );
+    m.insert("tasks".into(), args.tasks.into());
+    m.insert(
+        "concurrency".into(),
+        if args.latency {
+            1.into()
+        } else {
+            args.concurrency.into()
+        },
+    );
+    m.insert(
+        "batch".into(),
+        if args.latency {
+            1.into()
+        } else {
+            args.batch.into()
+        },
+    );
+    m.insert("agent".into(), args.agent.clone().into());
+    m
+}
+
+async fn latency(target: &Target, args: &BenchArgs) -> anyhow::Result<Value> {
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let url = format!("{}/api/v1/tasks?wait=30s", target.base);
+    // Warm up connections and caches.
+    for i in 0..args.tasks.min(50) {
+        submit_wait(target, &url, &args.agent, i).await?;
+    }
+    let started = Instant::now();
+    for i in 0..args.tasks {
+        let t = Instant::now();
+        submit_wait(target, &url, &args.agent, i).await?;
+        hist.record(t.elapsed().as_micros().max(1) as u64)?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut m = base_report(target, args, "latency");
+    m.insert("seconds".into(), seconds.into());
+    m.insert(
+        "throughput_per_s".into(),
+        (args.tasks as f64 / seconds).into(),
+    );
+    m.insert("submit_per_s".into(), (args.tasks as f64 / seconds).into());
+    m.insert("latency_ms".into(), percentiles(&hist));
+    Ok(Value::Object(m))
+}
+
+async fn submit_wait(target: &Target, url: &str, agent: &str, i: usize) -> anyhow::Result<()> {
+    let response = target
+        .client
+        .post(url)
+        .bearer_auth(&target.key)
+        .json(&task_body(agent, i))
+        .send()
+        .await?;
+    let status = response.status();
+    let task: Value = response.json().await?;
+    if status.as_u16() != 201 || task["status"] != "succeeded" {
+        bail!("task did not succeed in time: HTTP {status}, {task}");
+    }
+    Ok(())
+}
+
+async fn throughput(target: &Target, args: &BenchArgs) -> anyhow::Result<Value> {
+    let completions: Arc<Mutex<HashMap<String, Instant>>> =
+        Arc::new(Mutex::new(HashMap::with_capacity(args.tasks)));
+    let done = Arc::new(tokio::sync::Notify::new());
+    let follower = follow(target, args, completions.clone(), done.clone()).await?;
+
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let submitted: Arc<Mutex<HashMap<String, Instant>>> =
+        Arc::new(Mutex::new(HashMap::with_capacity(args.tasks)));
+    let mut clients = Vec::new();
+    for _ in 0..args.concurrency {
+        let next = next.clone();
+        let submitted = submitted.clone();
+        let client = target.client.clone();
+        let key = target.key.clone();
+        let base = target.base.clone();
+        let (tasks, batch, agent) = (args.tasks, args.batch, args.agent.clone());
+        clients.push(tokio::spawn(async move {
+            loop {
+                let start = next.fetch_add(batch, std::sync::atomic::Ordering::Relaxed);
+                if start >= tasks {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let end = (start + batch).min(tasks);
+                let sent = Instant::now();
+                let ids: Vec<String> = if batch == 1 {
+                    let r = client.post(format!("{base}/api/v1/tasks")).bearer_auth(&key).json(&task_body(&agent, start)).send().await?;
+                    let status = r.status();
+                    let v: Value = r.json().await?;
+                    anyhow::ensure!(status.is_success(), "submit failed: HTTP {status}: {v}");
+                    vec![v["id"].as_str().unwrap_or_default().to_owned()]
+                } else {
+                    let body = json!({ "tasks": (start..end).map(|i| task_body(&agent, i)).collect::<Vec<_>>() });
+                    let r = client.post(format!("{base}/api/v1/tasks/batch")).bearer_auth(&key).json(&body).send().await?;
+                    let status = r.status();
+                    let v: Value = r.json().await?;
+                    anyhow::ensure!(status.is_success(), "batch submit failed: HTTP {status}: {v}");
+                    v["items"].as_array().into_iter().flatten().filter_map(|t| t["id"].as_str().map(str::to_owned)).collect()
+                };
+                let mut map = submitted.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                for id in ids {
+                    map.insert(id, sent);
+                }
+            }
+        }));
+    }
+    for c in clients {
+        c.await??;
+    }
+    let submit_seconds = started.elapsed().as_secs_f64();
+
+    let deadline = Instant::now() + Duration::from_secs(60 + (args.tasks / 500) as u64);
+    loop {
+        let seen = {
+            let sub = submitted.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            let comp = completions
+                .lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?;
+            sub.keys().filter(|id| comp.contains_key(*id)).count()
+        };
+        if seen >= args.tasks {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("only {seen} of {} tasks completed in time", args.tasks);
+        }
+        tokio::select! {
+            _ = done.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+    follower.abort();
+    let sub = submitted.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let comp = completions
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let mut last = started;
+    for (id, sent) in sub.iter() {
+        if let Some(finished) = comp.get(id) {
+            hist.record(finished.saturating_duration_since(*sent).as_micros().max(1) as u64)?;
+            last = last.max(*finished);
+        }
+    }
+    let seconds = last.saturating_duration_since(started).as_secs_f64();
+    let mut m = base_report(target, args, "throughput");
+    m.insert("seconds".into(), seconds.into());
+    m.insert(
+        "throughput_per_s".into(),
+        (args.tasks as f64 / seconds).into(),
+    );
+    m.insert(
+        "submit_per_s".into(),
+        (args.tasks as f64 / submit_seconds).into(),
+    );
+    m.insert("latency_ms".into(), percentiles(&hist));
+    Ok(Value::Object(m))
+}
+
+/// Follows the agent's events over SSE and notes when each task's final event arrived.
+async fn follow(
+    target: &Target,
+    args: &BenchArgs,
+    completions: Arc<Mutex<HashMap<String, Instant>>>,
+    done: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let url = format!(
+        "{}/api/v1/events?agent={}&kinds=result,error",
+        target.base, args.agent
+    );
+    let response = target
+        .client
+        .get(url)
+        .bearer_auth(&target.key)
+        .timeout(Duration::from_secs(24 * 3600))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "cannot follow events: HTTP {}",
+        response.status()
+    );
+    let mut stream = response.bytes_stream();
+    Ok(tokio::spawn(async move {
+        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        while let Some(Ok(chunk)) = stream.next().await {
+            let now = Instant::now();
+            buf.extend_from_slice(&chunk);
+            let mut consumed = 0;
+            let mut found = Vec::new();
+            while let Some(pos) = buf[consumed..].iter().position(|b| *b == b'\n') {
+                let line = &buf[consumed..consumed + pos];
+                consumed += pos + 1;
+                if let Some(data) = line.strip_prefix(b"data: ")
+                    && let Ok(event) = serde_json::from_slice::<Value>(data)
+                    && matches!(event["kind"].as_str(), Some("result" | "error"))
+                    && let Some(id) = event["task_id"].as_str()
+                {
+                    found.push(id.to_owned());
+                }
+            }
+            buf.drain(..consumed);
+            if !found.is_empty() {
+                if let Ok(mut map) = completions.lock() {
+                    for id in found {
+                        map.entry(id).or_insert(now);
+                    }
+                }
+                done.notify_one();
+            }
+        }
+    }))
+}
+
+fn print_table(report: &Value) {
+    let lat = &report["latency_ms"];
+    println!(
+        "switchyard bench — {} mode",
+        report["mode"].as_str().unwrap_or("?")
+    );
+    println!(
+        "  backend           {}",
+        report["backend"].as_str().unwrap_or("?")
+    );
+    println!("  cores             {}", report["cores"]);
+    println!("  tasks             {}", report["tasks"]);
+    println!("  concurrency       {}", report["concurrency"]);
+    println!("  batch             {}", report["batch"]);
+    println!(
+        "  seconds           {:.3}",
+        report["seconds"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "  throughput        {:.0} tasks/s (submit → completion, end to end)",
+        report["throughput_per_s"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "  submit rate       {:.0} tasks/s",
+        report["submit_per_s"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "  latency (ms)      p50 {:.3}   p95 {:.3}   p99 {:.3}   max {:.3}",
+        lat["p50"].as_f64().unwrap_or(0.0),
+        lat["p95"].as_f64().unwrap_or(0.0),
+        lat["p99"].as_f64().unwrap_or(0.0),
+        lat["max"].as_f64().unwrap_or(0.0)
+    );
+}
