@@ -60,6 +60,11 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
 }
 
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes::router().split_for_parts().1
+}
+
 /// The whole HTTP application. `ui` serves every path outside `/api` (the web UI).
 pub fn app(state: AppState, ui: Option<Router>) -> Router {
     let (api, openapi) = routes::router().split_for_parts();

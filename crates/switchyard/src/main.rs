@@ -61,6 +61,8 @@ enum Command {
     Apikey(ApiKeyCommand),
     /// Load generator: submit tasks to `echo` and measure throughput and latency.
     Bench(bench::BenchArgs),
+    /// Print the OpenAPI document (JSON) of the HTTP API.
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -132,6 +134,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => user(cli.config, cmd).await,
         Command::Apikey(cmd) => apikey(cli.config, cmd).await,
         Command::Bench(args) => bench::run(cli.config, args).await,
+        Command::Openapi => {
+            use std::io::Write;
+            let json = switchyard_api::openapi().to_pretty_json()?;
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = writeln!(std::io::stdout(), "{json}");
+            Ok(())
+        }
     }
 }
 
