@@ -3,7 +3,8 @@ use switchyard_core::task::{ErrorClass, TaskError};
 
 use super::{KindResult, TaskContext};
 
-/// Fails the first `times` attempts of the run with `class`, then succeeds.
+/// Fails the task's first `times` attempts with `class`, then succeeds. Attempts are
+/// counted over the task's life, so replaying a dead task continues the count.
 pub fn run(ctx: TaskContext<'_>) -> KindResult {
     let input = &ctx.attempt.input;
     let times = input.get("times").and_then(|v| v.as_u64()).unwrap_or(1);
@@ -13,7 +14,7 @@ pub fn run(ctx: TaskContext<'_>) -> KindResult {
             .map_err(|e: String| TaskError::permanent("bad_input", e))?,
         None => ErrorClass::Retryable,
     };
-    let n = u64::from(ctx.attempt.attempts_in_run);
+    let n = u64::from(ctx.attempt.attempt);
     if n <= times {
         let message = input
             .get("message")

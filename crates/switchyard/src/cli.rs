@@ -1,0 +1,296 @@
+//! The `switchyard` command line.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use switchyard_core::auth::{Role as UserRole, Scope};
+use switchyard_engine::{Duties, Engine, EngineConfig};
+
+use crate::app::{self, Role};
+use crate::config::{self, Config, LogFormat};
+use crate::{bench, telemetry, ui};
+
+#[derive(Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Run agents on tasks: queue, dispatch, retry, stream."
+)]
+struct Cli {
+    /// Configuration file (TOML). Default: ./switchyard.toml if it exists.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct ServerFlags {
+    /// Address to listen on (config: server.listen).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Data directory for the embedded database and files (config: data_dir).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Everything in one process on embedded storage, with demo agents and an admin user.
+    Dev(ServerFlags),
+    /// Run a server: the API, a worker, or both.
+    Serve {
+        #[command(flatten)]
+        flags: ServerFlags,
+        #[arg(long, value_enum, default_value = "all")]
+        role: Role,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Apikey(ApiKeyCommand),
+    /// Load generator: submit tasks to `echo` and measure throughput and latency.
+    Bench(bench::BenchArgs),
+    /// Print the OpenAPI document (JSON) of the HTTP API.
+    Openapi,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user. The password is read from standard input.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "operator")]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Create an API key for a user and print its secret (once).
+    Create {
+        /// The owner of the key.
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: submit, read, worker, admin.
+        #[arg(long, value_delimiter = ',', default_value = "submit,read")]
+        scopes: Vec<String>,
+    },
+}
+
+fn apply(flags: &ServerFlags, config: &mut Config) {
+    if let Some(listen) = flags.listen {
+        config.server.listen = listen;
+    }
+    if let Some(dir) = &flags.data_dir {
+        config.data_dir = dir.clone();
+    }
+}
+
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Dev(flags) => {
+            let mut defaults = Config::default();
+            defaults.telemetry.log_format = LogFormat::Pretty;
+            let mut config = Config::load_with(cli.config.as_deref(), defaults)?;
+            apply(&flags, &mut config);
+            telemetry::init(&config.telemetry)?;
+            serve(config, Role::All, true).await
+        }
+        Command::Serve { flags, role } => {
+            let mut config = Config::load(cli.config.as_deref())?;
+            apply(&flags, &mut config);
+            telemetry::init(&config.telemetry)?;
+            serve(config, role, false).await
+        }
+        Command::Migrate => {
+            let config = Config::load(cli.config.as_deref())?;
+            telemetry::init(&config.telemetry)?;
+            app::open_backends(&config).await?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::User(cmd) => user(cli.config, cmd).await,
+        Command::Apikey(cmd) => apikey(cli.config, cmd).await,
+        Command::Bench(args) => bench::run(cli.config, args).await,
+        Command::Openapi => {
+            use std::io::Write;
+            let json = switchyard_api::openapi().to_pretty_json()?;
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = writeln!(std::io::stdout(), "{json}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config, role: Role, dev: bool) -> anyhow::Result<()> {
+    let running = app::start(&config, role).await?;
+    let engine = running.engine.clone();
+    let admin_password = config::admin_password();
+    if (dev || admin_password.is_some())
+        && let Some(generated) = engine
+            .auth
+            .ensure_admin("admin@localhost", admin_password)
+            .await?
+    {
+        println!();
+        println!("  Admin user created: admin@localhost");
+        println!("  Password (shown once): {generated}");
+        println!(
+            "  Set {} to choose it yourself.",
+            config::ADMIN_PASSWORD_ENV
+        );
+        println!();
+    }
+    if dev {
+        add_demo_agents(&engine).await?;
+    }
+    if let Some(addr) = running.addr {
+        if dev {
+            println!(
+                "  Switchyard is running at http://{addr}  (API docs: http://{addr}/api/docs)"
+            );
+            if !ui::is_built() {
+                println!("  The web UI is not built into this binary; see README.md.");
+            }
+        }
+        tracing::info!(%addr, role = ?role, database = engine.store.backend(), "switchyard is up");
+    } else {
+        tracing::info!(role = ?role, database = engine.store.backend(), "switchyard worker is up");
+    }
+    app::shutdown_signal().await;
+    tracing::info!("shutting down: finishing requests and running tasks");
+    running.stop().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A few agents to play with in `dev`, created on the first start only.
+async fn add_demo_agents(engine: &Engine) -> anyhow::Result<()> {
+    let demos = serde_json::json!([
+        {
+            "name": "flaky",
+            "kind": "fail",
+            "description": "Fails twice with a retryable error, then succeeds: watch the retries.",
+            "input_schema": {"type": "object", "properties": {
+                "times": {"type": "integer", "minimum": 0, "default": 2},
+                "class": {"enum": ["retryable", "permanent", "rate_limited"], "default": "retryable"}}},
+            "retry": {"max_attempts": 5, "base_ms": 500, "cap_ms": 5000}
+        },
+        {
+            "name": "always-fails",
+            "kind": "fail",
+            "description": "Fails permanently and falls back to `echo`.",
+            "input_schema": {"type": "object", "properties": {
+                "times": {"type": "integer", "default": 1000000},
+                "class": {"default": "permanent"}}},
+            "fallback": "echo"
+        },
+        {
+            "name": "slow",
+            "kind": "sleep",
+            "description": "Sleeps `ms` (default 5 s): try cancelling it.",
+            "input_schema": {"type": "object", "properties": {
+                "ms": {"type": "integer", "minimum": 0, "maximum": 600000, "default": 5000}}},
+            "timeout_ms": 700000
+        }
+    ]);
+    for demo in demos.as_array().into_iter().flatten() {
+        let spec: switchyard_core::agent::AgentSpec = serde_json::from_value(demo.clone())?;
+        if engine.store.get_agent(&spec.name).await?.is_none() {
+            engine.agents.install(spec).await?;
+        }
+    }
+    Ok(())
+}
+
+/// An engine for one-off administrative commands (no background duties).
+async fn admin_engine(
+    config_file: Option<PathBuf>,
+) -> anyhow::Result<(std::sync::Arc<Engine>, app::OpenBackends)> {
+    let mut config = Config::load(config_file.as_deref())?;
+    config.telemetry.log_level = "warn".into();
+    telemetry::init(&config.telemetry)?;
+    let opened = app::open_backends(&config).await?;
+    let engine = Engine::start(
+        opened.backends.clone(),
+        EngineConfig {
+            queue: config.queue.clone(),
+            auth: config.auth.clone(),
+        },
+        Duties {
+            dispatch: false,
+            maintenance: false,
+        },
+    )
+    .await?;
+    Ok((engine, opened))
+}
+
+async fn user(config_file: Option<PathBuf>, cmd: UserCommand) -> anyhow::Result<()> {
+    let (engine, _backends) = admin_engine(config_file).await?;
+    match cmd {
+        UserCommand::Add { email, role } => {
+            let role: UserRole = role.parse().map_err(anyhow::Error::msg)?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let user = engine
+                .auth
+                .create_user_unchecked(&email, password, role)
+                .await?;
+            println!("created {} ({}) with id {}", user.email, user.role, user.id);
+        }
+    }
+    Ok(())
+}
+
+async fn apikey(config_file: Option<PathBuf>, cmd: ApiKeyCommand) -> anyhow::Result<()> {
+    let (engine, _backends) = admin_engine(config_file).await?;
+    match cmd {
+        ApiKeyCommand::Create {
+            email,
+            name,
+            scopes,
+        } => {
+            let scopes = scopes
+                .iter()
+                .map(|s| s.trim().parse::<Scope>().map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let email = switchyard_core::auth::normalize_email(&email).context("invalid email")?;
+            let (user, _) = engine
+                .store
+                .user_by_email(&email)
+                .await?
+                .context("no user with that email")?;
+            let (key, secret) = engine
+                .auth
+                .issue_api_key(user.id, user.role, &name, scopes, None)
+                .await?;
+            eprintln!(
+                "created API key {} ({}) for {}",
+                key.id, key.prefix, user.email
+            );
+            println!("{secret}");
+        }
+    }
+    Ok(())
+}

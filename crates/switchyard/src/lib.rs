@@ -1,0 +1,9 @@
+//! The `switchyard` binary as a library: configuration, wiring, the CLI, the embedded
+//! UI and the load generator. `main.rs` only calls [`cli::main`]; tests use the rest.
+
+pub mod app;
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod telemetry;
+pub mod ui;

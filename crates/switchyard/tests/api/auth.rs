@@ -1,0 +1,326 @@
+//! Every route is guarded; tokens that are missing, malformed, wrongly signed or revoked
+//! are rejected; visibility follows ownership.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use switchyard_core::auth::Role;
+
+use crate::common::*;
+
+/// Every operation in the OpenAPI document, with its path parameters filled in.
+async fn all_routes(app: &TestApp) -> Vec<(String, String)> {
+    let (_, doc) = app.call("GET", "/api/openapi.json", None, None).await;
+    let mut routes = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let concrete = path
+                .replace("{id}", &uuid::Uuid::now_v7().to_string())
+                .replace("{name}", "echo");
+            routes.push((method.to_uppercase(), concrete));
+        }
+    }
+    assert!(
+        routes.len() >= 20,
+        "the route table is read from the OpenAPI document"
+    );
+    routes
+}
+
+const PUBLIC: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/api/v1/auth/login",
+    "/api/v1/auth/refresh",
+];
+
+#[tokio::test]
+async fn every_route_rejects_bad_credentials() {
+    let app = TestApp::spawn().await;
+    let logged_out = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (status, _) = app
+        .call("POST", "/api/v1/auth/logout", Some(&logged_out), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let forged = {
+        // A well-formed HS256 token signed with someone else's key.
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = b64.encode(br#"{"alg":"HS256","typ":"JWT","kid":"nope"}"#);
+        let claims = b64.encode(
+            br#"{"sub":"x","sid":"y","role":"admin","iat":0,"exp":9999999999,"iss":"switchyard"}"#,
+        );
+        format!("{header}.{claims}.c2lnbmF0dXJl")
+    };
+    let none_alg = {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = b64.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let claims = b64
+            .encode(br#"{"sub":"x","sid":"y","role":"admin","exp":9999999999,"iss":"switchyard"}"#);
+        format!("{header}.{claims}.")
+    };
+    let bad: Vec<(&str, Option<String>)> = vec![
+        ("missing", None),
+        ("malformed", Some("definitely-not-a-token".into())),
+        ("forged", Some(forged)),
+        ("alg none", Some(none_alg)),
+        ("revoked", Some(logged_out)),
+        (
+            "unknown api key",
+            Some("sy_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG".into()),
+        ),
+    ];
+    for (method, path) in all_routes(&app).await {
+        if PUBLIC.contains(&path.as_str()) {
+            continue;
+        }
+        for (what, token) in &bad {
+            let (status, body) = app
+                .call(&method, &path, token.as_deref(), Some(json!({})))
+                .await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with a {what} token: {body}"
+            );
+            assert!(
+                matches!(error_code(&body), "unauthorized" | "token_expired"),
+                "{body}"
+            );
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn users_only_see_their_own_tasks() {
+    let app = TestApp::spawn().await;
+    let (_, alice) = app.user(Role::Operator).await;
+    let (_, bob) = app.user(Role::Operator).await;
+    let (_, viewer) = app.user(Role::Viewer).await;
+    let (status, task) = app
+        .call(
+            "POST",
+            "/api/v1/tasks",
+            Some(&alice),
+            Some(json!({"agent": "sleep", "input": {"ms": 20000}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = task["id"].as_str().unwrap();
+    for (method, path) in [
+        ("GET", format!("/api/v1/tasks/{id}")),
+        ("GET", format!("/api/v1/tasks/{id}/events")),
+        ("GET", format!("/api/v1/tasks/{id}/logs")),
+        ("POST", format!("/api/v1/tasks/{id}/retry")),
+        ("POST", format!("/api/v1/tasks/{id}/cancel")),
+    ] {
+        let (status, body) = app.call(method, &path, Some(&bob), None).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (StatusCode::NOT_FOUND, "task_not_found"),
+            "{method} {path}"
+        );
+    }
+    let (_, list) = app.call("GET", "/api/v1/tasks", Some(&bob), None).await;
+    assert!(
+        list["items"].as_array().unwrap().is_empty(),
+        "bob lists none of alice's tasks"
+    );
+    let (_, list) = app.call("GET", "/api/v1/tasks", Some(&alice), None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let (_, list) = app.get("/api/v1/tasks").await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        1,
+        "admins see everything"
+    );
+
+    let (status, body) = app
+        .call(
+            "POST",
+            "/api/v1/tasks",
+            Some(&viewer),
+            Some(json!({"agent": "echo"})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::FORBIDDEN, "forbidden"),
+        "viewers cannot submit"
+    );
+    let (status, _) = app
+        .call(
+            "POST",
+            "/api/v1/agents",
+            Some(&alice),
+            Some(json!({"name": "x", "kind": "echo"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "operators cannot manage agents"
+    );
+    let (status, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/tasks/{id}/cancel"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert!(status.is_success());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_logout_is_immediate() {
+    let app = TestApp::spawn().await;
+    let (_, pair) = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})),
+        )
+        .await;
+    let refresh = pair["refresh_token"].as_str().unwrap();
+    let (status, next) = app
+        .call(
+            "POST",
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{next}");
+    assert_ne!(next["refresh_token"], pair["refresh_token"]);
+    let access = next["access_token"].as_str().unwrap();
+    let (status, me) = app.call("GET", "/api/v1/auth/me", Some(access), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["user"]["email"], ADMIN_EMAIL);
+    // Reusing the spent refresh token revokes the whole session.
+    let (status, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app.call("GET", "/api/v1/auth/me", Some(access), None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the session family is revoked"
+    );
+    let (status, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": next["refresh_token"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, body) = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": ADMIN_EMAIL, "password": "wrong-password-here"})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNAUTHORIZED, "invalid_credentials")
+    );
+    let (_, unknown) = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "who@example.com", "password": "wrong-password-here"})),
+        )
+        .await;
+    assert_eq!(
+        unknown["error"]["message"], body["error"]["message"],
+        "no hint whether the email exists"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn api_keys_carry_scopes() {
+    let app = TestApp::spawn().await;
+    let create = |scopes: Value| json!({"name": "k", "scopes": scopes});
+    let (status, read) = app.post("/api/v1/api-keys", create(json!(["read"]))).await;
+    assert_eq!(status, StatusCode::CREATED, "{read}");
+    let read_key = read["secret"].as_str().unwrap().to_owned();
+    assert!(read_key.starts_with("sy_"));
+    assert!(read_key.starts_with(read["key"]["prefix"].as_str().unwrap()));
+    let (status, body) = app
+        .call(
+            "POST",
+            "/api/v1/tasks",
+            Some(&read_key),
+            Some(json!({"agent": "echo"})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::FORBIDDEN, "forbidden"),
+        "a read key cannot submit"
+    );
+    let (status, _) = app
+        .call("GET", "/api/v1/tasks", Some(&read_key), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (_, submit) = app
+        .post("/api/v1/api-keys", create(json!(["submit"])))
+        .await;
+    let submit_key = submit["secret"].as_str().unwrap();
+    let (status, _) = app
+        .call(
+            "POST",
+            "/api/v1/tasks?wait=20s",
+            Some(submit_key),
+            Some(json!({"agent": "echo"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (_, listed) = app.get("/api/v1/api-keys").await;
+    let text = listed.to_string();
+    assert!(!text.contains(&read_key), "secrets are never listed");
+    let id = read["key"]["id"].as_str().unwrap();
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/api-keys/{id}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app
+        .call("GET", "/api/v1/tasks", Some(&read_key), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "revocation takes effect at once"
+    );
+
+    let (status, err) = app
+        .post("/api/v1/api-keys", create(json!(["teleport"])))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    let (status, err) = app.post("/api/v1/api-keys", create(json!([]))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    app.stop().await;
+}

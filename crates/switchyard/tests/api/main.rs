@@ -1,0 +1,13 @@
+//! API tests through the real server: every request goes over HTTP to the same
+//! engine, worker runtime and SQLite store that `switchyard dev` runs.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod agents;
+mod auth;
+mod events;
+mod http_agent;
+mod input;
+mod lifecycle;
+mod tasks;

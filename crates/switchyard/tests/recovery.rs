@@ -1,0 +1,208 @@
+//! Crash recovery with real processes: `kill -9` the server mid-work and restart it on
+//! the same data directory. Acknowledged tasks survive; interrupted ones run again and
+//! complete exactly once.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "recovery-test-password";
+const WAIT: Duration = Duration::from_secs(90);
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("SWITCHYARD_ADMIN_PASSWORD", PASSWORD)
+            .env("SWITCHYARD__TELEMETRY__LOG_FORMAT", "json")
+            .env("SWITCHYARD__QUEUE__LEASE_MS", "3000")
+            .env("SWITCHYARD__QUEUE__HEARTBEAT_MS", "500")
+            .env("SWITCHYARD__QUEUE__REAPER_INTERVAL_MS", "200")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the switchyard binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if !sent
+                    && let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["message"] == "switchyard is up"
+                {
+                    let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
+                    sent = true;
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(WAIT)
+            .expect("the server reports its address");
+        Server {
+            child,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn login(client: &reqwest::Client, base: &str) -> String {
+    let r: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "admin@localhost", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["access_token"].as_str().expect("login works").to_owned()
+}
+
+async fn task(client: &reqwest::Client, base: &str, token: &str, id: &str) -> Value {
+    client
+        .get(format!("{base}/api/v1/tasks/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn wait_status(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: &str,
+    status: &str,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        let t = task(client, base, token, id).await;
+        if t["status"] == status {
+            return t;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "task {id} never became {status}: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_task_killed_mid_run_runs_again_and_completes_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = Server::start(dir.path());
+    let token = login(&client, &server.base).await;
+    let r = client
+        .post(format!("{}/api/v1/tasks", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"agent": "sleep", "input": {"ms": 1500}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_status(&client, &server.base, &token, &id, "running").await;
+    server.kill9();
+
+    let server = Server::start(dir.path());
+    let token = login(&client, &server.base).await;
+    let done = wait_status(&client, &server.base, &token, &id, "succeeded").await;
+    let attempts = done["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{done}");
+    assert_eq!(attempts[0]["status"], "failed");
+    assert_eq!(attempts[0]["error"]["code"], "worker_lost");
+    assert_eq!(attempts[1]["status"], "succeeded");
+    assert_eq!(
+        attempts
+            .iter()
+            .filter(|a| a["status"] == "succeeded")
+            .count(),
+        1,
+        "completed exactly once"
+    );
+    assert_eq!(done["output"], json!({"slept_ms": 1500}));
+}
+
+#[tokio::test]
+async fn acknowledged_tasks_survive_kill9() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = Server::start(dir.path());
+    let token = login(&client, &server.base).await;
+    // Slow tasks, so most are still queued or running when the process dies.
+    let tasks: Vec<Value> = (0..300)
+        .map(|i| json!({"agent": "sleep", "input": {"ms": 20 + i % 7}}))
+        .collect();
+    let mut ids = Vec::new();
+    let mut handles = Vec::new();
+    for chunk in tasks.chunks(50) {
+        let (client, base, token) = (client.clone(), server.base.clone(), token.clone());
+        let body = json!({"tasks": chunk});
+        handles.push(tokio::spawn(async move {
+            let r = client
+                .post(format!("{base}/api/v1/tasks/batch"))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED);
+            let v: Value = r.json().await.unwrap();
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }));
+    }
+    for h in handles {
+        ids.extend(h.await.unwrap());
+    }
+    assert_eq!(ids.len(), 300);
+    server.kill9();
+
+    let server = Server::start(dir.path());
+    let token = login(&client, &server.base).await;
+    for id in &ids {
+        let done = wait_status(&client, &server.base, &token, id, "succeeded").await;
+        let succeeded = done["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["status"] == "succeeded")
+            .count();
+        assert_eq!(succeeded, 1, "{done}");
+    }
+}

@@ -1,0 +1,36 @@
+// Live task events, as sent over the WebSocket (`type: "event"`) and Server-Sent Events.
+// The OpenAPI document does not describe stream payloads, so the shape is written here.
+import type { LogLevel, TaskError, TaskStatus } from './types';
+
+interface EventBase {
+  type: 'event';
+  task_id: string;
+  seq: number;
+  agent: string;
+  owner_id?: string | null;
+  at: string;
+}
+
+export type TaskEvent = EventBase &
+  (
+    | { kind: 'status'; status: TaskStatus; attempt: number; error?: TaskError | null; run_at?: string | null }
+    | { kind: 'log'; level: LogLevel; message: string }
+    | { kind: 'progress'; progress?: number | null; message?: string | null }
+    | { kind: 'partial'; data: unknown }
+    | { kind: 'result'; status: TaskStatus; attempt: number; output: unknown; cached: boolean }
+    | { kind: 'error'; status: TaskStatus; attempt: number; error: TaskError; fallback_task_id?: string | null }
+  );
+
+export type TaskEventKind = TaskEvent['kind'];
+
+const KINDS: ReadonlySet<string> = new Set(['status', 'log', 'progress', 'partial', 'result', 'error']);
+
+/** Accepts a parsed message if it looks like a task event; anything else is ignored by callers. */
+export function asTaskEvent(value: unknown): TaskEvent | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const v = value as Record<string, unknown>;
+  if (v.type !== 'event') return null;
+  if (typeof v.task_id !== 'string' || typeof v.seq !== 'number' || typeof v.kind !== 'string') return null;
+  if (!KINDS.has(v.kind)) return null;
+  return value as TaskEvent;
+}

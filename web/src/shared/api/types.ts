@@ -1,0 +1,47 @@
+// Names for the generated OpenAPI types (schema.ts is generated: never edit it by hand).
+import type { components } from './schema';
+
+type Schemas = components['schemas'];
+
+export type Task = Schemas['Task'];
+export type TaskStatus = Schemas['TaskStatus'];
+export type TaskError = Schemas['TaskError'];
+export type TaskPage = Schemas['TaskPage'];
+export type Attempt = Schemas['Attempt'];
+export type SubmitBody = Schemas['SubmitBody'];
+export type LogLine = Schemas['LogLine'];
+export type LogLevel = Schemas['LogLevel'];
+export type Agent = Schemas['Agent'];
+export type AgentSpec = Schemas['AgentSpec'];
+export type AgentKind = Schemas['AgentKind'];
+export type RetryPolicy = Schemas['RetryPolicy'];
+export type WorkerInfo = Schemas['WorkerInfo'];
+export type QueueStats = Schemas['AgentQueueStats'];
+export type ApiKey = Schemas['ApiKey'];
+export type CreateKeyBody = Schemas['CreateKeyBody'];
+export type CreatedKey = Schemas['CreatedKey'];
+export type Scope = Schemas['Scope'];
+export type TokenPair = Schemas['TokenPair'];
+export type Me = Schemas['Me'];
+export type User = Schemas['User'];
+export type Role = Schemas['Role'];
+export type ErrorBody = Schemas['ErrorBody'];
+
+export interface Items<T> {
+  items: T[];
+}
+
+export const TASK_STATUSES: readonly TaskStatus[] = [
+  'queued',
+  'running',
+  'retrying',
+  'succeeded',
+  'failed',
+  'cancelled',
+  'dead',
+];
+
+export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set(['succeeded', 'failed', 'cancelled', 'dead']);
+
+export const ROLES: readonly Role[] = ['viewer', 'operator', 'admin'];
+export const SCOPES: readonly Scope[] = ['read', 'submit', 'worker', 'admin'];
