@@ -3,12 +3,13 @@
 // tabs (the session is shared through localStorage).
 import { apiUrl } from './config';
 import { loadStoredTokens, selectTokens, sessionEnded, storeTokens, tokensFromPair, tokensRefreshed, type SessionState, type Tokens } from './session';
+import type { Dispatch, UnknownAction } from '@reduxjs/toolkit';
 import type { TokenPair } from '@/shared/api/types';
 
 export type RefreshOutcome = 'refreshed' | 'ended' | 'unavailable';
 
 interface StoreLike {
-  dispatch: (action: unknown) => unknown;
+  dispatch: Dispatch<UnknownAction>;
   getState: () => unknown;
 }
 

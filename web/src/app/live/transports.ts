@@ -196,13 +196,8 @@ export function openSse(origin: string, opts: TransportOptions): Transport {
     perTask.get(taskId)?.abort();
     const controller = new AbortController();
     perTask.set(taskId, controller);
-    let last = since;
     const url = `${origin}/api/v1/tasks/${encodeURIComponent(taskId)}/events${since === undefined ? '' : `?since=${since}`}`;
-    void readStream(url, token, controller.signal, () => {}, (e) => {
-      last = Math.max(last ?? 0, e.seq);
-      opts.watched.set(taskId, last);
-      callbacks.onEvent(e);
-    }).then((end) => {
+    void readStream(url, token, controller.signal, () => {}, callbacks.onEvent).then((end) => {
       if (perTask.get(taskId) === controller) perTask.delete(taskId);
       if (end.kind === 'auth') finish({ neverOpened: !opened, authFailed: true });
       // 'ended' is the normal close after the task's final event; a failed task stream is

@@ -3,6 +3,8 @@
  * Do not make direct changes to the file.
  */
 
+// Generated from web/openapi.json by scripts/api-types.mjs.
+
 export interface paths {
     "/api/v1/agents": {
         parameters: {
@@ -12,10 +14,10 @@ export interface paths {
             cookie?: never;
         };
         /** Every registered agent, by name. */
-        get: operations["list"];
+        get: operations["get_agents"];
         put?: never;
         /** Register an agent. */
-        post: operations["create"];
+        post: operations["post_agents"];
         delete?: never;
         options?: never;
         head?: never;
@@ -30,7 +32,7 @@ export interface paths {
             cookie?: never;
         };
         /** One agent. */
-        get: operations["get"];
+        get: operations["get_agents_name"];
         /**
          * Replace an agent's definition (creating it if it does not exist). The name in the
          *     body may be omitted; if given it must match the path.
@@ -52,10 +54,10 @@ export interface paths {
             cookie?: never;
         };
         /** Your API keys (admins: everyone's). Secrets are never shown again. */
-        get: operations["list"];
+        get: operations["get_api_keys"];
         put?: never;
         /** Create an API key for yourself. The secret is returned once and stored only as a hash. */
-        post: operations["create"];
+        post: operations["post_api_keys"];
         delete?: never;
         options?: never;
         head?: never;
@@ -158,7 +160,7 @@ export interface paths {
             cookie?: never;
         };
         /** Follow every task you may see (or one agent's) live, as Server-Sent Events. */
-        get: operations["events"];
+        get: operations["get_events"];
         put?: never;
         post?: never;
         delete?: never;
@@ -175,7 +177,7 @@ export interface paths {
             cookie?: never;
         };
         /** Queue depth per agent: runnable, scheduled (delayed or backing off) and running. */
-        get: operations["list"];
+        get: operations["get_queues"];
         put?: never;
         post?: never;
         delete?: never;
@@ -192,7 +194,7 @@ export interface paths {
             cookie?: never;
         };
         /** Tasks you may see, newest first, with filters and cursor pagination. */
-        get: operations["list"];
+        get: operations["get_tasks"];
         put?: never;
         /**
          * Submit a task. `201` when created; `200` when an idempotency key matched an existing
@@ -234,7 +236,7 @@ export interface paths {
             cookie?: never;
         };
         /** A task with its attempts. */
-        get: operations["get"];
+        get: operations["get_tasks_id"];
         put?: never;
         post?: never;
         delete?: never;
@@ -275,7 +277,7 @@ export interface paths {
          *     was missed), then every event until the final one. Each event's SSE id is its
          *     sequence number.
          */
-        get: operations["events"];
+        get: operations["get_tasks_id_events"];
         put?: never;
         post?: never;
         delete?: never;
@@ -326,7 +328,7 @@ export interface paths {
             cookie?: never;
         };
         /** Workers alive now: name, agents, slots in use, last heartbeat, version. */
-        get: operations["list"];
+        get: operations["get_workers"];
         put?: never;
         post?: never;
         delete?: never;
@@ -414,17 +416,17 @@ export interface components {
              */
             concurrency?: number | null;
             /** @description Kind-specific settings (`http`: `{"url", "headers"}`). */
-            config?: Record<string, never>;
+            config?: Record<string, unknown>;
             description?: string | null;
             /** @description The agent that takes over when this one fails for good. */
             fallback?: string | null;
             /** @description JSON Schema (2020-12) the task input must satisfy; its `default`s are applied. */
-            input_schema?: Record<string, never> | null;
+            input_schema?: Record<string, unknown> | null;
             kind: components["schemas"]["AgentKind"];
             /** @description Unique name: 1–64 of `a-z 0-9 _ - .`, starting with a letter or digit. */
             name: string;
             /** @description JSON Schema the output must satisfy; a non-conforming output fails the attempt permanently. */
-            output_schema?: Record<string, never> | null;
+            output_schema?: Record<string, unknown> | null;
             /**
              * Format: int32
              * @description Default priority of its tasks (higher runs first).
@@ -685,7 +687,7 @@ export interface components {
             /** @description Submitting again with the same key (within the window) returns the first task. */
             idempotency_key?: string | null;
             /** @description Validated against the agent's input schema, with its defaults applied. Default `{}`. */
-            input?: Record<string, never>;
+            input?: Record<string, unknown>;
             parent_id?: components["schemas"]["TaskId"] | null;
             /**
              * Format: int32
@@ -797,7 +799,7 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    list: {
+    get_agents: {
         parameters: {
             query?: never;
             header?: never;
@@ -824,7 +826,7 @@ export interface operations {
             };
         };
     };
-    create: {
+    post_agents: {
         parameters: {
             query?: never;
             header?: never;
@@ -863,7 +865,7 @@ export interface operations {
             };
         };
     };
-    get: {
+    get_agents_name: {
         parameters: {
             query?: never;
             header?: never;
@@ -968,7 +970,7 @@ export interface operations {
             };
         };
     };
-    list: {
+    get_api_keys: {
         parameters: {
             query?: never;
             header?: never;
@@ -995,7 +997,7 @@ export interface operations {
             };
         };
     };
-    create: {
+    post_api_keys: {
         parameters: {
             query?: never;
             header?: never;
@@ -1183,7 +1185,7 @@ export interface operations {
             };
         };
     };
-    events: {
+    get_events: {
         parameters: {
             query?: {
                 /** @description Only this agent's tasks. */
@@ -1216,7 +1218,7 @@ export interface operations {
             };
         };
     };
-    list: {
+    get_queues: {
         parameters: {
             query?: never;
             header?: never;
@@ -1243,7 +1245,7 @@ export interface operations {
             };
         };
     };
-    list: {
+    get_tasks: {
         parameters: {
             query?: {
                 agent?: string;
@@ -1405,7 +1407,7 @@ export interface operations {
             };
         };
     };
-    get: {
+    get_tasks_id: {
         parameters: {
             query?: never;
             header?: never;
@@ -1480,7 +1482,7 @@ export interface operations {
             };
         };
     };
-    events: {
+    get_tasks_id_events: {
         parameters: {
             query?: {
                 /** @description Resume after this sequence number (same as the `Last-Event-ID` header). */
@@ -1585,7 +1587,7 @@ export interface operations {
             };
         };
     };
-    list: {
+    get_workers: {
         parameters: {
             query?: never;
             header?: never;

@@ -1,0 +1,38 @@
+import { api } from '@/app/api';
+import { loggedIn, loggedOut, tokensFromPair } from '@/app/session';
+import type { Me, TokenPair } from '@/shared/api/types';
+
+export interface Credentials {
+  email: string;
+  password: string;
+}
+
+export const authApi = api.injectEndpoints({
+  endpoints: (build) => ({
+    login: build.mutation<TokenPair, Credentials>({
+      query: (body) => ({ url: '/auth/login', method: 'POST', body }),
+      async onQueryStarted(_args, { dispatch, queryFulfilled }) {
+        try {
+          const { data } = await queryFulfilled;
+          dispatch(loggedIn(tokensFromPair(data)));
+        } catch {
+          // The page shows the error.
+        }
+      },
+    }),
+    logout: build.mutation<void, void>({
+      query: () => ({ url: '/auth/logout', method: 'POST' }),
+      async onQueryStarted(_args, { dispatch, queryFulfilled }) {
+        // Sign out locally whatever the server says: the user asked to leave.
+        await queryFulfilled.catch(() => undefined);
+        dispatch(loggedOut());
+      },
+    }),
+    me: build.query<Me, void>({
+      query: () => '/auth/me',
+      providesTags: ['Me'],
+    }),
+  }),
+});
+
+export const { useLoginMutation, useLogoutMutation, useMeQuery } = authApi;

@@ -1,0 +1,29 @@
+// What the signed-in user may do, so pages only show buttons that will work.
+import type { Role, Task } from '@/shared/api/types';
+import { useMeQuery } from './authApi';
+
+export interface Permissions {
+  role: Role | null;
+  userId: string | null;
+  canSubmit: boolean;
+  canManageAgents: boolean;
+  canManageUsers: boolean;
+  /** Cancel or retry this task: admins any, operators their own. */
+  canManageTask(task: Pick<Task, 'owner_id'>): boolean;
+}
+
+export function permissionsFor(role: Role | null, userId: string | null): Permissions {
+  return {
+    role,
+    userId,
+    canSubmit: role === 'admin' || role === 'operator',
+    canManageAgents: role === 'admin',
+    canManageUsers: role === 'admin',
+    canManageTask: (task) => role === 'admin' || (role === 'operator' && !!userId && task.owner_id === userId),
+  };
+}
+
+export function usePermissions(): Permissions {
+  const { data } = useMeQuery();
+  return permissionsFor(data?.user.role ?? null, data?.user.id ?? null);
+}

@@ -1,0 +1,175 @@
+import { Link, useParams } from 'react-router';
+import { useMeQuery } from '@/features/auth/authApi';
+import { TERMINAL_STATUSES } from '@/shared/api/types';
+import { durationBetween, formatDateTime, formatDuration } from '@/shared/lib/format';
+import { useNow } from '@/shared/lib/useNow';
+import { ErrorAlert, Loading } from '@/shared/ui/Feedback';
+import { JsonView } from '@/shared/ui/JsonView';
+import { PageHeader } from '@/shared/ui/PageHeader';
+import { StatusBadge } from '@/shared/ui/StatusBadge';
+import { AttemptsTimeline } from '../components/AttemptsTimeline';
+import { LiveLog } from '../components/LiveLog';
+import { PartialOutput } from '../components/PartialOutput';
+import { TaskActions } from '../components/TaskActions';
+import { useGetTaskLogsQuery, useGetTaskQuery } from '../tasksApi';
+import { useTaskLive } from '../useTaskLive';
+import { apiErrorInfo } from '@/shared/api/errors';
+
+function TaskLink({ id }: { id: string | null | undefined }) {
+  if (!id) return <span className="muted">—</span>;
+  return (
+    <Link to={`/tasks/${id}`} className="mono">
+      {id}
+    </Link>
+  );
+}
+
+export function TaskDetailPage() {
+  const { id = '' } = useParams();
+  const task = useGetTaskQuery(id);
+  const logs = useGetTaskLogsQuery(id);
+  const me = useMeQuery();
+  const now = Math.max(useNow(), Date.now());
+  const stream = useTaskLive(id, task.data?.seq);
+
+  if (task.isLoading) return <Loading label="Loading the task…" />;
+  if (!task.data) {
+    const info = apiErrorInfo(task.error);
+    return (
+      <>
+        <PageHeader title="Task" />
+        <ErrorAlert error={task.error} title={info?.status === 404 ? 'No such task' : 'Could not load the task'} onRetry={task.refetch} />
+        <p>
+          <Link to="/tasks">Back to tasks</Link>
+        </p>
+      </>
+    );
+  }
+  const t = task.data;
+  const finished = TERMINAL_STATUSES.has(t.status);
+  const waitingUntil = (t.status === 'queued' || t.status === 'retrying') && Date.parse(t.run_at) > now ? t.run_at : null;
+
+  return (
+    <>
+      <PageHeader
+        title={
+          <>
+            Task <span className="mono title-id">{t.id}</span>
+          </>
+        }
+        description={
+          <>
+            <Link to={`/tasks?agent=${encodeURIComponent(t.agent)}`}>{t.agent}</Link> · <StatusBadge status={t.status} pending={t.cancel_requested && !finished} />
+            {t.cached && <span className="tag">from cache</span>}
+          </>
+        }
+        actions={<TaskActions task={t} />}
+      />
+      {task.error && <ErrorAlert error={task.error} title="Could not refresh the task" />}
+      {t.error && (
+        <div className="alert alert-error" role="status">
+          <strong>{t.status === 'retrying' ? 'The last attempt failed' : 'Failed'}:</strong> <span className="tag">{t.error.class}</span> <code>{t.error.code}</code> {t.error.message}
+          {t.fallback_task_id && (
+            <>
+              {' '}
+              · handed to fallback task <TaskLink id={t.fallback_task_id} />
+            </>
+          )}
+        </div>
+      )}
+      <section className="card">
+        <dl className="facts">
+          <div>
+            <dt>Status</dt>
+            <dd data-testid="task-status">
+              <StatusBadge status={t.status} pending={t.cancel_requested && !finished} />
+            </dd>
+          </div>
+          <div>
+            <dt>Created</dt>
+            <dd>{formatDateTime(t.created_at)}</dd>
+          </div>
+          {waitingUntil && (
+            <div>
+              <dt>Runs at</dt>
+              <dd>{formatDateTime(waitingUntil)}</dd>
+            </div>
+          )}
+          <div>
+            <dt>Started</dt>
+            <dd>{formatDateTime(t.started_at)}</dd>
+          </div>
+          <div>
+            <dt>Finished</dt>
+            <dd>{formatDateTime(t.finished_at)}</dd>
+          </div>
+          <div>
+            <dt>Run time</dt>
+            <dd>{t.started_at ? formatDuration(durationBetween(t.started_at, t.finished_at, now)) : '—'}</dd>
+          </div>
+          <div>
+            <dt>Priority</dt>
+            <dd>{t.priority}</dd>
+          </div>
+          <div>
+            <dt>Owner</dt>
+            <dd className="mono">{t.owner_id ? (t.owner_id === me.data?.user.id ? 'you' : t.owner_id) : '—'}</dd>
+          </div>
+          {t.idempotency_key && (
+            <div>
+              <dt>Idempotency key</dt>
+              <dd className="mono">{t.idempotency_key}</dd>
+            </div>
+          )}
+          {t.trace_id && (
+            <div>
+              <dt>Trace</dt>
+              <dd className="mono">{t.trace_id}</dd>
+            </div>
+          )}
+          {t.parent_id && (
+            <div>
+              <dt>Parent task</dt>
+              <dd>
+                <TaskLink id={t.parent_id} />
+              </dd>
+            </div>
+          )}
+          {t.fallback_of && (
+            <div>
+              <dt>Fallback of</dt>
+              <dd>
+                <TaskLink id={t.fallback_of} />
+              </dd>
+            </div>
+          )}
+          {t.fallback_task_id && (
+            <div>
+              <dt>Fallback task</dt>
+              <dd>
+                <TaskLink id={t.fallback_task_id} />
+              </dd>
+            </div>
+          )}
+        </dl>
+      </section>
+      <PartialOutput stream={stream} />
+      <div className="grid-2">
+        <div className="card">
+          <JsonView value={t.input} label="Input" emptyText="No input." />
+        </div>
+        <div className="card">
+          <JsonView value={t.output ?? undefined} label="Output" emptyText={finished ? 'No output.' : 'The output appears here when the task succeeds.'} />
+        </div>
+      </div>
+      <section className="card">
+        <h2>Attempts</h2>
+        <AttemptsTimeline task={t} />
+      </section>
+      <section className="card">
+        <h2>Log</h2>
+        {logs.error ? <ErrorAlert error={logs.error} title="Could not load the log" onRetry={logs.refetch} /> : logs.isLoading ? <Loading label="Loading the log…" /> : <LiveLog lines={logs.data?.items ?? []} live={!finished} />}
+      </section>
+    </>
+  );
+}

@@ -1,0 +1,122 @@
+// Pure functions that apply a live task event to task data.
+import type { TaskEvent } from '@/shared/api/events';
+import type { Attempt, Task, TaskStatus } from '@/shared/api/types';
+import type { TaskListArgs } from './tasksApi';
+
+function attemptNumbered(task: Task, n: number): Attempt | undefined {
+  return task.attempts.find((a) => a.number === n);
+}
+
+function openAttempt(task: Task, n: number, at: string): Attempt {
+  let a = attemptNumbered(task, n);
+  if (!a) {
+    a = { number: n, status: 'running', started_at: at, finished_at: null, worker: null, worker_id: null, error: null };
+    task.attempts.push(a);
+    task.attempts.sort((x, y) => x.number - y.number);
+  }
+  return a;
+}
+
+function closeAttempt(task: Task, n: number, at: string, status: Attempt['status'], event: TaskEvent): void {
+  if (n <= 0) return;
+  const a = openAttempt(task, n, at);
+  if (a.status === 'running') {
+    a.status = status;
+    a.finished_at = at;
+  }
+  if ((event.kind === 'status' || event.kind === 'error') && event.error) a.error = event.error;
+}
+
+/** Mutates `task` (an Immer draft or a plain object). Returns false for stale events. */
+export function applyEventToTask(task: Task, event: TaskEvent): boolean {
+  if (event.task_id !== task.id || event.seq <= task.seq) return false;
+  task.seq = event.seq;
+  task.updated_at = event.at;
+  switch (event.kind) {
+    case 'status': {
+      task.status = event.status;
+      if (event.run_at) task.run_at = event.run_at;
+      if (event.status === 'running') {
+        task.started_at ??= event.at;
+        openAttempt(task, event.attempt, event.at);
+      } else if (event.status === 'retrying' || (event.status === 'queued' && event.error)) {
+        closeAttempt(task, event.attempt, event.at, 'failed', event);
+        task.error = event.error ?? task.error;
+      } else if (event.status === 'cancelled') {
+        closeAttempt(task, event.attempt, event.at, 'cancelled', event);
+        task.finished_at = event.at;
+        task.cancel_requested = true;
+      } else if (event.status === 'queued') {
+        // A replay: the task starts over.
+        task.finished_at = null;
+        task.error = null;
+        task.output = null;
+      }
+      break;
+    }
+    case 'result':
+      task.status = event.status;
+      task.output = event.output;
+      task.cached = event.cached;
+      task.error = null;
+      task.finished_at = event.at;
+      closeAttempt(task, event.attempt, event.at, 'succeeded', event);
+      break;
+    case 'error':
+      task.status = event.status;
+      task.error = event.error;
+      task.finished_at = event.at;
+      if (event.fallback_task_id) task.fallback_task_id = event.fallback_task_id;
+      closeAttempt(task, event.attempt, event.at, 'failed', event);
+      break;
+    default:
+      break;
+  }
+  return true;
+}
+
+export function eventStatus(event: TaskEvent): TaskStatus | null {
+  return event.kind === 'status' || event.kind === 'result' || event.kind === 'error' ? event.status : null;
+}
+
+/** A task as far as its first event tells (until the list is refetched). */
+export function taskFromFirstEvent(event: TaskEvent): Task {
+  const task: Task = {
+    id: event.task_id,
+    agent: event.agent,
+    status: 'queued',
+    priority: 0,
+    input: null,
+    output: null,
+    error: null,
+    cached: false,
+    owner_id: event.owner_id ?? null,
+    idempotency_key: null,
+    run_at: event.at,
+    created_at: event.at,
+    updated_at: event.at,
+    started_at: null,
+    finished_at: null,
+    attempts: [],
+    parent_id: null,
+    fallback_of: null,
+    fallback_task_id: null,
+    trace_id: null,
+    cancel_requested: false,
+    seq: event.seq - 1,
+  };
+  applyEventToTask(task, event);
+  return task;
+}
+
+/** Whether a task with this status (and creation time) belongs in a list with these filters. */
+export function listAccepts(args: TaskListArgs, agent: string, status: TaskStatus, createdAt?: string): boolean {
+  if (args.agent && args.agent !== agent) return false;
+  if (args.status && args.status.length > 0 && !args.status.includes(status)) return false;
+  if (createdAt !== undefined) {
+    const t = Date.parse(createdAt);
+    if (args.createdAfter && t < Date.parse(args.createdAfter)) return false;
+    if (args.createdBefore && t >= Date.parse(args.createdBefore)) return false;
+  }
+  return true;
+}

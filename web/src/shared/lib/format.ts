@@ -1,0 +1,75 @@
+// Formatting of times, durations and ids for people.
+export function formatDuration(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || !Number.isFinite(ms)) return '—';
+  if (ms < 0) ms = 0;
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s < 10 ? s.toFixed(1) : Math.round(s)} s`;
+  const m = Math.floor(s / 60);
+  const rs = Math.round(s % 60);
+  if (m < 60) return rs ? `${m} min ${rs} s` : `${m} min`;
+  const h = Math.floor(m / 60);
+  return `${h} h ${m % 60} min`;
+}
+
+export function durationBetween(from: string | null | undefined, to: string | null | undefined, now = Date.now()): number | null {
+  if (!from) return null;
+  const end = to ? Date.parse(to) : now;
+  return end - Date.parse(from);
+}
+
+export function formatRelative(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return '—';
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return iso;
+  const d = Math.round((now - t) / 1000);
+  const future = d < 0;
+  const a = Math.abs(d);
+  let text: string;
+  if (a < 5) return future ? 'in a moment' : 'just now';
+  if (a < 60) text = `${a} s`;
+  else if (a < 3600) text = `${Math.floor(a / 60)} min`;
+  else if (a < 86400) text = `${Math.floor(a / 3600)} h`;
+  else text = `${Math.floor(a / 86400)} d`;
+  return future ? `in ${text}` : `${text} ago`;
+}
+
+export function formatDateTime(iso: string | null | undefined): string {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return d.toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+export function formatTime(t: number): string {
+  return new Date(t).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+}
+
+/** The distinctive end of a UUIDv7 (its start is a timestamp shared by neighbours). */
+export function shortId(id: string): string {
+  return id.length > 8 ? id.slice(-8) : id;
+}
+
+export function formatNumber(n: number, digits = 0): string {
+  return n.toLocaleString(undefined, { maximumFractionDigits: digits, minimumFractionDigits: 0 });
+}
+
+export function formatPercent(ratio: number | null): string {
+  if (ratio === null || !Number.isFinite(ratio)) return '—';
+  return `${(ratio * 100).toFixed(ratio < 0.1 && ratio > 0 ? 1 : 0)} %`;
+}
+
+/** `<input type="datetime-local">` value (local time) ⇄ ISO timestamp. */
+export function localInputToIso(value: string): string | undefined {
+  if (!value) return undefined;
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
+}
+
+export function isoToLocalInput(iso: string | undefined | null): string {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
