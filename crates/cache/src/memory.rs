@@ -13,10 +13,10 @@ use switchyard_core::Result;
 use switchyard_core::auth::{RefreshOutcome, Session};
 use switchyard_core::cache::{Cache, EventBus};
 use switchyard_core::event::SharedBusMessage;
+use switchyard_core::store::rotate_session;
 use switchyard_core::{SessionId, Timestamp, UserId};
 
-/// Most refresh-token hashes a session remembers for reuse detection.
-pub const MAX_USED_HASHES: usize = 64;
+pub use switchyard_core::store::MAX_USED_HASHES;
 
 struct Entry_ {
     value: Vec<u8>,
@@ -210,23 +210,7 @@ impl Cache for MemoryCache {
         let outcome = match self.sessions.entry(id) {
             Entry::Vacant(_) => RefreshOutcome::Invalid,
             Entry::Occupied(mut e) => {
-                let s = e.get_mut();
-                if s.expires_at <= now {
-                    RefreshOutcome::Invalid
-                } else if s.refresh_hash == presented_hash {
-                    let used = std::mem::replace(&mut s.refresh_hash, new_hash.to_owned());
-                    s.used_hashes.push(used);
-                    if s.used_hashes.len() > MAX_USED_HASHES {
-                        s.used_hashes.remove(0);
-                    }
-                    s.expires_at = new_expiry;
-                    s.last_refreshed_at = now;
-                    RefreshOutcome::Rotated(s.clone())
-                } else if s.used_hashes.iter().any(|h| h == presented_hash) {
-                    RefreshOutcome::Reused
-                } else {
-                    RefreshOutcome::Invalid
-                }
+                rotate_session(e.get_mut(), presented_hash, new_hash, new_expiry, now)
             }
         };
         if outcome == RefreshOutcome::Reused {

@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::agent::Agent;
-use crate::auth::{ApiKey, Role, User};
+use crate::auth::{ApiKey, RefreshOutcome, Role, Session, User};
 use crate::error::Result;
 use crate::event::{EventBody, LogLevel};
-use crate::ids::{ApiKeyId, TaskId, UserId, WorkerId};
+use crate::ids::{ApiKeyId, SessionId, TaskId, UserId, WorkerId};
 use crate::task::{Task, TaskError, TaskStatus};
 use crate::time::Timestamp;
 
@@ -446,9 +446,88 @@ pub trait SettingsStore: Send + Sync {
     async fn put_setting(&self, key: &str, value: &str) -> Result<()>;
 }
 
+/// Sessions kept in the database: the fallback for the cache's sessions when Redis is
+/// unreachable, and a durable copy that outlives a Redis restart.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Inserts or replaces a session.
+    async fn put_session(&self, session: &Session) -> Result<()>;
+    /// The session, unless it expired before `now`.
+    async fn get_session(&self, id: SessionId, now: Timestamp) -> Result<Option<Session>>;
+    /// Removes a session; returns whether it existed.
+    async fn delete_session(&self, id: SessionId) -> Result<bool>;
+    /// The user's sessions that have not expired at `now`, oldest first.
+    async fn list_sessions(&self, user: UserId, now: Timestamp) -> Result<Vec<Session>>;
+    /// Same contract as `Cache::rotate_refresh`, atomic across processes.
+    async fn rotate_refresh(
+        &self,
+        id: SessionId,
+        presented_hash: &str,
+        new_hash: &str,
+        new_expiry: Timestamp,
+        now: Timestamp,
+    ) -> Result<RefreshOutcome>;
+    /// Forgets sessions that expired before `before`; returns how many.
+    async fn prune_sessions(&self, before: Timestamp) -> Result<u64>;
+}
+
+/// Most refresh-token hashes a session remembers for reuse detection.
+pub const MAX_USED_HASHES: usize = 64;
+
+/// The refresh-rotation rule every session backend applies: the current hash rotates,
+/// a previously used one means the token family leaked (the caller revokes the
+/// session), anything else is invalid. Mutates `session` only on rotation.
+pub fn rotate_session(
+    session: &mut Session,
+    presented_hash: &str,
+    new_hash: &str,
+    new_expiry: Timestamp,
+    now: Timestamp,
+) -> RefreshOutcome {
+    if session.expires_at <= now {
+        RefreshOutcome::Invalid
+    } else if session.refresh_hash == presented_hash {
+        let used = std::mem::replace(&mut session.refresh_hash, new_hash.to_owned());
+        session.used_hashes.push(used);
+        if session.used_hashes.len() > MAX_USED_HASHES {
+            session.used_hashes.remove(0);
+        }
+        session.expires_at = new_expiry;
+        session.last_refreshed_at = now;
+        RefreshOutcome::Rotated(session.clone())
+    } else if session.used_hashes.iter().any(|h| h == presented_hash) {
+        RefreshOutcome::Reused
+    } else {
+        RefreshOutcome::Invalid
+    }
+}
+
+/// Who runs the cluster duties (lease reaper, delayed-task promotion, housekeeping):
+/// exactly one process at a time, taken over by another when the holder dies.
+#[async_trait]
+pub trait Leadership: Send + Sync + 'static {
+    /// Whether this process holds the duties now, acquiring them if they are free.
+    /// Called every few seconds; a holder that lost its claim learns it here.
+    async fn check(&self) -> bool;
+    /// Gives the duties up (graceful shutdown), so another process takes over at once.
+    async fn release(&self);
+}
+
+/// The only process there is (embedded storage): always the leader.
+pub struct SoleLeader;
+
+#[async_trait]
+impl Leadership for SoleLeader {
+    async fn check(&self) -> bool {
+        true
+    }
+
+    async fn release(&self) {}
+}
+
 #[async_trait]
 pub trait Store:
-    TaskStore + AgentStore + IdentityStore + WorkerStore + SettingsStore + 'static
+    TaskStore + AgentStore + IdentityStore + WorkerStore + SettingsStore + SessionStore + 'static
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -669,6 +669,109 @@ macro_rules! impl_store_common {
         }
 
         #[async_trait]
+        impl SessionStore for $store {
+            async fn put_session(&self, s: &switchyard_core::auth::Session) -> Result<()> {
+                let used = serde_json::to_string(&s.used_hashes).map_err(|e| Error::internal("encode session", e))?;
+                sqlx::query(sql!("common", "put_session"))
+                    .bind(s.id.0)
+                    .bind(s.user_id.0)
+                    .bind(s.created_at.millis())
+                    .bind(s.expires_at.millis())
+                    .bind(s.last_refreshed_at.millis())
+                    .bind(s.user_agent.as_deref())
+                    .bind(s.ip.as_deref())
+                    .bind(&s.refresh_hash)
+                    .bind(used)
+                    .execute(self.writer())
+                    .await
+                    .map_err(db_err("put session"))?;
+                Ok(())
+            }
+
+            async fn get_session(&self, id: switchyard_core::SessionId, now: Timestamp) -> Result<Option<switchyard_core::auth::Session>> {
+                let row = sqlx::query(sql!("common", "get_session"))
+                    .bind(id.0)
+                    .bind(now.millis())
+                    .fetch_optional(self.writer())
+                    .await
+                    .map_err(db_err("get session"))?;
+                row.as_ref().map(rows::session).transpose()
+            }
+
+            async fn delete_session(&self, id: switchyard_core::SessionId) -> Result<bool> {
+                let done = sqlx::query(sql!("common", "delete_session"))
+                    .bind(id.0)
+                    .execute(self.writer())
+                    .await
+                    .map_err(db_err("delete session"))?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn list_sessions(&self, user: UserId, now: Timestamp) -> Result<Vec<switchyard_core::auth::Session>> {
+                let rows = sqlx::query(sql!("common", "list_sessions"))
+                    .bind(user.0)
+                    .bind(now.millis())
+                    .fetch_all(self.writer())
+                    .await
+                    .map_err(db_err("list sessions"))?;
+                rows.iter().map(rows::session).collect()
+            }
+
+            async fn rotate_refresh(
+                &self,
+                id: switchyard_core::SessionId,
+                presented_hash: &str,
+                new_hash: &str,
+                new_expiry: Timestamp,
+                now: Timestamp,
+            ) -> Result<switchyard_core::auth::RefreshOutcome> {
+                use switchyard_core::auth::RefreshOutcome;
+                let mut tx = self.writer().begin().await.map_err(db_err("begin refresh"))?;
+                let row = sqlx::query(sql!($dialect, "lock_session"))
+                    .bind(id.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err("lock session"))?;
+                let Some(row) = row else { return Ok(RefreshOutcome::Invalid) };
+                let mut session = rows::session(&row)?;
+                let outcome = rotate_session(&mut session, presented_hash, new_hash, new_expiry, now);
+                match &outcome {
+                    RefreshOutcome::Rotated(s) => {
+                        let used = serde_json::to_string(&s.used_hashes).map_err(|e| Error::internal("encode session", e))?;
+                        sqlx::query(sql!("common", "update_session_refresh"))
+                            .bind(id.0)
+                            .bind(&s.refresh_hash)
+                            .bind(used)
+                            .bind(s.expires_at.millis())
+                            .bind(s.last_refreshed_at.millis())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err("rotate refresh token"))?;
+                    }
+                    RefreshOutcome::Reused => {
+                        sqlx::query(sql!("common", "delete_session"))
+                            .bind(id.0)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err("revoke session"))?;
+                    }
+                    RefreshOutcome::Invalid => {}
+                }
+                tx.commit().await.map_err(db_err("commit refresh"))?;
+                Ok(outcome)
+            }
+
+            async fn prune_sessions(&self, before: Timestamp) -> Result<u64> {
+                let done = sqlx::query(sql!("common", "prune_sessions"))
+                    .bind(before.millis())
+                    .execute(self.writer())
+                    .await
+                    .map_err(db_err("prune sessions"))?;
+                Ok(done.rows_affected())
+            }
+        }
+
+        #[async_trait]
         impl SettingsStore for $store {
             async fn get_setting(&self, key: &str) -> Result<Option<String>> {
                 sqlx::query_scalar(sql!("common", "get_setting"))

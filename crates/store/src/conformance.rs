@@ -24,7 +24,8 @@ macro_rules! conformance_tests {
             stale_results_are_rejected, retry_then_claim_again, fallback_creates_linked_task,
             cancel_waiting_and_running, replay_dead_task, leases_extend_and_expire, live_events_and_logs,
             list_filters_and_cursor, queue_stats_and_ready_agents, agents_crud, users_and_api_keys,
-            workers_registry, settings_init_once, idempotency_keys_expire, large_batches);
+            workers_registry, settings_init_once, idempotency_keys_expire, large_batches,
+            sessions_rotate_and_expire);
     };
     (@each $make_store:path; $($check:ident),* $(,)?) => {
         $(
@@ -1121,5 +1122,120 @@ pub async fn large_batches(store: SharedStore) {
     assert!(
         stats.iter().all(|s| s.agent != "bulk"),
         "nothing of the batch left waiting or running"
+    );
+}
+
+pub async fn sessions_rotate_and_expire(store: SharedStore) {
+    use switchyard_core::SessionId;
+    use switchyard_core::auth::{RefreshOutcome, Session};
+    let now = Timestamp::now();
+    let user = UserId::new();
+    let session = |created: Timestamp| Session {
+        id: SessionId::new(),
+        user_id: user,
+        created_at: created,
+        expires_at: now.plus_ms(60_000),
+        last_refreshed_at: created,
+        user_agent: Some("conformance".into()),
+        ip: None,
+        refresh_hash: "h0".into(),
+        used_hashes: vec![],
+    };
+    let a = session(now.minus_ms(10));
+    let b = session(now);
+    store.put_session(&a).await.unwrap();
+    store.put_session(&b).await.unwrap();
+    store.put_session(&a).await.expect("putting again replaces");
+    assert_eq!(store.get_session(a.id, now).await.unwrap(), Some(a.clone()));
+    assert_eq!(
+        store.list_sessions(user, now).await.unwrap(),
+        vec![a.clone(), b.clone()],
+        "oldest first"
+    );
+    assert_eq!(
+        store.get_session(a.id, now.plus_ms(60_000)).await.unwrap(),
+        None,
+        "expired"
+    );
+
+    let later = now.plus_ms(120_000);
+    match store
+        .rotate_refresh(a.id, "h0", "h1", later, now)
+        .await
+        .unwrap()
+    {
+        RefreshOutcome::Rotated(r) => {
+            assert_eq!((r.refresh_hash.as_str(), r.expires_at), ("h1", later));
+            assert_eq!(r.used_hashes, vec!["h0".to_owned()]);
+            assert_eq!(store.get_session(a.id, now).await.unwrap(), Some(r));
+        }
+        other => panic!("expected rotation, got {other:?}"),
+    }
+    assert_eq!(
+        store
+            .rotate_refresh(a.id, "never-issued", "hx", later, now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Invalid
+    );
+    assert!(
+        store.get_session(a.id, now).await.unwrap().is_some(),
+        "a bad guess does not revoke"
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(a.id, "h0", "h2", later, now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Reused
+    );
+    assert_eq!(
+        store.get_session(a.id, now).await.unwrap(),
+        None,
+        "reuse revokes the session"
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(SessionId::new(), "h0", "h1", later, now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Invalid
+    );
+
+    // Concurrent rotations with the same token: exactly one wins.
+    let mut handles = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        let id = b.id;
+        handles.push(tokio::spawn(async move {
+            store
+                .rotate_refresh(id, "h0", &format!("n{i}"), later, now)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut rotated = 0;
+    for h in handles {
+        if matches!(h.await.unwrap(), RefreshOutcome::Rotated(_)) {
+            rotated += 1;
+        }
+    }
+    assert_eq!(rotated, 1, "one rotation per token");
+
+    assert!(
+        store.delete_session(b.id).await.unwrap()
+            || store.get_session(b.id, now).await.unwrap().is_none()
+    );
+    assert!(!store.delete_session(b.id).await.unwrap());
+    let mut stale = session(now.minus_ms(100_000));
+    stale.expires_at = now.minus_ms(1);
+    store.put_session(&stale).await.unwrap();
+    assert_eq!(store.prune_sessions(now).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .list_sessions(user, now.minus_ms(50_000))
+            .await
+            .unwrap(),
+        vec![]
     );
 }

@@ -9,6 +9,8 @@ mod common;
 mod rows;
 
 pub mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::{PgBus, PgLeadership, PgSettings, PgStore};
 pub use sqlite::{Durability, SqliteStore};

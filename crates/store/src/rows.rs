@@ -10,7 +10,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use switchyard_core::agent::{Agent, AgentSpec};
-use switchyard_core::auth::{ApiKey, Scope, User};
+use switchyard_core::auth::{ApiKey, Scope, Session, User};
 use switchyard_core::store::{ClaimedTask, LeaseInfo, Transition, WorkerInfo};
 use switchyard_core::task::{Attempt, AttemptStatus, Task, TaskError, TaskStatus};
 use switchyard_core::{Error, Result, TaskId, Timestamp};
@@ -25,7 +25,8 @@ pub(crate) fn db_err(context: &'static str) -> impl Fn(sqlx::Error) -> Error {
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::Io(_)
                 | sqlx::Error::Tls(_)
-        );
+                | sqlx::Error::Protocol(_)
+        ) || is_transient(&e);
         if unavailable {
             let mut err = Error::unavailable(format!("database unavailable ({context})"));
             err.source = Some(Box::new(e));
@@ -34,6 +35,21 @@ pub(crate) fn db_err(context: &'static str) -> impl Fn(sqlx::Error) -> Error {
             Error::internal(format!("database error ({context})"), e)
         }
     }
+}
+
+/// PostgreSQL conditions that go away by themselves: a server shutting down or starting
+/// (`57P01`–`57P03`), lost connections (class `08`), and deadlocks or serialization
+/// failures between concurrent transactions (`40P01`, `40001`). Callers retry these.
+fn is_transient(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(d) = e else {
+        return false;
+    };
+    d.code().is_some_and(|code| {
+        matches!(
+            code.as_ref(),
+            "57P01" | "57P02" | "57P03" | "40P01" | "40001"
+        ) || code.starts_with("08")
+    })
 }
 
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -284,6 +300,22 @@ pub(crate) fn worker<R: Col>(r: &R) -> Result<WorkerInfo> {
         host: r.opt_string("host")?,
         started_at: r.ts("started_at")?,
         heartbeat_at: r.ts("heartbeat_at")?,
+    })
+}
+
+pub(crate) fn session<R: Col>(r: &R) -> Result<Session> {
+    let used_hashes: Vec<String> =
+        serde_json::from_str(&r.string("used_hashes")?).map_err(|e| corrupt("used_hashes", e))?;
+    Ok(Session {
+        id: r.uuid("id")?.into(),
+        user_id: r.uuid("user_id")?.into(),
+        created_at: r.ts("created_at")?,
+        expires_at: r.ts("expires_at")?,
+        last_refreshed_at: r.ts("last_refreshed_at")?,
+        user_agent: r.opt_string("user_agent")?,
+        ip: r.opt_string("ip")?,
+        refresh_hash: r.string("refresh_hash")?,
+        used_hashes,
     })
 }
 

@@ -1,0 +1,2 @@
+SELECT id, user_id, created_at, expires_at, last_refreshed_at, user_agent, ip, refresh_hash, used_hashes
+FROM sessions WHERE id = $1 AND expires_at > $2

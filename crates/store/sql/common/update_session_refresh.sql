@@ -1,0 +1,2 @@
+UPDATE sessions SET refresh_hash = $2, used_hashes = $3, expires_at = $4, last_refreshed_at = $5
+WHERE id = $1

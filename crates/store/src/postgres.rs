@@ -1,0 +1,260 @@
+//! The production backend: PostgreSQL, with an optional streaming replica for reads.
+//!
+//! Writes, and every read that must see its own writes, go to the primary pool; list,
+//! log, statistics and worker-registry queries go to the replica pool when one is
+//! configured. Claims lock with `FOR UPDATE SKIP LOCKED`, so any number of dispatchers
+//! on any number of processes claim disjoint batches without waiting on each other.
+//!
+//! Besides the `Store`, the module offers the two cluster services that PostgreSQL
+//! gives for free: an event bus over LISTEN/NOTIFY ([`PgBus`]) and leader election over
+//! a session advisory lock ([`PgLeadership`]).
+
+mod bus;
+mod leader;
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use uuid::Uuid;
+
+use crate::common::{HasDb, sql};
+use crate::rows::{Col, db_err};
+use switchyard_core::store::{ClaimRequest, ClaimedTask, Store, Transition};
+use switchyard_core::task::Attempt;
+use switchyard_core::{Error, Result, TaskId, UserId};
+
+pub use bus::PgBus;
+pub use leader::PgLeadership;
+
+/// How to reach PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct PgSettings {
+    /// `postgres://user:password@host:port/database` of the primary.
+    pub url: String,
+    /// A streaming replica for read-heavy queries (lists, logs, statistics).
+    pub replica_url: Option<String>,
+    /// Most connections per pool (primary and replica each).
+    pub max_connections: u32,
+    /// Tables live in this schema (`search_path`) instead of the default; tests use it to
+    /// isolate themselves inside one database.
+    pub schema: Option<String>,
+}
+
+impl PgSettings {
+    pub fn new(url: impl Into<String>) -> Self {
+        PgSettings {
+            url: url.into(),
+            replica_url: None,
+            max_connections: 16,
+            schema: None,
+        }
+    }
+
+    fn options(&self, url: &str) -> Result<PgConnectOptions> {
+        // The parse error would quote the URL (and its password): keep it out.
+        let mut options = PgConnectOptions::from_str(url)
+            .map_err(|_| Error::internal_msg("database.url is not a valid postgres:// URL"))?
+            .application_name("switchyard")
+            .statement_cache_capacity(256);
+        if let Some(schema) = &self.schema {
+            options = options.options([("search_path", schema.as_str())]);
+        }
+        Ok(options)
+    }
+
+    pub(crate) fn primary_options(&self) -> Result<PgConnectOptions> {
+        self.options(&self.url)
+    }
+}
+
+pub struct PgStore {
+    writer: PgPool,
+    reader: PgPool,
+    settings: PgSettings,
+}
+
+impl HasDb for PgStore {
+    type Db = sqlx::Postgres;
+}
+
+fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections.max(2))
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(10))
+        // A restarted server leaves dead connections in the pool: check before use.
+        .test_before_acquire(true)
+        .idle_timeout(Duration::from_secs(300))
+}
+
+impl PgStore {
+    /// Connects to the primary (and lazily to the replica, if any).
+    pub async fn connect(settings: PgSettings) -> Result<Self> {
+        let writer = pool_options(settings.max_connections)
+            .connect_with(settings.primary_options()?)
+            .await
+            .map_err(db_err("connect to PostgreSQL"))?;
+        let reader = match &settings.replica_url {
+            Some(url) => {
+                pool_options(settings.max_connections).connect_lazy_with(settings.options(url)?)
+            }
+            None => writer.clone(),
+        };
+        Ok(PgStore {
+            writer,
+            reader,
+            settings,
+        })
+    }
+
+    /// The settings this store connected with (for the bus and leader election).
+    pub fn settings(&self) -> &PgSettings {
+        &self.settings
+    }
+
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.writer
+    }
+
+    /// Closes both pools.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    fn writer(&self) -> &PgPool {
+        &self.writer
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.reader
+    }
+
+    async fn lock_agent(&self, tx: &mut PgConnection, agent: &str) -> Result<()> {
+        sqlx::query(sql!("postgres", "lock_agent"))
+            .bind(agent)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err("lock agent"))?;
+        Ok(())
+    }
+
+    async fn insert_batch(&self, tx: &mut PgConnection, json: String) -> Result<HashSet<Uuid>> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(sql!("postgres", "insert_tasks"))
+            .bind(json)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err("insert tasks"))?;
+        Ok(ids.into_iter().collect())
+    }
+
+    async fn claim_agent(
+        &self,
+        tx: &mut PgConnection,
+        req: &ClaimRequest,
+        agent: &str,
+        limit: i64,
+    ) -> Result<Vec<ClaimedTask>> {
+        let rows = sqlx::query(sql!("postgres", "claim_tasks"))
+            .bind(req.worker_id.0)
+            .bind(&req.worker_name)
+            .bind(req.now.plus_ms(req.lease_ms).millis())
+            .bind(req.now.millis())
+            .bind(agent)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err("claim tasks"))?;
+        rows.iter().map(crate::rows::claimed).collect()
+    }
+
+    async fn complete_batch(&self, tx: &mut PgConnection, json: String) -> Result<Vec<Transition>> {
+        sqlx::query(sql!("postgres", "record_attempts"))
+            .bind(&json)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err("record attempts"))?;
+        let rows = sqlx::query(sql!("postgres", "complete_tasks"))
+            .bind(&json)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err("complete tasks"))?;
+        rows.iter().map(crate::rows::transition).collect()
+    }
+
+    async fn reserve_seqs(
+        &self,
+        tx: &mut PgConnection,
+        json: String,
+    ) -> Result<Vec<(TaskId, u32, u64, String, Option<UserId>)>> {
+        let rows = sqlx::query(sql!("postgres", "reserve_seqs"))
+            .bind(json)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err("reserve event sequence numbers"))?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    TaskId(r.uuid("id")?),
+                    r.u32("attempt")?,
+                    r.i64("seq")? as u64,
+                    r.string("agent")?,
+                    r.opt_uuid("owner_id")?.map(UserId),
+                ))
+            })
+            .collect()
+    }
+
+    async fn insert_logs(&self, tx: &mut PgConnection, json: String) -> Result<()> {
+        sqlx::query(sql!("postgres", "insert_logs"))
+            .bind(json)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err("insert task logs"))?;
+        Ok(())
+    }
+
+    async fn attempts_for(&self, ids: &[TaskId]) -> Result<Vec<(TaskId, Attempt)>> {
+        let json = serde_json::Value::Array(
+            ids.iter()
+                .map(|id| crate::batch::hex_id(&id.0).into())
+                .collect(),
+        );
+        let rows = sqlx::query(sql!("postgres", "attempts_for_tasks"))
+            .bind(json.to_string())
+            .fetch_all(self.reader())
+            .await
+            .map_err(db_err("attempts for tasks"))?;
+        rows.iter().map(crate::rows::attempt).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.writer)
+            .await
+            .map_err(db_err("ping"))?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        // The migrator holds an advisory lock, so processes starting together take turns.
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.writer)
+            .await
+            .map_err(|e| Error::internal("PostgreSQL migration failed", e))
+    }
+}
+
+mod store_impl {
+    use super::PgStore;
+    crate::common::impl_store_common!(PgStore, "postgres");
+}

@@ -1,0 +1,199 @@
+//! The storage conformance suite on PostgreSQL, plus the PostgreSQL cluster services
+//! (LISTEN/NOTIFY bus, advisory-lock leadership).
+//!
+//! Runs against `TEST_DATABASE_URL` (e.g. `postgres://postgres@127.0.0.1:5432/test`);
+//! without it every test prints loudly that it was skipped. Each test gets a fresh schema
+//! (`search_path` on every pooled connection), so tests run in parallel in one database;
+//! schemas left by earlier runs are dropped when they are older than a few minutes.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::Connection;
+use switchyard_core::cache::EventBus;
+use switchyard_core::event::{BusMessage, EventBody, TaskEvent};
+use switchyard_core::store::{Leadership, Store};
+use switchyard_core::task::TaskStatus;
+use switchyard_core::{TaskId, Timestamp};
+use switchyard_store::conformance::SharedStore;
+use switchyard_store::{PgBus, PgLeadership, PgSettings, PgStore};
+
+const SCHEMA_PREFIX: &str = "sy_conf_";
+/// Schemas of earlier runs older than this are dropped.
+const STALE_AFTER_S: u64 = 600;
+
+fn database_url() -> Option<String> {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!(
+                "SKIPPED: TEST_DATABASE_URL not set — PostgreSQL conformance suite did not run"
+            );
+            None
+        }
+    }
+}
+
+async fn fresh_schema(url: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    let name = format!("{SCHEMA_PREFIX}{now}_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect to TEST_DATABASE_URL");
+    let schemas: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'sy\\_conf\\_%'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("list schemas");
+    for old in schemas {
+        let created = old
+            .strip_prefix(SCHEMA_PREFIX)
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|t| t.parse::<u64>().ok());
+        if created.is_some_and(|t| t + STALE_AFTER_S < now) {
+            // Names are generated here (prefix, digits, hex), never from input.
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS \"{old}\" CASCADE"
+            )))
+            .execute(&mut conn)
+            .await;
+        }
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{name}\"")))
+        .execute(&mut conn)
+        .await
+        .expect("create schema");
+    name
+}
+
+async fn pg_store_in_fresh_schema() -> Option<Arc<PgStore>> {
+    let url = database_url()?;
+    let schema = fresh_schema(&url).await;
+    let mut settings = PgSettings::new(url);
+    settings.schema = Some(schema);
+    settings.max_connections = 8;
+    let store = PgStore::connect(settings).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    Some(Arc::new(store))
+}
+
+async fn pg_store() -> Option<SharedStore> {
+    pg_store_in_fresh_schema().await.map(|s| s as SharedStore)
+}
+
+switchyard_store::conformance_tests!(pg_store);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_are_idempotent() {
+    let Some(store) = pg_store_in_fresh_schema().await else {
+        return;
+    };
+    store.migrate().await.expect("migrating twice is a no-op");
+    store.ping().await.expect("ping");
+    assert_eq!(store.backend(), "postgres");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_one_leader_and_failover() {
+    let Some(store) = pg_store_in_fresh_schema().await else {
+        return;
+    };
+    // A key of this test's own, so parallel runs do not contend with each other.
+    let key = i64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap());
+    let a = PgLeadership::with_key(&store, key).unwrap();
+    let b = PgLeadership::with_key(&store, key).unwrap();
+    assert!(a.check().await, "the first contender leads");
+    assert!(!b.check().await, "the second does not");
+    assert!(a.check().await, "the leader keeps leading");
+    assert!(!b.check().await);
+    // The leader's process dies: its session ends and the lock is free.
+    drop(a);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !b.check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lock was taken over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let c = PgLeadership::with_key(&store, key).unwrap();
+    assert!(!c.check().await);
+    b.release().await;
+    assert!(c.check().await, "a released lock is free at once");
+    c.release().await;
+}
+
+fn event(task: TaskId, seq: u64, text: &str) -> TaskEvent {
+    TaskEvent {
+        task_id: task,
+        seq,
+        agent: "echo".into(),
+        owner_id: None,
+        at: Timestamp::now(),
+        body: EventBody::Result {
+            status: TaskStatus::Succeeded,
+            attempt: 1,
+            output: serde_json::json!({ "text": text }),
+            cached: false,
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_bus_delivers_small_and_large_messages_in_order() {
+    let Some(store) = pg_store_in_fresh_schema().await else {
+        return;
+    };
+    let channel = format!("sy_test_{}", uuid::Uuid::new_v4().simple());
+    let publisher = PgBus::start(&store, &channel).unwrap();
+    let other_process = PgBus::start(&store, &channel).unwrap();
+    let mut mine = publisher.subscribe();
+    let mut theirs = other_process.subscribe();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let task = TaskId::new();
+    let big = "x".repeat(20_000);
+    let events: Vec<TaskEvent> = (1..=40)
+        .map(|i| event(task, i, if i == 7 { &big } else { "small" }))
+        .collect();
+    publisher
+        .publish(Arc::new(BusMessage::Wake {
+            agents: vec!["echo".into()],
+        }))
+        .await
+        .unwrap();
+    publisher
+        .publish(Arc::new(BusMessage::Tasks {
+            events: events.clone(),
+        }))
+        .await
+        .unwrap();
+    for rx in [&mut mine, &mut theirs] {
+        let received = tokio::time::timeout(Duration::from_secs(20), async {
+            let mut got = Vec::new();
+            let mut woke = false;
+            while got.len() < events.len() {
+                match &*rx.recv().await.expect("bus open") {
+                    BusMessage::Wake { agents } => {
+                        assert_eq!(agents, &vec!["echo".to_owned()]);
+                        woke = true;
+                    }
+                    BusMessage::Tasks { events } => got.extend(events.iter().cloned()),
+                    _ => {}
+                }
+            }
+            assert!(woke, "the wake-up arrived before the events");
+            got
+        })
+        .await
+        .expect("every message arrives");
+        assert_eq!(
+            received, events,
+            "all events, in order, the large one included"
+        );
+    }
+}
