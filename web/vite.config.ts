@@ -22,7 +22,21 @@ export default defineConfig({
   server: {
     port: 5173,
     proxy: {
-      '/api': { target: api, changeOrigin: true, ws: true },
+      // Not '/api': that prefix would also catch the UI's own /api-keys page.
+      '^/api/': {
+        target: api,
+        changeOrigin: true,
+        ws: true,
+        configure(proxy) {
+          // Node sends a proxied response's headers only with its first body chunk: an idle
+          // event stream would look stuck. Flush them at once.
+          proxy.on('proxyRes', (proxyRes, _req, res) => {
+            if (String(proxyRes.headers['content-type'] ?? '').startsWith('text/event-stream')) {
+              process.nextTick(() => res.flushHeaders());
+            }
+          });
+        },
+      },
       '/healthz': { target: api, changeOrigin: true },
       '/readyz': { target: api, changeOrigin: true },
     },

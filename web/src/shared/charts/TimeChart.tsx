@@ -24,11 +24,23 @@ export interface TimeChartProps {
   emptyText?: string;
   /** Fix the top of the axis (e.g. 1 for ratios). */
   max?: number;
+  /** The axis reaches at least this high (e.g. 4 for counts, so ticks are whole numbers). */
+  minTop?: number;
 }
 
 const M = { top: 10, right: 12, bottom: 22, left: 48 };
 
-export function TimeChart({ title, times, series, kind = 'line', format = (v) => String(Math.round(v)), height = 180, emptyText = 'No data in this window.', max }: TimeChartProps) {
+export function TimeChart({
+  title,
+  times,
+  series,
+  kind = 'line',
+  format = (v) => String(Math.round(v)),
+  height = 180,
+  emptyText = 'No data in this window.',
+  max,
+  minTop = 0,
+}: TimeChartProps) {
   const [ref, width] = useWidth<HTMLDivElement>();
   const [hover, setHover] = useState<number | null>(null);
   const titleId = useId();
@@ -44,8 +56,8 @@ export function TimeChart({ title, times, series, kind = 'line', format = (v) =>
     } else {
       for (const se of series) for (const v of se.values) if (v !== null) m = Math.max(m, v);
     }
-    return niceMax(m);
-  }, [series, kind, n, max]);
+    return Math.max(niceMax(m), minTop);
+  }, [series, kind, n, max, minTop]);
 
   const hasData = series.some((s) => s.values.some((v) => v !== null && v !== 0));
   const x = (i: number) => M.left + (n <= 1 ? innerW / 2 : (i / (n - 1)) * innerW);
@@ -81,9 +93,11 @@ export function TimeChart({ title, times, series, kind = 'line', format = (v) =>
           {ticks(top).map((t) => (
             <g key={t}>
               <line className="grid" x1={M.left} x2={M.left + innerW} y1={y(t)} y2={y(t)} />
-              <text className="axis" x={M.left - 6} y={y(t)} dy="0.32em" textAnchor="end">
-                {format(t)}
-              </text>
+              {hasData && (
+                <text className="axis" x={M.left - 6} y={y(t)} dy="0.32em" textAnchor="end">
+                  {format(t)}
+                </text>
+              )}
             </g>
           ))}
           {times.map((t, i) =>
@@ -109,7 +123,9 @@ export function TimeChart({ title, times, series, kind = 'line', format = (v) =>
                   </g>
                 );
               })
-            : series.map((s) => {
+            : !hasData
+              ? null
+              : series.map((s) => {
                 let d = '';
                 let pen = false;
                 s.values.forEach((v, i) => {

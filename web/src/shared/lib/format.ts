@@ -4,7 +4,7 @@ export function formatDuration(ms: number | null | undefined): string {
   if (ms < 0) ms = 0;
   if (ms < 1000) return `${Math.round(ms)} ms`;
   const s = ms / 1000;
-  if (s < 60) return `${s < 10 ? s.toFixed(1) : Math.round(s)} s`;
+  if (s < 60) return `${s < 10 ? String(Number(s.toFixed(1))) : Math.round(s)} s`;
   const m = Math.floor(s / 60);
   const rs = Math.round(s % 60);
   if (m < 60) return rs ? `${m} min ${rs} s` : `${m} min`;

@@ -61,7 +61,7 @@ export function AgentsPage() {
                   <td>{a.kind}</td>
                   <td>
                     {(a.retry?.max_attempts ?? 5) <= 1 ? 'never' : `${a.retry?.max_attempts} attempts`}
-                    <div className="muted small">
+                    <div className="muted small nowrap">
                       backoff {formatDuration(a.retry?.base_ms ?? 0)} – {formatDuration(a.retry?.cap_ms ?? 0)}
                     </div>
                   </td>

@@ -95,6 +95,7 @@ export function OverviewPage() {
             title={`Throughput (tasks per ${bucket})`}
             times={d.times}
             format={count}
+            minTop={4}
             series={[
               { name: 'Submitted', color: 'var(--chart-1)', values: d.throughput.submitted },
               { name: 'Succeeded', color: 'var(--chart-2)', values: d.throughput.succeeded },
@@ -115,6 +116,7 @@ export function OverviewPage() {
             title="Queue depth"
             times={d.times}
             format={count}
+            minTop={4}
             emptyText={d.source === 'browser' ? 'Sampled every 5 s while this page is open.' : 'No data in this window.'}
             series={[
               { name: 'Ready', color: 'var(--chart-1)', values: d.queue.ready },

@@ -263,12 +263,18 @@ function EnumField({ schema, name, pointer, value, required, errors, onChange, d
   );
 }
 
+/** Required properties first, otherwise in the schema's order. */
+function orderedProperties(schema: JsonSchema): [string, JsonSchema | boolean][] {
+  const entries = Object.entries(schema.properties ?? {});
+  return [...entries.filter(([p]) => isRequired(schema, p)), ...entries.filter(([p]) => !isRequired(schema, p))];
+}
+
 function ObjectField({ schema, name, pointer, value, errors, onChange, onLocalError, disabled }: FieldProps) {
   const obj = typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
   const errs = errors[pointer] ?? [];
   const fields = (
     <div className="fields">
-      {Object.entries(schema.properties ?? {}).map(([prop, sub]) => (
+      {orderedProperties(schema).map(([prop, sub]) => (
         <SchemaField
           key={prop}
           schema={asSchema(sub)}

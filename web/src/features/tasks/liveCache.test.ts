@@ -1,0 +1,125 @@
+// The live middleware patches cached RTK Query data: task details, lists, logs and live output.
+import { describe, expect, it } from 'vitest';
+import { makeStore } from '@/app/store';
+import { tokensFromPair } from '@/app/session';
+import { watchTask } from '@/app/live/liveSlice';
+import type { Transport, TransportOptions } from '@/app/live/transports';
+import type { TaskEvent } from '@/shared/api/events';
+import type { Task } from '@/shared/api/types';
+import { tasksApi } from './tasksApi';
+
+function task(id: string, over: Partial<Task> = {}): Task {
+  return {
+    id,
+    agent: 'slow',
+    status: 'queued',
+    priority: 0,
+    input: { ms: 10 },
+    output: null,
+    error: null,
+    cached: false,
+    owner_id: 'u1',
+    idempotency_key: null,
+    run_at: '2026-01-01T00:00:00.000Z',
+    created_at: '2026-01-01T00:00:00.000Z',
+    updated_at: '2026-01-01T00:00:00.000Z',
+    started_at: null,
+    finished_at: null,
+    attempts: [],
+    parent_id: null,
+    fallback_of: null,
+    fallback_task_id: null,
+    trace_id: null,
+    cancel_requested: false,
+    seq: 1,
+    ...over,
+  };
+}
+
+type EventInput = TaskEvent extends infer E ? (E extends TaskEvent ? Omit<E, 'type' | 'agent' | 'at'> & { at?: string; agent?: string } : never) : never;
+
+function setup() {
+  const opened: TransportOptions[] = [];
+  const transport = (_url: string, opts: TransportOptions): Transport => {
+    opened.push(opts);
+    return { kind: 'websocket', watchTask: () => {}, unwatchTask: () => {}, close: () => {} };
+  };
+  const store = makeStore({
+    live: { connection: { openWebSocket: transport } },
+    preloadedState: {
+      session: { tokens: tokensFromPair({ access_token: 'a', refresh_token: 'r', expires_in: 900, token_type: 'Bearer' }), endedMessage: null },
+    },
+  });
+  const emit = (e: EventInput) =>
+    opened.at(-1)!.callbacks.onEvent({ type: 'event', agent: 'slow', at: '2026-01-01T00:00:01.000Z', ...e } as TaskEvent);
+  return { store, emit, opened };
+}
+
+const flush = () => new Promise((r) => setTimeout(r, 0));
+
+describe('live events patch the cache', () => {
+  it('updates a task detail through running to succeeded, with its attempts', async () => {
+    const { store, emit, opened } = setup();
+    await flush();
+    expect(opened).toHaveLength(1);
+    opened[0]!.callbacks.onOpen();
+    await store.dispatch(tasksApi.util.upsertQueryData('getTask', 't1', task('t1')));
+    emit({ task_id: 't1', seq: 2, kind: 'status', status: 'running', attempt: 1 });
+    let t = tasksApi.endpoints.getTask.select('t1')(store.getState()).data!;
+    expect(t.status).toBe('running');
+    expect(t.attempts).toMatchObject([{ number: 1, status: 'running' }]);
+    emit({ task_id: 't1', seq: 3, kind: 'result', status: 'succeeded', attempt: 1, output: { slept_ms: 10 }, cached: false, at: '2026-01-01T00:00:02.000Z' });
+    t = tasksApi.endpoints.getTask.select('t1')(store.getState()).data!;
+    expect(t).toMatchObject({ status: 'succeeded', output: { slept_ms: 10 }, finished_at: '2026-01-01T00:00:02.000Z', seq: 3 });
+    expect(t.attempts[0]).toMatchObject({ status: 'succeeded', finished_at: '2026-01-01T00:00:02.000Z' });
+    expect(store.getState().live.status).toBe('live');
+  });
+
+  it('patches list rows, inserts new tasks on first pages that match, drops rows leaving a status filter', async () => {
+    const { store, emit } = setup();
+    await flush();
+    await store.dispatch(tasksApi.util.upsertQueryData('listTasks', { limit: 500 }, { items: [task('old')], next_cursor: null }));
+    await store.dispatch(tasksApi.util.upsertQueryData('listTasks', { status: ['dead'], limit: 500 }, { items: [task('d1', { status: 'dead', seq: 5 })], next_cursor: null }));
+    await store.dispatch(tasksApi.util.upsertQueryData('listTasks', { agent: 'echo', limit: 500 }, { items: [], next_cursor: null }));
+
+    emit({ task_id: 'new', seq: 1, kind: 'status', status: 'queued', attempt: 0 });
+    emit({ task_id: 'old', seq: 2, kind: 'status', status: 'running', attempt: 1 });
+    emit({ task_id: 'd1', seq: 6, kind: 'status', status: 'queued', attempt: 3 });
+
+    const all = tasksApi.endpoints.listTasks.select({ limit: 500 })(store.getState()).data!;
+    expect(all.items.map((t) => [t.id, t.status])).toEqual([
+      ['new', 'queued'],
+      ['old', 'running'],
+    ]);
+    expect(tasksApi.endpoints.listTasks.select({ status: ['dead'], limit: 500 })(store.getState()).data!.items).toEqual([]);
+    expect(tasksApi.endpoints.listTasks.select({ agent: 'echo', limit: 500 })(store.getState()).data!.items).toEqual([]);
+  });
+
+  it('appends log lines and live output, once each', async () => {
+    const { store, emit } = setup();
+    await flush();
+    await store.dispatch(tasksApi.util.upsertQueryData('getTask', 't1', task('t1', { status: 'running', seq: 2, attempts: [{ number: 1, status: 'running', started_at: '2026-01-01T00:00:00.500Z' }] })));
+    await store.dispatch(tasksApi.util.upsertQueryData('getTaskLogs', 't1', { items: [] }));
+    await store.dispatch(tasksApi.endpoints.getTaskStream.initiate('t1'));
+    emit({ task_id: 't1', seq: 3, kind: 'log', level: 'info', message: 'sleeping 10 ms' });
+    emit({ task_id: 't1', seq: 3, kind: 'log', level: 'info', message: 'sleeping 10 ms' });
+    emit({ task_id: 't1', seq: 4, kind: 'partial', data: 'Hel' });
+    emit({ task_id: 't1', seq: 5, kind: 'partial', data: 'lo' });
+    emit({ task_id: 't1', seq: 6, kind: 'progress', progress: 0.5, message: 'half way' });
+    const logs = tasksApi.endpoints.getTaskLogs.select('t1')(store.getState()).data!;
+    expect(logs.items).toEqual([{ seq: 3, attempt: 1, at: '2026-01-01T00:00:01.000Z', level: 'info', message: 'sleeping 10 ms' }]);
+    const stream = tasksApi.endpoints.getTaskStream.select('t1')(store.getState()).data!;
+    expect(stream.partials.map((p) => p.data)).toEqual(['Hel', 'lo']);
+    expect(stream).toMatchObject({ progress: 0.5, progressMessage: 'half way' });
+  });
+
+  it('subscribes to a watched task from the sequence number already loaded', async () => {
+    const { store, opened } = setup();
+    await flush();
+    store.dispatch(watchTask({ taskId: 't9', since: 4 }));
+    opened[0]!.callbacks.onClose({ neverOpened: false, authFailed: false });
+    await new Promise((r) => setTimeout(r, 600));
+    expect(opened.length).toBeGreaterThan(1);
+    expect(opened.at(-1)!.watched.get('t9')).toBe(4);
+  });
+});
