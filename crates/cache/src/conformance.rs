@@ -12,7 +12,8 @@ use switchyard_core::{SessionId, Timestamp, UserId};
 macro_rules! cache_conformance_tests {
     ($make:path) => {
         $crate::cache_conformance_tests!(@each $make; kv_get_set_delete_and_ttl, counters_count_within_a_window,
-            sessions_store_list_delete, refresh_rotation_and_reuse_detection, bus_delivers_to_every_subscriber);
+            sessions_store_list_delete, refresh_rotation_and_reuse_detection, concurrent_rotations_have_one_winner,
+            bus_delivers_to_every_subscriber);
     };
     (@each $make:path; $($check:ident),*) => {
         $(
@@ -182,6 +183,31 @@ pub async fn refresh_rotation_and_reuse_detection(cache: Arc<dyn Cache>, _bus: A
             .unwrap(),
         RefreshOutcome::Invalid
     );
+}
+
+pub async fn concurrent_rotations_have_one_winner(cache: Arc<dyn Cache>, _bus: Arc<dyn EventBus>) {
+    let s = session(UserId::new());
+    cache.put_session(&s).await.unwrap();
+    let now = Timestamp::now();
+    let mut handles = Vec::new();
+    for i in 0..8 {
+        let cache = cache.clone();
+        handles.push(tokio::spawn(async move {
+            cache
+                .rotate_refresh(s.id, "h0", &format!("n{i}"), now.plus_ms(60_000), now)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut rotated = 0;
+    for h in handles {
+        match h.await.unwrap() {
+            RefreshOutcome::Rotated(_) => rotated += 1,
+            // Presenting the just-used token again is reuse: the session is revoked.
+            RefreshOutcome::Reused | RefreshOutcome::Invalid => {}
+        }
+    }
+    assert_eq!(rotated, 1, "a refresh token rotates once");
 }
 
 pub async fn bus_delivers_to_every_subscriber(_cache: Arc<dyn Cache>, bus: Arc<dyn EventBus>) {

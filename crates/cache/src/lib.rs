@@ -5,6 +5,10 @@
 //! [`conformance`] suite holds every implementation to the same behaviour.
 
 pub mod conformance;
+pub mod failover;
 pub mod memory;
+pub mod redis;
 
+pub use failover::{ClusterCache, FailoverBus, RedisHealth};
 pub use memory::{LocalBus, MemoryCache};
+pub use redis::{RedisBus, RedisCache, RedisSettings};

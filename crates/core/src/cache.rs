@@ -19,6 +19,12 @@ pub trait Cache: Send + Sync + 'static {
 
     async fn ping(&self) -> Result<()>;
 
+    /// Set while the cache serves on fallbacks (its shared backend is unreachable): what
+    /// is degraded and why, for `/readyz` and the logs.
+    fn degraded(&self) -> Option<String> {
+        None
+    }
+
     /// Periodic housekeeping (dropping expired entries), for backends that need it.
     async fn sweep(&self) -> Result<()> {
         Ok(())
