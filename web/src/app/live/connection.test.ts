@@ -82,18 +82,36 @@ describe('LiveConnection', () => {
     conn.stop();
   });
 
-  it('drops duplicate and stale events by per-task sequence number', async () => {
+  it('passes every event on (patching is idempotent) and remembers the newest seq per task', async () => {
+    vi.useFakeTimers();
     const { conn, ws, events } = setup();
     conn.start();
-    await flush();
+    await vi.advanceTimersByTimeAsync(0);
     const cb = ws[0]!.opts.callbacks;
     cb.onOpen();
     cb.onEvent(event('a', 1));
     cb.onEvent(event('a', 2));
-    cb.onEvent(event('a', 2));
-    cb.onEvent(event('b', 1));
     cb.onEvent(event('a', 1));
-    expect(events.map((e) => `${e.task_id}${e.seq}`)).toEqual(['a1', 'a2', 'b1']);
+    cb.onEvent(event('b', 1));
+    expect(events.map((e) => `${e.task_id}${e.seq}`)).toEqual(['a1', 'a2', 'a1', 'b1']);
+    conn.watchTask('a');
+    cb.onClose({ neverOpened: false, authFailed: false });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(ws[1]!.opts.watched.get('a')).toBe(2);
+    conn.stop();
+  });
+
+  it('starts a watched task where its page says, even if newer events were seen', async () => {
+    const { conn, ws } = setup();
+    conn.start();
+    await flush();
+    const cb = ws[0]!.opts.callbacks;
+    cb.onOpen();
+    cb.onEvent(event('a', 5));
+    const watched: [string, number | undefined][] = [];
+    ws[0]!.watchTask = (id, since) => void watched.push([id, since]);
+    conn.watchTask('a', 4);
+    expect(watched).toEqual([['a', 4]]);
     conn.stop();
   });
 
@@ -113,6 +131,7 @@ describe('LiveConnection', () => {
     await vi.advanceTimersByTimeAsync(backoffDelay(0, () => 0.5) + 1);
     expect(ws).toHaveLength(2);
     expect(ws[1]!.opts.watched.get('t1')).toBe(5);
+    expect(ws[1]!.opts.allSince).toBe(Date.parse('2026-01-01T00:00:00Z'));
     ws[1]!.opts.callbacks.onOpen();
     expect(onResumed).toHaveBeenCalledTimes(1);
     conn.stop();

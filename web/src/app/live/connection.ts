@@ -38,11 +38,17 @@ export class LiveConnection {
   private preferWebSocket = true;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private generation = 0;
-  /** Highest sequence number applied per task: later duplicates are dropped. */
+  /**
+   * Highest sequence number seen per task, for resubscribing after a reconnect. Events are
+   * not dropped here: an event may arrive before the data it patches has loaded, and a
+   * task's own subscription then replays it. Applying events is idempotent by seq.
+   */
   private readonly lastSeq = new Map<string, number>();
   /** Watched task id → number of watchers. */
   private readonly watchers = new Map<string, number>();
   private readonly hintedSince = new Map<string, number>();
+  /** Time of the newest event seen (Unix ms): where a resumed everything-subscription starts. */
+  private lastEventAt: number | undefined;
 
   constructor(private readonly deps: ConnectionDeps) {}
 
@@ -62,6 +68,7 @@ export class LiveConnection {
     this.transport?.close();
     this.transport = null;
     this.lastSeq.clear();
+    this.lastEventAt = undefined;
     this.deps.onStatus('idle', null);
   }
 
@@ -70,7 +77,7 @@ export class LiveConnection {
   }
 
   watchTask(taskId: string, since?: number): void {
-    if (since !== undefined) this.hintedSince.set(taskId, Math.max(since, this.hintedSince.get(taskId) ?? 0));
+    if (since !== undefined) this.hintedSince.set(taskId, since);
     const n = this.watchers.get(taskId) ?? 0;
     this.watchers.set(taskId, n + 1);
     if (n === 0) this.transport?.watchTask(taskId, this.sinceFor(taskId));
@@ -87,23 +94,21 @@ export class LiveConnection {
     }
   }
 
+  /** Where a task's subscription starts: what its page has loaded, else the last seen. */
   private sinceFor(taskId: string): number | undefined {
-    const seen = this.lastSeq.get(taskId);
-    const hinted = this.hintedSince.get(taskId);
-    if (seen === undefined) return hinted;
-    if (hinted === undefined) return seen;
-    return Math.max(seen, hinted);
+    return this.hintedSince.get(taskId) ?? this.lastSeq.get(taskId);
   }
 
-  private accept(event: TaskEvent): boolean {
+  private track(event: TaskEvent): void {
     const last = this.lastSeq.get(event.task_id);
-    if (last !== undefined && event.seq <= last) return false;
     if (last === undefined && this.lastSeq.size >= MAX_TRACKED_TASKS) {
       const oldest = this.lastSeq.keys().next().value;
       if (oldest !== undefined) this.lastSeq.delete(oldest);
     }
-    this.lastSeq.set(event.task_id, event.seq);
-    return true;
+    if (last === undefined || event.seq > last) this.lastSeq.set(event.task_id, event.seq);
+    if (this.hintedSince.has(event.task_id)) this.hintedSince.set(event.task_id, Math.max(this.hintedSince.get(event.task_id)!, event.seq));
+    const at = Date.parse(event.at);
+    if (!Number.isNaN(at)) this.lastEventAt = Math.max(this.lastEventAt ?? 0, at);
   }
 
   private async connect(): Promise<void> {
@@ -121,6 +126,7 @@ export class LiveConnection {
     const opts: TransportOptions = {
       token,
       watched,
+      allSince: this.lastEventAt,
       callbacks: {
         onOpen: () => {
           if (generation !== this.generation) return;
@@ -132,7 +138,8 @@ export class LiveConnection {
         },
         onEvent: (event) => {
           if (generation !== this.generation) return;
-          if (this.accept(event)) this.deps.onEvent(event);
+          this.track(event);
+          this.deps.onEvent(event);
         },
         onClose: (info) => {
           if (generation !== this.generation) return;

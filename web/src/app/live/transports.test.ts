@@ -58,7 +58,9 @@ describe('WebSocket transport', () => {
       { type: 'subscribe', all: true },
       { type: 'subscribe', task_id: 't1', since: 7 },
     ]);
-    expect(onOpen).toHaveBeenCalled();
+    expect(onOpen).not.toHaveBeenCalled();
+    ws.receive({ type: 'authenticated', user_id: 'u', role: 'admin' });
+    expect(onOpen).toHaveBeenCalledTimes(1);
     ws.receive(ev(8));
     ws.receive({ type: 'ping' });
     expect(events).toEqual([ev(8)]);
@@ -80,6 +82,17 @@ describe('WebSocket transport', () => {
     ws.open();
     ws.receive({ type: 'error', code: 'token_expired', message: 'expired' });
     expect(closed).toMatchObject({ authFailed: true, neverOpened: false });
+  });
+
+  it('resumes the everything-subscription from a time, and treats close code 4001 as an auth failure', () => {
+    vi.stubGlobal('WebSocket', FakeWebSocket);
+    let closed: CloseInfo | null = null;
+    openWebSocket('ws://x/api/v1/ws', { token: 't', watched: new Map(), allSince: 1234, callbacks: { onOpen: vi.fn(), onEvent: vi.fn(), onClose: (i) => (closed = i) } });
+    const ws = FakeWebSocket.last!;
+    ws.open();
+    expect(ws.sent[1]).toEqual({ type: 'subscribe', all: true, since: 1234 });
+    ws.close(4001, 'authentication failed');
+    expect(closed).toMatchObject({ authFailed: true });
   });
 
   it('reports a socket that never opened (no gateway on this server)', () => {

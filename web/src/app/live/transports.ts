@@ -32,10 +32,14 @@ export interface TransportOptions {
   token: string;
   /** Tasks to follow individually (resumable), with the last sequence number seen. */
   watched: Map<string, number | undefined>;
+  /** Resume the everything-subscription after this time (Unix ms), where supported. */
+  allSince?: number;
   callbacks: TransportCallbacks;
 }
 
 const AUTH_CODES = new Set(['unauthorized', 'token_expired']);
+/** The gateway's close code for a failed authentication. */
+const CLOSE_UNAUTHORIZED = 4001;
 
 /** How long a quiet WebSocket may stay silent before we ask whether it is still there. */
 const WS_IDLE_MS = 45_000;
@@ -44,6 +48,7 @@ const WS_PONG_GRACE_MS = 15_000;
 export function openWebSocket(url: string, opts: TransportOptions): Transport {
   const { callbacks } = opts;
   let opened = false;
+  let live = false;
   let closed = false;
   let authFailed = false;
   let idleTimer: ReturnType<typeof setTimeout> | undefined;
@@ -71,13 +76,19 @@ export function openWebSocket(url: string, opts: TransportOptions): Transport {
     callbacks.onClose({ neverOpened: !opened, authFailed, reason });
   };
 
+  const becameLive = () => {
+    if (live) return;
+    live = true;
+    callbacks.onOpen();
+  };
+
   ws.onopen = () => {
     opened = true;
+    // The gateway reads the auth message first and the rest once it has answered.
     send({ type: 'auth', token: opts.token });
-    send({ type: 'subscribe', all: true });
+    send(opts.allSince === undefined ? { type: 'subscribe', all: true } : { type: 'subscribe', all: true, since: opts.allSince });
     for (const [taskId, since] of opts.watched) send(subscribeTask(taskId, since));
     armIdle();
-    callbacks.onOpen();
   };
   ws.onmessage = (m) => {
     armIdle();
@@ -89,8 +100,11 @@ export function openWebSocket(url: string, opts: TransportOptions): Transport {
     }
     if (typeof msg !== 'object' || msg === null) return;
     const type = (msg as { type?: unknown }).type;
-    if (type === 'event') {
+    if (type === 'authenticated') {
+      becameLive();
+    } else if (type === 'event') {
       const event = asTaskEvent(msg);
+      becameLive();
       if (event) callbacks.onEvent(event);
     } else if (type === 'ping') {
       send({ type: 'pong' });
@@ -107,7 +121,10 @@ export function openWebSocket(url: string, opts: TransportOptions): Transport {
   ws.onerror = () => {
     // onclose follows and says what to do next.
   };
-  ws.onclose = (e) => finish(e.reason || `closed (${e.code})`);
+  ws.onclose = (e) => {
+    if (e.code === CLOSE_UNAUTHORIZED) authFailed = true;
+    finish(e.reason || `closed (${e.code})`);
+  };
 
   return {
     kind: 'websocket',

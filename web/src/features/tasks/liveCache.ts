@@ -43,6 +43,11 @@ export function applyTaskEventToCache(event: TaskEvent, store: MiddlewareAPI): v
   if (status !== null) {
     let needsRefetch = false;
     for (const args of tasksApi.util.selectCachedArgsForQuery(state, 'listTasks') as TaskListArgs[]) {
+      if (!tasksApi.endpoints.listTasks.select(args)(state).data) {
+        // Still loading: its answer may predate this event, so ask again once it is in.
+        needsRefetch = true;
+        continue;
+      }
       dispatch(
         tasksApi.util.updateQueryData('listTasks', args, (page) => {
           const i = page.items.findIndex((t) => t.id === id);

@@ -1,0 +1,101 @@
+// Starts `switchyard dev` on a fresh data directory and a free port, waits until it is ready,
+// and stops it after the run. The binary is $SWITCHYARD_BIN or ../target/release/switchyard.
+import { spawn } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+const WEB = resolve(import.meta.dirname, '..');
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      srv.close(() => res(port));
+    });
+  });
+}
+
+async function waitReady(url: string, exited: () => string | null, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    const why = exited();
+    if (why) throw new Error(`switchyard exited before it was ready (${why})`);
+    try {
+      const r = await fetch(`${url}/readyz`);
+      if (r.ok) return;
+      last = `readyz answered ${r.status}`;
+    } catch (e) {
+      last = String(e);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`switchyard was not ready within ${timeoutMs} ms: ${last}`);
+}
+
+export default async function globalSetup() {
+  const bin = resolve(WEB, process.env.SWITCHYARD_BIN ?? '../target/release/switchyard');
+  if (!existsSync(bin)) {
+    throw new Error(`no switchyard binary at ${bin}: run \`cargo build --release -p switchyard\` (after \`npm run build\`), or set SWITCHYARD_BIN`);
+  }
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const dataDir = mkdtempSync(join(tmpdir(), 'switchyard-e2e-'));
+  const password = `e2e-${randomBytes(12).toString('hex')}`;
+  mkdirSync(join(WEB, 'test-output'), { recursive: true });
+  const logPath = join(WEB, 'test-output', 'server.log');
+  const log = createWriteStream(logPath);
+  const child = spawn(bin, ['dev', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
+    cwd: dataDir,
+    env: { ...process.env, SWITCHYARD_ADMIN_PASSWORD: password },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  let exitedWith: string | null = null;
+  child.on('exit', (code, signal) => {
+    exitedWith = `code ${code}, signal ${signal}`;
+  });
+
+  const stop = async () => {
+    if (exitedWith === null) {
+      child.kill('SIGTERM');
+      await new Promise<void>((res) => {
+        const force = setTimeout(() => {
+          child.kill('SIGKILL');
+          res();
+        }, 10_000);
+        child.once('exit', () => {
+          clearTimeout(force);
+          res();
+        });
+      });
+    }
+    log.end();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+
+  try {
+    await waitReady(url, () => exitedWith, 60_000);
+    const index = await (await fetch(`${url}/`)).text();
+    if (!index.includes('id="root"')) {
+      throw new Error('this switchyard binary serves no web UI: run `npm run build` in web/, then rebuild the binary');
+    }
+    const doc = (await (await fetch(`${url}/api/openapi.json`)).json()) as { paths?: Record<string, unknown> };
+    process.env.SWITCHYARD_E2E_URL = url;
+    process.env.SWITCHYARD_E2E_PASSWORD = password;
+    process.env.SWITCHYARD_E2E_WS = doc.paths && '/api/v1/ws' in doc.paths ? '1' : '0';
+    process.env.SWITCHYARD_E2E_USERS = doc.paths && '/api/v1/users' in doc.paths ? '1' : '0';
+  } catch (e) {
+    await stop();
+    const tail = existsSync(logPath) ? readFileSync(logPath, 'utf8').split('\n').slice(-30).join('\n') : '';
+    throw new Error(`${(e as Error).message}\n--- server log (tail) ---\n${tail}`);
+  }
+  return stop;
+}
