@@ -152,8 +152,15 @@ impl<P: RequiredPermission + Send + Sync> FromRequestParts<AppState> for Auth<P>
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts)?;
-        let principal = state.engine.auth.authenticate(token).await?;
+        // Browsers cannot set headers on EventSource/WebSocket: a single-use ticket in the
+        // query string stands in for the header there.
+        let ticket = (!parts.headers.contains_key(header::AUTHORIZATION))
+            .then(|| query_ticket(parts))
+            .flatten();
+        let principal = match ticket {
+            Some(ticket) => state.engine.auth.redeem_ticket(&ticket).await?,
+            None => state.engine.auth.authenticate(bearer_token(parts)?).await?,
+        };
         if let Some(p) = P::PERMISSION
             && !principal.allows(p)
         {
@@ -167,6 +174,13 @@ impl<P: RequiredPermission + Send + Sync> FromRequestParts<AppState> for Auth<P>
             _p: PhantomData,
         })
     }
+}
+
+fn query_ticket(parts: &Parts) -> Option<String> {
+    parts.uri.query()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == "ticket" && !v.is_empty()).then(|| v.to_owned())
+    })
 }
 
 fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {

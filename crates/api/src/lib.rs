@@ -8,10 +8,12 @@
 
 pub mod error;
 pub mod extract;
+pub mod follow;
 pub mod openapi;
 pub mod request_id;
 pub mod routes;
 pub mod sse;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -29,6 +29,8 @@ pub enum AgentKind {
     Fail,
     /// POSTs the input JSON to `config.url`; a 2xx body is the output.
     Http,
+    /// Runs in remote workers that connect over the worker protocol and declare it.
+    Remote,
 }
 
 impl AgentKind {
@@ -38,7 +40,13 @@ impl AgentKind {
             AgentKind::Sleep => "sleep",
             AgentKind::Fail => "fail",
             AgentKind::Http => "http",
+            AgentKind::Remote => "remote",
         }
+    }
+
+    /// Whether Switchyard's own worker runtime runs this kind (all but `remote`).
+    pub fn is_builtin(self) -> bool {
+        self != AgentKind::Remote
     }
 }
 
@@ -93,6 +101,27 @@ pub struct AgentSpec {
     /// Default priority of its tasks (higher runs first).
     #[serde(default)]
     pub priority: i32,
+}
+
+impl AgentSpec {
+    /// A definition with every optional setting at its default.
+    pub fn new(name: impl Into<String>, kind: AgentKind) -> Self {
+        AgentSpec {
+            name: name.into(),
+            kind,
+            description: None,
+            version: default_version(),
+            input_schema: None,
+            output_schema: None,
+            config: empty_object(),
+            retry: RetryPolicy::default(),
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            concurrency: None,
+            cache_ttl_ms: None,
+            fallback: None,
+            priority: 0,
+        }
+    }
 }
 
 fn default_version() -> String {
@@ -193,7 +222,7 @@ impl AgentSpec {
                     ));
                 }
             }
-            AgentKind::Echo | AgentKind::Sleep | AgentKind::Fail => {
+            AgentKind::Echo | AgentKind::Sleep | AgentKind::Fail | AgentKind::Remote => {
                 if self.config.as_object().is_some_and(|o| !o.is_empty()) {
                     return bad(format!(
                         "agents of kind {} take no config",
@@ -263,19 +292,9 @@ pub fn check_fallback_chain(
 /// The agents every install has.
 pub fn builtin_agents() -> Vec<AgentSpec> {
     let base = |name: &str, kind, description: &str, schema: Value| AgentSpec {
-        name: name.to_owned(),
-        kind,
         description: Some(description.to_owned()),
-        version: default_version(),
         input_schema: Some(schema),
-        output_schema: None,
-        config: empty_object(),
-        retry: RetryPolicy::default(),
-        timeout_ms: DEFAULT_TIMEOUT_MS,
-        concurrency: None,
-        cache_ttl_ms: None,
-        fallback: None,
-        priority: 0,
+        ..AgentSpec::new(name, kind)
     };
     vec![
         base(
@@ -294,23 +313,20 @@ pub fn builtin_agents() -> Vec<AgentSpec> {
                 "required": ["ms"]
             }),
         ),
-        AgentSpec {
-            timeout_ms: DEFAULT_TIMEOUT_MS,
-            ..base(
-                "fail",
-                AgentKind::Fail,
-                "Fails its first `times` attempts with error class `class`, then succeeds.",
-                json!({
-                    "type": "object",
-                    "properties": {
-                        "times": { "type": "integer", "minimum": 0, "default": 1 },
-                        "class": { "enum": ["retryable", "permanent", "rate_limited"], "default": "retryable" },
-                        "retry_after_ms": { "type": "integer", "minimum": 0 },
-                        "message": { "type": "string", "maxLength": 1000 }
-                    }
-                }),
-            )
-        },
+        base(
+            "fail",
+            AgentKind::Fail,
+            "Fails its first `times` attempts with error class `class`, then succeeds.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "times": { "type": "integer", "minimum": 0, "default": 1 },
+                    "class": { "enum": ["retryable", "permanent", "rate_limited"], "default": "retryable" },
+                    "retry_after_ms": { "type": "integer", "minimum": 0 },
+                    "message": { "type": "string", "maxLength": 1000 }
+                }
+            }),
+        ),
     ]
 }
 

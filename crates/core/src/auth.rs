@@ -141,14 +141,15 @@ impl Permission {
 }
 
 /// How the caller proved who it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "via", rename_all = "snake_case")]
 pub enum Credential {
-    Session(SessionId),
+    Session { session_id: SessionId },
     ApiKey { id: ApiKeyId, scopes: Vec<Scope> },
 }
 
 /// The authenticated caller of one request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
     pub user_id: UserId,
     pub role: Role,
@@ -161,7 +162,7 @@ impl Principal {
             return false;
         }
         match &self.credential {
-            Credential::Session(_) => permission != Permission::Work,
+            Credential::Session { .. } => permission != Permission::Work,
             Credential::ApiKey { scopes, .. } => {
                 scopes.iter().any(|s| permission.granted_by_scope(*s))
             }
@@ -172,7 +173,7 @@ impl Principal {
     pub fn sees_all_tasks(&self) -> bool {
         self.role == Role::Admin
             && match &self.credential {
-                Credential::Session(_) => true,
+                Credential::Session { .. } => true,
                 Credential::ApiKey { scopes, .. } => scopes
                     .iter()
                     .any(|s| matches!(s, Scope::Admin | Scope::Read)),
@@ -190,7 +191,7 @@ impl Principal {
 
     pub fn session_id(&self) -> Option<SessionId> {
         match self.credential {
-            Credential::Session(id) => Some(id),
+            Credential::Session { session_id } => Some(session_id),
             Credential::ApiKey { .. } => None,
         }
     }
@@ -293,7 +294,9 @@ mod tests {
 
     #[test]
     fn roles_grant_what_they_say() {
-        let s = Credential::Session(SessionId::new());
+        let s = Credential::Session {
+            session_id: SessionId::new(),
+        };
         let viewer = principal(Role::Viewer, s.clone());
         assert!(viewer.allows(Permission::ReadTasks));
         assert!(!viewer.allows(Permission::SubmitTasks));
@@ -330,11 +333,21 @@ mod tests {
     #[test]
     fn only_admins_see_other_peoples_tasks() {
         let other = Some(UserId::new());
-        let op = principal(Role::Operator, Credential::Session(SessionId::new()));
+        let op = principal(
+            Role::Operator,
+            Credential::Session {
+                session_id: SessionId::new(),
+            },
+        );
         assert!(!op.can_see_task(other));
         assert!(op.can_see_task(Some(op.user_id)));
         assert_eq!(op.task_scope(), Some(op.user_id));
-        let admin = principal(Role::Admin, Credential::Session(SessionId::new()));
+        let admin = principal(
+            Role::Admin,
+            Credential::Session {
+                session_id: SessionId::new(),
+            },
+        );
         assert!(admin.can_see_task(other) && admin.task_scope().is_none());
         let admin_submit_key = principal(Role::Admin, key(&[Scope::Submit]));
         assert!(

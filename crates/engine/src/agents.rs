@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use switchyard_core::agent::{Agent, AgentSpec, builtin_agents, check_fallback_chain};
+use switchyard_core::agent::{Agent, AgentKind, AgentSpec, builtin_agents, check_fallback_chain};
 use switchyard_core::auth::{Permission, Principal};
 use switchyard_core::cache::EventBus;
 use switchyard_core::error::ErrorCode;
@@ -236,6 +236,52 @@ impl AgentRegistry {
         self.store.delete_agent(name).await?;
         self.changed(name).await;
         Ok(())
+    }
+
+    /// A remote worker declares an agent it serves: registers it as `remote`, or updates
+    /// the version and schemas of an existing remote agent (keeping its policies).
+    pub async fn declare_remote(
+        &self,
+        principal: &Principal,
+        declared: AgentSpec,
+    ) -> Result<Agent> {
+        require(principal, Permission::Work)?;
+        match self.store.get_agent(&declared.name).await? {
+            None => self.install(declared).await,
+            Some(existing) if existing.spec.kind != AgentKind::Remote => Err(Error::new(
+                ErrorCode::InvalidAgent,
+                format!(
+                    "agent {:?} is a built-in {} agent; a remote worker cannot serve it",
+                    declared.name,
+                    existing.spec.kind.as_str()
+                ),
+            )),
+            Some(existing) => {
+                let unchanged = existing.spec.version == declared.version
+                    && existing.spec.input_schema == declared.input_schema
+                    && existing.spec.output_schema == declared.output_schema
+                    && (declared.description.is_none()
+                        || existing.spec.description == declared.description);
+                if unchanged {
+                    return Ok(existing);
+                }
+                let spec = AgentSpec {
+                    version: declared.version,
+                    input_schema: declared.input_schema,
+                    output_schema: declared.output_schema,
+                    description: declared.description.or(existing.spec.description.clone()),
+                    ..existing.spec.clone()
+                };
+                spec.validate()?;
+                let agent = Agent {
+                    spec,
+                    builtin: false,
+                    created_at: existing.created_at,
+                    updated_at: Timestamp::now(),
+                };
+                self.save(agent).await
+            }
+        }
     }
 
     async fn check_fallback(&self, spec: &AgentSpec) -> Result<()> {

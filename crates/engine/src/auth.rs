@@ -41,6 +41,8 @@ const JWT_KEYS_SETTING: &str = "auth.jwt_keys";
 /// How long an API key lookup is trusted without asking the database again.
 /// Revocations are pushed over the bus, so this only bounds missed messages.
 const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+/// Lifetime of a WebSocket/SSE ticket.
+pub const TICKET_TTL_S: u64 = 30;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -423,7 +425,7 @@ impl AuthService {
         Ok(Principal {
             user_id,
             role: claims.role,
-            credential: Credential::Session(session_id),
+            credential: Credential::Session { session_id },
         })
     }
 
@@ -496,6 +498,43 @@ impl AuthService {
             self.key_cache
                 .retain(|_, c| c.principal.user_id.to_string() != id);
         }
+    }
+
+    /// A short-lived, single-use ticket that authenticates one WebSocket or SSE connection
+    /// (browsers cannot set headers on those). Returns the ticket and its lifetime.
+    pub async fn issue_ticket(&self, principal: &Principal) -> Result<(String, u64)> {
+        let ticket = random_token(32);
+        let value =
+            serde_json::to_vec(principal).map_err(|e| Error::internal("encode ticket", e))?;
+        self.cache
+            .set(
+                &format!("ticket:{}", sha256_hex(&ticket)),
+                &value,
+                Duration::from_secs(TICKET_TTL_S),
+            )
+            .await?;
+        Ok((ticket, TICKET_TTL_S))
+    }
+
+    /// Redeems a ticket once; the session or key behind it must still be valid.
+    pub async fn redeem_ticket(&self, ticket: &str) -> Result<Principal> {
+        let invalid = || Error::unauthorized("invalid, expired or already used ticket");
+        let key = format!("ticket:{}", sha256_hex(ticket));
+        let bytes = self.cache.get(&key).await?.ok_or_else(invalid)?;
+        if !self.cache.delete(&key).await? {
+            return Err(invalid());
+        }
+        let principal: Principal = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+        if let Some(sid) = principal.session_id()
+            && self
+                .cache
+                .get_session(sid)
+                .await?
+                .is_none_or(|s| s.user_id != principal.user_id)
+        {
+            return Err(Error::unauthorized("the session has ended; log in again"));
+        }
+        Ok(principal)
     }
 
     pub async fn create_api_key(

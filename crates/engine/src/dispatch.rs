@@ -26,7 +26,7 @@ use crate::agents::AgentRegistry;
 /// Which agents a consumer runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Serves {
-    /// Every agent whose kind is built in (echo, sleep, fail, http).
+    /// Every agent whose kind is built in (echo, sleep, fail, http), not `remote` ones.
     BuiltinKinds,
     /// These agents by name (remote workers declare theirs).
     Agents(HashSet<String>),
@@ -216,7 +216,7 @@ impl Dispatcher {
     fn serves(consumer: &ConsumerState, agents: &AgentRegistry, name: &str) -> Option<Option<u32>> {
         let entry = agents.cached(name)?;
         let served = match &consumer.config.serves {
-            Serves::BuiltinKinds => true,
+            Serves::BuiltinKinds => entry.spec().kind.is_builtin(),
             Serves::Agents(names) => names.contains(name),
         };
         served.then_some(entry.spec().concurrency)

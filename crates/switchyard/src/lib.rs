@@ -6,4 +6,6 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod telemetry;
+#[doc(hidden)]
+pub mod testing;
 pub mod ui;

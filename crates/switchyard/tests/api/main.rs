@@ -11,3 +11,4 @@ mod http_agent;
 mod input;
 mod lifecycle;
 mod tasks;
+mod ws;

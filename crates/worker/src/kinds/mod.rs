@@ -38,5 +38,10 @@ pub async fn execute(kind: AgentKind, ctx: TaskContext<'_>, http: &HttpKind) -> 
         AgentKind::Sleep => sleep::run(ctx).await,
         AgentKind::Fail => fail::run(ctx),
         AgentKind::Http => http.run(ctx).await,
+        // The dispatcher never hands remote agents to this runtime; refuse rather than guess.
+        AgentKind::Remote => Err(TaskError::permanent(
+            "not_builtin",
+            format!("agent {:?} runs in remote workers", ctx.spec.name),
+        )),
     }
 }

@@ -32,7 +32,7 @@ pub async fn me(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Me>
         .await?
         .ok_or_else(|| Error::unauthorized("the user no longer exists"))?;
     let (session_id, api_key_id, scopes) = match &auth.credential {
-        Credential::Session(s) => (Some(*s), None, None),
+        Credential::Session { session_id } => (Some(*session_id), None, None),
         Credential::ApiKey { id, scopes } => (None, Some(*id), Some(scopes.clone())),
     };
     Ok(Json(Me {

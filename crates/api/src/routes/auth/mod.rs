@@ -2,3 +2,4 @@ pub mod login;
 pub mod logout;
 pub mod me;
 pub mod refresh;
+pub mod ws_ticket;

@@ -1,0 +1,142 @@
+//! Following task events, shared by SSE and the WebSocket gateway.
+//!
+//! A follower first gets what it missed (or, when new, the task's current state), then
+//! live events. Duplicates are dropped by sequence number, so a reconnect with `since`
+//! sees every event once and in order, as far back as the replay window reaches.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use switchyard_core::event::{EventBody, TaskEvent};
+use switchyard_core::task::Task;
+use switchyard_engine::events::{SharedEvent, Subscription};
+use switchyard_engine::tasks::snapshot_event;
+use tokio_util::sync::CancellationToken;
+
+use crate::AppState;
+
+/// Where a follower delivers events; `emit` returns false when the consumer is gone.
+pub trait EventSink: Send {
+    fn emit(&mut self, event: &TaskEvent) -> impl std::future::Future<Output = bool> + Send;
+}
+
+/// Why a follower stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    /// The task reached its final event (task followers only).
+    Final,
+    /// The hub dropped the subscription: the consumer fell behind.
+    Lagged,
+    /// The consumer went away.
+    Gone,
+    Shutdown,
+}
+
+/// What a follower of one task missed since `since`: from the replay window and the
+/// stored log lines, plus the current state if newer than both. Without `since`: the
+/// current state only.
+pub async fn backlog(state: &AppState, task: &Task, since: Option<u64>) -> Vec<SharedEvent> {
+    let Some(since) = since else {
+        return vec![Arc::new(snapshot_event(task))];
+    };
+    if task.seq <= since {
+        return Vec::new();
+    }
+    let mut merged: BTreeMap<u64, SharedEvent> = BTreeMap::new();
+    for e in state.engine.hub.recent_for_task(task.id, since) {
+        merged.insert(e.seq, e);
+    }
+    match state.engine.store.task_logs(task.id, since, 10_000).await {
+        Ok(lines) => {
+            for l in lines {
+                merged.entry(l.seq).or_insert_with(|| {
+                    Arc::new(TaskEvent {
+                        task_id: l.task_id,
+                        seq: l.seq,
+                        agent: task.agent.clone(),
+                        owner_id: task.owner_id,
+                        at: l.at,
+                        body: EventBody::Log {
+                            level: l.level,
+                            message: l.message,
+                        },
+                    })
+                });
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read task logs for a resuming follower"),
+    }
+    merged
+        .entry(task.seq)
+        .or_insert_with(|| Arc::new(snapshot_event(task)));
+    merged.into_values().collect()
+}
+
+/// Delivers one task's backlog then its live events, in sequence order without
+/// duplicates, until the final event.
+pub async fn pump_task(
+    backlog: Vec<SharedEvent>,
+    since: Option<u64>,
+    sub: &mut Subscription,
+    shutdown: &CancellationToken,
+    sink: &mut impl EventSink,
+) -> End {
+    let mut last = since.unwrap_or(0);
+    for e in backlog {
+        if since.is_some() && e.seq <= last {
+            continue;
+        }
+        last = last.max(e.seq);
+        if !sink.emit(&e).await {
+            return End::Gone;
+        }
+        if e.is_final() {
+            return End::Final;
+        }
+    }
+    loop {
+        let e = tokio::select! {
+            _ = shutdown.cancelled() => return End::Shutdown,
+            e = sub.rx.recv() => match e {
+                Some(e) => e,
+                None => return if sub.lagged() { End::Lagged } else { End::Gone },
+            },
+        };
+        if e.seq <= last {
+            continue;
+        }
+        last = e.seq;
+        if !sink.emit(&e).await {
+            return End::Gone;
+        }
+        if e.is_final() {
+            return End::Final;
+        }
+    }
+}
+
+/// Delivers the backlog then every live event of a many-task subscription.
+pub async fn pump_many(
+    backlog: Vec<SharedEvent>,
+    sub: &mut Subscription,
+    shutdown: &CancellationToken,
+    sink: &mut impl EventSink,
+) -> End {
+    for e in backlog {
+        if !sink.emit(&e).await {
+            return End::Gone;
+        }
+    }
+    loop {
+        let e = tokio::select! {
+            _ = shutdown.cancelled() => return End::Shutdown,
+            e = sub.rx.recv() => match e {
+                Some(e) => e,
+                None => return if sub.lagged() { End::Lagged } else { End::Gone },
+            },
+        };
+        if !sink.emit(&e).await {
+            return End::Gone;
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! The remote-worker gateway, `/api/v1/workers/ws` (API key with scope `worker`).
+//!
+//! A worker says `hello` with the agents it serves (registering or updating them) and
+//! its slots; it becomes a dispatcher consumer and receives `assign` messages from the
+//! same batched queue as the built-in runtime, within agent concurrency limits. Results
+//! go through the same completion path; a result for an attempt the worker no longer
+//! holds is answered `accepted: false`. When the connection drops, its tasks are failed
+//! as `worker_lost` at once (retried per policy).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use switchyard_core::agent::{AgentKind, AgentSpec};
+use switchyard_core::auth::{Permission, Principal};
+use switchyard_core::event::{BusMessage, EventBody, LogLevel};
+use switchyard_core::store::{ClaimedTask, EventDraft, WorkerInfo};
+use switchyard_core::task::{ErrorClass, TaskError, codes};
+use switchyard_core::{Error, ErrorCode, TaskId, Timestamp, WorkerId};
+use switchyard_engine::dispatch::{Consumer, ConsumerConfig, Serves};
+use switchyard_engine::reporter::{AttemptOutcome, AttemptRef, AttemptResult};
+use switchyard_protocol::worker::{self as proto, AgentDecl, ServerMessage, WorkerMessage};
+use tokio::sync::broadcast;
+
+use super::{
+    HANDSHAKE_TIMEOUT, Incoming, Outbox, close, next_text, protocol_error, split, upgrade_principal,
+};
+use crate::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::ApiQuery;
+use crate::ws::client::WsParams;
+
+pub const MAX_SLOTS: u32 = 4_096;
+pub const MAX_AGENTS: usize = 256;
+
+/// The worker WebSocket: remote workers in any language connect here. See docs/protocol.md.
+#[utoipa::path(get, path = "/api/v1/workers/ws", tag = "system", params(WsParams), security(("bearer" = [])),
+    responses((status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn worker_ws(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(params): ApiQuery<WsParams>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let principal = upgrade_principal(&state, &headers, params.ticket.as_deref())
+        .await?
+        .ok_or_else(|| {
+            Error::unauthorized("workers authenticate with `Authorization: Bearer <API key>`")
+        })?;
+    if !principal.allows(Permission::Work) {
+        return Err(Error::forbidden(
+            "this credential cannot act as a worker; use an API key with the worker scope",
+        )
+        .into());
+    }
+    let ws = ws.map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("expected a WebSocket upgrade: {e}"),
+        )
+    })?;
+    let ws = ws
+        .max_message_size(switchyard_protocol::MAX_MESSAGE_BYTES)
+        .max_frame_size(switchyard_protocol::MAX_MESSAGE_BYTES);
+    Ok(ws.on_upgrade(move |socket| session(state, socket, principal)))
+}
+
+struct InFlight {
+    attempt: AttemptRef,
+}
+
+struct Session {
+    state: AppState,
+    principal: Principal,
+    outbox: Outbox,
+    worker: WorkerInfo,
+    consumer: Consumer,
+    in_flight: HashMap<TaskId, InFlight>,
+    agents: HashSet<String>,
+    last_recorded: std::time::Instant,
+}
+
+async fn session(state: AppState, socket: WebSocket, principal: Principal) {
+    let (outbox, mut stream, _writer) = split(socket);
+    let hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, next_text(&mut stream, &outbox)).await
+    {
+        Ok(Incoming::Text(t)) => t,
+        _ => {
+            outbox.send(&protocol_error(
+                "protocol",
+                "send {\"type\":\"hello\",…} first",
+            ));
+            outbox.close(close::POLICY, "hello expected").await;
+            return;
+        }
+    };
+    let mut session = match Session::start(&state, principal, &outbox, &hello).await {
+        Ok(s) => s,
+        Err(e) => {
+            outbox
+                .send_wait(&protocol_error(e.code.as_str(), &e.message))
+                .await;
+            outbox.close(close::POLICY, "hello rejected").await;
+            return;
+        }
+    };
+    let mut bus = state.engine.bus.subscribe();
+    let shutdown = state.shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = outbox.slow.cancelled() => {
+                outbox.close(close::SLOW_CONSUMER, "slow_consumer").await;
+                break;
+            }
+            _ = shutdown.cancelled() => {
+                outbox.close(close::GOING_AWAY, "server shutting down").await;
+                break;
+            }
+            batch = session.consumer.rx.recv() => match batch {
+                Some(batch) => session.assign(batch),
+                None => break,
+            },
+            msg = bus.recv() => session.on_bus(msg),
+            incoming = next_text(&mut stream, &outbox) => match incoming {
+                Incoming::Text(text) => session.handle(&text).await,
+                Incoming::Ignored => {}
+                Incoming::Closed => break,
+            },
+        }
+    }
+    session.disconnected().await;
+}
+
+fn to_spec(decl: AgentDecl) -> AgentSpec {
+    let mut spec = AgentSpec::new(decl.name, AgentKind::Remote);
+    spec.version = decl.version;
+    spec.description = decl.description;
+    spec.input_schema = decl.input_schema;
+    spec.output_schema = decl.output_schema;
+    if let Some(t) = decl.timeout_ms {
+        spec.timeout_ms = t;
+    }
+    spec
+}
+
+impl Session {
+    async fn start(
+        state: &AppState,
+        principal: Principal,
+        outbox: &Outbox,
+        hello: &str,
+    ) -> Result<Session, Error> {
+        let (name, agents, slots, version) = match serde_json::from_str::<WorkerMessage>(hello) {
+            Ok(WorkerMessage::Hello {
+                name,
+                agents,
+                slots,
+                version,
+            }) => (name, agents, slots, version),
+            Ok(_) => return Err(Error::invalid_parameter("the first message must be hello")),
+            Err(e) => {
+                return Err(Error::invalid_parameter(format!(
+                    "could not read hello: {e}"
+                )));
+            }
+        };
+        if name.trim().is_empty() || name.len() > 100 {
+            return Err(Error::invalid_parameter(
+                "the worker name must be 1-100 characters",
+            ));
+        }
+        if slots == 0 || slots > MAX_SLOTS {
+            return Err(Error::invalid_parameter(format!(
+                "slots must be between 1 and {MAX_SLOTS}"
+            )));
+        }
+        if agents.is_empty() || agents.len() > MAX_AGENTS {
+            return Err(Error::invalid_parameter(format!(
+                "declare between 1 and {MAX_AGENTS} agents"
+            )));
+        }
+        let mut names = HashSet::new();
+        for decl in agents {
+            let agent = state
+                .engine
+                .agents
+                .declare_remote(&principal, to_spec(decl))
+                .await?;
+            names.insert(agent.spec.name);
+        }
+        let worker_id = WorkerId::new();
+        let consumer = state.engine.dispatcher.register(ConsumerConfig {
+            worker_id,
+            name: name.clone(),
+            serves: Serves::Agents(names.clone()),
+            slots,
+        });
+        let now = Timestamp::now();
+        let mut agents: Vec<String> = names.iter().cloned().collect();
+        agents.sort();
+        let worker = WorkerInfo {
+            id: worker_id,
+            name,
+            kind: "remote".into(),
+            agents,
+            slots,
+            slots_in_use: 0,
+            version: version.unwrap_or_else(|| "unknown".into()),
+            host: None,
+            started_at: now,
+            heartbeat_at: now,
+        };
+        state.engine.store.upsert_worker(&worker).await?;
+        let queue = &state.engine.config.queue;
+        outbox.send(&ServerMessage::Welcome {
+            worker_id: worker_id.0,
+            lease_ms: queue.lease_ms,
+            heartbeat_ms: queue.heartbeat_ms,
+        });
+        tracing::info!(worker = %worker.name, id = %worker_id, slots, "remote worker connected");
+        Ok(Session {
+            state: state.clone(),
+            principal,
+            outbox: outbox.clone(),
+            worker,
+            consumer,
+            in_flight: HashMap::new(),
+            agents: names,
+            last_recorded: std::time::Instant::now(),
+        })
+    }
+
+    fn assign(&mut self, batch: Vec<ClaimedTask>) {
+        for task in batch {
+            let timeout_ms = self
+                .state
+                .engine
+                .agents
+                .cached(&task.agent)
+                .map_or(switchyard_core::agent::DEFAULT_TIMEOUT_MS, |e| {
+                    e.spec().timeout_ms
+                });
+            let traceparent = task
+                .trace_id
+                .as_ref()
+                .map(|t| format!("00-{t}-{}-01", &task.id.0.simple().to_string()[16..]));
+            self.outbox.send(&ServerMessage::Assign {
+                task_id: task.id.0,
+                attempt: task.attempt,
+                agent: task.agent.clone(),
+                input: task.input.clone(),
+                timeout_ms,
+                traceparent,
+                parent_id: task.parent_id.map(|p| p.0),
+            });
+            self.in_flight.insert(
+                task.id,
+                InFlight {
+                    attempt: AttemptRef::from(&task),
+                },
+            );
+        }
+    }
+
+    fn on_bus(&mut self, msg: Result<Arc<BusMessage>, broadcast::error::RecvError>) {
+        if let Ok(msg) = msg
+            && let BusMessage::Cancel {
+                task_id,
+                attempt,
+                worker_id,
+            } = &*msg
+            && *worker_id == self.worker.id
+            && self
+                .in_flight
+                .get(task_id)
+                .is_some_and(|f| f.attempt.attempt == *attempt)
+        {
+            self.outbox.send(&ServerMessage::Cancel {
+                task_id: task_id.0,
+                attempt: *attempt,
+            });
+        }
+    }
+
+    /// The in-flight attempt a message refers to, if this worker still holds it.
+    fn holds(&self, task_id: uuid::Uuid, attempt: u32) -> bool {
+        self.in_flight
+            .get(&TaskId(task_id))
+            .is_some_and(|f| f.attempt.attempt == attempt)
+    }
+
+    async fn handle(&mut self, text: &str) {
+        let message = match serde_json::from_str::<WorkerMessage>(text) {
+            Ok(m) => m,
+            Err(e) => {
+                self.outbox.send(&protocol_error(
+                    "malformed_message",
+                    &format!("could not read the message: {e}"),
+                ));
+                return;
+            }
+        };
+        match message {
+            WorkerMessage::Hello { .. } => {
+                self.outbox
+                    .send(&protocol_error("protocol", "hello was already received"));
+            }
+            WorkerMessage::Heartbeat {} => self.heartbeat().await,
+            WorkerMessage::Log {
+                task_id,
+                attempt,
+                level,
+                message,
+            } => {
+                let level = match level {
+                    proto::Level::Debug => LogLevel::Debug,
+                    proto::Level::Info => LogLevel::Info,
+                    proto::Level::Warn => LogLevel::Warn,
+                    proto::Level::Error => LogLevel::Error,
+                };
+                let message: String = message.chars().take(64 * 1024).collect();
+                self.live(task_id, attempt, EventBody::Log { level, message })
+                    .await;
+            }
+            WorkerMessage::Progress {
+                task_id,
+                attempt,
+                progress,
+                message,
+            } => {
+                let progress = progress
+                    .filter(|p| p.is_finite())
+                    .map(|p| p.clamp(0.0, 1.0));
+                self.live(task_id, attempt, EventBody::Progress { progress, message })
+                    .await;
+            }
+            WorkerMessage::Partial {
+                task_id,
+                attempt,
+                data,
+            } => {
+                self.live(task_id, attempt, EventBody::Partial { data })
+                    .await;
+            }
+            WorkerMessage::Result {
+                task_id,
+                attempt,
+                output,
+            } => {
+                self.finish(task_id, attempt, AttemptOutcome::Succeeded(output))
+                    .await;
+            }
+            WorkerMessage::Error {
+                task_id,
+                attempt,
+                class,
+                message,
+                code,
+                retry_after_ms,
+            } => {
+                let class = match class {
+                    proto::ErrorClass::Retryable => ErrorClass::Retryable,
+                    proto::ErrorClass::Permanent => ErrorClass::Permanent,
+                    proto::ErrorClass::RateLimited => ErrorClass::RateLimited,
+                };
+                let error = TaskError {
+                    class,
+                    code: code.unwrap_or_else(|| "worker_error".into()),
+                    message,
+                    retry_after_ms,
+                    details: None,
+                };
+                self.finish(task_id, attempt, AttemptOutcome::Failed(error))
+                    .await;
+            }
+            WorkerMessage::Cancelled { task_id, attempt } => {
+                self.finish(task_id, attempt, AttemptOutcome::Cancelled(None))
+                    .await;
+            }
+            WorkerMessage::Drain {} => {
+                self.consumer.drain();
+                self.outbox.send(&ServerMessage::Draining {});
+            }
+        }
+    }
+
+    async fn heartbeat(&mut self) {
+        let engine = &self.state.engine;
+        let until = Timestamp::now().plus_ms(engine.config.queue.lease_ms);
+        if let Err(e) = engine.store.extend_leases(self.worker.id, until).await {
+            tracing::warn!(error = %e, worker = %self.worker.name, "could not extend leases");
+        }
+        // The worker registry needs no more than one write per heartbeat interval.
+        let interval = std::time::Duration::from_millis(engine.config.queue.heartbeat_ms);
+        if self.last_recorded.elapsed() >= interval / 2 {
+            self.last_recorded = std::time::Instant::now();
+            self.worker.heartbeat_at = Timestamp::now();
+            self.worker.slots_in_use = self.in_flight.len() as u32;
+            if let Err(e) = engine.store.upsert_worker(&self.worker).await {
+                tracing::warn!(error = %e, "could not record a worker heartbeat");
+            }
+        }
+    }
+
+    async fn live(&mut self, task_id: uuid::Uuid, attempt: u32, body: EventBody) {
+        if !self.holds(task_id, attempt) {
+            self.outbox.send(&protocol_error(
+                "not_assigned",
+                &format!("task {task_id} attempt {attempt} is not assigned to this worker"),
+            ));
+            return;
+        }
+        let draft = EventDraft {
+            task_id: TaskId(task_id),
+            attempt,
+            at: Timestamp::now(),
+            body,
+        };
+        if let Err(e) = self.state.engine.reporter.emit(draft).await {
+            tracing::warn!(error = %e, "could not record a live event");
+        }
+    }
+
+    async fn finish(&mut self, task_id: uuid::Uuid, attempt: u32, outcome: AttemptOutcome) {
+        let id = TaskId(task_id);
+        if !self.holds(task_id, attempt) {
+            self.outbox.send(&ServerMessage::Ack {
+                task_id,
+                attempt,
+                accepted: false,
+            });
+            return;
+        }
+        let Some(flight) = self.in_flight.remove(&id) else {
+            return;
+        };
+        let (ack, answer) = tokio::sync::oneshot::channel();
+        let result = AttemptResult {
+            attempt: flight.attempt,
+            outcome,
+            ack: Some(ack),
+        };
+        if let Err(e) = self.state.engine.reporter.finish(result).await {
+            tracing::error!(error = %e, "could not hand in a remote result");
+        }
+        self.consumer.release(1);
+        let outbox = self.outbox.clone();
+        tokio::spawn(async move {
+            let accepted = answer.await.unwrap_or(false);
+            outbox.send(&ServerMessage::Ack {
+                task_id,
+                attempt,
+                accepted,
+            });
+        });
+    }
+
+    /// The connection is gone: everything it held goes back to the queue as `worker_lost`.
+    async fn disconnected(mut self) {
+        let lost: Vec<InFlight> = self.in_flight.drain().map(|(_, f)| f).collect();
+        if !lost.is_empty() {
+            tracing::warn!(worker = %self.worker.name, tasks = lost.len(), "remote worker disconnected with tasks in flight");
+        }
+        for flight in lost {
+            let result = AttemptResult {
+                attempt: flight.attempt,
+                outcome: AttemptOutcome::Failed(TaskError::retryable(
+                    codes::WORKER_LOST,
+                    format!(
+                        "the worker {:?} disconnected during the attempt",
+                        self.worker.name
+                    ),
+                )),
+                ack: None,
+            };
+            if let Err(e) = self.state.engine.reporter.finish(result).await {
+                tracing::error!(error = %e, "could not requeue a lost task; its lease will expire");
+            }
+        }
+        // Tasks claimed for us but not yet assigned: give them back too.
+        while let Ok(batch) = self.consumer.rx.try_recv() {
+            for task in batch {
+                let result = AttemptResult {
+                    attempt: AttemptRef::from(&task),
+                    outcome: AttemptOutcome::Failed(TaskError::retryable(
+                        codes::WORKER_LOST,
+                        "the worker disconnected",
+                    )),
+                    ack: None,
+                };
+                let _ = self.state.engine.reporter.finish(result).await;
+            }
+        }
+        if let Err(e) = self.state.engine.store.remove_worker(self.worker.id).await {
+            tracing::warn!(error = %e, "could not remove a disconnected worker");
+        }
+        tracing::info!(worker = %self.worker.name, agents = ?self.agents, principal = %self.principal.user_id, "remote worker disconnected");
+    }
+}

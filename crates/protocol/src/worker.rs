@@ -1,0 +1,202 @@
+//! The remote-worker protocol, `/api/v1/workers/ws` (API key with scope `worker`).
+//!
+//! ```text
+//! worker                                   server
+//!   hello {name, agents, slots}     ──▶
+//!                                   ◀──    welcome {worker_id, lease_ms, heartbeat_ms}
+//!                                   ◀──    assign {task_id, attempt, agent, input, …}   (≤ slots in flight)
+//!   heartbeat                       ──▶    (extends the leases of every task in flight)
+//!   log / progress / partial        ──▶
+//!   result | error | cancelled      ──▶
+//!                                   ◀──    ack {task_id, attempt, accepted}
+//!                                   ◀──    cancel {task_id, attempt}
+//!   drain                           ──▶    (finish what you have, get nothing new)
+//! ```
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// An agent a worker serves. Declaring it registers it (as a `remote` agent) or updates
+/// its schema and version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentDecl {
+    pub name: String,
+    #[serde(default = "default_version")]
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_schema: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<Value>,
+    /// Per-attempt timeout, when registering a new agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+fn default_version() -> String {
+    "1".to_owned()
+}
+
+impl AgentDecl {
+    pub fn new(name: impl Into<String>) -> Self {
+        AgentDecl {
+            name: name.into(),
+            version: default_version(),
+            description: None,
+            input_schema: None,
+            output_schema: None,
+            timeout_ms: None,
+        }
+    }
+}
+
+/// How a failed attempt is classified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    Retryable,
+    Permanent,
+    RateLimited,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Worker → server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum WorkerMessage {
+    Hello {
+        name: String,
+        agents: Vec<AgentDecl>,
+        slots: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+    },
+    /// Extends the leases of every task this connection holds.
+    Heartbeat {},
+    Log {
+        task_id: uuid::Uuid,
+        attempt: u32,
+        level: Level,
+        message: String,
+    },
+    Progress {
+        task_id: uuid::Uuid,
+        attempt: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        progress: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    Partial {
+        task_id: uuid::Uuid,
+        attempt: u32,
+        data: Value,
+    },
+    Result {
+        task_id: uuid::Uuid,
+        attempt: u32,
+        output: Value,
+    },
+    Error {
+        task_id: uuid::Uuid,
+        attempt: u32,
+        class: ErrorClass,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+    /// The attempt stopped because the server asked it to.
+    Cancelled { task_id: uuid::Uuid, attempt: u32 },
+    /// Finish the tasks in flight, take nothing new.
+    Drain {},
+}
+
+/// Server → worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    Welcome {
+        worker_id: uuid::Uuid,
+        /// A lease lasts this long without a heartbeat.
+        lease_ms: u64,
+        /// Send a heartbeat at least this often.
+        heartbeat_ms: u64,
+    },
+    Assign {
+        task_id: uuid::Uuid,
+        attempt: u32,
+        agent: String,
+        input: Value,
+        /// The attempt's time budget.
+        timeout_ms: u64,
+        /// W3C trace context of the task.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        traceparent: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent_id: Option<uuid::Uuid>,
+    },
+    /// Stop working on this attempt (report `cancelled`).
+    Cancel {
+        task_id: uuid::Uuid,
+        attempt: u32,
+    },
+    /// Whether a result counted; `false` when the attempt had lost its lease.
+    Ack {
+        task_id: uuid::Uuid,
+        attempt: u32,
+        accepted: bool,
+    },
+    /// Acknowledges `drain`: no new work will be assigned.
+    Draining {},
+    Error {
+        code: String,
+        message: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn hello_and_results_round_trip() {
+        let hello: WorkerMessage = serde_json::from_value(json!({
+            "type": "hello", "name": "w1", "slots": 4,
+            "agents": [{"name": "summarize", "input_schema": {"type": "object"}}]
+        }))
+        .unwrap();
+        match hello {
+            WorkerMessage::Hello { agents, slots, .. } => {
+                assert_eq!(slots, 4);
+                assert_eq!(agents[0].version, "1");
+            }
+            other => panic!("{other:?}"),
+        }
+        let id = uuid::Uuid::nil();
+        let err = WorkerMessage::Error {
+            task_id: id,
+            attempt: 2,
+            class: ErrorClass::RateLimited,
+            message: "slow".into(),
+            code: None,
+            retry_after_ms: Some(500),
+        };
+        let v = serde_json::to_value(&err).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["class"], "rate_limited");
+        assert_eq!(serde_json::from_value::<WorkerMessage>(v).unwrap(), err);
+    }
+}

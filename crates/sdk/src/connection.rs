@@ -1,0 +1,304 @@
+//! One worker's life: connect, say hello, run assignments, heartbeat, reconnect with
+//! backoff, drain on shutdown.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, SinkExt, StreamExt};
+use switchyard_protocol::worker::{ServerMessage, WorkerMessage};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_util::sync::CancellationToken;
+
+use crate::{SdkError, TaskContext, TaskError, WorkerBuilder};
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+const OUTBOUND_QUEUE: usize = 1_024;
+
+enum End {
+    /// Shut down on request, everything finished.
+    Stopped,
+    /// The connection broke; try again.
+    Lost(String),
+}
+
+fn ws_url(base: &str) -> Result<String, SdkError> {
+    let base = base.trim_end_matches('/');
+    let rest = if let Some(r) = base.strip_prefix("http://") {
+        format!("ws://{r}")
+    } else if let Some(r) = base.strip_prefix("https://") {
+        format!("wss://{r}")
+    } else if base.starts_with("ws://") || base.starts_with("wss://") {
+        base.to_owned()
+    } else {
+        return Err(SdkError::InvalidUrl(base.to_owned()));
+    };
+    Ok(format!("{rest}/api/v1/workers/ws"))
+}
+
+pub(crate) async fn run(
+    builder: WorkerBuilder,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), SdkError> {
+    let url = ws_url(&builder.url)?;
+    let builder = Arc::new(builder);
+    let stop = CancellationToken::new();
+    let watcher = {
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.cancel();
+            futures::future::pending::<()>().await;
+        }
+    };
+    let reconnecting = async {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match session(&builder, &url, &stop).await {
+                Ok(End::Stopped) => return Ok(()),
+                Ok(End::Lost(why)) | Err(SdkError::Connection(why)) => {
+                    if stop.is_cancelled() {
+                        return Ok(());
+                    }
+                    // Full jitter, like the server's retries.
+                    let pause = backoff
+                        .mul_f64(rand::random::<f64>())
+                        .max(Duration::from_millis(50));
+                    tracing::warn!(reason = %why, retry_in_ms = pause.as_millis() as u64, "worker disconnected; reconnecting");
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = stop.cancelled() => return Ok(()),
+                    }
+                    backoff = (backoff * 2).min(builder.max_backoff);
+                }
+                Err(fatal) => return Err(fatal),
+            }
+        }
+    };
+    tokio::select! {
+        r = reconnecting => r,
+        _ = watcher => Ok(()),
+    }
+}
+
+struct Running {
+    attempt: u32,
+    cancel: CancellationToken,
+}
+
+async fn session(
+    builder: &Arc<WorkerBuilder>,
+    url: &str,
+    stop: &CancellationToken,
+) -> Result<End, SdkError> {
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| SdkError::InvalidUrl(format!("{url}: {e}")))?;
+    let auth = HeaderValue::from_str(&format!("Bearer {}", builder.api_key)).map_err(|_| {
+        SdkError::Refused {
+            code: "invalid_key".into(),
+            message: "the API key is not valid header text".into(),
+        }
+    })?;
+    request.headers_mut().insert("authorization", auth);
+    let (socket, _) = match tokio_tungstenite::connect_async(request).await {
+        Ok(ok) => ok,
+        Err(tungstenite::Error::Http(response))
+            if matches!(response.status().as_u16(), 401 | 403) =>
+        {
+            let body = response
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            return Err(SdkError::Refused {
+                code: response.status().to_string(),
+                message: body,
+            });
+        }
+        Err(e) => return Err(SdkError::Connection(e.to_string())),
+    };
+    let (mut sink, mut stream) = socket.split();
+    let hello = WorkerMessage::Hello {
+        name: builder.name.clone(),
+        agents: builder.agents.clone(),
+        slots: builder.slots,
+        version: Some(concat!("switchyard-sdk-rust/", env!("CARGO_PKG_VERSION")).to_owned()),
+    };
+    send(&mut sink, &hello).await?;
+    let heartbeat_ms =
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, next_message(&mut stream)).await {
+            Ok(Some(ServerMessage::Welcome {
+                heartbeat_ms,
+                worker_id,
+                ..
+            })) => {
+                tracing::info!(%worker_id, name = %builder.name, "connected");
+                heartbeat_ms
+            }
+            Ok(Some(ServerMessage::Error { code, message })) => {
+                return Err(SdkError::Refused { code, message });
+            }
+            Ok(_) => return Err(SdkError::Connection("no welcome from the server".into())),
+            Err(_) => {
+                return Err(SdkError::Connection(
+                    "the server did not answer hello in time".into(),
+                ));
+            }
+        };
+
+    let (out_tx, mut out_rx) = mpsc::channel::<WorkerMessage>(OUTBOUND_QUEUE);
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<uuid::Uuid>();
+    let mut running: HashMap<uuid::Uuid, Running> = HashMap::new();
+    let mut heartbeat = tokio::time::interval(Duration::from_millis((heartbeat_ms / 2).max(100)));
+    let mut draining = false;
+    let end = loop {
+        tokio::select! {
+            _ = stop.cancelled(), if !draining => {
+                draining = true;
+                send(&mut sink, &WorkerMessage::Drain {}).await?;
+                if running.is_empty() {
+                    break End::Stopped;
+                }
+            }
+            Some(msg) = out_rx.recv() => send(&mut sink, &msg).await?,
+            Some(id) = done_rx.recv() => {
+                running.remove(&id);
+                if draining && running.is_empty() {
+                    // Flush the last results before leaving.
+                    while let Ok(msg) = out_rx.try_recv() {
+                        send(&mut sink, &msg).await?;
+                    }
+                    break End::Stopped;
+                }
+            }
+            _ = heartbeat.tick() => send(&mut sink, &WorkerMessage::Heartbeat {}).await?,
+            msg = next_message(&mut stream) => match msg {
+                Some(ServerMessage::Assign { task_id, attempt, agent, input, timeout_ms, traceparent, parent_id }) => {
+                    let cancel = CancellationToken::new();
+                    running.insert(task_id, Running { attempt, cancel: cancel.clone() });
+                    let ctx = TaskContext { task_id, attempt, agent, traceparent, parent_id, cancel, out: out_tx.clone() };
+                    spawn_attempt(builder, ctx, input, Duration::from_millis(timeout_ms), done_tx.clone());
+                }
+                Some(ServerMessage::Cancel { task_id, attempt }) => {
+                    if let Some(r) = running.get(&task_id).filter(|r| r.attempt == attempt) {
+                        r.cancel.cancel();
+                    }
+                }
+                Some(ServerMessage::Ack { task_id, attempt, accepted: false }) => {
+                    tracing::warn!(%task_id, attempt, "the server rejected a result: the attempt had lost its lease");
+                }
+                Some(ServerMessage::Error { code, message }) => tracing::warn!(%code, %message, "server error"),
+                Some(_) => {}
+                None => break End::Lost("the connection closed".into()),
+            },
+        }
+    };
+    // Whatever still runs belongs to a lost connection; the server has re-queued it.
+    for r in running.values() {
+        r.cancel.cancel();
+    }
+    if matches!(end, End::Stopped) {
+        let _ = sink.close().await;
+    }
+    Ok(end)
+}
+
+fn spawn_attempt(
+    builder: &Arc<WorkerBuilder>,
+    ctx: TaskContext,
+    input: serde_json::Value,
+    timeout: Duration,
+    done: mpsc::UnboundedSender<uuid::Uuid>,
+) {
+    let handler = builder.handlers.get(&ctx.agent).cloned();
+    tokio::spawn(async move {
+        let (task_id, attempt) = (ctx.task_id, ctx.attempt);
+        let cancel = ctx.cancel.clone();
+        let out = ctx.out.clone();
+        let message = match handler {
+            None => failure(
+                task_id,
+                attempt,
+                TaskError::permanent(format!("this worker does not serve {:?}", ctx.agent)),
+            ),
+            Some(handler) => {
+                let work = AssertUnwindSafe(handler(input, ctx)).catch_unwind();
+                tokio::select! {
+                    r = tokio::time::timeout(timeout, work) => match r {
+                        Ok(Ok(Ok(output))) => WorkerMessage::Result { task_id, attempt, output },
+                        Ok(Ok(Err(error))) => failure(task_id, attempt, error),
+                        Ok(Err(_panic)) => failure(task_id, attempt, TaskError::retryable("the handler panicked").with_code("panic")),
+                        Err(_) => failure(
+                            task_id,
+                            attempt,
+                            TaskError::retryable(format!("the attempt did not finish within {} ms", timeout.as_millis()))
+                                .with_code("timeout"),
+                        ),
+                    },
+                    _ = cancel.cancelled() => WorkerMessage::Cancelled { task_id, attempt },
+                }
+            }
+        };
+        let _ = out.send(message).await;
+        let _ = done.send(task_id);
+    });
+}
+
+fn failure(task_id: uuid::Uuid, attempt: u32, e: TaskError) -> WorkerMessage {
+    WorkerMessage::Error {
+        task_id,
+        attempt,
+        class: e.class,
+        message: e.message,
+        code: e.code,
+        retry_after_ms: e.retry_after_ms,
+    }
+}
+
+async fn send<S>(sink: &mut S, msg: &WorkerMessage) -> Result<(), SdkError>
+where
+    S: futures::Sink<Message, Error = tungstenite::Error> + Unpin,
+{
+    let text = serde_json::to_string(msg).map_err(|e| SdkError::Connection(e.to_string()))?;
+    sink.send(Message::Text(text.into()))
+        .await
+        .map_err(|e| SdkError::Connection(e.to_string()))
+}
+
+/// The next protocol message; `None` when the connection is gone.
+async fn next_message<S>(stream: &mut S) -> Option<ServerMessage>
+where
+    S: futures::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+{
+    loop {
+        match stream.next().await? {
+            Ok(Message::Text(t)) => match serde_json::from_str(&t) {
+                Ok(m) => return Some(m),
+                Err(e) => tracing::warn!(error = %e, "unreadable message from the server"),
+            },
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            ws_url("http://h:8080/").unwrap(),
+            "ws://h:8080/api/v1/workers/ws"
+        );
+        assert_eq!(ws_url("https://h").unwrap(), "wss://h/api/v1/workers/ws");
+        assert!(ws_url("h:8080").is_err());
+    }
+}

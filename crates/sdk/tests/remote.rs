@@ -1,0 +1,347 @@
+//! Remote workers end to end: the real server in-process, the example SDK worker as real
+//! processes, and a hand-driven protocol client for the edge cases.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use switchyard::testing::*;
+use switchyard_core::auth::Scope;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+struct WorkerProcess(Child);
+
+impl WorkerProcess {
+    fn start(app: &TestApp, key: &str, name: &str, slots: u32) -> WorkerProcess {
+        let child = Command::new(env!("CARGO_BIN_EXE_switchyard-example-worker"))
+            .arg(&app.base)
+            .env("SWITCHYARD_API_KEY", key)
+            .env("WORKER_NAME", name)
+            .env("WORKER_SLOTS", slots.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the example worker starts");
+        WorkerProcess(child)
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+async fn wait_for_workers(app: &TestApp, n: usize) {
+    let start = Instant::now();
+    loop {
+        let (_, workers) = app.get("/api/v1/workers").await;
+        let remote = workers["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["kind"] == "remote")
+            .count();
+        if remote >= n {
+            return;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "{n} remote workers never connected: {workers}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_workers_run_tasks_end_to_end() {
+    let app = TestApp::spawn().await;
+    let key = app.api_key(&[Scope::Worker]).await;
+    let _worker = WorkerProcess::start(&app, &key, "w1", 4);
+    wait_for_workers(&app, 1).await;
+    let (_, agent) = app.get("/api/v1/agents/wordcount").await;
+    assert_eq!(
+        agent["kind"], "remote",
+        "the worker registered its agent: {agent}"
+    );
+    assert_eq!(agent["input_schema"]["required"], json!(["text"]));
+
+    let (status, task) = app
+        .post(
+            "/api/v1/tasks?wait=30s",
+            json!({"agent": "wordcount", "input": {"text": "one two three"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    assert_eq!(task["output"]["words"], 3);
+    assert_eq!(task["attempts"][0]["worker"], "w1");
+
+    // Its live events were recorded in order: log, partials, progress, result.
+    let (status, logs) = app
+        .get(&format!(
+            "/api/v1/tasks/{}/logs",
+            task["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(logs["items"][0]["message"], "counting 3 words");
+
+    // Validation still happens at submission, against the schema the worker declared.
+    let (status, err) = app
+        .post(
+            "/api/v1/tasks",
+            json!({"agent": "wordcount", "input": {"text": 5}}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&err)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+    );
+
+    // Many tasks flow through the worker's slots.
+    let tasks: Vec<Value> = (0..40)
+        .map(|i| json!({"agent": "wordcount", "input": {"text": "x ".repeat(i + 1)}}))
+        .collect();
+    let (_, batch) = app
+        .post("/api/v1/tasks/batch", json!({"tasks": tasks}))
+        .await;
+    for (i, t) in batch["items"].as_array().unwrap().iter().enumerate() {
+        let done = app
+            .wait_status(t["id"].as_str().unwrap(), &["succeeded"])
+            .await;
+        assert_eq!(done["output"]["words"], i + 1);
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_s_task_completes_elsewhere_exactly_once() {
+    let app = TestApp::spawn().await;
+    let key = app.api_key(&[Scope::Worker]).await;
+    let mut w1 = WorkerProcess::start(&app, &key, "w1", 1);
+    let mut w2 = WorkerProcess::start(&app, &key, "w2", 1);
+    wait_for_workers(&app, 2).await;
+    let text = "word ".repeat(30);
+    let t = app
+        .submit("wordcount", json!({"text": text, "delay_ms": 100}))
+        .await;
+    let id = t["id"].as_str().unwrap();
+    let running = app.wait_status(id, &["running"]).await;
+    let first = running["attempts"][0]["worker"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    if first == "w1" {
+        w1.kill9()
+    } else {
+        w2.kill9()
+    }
+
+    let done = app.wait_status(id, &["succeeded"]).await;
+    let attempts = done["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{done}");
+    assert_eq!(attempts[0]["error"]["code"], "worker_lost");
+    assert_ne!(
+        attempts[1]["worker"].as_str().unwrap(),
+        first,
+        "the other worker finished it"
+    );
+    assert_eq!(
+        attempts
+            .iter()
+            .filter(|a| a["status"] == "succeeded")
+            .count(),
+        1,
+        "exactly once"
+    );
+    assert_eq!(done["output"]["words"], 30);
+    app.stop().await;
+}
+
+/// A protocol-level worker driven by hand.
+struct RawWorker {
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl RawWorker {
+    async fn connect(app: &TestApp, key: &str, agent: &str, slots: u32) -> RawWorker {
+        let url = format!("{}/api/v1/workers/ws", app.base.replace("http://", "ws://"));
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {key}").parse().unwrap());
+        let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let mut w = RawWorker { socket };
+        w.send(
+            json!({"type": "hello", "name": "raw", "slots": slots, "agents": [{"name": agent}]}),
+        )
+        .await;
+        assert_eq!(w.recv().await["type"], "welcome");
+        w
+    }
+
+    async fn send(&mut self, v: Value) {
+        self.socket
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    async fn recv(&mut self) -> Value {
+        self.recv_within(WAIT).await.expect("a message in time")
+    }
+
+    async fn recv_within(&mut self, d: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Err(_) => return None,
+                Ok(Some(Ok(Message::Text(t)))) => return Some(serde_json::from_str(&t).unwrap()),
+                Ok(Some(Ok(_))) => continue,
+                Ok(other) => panic!("connection ended: {other:?}"),
+            }
+        }
+    }
+
+    /// The next message of a given type, skipping others.
+    async fn expect(&mut self, kind: &str) -> Value {
+        loop {
+            let m = self.recv().await;
+            if m["type"] == kind {
+                return m;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_results_are_rejected_and_drain_takes_nothing_new() {
+    let app = TestApp::spawn().await;
+    let key = app.api_key(&[Scope::Worker]).await;
+    let mut w = RawWorker::connect(&app, &key, "manual", 2).await;
+    let t = app.submit("manual", json!({"n": 1})).await;
+    let assign = w.expect("assign").await;
+    assert_eq!(assign["task_id"], t["id"]);
+    assert_eq!(assign["input"], json!({"n": 1}));
+    let attempt = assign["attempt"].as_u64().unwrap();
+
+    // Cancel it; the worker ignores the request; the server forces it after the grace period.
+    let id = t["id"].as_str().unwrap();
+    let (status, _) = app
+        .post(&format!("/api/v1/tasks/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let cancel = w.expect("cancel").await;
+    assert_eq!(
+        (cancel["task_id"].clone(), cancel["attempt"].as_u64()),
+        (t["id"].clone(), Some(attempt))
+    );
+    app.wait_status(id, &["cancelled"]).await;
+    w.send(json!({"type": "result", "task_id": id, "attempt": attempt, "output": {"late": true}}))
+        .await;
+    let ack = w.expect("ack").await;
+    assert_eq!(
+        ack["accepted"], false,
+        "a result from a lost lease is rejected"
+    );
+    assert_eq!(
+        app.task(id).await["status"],
+        "cancelled",
+        "and never recorded"
+    );
+
+    // Results for tasks never assigned are rejected too; malformed frames get an error, not a disconnect.
+    w.send(json!({"type": "result", "task_id": uuid::Uuid::now_v7(), "attempt": 1, "output": 1}))
+        .await;
+    assert_eq!(w.expect("ack").await["accepted"], false);
+    w.socket
+        .send(Message::Text("{not json".into()))
+        .await
+        .unwrap();
+    assert_eq!(w.expect("error").await["code"], "malformed_message");
+
+    // Drain: finish what you have, get nothing new.
+    let a = app.submit("manual", json!({"n": 2})).await;
+    let b = app.submit("manual", json!({"n": 3})).await;
+    let first = w.expect("assign").await;
+    let second = w.expect("assign").await;
+    let c = app.submit("manual", json!({"n": 4})).await;
+    w.send(json!({"type": "drain"})).await;
+    w.expect("draining").await;
+    for assign in [&first, &second] {
+        w.send(json!({"type": "result", "task_id": assign["task_id"], "attempt": assign["attempt"], "output": {"ok": true}})).await;
+        assert_eq!(w.expect("ack").await["accepted"], true);
+    }
+    for t in [&a, &b] {
+        app.wait_status(t["id"].as_str().unwrap(), &["succeeded"])
+            .await;
+    }
+    while let Some(m) = w.recv_within(Duration::from_millis(800)).await {
+        assert_ne!(m["type"], "assign", "nothing new after drain: {m}");
+    }
+    assert_eq!(
+        app.task(c["id"].as_str().unwrap()).await["status"],
+        "queued"
+    );
+    drop(w);
+    let mut next = RawWorker::connect(&app, &key, "manual", 1).await;
+    assert_eq!(
+        next.expect("assign").await["task_id"],
+        c["id"],
+        "the waiting task goes to the next worker"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_need_the_worker_scope() {
+    let app = TestApp::spawn().await;
+    let url = format!("{}/api/v1/workers/ws", app.base.replace("http://", "ws://"));
+    let read_key = app.api_key(&[Scope::Read]).await;
+    let mut req = url.clone().into_client_request().unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {read_key}").parse().unwrap(),
+    );
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 403)
+        }
+        other => panic!("a read key must not connect as a worker: {other:?}"),
+    }
+    let req = url.into_client_request().unwrap();
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 401)
+        }
+        other => panic!("no credentials must not connect: {other:?}"),
+    }
+    // The SDK reports a refused key instead of retrying forever.
+    let err = switchyard_sdk::Worker::connect(app.base.clone(), read_key)
+        .agent("x", |_, _| async { Ok(json!(null)) })
+        .run_until(tokio::time::sleep(WAIT))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, switchyard_sdk::SdkError::Refused { .. }),
+        "{err}"
+    );
+    // A worker cannot take over a built-in agent.
+    let key = app.api_key(&[Scope::Worker]).await;
+    let err = switchyard_sdk::Worker::connect(app.base.clone(), key)
+        .agent("echo", |_, _| async { Ok(json!(null)) })
+        .run_until(tokio::time::sleep(WAIT))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("built-in"), "{err}");
+    app.stop().await;
+}

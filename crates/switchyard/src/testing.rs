@@ -1,0 +1,216 @@
+//! A test harness for this workspace's integration tests: the real server (engine,
+//! worker runtime, HTTP) on a random port and a fresh data directory, plus HTTP helpers.
+//! Not part of the product; compiled in so every crate's tests can share it.
+
+use std::time::{Duration, Instant};
+
+use crate::app::{self, Role, Running};
+use crate::config::Config;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use switchyard_core::auth::Role as UserRole;
+
+pub const ADMIN_EMAIL: &str = "admin@localhost";
+pub const ADMIN_PASSWORD: &str = "test-admin-password-1";
+/// Generous: these tests must pass on a slow, busy machine.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub admin: String,
+    pub running: Option<Running>,
+    pub dir: tempfile::TempDir,
+}
+
+/// Short leases and fast sweeps so recovery paths run in test time.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut c = Config {
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    };
+    c.server.listen = "127.0.0.1:0".parse().unwrap();
+    c.database.sqlite_durability = switchyard_store::Durability::Normal;
+    c.queue.lease_ms = 3_000;
+    c.queue.heartbeat_ms = 500;
+    c.queue.reaper_interval_ms = 200;
+    c.queue.cancel_grace_ms = 1_000;
+    c.queue.poll_interval_ms = 500;
+    c.worker.drain_timeout_s = 2;
+    c.telemetry.log_level = "warn".into();
+    c
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path());
+        adjust(&mut config);
+        let running = app::start(&config, Role::All).await.expect("server starts");
+        running
+            .engine
+            .auth
+            .ensure_admin(ADMIN_EMAIL, Some(ADMIN_PASSWORD.into()))
+            .await
+            .unwrap();
+        let base = format!("http://{}", running.addr.unwrap());
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(90))
+            .build()
+            .unwrap();
+        let mut app = TestApp {
+            base,
+            client,
+            admin: String::new(),
+            running: Some(running),
+            dir,
+        };
+        app.admin = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        app
+    }
+
+    pub fn engine(&self) -> &std::sync::Arc<switchyard_engine::Engine> {
+        &self.running.as_ref().unwrap().engine
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.unwrap();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "login failed: {body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a user directly and returns a token for it.
+    pub async fn user(&self, role: UserRole) -> (String, String) {
+        let email = format!(
+            "{}-{}@example.com",
+            role.as_str(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let password = "a-long-enough-password";
+        let user = self
+            .engine()
+            .auth
+            .create_user_unchecked(&email, password, role)
+            .await
+            .unwrap();
+        (user.id.to_string(), self.login(&email, password).await)
+    }
+
+    /// An API key of the admin user with these scopes.
+    pub async fn api_key(&self, scopes: &[switchyard_core::auth::Scope]) -> String {
+        let (user, _) = self
+            .engine()
+            .store
+            .user_by_email(ADMIN_EMAIL)
+            .await
+            .unwrap()
+            .unwrap();
+        let auth = &self.engine().auth;
+        let (_, secret) = auth
+            .issue_api_key(user.id, user.role, "test", scopes.to_vec(), None)
+            .await
+            .unwrap();
+        secret
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method.parse().unwrap(), self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call("GET", path, Some(&self.admin.clone()), None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call("POST", path, Some(&self.admin.clone()), Some(body))
+            .await
+    }
+
+    /// Submits as admin and returns the created task.
+    pub async fn submit(&self, agent: &str, input: Value) -> Value {
+        let (status, body) = self
+            .post("/api/v1/tasks", json!({"agent": agent, "input": input}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "submit failed: {body}");
+        body
+    }
+
+    pub async fn task(&self, id: &str) -> Value {
+        let (status, body) = self.get(&format!("/api/v1/tasks/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Polls until the task's status is one of `statuses`.
+    pub async fn wait_status(&self, id: &str, statuses: &[&str]) -> Value {
+        let start = Instant::now();
+        loop {
+            let t = self.task(id).await;
+            if statuses.contains(&t["status"].as_str().unwrap_or_default()) {
+                return t;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "task {id} never reached {statuses:?}; last: {t}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn register(&self, agent: Value) -> Value {
+        let (status, body) = self.post("/api/v1/agents", agent).await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "agent registration failed: {body}"
+        );
+        body
+    }
+}
+
+pub fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<no error code>")
+}
