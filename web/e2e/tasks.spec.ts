@@ -97,3 +97,18 @@ test('a task that fails for good is a dead letter and can be replayed', async ({
   const stored = await api.get<Task & { attempts: unknown[] }>(`/api/v1/tasks/${task.id}`);
   expect(stored.attempts).toHaveLength(2);
 });
+
+test('without a working WebSocket, live updates fall back to Server-Sent Events', async ({ page, api }) => {
+  // A proxy that refuses WebSockets: the socket closes before authenticating.
+  await page.routeWebSocket(/\/api\/v1\/ws/, (ws) => ws.close({ code: 1011, reason: 'no websockets here' }));
+  await logIn(page);
+  await expect(page.getByTestId('live-indicator')).toHaveText('Live · SSE');
+  await page.getByRole('link', { name: 'Tasks', exact: true }).click();
+  await expect(page.getByRole('heading', { name: 'Tasks' })).toBeVisible();
+  const task = await api.post<Task>('/api/v1/tasks', { agent: 'slow', input: { ms: 1000 } });
+  const row = page.locator(`tr[data-task-id="${task.id}"]`);
+  await expect(row.locator('[data-status]')).toHaveAttribute('data-status', 'succeeded');
+  // The task page follows its own resumable stream.
+  await row.getByRole('link').click();
+  await expect(page.getByRole('log', { name: 'Task log' })).toContainText('sleeping 1000 ms');
+});

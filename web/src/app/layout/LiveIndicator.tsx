@@ -20,7 +20,7 @@ export function LiveIndicator() {
   return (
     <span className={`live-indicator live-${live.status}`} title={title} data-testid="live-indicator" data-transport={live.transport ?? ''} role="status">
       <span className="dot" aria-hidden="true" />
-      {label}
+      <span className="live-label">{label}</span>
     </span>
   );
 }

@@ -81,7 +81,7 @@ describe('WebSocket transport', () => {
     const ws = FakeWebSocket.last!;
     ws.open();
     ws.receive({ type: 'error', code: 'token_expired', message: 'expired' });
-    expect(closed).toMatchObject({ authFailed: true, neverOpened: false });
+    expect(closed).toMatchObject({ authFailed: true });
   });
 
   it('resumes the everything-subscription from a time, and treats close code 4001 as an auth failure', () => {
@@ -93,6 +93,15 @@ describe('WebSocket transport', () => {
     expect(ws.sent[1]).toEqual({ type: 'subscribe', all: true, since: 1234 });
     ws.close(4001, 'authentication failed');
     expect(closed).toMatchObject({ authFailed: true });
+  });
+
+  it('counts a socket closed before authentication as never opened (falls back to SSE)', () => {
+    vi.stubGlobal('WebSocket', FakeWebSocket);
+    let closed: CloseInfo | null = null;
+    openWebSocket('ws://x/api/v1/ws', { token: 't', watched: new Map(), callbacks: { onOpen: vi.fn(), onEvent: vi.fn(), onClose: (i) => (closed = i) } });
+    FakeWebSocket.last!.open();
+    FakeWebSocket.last!.close(1011, 'proxy error');
+    expect(closed).toMatchObject({ neverOpened: true, authFailed: false });
   });
 
   it('reports a socket that never opened (no gateway on this server)', () => {

@@ -73,7 +73,9 @@ export function openWebSocket(url: string, opts: TransportOptions): Transport {
     closed = true;
     clearTimeout(idleTimer);
     clearTimeout(graceTimer);
-    callbacks.onClose({ neverOpened: !opened, authFailed, reason });
+    // A socket that opened but never got as far as `authenticated` (a proxy that cannot
+    // pass WebSockets, say) counts as never opened, so the caller can fall back to SSE.
+    callbacks.onClose({ neverOpened: !live, authFailed, reason: opened ? reason : `could not connect (${reason ?? 'no answer'})` });
   };
 
   const becameLive = () => {

@@ -2,7 +2,7 @@
 // and the numbers as a table for screen readers.
 import { useId, useMemo, useState } from 'react';
 import { formatTime } from '@/shared/lib/format';
-import { niceMax, ticks } from './scale';
+import { axis } from './scale';
 import { useWidth } from './useWidth';
 
 export interface Series {
@@ -24,8 +24,10 @@ export interface TimeChartProps {
   emptyText?: string;
   /** Fix the top of the axis (e.g. 1 for ratios). */
   max?: number;
-  /** The axis reaches at least this high (e.g. 4 for counts, so ticks are whole numbers). */
-  minTop?: number;
+  /** Values are counts: whole-number ticks. */
+  integer?: boolean;
+  /** A line under the legend, e.g. how the data was gathered. */
+  note?: string;
 }
 
 const M = { top: 10, right: 12, bottom: 22, left: 48 };
@@ -39,7 +41,8 @@ export function TimeChart({
   height = 180,
   emptyText = 'No data in this window.',
   max,
-  minTop = 0,
+  integer = false,
+  note,
 }: TimeChartProps) {
   const [ref, width] = useWidth<HTMLDivElement>();
   const [hover, setHover] = useState<number | null>(null);
@@ -48,18 +51,21 @@ export function TimeChart({
   const innerW = Math.max(10, width - M.left - M.right);
   const innerH = height - M.top - M.bottom;
 
-  const top = useMemo(() => {
-    if (max !== undefined) return max;
-    let m = 0;
-    if (kind === 'bars') {
-      for (let i = 0; i < n; i++) m = Math.max(m, series.reduce((s, se) => s + (se.values[i] ?? 0), 0));
-    } else {
-      for (const se of series) for (const v of se.values) if (v !== null) m = Math.max(m, v);
+  const { top, ticks } = useMemo(() => {
+    let m = max ?? 0;
+    if (max === undefined) {
+      if (kind === 'bars') {
+        for (let i = 0; i < n; i++) m = Math.max(m, series.reduce((s, se) => s + (se.values[i] ?? 0), 0));
+      } else {
+        for (const se of series) for (const v of se.values) if (v !== null) m = Math.max(m, v);
+      }
     }
-    return Math.max(niceMax(m), minTop);
-  }, [series, kind, n, max, minTop]);
+    return axis(m, { integer });
+  }, [series, kind, n, max, integer]);
 
-  const hasData = series.some((s) => s.values.some((v) => v !== null && v !== 0));
+  // Zeros are data (nothing failed); only an all-null series has nothing to draw.
+  const hasData = series.some((s) => s.values.some((v) => v !== null));
+  const allQuiet = !series.some((s) => s.values.some((v) => v !== null && v !== 0));
   const x = (i: number) => M.left + (n <= 1 ? innerW / 2 : (i / (n - 1)) * innerW);
   const barW = Math.max(1, innerW / Math.max(n, 1) - 1);
   const xBar = (i: number) => M.left + (i / Math.max(n, 1)) * innerW;
@@ -88,9 +94,10 @@ export function TimeChart({
         ))}
         {hover !== null && times[hover] !== undefined && <span className="muted">at {formatTime(times[hover]!)}</span>}
       </div>
+      {note && <p className="chart-note">{note}</p>}
       <div ref={ref} className="chart-body">
         <svg width={width} height={height} role="img" aria-label={`${title} chart`} onMouseMove={onMove} onMouseLeave={() => setHover(null)}>
-          {ticks(top).map((t) => (
+          {ticks.map((t) => (
             <g key={t}>
               <line className="grid" x1={M.left} x2={M.left + innerW} y1={y(t)} y2={y(t)} />
               {hasData && (
@@ -147,7 +154,7 @@ export function TimeChart({
                 );
               })}
           {hover !== null && <line className="hover-line" x1={kind === 'bars' ? xBar(hover) + barW / 2 : x(hover)} x2={kind === 'bars' ? xBar(hover) + barW / 2 : x(hover)} y1={M.top} y2={M.top + innerH} />}
-          {!hasData && (
+          {allQuiet && (
             <text className="chart-empty" x={M.left + innerW / 2} y={M.top + innerH / 2} textAnchor="middle">
               {emptyText}
             </text>

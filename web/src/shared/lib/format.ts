@@ -26,7 +26,8 @@ export function formatRelative(iso: string | null | undefined, now = Date.now())
   const future = d < 0;
   const a = Math.abs(d);
   let text: string;
-  if (a < 5) return future ? 'in a moment' : 'just now';
+  // Within a few seconds either way (clocks differ a little): now.
+  if (a < 5) return 'just now';
   if (a < 60) text = `${a} s`;
   else if (a < 3600) text = `${Math.floor(a / 60)} min`;
   else if (a < 86400) text = `${Math.floor(a / 3600)} h`;

@@ -95,7 +95,8 @@ export function OverviewPage() {
             title={`Throughput (tasks per ${bucket})`}
             times={d.times}
             format={count}
-            minTop={4}
+            integer
+            emptyText="No tasks in this window."
             series={[
               { name: 'Submitted', color: 'var(--chart-1)', values: d.throughput.submitted },
               { name: 'Succeeded', color: 'var(--chart-2)', values: d.throughput.succeeded },
@@ -106,6 +107,7 @@ export function OverviewPage() {
             title="Latency, submission to end"
             times={d.times}
             format={ms}
+            emptyText="No finished tasks in this window."
             series={[
               { name: 'p50', color: 'var(--chart-2)', values: d.latency.p50 },
               { name: 'p95', color: 'var(--chart-3)', values: d.latency.p95 },
@@ -116,15 +118,23 @@ export function OverviewPage() {
             title="Queue depth"
             times={d.times}
             format={count}
-            minTop={4}
-            emptyText={d.source === 'browser' ? 'Sampled every 5 s while this page is open.' : 'No data in this window.'}
+            integer
+            note={d.source === 'browser' ? 'Sampled every 5 s while this page is open.' : undefined}
+            emptyText="Nothing waiting or running."
             series={[
               { name: 'Ready', color: 'var(--chart-1)', values: d.queue.ready },
               { name: 'Scheduled', color: 'var(--chart-3)', values: d.queue.scheduled },
               { name: 'Running', color: 'var(--chart-2)', values: d.queue.running },
             ]}
           />
-          <TimeChart title="Failure rate" times={d.times} format={pct} max={1} series={[{ name: 'Failed / finished', color: 'var(--chart-4)', values: d.failureRate }]} />
+          <TimeChart
+            title="Failure rate"
+            times={d.times}
+            format={pct}
+            max={1}
+            emptyText="No failures in this window."
+            series={[{ name: 'Failed / finished', color: 'var(--chart-4)', values: d.failureRate }]}
+          />
         </div>
       )}
       {d.truncated && <p className="muted small">Computed from the newest 500 tasks of this window; older ones are left out.</p>}

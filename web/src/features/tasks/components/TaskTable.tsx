@@ -17,11 +17,11 @@ export function TaskTable({ tasks, caption, showError, actions }: { tasks: Task[
             <th scope="col">Task</th>
             <th scope="col">Agent</th>
             <th scope="col">Status</th>
-            <th scope="col" className="num">
+            <th scope="col" className="num hide-narrow">
               Attempts
             </th>
             <th scope="col">Created</th>
-            <th scope="col" className="num">
+            <th scope="col" className="num hide-narrow">
               Duration
             </th>
             {showError && <th scope="col">Error</th>}
@@ -45,11 +45,11 @@ export function TaskTable({ tasks, caption, showError, actions }: { tasks: Task[
               <td>
                 <StatusBadge status={t.status} pending={t.cancel_requested && !['cancelled', 'succeeded', 'failed', 'dead'].includes(t.status)} />
               </td>
-              <td className="num">{t.attempts.length}</td>
+              <td className="num hide-narrow">{t.attempts.length}</td>
               <td>
                 <RelativeTime iso={t.created_at} />
               </td>
-              <td className="num">{t.started_at ? formatDuration(durationBetween(t.started_at, t.finished_at, Math.max(now, Date.now()))) : '—'}</td>
+              <td className="num hide-narrow">{t.started_at ? formatDuration(durationBetween(t.started_at, t.finished_at, Math.max(now, Date.now()))) : '—'}</td>
               {showError && <td className="error-cell">{t.error ? <span title={t.error.message}>{t.error.message}</span> : <span className="muted">—</span>}</td>}
               {actions && <td className="row-actions">{actions(t)}</td>}
             </tr>
