@@ -152,6 +152,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/ws-ticket": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A short-lived, single-use ticket for a WebSocket or event-stream connection (browsers
+         *     cannot set headers on those).
+         */
+        post: operations["ws_ticket"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/events": {
         parameters: {
             query?: never;
@@ -337,6 +357,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workers/ws": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The worker WebSocket: remote workers in any language connect here. See docs/protocol.md. */
+        get: operations["worker_ws"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ws": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The client WebSocket. Authenticate with a bearer header, `?ticket=`, or a first
+         *     `{"type":"auth","token":…}` message; then subscribe, submit and cancel. See docs/protocol.md.
+         */
+        get: operations["client_ws"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -386,7 +443,7 @@ export interface components {
          * @description How an agent's work is carried out.
          * @enum {string}
          */
-        AgentKind: "echo" | "sleep" | "fail" | "http";
+        AgentKind: "echo" | "sleep" | "fail" | "http" | "remote";
         AgentQueueStats: {
             agent: string;
             oldest_ready_at?: components["schemas"]["Timestamp"] | null;
@@ -749,6 +806,15 @@ export interface components {
         };
         /** @enum {string} */
         TaskStatus: "queued" | "running" | "retrying" | "succeeded" | "failed" | "cancelled" | "dead";
+        Ticket: {
+            /**
+             * Format: int64
+             * @description Seconds until it expires unused.
+             */
+            expires_in: number;
+            /** @description Pass as `?ticket=` when opening a WebSocket or an event stream. Works once. */
+            ticket: string;
+        };
         /** Format: date-time */
         Timestamp: string;
         /** @description What login and refresh return. */
@@ -1185,6 +1251,33 @@ export interface operations {
             };
         };
     };
+    ws_ticket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ticket"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     get_events: {
         parameters: {
             query?: {
@@ -1602,6 +1695,94 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Items_WorkerInfo"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    worker_ws: {
+        parameters: {
+            query?: {
+                /**
+                 * @description A single-use ticket from `POST /api/v1/auth/ws-ticket` (for browsers, which cannot
+                 *     set headers). Alternatively send `{"type":"auth","token":…}` as the first message.
+                 */
+                ticket?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching to the WebSocket protocol */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    client_ws: {
+        parameters: {
+            query?: {
+                /**
+                 * @description A single-use ticket from `POST /api/v1/auth/ws-ticket` (for browsers, which cannot
+                 *     set headers). Alternatively send `{"type":"auth","token":…}` as the first message.
+                 */
+                ticket?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching to the WebSocket protocol */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
