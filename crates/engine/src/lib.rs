@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 use switchyard_core::Result;
 use switchyard_core::cache::{Cache, EventBus};
 use switchyard_core::event::BusMessage;
-use switchyard_core::store::Store;
+use switchyard_core::store::{Leadership, Store};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -47,6 +47,8 @@ pub struct Backends {
     pub store: Arc<dyn Store>,
     pub cache: Arc<dyn Cache>,
     pub bus: Arc<dyn EventBus>,
+    /// Decides which process runs the cluster duties (`SoleLeader` on embedded storage).
+    pub leader: Arc<dyn Leadership>,
 }
 
 /// Which background duties this process takes on.
@@ -54,7 +56,8 @@ pub struct Backends {
 pub struct Duties {
     /// Hand out work to local consumers (built-in runtime, connected remote workers).
     pub dispatch: bool,
-    /// Reap expired leases, force overdue cancellations, housekeeping.
+    /// Contend for the cluster duties (reap expired leases, force overdue cancellations,
+    /// housekeeping); they run on one such process at a time.
     pub maintenance: bool,
 }
 
@@ -79,7 +82,12 @@ impl Engine {
         config: EngineConfig,
         duties: Duties,
     ) -> Result<Arc<Engine>> {
-        let Backends { store, cache, bus } = backends;
+        let Backends {
+            store,
+            cache,
+            bus,
+            leader,
+        } = backends;
         let agents = Arc::new(AgentRegistry::new(store.clone(), bus.clone()));
         agents.init().await?;
         let hub = EventHub::new(config.queue.replay_events);
@@ -137,6 +145,7 @@ impl Engine {
                 cache: cache.clone(),
                 reporter: reporter.clone(),
                 config: config.queue.clone(),
+                leader,
             };
             background.push(tokio::spawn(m.run(shutdown.clone())));
         }

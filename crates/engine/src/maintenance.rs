@@ -1,13 +1,15 @@
 //! Cluster duties: the lease reaper, forced cancellations and housekeeping.
 //!
-//! Exactly one process should run these at a time (the binary decides which); running
-//! them twice is still safe, because every completion is checked against its lease.
+//! Every process with the duty contends for leadership ([`Leadership`]); only the holder
+//! runs them, and another takes over when it dies. Running them twice (briefly, while a
+//! lost leader has not noticed yet) is still safe, because every completion is checked
+//! against its lease.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_core::cache::Cache;
-use switchyard_core::store::Store;
+use switchyard_core::store::{Leadership, Store};
 use switchyard_core::task::{TaskError, codes};
 use switchyard_core::{Result, Timestamp};
 use tokio_util::sync::CancellationToken;
@@ -23,6 +25,7 @@ pub struct Maintenance {
     pub cache: Arc<dyn Cache>,
     pub reporter: Reporter,
     pub config: QueueConfig,
+    pub leader: Arc<dyn Leadership>,
 }
 
 impl Maintenance {
@@ -34,8 +37,14 @@ impl Maintenance {
         let mut last_housekeeping = tokio::time::Instant::now();
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => {
+                    self.leader.release().await;
+                    return;
+                }
                 _ = tick.tick() => {}
+            }
+            if !self.leader.check().await {
+                continue;
             }
             if let Err(e) = self.reap().await {
                 tracing::warn!(error = %e, "reaping expired leases failed");

@@ -9,10 +9,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use switchyard_api::AppState;
-use switchyard_cache::{LocalBus, MemoryCache};
-use switchyard_core::store::Store;
+use switchyard_cache::{
+    ClusterCache, FailoverBus, LocalBus, MemoryCache, RedisBus, RedisCache, RedisSettings,
+};
+use switchyard_core::cache::{Cache, EventBus};
+use switchyard_core::store::{Leadership, SessionStore, SoleLeader, Store};
 use switchyard_engine::{Backends, Duties, Engine, EngineConfig};
-use switchyard_store::SqliteStore;
+use switchyard_store::{PgBus, PgLeadership, PgSettings, PgStore, SqliteStore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +26,7 @@ use crate::config::Config;
 pub enum Role {
     /// The HTTP API only (stateless; scale out behind a load balancer).
     Api,
-    /// Runs built-in agents and cluster duties; no HTTP API.
+    /// Runs built-in agents and contends for the cluster duties; no HTTP API.
     Worker,
     /// Both.
     All,
@@ -68,9 +71,19 @@ pub struct OpenBackends {
     _lock: Option<DataDirLock>,
 }
 
-pub async fn open_backends(config: &Config) -> anyhow::Result<OpenBackends> {
-    let url = config.database_url();
-    let (store, lock): (Arc<dyn Store>, _) = if let Some(path) = url.strip_prefix("sqlite://") {
+/// The NOTIFY channel of the PostgreSQL event bus.
+const PG_BUS_CHANNEL: &str = "switchyard_bus";
+
+/// The database and what comes with it: the database-backed bus and leader election.
+struct Database {
+    store: Arc<dyn Store>,
+    lock: Option<DataDirLock>,
+    bus: Arc<dyn EventBus>,
+    leader: Arc<dyn Leadership>,
+}
+
+async fn open_database(config: &Config, url: &str, shown: &str) -> anyhow::Result<Database> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
         let lock = lock_data_dir(config)?;
         let path = std::path::Path::new(path);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -80,21 +93,104 @@ pub async fn open_backends(config: &Config) -> anyhow::Result<OpenBackends> {
         let store = SqliteStore::open(path, config.database.sqlite_durability)
             .await
             .with_context(|| format!("cannot open the database at {}", path.display()))?;
-        (Arc::new(store), Some(lock))
+        store.migrate().await.context("database migration failed")?;
+        Ok(Database {
+            store: Arc::new(store),
+            lock: Some(lock),
+            bus: Arc::new(LocalBus::default()),
+            leader: Arc::new(SoleLeader),
+        })
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let settings = PgSettings {
+            url: url.to_owned(),
+            replica_url: config.database.replica_url.clone(),
+            max_connections: config.database.max_connections,
+            schema: None,
+        };
+        let store = connect_postgres(settings, shown).await?;
+        store.migrate().await.context("database migration failed")?;
+        let bus = PgBus::start(&store, PG_BUS_CHANNEL)?;
+        let leader = Arc::new(PgLeadership::new(&store)?);
+        Ok(Database {
+            store: Arc::new(store),
+            lock: None,
+            bus,
+            leader,
+        })
     } else {
-        bail!("unsupported database.url {url:?}: use sqlite://PATH");
-    };
-    store.migrate().await.context("database migration failed")?;
+        bail!("unsupported database.url {shown:?}: use sqlite://PATH or postgres://…");
+    }
+}
+
+pub async fn open_backends(config: &Config) -> anyhow::Result<OpenBackends> {
+    let url = config.database_url();
+    let shown = crate::config::redact_url(&url);
+    let Database {
+        store,
+        lock,
+        bus: db_bus,
+        leader,
+    } = open_database(config, &url, &shown).await?;
     let single_node = lock.is_some();
+    let sessions: Arc<dyn SessionStore> = store.clone();
+    let (cache, bus): (Arc<dyn Cache>, Arc<dyn EventBus>) = match &config.redis.url {
+        Some(redis_url) => {
+            let settings = RedisSettings {
+                url: redis_url.clone(),
+                prefix: config.redis.prefix.clone(),
+            };
+            let redis = Arc::new(RedisCache::new(&settings)?);
+            let cache = ClusterCache::new(Some(redis), sessions);
+            let redis_bus = RedisBus::start(&settings).await?;
+            let bus = FailoverBus::new(redis_bus, db_bus, cache.health());
+            (Arc::new(cache), Arc::new(bus))
+        }
+        // One process owns everything: in-process sessions and caches are exact.
+        None if single_node => (Arc::new(MemoryCache::default()), db_bus),
+        // A cluster without Redis: sessions every server sees, from the database.
+        None => (Arc::new(ClusterCache::new(None, sessions)), db_bus),
+    };
+    tracing::info!(
+        database = %shown,
+        replica = config.database.replica_url.is_some(),
+        cache = cache.backend(),
+        bus = bus.backend(),
+        "backends ready"
+    );
     Ok(OpenBackends {
         backends: Backends {
             store,
-            cache: Arc::new(MemoryCache::default()),
-            bus: Arc::new(LocalBus::default()),
+            cache,
+            bus,
+            leader,
         },
         single_node,
         _lock: lock,
     })
+}
+
+/// Connects, waiting (with backoff, up to a minute) for a server that is still starting:
+/// processes of a cluster may start before their database.
+async fn connect_postgres(settings: PgSettings, shown: &str) -> anyhow::Result<PgStore> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match PgStore::connect(settings.clone()).await {
+            Ok(store) => return Ok(store),
+            Err(e)
+                if e.code == switchyard_core::ErrorCode::Unavailable
+                    && tokio::time::Instant::now() + delay < deadline =>
+            {
+                tracing::warn!(database = %shown, error = %e, "PostgreSQL is not reachable yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e))
+                    .with_context(|| format!("cannot connect to {shown}"));
+            }
+        }
+    }
 }
 
 /// A running Switchyard process.
@@ -114,8 +210,10 @@ pub async fn start(config: &Config, role: Role) -> anyhow::Result<Running> {
         queue: config.queue.clone(),
         auth: config.auth.clone(),
     };
+    // Every role dispatches: worker roles to the built-in runtime, API roles to the remote
+    // workers connected to them. Without consumers the dispatcher idles.
     let duties = Duties {
-        dispatch: role.runs_work(),
+        dispatch: true,
         maintenance: role.runs_work(),
     };
     let engine = Engine::start(opened.backends.clone(), engine_config, duties)

@@ -58,6 +58,22 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print the OpenAPI document (JSON) of the HTTP API.
     Openapi,
+    /// Configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Write a commented TOML configuration with every key and its default.
+    Init {
+        /// Where to write it (default: standard output).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -129,6 +145,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => user(cli.config, cmd).await,
         Command::Apikey(cmd) => apikey(cli.config, cmd).await,
         Command::Bench(args) => bench::run(cli.config, args).await,
+        Command::Config(ConfigCommand::Init { output, force }) => {
+            let text = config::commented_toml()?;
+            match output {
+                Some(path) => {
+                    anyhow::ensure!(
+                        force || !path.exists(),
+                        "{} exists; pass --force to overwrite it",
+                        path.display()
+                    );
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => {
+                    use std::io::Write;
+                    let _ = std::io::stdout().write_all(text.as_bytes());
+                }
+            }
+            Ok(())
+        }
         Command::Openapi => {
             use std::io::Write;
             let json = switchyard_api::openapi().to_pretty_json()?;

@@ -23,17 +23,24 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub server: ServerConfig,
     pub database: DatabaseConfig,
+    pub redis: RedisConfig,
     pub queue: QueueConfig,
     pub auth: AuthConfig,
     pub worker: WorkerConfig,
     pub telemetry: TelemetryConfig,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// `sqlite://path` (default: `<data_dir>/switchyard.db`).
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DB` (default:
+    /// `sqlite://<data_dir>/switchyard.db`).
     pub url: Option<String>,
+    /// PostgreSQL: a streaming replica for read-heavy queries (lists, logs, statistics,
+    /// workers). Anything that must read its own write uses the primary.
+    pub replica_url: Option<String>,
+    /// PostgreSQL: most connections per pool (primary and replica each) per process.
+    pub max_connections: u32,
     /// SQLite: `full` fsyncs every commit (survives power loss); `normal` survives
     /// process crashes only.
     pub sqlite_durability: Durability,
@@ -43,8 +50,61 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             url: None,
+            replica_url: None,
+            max_connections: 16,
             sqlite_durability: Durability::Full,
         }
+    }
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("replica_url", &self.replica_url.as_deref().map(redact_url))
+            .field("max_connections", &self.max_connections)
+            .field("sqlite_durability", &self.sqlite_durability)
+            .finish()
+    }
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[:PASSWORD@]HOST:PORT[/DB]`. Unset: sessions in the database, caches and
+    /// rate limits per process, events over the database (PostgreSQL) or in-process.
+    pub url: Option<String>,
+    /// Prepended to every key and channel, so several installs can share one Redis.
+    pub prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: None,
+            prefix: "switchyard:".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+/// A connection URL fit for logs: any password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "<unparseable URL>".to_owned(),
     }
 }
 
@@ -136,12 +196,211 @@ impl Default for Config {
             data_dir: PathBuf::from("./switchyard-data"),
             server: ServerConfig::default(),
             database: DatabaseConfig::default(),
+            redis: RedisConfig::default(),
             queue: QueueConfig::default(),
             auth: AuthConfig::default(),
             worker: WorkerConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }
+}
+
+/// What each key means, for `switchyard config init`. A key missing here is still
+/// written, just without a comment.
+const KEY_DOCS: &[(&str, &str)] = &[
+    (
+        "data_dir",
+        "Where the embedded database (SQLite) and files live.",
+    ),
+    ("server", "The HTTP API (roles `api` and `all`)."),
+    ("server.listen", "Address to listen on."),
+    (
+        "server.body_limit_bytes",
+        "Largest request body accepted, in bytes.",
+    ),
+    (
+        "server.cors_origins",
+        "Browser origins allowed to call the API. Empty: CORS off.",
+    ),
+    (
+        "server.subscriber_buffer",
+        "Events buffered per live subscriber (SSE, WebSocket) before it counts as too slow.",
+    ),
+    (
+        "database",
+        "SQLite (embedded default) or PostgreSQL (production).",
+    ),
+    (
+        "database.url",
+        "sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB. Default: sqlite://<data_dir>/switchyard.db",
+    ),
+    (
+        "database.replica_url",
+        "PostgreSQL streaming replica for read-heavy queries (lists, logs, statistics, workers).",
+    ),
+    (
+        "database.max_connections",
+        "PostgreSQL: most connections per pool (primary and replica each), per process.",
+    ),
+    (
+        "database.sqlite_durability",
+        "SQLite: `full` fsyncs every commit (survives power loss); `normal` survives process crashes only.",
+    ),
+    (
+        "redis",
+        "Shared cache and event fan-out for a cluster. Without it: sessions in the database, per-process caches.",
+    ),
+    ("redis.url", "redis://[:PASSWORD@]HOST:PORT[/DB]"),
+    (
+        "redis.prefix",
+        "Prepended to every key and channel, so several installs can share one Redis.",
+    ),
+    ("queue", "Queueing, leases and dispatch."),
+    (
+        "queue.lease_ms",
+        "How long a claimed task stays leased without a heartbeat.",
+    ),
+    (
+        "queue.heartbeat_ms",
+        "How often workers extend their leases.",
+    ),
+    (
+        "queue.reaper_interval_ms",
+        "How often the reaper looks for expired leases and overdue cancellations.",
+    ),
+    (
+        "queue.cancel_grace_ms",
+        "How long a running task may ignore a cancel request before it is forced.",
+    ),
+    (
+        "queue.idempotency_window_s",
+        "Same owner + idempotency key within this window returns the existing task.",
+    ),
+    (
+        "queue.max_write_batch",
+        "Most tasks written in one database transaction (group commit).",
+    ),
+    (
+        "queue.max_submit_batch",
+        "Most tasks in one POST /api/v1/tasks/batch request.",
+    ),
+    (
+        "queue.poll_interval_ms",
+        "Safety net for missed wake-ups: dispatchers look for work this often when idle.",
+    ),
+    ("queue.max_wait_ms", "Longest ?wait= a client may ask for."),
+    (
+        "queue.replay_events",
+        "Recent task events kept in memory per server for clients that resume.",
+    ),
+    ("auth", "Sessions, tokens and login limits."),
+    (
+        "auth.access_ttl_s",
+        "Lifetime of access tokens (JWT), in seconds.",
+    ),
+    (
+        "auth.refresh_ttl_s",
+        "Lifetime of a session's refresh token (renewed on each refresh), in seconds.",
+    ),
+    (
+        "auth.jwt_secret",
+        "HMAC secret for access tokens (at least 32 characters). Unset: generated once and kept in the database.",
+    ),
+    (
+        "auth.login_max_failures",
+        "Failed logins allowed per account or per client address within login_window_s.",
+    ),
+    (
+        "auth.login_window_s",
+        "Window of the failed-login limit, in seconds.",
+    ),
+    (
+        "worker",
+        "The built-in worker runtime (roles `worker` and `all`).",
+    ),
+    (
+        "worker.slots",
+        "Tasks of built-in kinds this process runs at once.",
+    ),
+    ("worker.name", "Shown in the workers list."),
+    (
+        "worker.drain_timeout_s",
+        "How long shutdown waits for running tasks, in seconds.",
+    ),
+    ("telemetry", "Logs."),
+    (
+        "telemetry.log_format",
+        "`json` (one object per line) or `pretty`.",
+    ),
+    (
+        "telemetry.log_level",
+        "A tracing filter: `info`, `switchyard=debug,info`, …",
+    ),
+];
+
+/// Keys without a default value, written commented out with an example.
+const UNSET_EXAMPLES: &[(&str, &str)] = &[
+    (
+        "database.url",
+        "\"postgres://switchyard:CHANGE-ME@127.0.0.1:5432/switchyard\"",
+    ),
+    (
+        "database.replica_url",
+        "\"postgres://switchyard:CHANGE-ME@127.0.0.1:5433/switchyard\"",
+    ),
+    ("redis.url", "\"redis://127.0.0.1:6379\""),
+    (
+        "auth.jwt_secret",
+        "\"at-least-32-random-characters-please\"",
+    ),
+];
+
+fn push_doc(out: &mut String, key: &str) {
+    if let Some((_, doc)) = KEY_DOCS.iter().find(|(k, _)| *k == key) {
+        for line in doc.lines() {
+            out.push_str("# ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+}
+
+/// `switchyard config init`: every key with its default value and what it means, as a
+/// TOML file that loads back into the defaults.
+pub fn commented_toml() -> anyhow::Result<String> {
+    let defaults = toml::Table::try_from(Config::default()).context("encode the defaults")?;
+    let mut out = String::from(
+        "# Switchyard configuration. Precedence: defaults < this file < SWITCHYARD__SECTION__KEY\n\
+         # environment variables < command-line flags. Every key is shown with its default.\n",
+    );
+    let (scalars, sections): (Vec<_>, Vec<_>) = defaults.iter().partition(|(_, v)| !v.is_table());
+    for (key, value) in scalars {
+        out.push('\n');
+        push_doc(&mut out, key);
+        out.push_str(&format!("{key} = {value}\n"));
+    }
+    for (section, table) in sections {
+        let Some(table) = table.as_table() else {
+            continue;
+        };
+        out.push('\n');
+        push_doc(&mut out, section);
+        out.push_str(&format!("[{section}]\n"));
+        for (key, value) in table {
+            push_doc(&mut out, &format!("{section}.{key}"));
+            out.push_str(&format!("{key} = {value}\n"));
+        }
+        for (path, example) in UNSET_EXAMPLES {
+            if let Some(key) = path.strip_prefix(&format!("{section}.")) {
+                if table.contains_key(key) {
+                    continue;
+                }
+                push_doc(&mut out, path);
+                out.push_str(&format!("# {key} = {example}\n"));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The admin password to bootstrap with, if the operator chose one.
@@ -165,6 +424,34 @@ mod tests {
         assert_eq!(c.server.listen.port(), 9000);
         assert_eq!(c.queue.lease_ms, 1234);
         assert_eq!(c.queue.heartbeat_ms, QueueConfig::default().heartbeat_ms);
+    }
+
+    #[test]
+    fn urls_are_redacted_in_debug_output() {
+        let mut c = Config::default();
+        c.database.url = Some("postgres://app:s3cret@db:5432/sy".into());
+        c.database.replica_url = Some("postgres://app:s3cret@replica/sy".into());
+        c.redis.url = Some("redis://:s3cret@cache:6379".into());
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db:5432/sy"), "{shown}");
+    }
+
+    #[test]
+    fn generated_config_loads_back_into_the_defaults() {
+        let text = commented_toml().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("switchyard.toml");
+        std::fs::write(&file, &text).unwrap();
+        let loaded = Figment::from(Toml::file(&file))
+            .extract::<Config>()
+            .unwrap();
+        assert_eq!(loaded, Config::default(), "{text}");
+        for (key, _) in KEY_DOCS {
+            let leaf = key.rsplit('.').next().unwrap();
+            assert!(text.contains(leaf), "{key} is in the file");
+        }
+        assert!(text.contains("# url = \"postgres://"), "{text}");
     }
 
     #[test]

@@ -13,7 +13,9 @@ pub struct Health {
 
 #[derive(Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ok` when every dependency answers, `degraded` otherwise.
+    /// `ok` when every dependency answers; `degraded` (still 200) while the cache serves
+    /// on its fallbacks (Redis unreachable: sessions from the database, cache misses);
+    /// `unavailable` (503) when the database or the cache does not answer.
     pub status: &'static str,
     pub database: Check,
     pub cache: Check,
@@ -25,6 +27,9 @@ pub struct Check {
     pub ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What runs on a fallback, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<String>,
 }
 
 /// Liveness: the process is up.
@@ -33,7 +38,7 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// Readiness: the database and cache answer.
+/// Readiness: the database and cache answer (200 also while degraded, 503 when not).
 #[utoipa::path(get, path = "/readyz", tag = "system", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let engine = &state.engine;
@@ -45,18 +50,26 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     };
     let (db_ok, db_err) = check(tokio::time::timeout(timeout, engine.store.ping()).await);
     let (cache_ok, cache_err) = check(tokio::time::timeout(timeout, engine.cache.ping()).await);
+    let degraded = engine.cache.degraded();
     let ok = db_ok && cache_ok;
+    let status = match (ok, degraded.is_some()) {
+        (false, _) => "unavailable",
+        (true, true) => "degraded",
+        (true, false) => "ok",
+    };
     let body = Readiness {
-        status: if ok { "ok" } else { "degraded" },
+        status,
         database: Check {
             backend: engine.store.backend(),
             ok: db_ok,
             error: db_err,
+            degraded: None,
         },
         cache: Check {
             backend: engine.cache.backend(),
             ok: cache_ok,
             error: cache_err,
+            degraded,
         },
     };
     (
