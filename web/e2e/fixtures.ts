@@ -4,6 +4,10 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 export const ADMIN_EMAIL = 'admin@localhost';
+export const OPERATOR_EMAIL = 'operator@example.com';
+export const VIEWER_EMAIL = 'viewer@example.com';
+export const operatorPassword = () => process.env.SWITCHYARD_E2E_OPERATOR_PASSWORD!;
+export const viewerPassword = () => process.env.SWITCHYARD_E2E_VIEWER_PASSWORD!;
 export const serverUrl = () => process.env.SWITCHYARD_E2E_URL!;
 export const adminPassword = () => process.env.SWITCHYARD_E2E_PASSWORD!;
 export const expectWebSocket = () => process.env.SWITCHYARD_E2E_WS === '1';
@@ -30,8 +34,8 @@ export interface Api {
   get<T = unknown>(path: string): Promise<T>;
 }
 
-async function apiFor(request: APIRequestContext): Promise<Api> {
-  const login = await request.post('/api/v1/auth/login', { data: { email: ADMIN_EMAIL, password: adminPassword() } });
+export async function apiFor(request: APIRequestContext, email = ADMIN_EMAIL, password = adminPassword()): Promise<Api> {
+  const login = await request.post('/api/v1/auth/login', { data: { email, password } });
   expect(login.ok()).toBeTruthy();
   const { access_token: token } = (await login.json()) as { access_token: string };
   const headers = { authorization: `Bearer ${token}` };

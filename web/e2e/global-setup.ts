@@ -1,6 +1,6 @@
 // Starts `switchyard dev` on a fresh data directory and a free port, waits until it is ready,
 // and stops it after the run. The binary is $SWITCHYARD_BIN or ../target/release/switchyard.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -49,6 +49,22 @@ export default async function globalSetup() {
   const dataDir = mkdtempSync(join(tmpdir(), 'switchyard-e2e-'));
   const password = `e2e-${randomBytes(12).toString('hex')}`;
   mkdirSync(join(WEB, 'test-output'), { recursive: true });
+  // One user per role, created before the server takes the data directory's lock.
+  const users = [
+    { email: 'admin@localhost', role: 'admin', password },
+    { email: 'operator@example.com', role: 'operator', password: `op-${password}` },
+    { email: 'viewer@example.com', role: 'viewer', password: `view-${password}` },
+  ];
+  for (const u of users) {
+    const r = spawnSync(bin, ['user', 'add', '--email', u.email, '--role', u.role], {
+      cwd: dataDir,
+      env: { ...process.env, SWITCHYARD__DATA_DIR: dataDir, RUST_BACKTRACE: '0' },
+      input: `${u.password}\n`,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    if (r.status !== 0) throw new Error(`could not create ${u.email}: ${r.stderr || r.error}`);
+  }
   const logPath = join(WEB, 'test-output', 'server.log');
   const log = createWriteStream(logPath);
   const child = spawn(bin, ['dev', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
@@ -90,6 +106,8 @@ export default async function globalSetup() {
     const doc = (await (await fetch(`${url}/api/openapi.json`)).json()) as { paths?: Record<string, unknown> };
     process.env.SWITCHYARD_E2E_URL = url;
     process.env.SWITCHYARD_E2E_PASSWORD = password;
+    process.env.SWITCHYARD_E2E_OPERATOR_PASSWORD = users[1]!.password;
+    process.env.SWITCHYARD_E2E_VIEWER_PASSWORD = users[2]!.password;
     process.env.SWITCHYARD_E2E_WS = doc.paths && '/api/v1/ws' in doc.paths ? '1' : '0';
     process.env.SWITCHYARD_E2E_USERS = doc.paths && '/api/v1/users' in doc.paths ? '1' : '0';
   } catch (e) {

@@ -57,7 +57,11 @@ export function applyTaskEventToCache(event: TaskEvent, store: MiddlewareAPI): v
             if (!listAccepts(args, task.agent, task.status)) page.items.splice(i, 1);
           } else if (event.seq === 1 && !args.cursor) {
             // A task just created: show it at the top of first pages it belongs on.
-            if (args.q) {
+            if (args.parentId) {
+              // Children are created while their parent runs; a finished parent gets none.
+              const parent = tasksApi.endpoints.getTask.select(args.parentId)(state).data;
+              if (!parent || !TERMINAL_STATUSES.has(parent.status)) needsRefetch = true;
+            } else if (args.q) {
               needsRefetch = true;
             } else if (listAccepts(args, event.agent, status, event.at)) {
               page.items.unshift(taskFromFirstEvent(event));

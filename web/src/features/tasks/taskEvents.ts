@@ -112,6 +112,8 @@ export function taskFromFirstEvent(event: TaskEvent): Task {
 /** Whether a task with this status (and creation time) belongs in a list with these filters. */
 export function listAccepts(args: TaskListArgs, agent: string, status: TaskStatus, createdAt?: string): boolean {
   if (args.agent && args.agent !== agent) return false;
+  // Events do not say who a task's parent is: such lists are refetched instead.
+  if (args.parentId && createdAt !== undefined) return false;
   if (args.status && args.status.length > 0 && !args.status.includes(status)) return false;
   if (createdAt !== undefined) {
     const t = Date.parse(createdAt);

@@ -9,6 +9,8 @@ export interface TaskListArgs {
   createdBefore?: string;
   /** Full-text search (servers that support `?q=`). */
   q?: string;
+  /** Only the tasks this task submitted. */
+  parentId?: string;
   cursor?: string;
   limit?: number;
 }
@@ -32,6 +34,7 @@ export function listQuery(args: TaskListArgs): Record<string, string | number> {
   if (args.createdAfter) params.created_after = args.createdAfter;
   if (args.createdBefore) params.created_before = args.createdBefore;
   if (args.q) params.q = args.q;
+  if (args.parentId) params.parent_id = args.parentId;
   if (args.cursor) params.cursor = args.cursor;
   if (args.limit) params.limit = args.limit;
   return params;

@@ -8,6 +8,7 @@ import { JsonView } from '@/shared/ui/JsonView';
 import { PageHeader } from '@/shared/ui/PageHeader';
 import { StatusBadge } from '@/shared/ui/StatusBadge';
 import { AttemptsTimeline } from '../components/AttemptsTimeline';
+import { ChildTasks } from '../components/ChildTasks';
 import { LiveLog } from '../components/LiveLog';
 import { PartialOutput } from '../components/PartialOutput';
 import { TaskActions } from '../components/TaskActions';
@@ -162,6 +163,7 @@ export function TaskDetailPage() {
           <JsonView value={t.output ?? undefined} label="Output" emptyText={finished ? 'No output.' : 'The output appears here when the task succeeds.'} />
         </div>
       </div>
+      <ChildTasks task={t} />
       <section className="card">
         <h2>Attempts</h2>
         <AttemptsTimeline task={t} />
