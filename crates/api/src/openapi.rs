@@ -18,6 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "agents", description = "Agent definitions"),
         (name = "auth", description = "Login, tokens and sessions"),
         (name = "api-keys", description = "API keys for scripts and workers"),
+        (name = "users", description = "User accounts (admins)"),
         (name = "system", description = "Health, workers and queues"),
     )
 )]

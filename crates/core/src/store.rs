@@ -474,6 +474,12 @@ pub trait SessionStore: Send + Sync {
 /// Most refresh-token hashes a session remembers for reuse detection.
 pub const MAX_USED_HASHES: usize = 64;
 
+/// Compares secrets' hashes in constant time.
+fn ct_eq(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
 /// The refresh-rotation rule every session backend applies: the current hash rotates,
 /// a previously used one means the token family leaked (the caller revokes the
 /// session), anything else is invalid. Mutates `session` only on rotation.
@@ -486,7 +492,7 @@ pub fn rotate_session(
 ) -> RefreshOutcome {
     if session.expires_at <= now {
         RefreshOutcome::Invalid
-    } else if session.refresh_hash == presented_hash {
+    } else if ct_eq(&session.refresh_hash, presented_hash) {
         let used = std::mem::replace(&mut session.refresh_hash, new_hash.to_owned());
         session.used_hashes.push(used);
         if session.used_hashes.len() > MAX_USED_HASHES {
@@ -495,7 +501,7 @@ pub fn rotate_session(
         session.expires_at = new_expiry;
         session.last_refreshed_at = now;
         RefreshOutcome::Rotated(session.clone())
-    } else if session.used_hashes.iter().any(|h| h == presented_hash) {
+    } else if session.used_hashes.iter().any(|h| ct_eq(h, presented_hash)) {
         RefreshOutcome::Reused
     } else {
         RefreshOutcome::Invalid

@@ -62,8 +62,13 @@ pub struct AuthConfig {
     /// HMAC secret for access tokens. Unset: generated once and kept in the database.
     #[serde(skip_serializing)]
     pub jwt_secret: Option<String>,
-    /// Failed logins allowed per account or per client address within `login_window_s`.
+    /// Earlier secrets, still accepted for verification (rotation of a configured secret).
+    #[serde(skip_serializing)]
+    pub jwt_previous_secrets: Vec<String>,
+    /// Failed logins allowed per account before exponential lockout starts (per client
+    /// address: four times as many).
     pub login_max_failures: u32,
+    /// How long failed logins are remembered.
     pub login_window_s: u64,
 }
 
@@ -73,8 +78,9 @@ impl Default for AuthConfig {
             access_ttl_s: 900,
             refresh_ttl_s: 30 * 86_400,
             jwt_secret: None,
-            login_max_failures: 10,
-            login_window_s: 900,
+            jwt_previous_secrets: Vec::new(),
+            login_max_failures: 5,
+            login_window_s: 3_600,
         }
     }
 }

@@ -7,6 +7,7 @@ mod events;
 mod health;
 mod queues;
 mod tasks;
+mod users;
 mod workers;
 
 use serde::Serialize;
@@ -32,6 +33,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::logout::logout))
         .routes(routes!(auth::me::me))
         .routes(routes!(auth::ws_ticket::ws_ticket))
+        .routes(routes!(auth::sessions::list))
+        .routes(routes!(auth::sessions::delete))
+        .routes(routes!(users::create::create, users::list::list))
+        .routes(routes!(users::update::update))
         .routes(routes!(crate::ws::client::client_ws))
         .routes(routes!(crate::ws::worker::worker_ws))
         .routes(routes!(tasks::submit::submit, tasks::list::list))

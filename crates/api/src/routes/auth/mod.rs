@@ -2,4 +2,5 @@ pub mod login;
 pub mod logout;
 pub mod me;
 pub mod refresh;
+pub mod sessions;
 pub mod ws_ticket;

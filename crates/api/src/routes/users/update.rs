@@ -1,0 +1,36 @@
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use switchyard_core::UserId;
+use switchyard_core::auth::{Role, User};
+use switchyard_engine::auth::UserUpdate;
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, Auth, perm};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserBody {
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+    /// A new password (a reset). The user's sessions end.
+    pub password: Option<String>,
+}
+
+/// Change a user's role, disable or enable them, or reset their password (admins only).
+/// Any change ends the user's sessions; the last active admin cannot be demoted or disabled.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = UserId, Path)),
+    request_body = UpdateUserBody, security(("bearer" = [])),
+    responses((status = 200, body = User), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    auth: Auth<perm::ManageUsers>,
+    ApiPath(id): ApiPath<UserId>,
+    ApiJson(body): ApiJson<UpdateUserBody>,
+) -> ApiResult<Json<User>> {
+    let update = UserUpdate { role: body.role, disabled: body.disabled, password: body.password };
+    Ok(Json(state.engine.auth.update_user(&auth, id, update).await?))
+}
