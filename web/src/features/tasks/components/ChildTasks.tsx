@@ -5,7 +5,7 @@ import { useListTasksQuery } from '../tasksApi';
 import { TaskTable } from './TaskTable';
 
 export function ChildTasks({ task }: { task: Task }) {
-  const { data, error } = useListTasksQuery({ parentId: task.id, limit: 100 });
+  const { currentData: data, error } = useListTasksQuery({ parentId: task.id, limit: 100 });
   if (error) return <ErrorAlert error={error} title="Could not load child tasks" />;
   if (!data || data.items.length === 0) return null;
   return (

@@ -31,10 +31,12 @@ export function TaskDetailPage() {
   const logs = useGetTaskLogsQuery(id);
   const me = useMeQuery();
   const now = Math.max(useNow(), Date.now());
-  const stream = useTaskLive(id, task.data?.seq);
+  // `currentData`, not `data`: while another task loads, `data` still holds the previous one.
+  const current = task.currentData;
+  const stream = useTaskLive(id, current?.seq);
 
-  if (task.isLoading) return <Loading label="Loading the task…" />;
-  if (!task.data) {
+  if (!current && (task.isFetching || task.isUninitialized)) return <Loading label="Loading the task…" />;
+  if (!current) {
     const info = apiErrorInfo(task.error);
     return (
       <>
@@ -46,7 +48,7 @@ export function TaskDetailPage() {
       </>
     );
   }
-  const t = task.data;
+  const t = current;
   const finished = TERMINAL_STATUSES.has(t.status);
   const waitingUntil = (t.status === 'queued' || t.status === 'retrying') && Date.parse(t.run_at) > now ? t.run_at : null;
 
@@ -170,7 +172,13 @@ export function TaskDetailPage() {
       </section>
       <section className="card">
         <h2>Log</h2>
-        {logs.error ? <ErrorAlert error={logs.error} title="Could not load the log" onRetry={logs.refetch} /> : logs.isLoading ? <Loading label="Loading the log…" /> : <LiveLog lines={logs.data?.items ?? []} live={!finished} />}
+        {logs.error ? (
+          <ErrorAlert error={logs.error} title="Could not load the log" onRetry={logs.refetch} />
+        ) : !logs.currentData ? (
+          <Loading label="Loading the log…" />
+        ) : (
+          <LiveLog lines={logs.currentData.items} live={!finished} />
+        )}
       </section>
     </>
   );
