@@ -54,6 +54,9 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Apikey(ApiKeyCommand),
+    /// Manage authentication secrets.
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Load generator: submit tasks to `echo` and measure throughput and latency.
     Bench(bench::BenchArgs),
     /// Print the OpenAPI document (JSON) of the HTTP API.
@@ -82,9 +85,27 @@ enum UserCommand {
     Add {
         #[arg(long)]
         email: String,
+        /// admin, operator or viewer.
         #[arg(long, default_value = "operator")]
         role: String,
     },
+    /// List users.
+    List,
+    /// Disable a user: their sessions end and their API keys stop working.
+    Disable { email: String },
+    /// Enable a disabled user.
+    Enable { email: String },
+    /// Change a user's role (their sessions end).
+    SetRole { email: String, role: String },
+    /// Set a new password, read from standard input (their sessions end).
+    ResetPassword { email: String },
+}
+
+#[derive(Subcommand)]
+enum AuthCommand {
+    /// Add a new access-token signing key; tokens signed with the old one keep working
+    /// until they expire.
+    RotateKey,
 }
 
 #[derive(Subcommand)]
@@ -144,6 +165,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(cmd) => user(cli.config, cmd).await,
         Command::Apikey(cmd) => apikey(cli.config, cmd).await,
+        Command::Auth(AuthCommand::RotateKey) => {
+            let (engine, _backends) = admin_engine(cli.config).await?;
+            let kid = engine.auth.rotate_signing_key().await?;
+            println!("new signing key {kid} is in use; servers pick it up within a minute");
+            Ok(())
+        }
         Command::Bench(args) => bench::run(cli.config, args).await,
         Command::Config(ConfigCommand::Init { output, force }) => {
             let text = config::commented_toml()?;
@@ -279,23 +306,39 @@ async fn admin_engine(
     Ok((engine, opened))
 }
 
+fn read_password() -> anyhow::Result<String> {
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password).context("reading the password from standard input")?;
+    Ok(password.trim_end_matches(['\r', '\n']).to_owned())
+}
+
 async fn user(config_file: Option<PathBuf>, cmd: UserCommand) -> anyhow::Result<()> {
+    use switchyard_engine::auth::UserUpdate;
     let (engine, _backends) = admin_engine(config_file).await?;
-    match cmd {
-        UserCommand::Add { email, role } => {
-            let role: UserRole = role.parse().map_err(anyhow::Error::msg)?;
-            let mut password = String::new();
-            std::io::stdin()
-                .read_line(&mut password)
-                .context("reading the password from standard input")?;
-            let password = password.trim_end_matches(['\r', '\n']);
-            let user = engine
-                .auth
-                .create_user_unchecked(&email, password, role)
-                .await?;
+    let auth = &engine.auth;
+    let role = |r: &str| r.parse::<UserRole>().map_err(anyhow::Error::msg);
+    let (email, update) = match cmd {
+        UserCommand::Add { email, role: r } => {
+            let user = auth.create_user_unchecked(&email, &read_password()?, role(&r)?).await?;
             println!("created {} ({}) with id {}", user.email, user.role, user.id);
+            return Ok(());
         }
-    }
+        UserCommand::List => {
+            for u in engine.store.list_users().await? {
+                let status = if u.disabled { "disabled" } else { "active" };
+                println!("{}\t{}\t{}\t{}", u.id, u.email, u.role, status);
+            }
+            return Ok(());
+        }
+        UserCommand::Disable { email } => (email, UserUpdate { disabled: Some(true), ..Default::default() }),
+        UserCommand::Enable { email } => (email, UserUpdate { disabled: Some(false), ..Default::default() }),
+        UserCommand::SetRole { email, role: r } => (email, UserUpdate { role: Some(role(&r)?), ..Default::default() }),
+        UserCommand::ResetPassword { email } => (email, UserUpdate { password: Some(read_password()?), ..Default::default() }),
+    };
+    let user = auth.user_by_email(&email).await?;
+    let user = auth.update_user_unchecked(user.id, update).await?;
+    let status = if user.disabled { "disabled" } else { "active" };
+    println!("{} is now {} ({status}); their sessions have ended", user.email, user.role);
     Ok(())
 }
 
