@@ -30,6 +30,11 @@ use serde_json::{Value, json};
 const ECHO_TASKS: usize = 3_000;
 const FOLLOWED_TASKS: usize = 24;
 const CLIENTS: usize = 24;
+/// Submitted while Redis is down.
+const DEGRADED_TASKS: usize = 200;
+const DEGRADED_FOLLOWED: usize = 4;
+/// Submitted while PostgreSQL restarts.
+const RESTART_TASKS: usize = 600;
 const PASSWORD: &str = "cluster-test-password";
 const STARTUP: Duration = Duration::from_secs(90);
 
@@ -189,8 +194,9 @@ impl Proc {
     }
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
+impl Proc {
+    /// The gentle signal (if any), a bounded wait, then SIGKILL.
+    fn stop(&mut self) {
         if let (Some(signal), Ok(None)) = (self.gentle, self.child.try_wait()) {
             let _ = Command::new("kill")
                 .args([signal, &self.child.id().to_string()])
@@ -205,6 +211,12 @@ impl Drop for Proc {
             eprintln!("{} did not stop in time; killing it", self.name);
         }
         self.kill9();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -253,6 +265,7 @@ fn http_ok(port: u16, path: &str) -> bool {
 
 struct Cluster {
     dir: tempfile::TempDir,
+    pg_ids: Option<(u32, u32)>,
     pg_primary: u16,
     pg_replica: u16,
     redis_primary: u16,
@@ -331,6 +344,50 @@ fn switchyard(cluster: &Cluster, name: &str, role: &str, listen: Option<u16>) ->
     cmd
 }
 
+const PRIMARY_SETTINGS: &[&str] = &["-c", "wal_level=replica", "-c", "max_wal_senders=5"];
+
+fn postgres_cmd(
+    tools: &Tools,
+    ids: Option<(u32, u32)>,
+    data: &Path,
+    port: u16,
+    sockets: &Path,
+    extra: &[&str],
+) -> Command {
+    let mut cmd = pg_command(tools, "postgres", ids);
+    cmd.arg("-D")
+        .arg(data)
+        .args(["-p", &port.to_string(), "-k"])
+        .arg(sockets)
+        .args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "fsync=off",
+        ])
+        .args(extra);
+    cmd
+}
+
+fn pg_ready(tools: &Tools, port: u16) -> bool {
+    let mut cmd = pg_command(tools, "pg_isready", None);
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q"]);
+    cmd.status().is_ok_and(|s| s.success())
+}
+
+fn redis_cmd(tools: &Tools, dir: &Path, port: u16, replica_of: Option<u16>) -> Command {
+    let mut cmd = Command::new(&tools.redis_server);
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--dir"])
+        .arg(dir);
+    if let Some(primary) = replica_of {
+        cmd.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
+    }
+    cmd
+}
+
 fn start_cluster(tools: &Tools) -> Cluster {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -344,11 +401,12 @@ fn start_cluster(tools: &Tools) -> Cluster {
         nginx_tls: spare_port(&mut taken),
         api_ports: (0..3).map(|_| spare_port(&mut taken)).collect(),
         procs: Vec::new(),
+        pg_ids: postgres_ids(),
         dir,
     };
     let redis_primary = cluster.redis_primary;
     let base = cluster.dir.path().to_path_buf();
-    let ids = postgres_ids();
+    let ids = cluster.pg_ids;
 
     // PostgreSQL primary, then a streaming replica cloned from it.
     let (primary_dir, replica_dir, sockets) =
@@ -371,34 +429,12 @@ fn start_cluster(tools: &Tools) -> Cluster {
         .arg(&primary_dir);
     run(initdb, "initdb");
     let postgres = |data: &Path, port: u16, extra: &[&str]| {
-        let mut cmd = pg_command(tools, "postgres", ids);
-        cmd.arg("-D")
-            .arg(data)
-            .args(["-p", &port.to_string(), "-k"])
-            .arg(&sockets)
-            .args([
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "max_connections=300",
-                "-c",
-                "fsync=off",
-            ])
-            .args(extra);
-        cmd
+        postgres_cmd(tools, ids, data, port, &sockets, extra)
     };
-    let pg_ready = |port: u16| {
-        let mut cmd = pg_command(tools, "pg_isready", None);
-        cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q"]);
-        cmd.status().is_ok_and(|s| s.success())
-    };
+    let pg_ready = |port: u16| pg_ready(tools, port);
     let mut primary = Proc::spawn(
         "postgres-primary",
-        postgres(
-            &primary_dir,
-            cluster.pg_primary,
-            &["-c", "wal_level=replica", "-c", "max_wal_senders=5"],
-        ),
+        postgres(&primary_dir, cluster.pg_primary, PRIMARY_SETTINGS),
         &base,
     );
     primary.gentle = Some("-QUIT");
@@ -424,16 +460,7 @@ fn start_cluster(tools: &Tools) -> Cluster {
     });
 
     // Redis primary and replica.
-    let redis = |port: u16, replica_of: Option<u16>| {
-        let mut cmd = Command::new(&tools.redis_server);
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(&base);
-        if let Some(primary) = replica_of {
-            cmd.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
-        }
-        cmd
-    };
+    let redis = |port: u16, replica_of: Option<u16>| redis_cmd(tools, &base, port, replica_of);
     cluster.procs.push(Proc::spawn(
         "redis-primary",
         redis(redis_primary, None),
@@ -660,6 +687,64 @@ async fn follow(
     }
 }
 
+/// Submits `n` echo tasks from `CLIENTS` concurrent clients, keys `{prefix}-{i}`.
+async fn submit_many(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    prefix: &str,
+    n: usize,
+    done: Option<Arc<AtomicUsize>>,
+) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let done = done.unwrap_or_default();
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let (http, base, token, prefix) = (
+            http.clone(),
+            base.to_owned(),
+            token.to_owned(),
+            prefix.to_owned(),
+        );
+        let (next, done) = (next.clone(), done.clone());
+        clients.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return;
+                }
+                let body = json!({"agent": "echo", "input": {"i": i}});
+                submit(&http, &base, &token, &format!("{prefix}-{i}"), &body).await;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for c in clients {
+        c.await.expect("client");
+    }
+}
+
+/// Waits until the server's `/readyz` reports `status`.
+async fn wait_for_readiness(http: &reqwest::Client, port: u16, status: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            && let Ok(body) = r.json::<Value>().await
+        {
+            if body["status"] == status {
+                return;
+            }
+            last = body;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("/readyz on :{port} never said {status:?}; last: {last}");
+}
+
 fn upstream_port(upstream: Option<&str>) -> Option<u16> {
     // `127.0.0.1:PORT`, or a list (`a, b`) when NGINX retried: the last one answered.
     upstream?
@@ -725,7 +810,7 @@ fn scale_out_survives_sigkill_of_an_api_server_and_a_worker() {
     );
 
     let run_id = uuid::Uuid::new_v4().simple().to_string();
-    let (followers, submitted) = runtime.block_on(async {
+    let (followers, submitted, token, dead) = runtime.block_on(async {
         // A session made through NGINX works on every server: sessions live in Redis.
         let login: Value = http
             .post(format!("{base}/api/v1/auth/login"))
@@ -826,7 +911,7 @@ fn scale_out_survives_sigkill_of_an_api_server_and_a_worker() {
                     .expect("follower"),
             );
         }
-        (seen, done.load(Ordering::Relaxed))
+        (seen, done.load(Ordering::Relaxed), token, dead)
     });
     assert_eq!(submitted, ECHO_TASKS);
     for event in &followers {
@@ -839,6 +924,121 @@ fn scale_out_survives_sigkill_of_an_api_server_and_a_worker() {
         .count();
     eprintln!("every follower saw its final event ({resumed} resumed on another server)");
 
+    // Redis goes away: the API keeps serving (sessions from the database, events over
+    // PostgreSQL NOTIFY), says so in /readyz, and recovers when Redis returns (empty).
+    let survivors = [cluster.api_ports[0], cluster.api_ports[2]];
+    cluster.proc_mut("redis-primary").kill9();
+    runtime.block_on(async {
+        for port in survivors {
+            wait_for_readiness(&http, port, "degraded").await;
+        }
+        let relogin = http
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"email": "admin@localhost", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert!(relogin.status().is_success(), "login works without Redis");
+        let mut followers = Vec::new();
+        for i in 0..DEGRADED_FOLLOWED {
+            let key = format!("{run_id}-degraded-follow-{i}");
+            let body = json!({"agent": "sleep", "input": {"ms": 1_500}});
+            let (id, upstream) = submit(&http, &base, &token, &key, &body).await;
+            let accepted = upstream_port(upstream.as_deref()).expect("X-Switchyard-Upstream");
+            let other = *survivors.iter().find(|p| **p != accepted).unwrap();
+            followers.push(tokio::spawn(follow(
+                cluster.api_ports.clone(),
+                other,
+                dead.clone(),
+                token.clone(),
+                id,
+            )));
+        }
+        submit_many(
+            &http,
+            &base,
+            &token,
+            &format!("{run_id}-degraded"),
+            DEGRADED_TASKS,
+            None,
+        )
+        .await;
+        for f in followers {
+            let event = tokio::time::timeout(Duration::from_secs(120), f)
+                .await
+                .expect("follower finished")
+                .expect("follower");
+            assert_eq!(
+                event["status"], "succeeded",
+                "final event without Redis: {event}"
+            );
+        }
+    });
+    eprintln!(
+        "served {DEGRADED_TASKS} tasks and {DEGRADED_FOLLOWED} followers without Redis ({:.1?} in)",
+        started.elapsed()
+    );
+    let redis_again = redis_cmd(&tools, cluster.dir.path(), cluster.redis_primary, None);
+    let redis_again = Proc::spawn("redis-primary-restarted", redis_again, cluster.dir.path());
+    cluster.procs.push(redis_again);
+    runtime.block_on(async {
+        for port in survivors {
+            wait_for_readiness(&http, port, "ok").await;
+            let me = http
+                .get(format!("http://127.0.0.1:{port}/api/v1/auth/me"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                me.status().is_success(),
+                "the session outlived the Redis restart"
+            );
+        }
+    });
+    eprintln!(
+        "Redis is back; degraded mode ended ({:.1?} in)",
+        started.elapsed()
+    );
+
+    // PostgreSQL restarts under load: every process reconnects, every acknowledged task
+    // is kept, and clients retrying with their idempotency keys get each task once.
+    let done = Arc::new(AtomicUsize::new(0));
+    let load = {
+        let (http, base, token, done) = (http.clone(), base.clone(), token.clone(), done.clone());
+        let prefix = format!("{run_id}-restart");
+        runtime.spawn(async move {
+            submit_many(&http, &base, &token, &prefix, RESTART_TASKS, Some(done)).await;
+        })
+    };
+    wait_until("submissions before the restart", STARTUP, || {
+        done.load(Ordering::Relaxed) >= RESTART_TASKS / 3
+    });
+    cluster.proc_mut("postgres-primary").stop();
+    let sockets = cluster.dir.path().join("pgsock");
+    let primary = postgres_cmd(
+        &tools,
+        cluster.pg_ids,
+        &cluster.dir.path().join("pg1"),
+        cluster.pg_primary,
+        &sockets,
+        PRIMARY_SETTINGS,
+    );
+    let mut primary = Proc::spawn("postgres-primary-restarted", primary, cluster.dir.path());
+    primary.gentle = Some("-QUIT");
+    cluster.procs.push(primary);
+    eprintln!(
+        "restarted PostgreSQL after {} submissions ({:.1?} in)",
+        done.load(Ordering::Relaxed),
+        started.elapsed()
+    );
+    runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(150), load)
+            .await
+            .expect("submissions finished after the restart")
+            .expect("load");
+    });
+
     // Every task finished exactly once, checked in the database.
     runtime.block_on(async {
         use sqlx::Connection;
@@ -846,7 +1046,8 @@ fn scale_out_survives_sigkill_of_an_api_server_and_a_worker() {
             .await
             .expect("connect to the primary");
         let pattern = format!("{run_id}-%");
-        let expected = (ECHO_TASKS + FOLLOWED_TASKS) as i64;
+        let expected =
+            (ECHO_TASKS + FOLLOWED_TASKS + DEGRADED_TASKS + DEGRADED_FOLLOWED + RESTART_TASKS) as i64;
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let finished: i64 = sqlx::query_scalar(
