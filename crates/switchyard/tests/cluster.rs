@@ -1137,3 +1137,50 @@ fn scale_out_survives_sigkill_of_an_api_server_and_a_worker() {
     eprintln!("cluster test passed in {:.1?}", started.elapsed());
     drop(cluster);
 }
+
+/// `deploy/docker-compose.yml` cannot run here (no Docker): at least every setting it
+/// passes must be one the binary knows, and it must use the nginx.conf tested above.
+#[test]
+fn deploy_files_agree_with_the_binary() {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let compose = std::fs::read_to_string(deploy.join("docker-compose.yml")).unwrap();
+    let generated = switchyard::config::commented_toml().unwrap();
+    let mut known = HashSet::new();
+    let mut section = String::new();
+    for line in generated.lines() {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_owned();
+        } else if let Some((key, _)) = line.trim_start_matches("# ").split_once(" = ") {
+            known.insert(if section.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{section}.{key}")
+            });
+        }
+    }
+    let mut checked = 0;
+    for word in compose.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if let Some(var) = word.strip_prefix("SWITCHYARD__") {
+            let key = var.to_lowercase().replace("__", ".");
+            assert!(
+                known.contains(&key),
+                "docker-compose.yml sets unknown {word}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "the compose file configures the servers");
+    for needle in [
+        "./nginx.conf:",
+        "\"--role\", \"api\"",
+        "\"--role\", \"worker\"",
+        "--replicaof",
+    ] {
+        assert!(compose.contains(needle), "docker-compose.yml has {needle}");
+    }
+    let dockerfile = std::fs::read_to_string(deploy.join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains("web/dist"),
+        "the image embeds the web UI"
+    );
+}
