@@ -68,18 +68,36 @@ test('workers and the overview show the running system', async ({ page, api }) =
   await snap(page, 'workers');
 });
 
-test('users page: admins manage users where the server supports it', async ({ page }) => {
+test('users page: admins add users, change roles, disable and enable them', async ({ page, request }) => {
   await logIn(page);
-  await page.getByRole('link', { name: 'Users' }).click();
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Users' }).click();
   if (process.env.SWITCHYARD_E2E_USERS !== '1') {
     await expect(page.getByText('User administration is not available on this server.')).toBeVisible();
     await snap(page, 'users');
     return;
   }
-  await page.getByLabel('Email').fill('viewer@example.com');
-  await page.getByLabel('Password').fill('viewer-password-123');
-  await page.getByLabel('Role').selectOption('viewer');
+  await page.getByLabel('Email', { exact: true }).fill('new.operator@example.com');
+  await page.getByLabel('Password', { exact: true }).fill('a-long-password-for-e2e');
+  await page.getByLabel('Role', { exact: true }).selectOption('operator');
   await page.getByRole('button', { name: 'Add user' }).click();
-  await expect(page.locator('tr[data-user="viewer@example.com"]')).toBeVisible();
+  await expect(page.getByRole('status').filter({ hasText: 'Added new.operator@example.com' })).toBeVisible();
+  const row = page.locator('tr[data-user="new.operator@example.com"]');
+  await expect(row).toContainText('Active');
+
+  await row.getByLabel('Role of new.operator@example.com').selectOption('viewer');
+  await expect(row.getByLabel('Role of new.operator@example.com')).toHaveValue('viewer');
+  await row.getByRole('button', { name: 'Disable new.operator@example.com' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Disable user' }).click();
+  await expect(row).toContainText('Disabled');
+  const refused = await request.post('/api/v1/auth/login', { data: { email: 'new.operator@example.com', password: 'a-long-password-for-e2e' } });
+  expect(refused.ok()).toBe(false);
   await snap(page, 'users');
+  await row.getByRole('button', { name: 'Enable' }).click();
+  await expect(row).toContainText('Active');
+  const allowed = await request.post('/api/v1/auth/login', { data: { email: 'new.operator@example.com', password: 'a-long-password-for-e2e' } });
+  expect(allowed.ok()).toBe(true);
+  const me = (await (await request.get('/api/v1/auth/me', { headers: { authorization: `Bearer ${(await allowed.json()).access_token}` } })).json()) as {
+    user: { role: string };
+  };
+  expect(me.user.role).toBe('viewer');
 });

@@ -7,6 +7,7 @@ import { createLiveMiddleware, type LiveMiddlewareOptions } from './live/middlew
 import { liveSlice } from './live/liveSlice';
 import { isStorageEventForSession, loadStoredTokens, loggedIn, loggedOut, sessionEnded, sessionSlice, storeTokens, tokensRefreshed, tokensSynced } from './session';
 import { applyTaskEventToCache, refetchAfterReconnect } from '@/features/tasks/liveCache';
+import { forgetRecentEvents } from '@/features/tasks/recentEvents';
 import { tasksUiSlice } from '@/features/tasks/tasksUiSlice';
 
 const rootReducer = combineReducers({
@@ -33,6 +34,7 @@ export function makeStore(options: StoreOptions = {}) {
     predicate: (action) => loggedOut.match(action) || sessionEnded.match(action) || (tokensSynced.match(action) && action.payload === null),
     effect: (action, { dispatch }) => {
       if (!tokensSynced.match(action)) storeTokens(null);
+      forgetRecentEvents();
       // Another person may sign in next: drop everything cached for this one.
       dispatch(api.util.resetApiState());
     },

@@ -123,3 +123,31 @@ describe('live events patch the cache', () => {
     expect(opened.at(-1)!.watched.get('t9')).toBe(4);
   });
 });
+
+describe('a response that left before an event arrived', () => {
+  it('is brought up to date with the newer events when it lands', async () => {
+    const { store, emit } = setup();
+    await flush();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const stale = { items: [task('t1', { status: 'running', seq: 2, attempts: [{ number: 1, status: 'running', started_at: '2026-01-01T00:00:00.5Z' }] })], next_cursor: null };
+    const { server } = await import('@/test/msw');
+    const { http, HttpResponse } = await import('msw');
+    server.listen({ onUnhandledRequest: 'bypass' });
+    server.use(
+      http.get('*/api/v1/tasks', async () => {
+        await gate;
+        return HttpResponse.json(stale);
+      }),
+    );
+    const pending = store.dispatch(tasksApi.endpoints.listTasks.initiate({ limit: 50 }));
+    // The task finishes while the (older) list response is still on its way.
+    emit({ task_id: 't1', seq: 4, kind: 'result', status: 'succeeded', attempt: 1, output: { ok: true }, cached: false });
+    release();
+    await pending;
+    await flush();
+    const page = tasksApi.endpoints.listTasks.select({ limit: 50 })(store.getState()).data!;
+    expect(page.items[0]).toMatchObject({ id: 't1', status: 'succeeded', seq: 4, output: { ok: true } });
+    server.close();
+  });
+});

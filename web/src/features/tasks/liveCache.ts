@@ -5,6 +5,7 @@ import type { MiddlewareAPI, ThunkDispatch, UnknownAction } from '@reduxjs/toolk
 import { api } from '@/app/api';
 import type { TaskEvent } from '@/shared/api/events';
 import { TERMINAL_STATUSES } from '@/shared/api/types';
+import { rememberEvent } from './recentEvents';
 import { applyEventToTask, eventStatus, listAccepts, taskFromFirstEvent } from './taskEvents';
 import { tasksApi, type TaskListArgs } from './tasksApi';
 
@@ -34,6 +35,7 @@ export function applyTaskEventToCache(event: TaskEvent, store: MiddlewareAPI): v
   const dispatch = store.dispatch as Dispatch;
   const state = store.getState() as RootLike;
   const id = event.task_id;
+  rememberEvent(event);
   const status = eventStatus(event);
 
   if (tasksApi.endpoints.getTask.select(id)(state).data) {

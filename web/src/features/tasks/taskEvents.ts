@@ -122,3 +122,14 @@ export function listAccepts(args: TaskListArgs, agent: string, status: TaskStatu
   }
   return true;
 }
+
+/** Brings a fetched list page up to date with events newer than it; drops rows that left its filter. */
+export function catchUpPage(page: { items: Task[] }, args: TaskListArgs, events: TaskEvent[]): void {
+  if (events.length === 0) return;
+  const byId = new Map(page.items.map((t) => [t.id, t]));
+  for (const e of events) {
+    const t = byId.get(e.task_id);
+    if (t) applyEventToTask(t, e);
+  }
+  page.items = page.items.filter((t) => listAccepts(args, t.agent, t.status));
+}

@@ -1,6 +1,8 @@
 // Task endpoints. Lists and details are patched live by `liveCache.ts`.
 import { api } from '@/app/api';
 import type { Items, LogLine, SubmitBody, Task, TaskPage, TaskStatus } from '@/shared/api/types';
+import { recentEvents } from './recentEvents';
+import { applyEventToTask, catchUpPage } from './taskEvents';
 
 export interface TaskListArgs {
   agent?: string;
@@ -45,14 +47,37 @@ export const tasksApi = api.injectEndpoints({
     listTasks: build.query<TaskPage, TaskListArgs>({
       query: (args) => ({ url: '/tasks', params: listQuery(args) }),
       providesTags: ['TaskList'],
+      async onQueryStarted(args, { dispatch, queryFulfilled }) {
+        if (!(await queryFulfilled.then(() => true, () => false))) return;
+        const events = recentEvents();
+        if (events.length > 0) dispatch(tasksApi.util.updateQueryData('listTasks', args, (page) => catchUpPage(page, args, events)));
+      },
     }),
     getTask: build.query<Task, string>({
       query: (id) => `/tasks/${encodeURIComponent(id)}`,
       providesTags: (_r, _e, id) => [{ type: 'Task', id }],
+      async onQueryStarted(id, { dispatch, queryFulfilled }) {
+        if (!(await queryFulfilled.then(() => true, () => false))) return;
+        const events = recentEvents(id);
+        if (events.length > 0) dispatch(tasksApi.util.updateQueryData('getTask', id, (task) => void events.forEach((e) => applyEventToTask(task, e))));
+      },
     }),
     getTaskLogs: build.query<Items<LogLine>, string>({
       query: (id) => `/tasks/${encodeURIComponent(id)}/logs`,
       providesTags: (_r, _e, id) => [{ type: 'TaskLogs', id }],
+      async onQueryStarted(id, { dispatch, queryFulfilled }) {
+        if (!(await queryFulfilled.then(() => true, () => false))) return;
+        const lines = recentEvents(id).flatMap((e) => (e.kind === 'log' ? [e] : []));
+        if (lines.length === 0) return;
+        dispatch(
+          tasksApi.util.updateQueryData('getTaskLogs', id, (logs) => {
+            const have = new Set(logs.items.map((l) => l.seq));
+            const attempt = logs.items.at(-1)?.attempt ?? 0;
+            for (const l of lines) if (!have.has(l.seq)) logs.items.push({ seq: l.seq, attempt, at: l.at, level: l.level, message: l.message });
+            logs.items.sort((a, b) => a.seq - b.seq);
+          }),
+        );
+      },
     }),
     /** Filled only by live events; starts empty when a task page opens. */
     getTaskStream: build.query<TaskStream, string>({

@@ -1,19 +1,9 @@
-// User administration. The list/create/update endpoints are newer than some servers: pages
-// show "not available on this server" when the route is missing.
+// User administration (admins only). Older servers lack these routes: pages then show
+// "not available on this server".
 import { api } from '@/app/api';
-import type { Items, Role, User } from '@/shared/api/types';
+import type { CreateUserBody, Items, UpdateUserBody, User } from '@/shared/api/types';
 
-export interface NewUser {
-  email: string;
-  password: string;
-  role: Role;
-}
-
-export interface UserChange {
-  id: string;
-  role?: Role;
-  disabled?: boolean;
-}
+export type UserChange = UpdateUserBody & { id: string };
 
 export const usersApi = api.injectEndpoints({
   endpoints: (build) => ({
@@ -21,7 +11,7 @@ export const usersApi = api.injectEndpoints({
       query: () => '/users',
       providesTags: ['User'],
     }),
-    createUser: build.mutation<User, NewUser>({
+    createUser: build.mutation<User, CreateUserBody>({
       query: (body) => ({ url: '/users', method: 'POST', body }),
       invalidatesTags: ['User'],
     }),

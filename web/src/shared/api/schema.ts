@@ -37,10 +37,10 @@ export interface paths {
          * Replace an agent's definition (creating it if it does not exist). The name in the
          *     body may be omitted; if given it must match the path.
          */
-        put: operations["update"];
+        put: operations["put_agents_name"];
         post?: never;
         /** Delete an agent. Built-in agents and agents others fall back to cannot be deleted. */
-        delete: operations["delete"];
+        delete: operations["delete_agents_name"];
         options?: never;
         head?: never;
         patch?: never;
@@ -147,6 +147,40 @@ export interface paths {
          */
         post: operations["refresh"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your sessions (logins), oldest first. */
+        get: operations["get_auth_sessions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/sessions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** End one of your sessions: its tokens stop working at once. */
+        delete: operations["delete_auth_sessions_id"];
         options?: never;
         head?: never;
         patch?: never;
@@ -340,6 +374,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every user (admins only). */
+        get: operations["get_users"];
+        put?: never;
+        /** Create a user (admins only). */
+        post: operations["post_users"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change a user's role, disable or enable them, or reset their password (admins only).
+         *     Any change ends the user's sessions; the last active admin cannot be demoted or disabled.
+         */
+        patch: operations["patch_users_id"];
+        trace?: never;
+    };
     "/api/v1/workers": {
         parameters: {
             query?: never;
@@ -418,7 +490,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: the database and cache answer. */
+        /** Readiness: the database and cache answer (200 also while degraded, 503 when not). */
         get: operations["readyz"];
         put?: never;
         post?: never;
@@ -532,6 +604,8 @@ export interface components {
         };
         Check: {
             backend: string;
+            /** @description What runs on a fallback, and why. */
+            degraded?: string | null;
             error?: string | null;
             ok: boolean;
         };
@@ -539,6 +613,12 @@ export interface components {
             expires_at?: components["schemas"]["Timestamp"] | null;
             name: string;
             scopes: components["schemas"]["Scope"][];
+        };
+        CreateUserBody: {
+            email: string;
+            /** @description At least 12 characters and not one of the 10,000 most common passwords. */
+            password: string;
+            role: components["schemas"]["Role"];
         };
         CreatedKey: {
             key: components["schemas"]["ApiKey"];
@@ -619,6 +699,19 @@ export interface components {
             }[];
         };
         /** @description A list response. */
+        Items_SessionView: {
+            items: {
+                created_at: components["schemas"]["Timestamp"];
+                /** @description The session of this request. */
+                current: boolean;
+                expires_at: components["schemas"]["Timestamp"];
+                id: components["schemas"]["SessionId"];
+                ip?: string | null;
+                last_refreshed_at: components["schemas"]["Timestamp"];
+                user_agent?: string | null;
+            }[];
+        };
+        /** @description A list response. */
         Items_Task: {
             items: {
                 agent: string;
@@ -652,6 +745,17 @@ export interface components {
                 started_at?: components["schemas"]["Timestamp"] | null;
                 status: components["schemas"]["TaskStatus"];
                 trace_id?: string | null;
+                updated_at: components["schemas"]["Timestamp"];
+            }[];
+        };
+        /** @description A list response. */
+        Items_User: {
+            items: {
+                created_at: components["schemas"]["Timestamp"];
+                disabled: boolean;
+                email: string;
+                id: components["schemas"]["UserId"];
+                role: components["schemas"]["Role"];
                 updated_at: components["schemas"]["Timestamp"];
             }[];
         };
@@ -698,7 +802,11 @@ export interface components {
         Readiness: {
             cache: components["schemas"]["Check"];
             database: components["schemas"]["Check"];
-            /** @description `ok` when every dependency answers, `degraded` otherwise. */
+            /**
+             * @description `ok` when every dependency answers; `degraded` (still 200) while the cache serves
+             *     on its fallbacks (Redis unreachable: sessions from the database, cache misses);
+             *     `unavailable` (503) when the database or the cache does not answer.
+             */
             status: string;
         };
         RefreshBody: {
@@ -733,6 +841,16 @@ export interface components {
         Scope: "submit" | "read" | "worker" | "admin";
         /** Format: uuid */
         SessionId: string;
+        SessionView: {
+            created_at: components["schemas"]["Timestamp"];
+            /** @description The session of this request. */
+            current: boolean;
+            expires_at: components["schemas"]["Timestamp"];
+            id: components["schemas"]["SessionId"];
+            ip?: string | null;
+            last_refreshed_at: components["schemas"]["Timestamp"];
+            user_agent?: string | null;
+        };
         /** @description A task to submit. */
         SubmitBody: {
             agent: string;
@@ -827,6 +945,12 @@ export interface components {
             expires_in: number;
             refresh_token: string;
             token_type: string;
+        };
+        UpdateUserBody: {
+            disabled?: boolean | null;
+            /** @description A new password (a reset). The user's sessions end. */
+            password?: string | null;
+            role?: components["schemas"]["Role"] | null;
         };
         User: {
             created_at: components["schemas"]["Timestamp"];
@@ -960,7 +1084,7 @@ export interface operations {
             };
         };
     };
-    update: {
+    put_agents_name: {
         parameters: {
             query?: never;
             header?: never;
@@ -1001,7 +1125,7 @@ export interface operations {
             };
         };
     };
-    delete: {
+    delete_agents_name: {
         parameters: {
             query?: never;
             header?: never;
@@ -1242,6 +1366,60 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_auth_sessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Items_SessionView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_auth_sessions_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1671,6 +1849,129 @@ export interface operations {
             };
             /** @description Not in a replayable state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_users: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Items_User"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    post_users: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateUserBody"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    patch_users_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["UserId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateUserBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

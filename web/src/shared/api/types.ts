@@ -26,6 +26,8 @@ export type Me = Schemas['Me'];
 export type User = Schemas['User'];
 export type Role = Schemas['Role'];
 export type ErrorBody = Schemas['ErrorBody'];
+export type CreateUserBody = Schemas['CreateUserBody'];
+export type UpdateUserBody = Schemas['UpdateUserBody'];
 
 export interface Items<T> {
   items: T[];

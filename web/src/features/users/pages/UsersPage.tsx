@@ -3,6 +3,7 @@ import { usePermissions } from '@/features/auth/permissions';
 import { isNotAvailable } from '@/shared/api/errors';
 import { ROLES, type Role, type User } from '@/shared/api/types';
 import { ConfirmButton } from '@/shared/ui/ConfirmButton';
+import { Modal } from '@/shared/ui/Modal';
 import { EmptyState, ErrorAlert, Loading, NotAvailable, QueryError } from '@/shared/ui/Feedback';
 import { PageHeader } from '@/shared/ui/PageHeader';
 import { RelativeTime } from '@/shared/ui/RelativeTime';
@@ -87,6 +88,68 @@ function CreateUserForm() {
   );
 }
 
+function ResetPassword({ user }: { user: User }) {
+  const id = useId();
+  const [open, setOpen] = useState(false);
+  const [password, setPassword] = useState('');
+  const [done, setDone] = useState(false);
+  const [update, state] = useUpdateUserMutation();
+  const close = () => {
+    setOpen(false);
+    setPassword('');
+    state.reset();
+  };
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    try {
+      await update({ id: user.id, password }).unwrap();
+      setDone(true);
+      close();
+    } catch {
+      // Shown in the dialog.
+    }
+  };
+  return (
+    <>
+      <button type="button" className="btn btn-small" onClick={() => setOpen(true)} aria-label={`Reset the password of ${user.email}`}>
+        {done ? 'Password reset' : 'Reset password'}
+      </button>
+      {open && (
+        <Modal title={`New password for ${user.email}`} onClose={close}>
+          <form onSubmit={submit} className="form">
+            <p className="muted">They are signed out everywhere and sign in again with this password.</p>
+            <div className="field">
+              <label htmlFor={`${id}-pw`}>New password</label>
+              <input
+                id={`${id}-pw`}
+                type="password"
+                autoComplete="new-password"
+                minLength={12}
+                required
+                value={password}
+                onChange={(e) => setPassword(e.target.value)}
+                aria-describedby={`${id}-pw-hint`}
+              />
+              <p className="hint" id={`${id}-pw-hint`}>
+                At least 12 characters, not a common password.
+              </p>
+            </div>
+            <ErrorAlert error={state.error} title="Not changed" />
+            <div className="modal-actions">
+              <button type="button" className="btn" onClick={close}>
+                Keep the old one
+              </button>
+              <button type="submit" className="btn btn-primary" disabled={state.isLoading || password.length === 0}>
+                {state.isLoading ? 'Saving…' : 'Set password'}
+              </button>
+            </div>
+          </form>
+        </Modal>
+      )}
+    </>
+  );
+}
+
 function UserRow({ user, self }: { user: User; self: boolean }) {
   const [update, state] = useUpdateUserMutation();
   return (
@@ -113,6 +176,7 @@ function UserRow({ user, self }: { user: User; self: boolean }) {
         <RelativeTime iso={user.created_at} />
       </td>
       <td className="row-actions">
+        <ResetPassword user={user} />
         {!self &&
           (user.disabled ? (
             <button type="button" className="btn btn-small" onClick={() => update({ id: user.id, disabled: false })} disabled={state.isLoading}>
