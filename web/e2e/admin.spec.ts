@@ -1,6 +1,6 @@
 import { expect, logIn, snap, test } from './fixtures';
 
-test('create an API key: the secret is shown once, with a copy button', async ({ page, context, baseURL }) => {
+test('create an API key: the secret is shown once, with a copy button', async ({ page, context, baseURL, api, request }) => {
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: baseURL });
   await logIn(page);
   await page.getByRole('link', { name: 'API keys' }).click();
@@ -30,6 +30,18 @@ test('create an API key: the secret is shown once, with a copy button', async ({
   await expect(row).toContainText('Revoked');
   const after = await page.request.get('/api/v1/auth/me', { headers: { authorization: `Bearer ${secret}` } });
   expect(after.status()).toBe(401);
+
+  // Sessions: this browser's is marked; another one (the test's API login) can be signed out.
+  const sessions = page.getByRole('region', { name: 'Where you are signed in' });
+  await expect(sessions.locator('tr').filter({ hasText: 'this one' })).toHaveCount(1);
+  const other = sessions.locator('tr').filter({ hasText: 'Sign out' }).last();
+  await other.getByRole('button', { name: /^Sign out/ }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Sign it out' }).click();
+  await expect(page.getByRole('dialog')).toBeHidden();
+  await expect(page.getByTestId('current-user')).toBeVisible();
+  // The most recent other session is the API login of this test: its token no longer works.
+  const gone = await request.get('/api/v1/auth/me', { headers: { authorization: `Bearer ${api.token}` } });
+  expect(gone.status()).toBe(401);
 });
 
 test('an admin edits an agent’s retry policy and fallback', async ({ page }) => {

@@ -1,6 +1,6 @@
 import { api } from '@/app/api';
 import { loggedIn, loggedOut, tokensFromPair } from '@/app/session';
-import type { Me, TokenPair } from '@/shared/api/types';
+import type { Items, Me, SessionView, TokenPair } from '@/shared/api/types';
 
 export interface Credentials {
   email: string;
@@ -32,7 +32,15 @@ export const authApi = api.injectEndpoints({
       query: () => '/auth/me',
       providesTags: ['Me'],
     }),
+    listSessions: build.query<Items<SessionView>, void>({
+      query: () => '/auth/sessions',
+      providesTags: ['Session'],
+    }),
+    endSession: build.mutation<void, string>({
+      query: (id) => ({ url: `/auth/sessions/${encodeURIComponent(id)}`, method: 'DELETE' }),
+      invalidatesTags: ['Session'],
+    }),
   }),
 });
 
-export const { useLoginMutation, useLogoutMutation, useMeQuery } = authApi;
+export const { useLoginMutation, useLogoutMutation, useMeQuery, useListSessionsQuery, useEndSessionMutation } = authApi;

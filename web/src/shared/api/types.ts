@@ -27,6 +27,7 @@ export type User = Schemas['User'];
 export type Role = Schemas['Role'];
 export type ErrorBody = Schemas['ErrorBody'];
 export type CreateUserBody = Schemas['CreateUserBody'];
+export type SessionView = Schemas['SessionView'];
 export type UpdateUserBody = Schemas['UpdateUserBody'];
 
 export interface Items<T> {

@@ -8,6 +8,7 @@ import { RelativeTime } from '@/shared/ui/RelativeTime';
 import { localInputToIso } from '@/shared/lib/format';
 import { useCreateApiKeyMutation, useListApiKeysQuery, useRevokeApiKeyMutation } from '../apiKeysApi';
 import { NewKeySecret } from '../components/NewKeySecret';
+import { SessionsList } from '@/features/auth/components/SessionsList';
 
 const SCOPE_HELP: Record<Scope, string> = {
   read: 'read tasks, agents, workers',
@@ -93,7 +94,7 @@ export function ApiKeysPage() {
   const [created, setCreated] = useState<CreatedKey | null>(null);
   return (
     <>
-      <PageHeader title="API keys" description="Keys let programs and workers use Switchyard as you, limited to their scopes." />
+      <PageHeader title="API keys and sessions" description="Keys let programs and workers use Switchyard as you, limited to their scopes." />
       {created ? <NewKeySecret created={created} onDone={() => setCreated(null)} /> : <CreateKeyForm onCreated={setCreated} />}
       <section aria-labelledby="keys-title">
         <h2 id="keys-title">Your keys</h2>
@@ -165,6 +166,7 @@ export function ApiKeysPage() {
           </div>
         )}
       </section>
+      <SessionsList />
     </>
   );
 }
