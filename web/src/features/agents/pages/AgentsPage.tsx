@@ -4,6 +4,7 @@ import { formatDuration } from '@/shared/lib/format';
 import { EmptyState, ErrorAlert, Loading } from '@/shared/ui/Feedback';
 import { PageHeader } from '@/shared/ui/PageHeader';
 import { useListAgentsQuery } from '../agentsApi';
+import { InlineText } from '@/shared/ui/InlineText';
 
 export function AgentsPage() {
   const { data, error, isLoading, refetch } = useListAgentsQuery();
@@ -56,7 +57,11 @@ export function AgentsPage() {
                       <strong>{a.name}</strong>
                     </Link>
                     {a.builtin && <span className="tag">built-in</span>}
-                    {a.description && <div className="muted small">{a.description}</div>}
+                    {a.description && (
+                      <div className="muted small">
+                        <InlineText text={a.description} />
+                      </div>
+                    )}
                   </td>
                   <td>{a.kind}</td>
                   <td>

@@ -8,6 +8,7 @@ import type { Agent } from '@/shared/api/types';
 import { localInputToIso, shortId } from '@/shared/lib/format';
 import { EmptyState, ErrorAlert, Loading } from '@/shared/ui/Feedback';
 import { PageHeader } from '@/shared/ui/PageHeader';
+import { InlineText } from '@/shared/ui/InlineText';
 import { SchemaForm, asSchema, initialValue, validate, type JsonSchema } from '@/shared/ui/schema-form';
 import { RecentSubmissions } from '../components/RecentSubmissions';
 import { useSubmitTaskMutation } from '../tasksApi';
@@ -66,7 +67,11 @@ function SubmitForm({ agent }: { agent: Agent }) {
 
   return (
     <>
-      {agent.description && <p className="muted">{agent.description}</p>}
+      {agent.description && (
+        <p className="muted">
+          <InlineText text={agent.description} />
+        </p>
+      )}
       <SchemaForm schema={schema} value={input} onChange={setInput} violations={violations} onLocalErrors={setLocalErrors} disabled={submitState.isLoading} />
       <details className="advanced">
         <summary>Scheduling and options</summary>
