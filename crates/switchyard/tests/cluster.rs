@@ -914,6 +914,26 @@ fn scale_out_survives_sigkill_of_an_api_server_and_a_worker() {
         (seen, done.load(Ordering::Relaxed), token, dead)
     });
     assert_eq!(submitted, ECHO_TASKS);
+    // Exactly one worker held the cluster duties; if it was the one killed, the other
+    // took them over.
+    let leads = |name: &str| {
+        std::fs::read_to_string(cluster.dir.path().join(format!("{name}.log")))
+            .is_ok_and(|t| t.contains("now runs the cluster duties"))
+    };
+    if leads("worker1") {
+        wait_until(
+            "the surviving worker to take the duties over",
+            STARTUP,
+            || leads("worker2"),
+        );
+        eprintln!("worker1 held the cluster duties; worker2 took them over");
+    } else {
+        assert!(leads("worker2"), "one worker runs the cluster duties");
+    }
+    for api in ["api1", "api2", "api3"] {
+        assert!(!leads(api), "API servers never run the cluster duties");
+    }
+
     for event in &followers {
         assert_eq!(event["status"], "succeeded", "final event: {event}");
         assert_eq!(event["kind"], "result", "final event: {event}");
