@@ -30,12 +30,17 @@ use switchyard_core::{Error, Result, SessionId, Timestamp, UserId};
 use crate::memory::MemoryCache;
 
 const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// After Redis returns, events also go over the database bus for this long: other
+/// processes may not have re-subscribed to Redis yet. Task followers drop the duplicates
+/// by seq; wake-ups and invalidations are idempotent.
+const SETTLE: Duration = Duration::from_secs(10);
 
 /// Whether Redis answers, as seen by this process.
 #[derive(Default)]
 pub struct RedisHealth {
     degraded: AtomicBool,
     detail: Mutex<Option<String>>,
+    recovered_at: Mutex<Option<std::time::Instant>>,
 }
 
 impl RedisHealth {
@@ -65,8 +70,16 @@ impl RedisHealth {
 
     fn recovered(&self) {
         if self.degraded.swap(false, Ordering::Relaxed) {
+            *self.recovered_at.lock() = Some(std::time::Instant::now());
             tracing::info!("Redis answers again: leaving degraded mode");
         }
+    }
+
+    /// Shortly after a recovery, while other processes may still be re-subscribing.
+    fn settling(&self) -> bool {
+        self.recovered_at
+            .lock()
+            .is_some_and(|at| at.elapsed() < SETTLE)
     }
 }
 
@@ -390,7 +403,8 @@ impl EventBus for FailoverBus {
         );
         if !wake_up && !self.health.is_degraded() {
             match self.redis.publish(message.clone()).await {
-                Ok(()) => return Ok(()),
+                Ok(()) if !self.health.settling() => return Ok(()),
+                Ok(()) => {}
                 Err(e) => self.health.failed(&e),
             }
         }

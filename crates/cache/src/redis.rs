@@ -475,12 +475,12 @@ async fn subscribe_loop(
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "cannot subscribe to the Redis event bus");
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
             }
             Err(_) => {
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
             }
         };

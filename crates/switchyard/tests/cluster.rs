@@ -1015,6 +1015,30 @@ fn scale_out_survives_sigkill_of_an_api_server_and_a_worker() {
                 "the session outlived the Redis restart"
             );
         }
+        // Events cross servers again after the recovery.
+        for i in 0..2 {
+            let key = format!("{run_id}-recovered-follow-{i}");
+            let body = json!({"agent": "sleep", "input": {"ms": 1_000}});
+            let (id, upstream) = submit(&http, &base, &token, &key, &body).await;
+            let accepted = upstream_port(upstream.as_deref()).expect("X-Switchyard-Upstream");
+            let other = *survivors.iter().find(|p| **p != accepted).unwrap();
+            let event = tokio::time::timeout(
+                Duration::from_secs(120),
+                follow(
+                    cluster.api_ports.clone(),
+                    other,
+                    dead.clone(),
+                    token.clone(),
+                    id,
+                ),
+            )
+            .await
+            .expect("follower finished");
+            assert_eq!(
+                event["status"], "succeeded",
+                "final event after recovery: {event}"
+            );
+        }
     });
     eprintln!(
         "Redis is back; degraded mode ended ({:.1?} in)",
@@ -1067,7 +1091,8 @@ fn scale_out_survives_sigkill_of_an_api_server_and_a_worker() {
             .expect("connect to the primary");
         let pattern = format!("{run_id}-%");
         let expected =
-            (ECHO_TASKS + FOLLOWED_TASKS + DEGRADED_TASKS + DEGRADED_FOLLOWED + RESTART_TASKS) as i64;
+            (ECHO_TASKS + FOLLOWED_TASKS + DEGRADED_TASKS + DEGRADED_FOLLOWED + 2 + RESTART_TASKS)
+                as i64;
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let finished: i64 = sqlx::query_scalar(
