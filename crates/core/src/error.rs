@@ -47,6 +47,7 @@ error_codes! {
     UserNotFound = ("user_not_found", 404),
     ApiKeyNotFound = ("api_key_not_found", 404),
     SessionNotFound = ("session_not_found", 404),
+    AlertRuleNotFound = ("alert_rule_not_found", 404),
     RouteNotFound = ("route_not_found", 404),
     MethodNotAllowed = ("method_not_allowed", 405),
     AgentExists = ("agent_exists", 409),

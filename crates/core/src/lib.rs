@@ -13,6 +13,7 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod json;
+pub mod monitoring;
 pub mod retry;
 pub mod schema;
 pub mod store;

@@ -7,12 +7,17 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::agent::Agent;
 use crate::auth::{ApiKey, RefreshOutcome, Role, Session, User};
 use crate::error::Result;
 use crate::event::{EventBody, LogLevel};
 use crate::ids::{ApiKeyId, SessionId, TaskId, UserId, WorkerId};
+use crate::monitoring::{
+    AgentReportRow, AlertEvent, AlertEventQuery, AlertRule, AlertState, LogQuery, MetricPoint,
+    MetricRow, MetricRowQuery, NotifyUpdate,
+};
 use crate::task::{Task, TaskError, TaskStatus};
 use crate::time::Timestamp;
 
@@ -67,6 +72,10 @@ pub struct TaskQuery {
     pub parent_id: Option<TaskId>,
     /// Cursor: only tasks with an id smaller than this (i.e. older).
     pub before_id: Option<TaskId>,
+    /// Full-text search over agent, input, output, error and log lines: tasks holding
+    /// every word (see `monitoring::search_terms`). Indexed asynchronously, so a task is
+    /// found a few seconds after it was submitted or finished.
+    pub text: Option<String>,
     pub limit: u32,
 }
 
@@ -508,6 +517,65 @@ pub fn rotate_session(
     }
 }
 
+/// A connection pool's use, for `/metrics`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    /// `primary`, `replica`, `writer` or `reader`.
+    pub pool: &'static str,
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+/// Storage for monitoring: metric rollups, alert rules and events, reports, task-log
+/// queries and retention, and the full-text search index.
+#[async_trait]
+pub trait MonitoringStore: Send + Sync {
+    /// Adds counter deltas and histogram bucket counts to the one-minute bucket starting
+    /// at `bucket_start`. Every process adds its own; the stored value is their sum.
+    async fn add_metric_points(&self, bucket_start: Timestamp, points: &[MetricPoint])
+    -> Result<()>;
+    /// Sets gauge samples of the one-minute bucket (the latest sample wins).
+    async fn set_metric_gauges(&self, bucket_start: Timestamp, points: &[MetricPoint])
+    -> Result<()>;
+    /// Stored rows of the given metrics in `[from, to)`, oldest first.
+    async fn metric_rows(&self, query: &MetricRowQuery) -> Result<Vec<MetricRow>>;
+    /// Folds one-minute buckets that start before `before` into one-hour buckets (sums;
+    /// the maximum for gauges) and deletes them. Returns the minute rows folded.
+    async fn downsample_metrics(&self, before: Timestamp) -> Result<u64>;
+    /// Deletes rows of `resolution_s` whose bucket starts before `before`.
+    async fn prune_metrics(&self, resolution_s: u32, before: Timestamp) -> Result<u64>;
+
+    async fn put_alert_rule(&self, rule: &AlertRule) -> Result<()>;
+    async fn get_alert_rule(&self, id: Uuid) -> Result<Option<AlertRule>>;
+    async fn list_alert_rules(&self) -> Result<Vec<AlertRule>>;
+    async fn delete_alert_rule(&self, id: Uuid) -> Result<bool>;
+    /// Records the evaluator's state of a rule without touching its definition.
+    async fn save_alert_state(&self, id: Uuid, state: &AlertState) -> Result<()>;
+    async fn insert_alert_event(&self, event: &AlertEvent) -> Result<()>;
+    async fn list_alert_events(&self, query: &AlertEventQuery) -> Result<Vec<AlertEvent>>;
+    /// Events whose webhook notification is due at `now`, oldest first.
+    async fn due_notifications(&self, now: Timestamp, limit: u32) -> Result<Vec<AlertEvent>>;
+    async fn record_notification(&self, update: &NotifyUpdate) -> Result<()>;
+    async fn prune_alert_events(&self, before: Timestamp) -> Result<u64>;
+
+    /// Per-agent figures of the tasks submitted in `[from, to)`.
+    async fn agent_report(&self, from: Timestamp, to: Timestamp) -> Result<Vec<AgentReportRow>>;
+
+    /// A task's log lines, filtered.
+    async fn query_task_logs(&self, query: &LogQuery) -> Result<Vec<TaskLogLine>>;
+    /// Deletes log lines written before `before`.
+    async fn prune_task_logs(&self, before: Timestamp) -> Result<u64>;
+
+    /// One pass of the search indexer: indexes up to `limit` tasks not indexed yet, and
+    /// re-indexes up to `limit` tasks that finished since they were indexed (adding
+    /// output, error and log lines). Returns how many documents were written.
+    async fn index_tasks(&self, limit: u32) -> Result<u64>;
+
+    /// The connection pools' use.
+    fn pool_stats(&self) -> Vec<PoolStats>;
+}
+
 /// Who runs the cluster duties (lease reaper, delayed-task promotion, housekeeping):
 /// exactly one process at a time, taken over by another when the holder dies.
 #[async_trait]
@@ -533,7 +601,14 @@ impl Leadership for SoleLeader {
 
 #[async_trait]
 pub trait Store:
-    TaskStore + AgentStore + IdentityStore + WorkerStore + SettingsStore + SessionStore + 'static
+    TaskStore
+    + AgentStore
+    + IdentityStore
+    + WorkerStore
+    + SettingsStore
+    + SessionStore
+    + MonitoringStore
+    + 'static
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -414,6 +414,13 @@ macro_rules! impl_store_common {
                 if let Some(cursor) = q.before_id {
                     qb.push(" AND id < ").push_bind(cursor.0);
                 }
+                if let Some(text) = &q.text {
+                    let Some(query) = crate::monitoring::search_query($dialect, text) else {
+                        return Ok(Vec::new());
+                    };
+                    let (open, close) = crate::monitoring::search_filter($dialect);
+                    qb.push(" AND id IN (").push(open).push_bind(query).push(close).push(")");
+                }
                 qb.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(q.limit.max(1)));
                 qb.build().fetch_all(self.reader()).await.map_err(db_err("list tasks"))
             }

@@ -6,6 +6,7 @@
 
 mod batch;
 mod common;
+mod monitoring;
 mod rows;
 
 pub mod conformance;

@@ -132,6 +132,20 @@ impl PgStore {
         &self.reader
     }
 
+    fn pools(&self) -> Vec<switchyard_core::store::PoolStats> {
+        let stats = |pool: &'static str, p: &PgPool| switchyard_core::store::PoolStats {
+            pool,
+            size: p.size(),
+            idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
+            max: p.options().get_max_connections(),
+        };
+        let mut pools = vec![stats("primary", &self.writer)];
+        if self.settings.replica_url.is_some() {
+            pools.push(stats("replica", &self.reader));
+        }
+        pools
+    }
+
     async fn lock_agent(&self, tx: &mut PgConnection, agent: &str) -> Result<()> {
         sqlx::query(sql!("postgres", "lock_agent"))
             .bind(agent)
@@ -257,4 +271,5 @@ impl Store for PgStore {
 mod store_impl {
     use super::PgStore;
     crate::common::impl_store_common!(PgStore, "postgres");
+    crate::monitoring::impl_monitoring_store!(PgStore, "postgres");
 }

@@ -71,6 +71,7 @@ pub(crate) trait Col {
     fn boolean(&self, col: &str) -> Result<bool>;
     fn json_value(&self, col: &str) -> Result<Value>;
     fn opt_json_value(&self, col: &str) -> Result<Option<Value>>;
+    fn f64(&self, col: &str) -> Result<f64>;
 
     fn opt_json<T: DeserializeOwned>(&self, col: &str) -> Result<Option<T>> {
         self.opt_json_value(col)?
@@ -133,6 +134,9 @@ macro_rules! impl_col {
                 sqlx::Row::try_get::<Option<Json<Value>>, _>(self, col)
                     .map(|j| j.map(|j| j.0))
                     .map_err(|e| corrupt(col, e))
+            }
+            fn f64(&self, col: &str) -> Result<f64> {
+                sqlx::Row::try_get(self, col).map_err(|e| corrupt(col, e))
             }
         }
     };

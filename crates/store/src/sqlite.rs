@@ -83,6 +83,16 @@ impl SqliteStore {
         &self.reader
     }
 
+    fn pools(&self) -> Vec<switchyard_core::store::PoolStats> {
+        let stats = |pool: &'static str, p: &SqlitePool| switchyard_core::store::PoolStats {
+            pool,
+            size: p.size(),
+            idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
+            max: p.options().get_max_connections(),
+        };
+        vec![stats("writer", &self.writer), stats("reader", &self.reader)]
+    }
+
     async fn lock_agent(&self, _tx: &mut SqliteConnection, _agent: &str) -> Result<()> {
         // The single writer connection already serialises every claim.
         Ok(())
@@ -207,4 +217,5 @@ impl Store for SqliteStore {
 mod store_impl {
     use super::SqliteStore;
     crate::common::impl_store_common!(SqliteStore, "sqlite");
+    crate::monitoring::impl_monitoring_store!(SqliteStore, "sqlite");
 }

@@ -25,6 +25,9 @@ pub struct ListParams {
     pub cursor: Option<TaskId>,
     /// Page size, 1-500 (default 50).
     pub limit: Option<u32>,
+    /// Full-text search: tasks whose agent, input, output, error or log lines hold every
+    /// word. The index trails submissions and completions by a few seconds.
+    pub q: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -69,6 +72,7 @@ pub async fn list(
         created_before: p.created_before,
         parent_id: p.parent_id,
         before_id: p.cursor,
+        text: p.q.filter(|q| !q.trim().is_empty()),
         limit,
     };
     let items = state.engine.tasks.list(&auth, query).await?;

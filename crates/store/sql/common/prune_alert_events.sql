@@ -1,0 +1,1 @@
+DELETE FROM alert_events WHERE at < $1 AND notify_status <> 'pending'
