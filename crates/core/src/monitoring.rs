@@ -16,9 +16,9 @@ use crate::time::Timestamp;
 
 /// Upper bounds (inclusive, milliseconds) of the latency buckets; one more bucket
 /// (`+Inf`) follows the last.
-pub const LATENCY_BUCKETS_MS: [u64; 16] = [
-    5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000, 900_000,
-    3_600_000,
+pub const LATENCY_BUCKETS_MS: [u64; 18] = [
+    1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000,
+    900_000, 3_600_000,
 ];
 
 /// Buckets per histogram, `+Inf` included.
@@ -457,9 +457,11 @@ mod tests {
     #[test]
     fn buckets_are_inclusive_upper_bounds() {
         assert_eq!(latency_bucket(0), 0);
-        assert_eq!(latency_bucket(5), 0);
-        assert_eq!(latency_bucket(6), 1);
-        assert_eq!(latency_bucket(1_000), 7);
+        assert_eq!(latency_bucket(1), 0);
+        assert_eq!(latency_bucket(2), 1);
+        assert_eq!(latency_bucket(5), 2);
+        assert_eq!(latency_bucket(6), 3);
+        assert_eq!(latency_bucket(1_000), 9);
         assert_eq!(latency_bucket(u64::MAX), HISTOGRAM_BUCKETS - 1);
     }
 
@@ -471,9 +473,9 @@ mod tests {
         counts[latency_bucket(80)] = 100;
         assert_eq!(quantile(&counts, 0.5), Some(75.0));
         assert_eq!(quantile(&counts, 1.0), Some(100.0));
-        // 900 fast ones in [0, 5]: p50 is fast, p99 in the slow bucket.
+        // 900 fast ones in [0, 1]: p50 is fast, p99 in the slow bucket.
         counts[0] = 900;
-        assert!(quantile(&counts, 0.5).unwrap() <= 5.0);
+        assert!(quantile(&counts, 0.5).unwrap() <= 1.0);
         let p99 = quantile(&counts, 0.99).unwrap();
         assert!(p99 > 50.0 && p99 <= 100.0, "{p99}");
         counts[HISTOGRAM_BUCKETS - 1] = 10_000;

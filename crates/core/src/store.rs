@@ -113,6 +113,10 @@ pub struct ClaimedTask {
     pub parent_id: Option<TaskId>,
     pub trace_id: Option<String>,
     pub created_at: Timestamp,
+    /// When the task became runnable (for the queue-wait latency).
+    pub run_at: Timestamp,
+    /// When this claim was made.
+    pub claimed_at: Timestamp,
 }
 
 /// The end of an attempt, as decided by the engine.

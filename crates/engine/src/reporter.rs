@@ -34,6 +34,9 @@ pub struct AttemptRef {
     pub owner_id: Option<UserId>,
     pub parent_id: Option<TaskId>,
     pub trace_id: Option<String>,
+    /// For latency metrics and trace spans, when known (not for reaped leases).
+    pub created_at: Option<Timestamp>,
+    pub claimed_at: Option<Timestamp>,
 }
 
 impl From<&ClaimedTask> for AttemptRef {
@@ -47,6 +50,8 @@ impl From<&ClaimedTask> for AttemptRef {
             owner_id: c.owner_id,
             parent_id: c.parent_id,
             trace_id: c.trace_id.clone(),
+            created_at: Some(c.created_at),
+            claimed_at: Some(c.claimed_at),
         }
     }
 }
@@ -62,6 +67,8 @@ impl From<LeaseInfo> for AttemptRef {
             owner_id: l.owner_id,
             parent_id: l.parent_id,
             trace_id: l.trace_id,
+            created_at: None,
+            claimed_at: None,
         }
     }
 }

@@ -214,6 +214,8 @@ pub(crate) fn claimed<R: Col>(r: &R) -> Result<ClaimedTask> {
         parent_id: r.opt_uuid("parent_id")?.map(Into::into),
         trace_id: r.opt_string("trace_id")?,
         created_at: r.ts("created_at")?,
+        run_at: r.ts("run_at")?,
+        claimed_at: r.ts("started_at")?,
     })
 }
 

@@ -12,4 +12,5 @@ FROM picked
 WHERE tasks.id = picked.id
 RETURNING tasks.id, tasks.agent, tasks.input, tasks.priority, tasks.attempt,
           tasks.attempt - tasks.attempt_base AS attempts_in_run, tasks.seq,
-          tasks.owner_id, tasks.parent_id, tasks.trace_id, tasks.created_at
+          tasks.owner_id, tasks.parent_id, tasks.trace_id, tasks.created_at, tasks.run_at,
+          tasks.started_at

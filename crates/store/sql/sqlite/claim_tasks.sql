@@ -7,4 +7,4 @@ WHERE id IN (
     ORDER BY priority DESC, id
     LIMIT $6)
 RETURNING id, agent, input, priority, attempt, attempt - attempt_base AS attempts_in_run, seq,
-          owner_id, parent_id, trace_id, created_at
+          owner_id, parent_id, trace_id, created_at, run_at, started_at
