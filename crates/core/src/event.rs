@@ -157,6 +157,10 @@ pub enum BusMessage {
     },
     /// A session or API key was revoked: drop cached credentials.
     CredentialRevoked { key: String },
+    /// An alert rule started or stopped firing.
+    Alert {
+        event: Box<crate::monitoring::AlertEvent>,
+    },
 }
 
 pub type SharedBusMessage = Arc<BusMessage>;

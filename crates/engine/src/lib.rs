@@ -13,6 +13,7 @@ pub mod config;
 pub mod dispatch;
 pub mod events;
 pub mod maintenance;
+pub mod monitoring;
 pub mod publish;
 pub mod reporter;
 pub mod submitter;
@@ -30,13 +31,14 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{AuthConfig, EngineConfig, QueueConfig};
+pub use config::{AuthConfig, EngineConfig, MonitoringConfig, QueueConfig};
 
 use crate::agents::AgentRegistry;
 use crate::auth::AuthService;
 use crate::dispatch::Dispatcher;
 use crate::events::EventHub;
 use crate::maintenance::Maintenance;
+use crate::monitoring::Monitoring;
 use crate::reporter::{Reporter, ReporterDeps};
 use crate::submitter::Submitter;
 use crate::tasks::TaskService;
@@ -72,6 +74,7 @@ pub struct Engine {
     pub auth: Arc<AuthService>,
     pub reporter: Reporter,
     pub dispatcher: Arc<Dispatcher>,
+    pub monitoring: Arc<Monitoring>,
     shutdown: CancellationToken,
     background: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -91,6 +94,15 @@ impl Engine {
         let agents = Arc::new(AgentRegistry::new(store.clone(), bus.clone()));
         agents.init().await?;
         let hub = EventHub::new(config.queue.replay_events);
+        let monitoring = Monitoring::new(
+            store.clone(),
+            bus.clone(),
+            agents.clone(),
+            hub.clone(),
+            config.monitoring.clone(),
+            config.queue.heartbeat_ms,
+        );
+        let metrics = monitoring.metrics.clone();
         let auth = Arc::new(
             AuthService::new(
                 store.clone(),
@@ -105,6 +117,7 @@ impl Engine {
             bus.clone(),
             config.queue.idempotency_window_s.saturating_mul(1_000),
             config.queue.max_write_batch,
+            metrics.clone(),
         );
         let reporter = Reporter::start(ReporterDeps {
             store: store.clone(),
@@ -112,6 +125,7 @@ impl Engine {
             cache: cache.clone(),
             agents: agents.clone(),
             max_batch: config.queue.max_write_batch,
+            metrics: metrics.clone(),
         });
         let dispatcher = Dispatcher::new(
             store.clone(),
@@ -119,6 +133,7 @@ impl Engine {
             agents.clone(),
             config.queue.lease_ms,
             config.queue.poll_interval_ms,
+            metrics.clone(),
         );
         let tasks = TaskService {
             store: store.clone(),
@@ -128,11 +143,14 @@ impl Engine {
             hub: hub.clone(),
             submitter,
             config: config.queue.clone(),
+            metrics,
         };
         let shutdown = CancellationToken::new();
         let mut background = vec![
             tokio::spawn(hub.clone().run(bus.subscribe())),
             tokio::spawn(invalidations(bus.subscribe(), agents.clone(), auth.clone())),
+            tokio::spawn(monitoring.clone().run_bus_listener(bus.subscribe())),
+            tokio::spawn(monitoring.clone().run_flusher(shutdown.clone())),
         ];
         if duties.dispatch {
             background.push(tokio::spawn(
@@ -145,9 +163,12 @@ impl Engine {
                 cache: cache.clone(),
                 reporter: reporter.clone(),
                 config: config.queue.clone(),
-                leader,
+                leader: leader.clone(),
             };
             background.push(tokio::spawn(m.run(shutdown.clone())));
+            background.push(tokio::spawn(
+                monitoring.clone().run_duties(leader, shutdown.clone()),
+            ));
         }
         Ok(Arc::new(Engine {
             store,
@@ -160,6 +181,7 @@ impl Engine {
             auth,
             reporter,
             dispatcher,
+            monitoring,
             shutdown,
             background: Mutex::new(background),
         }))

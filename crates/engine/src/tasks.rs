@@ -10,7 +10,7 @@ use switchyard_core::cache::{Cache, EventBus};
 use switchyard_core::error::ErrorCode;
 use switchyard_core::event::BusMessage;
 use switchyard_core::store::{CancelOutcome, NewTask, Store, Submitted, TaskQuery};
-use switchyard_core::task::Task;
+use switchyard_core::task::{Task, TaskStatus};
 use switchyard_core::{Error, Result, TaskId, Timestamp};
 
 use crate::agents::{AgentRegistry, require};
@@ -46,6 +46,7 @@ pub struct TaskService {
     pub hub: Arc<EventHub>,
     pub submitter: Submitter,
     pub config: QueueConfig,
+    pub metrics: Arc<crate::monitoring::Metrics>,
 }
 
 /// The outcome of a submission that may wait for the result.
@@ -95,7 +96,11 @@ impl TaskService {
         }
         let run_at = req.run_at.map_or(now, |t| t.max(now));
         let cached_output = match entry.spec().cache_ttl_ms {
-            Some(_) if run_at <= now => self.cached_result(&result_cache_key(&entry, &input)).await,
+            Some(_) if run_at <= now => {
+                let hit = self.cached_result(&result_cache_key(&entry, &input)).await;
+                self.metrics.cache_lookup(&entry.spec().name, hit.is_some());
+                hit
+            }
             _ => None,
         };
         Ok(NewTask {
@@ -248,10 +253,14 @@ impl TaskService {
 
     pub async fn cancel(&self, principal: &Principal, id: TaskId) -> Result<Task> {
         require(principal, Permission::ManageTasks)?;
-        self.visible(principal, id).await?;
+        let task = self.visible(principal, id).await?;
         let now = Timestamp::now();
         match self.store.cancel_task(id, now).await? {
-            CancelOutcome::Cancelled(t) => announce(&self.bus, vec![*t], now).await,
+            CancelOutcome::Cancelled(t) => {
+                self.metrics
+                    .finished(&task.agent, TaskStatus::Cancelled, Some(task.created_at));
+                announce(&self.bus, vec![*t], now).await
+            }
             CancelOutcome::Requested {
                 worker_id: Some(worker_id),
                 attempt,

@@ -209,6 +209,7 @@ pub async fn start(config: &Config, role: Role) -> anyhow::Result<Running> {
     let engine_config = EngineConfig {
         queue: config.queue.clone(),
         auth: config.auth.clone(),
+        monitoring: config.monitoring.clone(),
     };
     // Every role dispatches: worker roles to the built-in runtime, API roles to the remote
     // workers connected to them. Without consumers the dispatcher idles.
@@ -230,6 +231,12 @@ pub async fn start(config: &Config, role: Role) -> anyhow::Result<Running> {
         }
     }
     let shutdown = CancellationToken::new();
+    if role.runs_work() {
+        engine
+            .monitoring
+            .builtin_workers
+            .store(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let runtime = role.runs_work().then(|| {
         let runtime_config = switchyard_worker::RuntimeConfig {
             name: config.worker.name.clone(),

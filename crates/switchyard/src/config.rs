@@ -8,7 +8,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use switchyard_api::ServerConfig;
-use switchyard_engine::{AuthConfig, QueueConfig};
+use switchyard_engine::{AuthConfig, MonitoringConfig, QueueConfig};
 use switchyard_store::Durability;
 
 pub const DEFAULT_CONFIG_FILE: &str = "switchyard.toml";
@@ -28,6 +28,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub worker: WorkerConfig,
     pub telemetry: TelemetryConfig,
+    pub monitoring: MonitoringConfig,
 }
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -122,7 +123,7 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
-            slots: 256,
+            slots: 1024,
             name: "builtin".into(),
             drain_timeout_s: 30,
         }
@@ -201,6 +202,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             worker: WorkerConfig::default(),
             telemetry: TelemetryConfig::default(),
+            monitoring: MonitoringConfig::default(),
         }
     }
 }
@@ -336,6 +338,70 @@ const KEY_DOCS: &[(&str, &str)] = &[
         "telemetry.log_level",
         "A tracing filter: `info`, `switchyard=debug,info`, …",
     ),
+    (
+        "monitoring",
+        "Metrics (/metrics), time series, alerts, reports, search indexing and retention.",
+    ),
+    (
+        "monitoring.enabled",
+        "Record metrics, roll them up and evaluate alerts. Off: only process figures on /metrics.",
+    ),
+    (
+        "monitoring.public_metrics",
+        "Serve /metrics without a credential. Otherwise it needs a token or API key with the `read` scope.",
+    ),
+    (
+        "monitoring.rollup_interval_ms",
+        "How often each process adds its metric deltas to the one-minute rollups (and queue gauges are sampled).",
+    ),
+    (
+        "monitoring.minute_retention_h",
+        "One-minute buckets are kept this many hours, then folded into one-hour buckets.",
+    ),
+    (
+        "monitoring.hour_retention_days",
+        "One-hour buckets are kept this many days.",
+    ),
+    (
+        "monitoring.alert_interval_ms",
+        "How often alert rules are evaluated.",
+    ),
+    (
+        "monitoring.webhook_max_attempts",
+        "Delivery attempts per alert notification.",
+    ),
+    (
+        "monitoring.webhook_backoff_ms",
+        "Backoff after the first failed delivery; it doubles, up to 5 minutes.",
+    ),
+    (
+        "monitoring.webhook_timeout_ms",
+        "Timeout of one webhook delivery.",
+    ),
+    (
+        "monitoring.alert_event_retention_days",
+        "Alert events are kept this many days.",
+    ),
+    (
+        "monitoring.task_log_retention_days",
+        "Task log lines are kept this many days (counted from the task's submission).",
+    ),
+    (
+        "monitoring.search_interval_ms",
+        "How often the full-text search indexer runs.",
+    ),
+    (
+        "monitoring.search_batch",
+        "Most tasks the search indexer takes per run.",
+    ),
+    (
+        "monitoring.daily_report_webhook_url",
+        "POST the per-agent report of the last 24 hours here once a day (Slack-compatible JSON).",
+    ),
+    (
+        "monitoring.daily_report_hour_utc",
+        "The hour (UTC, 0-23) the daily report is sent.",
+    ),
 ];
 
 /// Keys without a default value, written commented out with an example.
@@ -352,6 +418,10 @@ const UNSET_EXAMPLES: &[(&str, &str)] = &[
     (
         "auth.jwt_secret",
         "\"at-least-32-random-characters-please\"",
+    ),
+    (
+        "monitoring.daily_report_webhook_url",
+        "\"https://hooks.slack.com/services/…\"",
     ),
 ];
 
