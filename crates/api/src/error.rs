@@ -62,7 +62,7 @@ impl IntoResponse for ApiError {
                 code: e.code.as_str().to_owned(),
                 message,
                 request_id,
-                details: e.details,
+                details: e.details.map(|d| *d),
             },
         };
         let mut response = (status, axum::Json(body)).into_response();

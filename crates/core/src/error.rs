@@ -75,7 +75,7 @@ pub struct Error {
     pub code: ErrorCode,
     pub message: String,
     /// Structured extra information safe to show the client (e.g. the list of schema violations).
-    pub details: Option<Value>,
+    pub details: Option<Box<Value>>,
     /// For `rate_limited`: how long the client should wait.
     pub retry_after_s: Option<u64>,
     /// The underlying cause, for logs only.
@@ -94,7 +94,7 @@ impl Error {
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 

@@ -165,7 +165,8 @@ pub struct TaskError {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub details: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Box<Value>>,
 }
 
 impl TaskError {

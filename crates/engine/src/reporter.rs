@@ -104,6 +104,7 @@ pub struct ReporterDeps {
     pub cache: Arc<dyn Cache>,
     pub agents: Arc<AgentRegistry>,
     pub max_batch: usize,
+    pub metrics: Arc<crate::monitoring::Metrics>,
 }
 
 impl Reporter {
@@ -225,6 +226,8 @@ async fn complete(deps: &ReporterDeps, results: Vec<AttemptResult>) {
     let outcome = retry_unavailable(|| deps.store.complete_tasks(completions.clone())).await;
     match outcome {
         Ok(done) => {
+            deps.metrics
+                .completed(&results, &completions, &done.rejected, now);
             for r in results {
                 if let Some(ack) = r.ack {
                     let _ = ack.send(!done.rejected.contains(&r.attempt.task_id));
@@ -321,7 +324,7 @@ async fn decide(
                     };
                 }
                 Some(v) => TaskError {
-                    details: Some(json!({ "violations": v })),
+                    details: Some(Box::new(json!({ "violations": v }))),
                     ..TaskError::permanent(
                         codes::INVALID_OUTPUT,
                         "the output does not match the agent's output_schema",
@@ -356,7 +359,9 @@ async fn decide(
                 },
                 Err(reason) => Outcome::Dead {
                     error: TaskError {
-                        details: Some(json!({ "original_error": error, "fallback_agent": agent })),
+                        details: Some(Box::new(
+                            json!({ "original_error": error, "fallback_agent": agent }),
+                        )),
                         ..TaskError::new(
                             ErrorClass::Permanent,
                             codes::FALLBACK_REJECTED,
