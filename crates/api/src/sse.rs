@@ -104,6 +104,7 @@ pub async fn follow_task(
 pub fn follow_many(
     state: &AppState,
     mut sub: Subscription,
+    missed: Vec<switchyard_engine::events::SharedEvent>,
     kinds: Option<Vec<String>>,
 ) -> Response {
     let (tx, rx) = mpsc::channel(64);
@@ -114,7 +115,7 @@ pub fn follow_many(
             with_id: false,
             kinds,
         };
-        if pump_many(Vec::new(), &mut sub, &shutdown, &mut sink).await == End::Lagged {
+        if pump_many(missed, &mut sub, &shutdown, &mut sink).await == End::Lagged {
             let _ = sink.tx.send(lagged_event()).await;
         }
     });

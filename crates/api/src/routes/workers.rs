@@ -9,7 +9,7 @@ use crate::extract::{Auth, perm};
 use crate::routes::Items;
 
 /// Workers alive now: name, agents, slots in use, last heartbeat, version.
-#[utoipa::path(get, path = "/api/v1/workers", tag = "system", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "list_workers", path = "/api/v1/workers", tag = "system", security(("bearer" = [])),
     responses((status = 200, body = Items<WorkerInfo>), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,

@@ -34,6 +34,7 @@ pub const MAX_SUBSCRIPTIONS: usize = 1_000;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct WsParams {
     /// A single-use ticket from `POST /api/v1/auth/ws-ticket` (for browsers, which cannot
     /// set headers). Alternatively send `{"type":"auth","token":…}` as the first message.
@@ -42,7 +43,7 @@ pub struct WsParams {
 
 /// The client WebSocket. Authenticate with a bearer header, `?ticket=`, or a first
 /// `{"type":"auth","token":…}` message; then subscribe, submit and cancel. See docs/protocol.md.
-#[utoipa::path(get, path = "/api/v1/ws", tag = "tasks", params(WsParams),
+#[utoipa::path(get, operation_id = "client_websocket", path = "/api/v1/ws", tag = "tasks", params(WsParams),
     responses((status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn client_ws(

@@ -38,7 +38,7 @@ pub const MAX_SLOTS: u32 = 4_096;
 pub const MAX_AGENTS: usize = 256;
 
 /// The worker WebSocket: remote workers in any language connect here. See docs/protocol.md.
-#[utoipa::path(get, path = "/api/v1/workers/ws", tag = "system", params(WsParams), security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "worker_websocket", path = "/api/v1/workers/ws", tag = "system", params(WsParams), security(("bearer" = [])),
     responses((status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn worker_ws(

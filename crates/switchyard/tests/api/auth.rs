@@ -327,7 +327,13 @@ async fn api_keys_carry_scopes() {
 
 /// A token signed with the server's real key, with chosen claims.
 async fn signed_token(app: &TestApp, claims: Value) -> String {
-    let keys = app.engine().store.get_setting("auth.jwt_keys").await.unwrap().unwrap();
+    let keys = app
+        .engine()
+        .store
+        .get_setting("auth.jwt_keys")
+        .await
+        .unwrap()
+        .unwrap();
     let keys: Value = serde_json::from_str(&keys).unwrap();
     let key = keys.as_array().unwrap().last().unwrap();
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
@@ -339,8 +345,13 @@ async fn signed_token(app: &TestApp, claims: Value) -> String {
 #[tokio::test]
 async fn expired_and_doctored_tokens_are_refused_everywhere() {
     let app = TestApp::spawn().await;
-    let (_, me) = app.call("GET", "/api/v1/auth/me", Some(&app.admin), None).await;
-    let (user, sid) = (me["user"]["id"].as_str().unwrap(), me["session_id"].as_str().unwrap());
+    let (_, me) = app
+        .call("GET", "/api/v1/auth/me", Some(&app.admin), None)
+        .await;
+    let (user, sid) = (
+        me["user"]["id"].as_str().unwrap(),
+        me["session_id"].as_str().unwrap(),
+    );
     let now = switchyard_core::Timestamp::now().millis() / 1000;
     let expired = signed_token(&app, json!({"sub": user, "sid": sid, "role": "admin", "iat": now - 4000, "exp": now - 3600, "iss": "switchyard"})).await;
     let wrong_issuer = signed_token(&app, json!({"sub": user, "sid": sid, "role": "admin", "iat": now, "exp": now + 600, "iss": "evil"})).await;
@@ -352,9 +363,17 @@ async fn expired_and_doctored_tokens_are_refused_everywhere() {
         if PUBLIC.contains(&path.as_str()) {
             continue;
         }
-        for (what, token) in [("expired", &expired), ("wrong issuer", &wrong_issuer), ("unknown session", &no_session)] {
+        for (what, token) in [
+            ("expired", &expired),
+            ("wrong issuer", &wrong_issuer),
+            ("unknown session", &no_session),
+        ] {
             let (status, body) = app.call(&method, &path, Some(token), Some(json!({}))).await;
-            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} with an {what} token: {body}");
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with an {what} token: {body}"
+            );
         }
     }
     let (_, body) = app.call("GET", "/api/v1/tasks", Some(&expired), None).await;
@@ -368,10 +387,16 @@ async fn password_guessing_is_locked_out() {
     let wrong = json!({"email": ADMIN_EMAIL, "password": "not-the-password-1"});
     let mut statuses = Vec::new();
     for _ in 0..8 {
-        let (status, _) = app.call("POST", "/api/v1/auth/login", None, Some(wrong.clone())).await;
+        let (status, _) = app
+            .call("POST", "/api/v1/auth/login", None, Some(wrong.clone()))
+            .await;
         statuses.push(status.as_u16());
     }
-    assert_eq!(&statuses[..5], &[401; 5], "five free failures: {statuses:?}");
+    assert_eq!(
+        &statuses[..5],
+        &[401; 5],
+        "five free failures: {statuses:?}"
+    );
     assert!(statuses[5..].contains(&429), "then a lockout: {statuses:?}");
     let resp = app
         .client
@@ -380,11 +405,26 @@ async fn password_guessing_is_locked_out() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "even the right password waits out the lock");
-    let retry_after: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits out the lock"
+    );
+    let retry_after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=3600).contains(&retry_after));
     tokio::time::sleep(std::time::Duration::from_secs(retry_after + 1)).await;
-    let (status, _) = app.call("POST", "/api/v1/auth/login", None, Some(json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))).await;
+    let (status, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "the lock ends");
     app.stop().await;
 }
@@ -392,50 +432,150 @@ async fn password_guessing_is_locked_out() {
 #[tokio::test]
 async fn admins_manage_users_and_changes_end_sessions() {
     let app = TestApp::spawn().await;
-    let body = json!({"email": "Op@Example.com", "password": "operator-password-1", "role": "operator"});
+    let body =
+        json!({"email": "Op@Example.com", "password": "operator-password-1", "role": "operator"});
     let (status, user) = app.post("/api/v1/users", body.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{user}");
-    assert_eq!((user["email"].as_str(), user["role"].as_str()), (Some("op@example.com"), Some("operator")));
-    assert!(user.get("password_hash").is_none(), "hashes never leave the server");
+    assert_eq!(
+        (user["email"].as_str(), user["role"].as_str()),
+        (Some("op@example.com"), Some("operator"))
+    );
+    assert!(
+        user.get("password_hash").is_none(),
+        "hashes never leave the server"
+    );
     let (status, err) = app.post("/api/v1/users", body).await;
-    assert_eq!((status, error_code(&err)), (StatusCode::CONFLICT, "email_taken"));
+    assert_eq!(
+        (status, error_code(&err)),
+        (StatusCode::CONFLICT, "email_taken")
+    );
     for (password, why) in [("short", "length"), ("QWERTY123456", "common")] {
-        let (status, err) = app.post("/api/v1/users", json!({"email": format!("{why}@x.io"), "password": password, "role": "viewer"})).await;
-        assert_eq!((status, error_code(&err)), (StatusCode::UNPROCESSABLE_ENTITY, "weak_password"), "{why}: {err}");
+        let (status, err) = app
+            .post(
+                "/api/v1/users",
+                json!({"email": format!("{why}@x.io"), "password": password, "role": "viewer"}),
+            )
+            .await;
+        assert_eq!(
+            (status, error_code(&err)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "weak_password"),
+            "{why}: {err}"
+        );
     }
     let op_token = app.login("op@example.com", "operator-password-1").await;
-    let (status, _) = app.call("GET", "/api/v1/users", Some(&op_token), None).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "operators do not manage users");
-    let (_, keys) = app.call("POST", "/api/v1/api-keys", Some(&op_token), Some(json!({"name": "k", "scopes": ["read"]}))).await;
+    let (status, _) = app
+        .call("GET", "/api/v1/users", Some(&op_token), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "operators do not manage users"
+    );
+    let (_, keys) = app
+        .call(
+            "POST",
+            "/api/v1/api-keys",
+            Some(&op_token),
+            Some(json!({"name": "k", "scopes": ["read"]})),
+        )
+        .await;
     let op_key = keys["secret"].as_str().unwrap().to_owned();
     let (status, _) = app.call("GET", "/api/v1/tasks", Some(&op_key), None).await;
     assert_eq!(status, StatusCode::OK);
 
     let id = user["id"].as_str().unwrap();
-    let (status, changed) = app.call("PATCH", &format!("/api/v1/users/{id}"), Some(&app.admin), Some(json!({"role": "viewer"}))).await;
-    assert_eq!((status, changed["role"].as_str()), (StatusCode::OK, Some("viewer")));
-    let (status, _) = app.call("GET", "/api/v1/tasks", Some(&op_token), None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "a role change ends the user's sessions");
+    let (status, changed) = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/users/{id}"),
+            Some(&app.admin),
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
+    assert_eq!(
+        (status, changed["role"].as_str()),
+        (StatusCode::OK, Some("viewer"))
+    );
+    let (status, _) = app
+        .call("GET", "/api/v1/tasks", Some(&op_token), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a role change ends the user's sessions"
+    );
 
-    let (status, _) = app.call("PATCH", &format!("/api/v1/users/{id}"), Some(&app.admin), Some(json!({"disabled": true}))).await;
+    let (status, _) = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/users/{id}"),
+            Some(&app.admin),
+            Some(json!({"disabled": true})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = app.call("POST", "/api/v1/auth/login", None, Some(json!({"email": "op@example.com", "password": "operator-password-1"}))).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "disabled users cannot log in");
+    let (status, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "op@example.com", "password": "operator-password-1"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "disabled users cannot log in"
+    );
     let (status, _) = app.call("GET", "/api/v1/tasks", Some(&op_key), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "nor use their API keys");
 
     let (status, _) = app
-        .call("PATCH", &format!("/api/v1/users/{id}"), Some(&app.admin), Some(json!({"disabled": false, "password": "a-brand-new-password"})))
+        .call(
+            "PATCH",
+            &format!("/api/v1/users/{id}"),
+            Some(&app.admin),
+            Some(json!({"disabled": false, "password": "a-brand-new-password"})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     app.login("op@example.com", "a-brand-new-password").await;
 
     let (_, users) = app.get("/api/v1/users").await;
-    let admin_id = users["items"].as_array().unwrap().iter().find(|u| u["role"] == "admin").unwrap()["id"].as_str().unwrap().to_owned();
-    let (status, err) = app.call("PATCH", &format!("/api/v1/users/{admin_id}"), Some(&app.admin), Some(json!({"role": "operator"}))).await;
-    assert_eq!((status, error_code(&err)), (StatusCode::CONFLICT, "invalid_state"), "the last admin stays");
-    let (status, err) = app.call("PATCH", &format!("/api/v1/users/{}", uuid::Uuid::now_v7()), Some(&app.admin), Some(json!({"disabled": true}))).await;
-    assert_eq!((status, error_code(&err)), (StatusCode::NOT_FOUND, "user_not_found"));
+    let admin_id = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["role"] == "admin")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, err) = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/users/{admin_id}"),
+            Some(&app.admin),
+            Some(json!({"role": "operator"})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&err)),
+        (StatusCode::CONFLICT, "invalid_state"),
+        "the last admin stays"
+    );
+    let (status, err) = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/users/{}", uuid::Uuid::now_v7()),
+            Some(&app.admin),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&err)),
+        (StatusCode::NOT_FOUND, "user_not_found")
+    );
     app.stop().await;
 }
 
@@ -448,14 +588,37 @@ async fn users_list_and_end_their_own_sessions() {
     let items = sessions["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(items.iter().filter(|s| s["current"] == true).count(), 1);
-    let other = items.iter().find(|s| s["current"] == false).unwrap()["id"].as_str().unwrap().to_owned();
+    let other = items.iter().find(|s| s["current"] == false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (_, other_user) = app.user(switchyard_core::auth::Role::Operator).await;
-    let (status, _) = app.call("DELETE", &format!("/api/v1/auth/sessions/{other}"), Some(&other_user), None).await;
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/auth/sessions/{other}"),
+            Some(&other_user),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "not your session");
-    let (status, _) = app.call("DELETE", &format!("/api/v1/auth/sessions/{other}"), Some(&app.admin), None).await;
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/auth/sessions/{other}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = app.call("GET", "/api/v1/auth/me", Some(&second), None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "the ended session's token stops working at once");
+    let (status, _) = app
+        .call("GET", "/api/v1/auth/me", Some(&second), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the ended session's token stops working at once"
+    );
     app.stop().await;
 }
 
@@ -464,8 +627,14 @@ async fn signing_keys_rotate_without_logging_anyone_out() {
     let app = TestApp::spawn().await;
     let before = app.admin.clone();
     app.engine().auth.rotate_signing_key().await.unwrap();
-    let (status, _) = app.call("GET", "/api/v1/auth/me", Some(&before), None).await;
-    assert_eq!(status, StatusCode::OK, "tokens signed with the previous key still verify");
+    let (status, _) = app
+        .call("GET", "/api/v1/auth/me", Some(&before), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "tokens signed with the previous key still verify"
+    );
     let after = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
     assert_ne!(kid(&before), kid(&after), "new tokens use the new key");

@@ -248,9 +248,13 @@ async fn bad_ids_unknown_ids_routes_and_methods() {
     );
     let (status, err) = app.get("/api/v1/tasks?wait=forever").await;
     assert_eq!(
-        status,
-        StatusCode::OK,
-        "unknown query parameters on lists are ignored: {err}"
+        (status, error_code(&err)),
+        (StatusCode::BAD_REQUEST, "invalid_parameter"),
+        "a mistyped query parameter is an error, not silently ignored"
+    );
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("wait"),
+        "the error names the parameter: {err}"
     );
     let (status, err) = app
         .post("/api/v1/tasks?wait=forever", json!({"agent": "echo"}))
@@ -274,6 +278,17 @@ async fn openapi_document_is_served_and_stable() {
         StatusCode::OK,
         "the browsable docs page is served"
     );
+    // Every operation has its own id (code generators require it) and a summary.
+    let mut ids = std::collections::HashSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(ids.insert(id.to_owned()), "operationId {id} is used twice");
+            assert!(op["summary"].is_string(), "{method} {path} is undocumented");
+        }
+    }
     // The contract: any change to routes or schemas shows up in this snapshot.
     insta::assert_json_snapshot!("openapi", doc);
     app.stop().await;

@@ -8,7 +8,7 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Auth, perm};
 
 /// Register an agent.
-#[utoipa::path(post, path = "/api/v1/agents", tag = "agents", request_body = AgentSpec, security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "create_agent", path = "/api/v1/agents", tag = "agents", request_body = AgentSpec, security(("bearer" = [])),
     responses((status = 201, body = Agent), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,

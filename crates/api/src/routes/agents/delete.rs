@@ -6,7 +6,7 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiPath, Auth, perm};
 
 /// Delete an agent. Built-in agents and agents others fall back to cannot be deleted.
-#[utoipa::path(delete, path = "/api/v1/agents/{name}", tag = "agents", params(("name" = String, Path)),
+#[utoipa::path(delete, operation_id = "delete_agent", path = "/api/v1/agents/{name}", tag = "agents", params(("name" = String, Path)),
     security(("bearer" = [])),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete(

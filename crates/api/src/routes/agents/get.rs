@@ -7,7 +7,7 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiPath, Auth, perm};
 
 /// One agent.
-#[utoipa::path(get, path = "/api/v1/agents/{name}", tag = "agents", params(("name" = String, Path)),
+#[utoipa::path(get, operation_id = "get_agent", path = "/api/v1/agents/{name}", tag = "agents", params(("name" = String, Path)),
     security(("bearer" = [])),
     responses((status = 200, body = Agent), (status = 404, body = ErrorBody)))]
 pub async fn get(

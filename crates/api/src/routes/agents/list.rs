@@ -8,7 +8,7 @@ use crate::extract::{Auth, perm};
 use crate::routes::Items;
 
 /// Every registered agent, by name.
-#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "list_agents", path = "/api/v1/agents", tag = "agents", security(("bearer" = [])),
     responses((status = 200, body = Items<Agent>), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,

@@ -11,7 +11,7 @@ use crate::extract::{ApiJson, ApiPath, Auth, perm};
 
 /// Replace an agent's definition (creating it if it does not exist). The name in the
 /// body may be omitted; if given it must match the path.
-#[utoipa::path(put, path = "/api/v1/agents/{name}", tag = "agents", params(("name" = String, Path)),
+#[utoipa::path(put, operation_id = "update_agent", path = "/api/v1/agents/{name}", tag = "agents", params(("name" = String, Path)),
     request_body = AgentSpec, security(("bearer" = [])),
     responses((status = 200, body = Agent), (status = 201, body = Agent), (status = 422, body = ErrorBody)))]
 pub async fn update(

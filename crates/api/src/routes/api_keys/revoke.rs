@@ -7,7 +7,7 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiPath, Auth, perm};
 
 /// Revoke an API key; it stops working at once on every server.
-#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", params(("id" = ApiKeyId, Path)),
+#[utoipa::path(delete, operation_id = "revoke_api_key", path = "/api/v1/api-keys/{id}", tag = "api-keys", params(("id" = ApiKeyId, Path)),
     security(("bearer" = [])),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn revoke(

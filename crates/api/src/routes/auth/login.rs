@@ -29,7 +29,7 @@ pub fn client_info(headers: &HeaderMap, addr: Option<SocketAddr>) -> ClientInfo 
 }
 
 /// Log in with email and password; returns an access token and a refresh token.
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
+#[utoipa::path(post, operation_id = "login", path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
     responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,

@@ -16,7 +16,7 @@ pub struct RefreshBody {
 
 /// Exchange a refresh token for new tokens. The refresh token rotates: the old one is
 /// spent, and presenting it again revokes the session.
-#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshBody,
+#[utoipa::path(post, operation_id = "refresh_tokens", path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshBody,
     responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody)))]
 pub async fn refresh(
     State(state): State<AppState>,

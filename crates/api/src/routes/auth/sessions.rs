@@ -23,9 +23,12 @@ pub struct SessionView {
 }
 
 /// Your sessions (logins), oldest first.
-#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "list_sessions", path = "/api/v1/auth/sessions", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = Items<SessionView>), (status = 401, body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Items<SessionView>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<Items<SessionView>>> {
     let current = auth.session_id();
     let items = state
         .engine
@@ -47,7 +50,7 @@ pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<I
 }
 
 /// End one of your sessions: its tokens stop working at once.
-#[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", tag = "auth", params(("id" = SessionId, Path)),
+#[utoipa::path(delete, operation_id = "delete_session", path = "/api/v1/auth/sessions/{id}", tag = "auth", params(("id" = SessionId, Path)),
     security(("bearer" = [])),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(

@@ -17,7 +17,7 @@ pub struct Ticket {
 
 /// A short-lived, single-use ticket for a WebSocket or event-stream connection (browsers
 /// cannot set headers on those).
-#[utoipa::path(post, path = "/api/v1/auth/ws-ticket", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "create_ws_ticket", path = "/api/v1/auth/ws-ticket", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = Ticket), (status = 401, body = ErrorBody)))]
 pub async fn ws_ticket(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Ticket>> {
     let (ticket, expires_in) = state.engine.auth.issue_ticket(&auth).await?;

@@ -19,7 +19,7 @@ pub struct BatchBody {
 
 /// Submit many tasks in one transaction: all are accepted or none. A validation error
 /// lists each rejected item by its index.
-#[utoipa::path(post, path = "/api/v1/tasks/batch", tag = "tasks", request_body = BatchBody,
+#[utoipa::path(post, operation_id = "submit_task_batch", path = "/api/v1/tasks/batch", tag = "tasks", request_body = BatchBody,
     security(("bearer" = [])),
     responses((status = 201, body = Items<Task>), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn batch(

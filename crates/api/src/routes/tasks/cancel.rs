@@ -10,7 +10,7 @@ use crate::extract::{ApiPath, Auth, perm};
 
 /// Cancel a task. A waiting task is cancelled at once (`200`); a running one is asked to
 /// stop (`202`, `cancel_requested: true`) and is forced after the grace period.
-#[utoipa::path(post, path = "/api/v1/tasks/{id}/cancel", tag = "tasks", params(("id" = TaskId, Path)),
+#[utoipa::path(post, operation_id = "cancel_task", path = "/api/v1/tasks/{id}/cancel", tag = "tasks", params(("id" = TaskId, Path)),
     security(("bearer" = [])),
     responses((status = 200, body = Task), (status = 202, body = Task), (status = 404, body = ErrorBody),
         (status = 409, description = "Already finished", body = ErrorBody)))]

@@ -13,15 +13,20 @@ use crate::sse::follow_task;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct EventParams {
     /// Resume after this sequence number (same as the `Last-Event-ID` header).
     pub since: Option<u64>,
+    /// A single-use ticket from `POST /api/v1/auth/ws-ticket`, for clients that cannot
+    /// send an `Authorization` header (browsers' `EventSource`). Read by the `Auth` extractor.
+    #[serde(rename = "ticket")]
+    pub _ticket: Option<String>,
 }
 
 /// Follow a task live (Server-Sent Events): its current state first (or, resuming, what
 /// was missed), then every event until the final one. Each event's SSE id is its
 /// sequence number.
-#[utoipa::path(get, path = "/api/v1/tasks/{id}/events", tag = "tasks",
+#[utoipa::path(get, operation_id = "follow_task_events", path = "/api/v1/tasks/{id}/events", tag = "tasks",
     params(("id" = TaskId, Path), EventParams), security(("bearer" = [])),
     responses((status = 200, content_type = "text/event-stream", description = "A stream of task events"),
         (status = 404, body = ErrorBody)))]

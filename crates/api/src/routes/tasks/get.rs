@@ -8,7 +8,7 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiPath, Auth, perm};
 
 /// A task with its attempts.
-#[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "tasks", params(("id" = TaskId, Path)),
+#[utoipa::path(get, operation_id = "get_task", path = "/api/v1/tasks/{id}", tag = "tasks", params(("id" = TaskId, Path)),
     security(("bearer" = [])),
     responses((status = 200, body = Task), (status = 404, body = ErrorBody)))]
 pub async fn get(

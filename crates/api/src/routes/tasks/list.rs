@@ -14,6 +14,7 @@ pub const DEFAULT_LIMIT: u32 = 50;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ListParams {
     pub agent: Option<String>,
     /// One status or several, comma-separated (`queued,running`).
@@ -38,7 +39,7 @@ pub struct TaskPage {
 }
 
 /// Tasks you may see, newest first, with filters and cursor pagination.
-#[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", params(ListParams), security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "list_tasks", path = "/api/v1/tasks", tag = "tasks", params(ListParams), security(("bearer" = [])),
     responses((status = 200, body = TaskPage), (status = 400, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,

@@ -12,6 +12,7 @@ use crate::routes::Items;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct LogParams {
     /// Only lines after this sequence number.
     pub after: Option<u64>,
@@ -29,7 +30,7 @@ pub struct LogLine {
 }
 
 /// The log lines a task's agent wrote, oldest first.
-#[utoipa::path(get, path = "/api/v1/tasks/{id}/logs", tag = "tasks", params(("id" = TaskId, Path), LogParams),
+#[utoipa::path(get, operation_id = "list_task_logs", path = "/api/v1/tasks/{id}/logs", tag = "tasks", params(("id" = TaskId, Path), LogParams),
     security(("bearer" = [])),
     responses((status = 200, body = Items<LogLine>), (status = 404, body = ErrorBody)))]
 pub async fn logs(

@@ -8,7 +8,7 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiPath, Auth, perm};
 
 /// Replay a dead, failed or cancelled task: back to the queue with a fresh attempt budget.
-#[utoipa::path(post, path = "/api/v1/tasks/{id}/retry", tag = "tasks", params(("id" = TaskId, Path)),
+#[utoipa::path(post, operation_id = "retry_task", path = "/api/v1/tasks/{id}/retry", tag = "tasks", params(("id" = TaskId, Path)),
     security(("bearer" = [])),
     responses((status = 200, body = Task), (status = 404, body = ErrorBody),
         (status = 409, description = "Not in a replayable state", body = ErrorBody)))]

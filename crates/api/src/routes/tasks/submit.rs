@@ -41,6 +41,8 @@ fn empty_object() -> Value {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct SubmitParams {
     /// Wait up to this long for the task to finish: `10s`, `500ms`, `1m`, or seconds.
     pub wait: Option<String>,
@@ -115,7 +117,7 @@ impl SubmitBody {
 /// Submit a task. `201` when created; `200` when an idempotency key matched an existing
 /// task. With `?wait=`, answers when the task finishes, or `202` if it is still running
 /// when the wait ends.
-#[utoipa::path(post, path = "/api/v1/tasks", tag = "tasks", request_body = SubmitBody, params(SubmitParams),
+#[utoipa::path(post, operation_id = "submit_task", path = "/api/v1/tasks", tag = "tasks", request_body = SubmitBody, params(SubmitParams),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created (and, with `wait`, finished)", body = Task),

@@ -19,7 +19,7 @@ pub struct CreateUserBody {
 }
 
 /// Create a user (admins only).
-#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUserBody, security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "create_user", path = "/api/v1/users", tag = "users", request_body = CreateUserBody, security(("bearer" = [])),
     responses((status = 201, body = User), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn create(
@@ -27,6 +27,10 @@ pub async fn create(
     auth: Auth<perm::ManageUsers>,
     ApiJson(body): ApiJson<CreateUserBody>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
-    let user = state.engine.auth.create_user(&auth, &body.email, &body.password, body.role).await?;
+    let user = state
+        .engine
+        .auth
+        .create_user(&auth, &body.email, &body.password, body.role)
+        .await?;
     Ok((StatusCode::CREATED, Json(user)))
 }

@@ -8,8 +8,13 @@ use crate::extract::{Auth, perm};
 use crate::routes::Items;
 
 /// Every user (admins only).
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "list_users", path = "/api/v1/users", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = Items<User>), (status = 403, body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, auth: Auth<perm::ManageUsers>) -> ApiResult<Json<Items<User>>> {
-    Ok(Json(Items { items: state.engine.auth.list_users(&auth).await? }))
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth<perm::ManageUsers>,
+) -> ApiResult<Json<Items<User>>> {
+    Ok(Json(Items {
+        items: state.engine.auth.list_users(&auth).await?,
+    }))
 }

@@ -21,7 +21,7 @@ pub struct UpdateUserBody {
 
 /// Change a user's role, disable or enable them, or reset their password (admins only).
 /// Any change ends the user's sessions; the last active admin cannot be demoted or disabled.
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = UserId, Path)),
+#[utoipa::path(patch, operation_id = "update_user", path = "/api/v1/users/{id}", tag = "users", params(("id" = UserId, Path)),
     request_body = UpdateUserBody, security(("bearer" = [])),
     responses((status = 200, body = User), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
@@ -31,6 +31,12 @@ pub async fn update(
     ApiPath(id): ApiPath<UserId>,
     ApiJson(body): ApiJson<UpdateUserBody>,
 ) -> ApiResult<Json<User>> {
-    let update = UserUpdate { role: body.role, disabled: body.disabled, password: body.password };
-    Ok(Json(state.engine.auth.update_user(&auth, id, update).await?))
+    let update = UserUpdate {
+        role: body.role,
+        disabled: body.disabled,
+        password: body.password,
+    };
+    Ok(Json(
+        state.engine.auth.update_user(&auth, id, update).await?,
+    ))
 }
