@@ -247,7 +247,13 @@ impl AgentRegistry {
     ) -> Result<Agent> {
         require(principal, Permission::Work)?;
         match self.store.get_agent(&declared.name).await? {
-            None => self.install(declared).await,
+            // Two workers declaring a new agent at once: the loser updates the winner's row.
+            None => match self.install(declared.clone()).await {
+                Err(e) if e.code == ErrorCode::AgentExists => {
+                    Box::pin(self.declare_remote(principal, declared)).await
+                }
+                other => other,
+            },
             Some(existing) if existing.spec.kind != AgentKind::Remote => Err(Error::new(
                 ErrorCode::InvalidAgent,
                 format!(

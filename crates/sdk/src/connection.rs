@@ -59,25 +59,29 @@ pub(crate) async fn run(
     let reconnecting = async {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match session(&builder, &url, &stop).await {
+            let why = match session(&builder, &url, &stop).await {
                 Ok(End::Stopped) => return Ok(()),
-                Ok(End::Lost(why)) | Err(SdkError::Connection(why)) => {
-                    if stop.is_cancelled() {
-                        return Ok(());
-                    }
-                    // Full jitter, like the server's retries.
-                    let pause = backoff
-                        .mul_f64(rand::random::<f64>())
-                        .max(Duration::from_millis(50));
-                    tracing::warn!(reason = %why, retry_in_ms = pause.as_millis() as u64, "worker disconnected; reconnecting");
-                    tokio::select! {
-                        _ = tokio::time::sleep(pause) => {}
-                        _ = stop.cancelled() => return Ok(()),
-                    }
-                    backoff = (backoff * 2).min(builder.max_backoff);
+                Ok(End::Lost(why)) => {
+                    // The session was up: start the backoff over.
+                    backoff = Duration::from_millis(100);
+                    why
                 }
+                Err(SdkError::Connection(why)) => why,
                 Err(fatal) => return Err(fatal),
+            };
+            if stop.is_cancelled() {
+                return Ok(());
             }
+            // Full jitter, like the server's retries.
+            let pause = backoff
+                .mul_f64(rand::random::<f64>())
+                .max(Duration::from_millis(50));
+            tracing::warn!(reason = %why, retry_in_ms = pause.as_millis() as u64, "worker disconnected; reconnecting");
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.cancelled() => return Ok(()),
+            }
+            backoff = (backoff * 2).min(builder.max_backoff);
         }
     };
     tokio::select! {
@@ -140,6 +144,13 @@ async fn session(
             })) => {
                 tracing::info!(%worker_id, name = %builder.name, "connected");
                 heartbeat_ms
+            }
+            // A server-side hiccup (database restarting, overload) is worth another try;
+            // a refusal of this worker's credentials or declarations is not.
+            Ok(Some(ServerMessage::Error { code, message }))
+                if matches!(code.as_str(), "internal" | "unavailable" | "rate_limited") =>
+            {
+                return Err(SdkError::Connection(format!("{code}: {message}")));
             }
             Ok(Some(ServerMessage::Error { code, message })) => {
                 return Err(SdkError::Refused { code, message });

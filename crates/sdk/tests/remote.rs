@@ -22,7 +22,7 @@ impl WorkerProcess {
             .env("WORKER_NAME", name)
             .env("WORKER_SLOTS", slots.to_string())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()
             .expect("the example worker starts");
         WorkerProcess(child)
