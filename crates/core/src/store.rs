@@ -537,11 +537,17 @@ pub struct PoolStats {
 pub trait MonitoringStore: Send + Sync {
     /// Adds counter deltas and histogram bucket counts to the one-minute bucket starting
     /// at `bucket_start`. Every process adds its own; the stored value is their sum.
-    async fn add_metric_points(&self, bucket_start: Timestamp, points: &[MetricPoint])
-    -> Result<()>;
+    async fn add_metric_points(
+        &self,
+        bucket_start: Timestamp,
+        points: &[MetricPoint],
+    ) -> Result<()>;
     /// Sets gauge samples of the one-minute bucket (the latest sample wins).
-    async fn set_metric_gauges(&self, bucket_start: Timestamp, points: &[MetricPoint])
-    -> Result<()>;
+    async fn set_metric_gauges(
+        &self,
+        bucket_start: Timestamp,
+        points: &[MetricPoint],
+    ) -> Result<()>;
     /// Stored rows of the given metrics in `[from, to)`, oldest first.
     async fn metric_rows(&self, query: &MetricRowQuery) -> Result<Vec<MetricRow>>;
     /// Folds one-minute buckets that start before `before` into one-hour buckets (sums;

@@ -46,6 +46,26 @@ struct ConsumerState {
     in_use: AtomicU32,
     draining: AtomicBool,
     tx: mpsc::UnboundedSender<Vec<ClaimedTask>>,
+    /// When this consumer last got a claim, to coalesce small ones under load.
+    last_claim: parking_lot::Mutex<std::time::Instant>,
+}
+
+/// Under load, a busy consumer waits until it can take a batch this big (or until
+/// [`COALESCE`] passed), so claims stay large instead of one transaction per freed slot.
+fn min_batch(slots: u32) -> u32 {
+    (slots / 8).clamp(1, 64)
+}
+
+/// The longest a busy consumer with free slots waits to fill a batch.
+const COALESCE: Duration = Duration::from_millis(2);
+
+/// What a dispatch round found.
+#[derive(Default)]
+struct RoundOutcome {
+    /// Some claim came back full: more work is likely waiting.
+    more: bool,
+    /// Some consumer deferred a small claim: look again within [`COALESCE`].
+    deferred: bool,
 }
 
 impl ConsumerState {
@@ -141,6 +161,7 @@ pub struct Dispatcher {
     next_at: Mutex<Option<Timestamp>>,
     wake: Notify,
     rotate: AtomicUsize,
+    metrics: Arc<crate::monitoring::Metrics>,
 }
 
 impl Dispatcher {
@@ -150,6 +171,7 @@ impl Dispatcher {
         agents: Arc<AgentRegistry>,
         lease_ms: u64,
         poll_interval_ms: u64,
+        metrics: Arc<crate::monitoring::Metrics>,
     ) -> Arc<Self> {
         Arc::new(Dispatcher {
             store,
@@ -162,6 +184,7 @@ impl Dispatcher {
             next_at: Mutex::new(None),
             wake: Notify::new(),
             rotate: AtomicUsize::new(0),
+            metrics,
         })
     }
 
@@ -172,6 +195,7 @@ impl Dispatcher {
             in_use: AtomicU32::new(0),
             draining: AtomicBool::new(false),
             tx,
+            last_claim: parking_lot::Mutex::new(std::time::Instant::now()),
         });
         self.consumers.write().push(state.clone());
         self.mark_all_ready();
@@ -222,18 +246,26 @@ impl Dispatcher {
         served.then_some(entry.spec().concurrency)
     }
 
-    /// One pass over the consumers. Returns whether more work is likely waiting.
-    async fn round(&self) -> bool {
+    /// One pass over the consumers.
+    async fn round(&self) -> RoundOutcome {
         let consumers: Vec<Arc<ConsumerState>> = self.consumers.read().clone();
+        let mut outcome = RoundOutcome::default();
         if consumers.is_empty() {
-            return false;
+            return outcome;
         }
         let start = self.rotate.fetch_add(1, Ordering::Relaxed);
-        let mut more = false;
         for i in 0..consumers.len() {
             let consumer = &consumers[(start + i) % consumers.len()];
             let free = consumer.free();
             if free == 0 {
+                continue;
+            }
+            let busy = consumer.in_use.load(Ordering::Relaxed) > 0;
+            if busy
+                && free < min_batch(consumer.config.slots)
+                && consumer.last_claim.lock().elapsed() < COALESCE
+            {
+                outcome.deferred = true;
                 continue;
             }
             let candidates: Vec<(String, u64, Option<u32>)> = {
@@ -265,13 +297,18 @@ impl Dispatcher {
                     .collect(),
             };
             let claimed = match self.store.claim_tasks(&request).await {
-                Ok(c) => c,
+                Ok(c) => {
+                    self.metrics.claimed(&c);
+                    c
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "claiming tasks failed");
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    return true;
+                    outcome.more = true;
+                    return outcome;
                 }
             };
+            *consumer.last_claim.lock() = std::time::Instant::now();
             let mut per_agent: HashMap<&str, u32> = HashMap::new();
             for c in &claimed {
                 *per_agent.entry(c.agent.as_str()).or_default() += 1;
@@ -286,7 +323,7 @@ impl Dispatcher {
                             dirty.remove(agent);
                         }
                     } else {
-                        more = true;
+                        outcome.more = true;
                     }
                 }
             }
@@ -305,7 +342,7 @@ impl Dispatcher {
                 }
             }
         }
-        more
+        outcome
     }
 
     /// Runs until `shutdown`, fed by bus wake-ups.
@@ -343,7 +380,8 @@ impl Dispatcher {
             if shutdown.is_cancelled() {
                 break;
             }
-            if self.round().await {
+            let outcome = self.round().await;
+            if outcome.more {
                 tokio::task::yield_now().await;
                 continue;
             }
@@ -351,7 +389,10 @@ impl Dispatcher {
             let timer = *self.next_at.lock();
             let until_timer = timer.map(|t| Duration::from_millis(t.since(now)));
             let poll_in = next_poll.saturating_duration_since(tokio::time::Instant::now());
-            let sleep_for = until_timer.map_or(poll_in, |t| t.min(poll_in));
+            let mut sleep_for = until_timer.map_or(poll_in, |t| t.min(poll_in));
+            if outcome.deferred {
+                sleep_for = sleep_for.min(COALESCE);
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.wake.notified() => {}

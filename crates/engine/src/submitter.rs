@@ -12,6 +12,7 @@ use switchyard_core::store::{NewTask, Store, Submitted, Transition};
 use switchyard_core::{Error, Result, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::monitoring::Metrics;
 use crate::publish::announce;
 
 struct Pending {
@@ -30,9 +31,17 @@ impl Submitter {
         bus: Arc<dyn EventBus>,
         idempotency_window_ms: u64,
         max_batch: usize,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(4_096);
-        tokio::spawn(run(rx, store, bus, idempotency_window_ms, max_batch.max(1)));
+        tokio::spawn(run(
+            rx,
+            store,
+            bus,
+            idempotency_window_ms,
+            max_batch.max(1),
+            metrics,
+        ));
         Submitter { tx }
     }
 
@@ -54,6 +63,7 @@ async fn run(
     bus: Arc<dyn EventBus>,
     idempotency_window_ms: u64,
     max_batch: usize,
+    metrics: Arc<Metrics>,
 ) {
     let mut carry: Option<Pending> = None;
     loop {
@@ -79,7 +89,7 @@ async fn run(
                 Err(_) => break,
             }
         }
-        commit(&store, &bus, group, idempotency_window_ms).await;
+        commit(&store, &bus, group, idempotency_window_ms, &metrics).await;
     }
 }
 
@@ -88,6 +98,7 @@ async fn commit(
     bus: &Arc<dyn EventBus>,
     group: Vec<Pending>,
     window_ms: u64,
+    metrics: &Metrics,
 ) {
     let now = Timestamp::now();
     let counts: Vec<usize> = group.iter().map(|p| p.tasks.len()).collect();
@@ -97,6 +108,7 @@ async fn commit(
     let since = now.minus_ms(window_ms);
     match store.insert_tasks(batch, since).await {
         Ok(results) => {
+            metrics.submitted(&results);
             let transitions = results
                 .iter()
                 .filter_map(|s| match s {

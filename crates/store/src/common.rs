@@ -1,8 +1,8 @@
 //! The parts of the `Store` implementation that are the same on every backend, written
 //! once and instantiated per backend by [`impl_store_common!`].
 //!
-//! A backend provides two pools (`writer()` for writes and reads of its own writes,
-//! `reader()` for read-heavy queries) and a handful of dialect-specific batch methods
+//! A backend provides pools (`writer()` for writes, `fresh_reader()` for reads that must
+//! see every committed write, `reader()` for read-heavy queries that may lag) and a handful of dialect-specific batch methods
 //! (`insert_batch`, `claim_agent`, `complete_batch`, `reserve_seqs`, `insert_logs`,
 //! `attempts_for`, `list_rows`, `lock_agent`), and gets everything else from here.
 
@@ -46,7 +46,7 @@ macro_rules! impl_store_common {
                 if batch.is_empty() {
                     return Ok(Vec::new());
                 }
-                let mut tx = self.writer().begin().await.map_err(db_err("begin insert"))?;
+                let mut tx = self.begin_write(true).await?;
                 for t in batch.iter().filter(|t| t.idempotency_key.is_some()) {
                     sqlx::query(sql!("common", "clear_stale_idempotency"))
                         .bind(t.owner_id.map(|u| u.0))
@@ -82,7 +82,7 @@ macro_rules! impl_store_common {
             }
 
             async fn get_task(&self, id: TaskId) -> Result<Option<Task>> {
-                let mut conn = self.writer().acquire().await.map_err(db_err("acquire"))?;
+                let mut conn = self.fresh_reader().acquire().await.map_err(db_err("acquire"))?;
                 Self::read_task(&mut *conn, id).await
             }
 
@@ -103,7 +103,7 @@ macro_rules! impl_store_common {
             }
 
             async fn claim_tasks(&self, request: &ClaimRequest) -> Result<Vec<ClaimedTask>> {
-                let mut tx = self.writer().begin().await.map_err(db_err("begin claim"))?;
+                let mut tx = self.begin_write(false).await?;
                 let mut claimed = Vec::new();
                 for demand in request.demands.iter().filter(|d| d.max > 0) {
                     let mut limit = i64::from(demand.max);
@@ -130,7 +130,7 @@ macro_rules! impl_store_common {
                 if batch.is_empty() {
                     return Ok(CompletionResult::default());
                 }
-                let mut tx = self.writer().begin().await.map_err(db_err("begin complete"))?;
+                let mut tx = self.begin_write(false).await?;
                 let done = self.complete_batch(&mut tx, batch::completions_json(&batch)).await?;
                 let by_id: HashMap<TaskId, &Completion> = batch.iter().map(|c| (c.task_id, c)).collect();
                 let mut transitions = Vec::with_capacity(done.len() + 1);
@@ -157,7 +157,7 @@ macro_rules! impl_store_common {
                     return Ok(Vec::new());
                 }
                 let (request, groups) = batch::seq_requests(&drafts);
-                let mut tx = self.writer().begin().await.map_err(db_err("begin events"))?;
+                let mut tx = self.begin_write(false).await?;
                 let reserved = self.reserve_seqs(&mut tx, request).await?;
                 let wanted: HashMap<(TaskId, u32), u64> = groups.iter().map(|(id, a, n)| ((*id, *a), *n)).collect();
                 // Per running attempt: the next seq to hand out, and who to attribute events to.
@@ -229,7 +229,7 @@ macro_rules! impl_store_common {
                 let rows = sqlx::query(sql!("common", "expired_leases"))
                     .bind(now.millis())
                     .bind(i64::from(limit))
-                    .fetch_all(self.writer())
+                    .fetch_all(self.fresh_reader())
                     .await
                     .map_err(db_err("expired leases"))?;
                 rows.iter().map(rows::lease).collect()
@@ -239,7 +239,7 @@ macro_rules! impl_store_common {
                 let rows = sqlx::query(sql!("common", "running_tasks"))
                     .bind(worker_id.map(|w| w.0))
                     .bind(i64::from(limit))
-                    .fetch_all(self.writer())
+                    .fetch_all(self.fresh_reader())
                     .await
                     .map_err(db_err("running tasks"))?;
                 rows.iter().map(rows::lease).collect()
@@ -249,14 +249,14 @@ macro_rules! impl_store_common {
                 let rows = sqlx::query(sql!("common", "overdue_cancellations"))
                     .bind(requested_before.millis())
                     .bind(i64::from(limit))
-                    .fetch_all(self.writer())
+                    .fetch_all(self.fresh_reader())
                     .await
                     .map_err(db_err("overdue cancellations"))?;
                 rows.iter().map(rows::lease).collect()
             }
 
             async fn cancel_task(&self, id: TaskId, now: Timestamp) -> Result<CancelOutcome> {
-                let mut tx = self.writer().begin().await.map_err(db_err("begin cancel"))?;
+                let mut tx = self.begin_write(true).await?;
                 let error = TaskError::permanent(
                     switchyard_core::task::codes::CANCELLED,
                     "cancelled before it ran",
@@ -302,7 +302,7 @@ macro_rules! impl_store_common {
             }
 
             async fn replay_task(&self, id: TaskId, now: Timestamp) -> Result<Option<Transition>> {
-                let mut tx = self.writer().begin().await.map_err(db_err("begin replay"))?;
+                let mut tx = self.begin_write(true).await?;
                 let row = sqlx::query(sql!("common", "replay_task"))
                     .bind(id.0)
                     .bind(now.millis())
@@ -354,7 +354,7 @@ macro_rules! impl_store_common {
             async fn ready_agents(&self, now: Timestamp) -> Result<Vec<String>> {
                 sqlx::query_scalar(sql!("common", "ready_agents"))
                     .bind(now.millis())
-                    .fetch_all(self.writer())
+                    .fetch_all(self.fresh_reader())
                     .await
                     .map_err(db_err("ready agents"))
             }
@@ -362,7 +362,7 @@ macro_rules! impl_store_common {
             async fn next_run_at(&self, now: Timestamp) -> Result<Option<Timestamp>> {
                 let next: Option<i64> = sqlx::query_scalar(sql!("common", "next_run_at"))
                     .bind(now.millis())
-                    .fetch_one(self.writer())
+                    .fetch_one(self.fresh_reader())
                     .await
                     .map_err(db_err("next run_at"))?;
                 Ok(next.map(Timestamp::from_millis))
@@ -455,22 +455,24 @@ macro_rules! impl_store_common {
         impl AgentStore for $store {
             async fn put_agent(&self, agent: &Agent) -> Result<()> {
                 let spec = serde_json::to_string(&agent.spec).map_err(|e| Error::internal("encode agent", e))?;
+                let mut tx = self.begin_write(true).await?;
                 sqlx::query(sql!("common", "put_agent"))
                     .bind(&agent.spec.name)
                     .bind(spec)
                     .bind(agent.builtin)
                     .bind(agent.created_at.millis())
                     .bind(agent.updated_at.millis())
-                    .execute(self.writer())
+                    .execute(&mut *tx)
                     .await
                     .map_err(db_err("put agent"))?;
+                tx.commit().await.map_err(db_err("commit agent"))?;
                 Ok(())
             }
 
             async fn get_agent(&self, name: &str) -> Result<Option<Agent>> {
                 let row = sqlx::query(sql!("common", "get_agent"))
                     .bind(name)
-                    .fetch_optional(self.writer())
+                    .fetch_optional(self.fresh_reader())
                     .await
                     .map_err(db_err("get agent"))?;
                 row.as_ref().map(rows::agent).transpose()
@@ -478,18 +480,20 @@ macro_rules! impl_store_common {
 
             async fn list_agents(&self) -> Result<Vec<Agent>> {
                 let rows = sqlx::query(sql!("common", "list_agents"))
-                    .fetch_all(self.writer())
+                    .fetch_all(self.fresh_reader())
                     .await
                     .map_err(db_err("list agents"))?;
                 rows.iter().map(rows::agent).collect()
             }
 
             async fn delete_agent(&self, name: &str) -> Result<bool> {
+                let mut tx = self.begin_write(true).await?;
                 let done = sqlx::query(sql!("common", "delete_agent"))
                     .bind(name)
-                    .execute(self.writer())
+                    .execute(&mut *tx)
                     .await
                     .map_err(db_err("delete agent"))?;
+                tx.commit().await.map_err(db_err("commit agent"))?;
                 Ok(done.rows_affected() > 0)
             }
         }
@@ -497,23 +501,27 @@ macro_rules! impl_store_common {
         #[async_trait]
         impl IdentityStore for $store {
             async fn create_user(&self, user: NewUser) -> Result<User> {
+                let mut tx = self.begin_write(true).await?;
                 let result = sqlx::query(sql!("common", "create_user"))
                     .bind(user.id.0)
                     .bind(&user.email)
                     .bind(&user.password_hash)
                     .bind(user.role.as_str())
                     .bind(user.created_at.millis())
-                    .execute(self.writer())
+                    .execute(&mut *tx)
                     .await;
                 match result {
-                    Ok(_) => Ok(User {
+                    Ok(_) => {
+                        tx.commit().await.map_err(db_err("commit user"))?;
+                        Ok(User {
                         id: user.id,
                         email: user.email,
                         role: user.role,
                         disabled: false,
                         created_at: user.created_at,
                         updated_at: user.created_at,
-                    }),
+                    })
+                    }
                     Err(e) if is_unique_violation(&e) => Err(Error::new(
                         ErrorCode::EmailTaken,
                         format!("a user with email {} already exists", user.email),
@@ -525,7 +533,7 @@ macro_rules! impl_store_common {
             async fn get_user(&self, id: UserId) -> Result<Option<User>> {
                 let row = sqlx::query(sql!("common", "get_user"))
                     .bind(id.0)
-                    .fetch_optional(self.writer())
+                    .fetch_optional(self.fresh_reader())
                     .await
                     .map_err(db_err("get user"))?;
                 Ok(row.as_ref().map(rows::user).transpose()?.map(|(u, _)| u))
@@ -534,7 +542,7 @@ macro_rules! impl_store_common {
             async fn user_by_email(&self, email: &str) -> Result<Option<(User, String)>> {
                 let row = sqlx::query(sql!("common", "user_by_email"))
                     .bind(email)
-                    .fetch_optional(self.writer())
+                    .fetch_optional(self.fresh_reader())
                     .await
                     .map_err(db_err("user by email"))?;
                 row.as_ref().map(rows::user).transpose()
@@ -549,21 +557,23 @@ macro_rules! impl_store_common {
             }
 
             async fn update_user(&self, id: UserId, patch: UserPatch, now: Timestamp) -> Result<Option<User>> {
+                let mut tx = self.begin_write(true).await?;
                 let row = sqlx::query(sql!("common", "update_user"))
                     .bind(id.0)
                     .bind(patch.role.map(|r| r.as_str()))
                     .bind(patch.disabled)
                     .bind(patch.password_hash)
                     .bind(now.millis())
-                    .fetch_optional(self.writer())
+                    .fetch_optional(&mut *tx)
                     .await
                     .map_err(db_err("update user"))?;
+                tx.commit().await.map_err(db_err("commit user"))?;
                 Ok(row.as_ref().map(rows::user).transpose()?.map(|(u, _)| u))
             }
 
             async fn count_users(&self) -> Result<u64> {
                 let n: i64 = sqlx::query_scalar(sql!("common", "count_users"))
-                    .fetch_one(self.writer())
+                    .fetch_one(self.fresh_reader())
                     .await
                     .map_err(db_err("count users"))?;
                 Ok(n as u64)
@@ -571,6 +581,7 @@ macro_rules! impl_store_common {
 
             async fn create_api_key(&self, key: NewApiKey) -> Result<()> {
                 let scopes = serde_json::to_string(&key.key.scopes).map_err(|e| Error::internal("encode scopes", e))?;
+                let mut tx = self.begin_write(true).await?;
                 sqlx::query(sql!("common", "create_api_key"))
                     .bind(key.key.id.0)
                     .bind(key.key.user_id.0)
@@ -580,16 +591,17 @@ macro_rules! impl_store_common {
                     .bind(scopes)
                     .bind(key.key.created_at.millis())
                     .bind(key.key.expires_at.map(Timestamp::millis))
-                    .execute(self.writer())
+                    .execute(&mut *tx)
                     .await
                     .map_err(db_err("create api key"))?;
+                tx.commit().await.map_err(db_err("commit"))?;
                 Ok(())
             }
 
             async fn api_key_by_hash(&self, secret_hash: &str) -> Result<Option<ApiKey>> {
                 let row = sqlx::query(sql!("common", "api_key_by_hash"))
                     .bind(secret_hash)
-                    .fetch_optional(self.writer())
+                    .fetch_optional(self.fresh_reader())
                     .await
                     .map_err(db_err("api key by hash"))?;
                 row.as_ref().map(rows::api_key).transpose()
@@ -598,20 +610,22 @@ macro_rules! impl_store_common {
             async fn list_api_keys(&self, user: Option<UserId>) -> Result<Vec<ApiKey>> {
                 let rows = sqlx::query(sql!("common", "list_api_keys"))
                     .bind(user.map(|u| u.0))
-                    .fetch_all(self.writer())
+                    .fetch_all(self.fresh_reader())
                     .await
                     .map_err(db_err("list api keys"))?;
                 rows.iter().map(rows::api_key).collect()
             }
 
             async fn revoke_api_key(&self, id: ApiKeyId, user: Option<UserId>, now: Timestamp) -> Result<bool> {
+                let mut tx = self.begin_write(true).await?;
                 let done = sqlx::query(sql!("common", "revoke_api_key"))
                     .bind(id.0)
                     .bind(user.map(|u| u.0))
                     .bind(now.millis())
-                    .execute(self.writer())
+                    .execute(&mut *tx)
                     .await
                     .map_err(db_err("revoke api key"))?;
+                tx.commit().await.map_err(db_err("commit"))?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -699,7 +713,7 @@ macro_rules! impl_store_common {
                 let row = sqlx::query(sql!("common", "get_session"))
                     .bind(id.0)
                     .bind(now.millis())
-                    .fetch_optional(self.writer())
+                    .fetch_optional(self.fresh_reader())
                     .await
                     .map_err(db_err("get session"))?;
                 row.as_ref().map(rows::session).transpose()
@@ -718,7 +732,7 @@ macro_rules! impl_store_common {
                 let rows = sqlx::query(sql!("common", "list_sessions"))
                     .bind(user.0)
                     .bind(now.millis())
-                    .fetch_all(self.writer())
+                    .fetch_all(self.fresh_reader())
                     .await
                     .map_err(db_err("list sessions"))?;
                 rows.iter().map(rows::session).collect()
@@ -733,7 +747,7 @@ macro_rules! impl_store_common {
                 now: Timestamp,
             ) -> Result<switchyard_core::auth::RefreshOutcome> {
                 use switchyard_core::auth::RefreshOutcome;
-                let mut tx = self.writer().begin().await.map_err(db_err("begin refresh"))?;
+                let mut tx = self.begin_write(true).await?;
                 let row = sqlx::query(sql!($dialect, "lock_session"))
                     .bind(id.0)
                     .fetch_optional(&mut *tx)
@@ -783,30 +797,34 @@ macro_rules! impl_store_common {
             async fn get_setting(&self, key: &str) -> Result<Option<String>> {
                 sqlx::query_scalar(sql!("common", "get_setting"))
                     .bind(key)
-                    .fetch_optional(self.writer())
+                    .fetch_optional(self.fresh_reader())
                     .await
                     .map_err(db_err("get setting"))
             }
 
             async fn init_setting(&self, key: &str, value: &str) -> Result<String> {
+                let mut tx = self.begin_write(true).await?;
                 sqlx::query(sql!("common", "init_setting"))
                     .bind(key)
                     .bind(value)
-                    .execute(self.writer())
+                    .execute(&mut *tx)
                     .await
                     .map_err(db_err("init setting"))?;
+                tx.commit().await.map_err(db_err("commit"))?;
                 self.get_setting(key)
                     .await?
                     .ok_or_else(|| Error::internal_msg(format!("setting {key} vanished")))
             }
 
             async fn put_setting(&self, key: &str, value: &str) -> Result<()> {
+                let mut tx = self.begin_write(true).await?;
                 sqlx::query(sql!("common", "put_setting"))
                     .bind(key)
                     .bind(value)
-                    .execute(self.writer())
+                    .execute(&mut *tx)
                     .await
                     .map_err(db_err("put setting"))?;
+                tx.commit().await.map_err(db_err("commit"))?;
                 Ok(())
             }
         }

@@ -128,8 +128,22 @@ impl PgStore {
         &self.writer
     }
 
+    /// A write transaction on the primary. Every commit is durable (`synchronous_commit`
+    /// stays on), so `durable` makes no difference here.
+    async fn begin_write(
+        &self,
+        _durable: bool,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.writer.begin().await.map_err(db_err("begin"))
+    }
+
     fn reader(&self) -> &PgPool {
         &self.reader
+    }
+
+    /// A replica may lag: reads that must see the latest commit go to the primary.
+    fn fresh_reader(&self) -> &PgPool {
+        &self.writer
     }
 
     fn pools(&self) -> Vec<switchyard_core::store::PoolStats> {

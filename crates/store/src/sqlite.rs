@@ -21,20 +21,28 @@ use switchyard_core::store::{ClaimRequest, ClaimedTask, Store, Transition};
 use switchyard_core::task::Attempt;
 use switchyard_core::{Error, Result, TaskId, UserId};
 
-/// How hard each commit pushes data to disk.
+/// How hard acknowledged commits push data to disk.
+///
+/// Commits that answer a client (submissions, cancellations, replays, agents, users) are
+/// the durable ones; the queue's own bookkeeping (claims, completions, live events) always
+/// commits with `synchronous = NORMAL`: WAL order means a later durable commit fsyncs
+/// everything before it, and a lost claim or completion only re-runs a task
+/// (at-least-once), never loses one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Durability {
-    /// fsync on every commit: survives power loss.
+    /// Acknowledged commits fsync the WAL: they survive power loss.
     #[default]
     Full,
-    /// fsync at checkpoints: survives a killed process, may lose the last commits on power loss.
+    /// No fsync on commit (only at checkpoints): survives a killed process, may lose the
+    /// last commits on power loss.
     Normal,
 }
 
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    durability: Durability,
 }
 
 impl HasDb for SqliteStore {
@@ -49,10 +57,7 @@ impl SqliteStore {
             .map_err(|e| Error::internal("invalid SQLite path", e))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(match durability {
-                Durability::Full => SqliteSynchronous::Full,
-                Durability::Normal => SqliteSynchronous::Normal,
-            })
+            .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             .pragma("temp_store", "memory")
@@ -72,7 +77,22 @@ impl SqliteStore {
             .connect_with(base.read_only(true))
             .await
             .map_err(db_err("open SQLite database for reading"))?;
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            durability,
+        })
+    }
+
+    /// A write transaction; `durable` ones fsync on commit when `Durability::Full`.
+    /// `BEGIN IMMEDIATE` takes the write lock up front (there is one writer anyway).
+    async fn begin_write(&self, durable: bool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        let begin = if durable && self.durability == Durability::Full {
+            "PRAGMA synchronous = FULL; BEGIN IMMEDIATE"
+        } else {
+            "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE"
+        };
+        self.writer.begin_with(begin).await.map_err(db_err("begin"))
     }
 
     fn writer(&self) -> &SqlitePool {
@@ -80,6 +100,11 @@ impl SqliteStore {
     }
 
     fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    /// WAL readers see every committed write, without waiting for the writer.
+    fn fresh_reader(&self) -> &SqlitePool {
         &self.reader
     }
 

@@ -275,7 +275,15 @@ async fn throughput(target: &Target, args: &BenchArgs) -> anyhow::Result<Value> 
 
     let deadline = Instant::now() + Duration::from_secs(60 + (args.tasks / 500) as u64);
     loop {
-        let seen = {
+        // Counting is cheap; matching ids (other clients' tasks may share the agent on a
+        // live server) only once enough completions have arrived.
+        let arrived = completions
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .len();
+        let seen = if arrived < args.tasks {
+            arrived
+        } else {
             let sub = submitted.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
             let comp = completions
                 .lock()
@@ -290,7 +298,7 @@ async fn throughput(target: &Target, args: &BenchArgs) -> anyhow::Result<Value> 
         }
         tokio::select! {
             _ = done.notified() => {}
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
     }
     follower.abort();
@@ -319,6 +327,13 @@ async fn throughput(target: &Target, args: &BenchArgs) -> anyhow::Result<Value> 
     );
     m.insert("latency_ms".into(), percentiles(&hist));
     Ok(Value::Object(m))
+}
+
+/// The two fields the follower needs; the rest of the event is skipped.
+#[derive(serde::Deserialize)]
+struct FinalEvent<'a> {
+    task_id: &'a str,
+    kind: &'a str,
 }
 
 /// Follows the agent's events over SSE and notes when each task's final event arrived.
@@ -356,11 +371,10 @@ async fn follow(
                 let line = &buf[consumed..consumed + pos];
                 consumed += pos + 1;
                 if let Some(data) = line.strip_prefix(b"data: ")
-                    && let Ok(event) = serde_json::from_slice::<Value>(data)
-                    && matches!(event["kind"].as_str(), Some("result" | "error"))
-                    && let Some(id) = event["task_id"].as_str()
+                    && let Ok(event) = serde_json::from_slice::<FinalEvent>(data)
+                    && matches!(event.kind, "result" | "error")
                 {
-                    found.push(id.to_owned());
+                    found.push(event.task_id.to_owned());
                 }
             }
             buf.drain(..consumed);

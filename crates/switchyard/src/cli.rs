@@ -296,6 +296,7 @@ async fn admin_engine(
         EngineConfig {
             queue: config.queue.clone(),
             auth: config.auth.clone(),
+            monitoring: config.monitoring.clone(),
         },
         Duties {
             dispatch: false,
@@ -308,7 +309,9 @@ async fn admin_engine(
 
 fn read_password() -> anyhow::Result<String> {
     let mut password = String::new();
-    std::io::stdin().read_line(&mut password).context("reading the password from standard input")?;
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
     Ok(password.trim_end_matches(['\r', '\n']).to_owned())
 }
 
@@ -319,7 +322,9 @@ async fn user(config_file: Option<PathBuf>, cmd: UserCommand) -> anyhow::Result<
     let role = |r: &str| r.parse::<UserRole>().map_err(anyhow::Error::msg);
     let (email, update) = match cmd {
         UserCommand::Add { email, role: r } => {
-            let user = auth.create_user_unchecked(&email, &read_password()?, role(&r)?).await?;
+            let user = auth
+                .create_user_unchecked(&email, &read_password()?, role(&r)?)
+                .await?;
             println!("created {} ({}) with id {}", user.email, user.role, user.id);
             return Ok(());
         }
@@ -330,15 +335,42 @@ async fn user(config_file: Option<PathBuf>, cmd: UserCommand) -> anyhow::Result<
             }
             return Ok(());
         }
-        UserCommand::Disable { email } => (email, UserUpdate { disabled: Some(true), ..Default::default() }),
-        UserCommand::Enable { email } => (email, UserUpdate { disabled: Some(false), ..Default::default() }),
-        UserCommand::SetRole { email, role: r } => (email, UserUpdate { role: Some(role(&r)?), ..Default::default() }),
-        UserCommand::ResetPassword { email } => (email, UserUpdate { password: Some(read_password()?), ..Default::default() }),
+        UserCommand::Disable { email } => (
+            email,
+            UserUpdate {
+                disabled: Some(true),
+                ..Default::default()
+            },
+        ),
+        UserCommand::Enable { email } => (
+            email,
+            UserUpdate {
+                disabled: Some(false),
+                ..Default::default()
+            },
+        ),
+        UserCommand::SetRole { email, role: r } => (
+            email,
+            UserUpdate {
+                role: Some(role(&r)?),
+                ..Default::default()
+            },
+        ),
+        UserCommand::ResetPassword { email } => (
+            email,
+            UserUpdate {
+                password: Some(read_password()?),
+                ..Default::default()
+            },
+        ),
     };
     let user = auth.user_by_email(&email).await?;
     let user = auth.update_user_unchecked(user.id, update).await?;
     let status = if user.disabled { "disabled" } else { "active" };
-    println!("{} is now {} ({status}); their sessions have ended", user.email, user.role);
+    println!(
+        "{} is now {} ({status}); their sessions have ended",
+        user.email, user.role
+    );
     Ok(())
 }
 

@@ -1,5 +1,10 @@
 use std::process::ExitCode;
 
+/// mimalloc: the queue's hot paths allocate many small, short-lived objects, where glibc's
+/// allocator spends measurable time consolidating free lists.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     match switchyard::cli::main() {
         Ok(()) => ExitCode::SUCCESS,

@@ -35,7 +35,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             name: "builtin".into(),
-            slots: 256,
+            slots: 1024,
             drain_timeout: Duration::from_secs(30),
         }
     }

@@ -11,7 +11,7 @@ SET status = c.value ->> 'status',
     lease_expires_at = NULL,
     cancel_requested_at = NULL,
     seq = tasks.seq + 1
-FROM json_each($1) AS c
+FROM jsonb_each($1) AS c
 WHERE tasks.id = unhex(c.value ->> 'id')
   AND tasks.attempt = c.value ->> 'attempt'
   AND tasks.status = 'running'

@@ -1,7 +1,7 @@
 -- $1: JSON array of {id, attempt, n}: n sequence numbers for each running attempt.
 UPDATE tasks
 SET seq = tasks.seq + (c.value ->> 'n')
-FROM json_each($1) AS c
+FROM jsonb_each($1) AS c
 WHERE tasks.id = unhex(c.value ->> 'id')
   AND tasks.attempt = c.value ->> 'attempt'
   AND tasks.status = 'running'
