@@ -584,6 +584,11 @@ pub trait MonitoringStore: Send + Sync {
 
     /// The connection pools' use.
     fn pool_stats(&self) -> Vec<PoolStats>;
+
+    /// Database round trips since the store was opened: transactions (begin and commit
+    /// count as two), statements run outside a transaction, and the statements of the
+    /// batched hot paths. Tests bound it per task.
+    fn database_calls(&self) -> u64;
 }
 
 /// Who runs the cluster duties (lease reaper, delayed-task promotion, housekeeping):

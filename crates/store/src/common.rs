@@ -48,6 +48,7 @@ macro_rules! impl_store_common {
                 }
                 let mut tx = self.begin_write(true).await?;
                 for t in batch.iter().filter(|t| t.idempotency_key.is_some()) {
+                    self.calls.add(1);
                     sqlx::query(sql!("common", "clear_stale_idempotency"))
                         .bind(t.owner_id.map(|u| u.0))
                         .bind(t.idempotency_key.as_deref())
@@ -66,6 +67,7 @@ macro_rules! impl_store_common {
                     let key = t.idempotency_key.as_deref().ok_or_else(|| {
                         Error::internal_msg(format!("task {} was not inserted and has no idempotency key", t.id))
                     })?;
+                    self.calls.add(1);
                     let existing: uuid::Uuid = sqlx::query_scalar(sql!("common", "find_by_idempotency"))
                         .bind(t.owner_id.map(|u| u.0))
                         .bind(key)
@@ -109,6 +111,7 @@ macro_rules! impl_store_common {
                     let mut limit = i64::from(demand.max);
                     if let Some(concurrency) = demand.concurrency {
                         self.lock_agent(&mut tx, &demand.agent).await?;
+                        self.calls.add(1);
                         let running: i64 = sqlx::query_scalar(sql!("common", "count_running"))
                             .bind(&demand.agent)
                             .fetch_one(&mut *tx)

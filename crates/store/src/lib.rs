@@ -5,6 +5,7 @@
 //! [`conformance`] suite that the tests of this crate run against both.
 
 mod batch;
+mod calls;
 mod common;
 mod monitoring;
 mod rows;

@@ -648,6 +648,10 @@ macro_rules! impl_monitoring_store {
                 fn pool_stats(&self) -> Vec<PoolStats> {
                     self.pools()
                 }
+
+                fn database_calls(&self) -> u64 {
+                    self.calls.get()
+                }
             }
         }
     };

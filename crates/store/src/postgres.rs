@@ -73,6 +73,7 @@ pub struct PgStore {
     writer: PgPool,
     reader: PgPool,
     settings: PgSettings,
+    calls: crate::calls::Calls,
 }
 
 impl HasDb for PgStore {
@@ -106,6 +107,7 @@ impl PgStore {
             writer,
             reader,
             settings,
+            calls: Default::default(),
         })
     }
 
@@ -125,6 +127,7 @@ impl PgStore {
     }
 
     fn writer(&self) -> &PgPool {
+        self.calls.add(1);
         &self.writer
     }
 
@@ -134,15 +137,18 @@ impl PgStore {
         &self,
         _durable: bool,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.calls.add(2);
         self.writer.begin().await.map_err(db_err("begin"))
     }
 
     fn reader(&self) -> &PgPool {
+        self.calls.add(1);
         &self.reader
     }
 
     /// A replica may lag: reads that must see the latest commit go to the primary.
     fn fresh_reader(&self) -> &PgPool {
+        self.calls.add(1);
         &self.writer
     }
 
@@ -161,6 +167,7 @@ impl PgStore {
     }
 
     async fn lock_agent(&self, tx: &mut PgConnection, agent: &str) -> Result<()> {
+        self.calls.add(1);
         sqlx::query(sql!("postgres", "lock_agent"))
             .bind(agent)
             .execute(&mut *tx)
@@ -170,6 +177,7 @@ impl PgStore {
     }
 
     async fn insert_batch(&self, tx: &mut PgConnection, json: String) -> Result<HashSet<Uuid>> {
+        self.calls.add(1);
         let ids: Vec<Uuid> = sqlx::query_scalar(sql!("postgres", "insert_tasks"))
             .bind(json)
             .fetch_all(&mut *tx)
@@ -185,6 +193,7 @@ impl PgStore {
         agent: &str,
         limit: i64,
     ) -> Result<Vec<ClaimedTask>> {
+        self.calls.add(1);
         let rows = sqlx::query(sql!("postgres", "claim_tasks"))
             .bind(req.worker_id.0)
             .bind(&req.worker_name)
@@ -199,6 +208,7 @@ impl PgStore {
     }
 
     async fn complete_batch(&self, tx: &mut PgConnection, json: String) -> Result<Vec<Transition>> {
+        self.calls.add(2);
         sqlx::query(sql!("postgres", "record_attempts"))
             .bind(&json)
             .execute(&mut *tx)
@@ -217,6 +227,7 @@ impl PgStore {
         tx: &mut PgConnection,
         json: String,
     ) -> Result<Vec<(TaskId, u32, u64, String, Option<UserId>)>> {
+        self.calls.add(1);
         let rows = sqlx::query(sql!("postgres", "reserve_seqs"))
             .bind(json)
             .fetch_all(&mut *tx)
@@ -236,6 +247,7 @@ impl PgStore {
     }
 
     async fn insert_logs(&self, tx: &mut PgConnection, json: String) -> Result<()> {
+        self.calls.add(1);
         sqlx::query(sql!("postgres", "insert_logs"))
             .bind(json)
             .execute(&mut *tx)

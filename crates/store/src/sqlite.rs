@@ -43,6 +43,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     durability: Durability,
+    calls: crate::calls::Calls,
 }
 
 impl HasDb for SqliteStore {
@@ -81,12 +82,14 @@ impl SqliteStore {
             writer,
             reader,
             durability,
+            calls: Default::default(),
         })
     }
 
     /// A write transaction; `durable` ones fsync on commit when `Durability::Full`.
     /// `BEGIN IMMEDIATE` takes the write lock up front (there is one writer anyway).
     async fn begin_write(&self, durable: bool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.calls.add(2);
         let begin = if durable && self.durability == Durability::Full {
             "PRAGMA synchronous = FULL; BEGIN IMMEDIATE"
         } else {
@@ -96,15 +99,18 @@ impl SqliteStore {
     }
 
     fn writer(&self) -> &SqlitePool {
+        self.calls.add(1);
         &self.writer
     }
 
     fn reader(&self) -> &SqlitePool {
+        self.calls.add(1);
         &self.reader
     }
 
     /// WAL readers see every committed write, without waiting for the writer.
     fn fresh_reader(&self) -> &SqlitePool {
+        self.calls.add(1);
         &self.reader
     }
 
@@ -124,6 +130,7 @@ impl SqliteStore {
     }
 
     async fn insert_batch(&self, tx: &mut SqliteConnection, json: String) -> Result<HashSet<Uuid>> {
+        self.calls.add(1);
         let ids: Vec<Uuid> = sqlx::query_scalar(sql!("sqlite", "insert_tasks"))
             .bind(json)
             .fetch_all(&mut *tx)
@@ -139,6 +146,7 @@ impl SqliteStore {
         agent: &str,
         limit: i64,
     ) -> Result<Vec<ClaimedTask>> {
+        self.calls.add(1);
         let rows = sqlx::query(sql!("sqlite", "claim_tasks"))
             .bind(req.worker_id.0)
             .bind(&req.worker_name)
@@ -157,6 +165,7 @@ impl SqliteStore {
         tx: &mut SqliteConnection,
         json: String,
     ) -> Result<Vec<Transition>> {
+        self.calls.add(2);
         sqlx::query(sql!("sqlite", "record_attempts"))
             .bind(&json)
             .execute(&mut *tx)
@@ -175,6 +184,7 @@ impl SqliteStore {
         tx: &mut SqliteConnection,
         json: String,
     ) -> Result<Vec<(TaskId, u32, u64, String, Option<UserId>)>> {
+        self.calls.add(1);
         let rows = sqlx::query(sql!("sqlite", "reserve_seqs"))
             .bind(json)
             .fetch_all(&mut *tx)
@@ -194,6 +204,7 @@ impl SqliteStore {
     }
 
     async fn insert_logs(&self, tx: &mut SqliteConnection, json: String) -> Result<()> {
+        self.calls.add(1);
         sqlx::query(sql!("sqlite", "insert_logs"))
             .bind(json)
             .execute(&mut *tx)
