@@ -45,10 +45,24 @@ pub struct BenchArgs {
     /// The agent to load (it must echo or otherwise finish quickly).
     #[arg(long, default_value = "echo")]
     pub agent: String,
-    /// Print one JSON object instead of a table.
+    /// Repeat the measurement this many times and report each run, the median and the
+    /// min–max.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    /// Run the load on N remote workers (the Rust SDK, in this process, over the worker
+    /// WebSocket) serving an echo agent `bench-remote-echo`, instead of the built-in agent.
+    #[arg(long, value_name = "N")]
+    pub remote: Option<usize>,
+    /// Slots per remote worker.
+    #[arg(long, default_value_t = 512)]
+    pub remote_slots: u32,
+    /// Print JSON (one object per run, then the summary) instead of tables.
     #[arg(long)]
     pub json: bool,
 }
+
+/// The agent the remote SDK workers of `--remote` serve.
+pub const REMOTE_AGENT: &str = "bench-remote-echo";
 
 struct Target {
     base: String,
@@ -63,21 +77,153 @@ pub async fn run(config_file: Option<PathBuf>, args: BenchArgs) -> anyhow::Resul
     anyhow::ensure!(args.tasks > 0, "--tasks must be at least 1");
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
     anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
+    anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
+    let mut args = args;
     let target = connect(config_file, &args).await?;
-    let report = if args.latency {
-        latency(&target, &args).await?
-    } else {
-        throughput(&target, &args).await?
+    let workers = match args.remote {
+        Some(n) => {
+            anyhow::ensure!(n > 0, "--remote needs at least 1 worker");
+            args.agent = REMOTE_AGENT.to_owned();
+            Some(start_remote_workers(&target, n, args.remote_slots).await?)
+        }
+        None => None,
     };
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        print_table(&report);
+    let mut reports = Vec::with_capacity(args.runs);
+    for _ in 0..args.runs {
+        let mut report = if args.latency {
+            latency(&target, &args).await?
+        } else {
+            throughput(&target, &args).await?
+        };
+        report["remote_workers"] = args.remote.unwrap_or(0).into();
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            print_table(&report);
+        }
+        reports.push(report);
+    }
+    if args.runs > 1 {
+        let summary = summarize(&reports);
+        if args.json {
+            println!("{}", serde_json::to_string(&summary)?);
+        } else {
+            print_summary(&summary);
+        }
+    }
+    if let Some(stop) = workers {
+        stop.cancel();
     }
     if let Some((running, _dir)) = target.embedded {
         running.stop().await?;
     }
     Ok(())
+}
+
+/// Starts `n` SDK workers in this process, serving [`REMOTE_AGENT`] (returns its input),
+/// and waits until all have connected.
+async fn start_remote_workers(
+    target: &Target,
+    n: usize,
+    slots: u32,
+) -> anyhow::Result<tokio_util::sync::CancellationToken> {
+    let stop = tokio_util::sync::CancellationToken::new();
+    for i in 0..n {
+        let worker = switchyard_sdk::Worker::connect(target.base.clone(), target.key.clone())
+            .agent(REMOTE_AGENT, |input, _ctx| async move { Ok(input) })
+            .slots(slots)
+            .name(format!("bench-{i}"));
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if let Err(e) = worker.run_until(stop.cancelled_owned()).await {
+                eprintln!("bench worker {i} stopped: {e}");
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let workers: Value = target
+            .client
+            .get(format!("{}/api/v1/workers", target.base))
+            .bearer_auth(&target.key)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let connected = workers["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|w| {
+                w["agents"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == REMOTE_AGENT))
+            })
+            .count();
+        if connected >= n {
+            return Ok(stop);
+        }
+        if Instant::now() > deadline {
+            stop.cancel();
+            bail!(
+                "only {connected} of {n} remote workers connected (does the key have the worker scope?)"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Median and min–max of each figure over the runs.
+fn summarize(reports: &[Value]) -> Value {
+    let stat = |f: &dyn Fn(&Value) -> f64| {
+        let mut v: Vec<f64> = reports.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        json!({ "median": v[v.len() / 2], "min": v[0], "max": v[v.len() - 1] })
+    };
+    let mut m = reports[0].as_object().cloned().unwrap_or_default();
+    for k in ["seconds", "throughput_per_s", "submit_per_s", "latency_ms"] {
+        m.remove(k);
+    }
+    m.insert(
+        "mode".into(),
+        format!("{} summary", reports[0]["mode"].as_str().unwrap_or("?")).into(),
+    );
+    m.insert("runs".into(), reports.len().into());
+    m.insert(
+        "throughput_per_s".into(),
+        stat(&|r| r["throughput_per_s"].as_f64().unwrap_or(0.0)),
+    );
+    m.insert(
+        "submit_per_s".into(),
+        stat(&|r| r["submit_per_s"].as_f64().unwrap_or(0.0)),
+    );
+    m.insert(
+        "latency_p50_ms".into(),
+        stat(&|r| r["latency_ms"]["p50"].as_f64().unwrap_or(0.0)),
+    );
+    m.insert(
+        "latency_p99_ms".into(),
+        stat(&|r| r["latency_ms"]["p99"].as_f64().unwrap_or(0.0)),
+    );
+    Value::Object(m)
+}
+
+fn print_summary(s: &Value) {
+    println!("switchyard bench — median of {} runs (min–max)", s["runs"]);
+    for (label, key, digits) in [
+        ("throughput tasks/s", "throughput_per_s", 0),
+        ("submit rate tasks/s", "submit_per_s", 0),
+        ("latency p50 ms", "latency_p50_ms", 3),
+        ("latency p99 ms", "latency_p99_ms", 3),
+    ] {
+        let f = |k: &str| s[key][k].as_f64().unwrap_or(0.0);
+        println!(
+            "  {label:<20} {:.digits$}   ({:.digits$} – {:.digits$})",
+            f("median"),
+            f("min"),
+            f("max")
+        );
+    }
 }
 
 async fn connect(config_file: Option<PathBuf>, args: &BenchArgs) -> anyhow::Result<Target> {
@@ -97,8 +243,9 @@ async fn connect(config_file: Option<PathBuf>, args: &BenchArgs) -> anyhow::Resu
         None => {
             let dir = tempfile::tempdir()?;
             let mut config = Config::load(config_file.as_deref())?;
+            // The configured database and cache (SQLite in the temporary directory by
+            // default; SWITCHYARD__DATABASE__URL / SWITCHYARD__REDIS__URL to measure those).
             config.data_dir = dir.path().to_path_buf();
-            config.database.url = None;
             config.server.listen = "127.0.0.1:0".parse()?;
             config.server.subscriber_buffer = config.server.subscriber_buffer.max(65_536);
             config.telemetry.log_level = "warn".into();
@@ -111,7 +258,10 @@ async fn connect(config_file: Option<PathBuf>, args: &BenchArgs) -> anyhow::Resu
                 .user_by_email("bench@localhost")
                 .await?
                 .context("bench user")?;
-            let scopes = vec![switchyard_core::auth::Scope::Admin];
+            let scopes = vec![
+                switchyard_core::auth::Scope::Admin,
+                switchyard_core::auth::Scope::Worker,
+            ];
             let (_, secret) = engine
                 .auth
                 .issue_api_key(user.id, user.role, "bench", scopes, None)
