@@ -125,6 +125,7 @@ pub mod perm {
         ReadAgents => Some(Permission::ReadAgents),
         ManageAgents => Some(Permission::ManageAgents),
         ReadSystem => Some(Permission::ReadSystem),
+        ManageSystem => Some(Permission::ManageSystem),
         ManageUsers => Some(Permission::ManageUsers),
         ManageOwnKeys => Some(Permission::ManageOwnKeys),
         Work => Some(Permission::Work),

@@ -9,6 +9,7 @@
 pub mod error;
 pub mod extract;
 pub mod follow;
+pub mod http_metrics;
 pub mod openapi;
 pub mod request_id;
 pub mod routes;
@@ -81,6 +82,11 @@ pub fn app(state: AppState, ui: Option<Router>) -> Router {
         Some(ui) => app.fallback_service(ui),
         None => app.fallback(route_not_found),
     };
+    // Inside the router's layers, where the matched route template is known.
+    app = app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        http_metrics::middleware,
+    ));
     let cors = cors_layer(&state.config.cors_origins);
     app.layer(axum::extract::DefaultBodyLimit::max(state.config.body_limit_bytes))
         .layer(CompressionLayer::new())

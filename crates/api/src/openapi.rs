@@ -20,6 +20,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "api-keys", description = "API keys for scripts and workers"),
         (name = "users", description = "User accounts (admins)"),
         (name = "system", description = "Health, workers and queues"),
+        (name = "monitoring", description = "Metrics, time series, alerts and reports"),
     )
 )]
 pub struct ApiDoc;

@@ -27,6 +27,18 @@ fn acceptable(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// The trace id of a W3C `traceparent` header (`00-<trace id>-<span id>-<flags>`), if
+/// well formed.
+pub fn traceparent_trace_id(headers: &axum::http::HeaderMap) -> Option<String> {
+    let v = headers.get("traceparent")?.to_str().ok()?;
+    let mut parts = v.split('-');
+    let (_version, trace) = (parts.next()?, parts.next()?);
+    let valid = trace.len() == 32
+        && trace.bytes().all(|b| b.is_ascii_hexdigit())
+        && trace != "0".repeat(32);
+    valid.then(|| trace.to_ascii_lowercase())
+}
+
 pub async fn middleware(req: Request, next: Next) -> Response {
     let id = req
         .headers()
@@ -35,7 +47,16 @@ pub async fn middleware(req: Request, next: Next) -> Response {
         .filter(|v| acceptable(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    // Every log line of the request carries its id and, when the caller sent W3C trace
+    // context, its trace id (submitted tasks keep the same trace id).
+    let trace_id = traceparent_trace_id(req.headers());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        trace_id = trace_id.as_deref().unwrap_or(""),
+        method = %req.method(),
+        path = %req.uri().path()
+    );
     let mut response = REQUEST_ID
         .scope(
             id.clone(),

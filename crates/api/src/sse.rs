@@ -9,6 +9,7 @@ use serde::Serialize;
 use switchyard_core::event::TaskEvent;
 use switchyard_core::task::Task;
 use switchyard_engine::events::Subscription;
+use switchyard_engine::monitoring::metrics::GaugeGuard;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
@@ -87,6 +88,8 @@ pub async fn follow_task(
     let (tx, rx) = mpsc::channel(64);
     let backlog = backlog(&state, &task, since).await;
     tokio::spawn(async move {
+        let metrics = state.engine.monitoring.metrics.clone();
+        let _open = GaugeGuard::new(&metrics.sse_streams);
         let mut sink = SseSink {
             tx,
             with_id: true,
@@ -109,7 +112,9 @@ pub fn follow_many(
 ) -> Response {
     let (tx, rx) = mpsc::channel(64);
     let shutdown = state.shutdown.clone();
+    let metrics = state.engine.monitoring.metrics.clone();
     tokio::spawn(async move {
+        let _open = GaugeGuard::new(&metrics.sse_streams);
         let mut sink = SseSink {
             tx,
             with_id: false,

@@ -107,8 +107,10 @@ pub enum Permission {
     ManageTasks,
     ReadAgents,
     ManageAgents,
-    /// Workers, queue depth, metrics.
+    /// Workers, queue depth, metrics, alerts, reports.
     ReadSystem,
+    /// Alert rules (admins).
+    ManageSystem,
     ManageUsers,
     /// Create, list and revoke one's own API keys.
     ManageOwnKeys,

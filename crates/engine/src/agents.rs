@@ -349,6 +349,7 @@ fn describe(p: Permission) -> &'static str {
         Permission::ReadAgents => "read agents",
         Permission::ManageAgents => "manage agents",
         Permission::ReadSystem => "read system status",
+        Permission::ManageSystem => "manage alert rules",
         Permission::ManageUsers => "manage users",
         Permission::ManageOwnKeys => "manage API keys",
         Permission::Work => "act as a worker",

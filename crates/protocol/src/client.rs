@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// What a subscription is for. Exactly one of the three.
+/// What a subscription is for. Exactly one of the four.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
@@ -13,6 +13,9 @@ pub struct Target {
     pub agent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub all: Option<bool>,
+    /// Alert events (firing, resolved), pushed as `{"type":"alert","event":…}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<bool>,
 }
 
 /// Client → server.
@@ -30,6 +33,9 @@ pub enum ClientMessage {
         agent: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         all: Option<bool>,
+        /// Alert events (needs permission to read the system's state).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        alerts: Option<bool>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<u64>,
     },
@@ -40,6 +46,8 @@ pub enum ClientMessage {
         agent: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         all: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        alerts: Option<bool>,
     },
     /// Submit a task; answered by `ack` with the same `ref`, then the task's events.
     Submit {
@@ -95,6 +103,11 @@ pub enum ServerMessage {
         reference: Option<String>,
     },
     Pong {},
+    /// An alert rule started or stopped firing (to `alerts` subscribers); `event` is an
+    /// alert event as `GET /api/v1/alerts/events` lists them.
+    Alert {
+        event: Value,
+    },
 }
 
 #[cfg(test)]
@@ -112,6 +125,7 @@ mod tests {
                 task_id: None,
                 agent: None,
                 all: Some(true),
+                alerts: None,
                 since: Some(5)
             }
         );

@@ -1,11 +1,15 @@
 //! The route table. One module per resource, one file per action.
 
 mod agents;
+mod alerts;
 mod api_keys;
 mod auth;
 mod events;
 mod health;
+mod metrics;
+pub mod period;
 mod queues;
+mod reports;
 mod tasks;
 mod users;
 mod workers;
@@ -57,4 +61,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(api_keys::revoke::revoke))
         .routes(routes!(workers::list))
         .routes(routes!(queues::list))
+        .routes(routes!(tasks::trace::trace))
+        .routes(routes!(metrics::prometheus::prometheus))
+        .routes(routes!(metrics::series::series))
+        .routes(routes!(metrics::names::names))
+        .routes(routes!(alerts::create::create, alerts::list::list))
+        .routes(routes!(
+            alerts::get::get,
+            alerts::update::update,
+            alerts::delete::delete
+        ))
+        .routes(routes!(alerts::events::events))
+        .routes(routes!(alerts::stream::stream))
+        .routes(routes!(reports::agents::agents))
+        .routes(routes!(reports::agents_csv::agents_csv))
 }

@@ -15,6 +15,7 @@ use switchyard_core::event::TaskEvent;
 use switchyard_core::store::Submitted;
 use switchyard_core::{Error, ErrorCode, TaskId, Timestamp};
 use switchyard_engine::events::Filter;
+use switchyard_engine::monitoring::metrics::GaugeGuard;
 use switchyard_engine::tasks::SubmitRequest;
 use switchyard_protocol::client::{ClientMessage, ServerMessage, Target};
 use tokio::task::JoinHandle;
@@ -79,6 +80,7 @@ enum Key {
     Task(TaskId),
     Agent(String),
     All,
+    Alerts,
 }
 
 impl Key {
@@ -96,6 +98,10 @@ impl Key {
                 all: Some(true),
                 ..Default::default()
             },
+            Key::Alerts => Target {
+                alerts: Some(true),
+                ..Default::default()
+            },
         }
     }
 
@@ -103,13 +109,17 @@ impl Key {
         task_id: Option<uuid::Uuid>,
         agent: Option<String>,
         all: Option<bool>,
+        alerts: Option<bool>,
     ) -> Result<Key, Error> {
-        match (task_id, agent, all) {
-            (Some(id), None, None | Some(false)) => Ok(Key::Task(TaskId(id))),
-            (None, Some(agent), None | Some(false)) => Ok(Key::Agent(agent)),
-            (None, None, Some(true)) => Ok(Key::All),
+        let all = all == Some(true);
+        let alerts = alerts == Some(true);
+        match (task_id, agent, all, alerts) {
+            (Some(id), None, false, false) => Ok(Key::Task(TaskId(id))),
+            (None, Some(agent), false, false) => Ok(Key::Agent(agent)),
+            (None, None, true, false) => Ok(Key::All),
+            (None, None, false, true) => Ok(Key::Alerts),
             _ => Err(Error::invalid_parameter(
-                "name exactly one of task_id, agent or all: true",
+                "name exactly one of task_id, agent, all: true or alerts: true",
             )),
         }
     }
@@ -135,6 +145,8 @@ async fn session(
     socket: axum::extract::ws::WebSocket,
     principal: Option<Principal>,
 ) {
+    let metrics = state.engine.monitoring.metrics.clone();
+    let _connected = GaugeGuard::new(&metrics.ws_clients);
     let (outbox, mut stream, _writer) = split(socket);
     let principal = match principal {
         Some(p) => p,
@@ -251,13 +263,18 @@ impl Session {
                 task_id,
                 agent,
                 all,
+                alerts,
                 since,
-            } => self.subscribe(task_id, agent, all, since).await,
+            } => match Key::parse(task_id, agent, all, alerts) {
+                Ok(key) => self.subscribe(key, since).await,
+                Err(e) => Err(e),
+            },
             ClientMessage::Unsubscribe {
                 task_id,
                 agent,
                 all,
-            } => self.unsubscribe(task_id, agent, all),
+                alerts,
+            } => self.unsubscribe(task_id, agent, all, alerts),
             ClientMessage::Submit {
                 reference,
                 agent,
@@ -309,19 +326,16 @@ impl Session {
         }
     }
 
-    async fn subscribe(
-        &mut self,
-        task_id: Option<uuid::Uuid>,
-        agent: Option<String>,
-        all: Option<bool>,
-        since: Option<u64>,
-    ) -> Result<(), Error> {
-        if !self.principal.allows(Permission::ReadTasks) {
-            return Err(Error::forbidden(
-                "this credential is not allowed to read tasks",
-            ));
+    async fn subscribe(&mut self, key: Key, since: Option<u64>) -> Result<(), Error> {
+        let (needed, what) = match key {
+            Key::Alerts => (Permission::ReadSystem, "alerts"),
+            _ => (Permission::ReadTasks, "tasks"),
+        };
+        if !self.principal.allows(needed) {
+            return Err(Error::forbidden(format!(
+                "this credential is not allowed to read {what}"
+            )));
         }
-        let key = Key::parse(task_id, agent, all)?;
         if !self.subs.contains_key(&key) && self.subs.len() >= MAX_SUBSCRIPTIONS {
             return Err(Error::invalid_parameter(format!(
                 "at most {MAX_SUBSCRIPTIONS} subscriptions per connection"
@@ -382,6 +396,29 @@ impl Session {
                     }
                 })
             }
+            Key::Alerts => {
+                let mut alerts = self.state.engine.monitoring.subscribe_alerts();
+                self.outbox.send(&ServerMessage::Subscribed {
+                    target: key.target(),
+                });
+                tokio::spawn(async move {
+                    loop {
+                        let event = tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            e = alerts.recv() => e,
+                        };
+                        match event {
+                            Ok(event) => {
+                                let event = serde_json::to_value(&*event).unwrap_or_default();
+                                outbox.send(&ServerMessage::Alert { event });
+                            }
+                            // Alerts are rare; a lagging receiver just skips ahead.
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        }
+                    }
+                })
+            }
         };
         if let Some(old) = self.subs.insert(key, handle) {
             old.abort();
@@ -394,8 +431,9 @@ impl Session {
         task_id: Option<uuid::Uuid>,
         agent: Option<String>,
         all: Option<bool>,
+        alerts: Option<bool>,
     ) -> Result<(), Error> {
-        let key = Key::parse(task_id, agent, all)?;
+        let key = Key::parse(task_id, agent, all, alerts)?;
         if let Some(h) = self.subs.remove(&key) {
             h.abort();
         }

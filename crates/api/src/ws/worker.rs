@@ -86,6 +86,8 @@ struct Session {
 }
 
 async fn session(state: AppState, socket: WebSocket, principal: Principal) {
+    let metrics = state.engine.monitoring.metrics.clone();
+    let _connected = switchyard_engine::monitoring::metrics::GaugeGuard::new(&metrics.ws_workers);
     let (outbox, mut stream, _writer) = split(socket);
     let hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, next_text(&mut stream, &outbox)).await
     {

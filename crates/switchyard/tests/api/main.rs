@@ -11,5 +11,6 @@ mod events;
 mod http_agent;
 mod input;
 mod lifecycle;
+mod monitoring;
 mod tasks;
 mod ws;

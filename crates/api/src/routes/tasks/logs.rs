@@ -2,7 +2,8 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use switchyard_core::event::LogLevel;
-use switchyard_core::{TaskId, Timestamp};
+use switchyard_core::monitoring::LogQuery;
+use switchyard_core::{Error, TaskId, Timestamp};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
@@ -18,6 +19,10 @@ pub struct LogParams {
     pub after: Option<u64>,
     /// At most this many lines (1-5000, default 1000).
     pub limit: Option<u32>,
+    /// Only lines at this level or above: `debug`, `info`, `warn` or `error`.
+    pub level: Option<String>,
+    /// Only lines containing this text (case-insensitive).
+    pub q: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -32,7 +37,7 @@ pub struct LogLine {
 /// The log lines a task's agent wrote, oldest first.
 #[utoipa::path(get, operation_id = "list_task_logs", path = "/api/v1/tasks/{id}/logs", tag = "tasks", params(("id" = TaskId, Path), LogParams),
     security(("bearer" = [])),
-    responses((status = 200, body = Items<LogLine>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Items<LogLine>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn logs(
     State(state): State<AppState>,
     auth: Auth<perm::ReadTasks>,
@@ -41,11 +46,29 @@ pub async fn logs(
 ) -> ApiResult<Json<Items<LogLine>>> {
     state.engine.tasks.visible(&auth, id).await?;
     let limit = p.limit.unwrap_or(1_000).clamp(1, 5_000);
-    let lines = state
-        .engine
-        .store
-        .task_logs(id, p.after.unwrap_or(0), limit)
-        .await?;
+    let min_level = p
+        .level
+        .as_deref()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.parse::<LogLevel>().map_err(Error::invalid_parameter))
+        .transpose()?;
+    let contains = p.q.filter(|q| !q.trim().is_empty());
+    let after = p.after.unwrap_or(0);
+    let lines = if min_level.is_none() && contains.is_none() {
+        state.engine.store.task_logs(id, after, limit).await?
+    } else {
+        state
+            .engine
+            .store
+            .query_task_logs(&LogQuery {
+                task_id: id,
+                after_seq: after,
+                min_level,
+                contains,
+                limit,
+            })
+            .await?
+    };
     let items = lines
         .into_iter()
         .map(|l| LogLine {

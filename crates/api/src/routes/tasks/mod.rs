@@ -6,3 +6,4 @@ pub mod list;
 pub mod logs;
 pub mod retry;
 pub mod submit;
+pub mod trace;

@@ -75,13 +75,7 @@ pub fn parse_wait(s: &str) -> Result<Duration, Error> {
 
 /// The trace id of a W3C `traceparent` header, if well formed.
 pub fn trace_id(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get("traceparent")?.to_str().ok()?;
-    let mut parts = v.split('-');
-    let (_version, trace) = (parts.next()?, parts.next()?);
-    let valid = trace.len() == 32
-        && trace.bytes().all(|b| b.is_ascii_hexdigit())
-        && trace != "0".repeat(32);
-    valid.then(|| trace.to_ascii_lowercase())
+    crate::request_id::traceparent_trace_id(headers)
 }
 
 impl SubmitBody {

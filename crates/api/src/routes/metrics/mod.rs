@@ -1,0 +1,3 @@
+pub mod names;
+pub mod prometheus;
+pub mod series;
