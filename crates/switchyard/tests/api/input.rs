@@ -293,3 +293,43 @@ async fn openapi_document_is_served_and_stable() {
     insta::assert_json_snapshot!("openapi", doc);
     app.stop().await;
 }
+
+/// Objects with their keys sorted, recursively (the web copy's format).
+fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted(&map[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The web UI generates its API types from `web/openapi.json`: it must be the served
+/// document. `SWITCHYARD_UPDATE_OPENAPI=1` rewrites it (then run `npm run gen:api` in web/).
+#[tokio::test]
+async fn web_copy_of_the_openapi_document_is_current() {
+    let app = TestApp::spawn().await;
+    let (status, doc) = app.call("GET", "/api/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    app.stop().await;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/openapi.json");
+    if std::env::var_os("SWITCHYARD_UPDATE_OPENAPI").is_some_and(|v| v == "1") {
+        let text = serde_json::to_string_pretty(&sorted(&doc)).unwrap() + "\n";
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let copy: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(
+        copy == doc,
+        "web/openapi.json differs from the served document: run \
+         `SWITCHYARD_UPDATE_OPENAPI=1 cargo test -p switchyard --test api web_copy` \
+         and `npm run gen:api` in web/"
+    );
+}

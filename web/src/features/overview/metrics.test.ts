@@ -70,6 +70,6 @@ describe('dashboard metrics computed in the browser', () => {
     expect(percentile([], 50)).toBeNull();
     expect(percentile([1, 2, 3, 4], 50)).toBe(2);
     expect(percentile([1, 2, 3, 4], 95)).toBe(4);
-    expect(alignPoints({ metric: 'm', step: 60, points: [{ t: T0 / 1000 + 60, v: 7 }] }, [T0, T0 + 60_000])).toEqual([null, 7]);
+    expect(alignPoints({ points: [{ t: T0 / 1000 + 60, v: 7 }, { t: T0 / 1000, v: null }] }, [T0, T0 + 60_000])).toEqual([null, 7]);
   });
 });

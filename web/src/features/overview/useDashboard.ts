@@ -7,7 +7,7 @@ import { useListQueuesQuery } from '@/features/workers/workersApi';
 import { useNow } from '@/shared/lib/useNow';
 import { isNotAvailable } from '@/shared/api/errors';
 import { agentSummaries, bucketStarts, queueSample, queueSeries, taskSeries, type QueueSample, type Window } from './metrics';
-import { alignPoints, useGetSeriesQuery, type MetricName } from './metricsApi';
+import { MIN_STEP_S, alignPoints, useGetSeriesQuery, type MetricName } from './metricsApi';
 
 export interface Range {
   label: string;
@@ -33,13 +33,14 @@ function useServerSeries(metric: MetricName, w: Window, agent: string | undefine
 
 export function useDashboard(range: Range, agent: string | undefined) {
   const now = Math.max(useNow(), 0);
-  const to = Math.ceil(now / range.step) * range.step;
-  const w: Window = useMemo(() => ({ from: to - range.ms, to, step: range.step }), [to, range]);
-  const times = useMemo(() => bucketStarts(w), [w]);
-
   const caps = useGetCapabilitiesQuery();
   const [serverMetrics, setServerMetrics] = useState(true);
   const useServer = !!caps.data?.metrics && serverMetrics;
+  // The server's series have one-minute resolution: its buckets are at least that wide.
+  const step = useServer ? Math.max(range.step, MIN_STEP_S * 1000) : range.step;
+  const to = Math.ceil(now / step) * step;
+  const w: Window = useMemo(() => ({ from: to - range.ms, to, step }), [to, range, step]);
+  const times = useMemo(() => bucketStarts(w), [w]);
 
   // Browser-side source: the tasks created in the window (re-anchored as it slides).
   const quarter = range.ms / 4;

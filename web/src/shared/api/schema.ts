@@ -14,10 +14,10 @@ export interface paths {
             cookie?: never;
         };
         /** Every registered agent, by name. */
-        get: operations["get_agents"];
+        get: operations["list_agents"];
         put?: never;
         /** Register an agent. */
-        post: operations["post_agents"];
+        post: operations["create_agent"];
         delete?: never;
         options?: never;
         head?: never;
@@ -32,15 +32,96 @@ export interface paths {
             cookie?: never;
         };
         /** One agent. */
-        get: operations["get_agents_name"];
+        get: operations["get_agent"];
         /**
          * Replace an agent's definition (creating it if it does not exist). The name in the
          *     body may be omitted; if given it must match the path.
          */
-        put: operations["put_agents_name"];
+        put: operations["update_agent"];
         post?: never;
         /** Delete an agent. Built-in agents and agents others fall back to cannot be deleted. */
-        delete: operations["delete_agents_name"];
+        delete: operations["delete_agent"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/alerts/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Alert events (a rule started or stopped firing), newest first, with the state of their
+         *     webhook notification.
+         */
+        get: operations["list_alert_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/alerts/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Alert rules with their current state. */
+        get: operations["list_alert_rules"];
+        put?: never;
+        /**
+         * Create an alert rule (admins). Kinds: `failure_rate` (threshold a fraction 0-1 over
+         *     `window_s`), `queue_depth`, `oldest_task_age` (seconds) and `no_worker` (fires when at
+         *     most `threshold` live workers serve the agent).
+         */
+        post: operations["create_alert_rule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/alerts/rules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One alert rule with its current state. */
+        get: operations["get_alert_rule"];
+        /** Replace an alert rule's definition (admins); its state carries over. */
+        put: operations["update_alert_rule"];
+        post?: never;
+        /** Delete an alert rule (admins). Its past events stay. */
+        delete: operations["delete_alert_rule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/alerts/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Alert events as they happen, as Server-Sent Events (`event: alert`, the data an alert
+         *     event). The client WebSocket carries the same with `{"type":"subscribe","alerts":true}`.
+         */
+        get: operations["stream_alert_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -54,10 +135,10 @@ export interface paths {
             cookie?: never;
         };
         /** Your API keys (admins: everyone's). Secrets are never shown again. */
-        get: operations["get_api_keys"];
+        get: operations["list_api_keys"];
         put?: never;
         /** Create an API key for yourself. The secret is returned once and stored only as a hash. */
-        post: operations["post_api_keys"];
+        post: operations["create_api_key"];
         delete?: never;
         options?: never;
         head?: never;
@@ -75,7 +156,7 @@ export interface paths {
         put?: never;
         post?: never;
         /** Revoke an API key; it stops working at once on every server. */
-        delete: operations["revoke"];
+        delete: operations["revoke_api_key"];
         options?: never;
         head?: never;
         patch?: never;
@@ -123,7 +204,7 @@ export interface paths {
             cookie?: never;
         };
         /** Who the credential belongs to. */
-        get: operations["me"];
+        get: operations["get_me"];
         put?: never;
         post?: never;
         delete?: never;
@@ -145,7 +226,7 @@ export interface paths {
          * Exchange a refresh token for new tokens. The refresh token rotates: the old one is
          *     spent, and presenting it again revokes the session.
          */
-        post: operations["refresh"];
+        post: operations["refresh_tokens"];
         delete?: never;
         options?: never;
         head?: never;
@@ -160,7 +241,7 @@ export interface paths {
             cookie?: never;
         };
         /** Your sessions (logins), oldest first. */
-        get: operations["get_auth_sessions"];
+        get: operations["list_sessions"];
         put?: never;
         post?: never;
         delete?: never;
@@ -180,7 +261,7 @@ export interface paths {
         put?: never;
         post?: never;
         /** End one of your sessions: its tokens stop working at once. */
-        delete: operations["delete_auth_sessions_id"];
+        delete: operations["delete_session"];
         options?: never;
         head?: never;
         patch?: never;
@@ -199,7 +280,7 @@ export interface paths {
          * A short-lived, single-use ticket for a WebSocket or event-stream connection (browsers
          *     cannot set headers on those).
          */
-        post: operations["ws_ticket"];
+        post: operations["create_ws_ticket"];
         delete?: never;
         options?: never;
         head?: never;
@@ -214,7 +295,44 @@ export interface paths {
             cookie?: never;
         };
         /** Follow every task you may see (or one agent's) live, as Server-Sent Events. */
-        get: operations["get_events"];
+        get: operations["follow_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/metrics/series": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A stored time series, one point per step (from the one-minute and one-hour rollups;
+         *     percentiles from the stored histograms).
+         */
+        get: operations["get_metric_series"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/metrics/series/names": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The names `GET /api/v1/metrics/series` accepts as `metric`. */
+        get: operations["list_metric_series_names"];
         put?: never;
         post?: never;
         delete?: never;
@@ -231,7 +349,47 @@ export interface paths {
             cookie?: never;
         };
         /** Queue depth per agent: runnable, scheduled (delayed or backing off) and running. */
-        get: operations["get_queues"];
+        get: operations["list_queues"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/agents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Per-agent figures over the tasks submitted in a period: volume, outcomes, success
+         *     rate, submit → finish latency percentiles, retries, fallbacks and cache hits.
+         */
+        get: operations["agent_report"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/agents.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The per-agent report as CSV (one header line, one line per agent; empty fields where
+         *     the JSON report has `null`).
+         */
+        get: operations["agent_report_csv"];
         put?: never;
         post?: never;
         delete?: never;
@@ -248,14 +406,14 @@ export interface paths {
             cookie?: never;
         };
         /** Tasks you may see, newest first, with filters and cursor pagination. */
-        get: operations["get_tasks"];
+        get: operations["list_tasks"];
         put?: never;
         /**
          * Submit a task. `201` when created; `200` when an idempotency key matched an existing
          *     task. With `?wait=`, answers when the task finishes, or `202` if it is still running
          *     when the wait ends.
          */
-        post: operations["submit"];
+        post: operations["submit_task"];
         delete?: never;
         options?: never;
         head?: never;
@@ -275,7 +433,7 @@ export interface paths {
          * Submit many tasks in one transaction: all are accepted or none. A validation error
          *     lists each rejected item by its index.
          */
-        post: operations["batch"];
+        post: operations["submit_task_batch"];
         delete?: never;
         options?: never;
         head?: never;
@@ -290,7 +448,7 @@ export interface paths {
             cookie?: never;
         };
         /** A task with its attempts. */
-        get: operations["get_tasks_id"];
+        get: operations["get_task"];
         put?: never;
         post?: never;
         delete?: never;
@@ -312,7 +470,7 @@ export interface paths {
          * Cancel a task. A waiting task is cancelled at once (`200`); a running one is asked to
          *     stop (`202`, `cancel_requested: true`) and is forced after the grace period.
          */
-        post: operations["cancel"];
+        post: operations["cancel_task"];
         delete?: never;
         options?: never;
         head?: never;
@@ -331,7 +489,7 @@ export interface paths {
          *     was missed), then every event until the final one. Each event's SSE id is its
          *     sequence number.
          */
-        get: operations["get_tasks_id_events"];
+        get: operations["follow_task_events"];
         put?: never;
         post?: never;
         delete?: never;
@@ -348,7 +506,7 @@ export interface paths {
             cookie?: never;
         };
         /** The log lines a task's agent wrote, oldest first. */
-        get: operations["logs"];
+        get: operations["list_task_logs"];
         put?: never;
         post?: never;
         delete?: never;
@@ -367,7 +525,24 @@ export interface paths {
         get?: never;
         put?: never;
         /** Replay a dead, failed or cancelled task: back to the queue with a fresh attempt budget. */
-        post: operations["retry"];
+        post: operations["retry_task"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tasks/{id}/trace": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The trace timeline of a task: created → claimed → finished for every attempt. */
+        get: operations["get_task_trace"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -382,10 +557,10 @@ export interface paths {
             cookie?: never;
         };
         /** Every user (admins only). */
-        get: operations["get_users"];
+        get: operations["list_users"];
         put?: never;
         /** Create a user (admins only). */
-        post: operations["post_users"];
+        post: operations["create_user"];
         delete?: never;
         options?: never;
         head?: never;
@@ -409,7 +584,7 @@ export interface paths {
          * Change a user's role, disable or enable them, or reset their password (admins only).
          *     Any change ends the user's sessions; the last active admin cannot be demoted or disabled.
          */
-        patch: operations["patch_users_id"];
+        patch: operations["update_user"];
         trace?: never;
     };
     "/api/v1/workers": {
@@ -420,7 +595,7 @@ export interface paths {
             cookie?: never;
         };
         /** Workers alive now: name, agents, slots in use, last heartbeat, version. */
-        get: operations["get_workers"];
+        get: operations["list_workers"];
         put?: never;
         post?: never;
         delete?: never;
@@ -437,7 +612,7 @@ export interface paths {
             cookie?: never;
         };
         /** The worker WebSocket: remote workers in any language connect here. See docs/protocol.md. */
-        get: operations["worker_ws"];
+        get: operations["worker_websocket"];
         put?: never;
         post?: never;
         delete?: never;
@@ -457,7 +632,7 @@ export interface paths {
          * The client WebSocket. Authenticate with a bearer header, `?ticket=`, or a first
          *     `{"type":"auth","token":…}` message; then subscribe, submit and cancel. See docs/protocol.md.
          */
-        get: operations["client_ws"];
+        get: operations["client_websocket"];
         put?: never;
         post?: never;
         delete?: never;
@@ -475,6 +650,27 @@ export interface paths {
         };
         /** Liveness: the process is up. */
         get: operations["healthz"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics of this server (text exposition format 0.0.4). Needs a credential
+         *     that may read the system's state (an API key with the `read` scope) unless the server
+         *     runs with `monitoring.public_metrics`.
+         */
+        get: operations["prometheus_metrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -532,6 +728,69 @@ export interface components {
              */
             scheduled: number;
         };
+        AgentReport: {
+            agent: string;
+            /**
+             * Format: double
+             * @description Cached / tasks, 0-1; absent when there were no tasks.
+             */
+            cache_hit_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Tasks answered from the result cache.
+             */
+            cached: number;
+            /** Format: int64 */
+            cancelled: number;
+            /**
+             * Format: int64
+             * @description Failed for good with no fallback.
+             */
+            dead: number;
+            /**
+             * Format: int64
+             * @description Failed for good and handed to a fallback agent.
+             */
+            failed: number;
+            /** Format: int64 */
+            fallbacks: number;
+            /**
+             * Format: double
+             * @description Submit → finish, milliseconds, over the finished tasks.
+             */
+            latency_p50_ms?: number | null;
+            /** Format: double */
+            latency_p95_ms?: number | null;
+            /** Format: double */
+            latency_p99_ms?: number | null;
+            /**
+             * Format: int64
+             * @description Attempts beyond each task's first.
+             */
+            retries: number;
+            /** Format: int64 */
+            succeeded: number;
+            /**
+             * Format: double
+             * @description Succeeded / finished, 0-1; absent when none finished.
+             */
+            success_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Tasks submitted in the period.
+             */
+            tasks: number;
+            /**
+             * Format: int64
+             * @description LLM tokens used; absent until LLM agents report usage.
+             */
+            tokens?: number | null;
+            /**
+             * Format: int64
+             * @description Not finished yet (queued, running, retrying).
+             */
+            unfinished: number;
+        };
         /** @description An agent definition as registered (`POST /api/v1/agents`). */
         AgentSpec: {
             /**
@@ -569,6 +828,83 @@ export interface components {
             timeout_ms?: number;
             version?: string;
         };
+        /** @description A rule started or stopped firing. */
+        AlertEvent: {
+            agent?: string | null;
+            at: components["schemas"]["Timestamp"];
+            /** Format: uuid */
+            id: string;
+            kind: components["schemas"]["AlertKind"];
+            message: string;
+            /** Format: int32 */
+            notify_attempts: number;
+            notify_error?: string | null;
+            notify_status: components["schemas"]["NotifyStatus"];
+            /** Format: uuid */
+            rule_id: string;
+            rule_name: string;
+            state: components["schemas"]["AlertEventState"];
+            /** Format: double */
+            threshold: number;
+            /** Format: double */
+            value: number;
+        };
+        AlertEventPage: {
+            items: components["schemas"]["AlertEvent"][];
+            /**
+             * Format: uuid
+             * @description Pass as `cursor` to get the next (older) page; absent on the last page.
+             */
+            next_cursor?: string | null;
+        };
+        /** @enum {string} */
+        AlertEventState: "firing" | "resolved";
+        /**
+         * @description The built-in alert rule kinds.
+         * @enum {string}
+         */
+        AlertKind: "failure_rate" | "queue_depth" | "oldest_task_age" | "no_worker";
+        AlertRule: components["schemas"]["AlertRuleSpec"] & {
+            created_at: components["schemas"]["Timestamp"];
+            /** Format: uuid */
+            id: string;
+            state: components["schemas"]["AlertState"];
+            updated_at: components["schemas"]["Timestamp"];
+        };
+        /** @description What defines an alert rule (the body of `POST /api/v1/alerts/rules`). */
+        AlertRuleSpec: {
+            /** @description Only this agent; absent: all agents (required for `no_worker`). */
+            agent?: string | null;
+            /**
+             * Format: int64
+             * @description The condition must hold this long before the rule fires. Default 0.
+             */
+            for_s?: number;
+            kind: components["schemas"]["AlertKind"];
+            name: string;
+            /** Format: double */
+            threshold: number;
+            /** @description Where to POST firing and resolved notifications (Slack-compatible JSON). */
+            webhook_url?: string | null;
+            /**
+             * Format: int64
+             * @description The lookback window in seconds (`failure_rate` counts tasks submitted in it).
+             */
+            window_s: number;
+        };
+        /** @description The evaluator's memory of a rule. */
+        AlertState: {
+            evaluated_at?: components["schemas"]["Timestamp"] | null;
+            since?: components["schemas"]["Timestamp"] | null;
+            status: components["schemas"]["AlertStatus"];
+            /** Format: double */
+            value?: number | null;
+        };
+        /**
+         * @description Where a rule stands.
+         * @enum {string}
+         */
+        AlertStatus: "ok" | "pending" | "firing";
         ApiKey: {
             created_at: components["schemas"]["Timestamp"];
             expires_at?: components["schemas"]["Timestamp"] | null;
@@ -596,6 +932,33 @@ export interface components {
             status: components["schemas"]["AttemptStatus"];
             worker?: string | null;
             worker_id?: components["schemas"]["WorkerId"] | null;
+        };
+        /** @description One attempt on the timeline: queued → claimed (started) → finished. */
+        AttemptSpan: {
+            /** @description When a worker claimed the task and the attempt started. */
+            claimed_at: components["schemas"]["Timestamp"];
+            /** @description The error code of a failed attempt. */
+            error_code?: string | null;
+            finished_at?: components["schemas"]["Timestamp"] | null;
+            /** Format: int32 */
+            number: number;
+            /**
+             * @description When the task started waiting for this attempt: its creation for the first
+             *     attempt, the end of the previous attempt otherwise.
+             */
+            queued_at: components["schemas"]["Timestamp"];
+            /**
+             * Format: int64
+             * @description `claimed_at` → `finished_at`; absent while running.
+             */
+            run_ms?: number | null;
+            status: components["schemas"]["AttemptStatus"];
+            /**
+             * Format: int64
+             * @description `queued_at` → `claimed_at` (includes any backoff or `run_at` delay).
+             */
+            wait_ms: number;
+            worker?: string | null;
         };
         /** @enum {string} */
         AttemptStatus: "running" | "succeeded" | "failed" | "cancelled";
@@ -672,6 +1035,16 @@ export interface components {
             }[];
         };
         /** @description A list response. */
+        Items_AlertRule: {
+            items: (components["schemas"]["AlertRuleSpec"] & {
+                created_at: components["schemas"]["Timestamp"];
+                /** Format: uuid */
+                id: string;
+                state: components["schemas"]["AlertState"];
+                updated_at: components["schemas"]["Timestamp"];
+            })[];
+        };
+        /** @description A list response. */
         Items_ApiKey: {
             items: {
                 created_at: components["schemas"]["Timestamp"];
@@ -710,6 +1083,10 @@ export interface components {
                 last_refreshed_at: components["schemas"]["Timestamp"];
                 user_agent?: string | null;
             }[];
+        };
+        /** @description A list response. */
+        Items_String: {
+            items: string[];
         };
         /** @description A list response. */
         Items_Task: {
@@ -799,6 +1176,11 @@ export interface components {
             session_id?: components["schemas"]["SessionId"] | null;
             user: components["schemas"]["User"];
         };
+        /**
+         * @description Delivery of an event's webhook notification.
+         * @enum {string}
+         */
+        NotifyStatus: "none" | "pending" | "sent" | "failed";
         Readiness: {
             cache: components["schemas"]["Check"];
             database: components["schemas"]["Check"];
@@ -811,6 +1193,11 @@ export interface components {
         };
         RefreshBody: {
             refresh_token: string;
+        };
+        Report: {
+            agents: components["schemas"]["AgentReport"][];
+            from: components["schemas"]["Timestamp"];
+            to: components["schemas"]["Timestamp"];
         };
         RetryPolicy: {
             /**
@@ -839,6 +1226,40 @@ export interface components {
          * @enum {string}
          */
         Scope: "submit" | "read" | "worker" | "admin";
+        Series: {
+            agent?: string | null;
+            /**
+             * Format: int64
+             * @description Unix seconds.
+             */
+            from: number;
+            metric: string;
+            points: components["schemas"]["SeriesPoint"][];
+            /**
+             * Format: int64
+             * @description Seconds per point.
+             */
+            step: number;
+            /** Format: int64 */
+            to: number;
+            /**
+             * @description `tasks`, `attempts`, `requests`, `lookups` (counts per step), `ratio` (0-1), `ms`,
+             *     `seconds` or `workers`.
+             */
+            unit: string;
+        };
+        SeriesPoint: {
+            /**
+             * Format: int64
+             * @description Start of the step, Unix seconds.
+             */
+            t: number;
+            /**
+             * Format: double
+             * @description `null` when there is nothing to compute from (a percentile or ratio of no tasks).
+             */
+            v?: number | null;
+        };
         /** Format: uuid */
         SessionId: string;
         SessionView: {
@@ -911,7 +1332,7 @@ export interface components {
             class: components["schemas"]["ErrorClass"];
             /** @description A short machine-readable code, e.g. `timeout`, `http_503`, `worker_lost`. */
             code: string;
-            details?: unknown;
+            details?: Record<string, unknown> | null;
             message: string;
             /** Format: int64 */
             retry_after_ms?: number | null;
@@ -924,6 +1345,26 @@ export interface components {
         };
         /** @enum {string} */
         TaskStatus: "queued" | "running" | "retrying" | "succeeded" | "failed" | "cancelled" | "dead";
+        /** @description A task's trace: its W3C trace id and the timeline of its attempts. */
+        TaskTrace: {
+            attempts: components["schemas"]["AttemptSpan"][];
+            created_at: components["schemas"]["Timestamp"];
+            fallback_of?: components["schemas"]["TaskId"] | null;
+            fallback_task_id?: components["schemas"]["TaskId"] | null;
+            finished_at?: components["schemas"]["Timestamp"] | null;
+            status: components["schemas"]["TaskStatus"];
+            task_id: components["schemas"]["TaskId"];
+            /**
+             * Format: int64
+             * @description Submit → finish, for finished tasks.
+             */
+            total_ms?: number | null;
+            /**
+             * @description The trace id (from the submitter's `traceparent`, or generated); remote workers
+             *     receive it as `traceparent` in `assign`.
+             */
+            trace_id?: string | null;
+        };
         Ticket: {
             /**
              * Format: int64
@@ -989,7 +1430,7 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    get_agents: {
+    list_agents: {
         parameters: {
             query?: never;
             header?: never;
@@ -1016,7 +1457,7 @@ export interface operations {
             };
         };
     };
-    post_agents: {
+    create_agent: {
         parameters: {
             query?: never;
             header?: never;
@@ -1055,7 +1496,7 @@ export interface operations {
             };
         };
     };
-    get_agents_name: {
+    get_agent: {
         parameters: {
             query?: never;
             header?: never;
@@ -1084,7 +1525,7 @@ export interface operations {
             };
         };
     };
-    put_agents_name: {
+    update_agent: {
         parameters: {
             query?: never;
             header?: never;
@@ -1125,7 +1566,7 @@ export interface operations {
             };
         };
     };
-    delete_agents_name: {
+    delete_agent: {
         parameters: {
             query?: never;
             header?: never;
@@ -1160,7 +1601,254 @@ export interface operations {
             };
         };
     };
-    get_api_keys: {
+    list_alert_events: {
+        parameters: {
+            query?: {
+                /** @description Only events of this rule. */
+                rule_id?: string;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+                /** @description Page size, 1-500 (default 50). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertEventPage"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_alert_rules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Items_AlertRule"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_alert_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AlertRuleSpec"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertRule"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_alert_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertRule"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_alert_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AlertRuleSpec"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertRule"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_alert_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    stream_alert_events: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An event stream (text/event-stream) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_api_keys: {
         parameters: {
             query?: never;
             header?: never;
@@ -1187,7 +1875,7 @@ export interface operations {
             };
         };
     };
-    post_api_keys: {
+    create_api_key: {
         parameters: {
             query?: never;
             header?: never;
@@ -1226,7 +1914,7 @@ export interface operations {
             };
         };
     };
-    revoke: {
+    revoke_api_key: {
         parameters: {
             query?: never;
             header?: never;
@@ -1317,7 +2005,7 @@ export interface operations {
             };
         };
     };
-    me: {
+    get_me: {
         parameters: {
             query?: never;
             header?: never;
@@ -1344,7 +2032,7 @@ export interface operations {
             };
         };
     };
-    refresh: {
+    refresh_tokens: {
         parameters: {
             query?: never;
             header?: never;
@@ -1375,7 +2063,7 @@ export interface operations {
             };
         };
     };
-    get_auth_sessions: {
+    list_sessions: {
         parameters: {
             query?: never;
             header?: never;
@@ -1402,7 +2090,7 @@ export interface operations {
             };
         };
     };
-    delete_auth_sessions_id: {
+    delete_session: {
         parameters: {
             query?: never;
             header?: never;
@@ -1429,7 +2117,7 @@ export interface operations {
             };
         };
     };
-    ws_ticket: {
+    create_ws_ticket: {
         parameters: {
             query?: never;
             header?: never;
@@ -1456,13 +2144,23 @@ export interface operations {
             };
         };
     };
-    get_events: {
+    follow_events: {
         parameters: {
             query?: {
                 /** @description Only this agent's tasks. */
                 agent?: string;
                 /** @description Only these event kinds, comma-separated (`status,log,progress,partial,result,error`). */
                 kinds?: string;
+                /**
+                 * @description Resume: first resend the recent events that happened after this time (Unix
+                 *     milliseconds), from the server's replay window. Deduplicate by `task_id` + `seq`.
+                 */
+                since?: number;
+                /**
+                 * @description A single-use ticket from `POST /api/v1/auth/ws-ticket`, for clients that cannot
+                 *     send an `Authorization` header (browsers' `EventSource`). Read by the `Auth` extractor.
+                 */
+                ticket?: string;
             };
             header?: never;
             path?: never;
@@ -1489,7 +2187,83 @@ export interface operations {
             };
         };
     };
-    get_queues: {
+    get_metric_series: {
+        parameters: {
+            query: {
+                /**
+                 * @description A series name (`GET /api/v1/metrics/series/names` lists them), e.g. `tasks_submitted`,
+                 *     `tasks_finished`, `tasks_failed`, `queue_depth`, `latency_p95`.
+                 */
+                metric: string;
+                /** @description Only this agent; absent: all agents together. */
+                agent?: string;
+                /** @description Start: RFC 3339 or Unix seconds (default: one hour before `to`). */
+                from?: string;
+                /** @description End: RFC 3339 or Unix seconds (default: now). */
+                to?: string;
+                /** @description Seconds per point, at least 60 (default 60). */
+                step?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Series"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_metric_series_names: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Items_String"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_queues: {
         parameters: {
             query?: never;
             header?: never;
@@ -1516,7 +2290,94 @@ export interface operations {
             };
         };
     };
-    get_tasks: {
+    agent_report: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Start of the period (tasks submitted from then on): RFC 3339 or Unix seconds.
+                 *     Default: 24 hours before `to`.
+                 */
+                from?: string;
+                /** @description End of the period: RFC 3339 or Unix seconds. Default: now. */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Report"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    agent_report_csv: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Start of the period (tasks submitted from then on): RFC 3339 or Unix seconds.
+                 *     Default: 24 hours before `to`.
+                 */
+                from?: string;
+                /** @description End of the period: RFC 3339 or Unix seconds. Default: now. */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description CSV */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_tasks: {
         parameters: {
             query?: {
                 agent?: string;
@@ -1529,6 +2390,11 @@ export interface operations {
                 cursor?: components["schemas"]["TaskId"];
                 /** @description Page size, 1-500 (default 50). */
                 limit?: number;
+                /**
+                 * @description Full-text search: tasks whose agent, input, output, error or log lines hold every
+                 *     word. The index trails submissions and completions by a few seconds.
+                 */
+                q?: string;
             };
             header?: never;
             path?: never;
@@ -1554,14 +2420,14 @@ export interface operations {
             };
         };
     };
-    submit: {
+    submit_task: {
         parameters: {
-            query?: never;
-            header?: never;
-            path: {
+            query?: {
                 /** @description Wait up to this long for the task to finish: `10s`, `500ms`, `1m`, or seconds. */
-                wait: string | null;
+                wait?: string;
             };
+            header?: never;
+            path?: never;
             cookie?: never;
         };
         requestBody: {
@@ -1639,7 +2505,7 @@ export interface operations {
             };
         };
     };
-    batch: {
+    submit_task_batch: {
         parameters: {
             query?: never;
             header?: never;
@@ -1678,7 +2544,7 @@ export interface operations {
             };
         };
     };
-    get_tasks_id: {
+    get_task: {
         parameters: {
             query?: never;
             header?: never;
@@ -1707,7 +2573,7 @@ export interface operations {
             };
         };
     };
-    cancel: {
+    cancel_task: {
         parameters: {
             query?: never;
             header?: never;
@@ -1753,11 +2619,16 @@ export interface operations {
             };
         };
     };
-    get_tasks_id_events: {
+    follow_task_events: {
         parameters: {
             query?: {
                 /** @description Resume after this sequence number (same as the `Last-Event-ID` header). */
                 since?: number;
+                /**
+                 * @description A single-use ticket from `POST /api/v1/auth/ws-ticket`, for clients that cannot
+                 *     send an `Authorization` header (browsers' `EventSource`). Read by the `Auth` extractor.
+                 */
+                ticket?: string;
             };
             header?: never;
             path: {
@@ -1786,13 +2657,17 @@ export interface operations {
             };
         };
     };
-    logs: {
+    list_task_logs: {
         parameters: {
             query?: {
                 /** @description Only lines after this sequence number. */
                 after?: number;
                 /** @description At most this many lines (1-5000, default 1000). */
                 limit?: number;
+                /** @description Only lines at this level or above: `debug`, `info`, `warn` or `error`. */
+                level?: string;
+                /** @description Only lines containing this text (case-insensitive). */
+                q?: string;
             };
             header?: never;
             path: {
@@ -1810,6 +2685,14 @@ export interface operations {
                     "application/json": components["schemas"]["Items_LogLine"];
                 };
             };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1820,7 +2703,7 @@ export interface operations {
             };
         };
     };
-    retry: {
+    retry_task: {
         parameters: {
             query?: never;
             header?: never;
@@ -1858,7 +2741,36 @@ export interface operations {
             };
         };
     };
-    get_users: {
+    get_task_trace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["TaskId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskTrace"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_users: {
         parameters: {
             query?: never;
             header?: never;
@@ -1885,7 +2797,7 @@ export interface operations {
             };
         };
     };
-    post_users: {
+    create_user: {
         parameters: {
             query?: never;
             header?: never;
@@ -1932,7 +2844,7 @@ export interface operations {
             };
         };
     };
-    patch_users_id: {
+    update_user: {
         parameters: {
             query?: never;
             header?: never;
@@ -1981,7 +2893,7 @@ export interface operations {
             };
         };
     };
-    get_workers: {
+    list_workers: {
         parameters: {
             query?: never;
             header?: never;
@@ -2008,7 +2920,7 @@ export interface operations {
             };
         };
     };
-    worker_ws: {
+    worker_websocket: {
         parameters: {
             query?: {
                 /**
@@ -2056,7 +2968,7 @@ export interface operations {
             };
         };
     };
-    client_ws: {
+    client_websocket: {
         parameters: {
             query?: {
                 /**
@@ -2111,6 +3023,42 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    prometheus_metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Prometheus text format */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

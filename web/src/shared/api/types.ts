@@ -48,3 +48,11 @@ export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set(['succeeded', 
 
 export const ROLES: readonly Role[] = ['viewer', 'operator', 'admin'];
 export const SCOPES: readonly Scope[] = ['read', 'submit', 'worker', 'admin'];
+export type MetricSeries = Schemas['Series'];
+export type SeriesPoint = Schemas['SeriesPoint'];
+export type AlertRule = Schemas['AlertRule'];
+export type AlertRuleSpec = Schemas['AlertRuleSpec'];
+export type AlertEvent = Schemas['AlertEvent'];
+export type AgentReport = Schemas['AgentReport'];
+export type Report = Schemas['Report'];
+export type TaskTrace = Schemas['TaskTrace'];

@@ -67,9 +67,9 @@ describe('OverviewPage', () => {
       http.get('*/api/v1/metrics/series', ({ request }) => {
         const metric = new URL(request.url).searchParams.get('metric')!;
         asked.push(metric);
-        const t = Math.floor(now / 30_000) * 30;
+        const t = Math.floor(now / 60_000) * 60;
         const v = metric === 'tasks_finished' ? 10 : metric === 'tasks_failed' ? 1 : 2;
-        return HttpResponse.json({ metric, step: 30, points: [{ t: t - 60, v }] });
+        return HttpResponse.json({ metric, from: t - 900, to: t, step: 60, unit: 'tasks', points: [{ t: t - 60, v }] });
       }),
     );
     renderWithStore(<OverviewPage />);
