@@ -132,7 +132,15 @@ impl TaskService {
 
     pub async fn submit(&self, principal: &Principal, req: SubmitRequest) -> Result<Submitted> {
         let task = self.prepare(principal, req, Timestamp::now()).await?;
-        let mut out = self.submitter.submit(vec![task]).await?;
+        // The submit → enqueue part of the task's trace (inside the HTTP request's span).
+        let span = tracing::debug_span!(
+            "task.submit",
+            task_id = %task.id,
+            agent = %task.agent,
+            trace_id = task.trace_id.as_deref().unwrap_or(""),
+        );
+        let mut out =
+            tracing::Instrument::instrument(self.submitter.submit(vec![task]), span).await?;
         out.pop()
             .ok_or_else(|| Error::internal_msg("submission returned nothing"))
     }

@@ -231,7 +231,15 @@ fn spawn_task(shared: Arc<Shared>, task: ClaimedTask) {
             cancel: cancel.clone(),
         },
     );
-    tokio::spawn(async move {
+    // The run → complete part of the task's trace (debug level: free when filtered out).
+    let span = tracing::debug_span!(
+        "task.run",
+        task_id = %task.id,
+        attempt = task.attempt,
+        agent = %task.agent,
+        trace_id = task.trace_id.as_deref().unwrap_or(""),
+    );
+    let run = async move {
         let attempt = AttemptRef::from(&task);
         drop(task);
         let outcome = execute(&shared, &attempt, cancel).await;
@@ -246,7 +254,8 @@ fn spawn_task(shared: Arc<Shared>, task: ClaimedTask) {
         }
         shared.running.remove(&task_id);
         shared.releaser.release(1);
-    });
+    };
+    tokio::spawn(tracing::Instrument::instrument(run, span));
 }
 
 async fn execute(
