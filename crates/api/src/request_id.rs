@@ -57,6 +57,14 @@ pub async fn middleware(req: Request, next: Next) -> Response {
         method = %req.method(),
         path = %req.uri().path()
     );
+    // With OTLP export on, the request span continues the caller's trace.
+    if trace_id.is_some() {
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        let parent = opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&HeaderExtractor(req.headers()))
+        });
+        let _ = span.set_parent(parent);
+    }
     let mut response = REQUEST_ID
         .scope(
             id.clone(),
@@ -67,4 +75,17 @@ pub async fn middleware(req: Request, next: Next) -> Response {
         response.headers_mut().insert(HEADER, v);
     }
     response
+}
+
+/// Reads W3C trace context from request headers.
+struct HeaderExtractor<'a>(&'a axum::http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
 }

@@ -148,13 +148,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut config = Config::load_with(cli.config.as_deref(), defaults)?;
             apply(&flags, &mut config);
             telemetry::init(&config.telemetry)?;
-            serve(config, Role::All, true).await
+            let result = serve(config, Role::All, true).await;
+            telemetry::flush().await;
+            result
         }
         Command::Serve { flags, role } => {
             let mut config = Config::load(cli.config.as_deref())?;
             apply(&flags, &mut config);
             telemetry::init(&config.telemetry)?;
-            serve(config, role, false).await
+            let result = serve(config, role, false).await;
+            telemetry::flush().await;
+            result
         }
         Command::Migrate => {
             let config = Config::load(cli.config.as_deref())?;

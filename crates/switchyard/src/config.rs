@@ -137,6 +137,11 @@ pub struct TelemetryConfig {
     pub log_format: LogFormat,
     /// A tracing filter: `info`, `switchyard=debug,info`, …
     pub log_level: String,
+    /// Export spans over OTLP/HTTP (protobuf) to this collector, e.g.
+    /// `http://127.0.0.1:4318` (spans go to `<endpoint>/v1/traces`). Off when unset.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` of exported spans.
+    pub service_name: String,
 }
 
 impl Default for TelemetryConfig {
@@ -144,6 +149,8 @@ impl Default for TelemetryConfig {
         TelemetryConfig {
             log_format: LogFormat::Json,
             log_level: "info".into(),
+            otlp_endpoint: None,
+            service_name: "switchyard".into(),
         }
     }
 }
@@ -329,7 +336,7 @@ const KEY_DOCS: &[(&str, &str)] = &[
         "worker.drain_timeout_s",
         "How long shutdown waits for running tasks, in seconds.",
     ),
-    ("telemetry", "Logs."),
+    ("telemetry", "Logs and trace export."),
     (
         "telemetry.log_format",
         "`json` (one object per line) or `pretty`.",
@@ -337,6 +344,14 @@ const KEY_DOCS: &[(&str, &str)] = &[
     (
         "telemetry.log_level",
         "A tracing filter: `info`, `switchyard=debug,info`, …",
+    ),
+    (
+        "telemetry.otlp_endpoint",
+        "Export spans over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318); off when unset.",
+    ),
+    (
+        "telemetry.service_name",
+        "The `service.name` of exported spans.",
     ),
     (
         "monitoring",
