@@ -27,6 +27,7 @@ export const routes: RouteObject[] = [
       { path: 'agents/new', lazy: () => import('@/features/agents/pages/AgentEditPage').then((m) => ({ Component: m.AgentEditPage })) },
       { path: 'agents/:name', lazy: () => import('@/features/agents/pages/AgentEditPage').then((m) => ({ Component: m.AgentEditPage })) },
       { path: 'workers', lazy: () => import('@/features/workers/pages/WorkersPage').then((m) => ({ Component: m.WorkersPage })) },
+      { path: 'alerts', lazy: () => import('@/features/alerts/pages/AlertsPage').then((m) => ({ Component: m.AlertsPage })) },
       { path: 'api-keys', lazy: () => import('@/features/apiKeys/pages/ApiKeysPage').then((m) => ({ Component: m.ApiKeysPage })) },
       { path: 'users', lazy: () => import('@/features/users/pages/UsersPage').then((m) => ({ Component: m.UsersPage })) },
       { path: '*', Component: NotFoundPage },

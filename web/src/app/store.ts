@@ -9,6 +9,7 @@ import { isStorageEventForSession, loadStoredTokens, loggedIn, loggedOut, sessio
 import { applyTaskEventToCache, refetchAfterReconnect } from '@/features/tasks/liveCache';
 import { forgetRecentEvents } from '@/features/tasks/recentEvents';
 import { tasksUiSlice } from '@/features/tasks/tasksUiSlice';
+import { applyAlertEventToCache, refetchAlertsAfterReconnect } from '@/features/alerts/liveAlerts';
 
 const rootReducer = combineReducers({
   [api.reducerPath]: api.reducer,
@@ -45,7 +46,11 @@ export function makeStore(options: StoreOptions = {}) {
     middleware.push(
       createLiveMiddleware({
         handlers: [applyTaskEventToCache],
-        onResumed: refetchAfterReconnect,
+        alertHandlers: [applyAlertEventToCache],
+        onResumed: (store) => {
+          refetchAfterReconnect(store);
+          refetchAlertsAfterReconnect(store);
+        },
         ...options.live,
       }),
     );

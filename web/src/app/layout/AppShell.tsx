@@ -39,6 +39,7 @@ export function AppShell() {
     { to: '/dead-letters', label: 'Dead letters' },
     { to: '/agents', label: 'Agents' },
     { to: '/workers', label: 'Workers' },
+    { to: '/alerts', label: 'Alerts' },
     { to: '/api-keys', label: 'API keys' },
     { to: '/users', label: 'Users', show: can.canManageUsers },
   ];

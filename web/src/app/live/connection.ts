@@ -2,6 +2,7 @@
 // WebSocket gateway; reconnects with backoff (full jitter), refreshes the token when it is
 // rejected, and resubscribes watched tasks from the last sequence number seen.
 import type { TaskEvent } from '@/shared/api/events';
+import type { AlertEvent } from '@/shared/api/types';
 import { openSse, openWebSocket, type CloseInfo, type Transport, type TransportKind, type TransportOptions } from './transports';
 
 export type LiveStatus = 'idle' | 'connecting' | 'live' | 'reconnecting';
@@ -13,6 +14,8 @@ export interface ConnectionDeps {
   /** Called when the server rejected `token`; resolves true when a new one is available. */
   refresh(token: string): Promise<boolean>;
   onEvent(event: TaskEvent): void;
+  /** Alert events (firing/resolved); without it the connection does not subscribe to them. */
+  onAlert?(event: AlertEvent): void;
   onStatus(status: LiveStatus, transport: TransportKind | null, detail?: string): void;
   /** After a reconnect: events may have been missed for tasks nobody watched. */
   onResumed(): void;
@@ -141,6 +144,11 @@ export class LiveConnection {
           this.track(event);
           this.deps.onEvent(event);
         },
+        onAlert: this.deps.onAlert
+          ? (event) => {
+              if (generation === this.generation) this.deps.onAlert?.(event);
+            }
+          : undefined,
         onClose: (info) => {
           if (generation !== this.generation) return;
           void this.closed(kind, token, info);

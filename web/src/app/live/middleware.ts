@@ -2,6 +2,7 @@
 // features patch their cached RTK Query data with them.
 import type { Middleware, MiddlewareAPI } from '@reduxjs/toolkit';
 import type { TaskEvent } from '@/shared/api/events';
+import type { AlertEvent } from '@/shared/api/types';
 import { apiOrigin } from '../config';
 import { refreshSession } from '../refresh';
 import { selectTokens, type SessionState } from '../session';
@@ -9,9 +10,12 @@ import { LiveConnection, type ConnectionDeps } from './connection';
 import { eventReceived, statusChanged, unwatchTask, watchTask } from './liveSlice';
 
 export type LiveEventHandler = (event: TaskEvent, store: MiddlewareAPI) => void;
+export type LiveAlertHandler = (event: AlertEvent, store: MiddlewareAPI) => void;
 
 export interface LiveMiddlewareOptions {
   handlers: LiveEventHandler[];
+  /** Alert events; the connection subscribes to them only when there are handlers. */
+  alertHandlers?: LiveAlertHandler[];
   onResumed?: (store: MiddlewareAPI) => void;
   connection?: Partial<ConnectionDeps>;
 }
@@ -38,6 +42,11 @@ export function createLiveMiddleware(options: LiveMiddlewareOptions): Middleware
         store.dispatch(eventReceived(event));
         for (const handle of options.handlers) handle(event, store);
       },
+      onAlert: options.alertHandlers?.length
+        ? (event) => {
+            for (const handle of options.alertHandlers ?? []) handle(event, store);
+          }
+        : undefined,
       onStatus(status, transport, detail) {
         store.dispatch(statusChanged({ status, transport, detail }));
       },

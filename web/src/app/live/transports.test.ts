@@ -3,6 +3,7 @@ import { describe, expect, it, vi, afterEach } from 'vitest';
 import { server, useMockServer } from '@/test/msw';
 import { openSse, openWebSocket, type CloseInfo } from './transports';
 import type { TaskEvent } from '@/shared/api/events';
+import type { AlertEvent } from '@/shared/api/types';
 
 useMockServer();
 
@@ -40,6 +41,20 @@ class FakeWebSocket {
 const ev = (seq: number): TaskEvent => ({ type: 'event', task_id: 't1', seq, agent: 'echo', at: '2026-01-01T00:00:00Z', kind: 'status', status: 'running', attempt: 1 });
 
 afterEach(() => vi.unstubAllGlobals());
+
+const alertEvent: AlertEvent = {
+  id: 'a1',
+  rule_id: 'r1',
+  rule_name: 'queue',
+  kind: 'queue_depth',
+  state: 'firing',
+  value: 12,
+  threshold: 10,
+  at: '2026-01-01T00:00:00Z',
+  message: 'queue depth is 12',
+  notify_status: 'none',
+  notify_attempts: 0,
+};
 
 describe('WebSocket transport', () => {
   it('authenticates first, subscribes to everything and to watched tasks, answers pings', () => {
@@ -160,5 +175,69 @@ describe('SSE transport', () => {
       openSse('http://localhost:3000', { token: 'old', watched: new Map(), callbacks: { onOpen: vi.fn(), onEvent: vi.fn(), onClose: resolve } });
     });
     expect(info).toMatchObject({ authFailed: true, neverOpened: true });
+  });
+
+  it('follows /api/v1/alerts/stream when alert events are wanted, without letting it end the connection', async () => {
+    let alertAuth = '';
+    server.use(
+      http.get('*/api/v1/events', () => new HttpResponse(sseBody([`data: ${JSON.stringify(ev(1))}\n\n`]), { headers: { 'content-type': 'text/event-stream' } })),
+      http.get('*/api/v1/alerts/stream', ({ request }) => {
+        alertAuth = request.headers.get('authorization') ?? '';
+        return new HttpResponse(sseBody([`event: alert\ndata: ${JSON.stringify(alertEvent)}\n\n`, `event: other\ndata: {}\n\n`]), { headers: { 'content-type': 'text/event-stream' } });
+      }),
+    );
+    const alerts: AlertEvent[] = [];
+    await new Promise<CloseInfo>((resolve) => {
+      openSse('http://localhost:3000', {
+        token: 'tok',
+        watched: new Map(),
+        callbacks: {
+          onOpen: vi.fn(),
+          onEvent: vi.fn(),
+          onAlert: (a) => alerts.push(a),
+          onClose: resolve,
+        },
+      });
+    });
+    await vi.waitFor(() => expect(alerts).toEqual([alertEvent]));
+    expect(alertAuth).toBe('Bearer tok');
+  });
+});
+
+describe('WebSocket alerts', () => {
+  it('subscribes to alerts when asked and passes alert messages on; ignores malformed ones', () => {
+    vi.stubGlobal('WebSocket', FakeWebSocket);
+    const alerts: AlertEvent[] = [];
+    const onServerError = vi.fn();
+    const t = openWebSocket('ws://x/api/v1/ws', {
+      token: 'tok',
+      watched: new Map(),
+      callbacks: { onOpen: vi.fn(), onEvent: vi.fn(), onAlert: (a) => alerts.push(a), onClose: vi.fn(), onServerError },
+    });
+    const ws = FakeWebSocket.last!;
+    ws.open();
+    expect(ws.sent).toEqual([
+      { type: 'auth', token: 'tok' },
+      { type: 'subscribe', all: true },
+      { type: 'subscribe', alerts: true },
+    ]);
+    ws.receive({ type: 'authenticated', user_id: 'u', role: 'viewer' });
+    ws.receive({ type: 'alert', event: alertEvent });
+    ws.receive({ type: 'alert', event: { id: 'x' } });
+    ws.receive({ type: 'alert' });
+    expect(alerts).toEqual([alertEvent]);
+    // An older server without alerts answers the subscription with an error: not fatal.
+    ws.receive({ type: 'error', code: 'bad_request', message: 'name exactly one of task_id, agent, all: true' });
+    expect(onServerError).toHaveBeenCalledTimes(1);
+    t.close();
+  });
+
+  it('does not subscribe to alerts without a handler', () => {
+    vi.stubGlobal('WebSocket', FakeWebSocket);
+    const t = openWebSocket('ws://x/api/v1/ws', { token: 'tok', watched: new Map(), callbacks: { onOpen: vi.fn(), onEvent: vi.fn(), onClose: vi.fn() } });
+    const ws = FakeWebSocket.last!;
+    ws.open();
+    expect(ws.sent).not.toContainEqual({ type: 'subscribe', alerts: true });
+    t.close();
   });
 });

@@ -1,7 +1,8 @@
 // The two ways live events reach the browser. The WebSocket gateway (`/api/v1/ws`) is the
 // primary one; Server-Sent Events over fetch (EventSource cannot send an Authorization
 // header) are the fallback for servers without it.
-import { asTaskEvent, type TaskEvent } from '@/shared/api/events';
+import { asAlertEvent, asTaskEvent, type TaskEvent } from '@/shared/api/events';
+import type { AlertEvent } from '@/shared/api/types';
 import { SseParser } from './sseParser';
 
 export type TransportKind = 'websocket' | 'sse';
@@ -17,6 +18,8 @@ export interface CloseInfo {
 export interface TransportCallbacks {
   onOpen(): void;
   onEvent(event: TaskEvent): void;
+  /** An alert rule started or stopped firing (no backlog: lists are refetched on reconnect). */
+  onAlert?(event: AlertEvent): void;
   onClose(info: CloseInfo): void;
   onServerError?(code: string, message: string): void;
 }
@@ -90,6 +93,8 @@ export function openWebSocket(url: string, opts: TransportOptions): Transport {
     send({ type: 'auth', token: opts.token });
     send(opts.allSince === undefined ? { type: 'subscribe', all: true } : { type: 'subscribe', all: true, since: opts.allSince });
     for (const [taskId, since] of opts.watched) send(subscribeTask(taskId, since));
+    // Alert events; a server without alerts answers with an error message, which is ignored.
+    if (callbacks.onAlert) send({ type: 'subscribe', alerts: true });
     armIdle();
   };
   ws.onmessage = (m) => {
@@ -108,6 +113,9 @@ export function openWebSocket(url: string, opts: TransportOptions): Transport {
       const event = asTaskEvent(msg);
       becameLive();
       if (event) callbacks.onEvent(event);
+    } else if (type === 'alert') {
+      const alert = asAlertEvent((msg as { event?: unknown }).event);
+      if (alert) callbacks.onAlert?.(alert);
     } else if (type === 'ping') {
       send({ type: 'pong' });
     } else if (type === 'error') {
@@ -159,7 +167,7 @@ async function readStream(
   token: string,
   signal: AbortSignal,
   onResponse: () => void,
-  onEvent: (e: TaskEvent) => void,
+  onMessage: (data: unknown, event: string) => void,
 ): Promise<StreamEnd> {
   let response: Response;
   try {
@@ -179,8 +187,7 @@ async function readStream(
       for (const message of parser.push(value)) {
         if (message.event === 'error') return { kind: 'failed', reason: message.data };
         try {
-          const event = asTaskEvent(JSON.parse(message.data));
-          if (event) onEvent(event);
+          onMessage(JSON.parse(message.data), message.event);
         } catch {
           // Not JSON: ignore the message, keep the stream.
         }
@@ -198,7 +205,12 @@ async function readStream(
  */
 export function openSse(origin: string, opts: TransportOptions): Transport {
   const { callbacks, token } = opts;
+  const onTaskMessage = (data: unknown) => {
+    const event = asTaskEvent(data);
+    if (event) callbacks.onEvent(event);
+  };
   const main = new AbortController();
+  const alerts = new AbortController();
   const perTask = new Map<string, AbortController>();
   let opened = false;
   let closed = false;
@@ -207,6 +219,7 @@ export function openSse(origin: string, opts: TransportOptions): Transport {
     if (closed) return;
     closed = true;
     main.abort();
+    alerts.abort();
     for (const c of perTask.values()) c.abort();
     callbacks.onClose(info);
   };
@@ -216,7 +229,7 @@ export function openSse(origin: string, opts: TransportOptions): Transport {
     const controller = new AbortController();
     perTask.set(taskId, controller);
     const url = `${origin}/api/v1/tasks/${encodeURIComponent(taskId)}/events${since === undefined ? '' : `?since=${since}`}`;
-    void readStream(url, token, controller.signal, () => {}, callbacks.onEvent).then((end) => {
+    void readStream(url, token, controller.signal, () => {}, onTaskMessage).then((end) => {
       if (perTask.get(taskId) === controller) perTask.delete(taskId);
       if (end.kind === 'auth') finish({ neverOpened: !opened, authFailed: true });
       // 'ended' is the normal close after the task's final event; a failed task stream is
@@ -232,12 +245,20 @@ export function openSse(origin: string, opts: TransportOptions): Transport {
       opened = true;
       callbacks.onOpen();
     },
-    callbacks.onEvent,
+    onTaskMessage,
   ).then((end) => {
     if (end.kind === 'aborted') return;
     finish({ neverOpened: !opened, authFailed: end.kind === 'auth', reason: end.kind === 'failed' ? end.reason : 'stream ended' });
   });
   for (const [taskId, since] of opts.watched) followTask(taskId, since);
+  // Alert events have their own stream; if it fails (an older server), tasks still flow.
+  if (callbacks.onAlert) {
+    const onAlert = callbacks.onAlert;
+    void readStream(`${origin}/api/v1/alerts/stream`, token, alerts.signal, () => {}, (data, event) => {
+      const alert = event === 'alert' || event === 'message' ? asAlertEvent(data) : null;
+      if (alert) onAlert(alert);
+    });
+  }
 
   return {
     kind: 'sse',
@@ -249,6 +270,7 @@ export function openSse(origin: string, opts: TransportOptions): Transport {
     close() {
       closed = true;
       main.abort();
+      alerts.abort();
       for (const c of perTask.values()) c.abort();
       perTask.clear();
     },

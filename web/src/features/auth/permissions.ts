@@ -8,6 +8,8 @@ export interface Permissions {
   canSubmit: boolean;
   canManageAgents: boolean;
   canManageUsers: boolean;
+  /** Create and delete alert rules (everyone may read them). */
+  canManageAlerts: boolean;
   /** Cancel or retry this task: admins any, operators their own. */
   canManageTask(task: Pick<Task, 'owner_id'>): boolean;
 }
@@ -19,6 +21,7 @@ export function permissionsFor(role: Role | null, userId: string | null): Permis
     canSubmit: role === 'admin' || role === 'operator',
     canManageAgents: role === 'admin',
     canManageUsers: role === 'admin',
+    canManageAlerts: role === 'admin',
     canManageTask: (task) => role === 'admin' || (role === 'operator' && !!userId && task.owner_id === userId),
   };
 }

@@ -1,6 +1,6 @@
 // Live task events, as sent over the WebSocket (`type: "event"`) and Server-Sent Events.
 // The OpenAPI document does not describe stream payloads, so the shape is written here.
-import type { LogLevel, TaskError, TaskStatus } from './types';
+import type { AlertEvent, LogLevel, TaskError, TaskStatus } from './types';
 
 interface EventBase {
   type: 'event';
@@ -33,4 +33,16 @@ export function asTaskEvent(value: unknown): TaskEvent | null {
   if (typeof v.task_id !== 'string' || typeof v.seq !== 'number' || typeof v.kind !== 'string') return null;
   if (!KINDS.has(v.kind)) return null;
   return value as TaskEvent;
+}
+
+/**
+ * An alert event pushed live (`{"type":"alert","event":{…}}` over the WebSocket, `event: alert`
+ * over SSE): the same object as `GET /api/v1/alerts/events` lists.
+ */
+export function asAlertEvent(value: unknown): AlertEvent | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const v = value as Record<string, unknown>;
+  if (typeof v.id !== 'string' || typeof v.rule_id !== 'string' || typeof v.at !== 'string') return null;
+  if (v.state !== 'firing' && v.state !== 'resolved') return null;
+  return value as AlertEvent;
 }

@@ -56,3 +56,6 @@ export type AlertEvent = Schemas['AlertEvent'];
 export type AgentReport = Schemas['AgentReport'];
 export type Report = Schemas['Report'];
 export type TaskTrace = Schemas['TaskTrace'];
+export type AlertEventPage = Schemas['AlertEventPage'];
+export type AlertKind = Schemas['AlertKind'];
+export type AlertStatus = Schemas['AlertStatus'];
