@@ -438,6 +438,7 @@ const UNSET_EXAMPLES: &[(&str, &str)] = &[
         "monitoring.daily_report_webhook_url",
         "\"https://hooks.slack.com/services/…\"",
     ),
+    ("telemetry.otlp_endpoint", "\"http://127.0.0.1:4318\""),
 ];
 
 fn push_doc(out: &mut String, key: &str) {
