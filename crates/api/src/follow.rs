@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use switchyard_core::TaskId;
 use switchyard_core::event::{EventBody, TaskEvent};
 use switchyard_core::task::Task;
 use switchyard_engine::events::{SharedEvent, Subscription};
@@ -74,7 +75,13 @@ pub async fn backlog(state: &AppState, task: &Task, since: Option<u64>) -> Vec<S
 
 /// Delivers one task's backlog then its live events, in sequence order without
 /// duplicates, until the final event.
+///
+/// Every [`RESYNC`] it also checks the stored task: an event that never reached this
+/// server (a bus message lost while a connection to Redis was being re-established) is
+/// delivered from the store, so a follower never waits forever for a final event.
 pub async fn pump_task(
+    state: &AppState,
+    task_id: TaskId,
     backlog: Vec<SharedEvent>,
     since: Option<u64>,
     sub: &mut Subscription,
@@ -82,10 +89,33 @@ pub async fn pump_task(
     sink: &mut impl EventSink,
 ) -> End {
     let mut last = since.unwrap_or(0);
-    for e in backlog {
-        if since.is_some() && e.seq <= last {
+    let mut pending: std::collections::VecDeque<SharedEvent> = backlog.into();
+    let mut first = since.is_none();
+    let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + RESYNC, RESYNC);
+    loop {
+        let e = match pending.pop_front() {
+            Some(e) => e,
+            None => tokio::select! {
+                _ = shutdown.cancelled() => return End::Shutdown,
+                e = sub.rx.recv() => match e {
+                    Some(e) => e,
+                    None => return if sub.lagged() { End::Lagged } else { End::Gone },
+                },
+                _ = resync.tick() => {
+                    if let Ok(Some(task)) = state.engine.store.get_task(task_id).await
+                        && task.seq > last
+                    {
+                        pending.extend(self::backlog(state, &task, Some(last)).await);
+                    }
+                    continue;
+                }
+            },
+        };
+        // The first event of a new follower is the current state, whatever its seq.
+        if e.seq <= last && !first {
             continue;
         }
+        first = false;
         last = last.max(e.seq);
         if !sink.emit(&e).await {
             return End::Gone;
@@ -94,26 +124,10 @@ pub async fn pump_task(
             return End::Final;
         }
     }
-    loop {
-        let e = tokio::select! {
-            _ = shutdown.cancelled() => return End::Shutdown,
-            e = sub.rx.recv() => match e {
-                Some(e) => e,
-                None => return if sub.lagged() { End::Lagged } else { End::Gone },
-            },
-        };
-        if e.seq <= last {
-            continue;
-        }
-        last = e.seq;
-        if !sink.emit(&e).await {
-            return End::Gone;
-        }
-        if e.is_final() {
-            return End::Final;
-        }
-    }
 }
+
+/// How often a task follower compares its position with the stored task.
+pub const RESYNC: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Delivers the backlog then every live event of a many-task subscription.
 pub async fn pump_many(

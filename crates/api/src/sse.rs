@@ -95,7 +95,18 @@ pub async fn follow_task(
             with_id: true,
             kinds: None,
         };
-        if pump_task(backlog, since, &mut sub, &state.shutdown, &mut sink).await == End::Lagged {
+        if pump_task(
+            &state,
+            task.id,
+            backlog,
+            since,
+            &mut sub,
+            &state.shutdown,
+            &mut sink,
+        )
+        .await
+            == End::Lagged
+        {
             let _ = sink.tx.send(lagged_event()).await;
         }
     });

@@ -360,12 +360,17 @@ impl Session {
                     .visible(&self.principal, *id)
                     .await?;
                 let backlog = backlog(&self.state, &task, since).await;
+                let state = self.state.clone();
+                let task_id = task.id;
                 self.outbox.send(&ServerMessage::Subscribed {
                     target: key.target(),
                 });
                 tokio::spawn(async move {
                     let mut sink = WsSink(outbox);
-                    if pump_task(backlog, since, &mut sub, &shutdown, &mut sink).await
+                    if pump_task(
+                        &state, task_id, backlog, since, &mut sub, &shutdown, &mut sink,
+                    )
+                    .await
                         == End::Lagged
                     {
                         sink.0.slow.cancel();
@@ -489,9 +494,16 @@ impl Session {
         });
         let outbox = self.outbox.clone();
         let shutdown = self.state.shutdown.clone();
+        let state = self.state.clone();
+        let task_id = task.id;
         let handle = tokio::spawn(async move {
             let mut sink = WsSink(outbox);
-            if pump_task(backlog, since, &mut sub, &shutdown, &mut sink).await == End::Lagged {
+            if pump_task(
+                &state, task_id, backlog, since, &mut sub, &shutdown, &mut sink,
+            )
+            .await
+                == End::Lagged
+            {
                 sink.0.slow.cancel();
             }
         });
