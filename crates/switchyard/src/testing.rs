@@ -214,3 +214,25 @@ impl TestApp {
 pub fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no error code>")
 }
+
+/// For tests that run the real binary with JSON logs: reads its stdout (on a thread, to
+/// the end, so the process never blocks on a full pipe) and returns the address from its
+/// "switchyard is up" line.
+pub fn announced_addr(stdout: std::process::ChildStdout, timeout: Duration) -> String {
+    use std::io::{BufRead, BufReader};
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !sent
+                && let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["message"] == "switchyard is up"
+            {
+                let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
+                sent = true;
+            }
+        }
+    });
+    rx.recv_timeout(timeout)
+        .expect("the server reports its address")
+}

@@ -2,7 +2,6 @@
 //! stand-in collector speaking OTLP/HTTP (protobuf), and a request that carried W3C
 //! trace context continues the caller's trace.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,24 +58,9 @@ async fn spans_reach_the_collector_in_the_callers_trace() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("the switchyard binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if !sent
-                && let Ok(v) = serde_json::from_str::<Value>(&line)
-                && v["message"] == "switchyard is up"
-            {
-                let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
-                sent = true;
-            }
-        }
-    });
     let base = format!(
         "http://{}",
-        rx.recv_timeout(WAIT)
-            .expect("the server reports its address")
+        switchyard::testing::announced_addr(child.stdout.take().unwrap(), WAIT)
     );
 
     let client = reqwest::Client::new();

@@ -2,7 +2,6 @@
 //! the same data directory. Acknowledged tasks survive; interrupted ones run again and
 //! complete exactly once.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,23 +31,7 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("the switchyard binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !sent
-                    && let Ok(v) = serde_json::from_str::<Value>(&line)
-                    && v["message"] == "switchyard is up"
-                {
-                    let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
-                    sent = true;
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(WAIT)
-            .expect("the server reports its address");
+        let addr = switchyard::testing::announced_addr(child.stdout.take().unwrap(), WAIT);
         Server {
             child,
             base: format!("http://{addr}"),
