@@ -72,7 +72,10 @@ test('workers and the overview show the running system', async ({ page, api }) =
   await logIn(page);
   await expect(page.getByText('Worker slots in use')).toBeVisible();
   await expect(page.getByRole('img', { name: /Throughput/ })).toBeVisible();
-  await expect(page.locator('.stat').filter({ hasText: 'Finished' }).locator('.stat-value')).not.toHaveText('0');
+  // The overview polls the server's one-minute series every 15 s: allow two polls.
+  await expect(page.locator('.stat').filter({ hasText: 'Finished' }).locator('.stat-value')).not.toHaveText('0', {
+    timeout: 40_000,
+  });
   await page.waitForTimeout(1500);
   await snap(page, 'overview');
   await page.getByRole('link', { name: 'Workers' }).click();

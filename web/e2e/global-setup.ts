@@ -69,7 +69,9 @@ export default async function globalSetup() {
   const log = createWriteStream(logPath);
   const child = spawn(bin, ['dev', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
     cwd: dataDir,
-    env: { ...process.env, SWITCHYARD_ADMIN_PASSWORD: password },
+    // Metrics roll up every second (default ten), so the overview's series show finished
+    // tasks on its next poll instead of up to one rollup interval later.
+    env: { ...process.env, SWITCHYARD_ADMIN_PASSWORD: password, SWITCHYARD__MONITORING__ROLLUP_INTERVAL_MS: '1000' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout.pipe(log);
