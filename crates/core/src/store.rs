@@ -37,6 +37,40 @@ pub struct NewTask {
     pub created_at: Timestamp,
     /// Set when the result cache answered: the task is inserted already `succeeded`.
     pub cached_output: Option<Value>,
+    /// Set when a local consumer had a free slot: the task is inserted already `running`
+    /// (its first attempt leased to that consumer), skipping the queue and a claim.
+    pub claim: Option<DirectClaim>,
+}
+
+/// The lease of a task that is inserted already claimed (see [`NewTask::claim`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectClaim {
+    pub worker_id: WorkerId,
+    pub worker_name: String,
+    pub lease_expires_at: Timestamp,
+}
+
+impl NewTask {
+    /// The status the task is inserted with.
+    pub fn initial_status(&self) -> TaskStatus {
+        if self.cached_output.is_some() {
+            TaskStatus::Succeeded
+        } else if self.claim.is_some() {
+            TaskStatus::Running
+        } else {
+            TaskStatus::Queued
+        }
+    }
+
+    /// The sequence number of its latest event once inserted: `queued` is 1, and a task
+    /// inserted claimed has had its `running` event (2) too.
+    pub fn initial_seq(&self) -> u64 {
+        if self.claim.is_some() && self.cached_output.is_none() {
+            2
+        } else {
+            1
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -357,7 +391,7 @@ pub trait TaskStore: Send + Sync {
 
     /// Records the end of attempts. Results for attempts that no longer hold their
     /// lease (cancelled, reaped, already completed) are rejected, never recorded twice.
-    async fn complete_tasks(&self, batch: Vec<Completion>) -> Result<CompletionResult>;
+    async fn complete_tasks(&self, batch: &[Completion]) -> Result<CompletionResult>;
 
     /// Numbers live events of running attempts and stores the log lines among them.
     async fn record_events(&self, batch: Vec<EventDraft>) -> Result<Vec<RecordedEvent>>;

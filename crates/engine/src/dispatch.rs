@@ -149,6 +149,71 @@ impl Releaser {
     }
 }
 
+/// Slots held on a consumer for tasks inserted already claimed. Hand the inserted tasks
+/// over with [`Reservation::deliver`]; slots not delivered are released on drop.
+pub struct Reservation {
+    consumer: Arc<ConsumerState>,
+    dispatcher: Arc<Dispatcher>,
+    slots: u32,
+}
+
+impl Reservation {
+    pub fn slots(&self) -> u32 {
+        self.slots
+    }
+
+    pub fn worker_id(&self) -> WorkerId {
+        self.consumer.config.worker_id
+    }
+
+    pub fn worker_name(&self) -> &str {
+        &self.consumer.config.name
+    }
+
+    /// Takes over `other`'s slots (both must be on the same consumer).
+    pub fn absorb(&mut self, mut other: Reservation) {
+        debug_assert!(Arc::ptr_eq(&self.consumer, &other.consumer));
+        self.slots += std::mem::take(&mut other.slots);
+    }
+
+    /// Hands the tasks (at most [`Reservation::slots`]) to the consumer.
+    pub fn deliver(mut self, tasks: Vec<ClaimedTask>) {
+        if tasks.is_empty() {
+            return;
+        }
+        let n = (tasks.len() as u32).min(self.slots);
+        self.dispatcher.metrics.claimed(&tasks);
+        if self.consumer.tx.send(tasks).is_err() {
+            // The consumer went away; its leases expire and the reaper retries the tasks.
+            tracing::warn!(worker = %self.consumer.config.worker_id, "consumer vanished with claimed tasks");
+        }
+        self.slots -= n;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.slots > 0 {
+            let n = self.slots;
+            let _ = self
+                .consumer
+                .in_use
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                    Some(v.saturating_sub(n))
+                });
+            self.dispatcher.wake.notify_one();
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Dirty {
+    generation: u64,
+    /// Known to have tasks waiting (this process queued some, or a claim came back
+    /// full), not merely woken: no task of the agent may skip the queue.
+    backlog: bool,
+}
+
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     bus: Arc<dyn EventBus>,
@@ -157,7 +222,7 @@ pub struct Dispatcher {
     poll_interval: Duration,
     consumers: RwLock<Vec<Arc<ConsumerState>>>,
     /// Agents that may have runnable work, with a generation bumped on every wake-up.
-    dirty: Mutex<HashMap<String, u64>>,
+    dirty: Mutex<HashMap<String, Dirty>>,
     next_at: Mutex<Option<Timestamp>>,
     wake: Notify,
     rotate: AtomicUsize,
@@ -206,12 +271,68 @@ impl Dispatcher {
         }
     }
 
+    /// Reserves up to `want` slots on a local consumer for tasks of `agent` that are about
+    /// to be inserted already claimed ([`NewTask::claim`]): they skip the queue and the
+    /// claim's round trip. Only when nothing of the agent is known to be waiting (so no
+    /// queued task is overtaken) and the agent has no concurrency limit (which only a
+    /// claim can enforce across processes).
+    ///
+    /// [`NewTask::claim`]: switchyard_core::store::NewTask::claim
+    pub fn reserve(self: &Arc<Self>, agent: &str, want: u32) -> Option<Reservation> {
+        if want == 0 || self.dirty.lock().get(agent).is_some_and(|d| d.backlog) {
+            return None;
+        }
+        let consumers = self.consumers.read();
+        let start = self.rotate.fetch_add(1, Ordering::Relaxed);
+        for i in 0..consumers.len() {
+            let consumer = &consumers[(start + i) % consumers.len()];
+            if Self::serves(consumer, &self.agents, agent) != Some(None) {
+                continue;
+            }
+            let mut granted = 0;
+            let _ = consumer
+                .in_use
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                    if consumer.draining.load(Ordering::Relaxed) {
+                        return None;
+                    }
+                    granted = consumer.config.slots.saturating_sub(used).min(want);
+                    (granted > 0).then_some(used + granted)
+                });
+            if granted > 0 {
+                return Some(Reservation {
+                    consumer: consumer.clone(),
+                    dispatcher: self.clone(),
+                    slots: granted,
+                });
+            }
+        }
+        None
+    }
+
+    /// How long a claim's lease lasts before heartbeats must renew it.
+    pub fn lease_ms(&self) -> u64 {
+        self.lease_ms
+    }
+
     /// These agents may have runnable work.
     pub fn mark_ready<I: IntoIterator<Item = String>>(&self, agents: I) {
+        self.mark(agents, false);
+    }
+
+    /// This process just queued tasks of these agents: claim them, and let nothing of
+    /// theirs skip the queue until they are claimed.
+    pub fn mark_queued<I: IntoIterator<Item = String>>(&self, agents: I) {
+        self.mark(agents, true);
+    }
+
+    fn mark<I: IntoIterator<Item = String>>(&self, agents: I, backlog: bool) {
         {
             let mut dirty = self.dirty.lock();
             for a in agents {
-                *dirty.entry(a).or_insert(0) += 1;
+                let d = dirty.entry(a).or_default();
+                d.generation += 1;
+                d.backlog |= backlog;
             }
         }
         self.wake.notify_one();
@@ -272,9 +393,9 @@ impl Dispatcher {
                 let dirty = self.dirty.lock();
                 dirty
                     .iter()
-                    .filter_map(|(name, generation)| {
+                    .filter_map(|(name, d)| {
                         Self::serves(consumer, &self.agents, name)
-                            .map(|limit| (name.clone(), *generation, limit))
+                            .map(|limit| (name.clone(), d.generation, limit))
                     })
                     .collect()
             };
@@ -319,10 +440,16 @@ impl Dispatcher {
                     let got = per_agent.get(agent.as_str()).copied().unwrap_or(0);
                     if got < share.min(free) {
                         // Drained (or at its concurrency limit), unless woken meanwhile.
-                        if dirty.get(agent) == Some(generation) {
+                        if dirty
+                            .get(agent)
+                            .is_some_and(|d| d.generation == *generation)
+                        {
                             dirty.remove(agent);
                         }
                     } else {
+                        if let Some(d) = dirty.get_mut(agent) {
+                            d.backlog = true;
+                        }
                         outcome.more = true;
                     }
                 }

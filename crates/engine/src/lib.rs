@@ -112,9 +112,18 @@ impl Engine {
             )
             .await?,
         );
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            bus.clone(),
+            agents.clone(),
+            config.queue.lease_ms,
+            config.queue.poll_interval_ms,
+            metrics.clone(),
+        );
         let submitter = Submitter::start(
             store.clone(),
             bus.clone(),
+            duties.dispatch.then(|| dispatcher.clone()),
             config.queue.idempotency_window_s.saturating_mul(1_000),
             config.queue.max_write_batch,
             metrics.clone(),
@@ -127,14 +136,6 @@ impl Engine {
             max_batch: config.queue.max_write_batch,
             metrics: metrics.clone(),
         });
-        let dispatcher = Dispatcher::new(
-            store.clone(),
-            bus.clone(),
-            agents.clone(),
-            config.queue.lease_ms,
-            config.queue.poll_interval_ms,
-            metrics.clone(),
-        );
         let tasks = TaskService {
             store: store.clone(),
             cache: cache.clone(),

@@ -18,8 +18,13 @@ pub async fn announce(bus: &Arc<dyn EventBus>, transitions: Vec<Transition>, now
     }
     let mut ready = BTreeSet::new();
     let mut earliest: Option<Timestamp> = None;
-    for t in &transitions {
-        if matches!(t.status, TaskStatus::Queued | TaskStatus::Retrying) {
+    for (i, t) in transitions.iter().enumerate() {
+        // A transition followed by another of the same task (a task inserted already
+        // claimed: queued, then running) does not leave it waiting.
+        let superseded = transitions
+            .get(i + 1)
+            .is_some_and(|next| next.task_id == t.task_id);
+        if !superseded && matches!(t.status, TaskStatus::Queued | TaskStatus::Retrying) {
             if t.run_at <= now {
                 ready.insert(t.agent.clone());
             } else {

@@ -39,17 +39,17 @@ pub struct AttemptRef {
     pub claimed_at: Option<Timestamp>,
 }
 
-impl From<&ClaimedTask> for AttemptRef {
-    fn from(c: &ClaimedTask) -> Self {
+impl From<ClaimedTask> for AttemptRef {
+    fn from(c: ClaimedTask) -> Self {
         AttemptRef {
             task_id: c.id,
-            agent: c.agent.clone(),
+            agent: c.agent,
             attempt: c.attempt,
             attempts_in_run: c.attempts_in_run,
-            input: c.input.clone(),
+            input: c.input,
             owner_id: c.owner_id,
             parent_id: c.parent_id,
-            trace_id: c.trace_id.clone(),
+            trace_id: c.trace_id,
             created_at: Some(c.created_at),
             claimed_at: Some(c.claimed_at),
         }
@@ -193,12 +193,12 @@ async fn record_events(deps: &ReporterDeps, drafts: Vec<EventDraft>) {
     }
 }
 
-async fn complete(deps: &ReporterDeps, results: Vec<AttemptResult>) {
+async fn complete(deps: &ReporterDeps, mut results: Vec<AttemptResult>) {
     let now = Timestamp::now();
     let mut completions = Vec::with_capacity(results.len());
     let mut cache_after = Vec::new();
     let mut limited_agents = BTreeSet::new();
-    for r in &results {
+    for r in &mut results {
         let entry = deps.agents.get(&r.attempt.agent).await.ok().flatten();
         if entry
             .as_ref()
@@ -206,7 +206,10 @@ async fn complete(deps: &ReporterDeps, results: Vec<AttemptResult>) {
         {
             limited_agents.insert(r.attempt.agent.clone());
         }
-        let outcome = decide(deps, entry.as_deref(), r, now).await;
+        // The outcome moves into the completion (outputs are not copied); what stays
+        // behind in `results` is only read for its attempt and ack.
+        let attempt_outcome = std::mem::replace(&mut r.outcome, AttemptOutcome::Cancelled(None));
+        let outcome = decide(deps, entry.as_deref(), &r.attempt, attempt_outcome, now).await;
         if let (Outcome::Succeeded { output }, Some(entry)) = (&outcome, &entry)
             && let Some(ttl) = entry.spec().cache_ttl_ms
         {
@@ -223,7 +226,7 @@ async fn complete(deps: &ReporterDeps, results: Vec<AttemptResult>) {
             outcome,
         });
     }
-    let outcome = retry_unavailable(|| deps.store.complete_tasks(completions.clone())).await;
+    let outcome = retry_unavailable(|| deps.store.complete_tasks(&completions)).await;
     match outcome {
         Ok(done) => {
             deps.metrics
@@ -302,13 +305,14 @@ pub fn result_cache_key(entry: &AgentEntry, input: &Value) -> String {
 async fn decide(
     deps: &ReporterDeps,
     entry: Option<&AgentEntry>,
-    r: &AttemptResult,
+    attempt: &AttemptRef,
+    outcome: AttemptOutcome,
     now: Timestamp,
 ) -> Outcome {
-    let error = match &r.outcome {
+    let error = match outcome {
         AttemptOutcome::Cancelled(error) => {
             return Outcome::Cancelled {
-                error: Some(error.clone().unwrap_or_else(|| {
+                error: Some(error.unwrap_or_else(|| {
                     TaskError::permanent(codes::CANCELLED, "cancelled while running")
                 })),
             };
@@ -316,12 +320,10 @@ async fn decide(
         AttemptOutcome::Succeeded(output) => {
             let violations = entry
                 .and_then(|e| e.output_schema.as_ref())
-                .and_then(|s| s.check(output).err());
+                .and_then(|s| s.check(&output).err());
             match violations {
                 None => {
-                    return Outcome::Succeeded {
-                        output: output.clone(),
-                    };
+                    return Outcome::Succeeded { output };
                 }
                 Some(v) => TaskError {
                     details: Some(Box::new(json!({ "violations": v }))),
@@ -332,7 +334,7 @@ async fn decide(
                 },
             }
         }
-        AttemptOutcome::Failed(e) => e.clone(),
+        AttemptOutcome::Failed(e) => e,
     };
     let default_policy = Default::default();
     let (policy, fallback) = match entry {
@@ -341,7 +343,7 @@ async fn decide(
     };
     match decide_failure(
         &error,
-        r.attempt.attempts_in_run,
+        attempt.attempts_in_run,
         policy,
         fallback,
         rand::random::<f64>(),
@@ -352,7 +354,7 @@ async fn decide(
         },
         FailureDecision::Dead => Outcome::Dead { error },
         FailureDecision::Fallback { agent } => {
-            match fallback_task(deps, &agent, &r.attempt, now).await {
+            match fallback_task(deps, &agent, attempt, now).await {
                 Ok(task) => Outcome::Fallback {
                     error,
                     fallback: Box::new(task),
@@ -405,5 +407,6 @@ async fn fallback_task(
         trace_id: from.trace_id.clone(),
         created_at: now,
         cached_output: None,
+        claim: None,
     })
 }

@@ -4,14 +4,21 @@
 //! queued (up to `max_write_batch` tasks), inserts it in one transaction, then answers
 //! every request. Under load, one fsync covers hundreds of acknowledged tasks; when idle,
 //! a lone request commits at once, with no added latency.
+//!
+//! When a local consumer has free slots for an agent with nothing waiting, its tasks are
+//! inserted already claimed and handed straight to that consumer after the commit: no
+//! queue, no claim round trip (see [`Dispatcher::reserve`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use switchyard_core::cache::EventBus;
-use switchyard_core::store::{NewTask, Store, Submitted, Transition};
-use switchyard_core::{Error, Result, Timestamp};
+use switchyard_core::store::{ClaimedTask, DirectClaim, NewTask, Store, Submitted, Transition};
+use switchyard_core::task::{Task, TaskStatus};
+use switchyard_core::{Error, Result, Timestamp, WorkerId};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::dispatch::{Dispatcher, Reservation};
 use crate::monitoring::Metrics;
 use crate::publish::announce;
 
@@ -26,22 +33,24 @@ pub struct Submitter {
 }
 
 impl Submitter {
+    /// `dispatcher`: the local one, if this process runs consumers (direct claims).
     pub fn start(
         store: Arc<dyn Store>,
         bus: Arc<dyn EventBus>,
+        dispatcher: Option<Arc<Dispatcher>>,
         idempotency_window_ms: u64,
         max_batch: usize,
         metrics: Arc<Metrics>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(4_096);
-        tokio::spawn(run(
-            rx,
+        let loop_ = Loop {
             store,
             bus,
-            idempotency_window_ms,
-            max_batch.max(1),
+            dispatcher,
+            window_ms: idempotency_window_ms,
             metrics,
-        ));
+        };
+        tokio::spawn(loop_.run(rx, max_batch.max(1)));
         Submitter { tx }
     }
 
@@ -57,77 +66,184 @@ impl Submitter {
     }
 }
 
-async fn run(
-    mut rx: mpsc::Receiver<Pending>,
+struct Loop {
     store: Arc<dyn Store>,
     bus: Arc<dyn EventBus>,
-    idempotency_window_ms: u64,
-    max_batch: usize,
+    dispatcher: Option<Arc<Dispatcher>>,
+    window_ms: u64,
     metrics: Arc<Metrics>,
-) {
-    let mut carry: Option<Pending> = None;
-    loop {
-        let first = match carry.take() {
-            Some(p) => p,
-            None => match rx.recv().await {
+}
+
+impl Loop {
+    async fn run(self, mut rx: mpsc::Receiver<Pending>, max_batch: usize) {
+        let mut carry: Option<Pending> = None;
+        loop {
+            let first = match carry.take() {
                 Some(p) => p,
-                None => return,
-            },
-        };
-        let mut group = vec![first];
-        let mut size = group[0].tasks.len();
-        while size < max_batch {
-            match rx.try_recv() {
-                Ok(p) if size + p.tasks.len() <= max_batch => {
-                    size += p.tasks.len();
-                    group.push(p);
+                None => match rx.recv().await {
+                    Some(p) => p,
+                    None => return,
+                },
+            };
+            let mut group = vec![first];
+            let mut size = group[0].tasks.len();
+            while size < max_batch {
+                match rx.try_recv() {
+                    Ok(p) if size + p.tasks.len() <= max_batch => {
+                        size += p.tasks.len();
+                        group.push(p);
+                    }
+                    Ok(p) => {
+                        carry = Some(p);
+                        break;
+                    }
+                    Err(_) => break,
                 }
-                Ok(p) => {
-                    carry = Some(p);
-                    break;
+            }
+            self.commit(group).await;
+        }
+    }
+
+    async fn commit(&self, group: Vec<Pending>) {
+        let now = Timestamp::now();
+        let counts: Vec<usize> = group.iter().map(|p| p.tasks.len()).collect();
+        let (tasks, replies): (Vec<Vec<NewTask>>, Vec<_>) =
+            group.into_iter().map(|p| (p.tasks, p.reply)).unzip();
+        let mut batch: Vec<NewTask> = tasks.into_iter().flatten().collect();
+        let mut reservations = self.reserve(&mut batch, now);
+        let since = now.minus_ms(self.window_ms);
+        match self.store.insert_tasks(batch, since).await {
+            Ok(results) => {
+                self.metrics.submitted(&results);
+                let mut transitions = Vec::with_capacity(results.len());
+                let mut claimed: HashMap<WorkerId, Vec<ClaimedTask>> = HashMap::new();
+                let mut queued = Vec::new();
+                for s in &results {
+                    let Submitted::Created(t) = s else { continue };
+                    transitions.extend(inserted_transitions(t));
+                    if let Some((worker, c)) = claim_of(t) {
+                        claimed.entry(worker).or_default().push(c);
+                    } else if t.status == TaskStatus::Queued && t.run_at <= now {
+                        queued.push(t.agent.clone());
+                    }
                 }
-                Err(_) => break,
+                // Tasks that went to the queue: the local dispatcher looks at once.
+                if let (Some(d), false) = (&self.dispatcher, queued.is_empty()) {
+                    queued.dedup();
+                    d.mark_queued(queued);
+                }
+                announce(&self.bus, transitions, now).await;
+                for (worker, tasks) in claimed {
+                    if let Some(r) = reservations.remove(&worker) {
+                        r.deliver(tasks);
+                    }
+                }
+                let mut results = results.into_iter();
+                for (reply, n) in replies.into_iter().zip(counts) {
+                    let _ = reply.send(Ok(results.by_ref().take(n).collect()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "inserting submitted tasks failed");
+                for reply in replies {
+                    let err = Error::new(e.code, e.message.clone());
+                    let _ = reply.send(Err(err));
+                }
             }
         }
-        commit(&store, &bus, group, idempotency_window_ms, &metrics).await;
+    }
+
+    /// Claims, on local consumers with free slots, the tasks that can run now: per
+    /// agent, the highest priorities first. Slots not used are released when the
+    /// reservations drop.
+    fn reserve(&self, batch: &mut [NewTask], now: Timestamp) -> HashMap<WorkerId, Reservation> {
+        let mut held = HashMap::new();
+        let Some(dispatcher) = &self.dispatcher else {
+            return held;
+        };
+        let mut by_agent: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, t) in batch.iter().enumerate() {
+            if t.claim.is_none() && t.cached_output.is_none() && t.run_at <= now {
+                by_agent.entry(t.agent.as_str()).or_default().push(i);
+            }
+        }
+        let mut grants = Vec::new();
+        for (agent, mut indexes) in by_agent {
+            let Some(r) = dispatcher.reserve(agent, indexes.len() as u32) else {
+                continue;
+            };
+            indexes.sort_by(|a, b| {
+                batch[*b]
+                    .priority
+                    .cmp(&batch[*a].priority)
+                    .then(batch[*a].id.cmp(&batch[*b].id))
+            });
+            indexes.truncate(r.slots() as usize);
+            let claim = DirectClaim {
+                worker_id: r.worker_id(),
+                worker_name: r.worker_name().to_owned(),
+                lease_expires_at: now.plus_ms(dispatcher.lease_ms()),
+            };
+            grants.push((indexes, claim));
+            // Two agents may land on one consumer: keep both reservations' slots.
+            match held.entry(r.worker_id()) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(r);
+                }
+                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().absorb(r),
+            }
+        }
+        for (indexes, claim) in grants {
+            for i in indexes {
+                batch[i].claim = Some(claim.clone());
+            }
+        }
+        held
     }
 }
 
-async fn commit(
-    store: &Arc<dyn Store>,
-    bus: &Arc<dyn EventBus>,
-    group: Vec<Pending>,
-    window_ms: u64,
-    metrics: &Metrics,
-) {
-    let now = Timestamp::now();
-    let counts: Vec<usize> = group.iter().map(|p| p.tasks.len()).collect();
-    let (tasks, replies): (Vec<Vec<NewTask>>, Vec<_>) =
-        group.into_iter().map(|p| (p.tasks, p.reply)).unzip();
-    let batch: Vec<NewTask> = tasks.into_iter().flatten().collect();
-    let since = now.minus_ms(window_ms);
-    match store.insert_tasks(batch, since).await {
-        Ok(results) => {
-            metrics.submitted(&results);
-            let transitions = results
-                .iter()
-                .filter_map(|s| match s {
-                    Submitted::Created(t) => Some(Transition::inserted(t)),
-                    Submitted::Existing(_) => None,
-                })
-                .collect();
-            announce(bus, transitions, now).await;
-            let mut results = results.into_iter();
-            for (reply, n) in replies.into_iter().zip(counts) {
-                let _ = reply.send(Ok(results.by_ref().take(n).collect()));
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "inserting submitted tasks failed");
-            for reply in replies {
-                let err = Error::new(e.code, e.message.clone());
-                let _ = reply.send(Err(err));
-            }
-        }
+/// The events of a just-inserted task: `queued` (or `succeeded` from the cache), and for
+/// a task inserted claimed, its `running` as well.
+fn inserted_transitions(t: &Task) -> Vec<Transition> {
+    let first = Transition::inserted(t);
+    if t.status != TaskStatus::Running {
+        return vec![first];
     }
+    let running = Transition {
+        seq: t.seq,
+        attempt: 1,
+        ..first.clone()
+    };
+    let queued = Transition {
+        status: TaskStatus::Queued,
+        seq: t.seq - 1,
+        ..first
+    };
+    vec![queued, running]
+}
+
+/// The claim a task inserted `running` stands for, and the consumer it belongs to.
+fn claim_of(t: &Task) -> Option<(WorkerId, ClaimedTask)> {
+    if t.status != TaskStatus::Running {
+        return None;
+    }
+    let worker = t.attempts.last()?.worker_id?;
+    Some((
+        worker,
+        ClaimedTask {
+            id: t.id,
+            agent: t.agent.clone(),
+            input: t.input.clone(),
+            priority: t.priority,
+            attempt: 1,
+            attempts_in_run: 1,
+            seq: t.seq,
+            owner_id: t.owner_id,
+            parent_id: t.parent_id,
+            trace_id: t.trace_id.clone(),
+            created_at: t.created_at,
+            run_at: t.run_at,
+            claimed_at: t.created_at,
+        },
+    ))
 }

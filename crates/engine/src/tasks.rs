@@ -116,6 +116,7 @@ impl TaskService {
             trace_id: req.trace_id.or_else(|| Some(new_trace_id())),
             created_at: now,
             cached_output,
+            claim: None,
         })
     }
 

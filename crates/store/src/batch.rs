@@ -4,77 +4,90 @@
 
 use std::collections::HashSet;
 
-use serde_json::{Map, Value, json};
+use serde::ser::SerializeSeq;
+use serde::{Serialize, Serializer};
+use serde_json::{Value, json};
 use switchyard_core::TaskId;
 use switchyard_core::store::{Completion, EventDraft, NewTask, Outcome, Transition};
-use switchyard_core::task::{AttemptStatus, TaskStatus};
+use switchyard_core::task::{Attempt, AttemptStatus, TaskError, TaskStatus};
 
 pub(crate) fn hex_id(id: &uuid::Uuid) -> String {
     id.simple().to_string()
 }
 
-fn put_opt(obj: &mut Map<String, Value>, key: &str, value: Option<Value>) {
-    if let Some(v) = value {
-        obj.insert(key.to_owned(), v);
+/// A UUID as 32 lowercase hex digits (what `unhex()` and `::uuid` take), written
+/// straight into the JSON being built.
+struct Hex<'a>(&'a uuid::Uuid);
+
+impl Serialize for Hex<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = uuid::Uuid::encode_buffer();
+        s.serialize_str(self.0.simple().encode_lower(&mut buf))
+    }
+}
+
+/// An optional JSON value as a one-element array, or an empty one for none (so that a
+/// JSON `null` stays distinct from no value; see the SQL files).
+struct Wrapped<'a, T>(Option<&'a T>);
+
+impl<T: Serialize> Serialize for Wrapped<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.as_slice().serialize(s)
+    }
+}
+
+/// One row of `insert_tasks`: an array, by position (see the SQL file), written straight
+/// from the task (nothing is copied but into the JSON text). The lease fields (16–20)
+/// only for a task inserted claimed.
+struct NewTaskRow<'a>(&'a NewTask);
+
+impl Serialize for NewTaskRow<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let t = self.0;
+        let cached = t.cached_output.is_some();
+        let claim = t.claim.as_ref().filter(|_| !cached);
+        let mut row = s.serialize_seq(Some(if claim.is_some() { 21 } else { 16 }))?;
+        row.serialize_element(&Hex(&t.id.0))?;
+        row.serialize_element(&t.agent)?;
+        row.serialize_element(t.initial_status().as_str())?;
+        row.serialize_element(&t.initial_seq())?;
+        row.serialize_element(&t.priority)?;
+        row.serialize_element(&t.input)?;
+        row.serialize_element(&Wrapped(t.cached_output.as_ref()))?;
+        row.serialize_element(&cached)?;
+        row.serialize_element(&t.owner_id.as_ref().map(|u| Hex(&u.0)))?;
+        row.serialize_element(&t.idempotency_key)?;
+        row.serialize_element(&t.run_at.millis())?;
+        row.serialize_element(&t.created_at.millis())?;
+        row.serialize_element(&cached.then(|| t.created_at.millis()))?;
+        row.serialize_element(&t.parent_id.as_ref().map(|u| Hex(&u.0)))?;
+        row.serialize_element(&t.fallback_of.as_ref().map(|u| Hex(&u.0)))?;
+        row.serialize_element(&t.trace_id)?;
+        if let Some(c) = claim {
+            row.serialize_element(&1)?;
+            row.serialize_element(&Hex(&c.worker_id.0))?;
+            row.serialize_element(&c.worker_name)?;
+            row.serialize_element(&c.lease_expires_at.millis())?;
+            row.serialize_element(&t.created_at.millis())?;
+        }
+        row.end()
     }
 }
 
 pub(crate) fn new_tasks_json(batch: &[NewTask]) -> String {
-    let items: Vec<Value> = batch
-        .iter()
-        .map(|t| {
-            let mut o = Map::new();
-            o.insert("id".into(), hex_id(&t.id.0).into());
-            o.insert("agent".into(), t.agent.clone().into());
-            let status = if t.cached_output.is_some() {
-                TaskStatus::Succeeded
-            } else {
-                TaskStatus::Queued
-            };
-            o.insert("status".into(), status.as_str().into());
-            o.insert("priority".into(), t.priority.into());
-            o.insert("input".into(), t.input.clone());
-            put_opt(&mut o, "output", t.cached_output.clone());
-            o.insert("cached".into(), t.cached_output.is_some().into());
-            put_opt(&mut o, "owner_id", t.owner_id.map(|u| hex_id(&u.0).into()));
-            put_opt(
-                &mut o,
-                "idempotency_key",
-                t.idempotency_key.clone().map(Into::into),
-            );
-            o.insert("run_at".into(), t.run_at.millis().into());
-            o.insert("created_at".into(), t.created_at.millis().into());
-            put_opt(
-                &mut o,
-                "finished_at",
-                t.cached_output
-                    .as_ref()
-                    .map(|_| t.created_at.millis().into()),
-            );
-            put_opt(
-                &mut o,
-                "parent_id",
-                t.parent_id.map(|u| hex_id(&u.0).into()),
-            );
-            put_opt(
-                &mut o,
-                "fallback_of",
-                t.fallback_of.map(|u| hex_id(&u.0).into()),
-            );
-            put_opt(&mut o, "trace_id", t.trace_id.clone().map(Into::into));
-            Value::Object(o)
-        })
-        .collect();
-    Value::Array(items).to_string()
+    let rows: Vec<NewTaskRow<'_>> = batch.iter().map(NewTaskRow).collect();
+    to_json(&rows)
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    // Serializing plain data into a String cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 /// Keeps the first completion per task: one statement cannot update a row twice.
-pub(crate) fn dedupe_completions(batch: Vec<Completion>) -> Vec<Completion> {
+pub(crate) fn dedupe_completions(batch: &[Completion]) -> Vec<&Completion> {
     let mut seen = HashSet::with_capacity(batch.len());
-    batch
-        .into_iter()
-        .filter(|c| seen.insert(c.task_id))
-        .collect()
+    batch.iter().filter(|c| seen.insert(c.task_id)).collect()
 }
 
 pub(crate) fn outcome_status(outcome: &Outcome) -> (TaskStatus, AttemptStatus) {
@@ -87,43 +100,53 @@ pub(crate) fn outcome_status(outcome: &Outcome) -> (TaskStatus, AttemptStatus) {
     }
 }
 
-pub(crate) fn completions_json(batch: &[Completion]) -> String {
-    let items: Vec<Value> = batch
+/// One row of `complete_tasks` / `record_attempts`: an array, by position (see the SQL
+/// files), borrowing from the completion.
+#[derive(Serialize)]
+struct CompletionRow<'a>(
+    Hex<'a>,
+    u32,
+    i64,
+    &'static str,
+    &'static str,
+    Option<i64>,
+    Wrapped<'a, Value>,
+    Wrapped<'a, TaskError>,
+    Option<i64>,
+    Option<Hex<'a>>,
+);
+
+pub(crate) fn completions_json(batch: &[&Completion]) -> String {
+    let rows: Vec<CompletionRow<'_>> = batch
         .iter()
         .map(|c| {
             let (status, attempt_status) = outcome_status(&c.outcome);
-            let mut o = Map::new();
-            o.insert("id".into(), hex_id(&c.task_id.0).into());
-            o.insert("attempt".into(), c.attempt.into());
-            o.insert("at".into(), c.at.millis().into());
-            o.insert("status".into(), status.as_str().into());
-            o.insert("attempt_status".into(), attempt_status.as_str().into());
-            if status.is_terminal() {
-                o.insert("finished_at".into(), c.at.millis().into());
-            }
-            match &c.outcome {
-                Outcome::Succeeded { output } => {
-                    o.insert("output".into(), output.clone());
-                }
+            let (output, error, run_at, fallback) = match &c.outcome {
+                Outcome::Succeeded { output } => (Some(output), None, None, None),
                 Outcome::Retry { error, run_at } => {
-                    o.insert("error".into(), json!(error));
-                    o.insert("run_at".into(), run_at.millis().into());
+                    (None, Some(error), Some(run_at.millis()), None)
                 }
                 Outcome::Fallback { error, fallback } => {
-                    o.insert("error".into(), json!(error));
-                    o.insert("fallback_task_id".into(), hex_id(&fallback.id.0).into());
+                    (None, Some(error), None, Some(Hex(&fallback.id.0)))
                 }
-                Outcome::Dead { error } => {
-                    o.insert("error".into(), json!(error));
-                }
-                Outcome::Cancelled { error } => {
-                    put_opt(&mut o, "error", error.as_ref().map(|e| json!(e)));
-                }
-            }
-            Value::Object(o)
+                Outcome::Dead { error } => (None, Some(error), None, None),
+                Outcome::Cancelled { error } => (None, error.as_ref(), None, None),
+            };
+            CompletionRow(
+                Hex(&c.task_id.0),
+                c.attempt,
+                c.at.millis(),
+                status.as_str(),
+                attempt_status.as_str(),
+                status.is_terminal().then(|| c.at.millis()),
+                Wrapped(output),
+                Wrapped(error),
+                run_at,
+                fallback,
+            )
         })
         .collect();
-    Value::Array(items).to_string()
+    to_json(&rows)
 }
 
 /// Fills a transition's payload from the completion that caused it.
@@ -143,14 +166,11 @@ pub(crate) fn enrich(mut t: Transition, c: &Completion) -> Transition {
 /// The task as just inserted, without a round trip to read it back.
 pub(crate) fn inserted_task(t: &NewTask) -> switchyard_core::task::Task {
     let cached = t.cached_output.is_some();
+    let claimed = t.claim.is_some() && !cached;
     switchyard_core::task::Task {
         id: t.id,
         agent: t.agent.clone(),
-        status: if cached {
-            TaskStatus::Succeeded
-        } else {
-            TaskStatus::Queued
-        },
+        status: t.initial_status(),
         priority: t.priority,
         input: t.input.clone(),
         output: t.cached_output.clone(),
@@ -161,15 +181,29 @@ pub(crate) fn inserted_task(t: &NewTask) -> switchyard_core::task::Task {
         run_at: t.run_at,
         created_at: t.created_at,
         updated_at: t.created_at,
-        started_at: None,
+        started_at: claimed.then_some(t.created_at),
         finished_at: cached.then_some(t.created_at),
-        attempts: Vec::new(),
+        // The running attempt, as `get_task` shows it.
+        attempts: t
+            .claim
+            .iter()
+            .filter(|_| claimed)
+            .map(|c| Attempt {
+                number: 1,
+                status: AttemptStatus::Running,
+                worker_id: Some(c.worker_id),
+                worker: Some(c.worker_name.clone()),
+                started_at: t.created_at,
+                finished_at: None,
+                error: None,
+            })
+            .collect(),
         parent_id: t.parent_id,
         fallback_of: t.fallback_of,
         fallback_task_id: None,
         trace_id: t.trace_id.clone(),
         cancel_requested: false,
-        seq: 1,
+        seq: t.initial_seq(),
     }
 }
 

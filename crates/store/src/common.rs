@@ -46,6 +46,24 @@ macro_rules! impl_store_common {
                 if batch.is_empty() {
                     return Ok(Vec::new());
                 }
+                let json = batch::new_tasks_json(&batch);
+                if batch.iter().all(|t| t.idempotency_key.is_none()) {
+                    // The common case: the whole transaction in one round trip.
+                    let inserted = self.insert_batch_atomic(json).await?;
+                    return batch
+                        .iter()
+                        .map(|t| {
+                            if inserted.contains(&t.id.0) {
+                                Ok(Submitted::Created(batch::inserted_task(t)))
+                            } else {
+                                Err(Error::internal_msg(format!(
+                                    "task {} was not inserted and has no idempotency key",
+                                    t.id
+                                )))
+                            }
+                        })
+                        .collect();
+                }
                 let mut tx = self.begin_write(true).await?;
                 for t in batch.iter().filter(|t| t.idempotency_key.is_some()) {
                     self.calls.add(1);
@@ -57,7 +75,7 @@ macro_rules! impl_store_common {
                         .await
                         .map_err(db_err("clear stale idempotency keys"))?;
                 }
-                let inserted = self.insert_batch(&mut tx, batch::new_tasks_json(&batch)).await?;
+                let inserted = self.insert_batch(&mut tx, json).await?;
                 let mut out = Vec::with_capacity(batch.len());
                 for t in &batch {
                     if inserted.contains(&t.id.0) {
@@ -105,51 +123,70 @@ macro_rules! impl_store_common {
             }
 
             async fn claim_tasks(&self, request: &ClaimRequest) -> Result<Vec<ClaimedTask>> {
-                let mut tx = self.begin_write(false).await?;
+                let demands: Vec<&AgentDemand> = request.demands.iter().filter(|d| d.max > 0).collect();
                 let mut claimed = Vec::new();
-                for demand in request.demands.iter().filter(|d| d.max > 0) {
-                    let mut limit = i64::from(demand.max);
-                    if let Some(concurrency) = demand.concurrency {
-                        self.lock_agent(&mut tx, &demand.agent).await?;
-                        self.calls.add(1);
-                        let running: i64 = sqlx::query_scalar(sql!("common", "count_running"))
-                            .bind(&demand.agent)
-                            .fetch_one(&mut *tx)
-                            .await
-                            .map_err(db_err("count running"))?;
-                        limit = limit.min(i64::from(concurrency) - running);
+                if demands.iter().all(|d| d.concurrency.is_none()) {
+                    // No running count to respect: each agent's claim is one statement.
+                    for demand in demands {
+                        claimed.extend(self.claim_agent_atomic(request, &demand.agent, i64::from(demand.max)).await?);
                     }
-                    if limit > 0 {
-                        claimed.extend(self.claim_agent(&mut tx, request, &demand.agent, limit).await?);
+                } else {
+                    let mut tx = self.begin_write(false).await?;
+                    for demand in demands {
+                        let mut limit = i64::from(demand.max);
+                        if let Some(concurrency) = demand.concurrency {
+                            self.lock_agent(&mut tx, &demand.agent).await?;
+                            self.calls.add(1);
+                            let running: i64 = sqlx::query_scalar(sql!("common", "count_running"))
+                                .bind(&demand.agent)
+                                .fetch_one(&mut *tx)
+                                .await
+                                .map_err(db_err("count running"))?;
+                            limit = limit.min(i64::from(concurrency) - running);
+                        }
+                        if limit > 0 {
+                            claimed.extend(self.claim_agent(&mut tx, request, &demand.agent, limit).await?);
+                        }
                     }
+                    tx.commit().await.map_err(db_err("commit claim"))?;
                 }
-                tx.commit().await.map_err(db_err("commit claim"))?;
                 claimed.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
                 Ok(claimed)
             }
 
-            async fn complete_tasks(&self, batch: Vec<Completion>) -> Result<CompletionResult> {
+            async fn complete_tasks(&self, batch: &[Completion]) -> Result<CompletionResult> {
                 let batch = batch::dedupe_completions(batch);
                 if batch.is_empty() {
                     return Ok(CompletionResult::default());
                 }
-                let mut tx = self.begin_write(false).await?;
-                let done = self.complete_batch(&mut tx, batch::completions_json(&batch)).await?;
-                let by_id: HashMap<TaskId, &Completion> = batch.iter().map(|c| (c.task_id, c)).collect();
-                let mut transitions = Vec::with_capacity(done.len() + 1);
-                let mut fallbacks = Vec::new();
-                for t in done {
-                    let Some(c) = by_id.get(&t.task_id) else { continue };
-                    if let Outcome::Fallback { fallback, .. } = &c.outcome {
-                        fallbacks.push((**fallback).clone());
+                let json = batch::completions_json(&batch);
+                let fallbacks_in_batch = batch.iter().any(|c| matches!(c.outcome, Outcome::Fallback { .. }));
+                let by_id: HashMap<TaskId, &Completion> = batch.iter().map(|c| (c.task_id, *c)).collect();
+                let mut transitions = Vec::with_capacity(batch.len());
+                if !fallbacks_in_batch {
+                    // The common case: the whole transaction in one round trip.
+                    for t in self.complete_batch_atomic(json).await? {
+                        if let Some(c) = by_id.get(&t.task_id) {
+                            transitions.push(batch::enrich(t, c));
+                        }
                     }
-                    transitions.push(batch::enrich(t, c));
+                } else {
+                    let mut tx = self.begin_write(false).await?;
+                    let done = self.complete_batch(&mut tx, json).await?;
+                    let mut fallbacks = Vec::new();
+                    for t in done {
+                        let Some(c) = by_id.get(&t.task_id) else { continue };
+                        if let Outcome::Fallback { fallback, .. } = &c.outcome {
+                            fallbacks.push((**fallback).clone());
+                        }
+                        transitions.push(batch::enrich(t, c));
+                    }
+                    if !fallbacks.is_empty() {
+                        self.insert_batch(&mut tx, batch::new_tasks_json(&fallbacks)).await?;
+                        transitions.extend(fallbacks.iter().map(|f| Transition::inserted(&batch::inserted_task(f))));
+                    }
+                    tx.commit().await.map_err(db_err("commit complete"))?;
                 }
-                if !fallbacks.is_empty() {
-                    self.insert_batch(&mut tx, batch::new_tasks_json(&fallbacks)).await?;
-                    transitions.extend(fallbacks.iter().map(|f| Transition::inserted(&batch::inserted_task(f))));
-                }
-                tx.commit().await.map_err(db_err("commit complete"))?;
                 let recorded: std::collections::HashSet<TaskId> = transitions.iter().map(|t| t.task_id).collect();
                 let rejected = batch.iter().map(|c| c.task_id).filter(|id| !recorded.contains(id)).collect();
                 Ok(CompletionResult { transitions, rejected })

@@ -27,7 +27,8 @@ macro_rules! conformance_tests {
             list_filters_and_cursor, queue_stats_and_ready_agents, agents_crud, users_and_api_keys,
             workers_registry, settings_init_once, idempotency_keys_expire, large_batches,
             sessions_rotate_and_expire, metric_rollups_add_and_downsample, alert_rules_and_events,
-            agent_report_counts_tasks, task_logs_filter_and_expire, full_text_search);
+            agent_report_counts_tasks, task_logs_filter_and_expire, full_text_search,
+            tasks_inserted_claimed, null_outputs_stay_distinct);
     };
     (@each $make_store:path; $($check:ident),* $(,)?) => {
         $(
@@ -62,6 +63,7 @@ pub fn new_task(agent: &str, priority: i32, at: Timestamp) -> NewTask {
         trace_id: Some("0af7651916cd43dd8448eb211c80319c".into()),
         created_at: at,
         cached_output: None,
+        claim: None,
     }
 }
 
@@ -271,11 +273,7 @@ pub async fn claim_respects_concurrency_limit(store: SharedStore) {
     let b = store.claim_tasks(&req(WorkerId::new())).await.unwrap();
     assert!(b.is_empty(), "the limit holds across workers");
     store
-        .complete_tasks(vec![done(
-            &a[0],
-            t0(),
-            Outcome::Succeeded { output: json!(1) },
-        )])
+        .complete_tasks(&[done(&a[0], t0(), Outcome::Succeeded { output: json!(1) })])
         .await
         .unwrap();
     let c = store.claim_tasks(&req(WorkerId::new())).await.unwrap();
@@ -317,7 +315,7 @@ pub async fn success_records_attempt(store: SharedStore) {
     let c = claim(&store, worker, t0(), "echo", 1).await.remove(0);
     let at = t0().plus_ms(5);
     let result = store
-        .complete_tasks(vec![done(
+        .complete_tasks(&[done(
             &c,
             at,
             Outcome::Succeeded {
@@ -358,24 +356,16 @@ pub async fn stale_results_are_rejected(store: SharedStore) {
         attempt: c.attempt + 1,
         ..done(&c, t0(), Outcome::Succeeded { output: json!(1) })
     };
-    let r = store.complete_tasks(vec![wrong_attempt]).await.unwrap();
+    let r = store.complete_tasks(&[wrong_attempt]).await.unwrap();
     assert_eq!(r.rejected, vec![t.id]);
     assert!(r.transitions.is_empty());
     let ok = store
-        .complete_tasks(vec![done(
-            &c,
-            t0(),
-            Outcome::Succeeded { output: json!(2) },
-        )])
+        .complete_tasks(&[done(&c, t0(), Outcome::Succeeded { output: json!(2) })])
         .await
         .unwrap();
     assert_eq!(ok.transitions.len(), 1);
     let twice = store
-        .complete_tasks(vec![done(
-            &c,
-            t0(),
-            Outcome::Succeeded { output: json!(3) },
-        )])
+        .complete_tasks(&[done(&c, t0(), Outcome::Succeeded { output: json!(3) })])
         .await
         .unwrap();
     assert_eq!(
@@ -393,7 +383,7 @@ pub async fn stale_results_are_rejected(store: SharedStore) {
         .await
         .remove(0);
     let r = store
-        .complete_tasks(vec![
+        .complete_tasks(&[
             done(
                 &c,
                 t0(),
@@ -426,7 +416,7 @@ pub async fn retry_then_claim_again(store: SharedStore) {
     let error = TaskError::retryable("http_503", "upstream down");
     let retry_at = t0().plus_ms(500);
     let r = store
-        .complete_tasks(vec![done(
+        .complete_tasks(&[done(
             &c,
             t0().plus_ms(1),
             Outcome::Retry {
@@ -467,7 +457,7 @@ pub async fn fallback_creates_linked_task(store: SharedStore) {
     fb.input = t.input.clone();
     let error = TaskError::permanent("bad_request", "no");
     let r = store
-        .complete_tasks(vec![done(
+        .complete_tasks(&[done(
             &c,
             t0().plus_ms(3),
             Outcome::Fallback {
@@ -499,7 +489,7 @@ pub async fn fallback_creates_linked_task(store: SharedStore) {
     );
     // A stale result never creates a fallback.
     let stale = store
-        .complete_tasks(vec![done(
+        .complete_tasks(&[done(
             &c,
             t0(),
             Outcome::Fallback {
@@ -565,7 +555,7 @@ pub async fn cancel_waiting_and_running(store: SharedStore) {
     assert_eq!(overdue.len(), 1);
     assert_eq!((overdue[0].task_id, overdue[0].attempt), (running.id, 1));
     let r = store
-        .complete_tasks(vec![done(
+        .complete_tasks(&[done(
             &c,
             t0().plus_ms(3),
             Outcome::Cancelled { error: None },
@@ -605,7 +595,7 @@ pub async fn replay_dead_task(store: SharedStore) {
             }
         };
         store
-            .complete_tasks(vec![done(&c, t0(), outcome)])
+            .complete_tasks(&[done(&c, t0(), outcome)])
             .await
             .unwrap();
     }
@@ -636,7 +626,7 @@ pub async fn replay_dead_task(store: SharedStore) {
         "attempt numbers continue; the budget restarts"
     );
     store
-        .complete_tasks(vec![done(
+        .complete_tasks(&[done(
             &c,
             t0(),
             Outcome::Succeeded {
@@ -695,6 +685,120 @@ pub async fn leases_extend_and_expire(store: SharedStore) {
     );
 }
 
+/// A task inserted with a [`DirectClaim`] is running under that lease at once: it is
+/// never claimable, its result completes it like any claim's, and its lease expires
+/// like any other.
+pub async fn tasks_inserted_claimed(store: SharedStore) {
+    let worker = WorkerId::new();
+    let lease = DirectClaim {
+        worker_id: worker,
+        worker_name: "direct".into(),
+        lease_expires_at: t0().plus_ms(LEASE_MS),
+    };
+    let mut a = new_task("direct", 0, t0());
+    a.claim = Some(lease.clone());
+    let mut b = new_task("direct", 0, t0());
+    b.claim = Some(lease);
+    let queued = new_task("direct", 0, t0());
+    let out = insert(&store, vec![a.clone(), b.clone(), queued.clone()]).await;
+    let Submitted::Created(inserted) = &out[0] else {
+        panic!("not created: {out:?}")
+    };
+    assert_eq!(inserted.status, TaskStatus::Running);
+    assert_eq!(inserted.seq, 2, "queued and running");
+    let got = store.get_task(a.id).await.unwrap().unwrap();
+    assert_eq!(got.status, TaskStatus::Running);
+    assert_eq!(got.seq, 2);
+    assert_eq!(got.started_at, Some(t0()));
+    assert_eq!(got.attempts.len(), 1);
+    assert_eq!(got.attempts[0].number, 1);
+    assert_eq!(got.attempts[0].status, AttemptStatus::Running);
+    assert_eq!(got.attempts[0].worker_id, Some(worker));
+    assert_eq!(got.attempts[0].worker.as_deref(), Some("direct"));
+    assert_eq!(
+        inserted.attempts, got.attempts,
+        "the insert answers what a read shows"
+    );
+
+    let claimed = claim(&store, WorkerId::new(), t0(), "direct", 10).await;
+    assert_eq!(
+        claimed.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![queued.id],
+        "only the queued task is claimable"
+    );
+    assert_eq!(
+        store.running_tasks(Some(worker), 10).await.unwrap().len(),
+        2
+    );
+
+    let r = store
+        .complete_tasks(&[Completion {
+            task_id: a.id,
+            attempt: 1,
+            at: t0().plus_ms(5),
+            outcome: Outcome::Succeeded {
+                output: json!({"ok": true}),
+            },
+        }])
+        .await
+        .unwrap();
+    assert!(r.rejected.is_empty());
+    assert_eq!(r.transitions[0].seq, 3);
+    let done = store.get_task(a.id).await.unwrap().unwrap();
+    assert_eq!(done.status, TaskStatus::Succeeded);
+    assert_eq!(done.output, Some(json!({"ok": true})));
+    assert_eq!(done.attempts.len(), 1);
+    assert_eq!(done.attempts[0].status, AttemptStatus::Succeeded);
+    assert_eq!(done.attempts[0].worker_id, Some(worker));
+    assert_eq!(done.attempts[0].started_at, t0());
+
+    let expired = store
+        .expired_leases(t0().plus_ms(LEASE_MS + 1), 10)
+        .await
+        .unwrap();
+    let mine: Vec<_> = expired
+        .iter()
+        .filter(|l| l.worker_id == Some(worker))
+        .map(|l| (l.task_id, l.attempt))
+        .collect();
+    assert_eq!(
+        mine,
+        vec![(b.id, 1)],
+        "the unfinished direct claim's lease expires"
+    );
+}
+
+/// `null` is a value: a task that output JSON null or was cached as null keeps it, and
+/// a task without output has none.
+pub async fn null_outputs_stay_distinct(store: SharedStore) {
+    let mut cached = new_task("nulls", 0, t0());
+    cached.cached_output = Some(serde_json::Value::Null);
+    let run = new_task("nulls", 0, t0());
+    let waiting = new_task("nulls", 0, t0());
+    insert(&store, vec![cached.clone(), run.clone(), waiting.clone()]).await;
+    let c = store.get_task(cached.id).await.unwrap().unwrap();
+    assert_eq!(c.status, TaskStatus::Succeeded);
+    assert_eq!(c.output, Some(serde_json::Value::Null));
+    let claimed = claim(&store, WorkerId::new(), t0(), "nulls", 1).await;
+    assert_eq!(claimed[0].id, run.id);
+    store
+        .complete_tasks(&[done(
+            &claimed[0],
+            t0(),
+            Outcome::Succeeded {
+                output: serde_json::Value::Null,
+            },
+        )])
+        .await
+        .unwrap();
+    let r = store.get_task(run.id).await.unwrap().unwrap();
+    assert_eq!(r.output, Some(serde_json::Value::Null));
+    assert_eq!(r.error, None);
+    let w = store.get_task(waiting.id).await.unwrap().unwrap();
+    assert_eq!(w.output, None);
+    assert_eq!(w.error, None);
+}
+
 pub async fn live_events_and_logs(store: SharedStore) {
     let t = new_task("logger", 0, t0());
     insert(&store, vec![t.clone()]).await;
@@ -742,11 +846,7 @@ pub async fn live_events_and_logs(store: SharedStore) {
     );
     assert_eq!(store.task_logs(t.id, 3, 100).await.unwrap().len(), 1);
     let r = store
-        .complete_tasks(vec![done(
-            &c,
-            t0(),
-            Outcome::Succeeded { output: json!(1) },
-        )])
+        .complete_tasks(&[done(&c, t0(), Outcome::Succeeded { output: json!(1) })])
         .await
         .unwrap();
     assert_eq!(
@@ -1105,7 +1205,7 @@ pub async fn large_batches(store: SharedStore) {
     let worker = WorkerId::new();
     let claimed = claim(&store, worker, t0(), "bulk", 2_000).await;
     assert_eq!(claimed.len(), 2_000);
-    let completions = claimed
+    let completions: Vec<Completion> = claimed
         .iter()
         .map(|c| {
             done(
@@ -1117,7 +1217,7 @@ pub async fn large_batches(store: SharedStore) {
             )
         })
         .collect();
-    let r = store.complete_tasks(completions).await.unwrap();
+    let r = store.complete_tasks(&completions).await.unwrap();
     assert_eq!(r.transitions.len(), 2_000);
     assert!(r.rejected.is_empty());
     let stats = store.queue_stats(t0()).await.unwrap();
@@ -1540,7 +1640,7 @@ pub async fn agent_report_counts_tasks(store: SharedStore) {
     assert_eq!(claimed.len(), 5);
     let err = TaskError::retryable("x", "boom");
     let retried = store
-        .complete_tasks(vec![done(
+        .complete_tasks(&[done(
             &claimed[0],
             at(3),
             Outcome::Retry {
@@ -1556,7 +1656,7 @@ pub async fn agent_report_counts_tasks(store: SharedStore) {
     let mut fallback = new_task(&fallback_agent, 0, now);
     fallback.fallback_of = Some(claimed[4].id);
     store
-        .complete_tasks(vec![
+        .complete_tasks(&[
             done(&again[0], at(40), Outcome::Succeeded { output: json!(1) }),
             done(&claimed[1], at(40), Outcome::Succeeded { output: json!(1) }),
             done(
@@ -1791,7 +1891,7 @@ pub async fn full_text_search(store: SharedStore) {
             .is_empty()
     );
     store
-        .complete_tasks(vec![
+        .complete_tasks(&[
             done(
                 ca,
                 t0(),

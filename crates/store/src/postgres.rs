@@ -176,6 +176,44 @@ impl PgStore {
         Ok(())
     }
 
+    /// One statement is its own transaction: a batch costs one round trip.
+    async fn insert_batch_atomic(&self, json: String) -> Result<HashSet<Uuid>> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(sql!("postgres", "insert_tasks"))
+            .bind(json)
+            .fetch_all(self.writer())
+            .await
+            .map_err(db_err("insert tasks"))?;
+        Ok(ids.into_iter().collect())
+    }
+
+    async fn claim_agent_atomic(
+        &self,
+        req: &ClaimRequest,
+        agent: &str,
+        limit: i64,
+    ) -> Result<Vec<ClaimedTask>> {
+        let rows = sqlx::query(sql!("postgres", "claim_tasks"))
+            .bind(req.worker_id.0)
+            .bind(&req.worker_name)
+            .bind(req.now.plus_ms(req.lease_ms).millis())
+            .bind(req.now.millis())
+            .bind(agent)
+            .bind(limit)
+            .fetch_all(self.writer())
+            .await
+            .map_err(db_err("claim tasks"))?;
+        rows.iter().map(crate::rows::claimed).collect()
+    }
+
+    async fn complete_batch_atomic(&self, json: String) -> Result<Vec<Transition>> {
+        let rows = sqlx::query(sql!("postgres", "complete_tasks"))
+            .bind(json)
+            .fetch_all(self.writer())
+            .await
+            .map_err(db_err("complete tasks"))?;
+        rows.iter().map(crate::rows::transition).collect()
+    }
+
     async fn insert_batch(&self, tx: &mut PgConnection, json: String) -> Result<HashSet<Uuid>> {
         self.calls.add(1);
         let ids: Vec<Uuid> = sqlx::query_scalar(sql!("postgres", "insert_tasks"))
@@ -208,12 +246,7 @@ impl PgStore {
     }
 
     async fn complete_batch(&self, tx: &mut PgConnection, json: String) -> Result<Vec<Transition>> {
-        self.calls.add(2);
-        sqlx::query(sql!("postgres", "record_attempts"))
-            .bind(&json)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err("record attempts"))?;
+        self.calls.add(1);
         let rows = sqlx::query(sql!("postgres", "complete_tasks"))
             .bind(&json)
             .fetch_all(&mut *tx)

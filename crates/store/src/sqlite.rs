@@ -39,6 +39,19 @@ pub enum Durability {
     Normal,
 }
 
+/// One write transaction as a single multi-statement command: the statements of the
+/// named SQLite files between `BEGIN IMMEDIATE` and `COMMIT`, with the transaction's
+/// `synchronous` level first. Every statement sees the same `$N` parameters.
+macro_rules! in_one_trip {
+    ($sync:literal, $($name:literal),+) => {
+        concat!(
+            "PRAGMA synchronous = ", $sync, ";\nBEGIN IMMEDIATE;\n",
+            $(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/sqlite/", $name, ".sql")), ";\n",)+
+            "COMMIT"
+        )
+    };
+}
+
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
@@ -68,7 +81,8 @@ impl SqliteStore {
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(base.clone())
+            // A batch's rows come back without the writer thread waiting for the reader.
+            .connect_with(base.clone().row_buffer_size(4096))
             .await
             .map_err(db_err("open SQLite database"))?;
         let reader = SqlitePoolOptions::new()
@@ -122,6 +136,61 @@ impl SqliteStore {
             max: p.options().get_max_connections(),
         };
         vec![stats("writer", &self.writer), stats("reader", &self.reader)]
+    }
+
+    /// Runs a whole write transaction (`BEGIN IMMEDIATE; …; COMMIT`, see [`in_one_trip`])
+    /// as one command to the writer connection: no round trip between its statements, so
+    /// the write lock is held only while SQLite works. A failure rolls back on the same
+    /// connection before it goes back to the pool.
+    async fn one_trip<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+        context: &'static str,
+    ) -> Result<Vec<sqlx::sqlite::SqliteRow>> {
+        self.calls.add(1);
+        let mut conn = self.writer.acquire().await.map_err(db_err("acquire"))?;
+        match query.fetch_all(&mut *conn).await {
+            Ok(rows) => Ok(rows),
+            Err(e) => {
+                // Not in a transaction any more (SQLite rolled back itself) is fine too.
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                Err(db_err(context)(e))
+            }
+        }
+    }
+
+    async fn insert_batch_atomic(&self, json: String) -> Result<HashSet<Uuid>> {
+        let sql = match self.durability {
+            Durability::Full => in_one_trip!("FULL", "insert_tasks"),
+            Durability::Normal => in_one_trip!("NORMAL", "insert_tasks"),
+        };
+        let rows = self
+            .one_trip(sqlx::query(sql).bind(json), "insert tasks")
+            .await?;
+        rows.iter().map(|r| r.uuid("id")).collect()
+    }
+
+    async fn claim_agent_atomic(
+        &self,
+        req: &ClaimRequest,
+        agent: &str,
+        limit: i64,
+    ) -> Result<Vec<ClaimedTask>> {
+        let query = sqlx::query(in_one_trip!("NORMAL", "claim_tasks"))
+            .bind(req.worker_id.0)
+            .bind(&req.worker_name)
+            .bind(req.now.plus_ms(req.lease_ms).millis())
+            .bind(req.now.millis())
+            .bind(agent)
+            .bind(limit);
+        let rows = self.one_trip(query, "claim tasks").await?;
+        rows.iter().map(crate::rows::claimed).collect()
+    }
+
+    async fn complete_batch_atomic(&self, json: String) -> Result<Vec<Transition>> {
+        let query = sqlx::query(in_one_trip!("NORMAL", "record_attempts", "complete_tasks"));
+        let rows = self.one_trip(query.bind(json), "complete tasks").await?;
+        rows.iter().map(crate::rows::transition).collect()
     }
 
     async fn lock_agent(&self, _tx: &mut SqliteConnection, _agent: &str) -> Result<()> {
@@ -254,4 +323,34 @@ mod store_impl {
     use super::SqliteStore;
     crate::common::impl_store_common!(SqliteStore, "sqlite");
     crate::monitoring::impl_monitoring_store!(SqliteStore, "sqlite");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_core::Timestamp;
+    use switchyard_core::store::{SettingsStore, TaskStore};
+
+    #[tokio::test]
+    async fn a_failed_one_trip_transaction_leaves_the_writer_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), Durability::Full)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let failing = sqlx::query(
+            "BEGIN IMMEDIATE; INSERT INTO settings (key, value) VALUES ('a', 'b'); \
+             SELECT * FROM no_such_table; COMMIT",
+        );
+        assert!(store.one_trip(failing, "test").await.is_err());
+        let before = store.get_setting("a").await.unwrap();
+        assert_eq!(before, None, "the failed transaction was rolled back");
+        let task = crate::conformance::new_task("echo", 0, Timestamp::now());
+        let out = store
+            .insert_tasks(vec![task.clone()], Timestamp::EPOCH)
+            .await
+            .expect("the next transaction starts cleanly");
+        assert_eq!(out.len(), 1);
+        assert!(store.get_task(task.id).await.unwrap().is_some());
+    }
 }

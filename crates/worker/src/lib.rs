@@ -240,8 +240,7 @@ fn spawn_task(shared: Arc<Shared>, task: ClaimedTask) {
         trace_id = task.trace_id.as_deref().unwrap_or(""),
     );
     let run = async move {
-        let attempt = AttemptRef::from(&task);
-        drop(task);
+        let attempt = AttemptRef::from(task);
         let outcome = execute(&shared, &attempt, cancel).await;
         let result = AttemptResult {
             attempt,

@@ -263,7 +263,7 @@ impl Session {
             self.in_flight.insert(
                 task.id,
                 InFlight {
-                    attempt: AttemptRef::from(&task),
+                    attempt: AttemptRef::from(task),
                 },
             );
         }
@@ -488,7 +488,7 @@ impl Session {
         while let Ok(batch) = self.consumer.rx.try_recv() {
             for task in batch {
                 let result = AttemptResult {
-                    attempt: AttemptRef::from(&task),
+                    attempt: AttemptRef::from(task),
                     outcome: AttemptOutcome::Failed(TaskError::retryable(
                         codes::WORKER_LOST,
                         "the worker disconnected",

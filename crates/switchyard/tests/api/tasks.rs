@@ -10,7 +10,11 @@ async fn submit_get_and_wait() {
     let app = TestApp::spawn().await;
     let task = app.submit("echo", json!({"hello": "world"})).await;
     assert_eq!(task["agent"], "echo");
-    assert_eq!(task["status"], "queued");
+    // A free built-in slot takes the task at once: it may already be running.
+    assert!(
+        task["status"] == "queued" || task["status"] == "running",
+        "a new task is queued or running: {task}"
+    );
     assert_eq!(task["input"], json!({"hello": "world"}));
     for field in [
         "id",
