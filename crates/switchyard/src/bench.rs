@@ -381,13 +381,18 @@ async fn throughput(target: &Target, args: &BenchArgs) -> anyhow::Result<Value> 
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let submitted: Arc<Mutex<HashMap<String, Instant>>> =
         Arc::new(Mutex::new(HashMap::with_capacity(args.tasks)));
+    // Parsed and built once: the load generator shares the machine with the server, so
+    // its own per-request work is kept small.
+    let single_url = reqwest::Url::parse(&format!("{}/api/v1/tasks", target.base))?;
+    let batch_url = reqwest::Url::parse(&format!("{}/api/v1/tasks/batch", target.base))?;
+    let mut auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", target.key))?;
+    auth.set_sensitive(true);
     let mut clients = Vec::new();
     for _ in 0..args.concurrency {
         let next = next.clone();
         let submitted = submitted.clone();
         let client = target.client.clone();
-        let key = target.key.clone();
-        let base = target.base.clone();
+        let (single_url, batch_url, auth) = (single_url.clone(), batch_url.clone(), auth.clone());
         let (tasks, batch, agent) = (args.tasks, args.batch, args.agent.clone());
         clients.push(tokio::spawn(async move {
             loop {
@@ -398,18 +403,18 @@ async fn throughput(target: &Target, args: &BenchArgs) -> anyhow::Result<Value> 
                 let end = (start + batch).min(tasks);
                 let sent = Instant::now();
                 let ids: Vec<String> = if batch == 1 {
-                    let r = client.post(format!("{base}/api/v1/tasks")).bearer_auth(&key).json(&task_body(&agent, start)).send().await?;
+                    let r = client.post(single_url.clone()).header(reqwest::header::AUTHORIZATION, auth.clone()).json(&task_body(&agent, start)).send().await?;
                     let status = r.status();
-                    let v: Value = r.json().await?;
-                    anyhow::ensure!(status.is_success(), "submit failed: HTTP {status}: {v}");
-                    vec![v["id"].as_str().unwrap_or_default().to_owned()]
+                    let bytes = r.bytes().await?;
+                    anyhow::ensure!(status.is_success(), "submit failed: HTTP {status}: {}", String::from_utf8_lossy(&bytes));
+                    vec![serde_json::from_slice::<TaskId>(&bytes)?.id.to_owned()]
                 } else {
                     let body = json!({ "tasks": (start..end).map(|i| task_body(&agent, i)).collect::<Vec<_>>() });
-                    let r = client.post(format!("{base}/api/v1/tasks/batch")).bearer_auth(&key).json(&body).send().await?;
+                    let r = client.post(batch_url.clone()).header(reqwest::header::AUTHORIZATION, auth.clone()).json(&body).send().await?;
                     let status = r.status();
-                    let v: Value = r.json().await?;
-                    anyhow::ensure!(status.is_success(), "batch submit failed: HTTP {status}: {v}");
-                    v["items"].as_array().into_iter().flatten().filter_map(|t| t["id"].as_str().map(str::to_owned)).collect()
+                    let bytes = r.bytes().await?;
+                    anyhow::ensure!(status.is_success(), "batch submit failed: HTTP {status}: {}", String::from_utf8_lossy(&bytes));
+                    serde_json::from_slice::<Items>(&bytes)?.items.into_iter().map(|t| t.id.to_owned()).collect()
                 };
                 let mut map = submitted.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
                 for id in ids {
@@ -477,6 +482,18 @@ async fn throughput(target: &Target, args: &BenchArgs) -> anyhow::Result<Value> 
     );
     m.insert("latency_ms".into(), percentiles(&hist));
     Ok(Value::Object(m))
+}
+
+/// The load generator reads only the ids of what it submitted; the rest is skipped.
+#[derive(serde::Deserialize)]
+struct TaskId<'a> {
+    id: &'a str,
+}
+
+#[derive(serde::Deserialize)]
+struct Items<'a> {
+    #[serde(borrow)]
+    items: Vec<TaskId<'a>>,
 }
 
 /// The two fields the follower needs; the rest of the event is skipped.
