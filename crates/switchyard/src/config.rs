@@ -123,7 +123,7 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
-            slots: 1024,
+            slots: 4096,
             name: "builtin".into(),
             drain_timeout_s: 30,
         }

@@ -35,7 +35,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             name: "builtin".into(),
-            slots: 1024,
+            slots: 4096,
             drain_timeout: Duration::from_secs(30),
         }
     }
