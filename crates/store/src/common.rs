@@ -21,6 +21,18 @@ macro_rules! sql {
 }
 pub(crate) use sql;
 
+/// `insert_tasks` where an idempotency key (or a reused id) may match an existing task:
+/// those rows are skipped, and the ids actually inserted come back.
+macro_rules! insert_or_skip {
+    ($dialect:literal) => {
+        concat!(
+            crate::common::sql!($dialect, "insert_tasks"),
+            "ON CONFLICT DO NOTHING\nRETURNING id"
+        )
+    };
+}
+pub(crate) use insert_or_skip;
+
 macro_rules! impl_store_common {
     ($store:ty, $dialect:literal) => {
         use std::collections::HashMap;
@@ -48,21 +60,10 @@ macro_rules! impl_store_common {
                 }
                 let json = batch::new_tasks_json(&batch);
                 if batch.iter().all(|t| t.idempotency_key.is_none()) {
-                    // The common case: the whole transaction in one round trip.
-                    let inserted = self.insert_batch_atomic(json).await?;
-                    return batch
-                        .iter()
-                        .map(|t| {
-                            if inserted.contains(&t.id.0) {
-                                Ok(Submitted::Created(batch::inserted_task(t)))
-                            } else {
-                                Err(Error::internal_msg(format!(
-                                    "task {} was not inserted and has no idempotency key",
-                                    t.id
-                                )))
-                            }
-                        })
-                        .collect();
+                    // The common case: fresh ids, nothing to match; the whole transaction
+                    // in one round trip.
+                    self.insert_batch_atomic(json).await?;
+                    return Ok(batch.iter().map(|t| Submitted::Created(batch::inserted_task(t))).collect());
                 }
                 let mut tx = self.begin_write(true).await?;
                 for t in batch.iter().filter(|t| t.idempotency_key.is_some()) {

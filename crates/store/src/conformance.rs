@@ -28,7 +28,7 @@ macro_rules! conformance_tests {
             workers_registry, settings_init_once, idempotency_keys_expire, large_batches,
             sessions_rotate_and_expire, metric_rollups_add_and_downsample, alert_rules_and_events,
             agent_report_counts_tasks, task_logs_filter_and_expire, full_text_search,
-            tasks_inserted_claimed, null_outputs_stay_distinct);
+            tasks_inserted_claimed, null_outputs_stay_distinct, duplicate_ids_fail_the_whole_batch);
     };
     (@each $make_store:path; $($check:ident),* $(,)?) => {
         $(
@@ -766,6 +766,22 @@ pub async fn tasks_inserted_claimed(store: SharedStore) {
         vec![(b.id, 1)],
         "the unfinished direct claim's lease expires"
     );
+}
+
+/// A batch is all or nothing: a task id that already exists fails it, and none of its
+/// other tasks is inserted.
+pub async fn duplicate_ids_fail_the_whole_batch(store: SharedStore) {
+    let first = new_task("dup", 0, t0());
+    insert(&store, vec![first.clone()]).await;
+    let other = new_task("dup", 0, t0());
+    let again = store
+        .insert_tasks(vec![other.clone(), first.clone()], Timestamp::EPOCH)
+        .await;
+    assert!(again.is_err(), "a reused id is an error: {again:?}");
+    assert!(store.get_task(other.id).await.unwrap().is_none());
+    let after = new_task("dup", 0, t0());
+    insert(&store, vec![after.clone()]).await;
+    assert!(store.get_task(after.id).await.unwrap().is_some());
 }
 
 /// `null` is a value: a task that output JSON null or was cached as null keeps it, and

@@ -19,7 +19,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
-use crate::common::{HasDb, sql};
+use crate::common::{HasDb, insert_or_skip, sql};
 use crate::rows::{Col, db_err};
 use switchyard_core::store::{ClaimRequest, ClaimedTask, Store, Transition};
 use switchyard_core::task::Attempt;
@@ -177,13 +177,13 @@ impl PgStore {
     }
 
     /// One statement is its own transaction: a batch costs one round trip.
-    async fn insert_batch_atomic(&self, json: String) -> Result<HashSet<Uuid>> {
-        let ids: Vec<Uuid> = sqlx::query_scalar(sql!("postgres", "insert_tasks"))
+    async fn insert_batch_atomic(&self, json: String) -> Result<()> {
+        sqlx::query(sql!("postgres", "insert_tasks"))
             .bind(json)
-            .fetch_all(self.writer())
+            .execute(self.writer())
             .await
             .map_err(db_err("insert tasks"))?;
-        Ok(ids.into_iter().collect())
+        Ok(())
     }
 
     async fn claim_agent_atomic(
@@ -216,7 +216,7 @@ impl PgStore {
 
     async fn insert_batch(&self, tx: &mut PgConnection, json: String) -> Result<HashSet<Uuid>> {
         self.calls.add(1);
-        let ids: Vec<Uuid> = sqlx::query_scalar(sql!("postgres", "insert_tasks"))
+        let ids: Vec<Uuid> = sqlx::query_scalar(insert_or_skip!("postgres"))
             .bind(json)
             .fetch_all(&mut *tx)
             .await

@@ -15,7 +15,7 @@ use sqlx::sqlite::{
 };
 use uuid::Uuid;
 
-use crate::common::{HasDb, sql};
+use crate::common::{HasDb, insert_or_skip, sql};
 use crate::rows::{Col, db_err};
 use switchyard_core::store::{ClaimRequest, ClaimedTask, Store, Transition};
 use switchyard_core::task::Attempt;
@@ -159,15 +159,14 @@ impl SqliteStore {
         }
     }
 
-    async fn insert_batch_atomic(&self, json: String) -> Result<HashSet<Uuid>> {
+    async fn insert_batch_atomic(&self, json: String) -> Result<()> {
         let sql = match self.durability {
             Durability::Full => in_one_trip!("FULL", "insert_tasks"),
             Durability::Normal => in_one_trip!("NORMAL", "insert_tasks"),
         };
-        let rows = self
-            .one_trip(sqlx::query(sql).bind(json), "insert tasks")
+        self.one_trip(sqlx::query(sql).bind(json), "insert tasks")
             .await?;
-        rows.iter().map(|r| r.uuid("id")).collect()
+        Ok(())
     }
 
     async fn claim_agent_atomic(
@@ -200,7 +199,7 @@ impl SqliteStore {
 
     async fn insert_batch(&self, tx: &mut SqliteConnection, json: String) -> Result<HashSet<Uuid>> {
         self.calls.add(1);
-        let ids: Vec<Uuid> = sqlx::query_scalar(sql!("sqlite", "insert_tasks"))
+        let ids: Vec<Uuid> = sqlx::query_scalar(insert_or_skip!("sqlite"))
             .bind(json)
             .fetch_all(&mut *tx)
             .await

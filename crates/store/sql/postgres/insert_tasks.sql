@@ -4,6 +4,8 @@
 --   13 parent_id  14 fallback_of  15 trace_id  and, for a task inserted claimed, its first
 --   attempt's lease: 16 attempt  17 worker_id  18 worker_name  19 lease_expires_at  20 started_at
 -- The output is a one-element array, or empty for none: a JSON null output stays distinct.
+-- Used as is for fresh tasks (a duplicate id fails the batch), and with
+-- `ON CONFLICT DO NOTHING RETURNING id` appended where idempotency keys may match.
 INSERT INTO tasks (id, agent, status, seq, priority, input, output, cached, owner_id, idempotency_key,
                    run_at, created_at, updated_at, finished_at, parent_id, fallback_of, trace_id,
                    attempt, worker_id, worker_name, lease_expires_at, started_at)
@@ -14,5 +16,3 @@ SELECT (j.value ->> 0)::uuid, j.value ->> 1, j.value ->> 2, (j.value ->> 3)::big
        (j.value ->> 14)::uuid, j.value ->> 15, coalesce((j.value ->> 16)::bigint, 0),
        (j.value ->> 17)::uuid, j.value ->> 18, (j.value ->> 19)::bigint, (j.value ->> 20)::bigint
 FROM jsonb_array_elements($1::jsonb) AS j(value)
-ON CONFLICT DO NOTHING
-RETURNING id

@@ -5,6 +5,8 @@
 --   13 parent_id  14 fallback_of  15 trace_id  and, for a task inserted claimed, its first
 --   attempt's lease: 16 attempt  17 worker_id  18 worker_name  19 lease_expires_at  20 started_at
 -- The output is a one-element array, or empty for none: a JSON null output stays distinct.
+-- Used as is for fresh tasks (a duplicate id fails the batch), and with
+-- `ON CONFLICT DO NOTHING RETURNING id` appended where idempotency keys may match.
 INSERT INTO tasks (id, agent, status, seq, priority, input, output, cached, owner_id, idempotency_key,
                    run_at, created_at, updated_at, finished_at, parent_id, fallback_of, trace_id,
                    attempt, worker_id, worker_name, lease_expires_at, started_at)
@@ -15,5 +17,3 @@ SELECT unhex(j.value ->> 0), j.value ->> 1, j.value ->> 2, j.value ->> 3, j.valu
        j.value ->> 18, j.value ->> 19, j.value ->> 20
 FROM jsonb_each($1) AS j
 WHERE true
-ON CONFLICT DO NOTHING
-RETURNING id
