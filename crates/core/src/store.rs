@@ -371,15 +371,41 @@ pub struct WorkerInfo {
     pub heartbeat_at: Timestamp,
 }
 
+/// Resolves once a write is durable (see [`TaskStore::insert_tasks_then_sync`]).
+pub type Synced = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
+
+/// A [`Synced`] for a write that is durable already.
+pub fn already_synced() -> Synced {
+    Box::pin(std::future::ready(Ok(())))
+}
+
 #[async_trait]
 pub trait TaskStore: Send + Sync {
-    /// Inserts a batch in one transaction. A task whose (owner, idempotency key) exists
-    /// with `created_at` after `idempotency_since` is not inserted: the existing one is returned.
+    /// Inserts a batch in one transaction and returns once it is durable. A task whose
+    /// (owner, idempotency key) exists with `created_at` after `idempotency_since` is not
+    /// inserted: the existing one is returned.
     async fn insert_tasks(
         &self,
         batch: Vec<NewTask>,
         idempotency_since: Timestamp,
-    ) -> Result<Vec<Submitted>>;
+    ) -> Result<Vec<Submitted>> {
+        let (out, synced) = self
+            .insert_tasks_then_sync(batch, idempotency_since)
+            .await?;
+        synced.await?;
+        Ok(out)
+    }
+
+    /// [`TaskStore::insert_tasks`], returning as soon as the batch is committed and
+    /// visible, with a future that resolves once it is durable. Work on the tasks may
+    /// start at once, overlapping the flush to disk; they must not be acknowledged to
+    /// the submitter before the future resolves. Backends whose commits are durable
+    /// return [`already_synced`].
+    async fn insert_tasks_then_sync(
+        &self,
+        batch: Vec<NewTask>,
+        idempotency_since: Timestamp,
+    ) -> Result<(Vec<Submitted>, Synced)>;
 
     async fn get_task(&self, id: TaskId) -> Result<Option<Task>>;
 

@@ -112,8 +112,8 @@ impl Loop {
         let mut batch: Vec<NewTask> = tasks.into_iter().flatten().collect();
         let mut reservations = self.reserve(&mut batch, now);
         let since = now.minus_ms(self.window_ms);
-        match self.store.insert_tasks(batch, since).await {
-            Ok(results) => {
+        match self.store.insert_tasks_then_sync(batch, since).await {
+            Ok((results, synced)) => {
                 self.metrics.submitted(&results);
                 let mut transitions = Vec::with_capacity(results.len());
                 let mut claimed: HashMap<WorkerId, Vec<ClaimedTask>> = HashMap::new();
@@ -138,10 +138,21 @@ impl Loop {
                         r.deliver(tasks);
                     }
                 }
-                let mut results = results.into_iter();
-                for (reply, n) in replies.into_iter().zip(counts) {
-                    let _ = reply.send(Ok(results.by_ref().take(n).collect()));
-                }
+                // The tasks may run while the commit reaches the disk, but submitters
+                // hear of them only once it has; meanwhile this loop commits the next group.
+                tokio::spawn(async move {
+                    if let Err(e) = synced.await {
+                        tracing::error!(error = %e, "submitted tasks were not made durable");
+                        for reply in replies {
+                            let _ = reply.send(Err(Error::new(e.code, e.message.clone())));
+                        }
+                        return;
+                    }
+                    let mut results = results.into_iter();
+                    for (reply, n) in replies.into_iter().zip(counts) {
+                        let _ = reply.send(Ok(results.by_ref().take(n).collect()));
+                    }
+                });
             }
             Err(e) => {
                 tracing::error!(error = %e, "inserting submitted tasks failed");

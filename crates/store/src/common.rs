@@ -54,16 +54,21 @@ macro_rules! impl_store_common {
 
         #[async_trait]
         impl TaskStore for $store {
-            async fn insert_tasks(&self, batch: Vec<NewTask>, idempotency_since: Timestamp) -> Result<Vec<Submitted>> {
+            async fn insert_tasks_then_sync(
+                &self,
+                batch: Vec<NewTask>,
+                idempotency_since: Timestamp,
+            ) -> Result<(Vec<Submitted>, Synced)> {
                 if batch.is_empty() {
-                    return Ok(Vec::new());
+                    return Ok((Vec::new(), already_synced()));
                 }
                 let json = batch::new_tasks_json(&batch);
                 if batch.iter().all(|t| t.idempotency_key.is_none()) {
                     // The common case: fresh ids, nothing to match; the whole transaction
-                    // in one round trip.
-                    self.insert_batch_atomic(json).await?;
-                    return Ok(batch.iter().map(|t| Submitted::Created(batch::inserted_task(t))).collect());
+                    // in one round trip, made durable while the caller goes on.
+                    let synced = self.insert_batch_atomic(json).await?;
+                    let out = batch.iter().map(|t| Submitted::Created(batch::inserted_task(t))).collect();
+                    return Ok((out, synced));
                 }
                 let mut tx = self.begin_write(true).await?;
                 for t in batch.iter().filter(|t| t.idempotency_key.is_some()) {
@@ -99,7 +104,7 @@ macro_rules! impl_store_common {
                     out.push(Submitted::Existing(task));
                 }
                 tx.commit().await.map_err(db_err("commit insert"))?;
-                Ok(out)
+                Ok((out, already_synced()))
             }
 
             async fn get_task(&self, id: TaskId) -> Result<Option<Task>> {

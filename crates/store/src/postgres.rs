@@ -21,7 +21,9 @@ use uuid::Uuid;
 
 use crate::common::{HasDb, insert_or_skip, sql};
 use crate::rows::{Col, db_err};
-use switchyard_core::store::{ClaimRequest, ClaimedTask, Store, Transition};
+use switchyard_core::store::{
+    ClaimRequest, ClaimedTask, Store, Synced, Transition, already_synced,
+};
 use switchyard_core::task::Attempt;
 use switchyard_core::{Error, Result, TaskId, UserId};
 
@@ -176,14 +178,15 @@ impl PgStore {
         Ok(())
     }
 
-    /// One statement is its own transaction: a batch costs one round trip.
-    async fn insert_batch_atomic(&self, json: String) -> Result<()> {
+    /// One statement is its own transaction: a batch costs one round trip, and its commit
+    /// is durable (`synchronous_commit` stays on).
+    async fn insert_batch_atomic(&self, json: String) -> Result<Synced> {
         sqlx::query(sql!("postgres", "insert_tasks"))
             .bind(json)
             .execute(self.writer())
             .await
             .map_err(db_err("insert tasks"))?;
-        Ok(())
+        Ok(already_synced())
     }
 
     async fn claim_agent_atomic(

@@ -17,7 +17,10 @@ use uuid::Uuid;
 
 use crate::common::{HasDb, insert_or_skip, sql};
 use crate::rows::{Col, db_err};
-use switchyard_core::store::{ClaimRequest, ClaimedTask, Store, Transition};
+use crate::wal_sync::WalSync;
+use switchyard_core::store::{
+    ClaimRequest, ClaimedTask, Store, Synced, Transition, already_synced,
+};
 use switchyard_core::task::Attempt;
 use switchyard_core::{Error, Result, TaskId, UserId};
 
@@ -56,6 +59,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     durability: Durability,
+    /// Flushes the WAL for inserts committed without `synchronous = FULL`.
+    wal_sync: WalSync,
     calls: crate::calls::Calls,
 }
 
@@ -92,10 +97,13 @@ impl SqliteStore {
             .connect_with(base.read_only(true))
             .await
             .map_err(db_err("open SQLite database for reading"))?;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
         Ok(SqliteStore {
             writer,
             reader,
             durability,
+            wal_sync: WalSync::start(wal.into()),
             calls: Default::default(),
         })
     }
@@ -159,14 +167,15 @@ impl SqliteStore {
         }
     }
 
-    async fn insert_batch_atomic(&self, json: String) -> Result<()> {
-        let sql = match self.durability {
-            Durability::Full => in_one_trip!("FULL", "insert_tasks"),
-            Durability::Normal => in_one_trip!("NORMAL", "insert_tasks"),
-        };
-        self.one_trip(sqlx::query(sql).bind(json), "insert tasks")
-            .await?;
-        Ok(())
+    /// Commits without flushing; with `Durability::Full`, the returned future resolves
+    /// once the WAL flusher has made the commit durable (see [`WalSync`]).
+    async fn insert_batch_atomic(&self, json: String) -> Result<Synced> {
+        let query = sqlx::query(in_one_trip!("NORMAL", "insert_tasks")).bind(json);
+        self.one_trip(query, "insert tasks").await?;
+        Ok(match self.durability {
+            Durability::Full => self.wal_sync.after_commit(),
+            Durability::Normal => already_synced(),
+        })
     }
 
     async fn claim_agent_atomic(

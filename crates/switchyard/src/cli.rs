@@ -228,6 +228,7 @@ async fn serve(config: Config, role: Role, dev: bool) -> anyhow::Result<()> {
     if dev {
         add_demo_agents(&engine).await?;
     }
+    app::return_free_memory();
     if let Some(addr) = running.addr {
         if dev {
             println!(
