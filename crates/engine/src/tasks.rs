@@ -222,19 +222,29 @@ impl TaskService {
         }
         let deadline =
             tokio::time::Instant::now() + wait.min(Duration::from_millis(self.config.max_wait_ms));
+        // The task as it stands after the events seen, while they leave it known.
+        let id = task.id;
+        let mut known = Some(task);
         let finished = loop {
             match tokio::time::timeout_at(deadline, sub.rx.recv()).await {
-                Ok(Some(event)) if event.is_final() => break true,
-                Ok(Some(_)) => continue,
+                Ok(Some(event)) => {
+                    known = known.and_then(|t| advanced(t, &event));
+                    if event.is_final() {
+                        break true;
+                    }
+                }
                 // The hub dropped us (lagging) or the wait ended: read the current state.
                 Ok(None) | Err(_) => break false,
             }
         };
-        let task = self
-            .store
-            .get_task(task.id)
-            .await?
-            .ok_or_else(|| Error::task_not_found(task.id))?;
+        let task = match known.filter(|t| finished && t.status.is_terminal()) {
+            Some(task) => task,
+            None => self
+                .store
+                .get_task(id)
+                .await?
+                .ok_or_else(|| Error::task_not_found(id))?,
+        };
         Ok(Waited {
             finished: finished || task.status.is_terminal(),
             task,
@@ -315,6 +325,69 @@ impl TaskService {
             .await?
             .ok_or_else(|| Error::task_not_found(id))
     }
+}
+
+/// The task after `event`, if the event leaves it fully known without reading the store:
+/// the next in sequence, and either a live event (logs, progress and partial output are
+/// not part of the task) or the end of the attempt the task is running. A new attempt
+/// (whose worker no event names), a gap or anything else gives `None`: read the store.
+fn advanced(mut task: Task, event: &switchyard_core::event::TaskEvent) -> Option<Task> {
+    use switchyard_core::event::EventBody;
+    use switchyard_core::task::AttemptStatus;
+    if event.seq != task.seq + 1 {
+        return None;
+    }
+    task.seq = event.seq;
+    let (status, attempt, error) = match &event.body {
+        EventBody::Log { .. } | EventBody::Progress { .. } | EventBody::Partial { .. } => {
+            return Some(task);
+        }
+        EventBody::Result {
+            status,
+            attempt,
+            output,
+            ..
+        } => {
+            task.output = Some(output.clone());
+            (*status, *attempt, None)
+        }
+        EventBody::Error {
+            status,
+            attempt,
+            error,
+            fallback_task_id,
+        } => {
+            task.fallback_task_id = *fallback_task_id;
+            (*status, *attempt, Some(error.clone()))
+        }
+        EventBody::Status {
+            status,
+            attempt,
+            error,
+            ..
+        } if *status == TaskStatus::Cancelled => (*status, *attempt, error.clone()),
+        EventBody::Status { .. } => return None,
+    };
+    let current = task.attempts.last_mut()?;
+    if !status.is_terminal()
+        || current.number != attempt
+        || current.status != AttemptStatus::Running
+    {
+        return None;
+    }
+    current.status = match status {
+        TaskStatus::Succeeded => AttemptStatus::Succeeded,
+        TaskStatus::Cancelled => AttemptStatus::Cancelled,
+        _ => AttemptStatus::Failed,
+    };
+    current.finished_at = Some(event.at);
+    current.error = error.clone();
+    task.status = status;
+    task.error = error;
+    task.updated_at = event.at;
+    task.finished_at = Some(event.at);
+    task.cancel_requested = false;
+    Some(task)
 }
 
 /// A W3C trace id: 16 random bytes as 32 lowercase hex digits.

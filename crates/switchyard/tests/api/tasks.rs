@@ -45,6 +45,32 @@ async fn submit_get_and_wait() {
     assert_eq!(status, StatusCode::CREATED, "{waited}");
     assert_eq!(waited["status"], "succeeded");
     assert_eq!(waited["output"], json!({"n": 1}));
+    // The waited answer is the stored task, whether or not it was read back.
+    let (_, stored) = app
+        .get(&format!("/api/v1/tasks/{}", waited["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(waited, stored);
+
+    // The same for a task that failed for good, and for one that retried first.
+    for input in [
+        json!({"times": 1, "class": "permanent"}),
+        json!({"times": 1, "class": "retryable"}),
+    ] {
+        let (_, waited) = app
+            .post(
+                "/api/v1/tasks?wait=30s",
+                json!({"agent": "fail", "input": input}),
+            )
+            .await;
+        assert!(
+            matches!(waited["status"].as_str(), Some("dead" | "succeeded")),
+            "{waited}"
+        );
+        let (_, stored) = app
+            .get(&format!("/api/v1/tasks/{}", waited["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(waited, stored);
+    }
 
     // Still running when the wait ends: 202 with the task as it is.
     let (status, pending) = app
