@@ -15,3 +15,6 @@ pub mod worker;
 
 /// Largest message either side accepts.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// Initial read and write buffer of a WebSocket connection (both grow for larger messages).
+pub const SOCKET_BUFFER_BYTES: usize = 4 * 1024;

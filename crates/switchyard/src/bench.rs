@@ -59,7 +59,23 @@ pub struct BenchArgs {
     /// Print JSON (one object per run, then the summary) instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Before measuring, run this many tasks to completion (unmeasured): throughput with
+    /// a database full of finished tasks.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub prefill: usize,
+    /// Before measuring, queue this many tasks of an agent nothing serves
+    /// (`bench-backlog`): submission and memory with a deep backlog.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub backlog: usize,
+    /// Instead of the task load: open N client WebSockets subscribed to all tasks, report
+    /// the server's memory before and after, and check that one task's result reaches
+    /// every socket. Use with --url (a separate server), as each socket has two ends.
+    #[arg(long, value_name = "N")]
+    pub websockets: Option<usize>,
 }
+
+/// The agent the tasks of `--backlog` wait for: a remote agent with no worker.
+pub const BACKLOG_AGENT: &str = "bench-backlog";
 
 /// The agent the remote SDK workers of `--remote` serve.
 pub const REMOTE_AGENT: &str = "bench-remote-echo";
@@ -88,6 +104,34 @@ pub async fn run(config_file: Option<PathBuf>, args: BenchArgs) -> anyhow::Resul
         }
         None => None,
     };
+    if let Some(n) = args.websockets {
+        let report = websockets(&target, &args, n).await?;
+        println!(
+            "{}",
+            if args.json {
+                serde_json::to_string(&report)?
+            } else {
+                serde_json::to_string_pretty(&report)?
+            }
+        );
+        if let Some((running, _dir)) = target.embedded {
+            running.stop().await?;
+        }
+        return Ok(());
+    }
+    let rss_start = server_rss(&target).await;
+    if args.prefill > 0 {
+        let fill = BenchArgs {
+            tasks: args.prefill,
+            batch: 1_000,
+            concurrency: 4,
+            ..args.clone()
+        };
+        throughput(&target, &fill).await?;
+    }
+    if args.backlog > 0 {
+        queue_backlog(&target, args.backlog).await?;
+    }
     let mut reports = Vec::with_capacity(args.runs);
     for _ in 0..args.runs {
         let mut report = if args.latency {
@@ -96,6 +140,12 @@ pub async fn run(config_file: Option<PathBuf>, args: BenchArgs) -> anyhow::Resul
             throughput(&target, &args).await?
         };
         report["remote_workers"] = args.remote.unwrap_or(0).into();
+        report["prefilled"] = args.prefill.into();
+        report["backlog"] = args.backlog.into();
+        report["server_rss_mb"] = json!({
+            "at_start": rss_start.map(mb),
+            "now": server_rss(&target).await.map(mb),
+        });
         if args.json {
             println!("{}", serde_json::to_string(&report)?);
         } else {
@@ -118,6 +168,161 @@ pub async fn run(config_file: Option<PathBuf>, args: BenchArgs) -> anyhow::Resul
         running.stop().await?;
     }
     Ok(())
+}
+
+fn mb(bytes: u64) -> f64 {
+    (bytes as f64 / (1024.0 * 1024.0) * 10.0).round() / 10.0
+}
+
+/// The server's resident memory, from its `/metrics`.
+async fn server_rss(target: &Target) -> Option<u64> {
+    let text = target
+        .client
+        .get(format!("{}/metrics", target.base))
+        .bearer_auth(&target.key)
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("switchyard_process_resident_memory_bytes "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
+/// Queues `n` tasks of [`BACKLOG_AGENT`], a remote agent no worker serves.
+async fn queue_backlog(target: &Target, n: usize) -> anyhow::Result<()> {
+    let r = target
+        .client
+        .post(format!("{}/api/v1/agents", target.base))
+        .bearer_auth(&target.key)
+        .json(&json!({"name": BACKLOG_AGENT, "kind": "remote"}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        r.status().is_success() || r.status() == reqwest::StatusCode::CONFLICT,
+        "could not register {BACKLOG_AGENT}: HTTP {}",
+        r.status()
+    );
+    let url = format!("{}/api/v1/tasks/batch", target.base);
+    let mut sent = 0;
+    while sent < n {
+        let k = (n - sent).min(1_000);
+        let body = json!({ "tasks": (sent..sent + k).map(|i| task_body(BACKLOG_AGENT, i)).collect::<Vec<_>>() });
+        let r = target
+            .client
+            .post(&url)
+            .bearer_auth(&target.key)
+            .json(&body)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            r.status().is_success(),
+            "backlog submit failed: HTTP {}",
+            r.status()
+        );
+        sent += k;
+    }
+    Ok(())
+}
+
+/// Opens `n` client WebSockets subscribed to every task, measures the server's memory,
+/// then submits one task and counts the sockets its result reached.
+async fn websockets(target: &Target, args: &BenchArgs, n: usize) -> anyhow::Result<Value> {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let before = server_rss(target).await;
+    let url = format!("{}/api/v1/ws", target.base.replacen("http", "ws", 1));
+    let auth = json!({"type": "auth", "token": target.key}).to_string();
+    let subscribe = json!({"type": "subscribe", "all": true}).to_string();
+    let started = Instant::now();
+    let mut sockets = Vec::with_capacity(n);
+    // Connect in waves, so the server's accept queue is never the limit.
+    for chunk in (0..n).collect::<Vec<_>>().chunks(250) {
+        let opened = futures::future::try_join_all(chunk.iter().map(|_| {
+            let (url, auth, subscribe) = (url.clone(), auth.clone(), subscribe.clone());
+            async move {
+                let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                    .read_buffer_size(switchyard_protocol::SOCKET_BUFFER_BYTES)
+                    .write_buffer_size(switchyard_protocol::SOCKET_BUFFER_BYTES);
+                let (mut ws, _) =
+                    tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
+                ws.send(Message::Text(auth.into())).await?;
+                ws.send(Message::Text(subscribe.into())).await?;
+                // authenticated, then subscribed
+                let mut seen = 0;
+                while seen < 2 {
+                    match ws.next().await {
+                        Some(Ok(Message::Text(t)))
+                            if t.contains("\"authenticated\"") || t.contains("\"subscribed\"") =>
+                        {
+                            seen += 1
+                        }
+                        Some(Ok(Message::Text(t))) => anyhow::bail!("unexpected reply: {t}"),
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => return Err(e.into()),
+                        None => anyhow::bail!("closed while subscribing"),
+                    }
+                }
+                Ok::<_, anyhow::Error>(ws)
+            }
+        }))
+        .await?;
+        sockets.extend(opened);
+    }
+    let connect_s = started.elapsed().as_secs_f64();
+    // Let the server settle (buffers shrink, allocator caches return).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = server_rss(target).await;
+    let r = target
+        .client
+        .post(format!("{}/api/v1/tasks", target.base))
+        .bearer_auth(&target.key)
+        .json(&task_body(&args.agent, 0))
+        .send()
+        .await?;
+    let task: Value = r.json().await?;
+    let id = task["id"].as_str().unwrap_or_default().to_owned();
+    let started = Instant::now();
+    let reached = futures::future::join_all(sockets.iter_mut().map(|ws| {
+        let id = id.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, ws.next()).await {
+                if let Message::Text(t) = m
+                    && t.contains(&id)
+                    && t.contains("\"result\"")
+                {
+                    return true;
+                }
+            }
+            false
+        }
+    }))
+    .await
+    .into_iter()
+    .filter(|r| *r)
+    .count();
+    let fanout_ms = started.elapsed().as_secs_f64() * 1_000.0;
+    let mut m = base_report(target, args, "websockets");
+    m.insert("websockets".into(), n.into());
+    m.insert("connect_seconds".into(), connect_s.into());
+    m.insert("server_rss_mb_before".into(), before.map(mb).into());
+    m.insert("server_rss_mb_after".into(), after.map(mb).into());
+    if let (Some(b), Some(a)) = (before, after) {
+        m.insert(
+            "added_kb_per_socket".into(),
+            ((a.saturating_sub(b)) as f64 / 1024.0 / n as f64).into(),
+        );
+    }
+    m.insert("result_reached_sockets".into(), reached.into());
+    m.insert("fanout_ms".into(), fanout_ms.into());
+    for mut ws in sockets {
+        let _ = ws.close(None).await;
+    }
+    Ok(Value::Object(m))
 }
 
 /// Starts `n` SDK workers in this process, serving [`REMOTE_AGENT`] (returns its input),

@@ -71,6 +71,10 @@ pub async fn client_ws(
     };
     let ws = ws
         .max_message_size(switchyard_protocol::MAX_MESSAGE_BYTES)
+        // Small buffers that grow for big messages: an idle socket costs a few KiB, not
+        // tungstenite's default 128 KiB read buffer.
+        .read_buffer_size(switchyard_protocol::SOCKET_BUFFER_BYTES)
+        .write_buffer_size(switchyard_protocol::SOCKET_BUFFER_BYTES)
         .max_frame_size(switchyard_protocol::MAX_MESSAGE_BYTES);
     Ok(ws.on_upgrade(move |socket| session(state, socket, principal)))
 }
