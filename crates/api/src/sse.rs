@@ -55,18 +55,10 @@ fn lagged_event() -> Event {
 struct SseSink {
     tx: mpsc::Sender<Event>,
     with_id: bool,
-    kinds: Option<Vec<String>>,
 }
 
 impl EventSink for SseSink {
     async fn emit(&mut self, event: &TaskEvent) -> bool {
-        if self
-            .kinds
-            .as_ref()
-            .is_some_and(|k| !k.iter().any(|k| k == event.body.kind()))
-        {
-            return true;
-        }
         self.tx.send(sse_event(event, self.with_id)).await.is_ok()
     }
 }
@@ -90,11 +82,7 @@ pub async fn follow_task(
     tokio::spawn(async move {
         let metrics = state.engine.monitoring.metrics.clone();
         let _open = GaugeGuard::new(&metrics.sse_streams);
-        let mut sink = SseSink {
-            tx,
-            with_id: true,
-            kinds: None,
-        };
+        let mut sink = SseSink { tx, with_id: true };
         if pump_task(
             &state,
             task.id,
@@ -113,24 +101,19 @@ pub async fn follow_task(
     into_sse(rx)
 }
 
-/// Streams every event a subscription matches (an agent's, or all visible tasks').
-/// `kinds`, if given, keeps only those event kinds.
+/// Streams every event a subscription matches (an agent's, or all visible tasks', of
+/// the kinds it asked for).
 pub fn follow_many(
     state: &AppState,
     mut sub: Subscription,
     missed: Vec<switchyard_engine::events::SharedEvent>,
-    kinds: Option<Vec<String>>,
 ) -> Response {
     let (tx, rx) = mpsc::channel(64);
     let shutdown = state.shutdown.clone();
     let metrics = state.engine.monitoring.metrics.clone();
     tokio::spawn(async move {
         let _open = GaugeGuard::new(&metrics.sse_streams);
-        let mut sink = SseSink {
-            tx,
-            with_id: false,
-            kinds,
-        };
+        let mut sink = SseSink { tx, with_id: false };
         if pump_many(missed, &mut sub, &shutdown, &mut sink).await == End::Lagged {
             let _ = sink.tx.send(lagged_event()).await;
         }

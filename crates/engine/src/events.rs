@@ -32,9 +32,41 @@ pub enum Filter {
     },
 }
 
+/// The event kinds a subscriber wants (`status`, `log`, `progress`, `partial`,
+/// `result`, `error`). Filtered at delivery, so unwanted events never take buffer space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kinds(u8);
+
+impl Kinds {
+    const NAMES: [&'static str; 6] = ["status", "log", "progress", "partial", "result", "error"];
+    pub const ALL: Kinds = Kinds(0b11_1111);
+
+    /// Kinds from their names; an unknown name is returned as the error.
+    pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Kinds, String> {
+        let mut bits = 0;
+        for name in names {
+            let i = Self::NAMES
+                .iter()
+                .position(|n| *n == name)
+                .ok_or_else(|| name.to_owned())?;
+            bits |= 1 << i;
+        }
+        Ok(Kinds(bits))
+    }
+
+    pub fn contains(self, event: &TaskEvent) -> bool {
+        let kind = event.body.kind();
+        Self::NAMES
+            .iter()
+            .position(|n| *n == kind)
+            .is_some_and(|i| self.0 & (1 << i) != 0)
+    }
+}
+
 struct Sub {
     id: u64,
     owner: Option<UserId>,
+    kinds: Kinds,
     tx: mpsc::Sender<SharedEvent>,
     lagged: Arc<AtomicBool>,
 }
@@ -43,7 +75,7 @@ impl Sub {
     /// Delivers without waiting; a full buffer marks the subscriber as lagged and
     /// returns false so it is dropped.
     fn offer(&self, event: &SharedEvent) -> bool {
-        if self.owner.is_some_and(|o| event.owner_id != Some(o)) {
+        if self.owner.is_some_and(|o| event.owner_id != Some(o)) || !self.kinds.contains(event) {
             return true;
         }
         match self.tx.try_send(event.clone()) {
@@ -102,6 +134,16 @@ impl EventHub {
     }
 
     pub fn subscribe(self: &Arc<Self>, filter: Filter, buffer: usize) -> Subscription {
+        self.subscribe_kinds(filter, buffer, Kinds::ALL)
+    }
+
+    /// A subscription to only some kinds of events.
+    pub fn subscribe_kinds(
+        self: &Arc<Self>,
+        filter: Filter,
+        buffer: usize,
+        kinds: Kinds,
+    ) -> Subscription {
         let (tx, rx) = mpsc::channel(buffer.max(1));
         let lagged = Arc::new(AtomicBool::new(false));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -112,6 +154,7 @@ impl EventHub {
         let sub = Sub {
             id,
             owner,
+            kinds,
             tx,
             lagged: lagged.clone(),
         };
@@ -257,6 +300,37 @@ mod tests {
                 run_at: None,
             },
         }
+    }
+
+    #[test]
+    fn kinds_parse_by_name() {
+        let k = Kinds::parse(["result", "error"]).unwrap();
+        let t = TaskId::new();
+        assert!(!k.contains(&ev(t, 1, "a", None)), "a status event");
+        assert!(Kinds::ALL.contains(&ev(t, 1, "a", None)));
+        assert_eq!(Kinds::parse(["result", "nope"]), Err("nope".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn unwanted_kinds_take_no_buffer_space() {
+        let hub = EventHub::new(100);
+        let mut results = hub.subscribe_kinds(
+            Filter::All { owner: None },
+            1,
+            Kinds::parse(["result"]).unwrap(),
+        );
+        let t = TaskId::new();
+        let mut done = ev(t, 3, "a", None);
+        done.body = EventBody::Result {
+            status: TaskStatus::Succeeded,
+            attempt: 1,
+            output: serde_json::json!(1),
+            cached: false,
+        };
+        // Two status events, then the result: a buffer of one is enough.
+        hub.deliver(&[ev(t, 1, "a", None), ev(t, 2, "a", None), done]);
+        assert!(!results.lagged());
+        assert_eq!(results.rx.try_recv().unwrap().seq, 3);
     }
 
     #[tokio::test]

@@ -2,7 +2,7 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use switchyard_core::Error;
-use switchyard_engine::events::Filter;
+use switchyard_engine::events::{Filter, Kinds};
 use utoipa::IntoParams;
 
 use crate::AppState;
@@ -42,24 +42,16 @@ pub async fn events(
         None => Filter::All { owner },
     };
     let kinds = match params.kinds.as_deref() {
-        None | Some("") => None,
-        Some(list) => Some(
-            list.split(',')
-                .map(|k| match k.trim() {
-                    k @ ("status" | "log" | "progress" | "partial" | "result" | "error") => {
-                        Ok(k.to_owned())
-                    }
-                    other => Err(Error::invalid_parameter(format!(
-                        "unknown event kind {other:?}"
-                    ))),
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
+        None | Some("") => Kinds::ALL,
+        Some(list) => Kinds::parse(list.split(',').map(str::trim))
+            .map_err(|k| Error::invalid_parameter(format!("unknown event kind {k:?}")))?,
     };
     let hub = &state.engine.hub;
-    let sub = hub.subscribe(filter.clone(), state.config.subscriber_buffer);
+    let sub = hub.subscribe_kinds(filter.clone(), state.config.subscriber_buffer, kinds);
     let missed = params.since.map_or_else(Vec::new, |ms| {
-        hub.recent_matching(&filter, |e| u64::try_from(e.at.millis()).unwrap_or(0) > ms)
+        hub.recent_matching(&filter, |e| {
+            kinds.contains(e) && u64::try_from(e.at.millis()).unwrap_or(0) > ms
+        })
     });
-    Ok(follow_many(&state, sub, missed, kinds))
+    Ok(follow_many(&state, sub, missed))
 }
