@@ -345,3 +345,42 @@ async fn workers_need_the_worker_scope() {
     assert!(err.to_string().contains("built-in"), "{err}");
     app.stop().await;
 }
+
+/// A worker may declare up to the maximum slots and receive that many assignments at once
+/// while it is busy: the server queues them all for it instead of cutting it off as a slow
+/// consumer (it used to queue only 1,024 frames, so a burst to a 2,048-slot worker closed
+/// the connection, and its tasks went round in reconnects).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_set_of_assignments_fits_a_worker_that_is_not_reading() {
+    const SLOTS: usize = 4_096;
+    let app = TestApp::spawn().await;
+    let key = app.api_key(&[Scope::Worker]).await;
+    let mut w = RawWorker::connect(&app, &key, "burst", SLOTS as u32).await;
+    // 2 KiB per input, 8 MiB in all: more than the socket buffers hold, so the assignments
+    // wait in the server's queue while the worker does not read.
+    let pad = "x".repeat(2048);
+    const PER_BATCH: usize = 256; // under the batch and body limits
+    for chunk in 0..SLOTS / PER_BATCH {
+        let tasks: Vec<Value> = (0..PER_BATCH)
+            .map(|i| json!({"agent": "burst", "input": {"n": chunk * PER_BATCH + i, "pad": pad}}))
+            .collect();
+        let (status, body) = app
+            .post("/api/v1/tasks/batch", json!({ "tasks": tasks }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let mut assigned = std::collections::HashSet::new();
+    while assigned.len() < SLOTS {
+        let m = w.recv().await;
+        assert_ne!(m["type"], "error", "{m}");
+        if m["type"] == "assign" {
+            assigned.insert(m["input"]["n"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(
+        assigned.len(),
+        SLOTS,
+        "every task assigned once, on one connection"
+    );
+    app.stop().await;
+}

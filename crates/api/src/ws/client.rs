@@ -22,7 +22,8 @@ use tokio::task::JoinHandle;
 use utoipa::IntoParams;
 
 use super::{
-    HANDSHAKE_TIMEOUT, Incoming, Outbox, close, next_text, protocol_error, split, upgrade_principal,
+    HANDSHAKE_TIMEOUT, Incoming, OUTBOUND_QUEUE, Outbox, close, next_text, protocol_error, split,
+    upgrade_principal,
 };
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -151,7 +152,7 @@ async fn session(
 ) {
     let metrics = state.engine.monitoring.metrics.clone();
     let _connected = GaugeGuard::new(&metrics.ws_clients);
-    let (outbox, mut stream, _writer) = split(socket);
+    let (outbox, mut stream, _writer) = split(socket, OUTBOUND_QUEUE);
     let principal = match principal {
         Some(p) => p,
         None => match handshake(&state, &mut stream, &outbox).await {

@@ -96,17 +96,18 @@ impl Outbox {
     }
 }
 
-/// Splits a socket into an [`Outbox`] served by a writer task that also sends pings,
-/// and the receiving half.
+/// Splits a socket into an [`Outbox`] of `capacity` frames served by a writer task that
+/// also sends pings, and the receiving half.
 pub(crate) fn split(
     socket: WebSocket,
+    capacity: usize,
 ) -> (
     Outbox,
     futures::stream::SplitStream<WebSocket>,
     tokio::task::JoinHandle<()>,
 ) {
     let (sink, stream) = socket.split();
-    let (outbox, rx) = Outbox::new(OUTBOUND_QUEUE);
+    let (outbox, rx) = Outbox::new(capacity);
     let writer = tokio::spawn(write_loop(sink, rx));
     (outbox, stream, writer)
 }

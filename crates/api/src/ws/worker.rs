@@ -27,7 +27,8 @@ use switchyard_protocol::worker::{self as proto, AgentDecl, ServerMessage, Worke
 use tokio::sync::broadcast;
 
 use super::{
-    HANDSHAKE_TIMEOUT, Incoming, Outbox, close, next_text, protocol_error, split, upgrade_principal,
+    HANDSHAKE_TIMEOUT, Incoming, OUTBOUND_QUEUE, Outbox, close, next_text, protocol_error, split,
+    upgrade_principal,
 };
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -35,6 +36,11 @@ use crate::extract::ApiQuery;
 use crate::ws::client::WsParams;
 
 pub const MAX_SLOTS: u32 = 4_096;
+/// A worker's outbound queue holds a full set of assignments (at most its slots), a
+/// cancel for each of them and the usual headroom for acks and control messages: a
+/// worker that reads its socket is never mistaken for a slow consumer however many
+/// slots it declared, and one that stops reading still hits a bound.
+const WORKER_OUTBOUND_QUEUE: usize = 2 * MAX_SLOTS as usize + OUTBOUND_QUEUE;
 pub const MAX_AGENTS: usize = 256;
 
 /// The worker WebSocket: remote workers in any language connect here. See docs/protocol.md.
@@ -92,7 +98,7 @@ struct Session {
 async fn session(state: AppState, socket: WebSocket, principal: Principal) {
     let metrics = state.engine.monitoring.metrics.clone();
     let _connected = switchyard_engine::monitoring::metrics::GaugeGuard::new(&metrics.ws_workers);
-    let (outbox, mut stream, _writer) = split(socket);
+    let (outbox, mut stream, _writer) = split(socket, WORKER_OUTBOUND_QUEUE);
     let hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, next_text(&mut stream, &outbox)).await
     {
         Ok(Incoming::Text(t)) => t,
