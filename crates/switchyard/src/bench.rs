@@ -53,8 +53,9 @@ pub struct BenchArgs {
     /// WebSocket) serving an echo agent `bench-remote-echo`, instead of the built-in agent.
     #[arg(long, value_name = "N")]
     pub remote: Option<usize>,
-    /// Slots per remote worker.
-    #[arg(long, default_value_t = 512)]
+    /// Slots per remote worker (the default, with --remote 2, matches the built-in
+    /// worker's 4,096).
+    #[arg(long, default_value_t = 2048)]
     pub remote_slots: u32,
     /// Print JSON (one object per run, then the summary) instead of tables.
     #[arg(long)]
