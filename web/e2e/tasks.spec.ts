@@ -46,7 +46,10 @@ test('the tasks table follows new tasks and their status without a reload', asyn
   await logIn(page);
   await page.getByRole('link', { name: 'Tasks', exact: true }).click();
   await expect(page.getByRole('heading', { name: 'Tasks' })).toBeVisible();
-  const task = await api.post<Task>('/api/v1/tasks', { agent: 'slow', input: { ms: 1500 } });
+  // The first page is in: the new task must come from live events, not from this load.
+  await expect(page.getByTestId('task-table').or(page.getByText('No tasks yet.'))).toBeVisible();
+  // Long enough that a busy machine still shows the row while the task runs.
+  const task = await api.post<Task>('/api/v1/tasks', { agent: 'slow', input: { ms: 6000 } });
   const row = page.locator(`tr[data-task-id="${task.id}"]`);
   await expect(row).toBeVisible();
   await expect(row.locator('[data-status]')).toHaveAttribute('data-status', 'running');
