@@ -23,7 +23,7 @@ use utoipa::IntoParams;
 
 use super::{
     HANDSHAKE_TIMEOUT, Incoming, OUTBOUND_QUEUE, Outbox, close, next_text, protocol_error, split,
-    upgrade_principal,
+    upgrade_principal, with_limits,
 };
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -70,14 +70,7 @@ pub async fn client_ws(
             ));
         }
     };
-    let ws = ws
-        .max_message_size(switchyard_protocol::MAX_MESSAGE_BYTES)
-        // Small buffers that grow for big messages: an idle socket costs a few KiB, not
-        // tungstenite's default 128 KiB read buffer.
-        .read_buffer_size(switchyard_protocol::SOCKET_BUFFER_BYTES)
-        .write_buffer_size(switchyard_protocol::SOCKET_BUFFER_BYTES)
-        .max_frame_size(switchyard_protocol::MAX_MESSAGE_BYTES);
-    Ok(ws.on_upgrade(move |socket| session(state, socket, principal)))
+    Ok(with_limits(ws).on_upgrade(move |socket| session(state, socket, principal)))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

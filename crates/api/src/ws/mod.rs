@@ -8,7 +8,7 @@ pub mod worker;
 
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
@@ -94,6 +94,16 @@ impl Outbox {
     pub async fn close(&self, code: u16, reason: impl Into<String>) {
         let _ = self.tx.send(Outbound::Close(code, reason.into())).await;
     }
+}
+
+/// The limits every WebSocket endpoint applies to its upgrade: message and frame size,
+/// and small buffers that grow for big messages (an idle socket costs a few KiB, not
+/// tungstenite's default 128 KiB read buffer).
+pub(crate) fn with_limits(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+    ws.max_message_size(switchyard_protocol::MAX_MESSAGE_BYTES)
+        .read_buffer_size(switchyard_protocol::SOCKET_BUFFER_BYTES)
+        .write_buffer_size(switchyard_protocol::SOCKET_BUFFER_BYTES)
+        .max_frame_size(switchyard_protocol::MAX_MESSAGE_BYTES)
 }
 
 /// Splits a socket into an [`Outbox`] of `capacity` frames served by a writer task that

@@ -28,7 +28,7 @@ use tokio::sync::broadcast;
 
 use super::{
     HANDSHAKE_TIMEOUT, Incoming, OUTBOUND_QUEUE, Outbox, close, next_text, protocol_error, split,
-    upgrade_principal,
+    upgrade_principal, with_limits,
 };
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -70,14 +70,7 @@ pub async fn worker_ws(
             format!("expected a WebSocket upgrade: {e}"),
         )
     })?;
-    let ws = ws
-        .max_message_size(switchyard_protocol::MAX_MESSAGE_BYTES)
-        // Small buffers that grow for big messages: an idle socket costs a few KiB, not
-        // tungstenite's default 128 KiB read buffer.
-        .read_buffer_size(switchyard_protocol::SOCKET_BUFFER_BYTES)
-        .write_buffer_size(switchyard_protocol::SOCKET_BUFFER_BYTES)
-        .max_frame_size(switchyard_protocol::MAX_MESSAGE_BYTES);
-    Ok(ws.on_upgrade(move |socket| session(state, socket, principal)))
+    Ok(with_limits(ws).on_upgrade(move |socket| session(state, socket, principal)))
 }
 
 struct InFlight {
