@@ -128,16 +128,11 @@ fn flush_loop(shared: &Shared, wal: &Path) {
 fn flush(file: &mut Option<File>, wal: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let current = std::fs::metadata(wal)?.ino();
-    if file
-        .as_ref()
-        .is_none_or(|f| f.metadata().is_ok_and(|m| m.ino() != current))
-    {
-        *file = Some(File::open(wal)?);
-    }
-    match file {
-        Some(f) => f.sync_data(),
-        None => Ok(()),
-    }
+    let f = match file.take() {
+        Some(f) if !f.metadata().is_ok_and(|m| m.ino() != current) => file.insert(f),
+        _ => file.insert(File::open(wal)?),
+    };
+    f.sync_data()
 }
 
 #[cfg(test)]
