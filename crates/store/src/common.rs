@@ -262,7 +262,7 @@ macro_rules! impl_store_common {
             }
 
             async fn extend_leases(&self, worker_id: WorkerId, until: Timestamp) -> Result<u64> {
-                let done = sqlx::query(sql!("common", "extend_leases"))
+                let done = sqlx::query(sql!($dialect, "extend_leases"))
                     .bind(worker_id.0)
                     .bind(until.millis())
                     .execute(self.writer())

@@ -45,7 +45,7 @@ pub type SharedStore = Arc<dyn Store>;
 
 const LEASE_MS: u64 = 30_000;
 
-fn t0() -> Timestamp {
+pub fn t0() -> Timestamp {
     Timestamp::from_millis(1_800_000_000_000)
 }
 
@@ -88,14 +88,14 @@ fn claim_req(
     }
 }
 
-async fn insert(store: &SharedStore, tasks: Vec<NewTask>) -> Vec<Submitted> {
+pub async fn insert(store: &SharedStore, tasks: Vec<NewTask>) -> Vec<Submitted> {
     store
         .insert_tasks(tasks, Timestamp::EPOCH)
         .await
         .expect("insert tasks")
 }
 
-async fn claim(
+pub async fn claim(
     store: &SharedStore,
     worker: WorkerId,
     now: Timestamp,

@@ -197,3 +197,50 @@ async fn notify_bus_delivers_small_and_large_messages_in_order() {
         );
     }
 }
+
+/// A worker's heartbeat must not wait for a row another transaction holds (a completion
+/// finishing that task): waiting there deadlocked with completion batches that waited in
+/// turn for a row the heartbeat had already locked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_extension_skips_rows_held_by_other_transactions() {
+    use switchyard_core::store::TaskStore;
+    use switchyard_store::conformance::{claim, insert, new_task, t0};
+    let Some(store) = pg_store_in_fresh_schema().await else {
+        return;
+    };
+    let shared: SharedStore = store.clone();
+    let tasks: Vec<_> = (0..3).map(|_| new_task("held", 0, t0())).collect();
+    insert(&shared, tasks).await;
+    let worker = switchyard_core::WorkerId::new();
+    let claimed = claim(&shared, worker, t0(), "held", 3).await;
+    assert_eq!(claimed.len(), 3);
+
+    let url = std::env::var("TEST_DATABASE_URL").expect("set: the store connected");
+    let mut other = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let schema = store.settings().schema.clone().expect("a test schema");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SET search_path TO \"{schema}\""
+    )))
+    .execute(&mut other)
+    .await
+    .expect("search_path");
+    let mut tx = other.begin().await.expect("begin");
+    sqlx::query("SELECT id FROM tasks WHERE id = $1 FOR UPDATE")
+        .bind(claimed[0].id.0)
+        .execute(&mut *tx)
+        .await
+        .expect("hold one row");
+
+    let until = t0().plus_ms(3_600_000);
+    let extended =
+        tokio::time::timeout(Duration::from_secs(20), store.extend_leases(worker, until))
+            .await
+            .expect("the heartbeat did not wait for the held row")
+            .expect("extend leases");
+    assert_eq!(
+        extended, 2,
+        "the two free rows are extended, the held one skipped"
+    );
+    tx.rollback().await.expect("rollback");
+    assert_eq!(store.extend_leases(worker, until).await.expect("extend"), 3);
+}
