@@ -334,6 +334,10 @@ impl TaskService {
 fn advanced(mut task: Task, event: &switchyard_core::event::TaskEvent) -> Option<Task> {
     use switchyard_core::event::EventBody;
     use switchyard_core::task::AttemptStatus;
+    if event.seq <= task.seq {
+        // Already reflected (a task inserted running has seen its `queued` and `running`).
+        return Some(task);
+    }
     if event.seq != task.seq + 1 {
         return None;
     }
@@ -432,5 +436,97 @@ pub fn snapshot_event(task: &Task) -> switchyard_core::event::TaskEvent {
         owner_id: task.owner_id,
         at: task.updated_at,
         body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use switchyard_core::event::{EventBody, TaskEvent};
+    use switchyard_core::task::{Attempt, AttemptStatus, Task, TaskStatus};
+    use switchyard_core::{TaskId, Timestamp, WorkerId};
+
+    use super::advanced;
+
+    /// A task as a submission inserted straight into a free slot returns it: `running`,
+    /// its `queued` (seq 1) and `running` (seq 2) events already behind it.
+    fn running_task() -> Task {
+        let at = Timestamp::from_millis(1_800_000_000_000);
+        Task {
+            id: TaskId::new(),
+            agent: "echo".into(),
+            status: TaskStatus::Running,
+            priority: 0,
+            input: json!({"x": 1}),
+            output: None,
+            error: None,
+            cached: false,
+            owner_id: None,
+            idempotency_key: None,
+            run_at: at,
+            created_at: at,
+            updated_at: at,
+            started_at: Some(at),
+            finished_at: None,
+            attempts: vec![Attempt {
+                number: 1,
+                status: AttemptStatus::Running,
+                worker_id: Some(WorkerId::new()),
+                worker: Some("local".into()),
+                started_at: at,
+                finished_at: None,
+                error: None,
+            }],
+            parent_id: None,
+            fallback_of: None,
+            fallback_task_id: None,
+            trace_id: None,
+            cancel_requested: false,
+            seq: 2,
+        }
+    }
+
+    fn event(task: &Task, seq: u64, body: EventBody) -> TaskEvent {
+        TaskEvent {
+            task_id: task.id,
+            seq,
+            agent: task.agent.clone(),
+            owner_id: None,
+            at: task.created_at.plus_ms(5),
+            body,
+        }
+    }
+
+    #[test]
+    fn a_waiter_follows_the_events_it_has_not_seen_and_skips_the_ones_it_has() {
+        let task = running_task();
+        let status = |status| EventBody::Status {
+            status,
+            attempt: 1,
+            error: None,
+            run_at: None,
+        };
+        let result = EventBody::Result {
+            status: TaskStatus::Succeeded,
+            attempt: 1,
+            output: json!({"x": 1}),
+            cached: false,
+        };
+        let mut known = Some(task.clone());
+        for e in [
+            event(&task, 1, status(TaskStatus::Queued)),
+            event(&task, 2, status(TaskStatus::Running)),
+            event(&task, 3, result.clone()),
+        ] {
+            known = known.and_then(|t| advanced(t, &e));
+        }
+        let done = known.expect("every event was either known or the next one");
+        assert_eq!(done.status, TaskStatus::Succeeded);
+        assert_eq!(done.output, Some(json!({"x": 1})));
+        assert_eq!(done.seq, 3);
+        assert_eq!(done.attempts[0].status, AttemptStatus::Succeeded);
+
+        // A gap (an event missed) means the state is no longer known: read it instead.
+        assert!(advanced(task, &event(&running_task(), 4, result)).is_none());
     }
 }
