@@ -321,10 +321,69 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Hands memory the allocator keeps cached back to the OS. Start-up briefly needs far
-/// more than an idle server (hashing the admin password takes 19 MiB), and mimalloc would
-/// otherwise keep that around.
+/// mimalloc's `mi_option_purge_delay` (its position in `mi_option_e`, the same in
+/// mimalloc 2 and 3; the -sys crate names only some options).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+/// The purge delay to go back to; unset (-1 is a valid delay: never purge) until saved.
+static SAVED_PURGE_DELAY: std::sync::atomic::AtomicI64 =
+    std::sync::atomic::AtomicI64::new(i64::MIN);
+
+/// While on, memory freed is handed back to the OS at once instead of after mimalloc's
+/// delay (1 s in mimalloc 3), which also only runs when the freeing thread allocates
+/// again. Start-up turns it on: it briefly needs far more than an idle server
+/// (migrations fill SQLite's page cache, hashing the admin password takes 19 MiB) on
+/// threads that then sit idle. It costs throughput under load (a madvise per emptied
+/// page), so it is turned off once start-up is done.
+// `c_long` is 64 bits here but 32 on some targets: the conversions are not useless there.
+#[allow(clippy::useless_conversion, clippy::unnecessary_fallible_conversions)]
+pub fn purge_freed_memory_at_once(on: bool) {
+    use std::sync::atomic::Ordering;
+    // SAFETY (both calls): reads or sets an allocator option; mimalloc reads options
+    // atomically.
+    if on {
+        let current = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        let _ = SAVED_PURGE_DELAY.compare_exchange(
+            i64::MIN,
+            i64::from(current),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
+    } else {
+        let saved = SAVED_PURGE_DELAY.swap(i64::MIN, Ordering::Relaxed);
+        if saved != i64::MIN
+            && let Ok(delay) = std::ffi::c_long::try_from(saved)
+        {
+            unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, delay) }
+        }
+    }
+}
+
+/// Hands memory the allocator keeps cached back to the OS, once start-up is done, and
+/// goes back to delayed purging (see [`purge_freed_memory_at_once`]).
 pub fn return_free_memory() {
     // SAFETY: mi_collect only walks the allocator's own free lists.
     unsafe { libmimalloc_sys::mi_collect(true) }
+    purge_freed_memory_at_once(false);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The option index is mimalloc's purge delay: its documented default (1 s in
+    /// mimalloc 3, 10 ms in 2) reads back, and the start-up switch turns it to 0 and back.
+    #[test]
+    fn the_purge_delay_option_is_the_one_switched() {
+        // SAFETY: reads an allocator option.
+        let get = || unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        let default = get();
+        assert!(matches!(default, 1_000 | 10), "{default}");
+        purge_freed_memory_at_once(true);
+        assert_eq!(get(), 0);
+        return_free_memory();
+        assert_eq!(get(), default);
+        return_free_memory();
+        assert_eq!(get(), default, "restoring twice changes nothing");
+    }
 }

@@ -207,6 +207,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, role: Role, dev: bool) -> anyhow::Result<()> {
+    app::purge_freed_memory_at_once(true);
     let running = app::start(&config, role).await?;
     let engine = running.engine.clone();
     let admin_password = config::admin_password();
