@@ -702,14 +702,47 @@ struct Items<'a> {
     items: Vec<TaskId<'a>>,
 }
 
-/// The two fields the follower needs; the rest of the event is skipped.
+/// The fields the follower needs; the rest of the event is skipped.
 #[derive(serde::Deserialize)]
 struct FinalEvent<'a> {
     task_id: &'a str,
     kind: &'a str,
+    at: &'a str,
+}
+
+/// How far back a resumed stream starts before the last final event seen: events of
+/// the same millisecond, and those published out of time order by concurrent batches.
+const RESUME_OVERLAP_MS: u64 = 2_000;
+
+/// Opens the SSE stream of the agent's final events, from `since` (Unix ms) if given.
+async fn open_events(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    since: Option<switchyard_core::Timestamp>,
+) -> anyhow::Result<impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + use<>> {
+    let url = match since {
+        Some(at) => format!("{url}&since={}", at.millis().max(0)),
+        None => url.to_owned(),
+    };
+    let response = client
+        .get(url)
+        .bearer_auth(key)
+        .timeout(Duration::from_secs(24 * 3600))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "cannot follow events: HTTP {}",
+        response.status()
+    );
+    Ok(response.bytes_stream())
 }
 
 /// Follows the agent's events over SSE and notes when each task's final event arrived.
+/// A stream the server closes (this client fell behind under load and was dropped as a
+/// slow consumer, or the server restarted) is resumed with `since`; duplicates are
+/// ignored.
 async fn follow(
     target: &Target,
     args: &BenchArgs,
@@ -720,45 +753,53 @@ async fn follow(
         "{}/api/v1/events?agent={}&kinds=result,error",
         target.base, args.agent
     );
-    let response = target
-        .client
-        .get(url)
-        .bearer_auth(&target.key)
-        .timeout(Duration::from_secs(24 * 3600))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        response.status().is_success(),
-        "cannot follow events: HTTP {}",
-        response.status()
-    );
-    let mut stream = response.bytes_stream();
+    let (client, key) = (target.client.clone(), target.key.clone());
+    let started = switchyard_core::Timestamp::now();
+    let mut stream = Box::pin(open_events(&client, &url, &key, None).await?);
     Ok(tokio::spawn(async move {
-        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-        while let Some(Ok(chunk)) = stream.next().await {
-            let now = Instant::now();
-            buf.extend_from_slice(&chunk);
-            let mut consumed = 0;
-            let mut found = Vec::new();
-            while let Some(pos) = buf[consumed..].iter().position(|b| *b == b'\n') {
-                let line = &buf[consumed..consumed + pos];
-                consumed += pos + 1;
-                if let Some(data) = line.strip_prefix(b"data: ")
-                    && let Ok(event) = serde_json::from_slice::<FinalEvent>(data)
-                    && matches!(event.kind, "result" | "error")
-                {
-                    found.push(event.task_id.to_owned());
-                }
-            }
-            buf.drain(..consumed);
-            if !found.is_empty() {
-                if let Ok(mut map) = completions.lock() {
-                    for id in found {
-                        map.entry(id).or_insert(now);
+        let mut last_at: Option<switchyard_core::Timestamp> = None;
+        loop {
+            let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+            while let Some(Ok(chunk)) = stream.next().await {
+                let now = Instant::now();
+                buf.extend_from_slice(&chunk);
+                let mut consumed = 0;
+                let mut found = Vec::new();
+                let mut newest = None;
+                while let Some(pos) = buf[consumed..].iter().position(|b| *b == b'\n') {
+                    let line = &buf[consumed..consumed + pos];
+                    consumed += pos + 1;
+                    if let Some(data) = line.strip_prefix(b"data: ")
+                        && let Ok(event) = serde_json::from_slice::<FinalEvent>(data)
+                        && matches!(event.kind, "result" | "error")
+                    {
+                        found.push(event.task_id.to_owned());
+                        newest = Some(event.at.to_owned());
                     }
                 }
-                done.notify_one();
+                buf.drain(..consumed);
+                if let Some(at) = newest
+                    .as_deref()
+                    .and_then(switchyard_core::Timestamp::parse_rfc3339)
+                {
+                    last_at = Some(last_at.map_or(at, |l| l.max(at)));
+                }
+                if !found.is_empty() {
+                    if let Ok(mut map) = completions.lock() {
+                        for id in found {
+                            map.entry(id).or_insert(now);
+                        }
+                    }
+                    done.notify_one();
+                }
             }
+            let since = last_at.unwrap_or(started).minus_ms(RESUME_OVERLAP_MS);
+            stream = loop {
+                match open_events(&client, &url, &key, Some(since)).await {
+                    Ok(s) => break Box::pin(s),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            };
         }
     }))
 }
