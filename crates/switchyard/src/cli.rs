@@ -230,6 +230,7 @@ async fn serve(config: Config, role: Role, dev: bool) -> anyhow::Result<()> {
         add_demo_agents(&engine).await?;
     }
     app::return_free_memory();
+    let _memory_return = app::spawn_memory_return();
     if let Some(addr) = running.addr {
         if dev {
             println!(
