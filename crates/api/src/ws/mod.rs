@@ -122,15 +122,41 @@ pub(crate) fn split(
     (outbox, stream, writer)
 }
 
+/// Most frames written in one go before the socket is flushed.
+const COALESCE_FRAMES: usize = 256;
+
+/// Writes queued frames. Frames already waiting when the writer wakes go out together,
+/// with one flush (tungstenite writes whenever its 4 KiB buffer fills), not one write
+/// per frame: a burst of assignments to a worker or of events to a client costs a few
+/// system calls instead of one each.
 async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut rx: mpsc::Receiver<Outbound>) {
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
-        let frame = tokio::select! {
-            next = rx.recv() => match next {
-                Some(Outbound::Text(t)) => Message::Text(Utf8Bytes::from(t)),
+        let first = tokio::select! {
+            next = rx.recv() => next,
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let mut next = first;
+        let mut written = 0;
+        loop {
+            match next {
+                Some(Outbound::Text(t)) => {
+                    if sink.feed(Message::Text(Utf8Bytes::from(t))).await.is_err() {
+                        return;
+                    }
+                }
                 Some(Outbound::Close(code, reason)) => {
-                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }))).await;
+                    let close = CloseFrame {
+                        code,
+                        reason: Utf8Bytes::from(reason),
+                    };
+                    let _ = sink.send(Message::Close(Some(close))).await;
                     let _ = sink.close().await;
                     return;
                 }
@@ -138,10 +164,17 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut rx: mpsc::Recei
                     let _ = sink.close().await;
                     return;
                 }
-            },
-            _ = ping.tick() => Message::Ping(Default::default()),
-        };
-        if sink.send(frame).await.is_err() {
+            }
+            written += 1;
+            if written == COALESCE_FRAMES {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(frame) => next = Some(frame),
+                Err(_) => break,
+            }
+        }
+        if sink.flush().await.is_err() {
             return;
         }
     }
