@@ -82,13 +82,27 @@ impl HasDb for PgStore {
     type Db = sqlx::Postgres;
 }
 
+/// A pooled connection idle at least this long is pinged before it is handed out.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections.max(2))
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(10))
-        // A restarted server leaves dead connections in the pool: check before use.
-        .test_before_acquire(true)
+        // A restarted server leaves dead connections in the pool: check a connection that
+        // sat idle before use. One in steady use is not pinged (that would be a round trip
+        // per statement); if the server went away meanwhile, the statement fails as
+        // unavailable and the connection is dropped.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IF_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .idle_timeout(Duration::from_secs(300))
 }
 

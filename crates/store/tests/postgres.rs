@@ -244,3 +244,66 @@ async fn lease_extension_skips_rows_held_by_other_transactions() {
     tx.rollback().await.expect("rollback");
     assert_eq!(store.extend_leases(worker, until).await.expect("extend"), 3);
 }
+
+/// Connections in steady use are not pinged before each statement (a round trip each):
+/// when the server closes them, the next calls fail as `unavailable` — which callers
+/// retry — and the pool replaces them; nothing fails otherwise. Runs in a database of its
+/// own, whose every connection this test can end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_replaces_connections_the_server_closed() {
+    use switchyard_core::ErrorCode;
+    use switchyard_core::store::TaskStore;
+    use switchyard_store::conformance::{new_task, t0};
+    let Some(url) = database_url() else {
+        return;
+    };
+    let name = format!("sy_pool_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&url).await.expect("connect");
+    // Generated here (prefix and hex digits), never from input.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    let (base, _) = url.rsplit_once('/').expect("a database URL");
+    let store = PgStore::connect(PgSettings::new(format!("{base}/{name}")))
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    store
+        .insert_tasks(vec![new_task("pool", 0, t0())], Timestamp::EPOCH)
+        .await
+        .expect("insert before");
+
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+    )
+    .bind(&name)
+    .fetch_all(&mut admin)
+    .await
+    .expect("terminate");
+    assert!(!ended.is_empty(), "the store's connections were found");
+
+    let mut failed = 0;
+    let recovered = loop {
+        match store
+            .insert_tasks(vec![new_task("pool", 0, t0())], Timestamp::EPOCH)
+            .await
+        {
+            Ok(_) => break true,
+            Err(e) => {
+                assert_eq!(e.code, ErrorCode::Unavailable, "{e}");
+                failed += 1;
+                if failed > 32 {
+                    break false;
+                }
+            }
+        }
+    };
+    assert!(recovered, "the pool never replaced its closed connections");
+    store.close().await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await;
+}
