@@ -272,14 +272,32 @@ fn failure(task_id: uuid::Uuid, attempt: u32, e: TaskError) -> WorkerMessage {
     }
 }
 
-async fn send<S>(sink: &mut S, msg: &WorkerMessage) -> Result<(), SdkError>
+/// Encodes `msg` and queues it on the socket, without flushing.
+async fn feed<S>(sink: &mut S, msg: &WorkerMessage) -> Result<(), SdkError>
 where
     S: futures::Sink<Message, Error = tungstenite::Error> + Unpin,
 {
     let text = serde_json::to_string(msg).map_err(|e| SdkError::Connection(e.to_string()))?;
-    sink.send(Message::Text(text.into()))
+    sink.feed(Message::Text(text.into()))
         .await
         .map_err(|e| SdkError::Connection(e.to_string()))
+}
+
+async fn flush<S>(sink: &mut S) -> Result<(), SdkError>
+where
+    S: futures::Sink<Message, Error = tungstenite::Error> + Unpin,
+{
+    sink.flush()
+        .await
+        .map_err(|e| SdkError::Connection(e.to_string()))
+}
+
+async fn send<S>(sink: &mut S, msg: &WorkerMessage) -> Result<(), SdkError>
+where
+    S: futures::Sink<Message, Error = tungstenite::Error> + Unpin,
+{
+    feed(sink, msg).await?;
+    flush(sink).await
 }
 
 /// Most queued messages written before the socket is flushed.
@@ -298,10 +316,7 @@ where
     let mut msg = first;
     let mut written = 0;
     loop {
-        let text = serde_json::to_string(&msg).map_err(|e| SdkError::Connection(e.to_string()))?;
-        sink.feed(Message::Text(text.into()))
-            .await
-            .map_err(|e| SdkError::Connection(e.to_string()))?;
+        feed(sink, &msg).await?;
         written += 1;
         if written == COALESCE_MESSAGES {
             break;
@@ -311,9 +326,7 @@ where
             Err(_) => break,
         }
     }
-    sink.flush()
-        .await
-        .map_err(|e| SdkError::Connection(e.to_string()))
+    flush(sink).await
 }
 
 /// The next protocol message; `None` when the connection is gone.
