@@ -774,16 +774,15 @@ async fn follow(
                         && matches!(event.kind, "result" | "error")
                     {
                         found.push(event.task_id.to_owned());
-                        newest = Some(event.at.to_owned());
+                        newest = Some(event.at);
                     }
                 }
-                buf.drain(..consumed);
-                if let Some(at) = newest
-                    .as_deref()
-                    .and_then(switchyard_core::Timestamp::parse_rfc3339)
-                {
+                // Only the chunk's last final event is parsed for its time, before the
+                // buffer it borrows from moves on.
+                if let Some(at) = newest.and_then(switchyard_core::Timestamp::parse_rfc3339) {
                     last_at = Some(last_at.map_or(at, |l| l.max(at)));
                 }
+                buf.drain(..consumed);
                 if !found.is_empty() {
                     if let Ok(mut map) = completions.lock() {
                         for id in found {
