@@ -307,3 +307,80 @@ async fn the_pool_replaces_connections_the_server_closed() {
     .execute(&mut admin)
     .await;
 }
+
+/// Completions and event numbering look each task up by its key. The partial index of
+/// running tasks must not be used for them: it keeps an entry for every task that ran
+/// since the last vacuum, and a bitmap scan over it (which the planner picks, its
+/// statistics counting few running rows) waded through thousands of those per batch —
+/// 2.5 ms per completion batch, more than inserting the tasks had cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_by_task_id_look_tasks_up_by_key() {
+    let Some(store) = pg_store_in_fresh_schema().await else {
+        return;
+    };
+    let url = std::env::var("TEST_DATABASE_URL").expect("set: the store connected");
+    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let schema = store.settings().schema.clone().expect("a test schema");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SET search_path TO \"{schema}\""
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("search_path");
+    // 20,000 tasks that ran and finished (their entries in the running index stay until
+    // a vacuum), statistics taken with none running, then 20 running ones.
+    for sql in [
+        "INSERT INTO tasks (id, agent, status, priority, input, run_at, created_at, updated_at,
+                            attempt, worker_id, lease_expires_at)
+         SELECT gen_random_uuid(), 'bulk', 'running', 0, '{}', 0, 0, 0, 1, gen_random_uuid(), 1
+         FROM generate_series(1, 20000)",
+        "UPDATE tasks SET status = 'succeeded', worker_id = NULL, lease_expires_at = NULL",
+        "ANALYZE tasks",
+        "INSERT INTO tasks (id, agent, status, priority, input, run_at, created_at, updated_at,
+                            attempt, worker_id, lease_expires_at)
+         SELECT gen_random_uuid(), 'bulk', 'running', 0, '{}', 0, 0, 0, 1, gen_random_uuid(), 1
+         FROM generate_series(1, 20)",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.expect(sql);
+    }
+    let completions: String = sqlx::query_scalar(
+        "SELECT jsonb_agg(jsonb_build_array(replace(id::text, '-', ''), 1, 2, 'succeeded',
+                'succeeded', 2, '[1]'::jsonb, '[]'::jsonb, NULL, NULL))::text
+         FROM tasks WHERE status = 'running'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("completions");
+    let numbering: String = sqlx::query_scalar(
+        "SELECT jsonb_agg(jsonb_build_object('id', id, 'attempt', 1, 'n', 2))::text
+         FROM tasks WHERE status = 'running'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("numbering");
+    for (name, sql, arg) in [
+        (
+            "complete_tasks",
+            include_str!("../sql/postgres/complete_tasks.sql"),
+            completions,
+        ),
+        (
+            "reserve_seqs",
+            include_str!("../sql/postgres/reserve_seqs.sql"),
+            numbering,
+        ),
+    ] {
+        let plan: serde_json::Value =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN (FORMAT JSON) {sql}")))
+                .bind(arg)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("explain {name}: {e}"));
+        let plan = plan.to_string();
+        assert!(
+            !plan.contains("tasks_running"),
+            "{name} scans the running-tasks index instead of looking tasks up by key: {plan}"
+        );
+        assert!(plan.contains("tasks_pkey"), "{name}: {plan}");
+    }
+}

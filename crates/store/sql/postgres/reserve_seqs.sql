@@ -4,5 +4,6 @@ SET seq = tasks.seq + c.n
 FROM jsonb_to_recordset($1::jsonb) AS c(id uuid, attempt bigint, n bigint)
 WHERE tasks.id = c.id
   AND tasks.attempt = c.attempt
-  AND tasks.status = 'running'
+  -- By key, never through the running-tasks index: see complete_tasks.sql.
+  AND tasks.status = 'running' COLLATE "C"
 RETURNING tasks.id, tasks.attempt, tasks.seq, tasks.agent, tasks.owner_id
