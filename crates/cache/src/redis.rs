@@ -411,12 +411,43 @@ impl Cache for RedisCache {
     }
 }
 
-/// An event bus over Redis pub/sub: one channel, JSON messages.
+/// An event bus over Redis pub/sub: one channel; each message is the publishing
+/// process's 16-byte origin tag followed by the message as JSON.
+///
+/// A process hears its own messages at once, from memory, once Redis has taken them:
+/// its subscription skips them by their tag instead of receiving and decoding them back.
 pub struct RedisBus {
     conn: Lazy,
     channel: String,
+    origin: Origin,
     tx: broadcast::Sender<SharedBusMessage>,
     subscriber: JoinHandle<()>,
+}
+
+/// Tells this process's messages from other processes' on the shared channel.
+type Origin = [u8; 16];
+
+/// The payload of `message` as published by `origin`.
+fn tagged(origin: &Origin, message: &BusMessage) -> Result<Vec<u8>> {
+    let mut payload = origin.to_vec();
+    serde_json::to_writer(&mut payload, message)
+        .map_err(|e| Error::internal("encode bus message", e))?;
+    Ok(payload)
+}
+
+/// What a received payload means to the process tagged `own`: `None` for its own
+/// message (already delivered locally), else the message, or why it cannot be read.
+fn untag(own: &Origin, payload: &[u8]) -> Option<std::result::Result<BusMessage, String>> {
+    let Some((origin, json)) = payload.split_first_chunk::<16>() else {
+        return Some(Err(format!(
+            "{} bytes, shorter than its origin tag",
+            payload.len()
+        )));
+    };
+    if origin == own {
+        return None;
+    }
+    Some(serde_json::from_slice(json).map_err(|e| e.to_string()))
 }
 
 impl RedisBus {
@@ -428,9 +459,11 @@ impl RedisBus {
         let channel = format!("{}bus", settings.prefix);
         let (tx, _) = broadcast::channel(65_536);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let origin = *uuid::Uuid::new_v4().as_bytes();
         let subscriber = tokio::spawn(subscribe_loop(
             conn.client.clone(),
             channel.clone(),
+            origin,
             tx.clone(),
             ready_tx,
         ));
@@ -443,6 +476,7 @@ impl RedisBus {
         Ok(Arc::new(RedisBus {
             conn,
             channel,
+            origin,
             tx,
             subscriber,
         }))
@@ -458,6 +492,7 @@ impl Drop for RedisBus {
 async fn subscribe_loop(
     client: redis::Client,
     channel: String,
+    origin: Origin,
     tx: broadcast::Sender<SharedBusMessage>,
     ready: tokio::sync::oneshot::Sender<()>,
 ) {
@@ -490,11 +525,12 @@ async fn subscribe_loop(
         }
         let mut stream = pubsub.into_on_message();
         while let Some(msg) = stream.next().await {
-            match serde_json::from_slice::<BusMessage>(msg.get_payload_bytes()) {
-                Ok(m) => {
+            match untag(&origin, msg.get_payload_bytes()) {
+                None => {}
+                Some(Ok(m)) => {
                     let _ = tx.send(Arc::new(m));
                 }
-                Err(e) => tracing::warn!(error = %e, "ignoring an unreadable bus message"),
+                Some(Err(e)) => tracing::warn!(error = %e, "ignoring an unreadable bus message"),
             }
         }
         tracing::warn!("the Redis event-bus subscription ended; reconnecting");
@@ -509,17 +545,36 @@ impl EventBus for RedisBus {
     }
 
     async fn publish(&self, message: SharedBusMessage) -> Result<()> {
-        let payload =
-            serde_json::to_vec(&*message).map_err(|e| Error::internal("encode bus message", e))?;
+        let payload = tagged(&self.origin, &message)?;
         let mut conn = self.conn.get().await?;
         let _: i64 = conn
             .publish(&self.channel, payload)
             .await
             .map_err(unavailable("publish"))?;
+        let _ = self.tx.send(message);
         Ok(())
     }
 
     fn subscribe(&self) -> broadcast::Receiver<SharedBusMessage> {
         self.tx.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_skips_its_own_messages_and_reads_the_others() {
+        let (mine, theirs) = ([1u8; 16], [2u8; 16]);
+        let message = BusMessage::AgentChanged { name: "a".into() };
+        let payload = tagged(&mine, &message).unwrap();
+        assert_eq!(&payload[..16], &mine);
+        assert!(untag(&mine, &payload).is_none());
+        assert_eq!(untag(&theirs, &payload), Some(Ok(message)));
+        assert!(matches!(untag(&theirs, b"short"), Some(Err(_))));
+        let mut garbled = payload.clone();
+        garbled.truncate(20);
+        assert!(matches!(untag(&theirs, &garbled), Some(Err(_))));
     }
 }

@@ -27,7 +27,8 @@ async fn redis() -> Option<Backends> {
 
 switchyard_cache::cache_conformance_tests!(redis);
 
-/// Two processes on one Redis: a message published by either reaches both.
+/// Two processes on one Redis: a message published by either reaches both, each once
+/// (the publisher's own copy from memory, not again from Redis).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bus_spans_processes() {
     use std::sync::Arc;
@@ -54,5 +55,16 @@ async fn bus_spans_processes() {
             .expect("delivered")
             .unwrap();
         assert_eq!(*got, *msg);
+    }
+    // A second message, from the other process: whatever either hears next is it, so
+    // neither heard the first one twice.
+    let second = Arc::new(BusMessage::AgentChanged { name: "y".into() });
+    b.publish(second.clone()).await.unwrap();
+    for rx in [&mut ra, &mut rb] {
+        let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("delivered")
+            .unwrap();
+        assert_eq!(*got, *second, "a message arrived twice");
     }
 }
