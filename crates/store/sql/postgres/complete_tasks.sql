@@ -27,12 +27,7 @@ done AS (
         cancel_requested_at = NULL,
         seq = tasks.seq + 1
     FROM c
-    -- COLLATE "C" (byte equality, the same test for text) keeps the planner from proving
-    -- the running-tasks index's predicate, so each task is looked up by its key: that
-    -- partial index holds an entry for every task finished since the last vacuum, and a
-    -- bitmap scan over it (the planner's pick, its statistics counting few running rows)
-    -- waded through thousands of them per batch.
-    WHERE tasks.id = c.id AND tasks.attempt = c.attempt AND tasks.status = 'running' COLLATE "C"
+    WHERE tasks.id = c.id AND tasks.attempt = c.attempt AND tasks.status = 'running'
     RETURNING tasks.id, tasks.agent, tasks.owner_id, tasks.status, tasks.seq, tasks.attempt,
               tasks.run_at, tasks.updated_at, c.value),
 recorded AS (

@@ -4,6 +4,5 @@ SET seq = tasks.seq + c.n
 FROM jsonb_to_recordset($1::jsonb) AS c(id uuid, attempt bigint, n bigint)
 WHERE tasks.id = c.id
   AND tasks.attempt = c.attempt
-  -- By key, never through the running-tasks index: see complete_tasks.sql.
-  AND tasks.status = 'running' COLLATE "C"
+  AND tasks.status = 'running'
 RETURNING tasks.id, tasks.attempt, tasks.seq, tasks.agent, tasks.owner_id
