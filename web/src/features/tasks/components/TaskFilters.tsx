@@ -59,8 +59,16 @@ export function TaskFilters({
     return () => clearTimeout(t);
   }, [search, value, onChange]);
 
-  const toggleStatus = (s: TaskStatus) =>
-    onChange({ ...value, status: value.status.includes(s) ? value.status.filter((x) => x !== s) : [...value.status, s] });
+  // The boxes answer a click at once; the URL (and so `value`) follows when the router's
+  // navigation commits, which React may defer.
+  const statusKey = value.status.join(',');
+  const [status, setStatus] = useState<TaskStatus[]>(value.status);
+  useEffect(() => setStatus(statusKey ? (statusKey.split(',') as TaskStatus[]) : []), [statusKey]);
+  const toggleStatus = (s: TaskStatus) => {
+    const next = status.includes(s) ? status.filter((x) => x !== s) : [...status, s];
+    setStatus(next);
+    onChange({ ...value, status: next });
+  };
 
   const active = !!(value.agent || value.status.length || value.createdAfter || value.createdBefore || value.q);
 
@@ -104,8 +112,8 @@ export function TaskFilters({
         <fieldset className="status-filter">
           <legend>Status</legend>
           {TASK_STATUSES.map((s) => (
-            <label key={s} className={`chip${value.status.includes(s) ? ' chip-on' : ''}`}>
-              <input type="checkbox" checked={value.status.includes(s)} onChange={() => toggleStatus(s)} />
+            <label key={s} className={`chip${status.includes(s) ? ' chip-on' : ''}`}>
+              <input type="checkbox" checked={status.includes(s)} onChange={() => toggleStatus(s)} />
               {statusLabel(s)}
             </label>
           ))}
