@@ -27,6 +27,16 @@ async fn redis() -> Option<Backends> {
 
 switchyard_cache::cache_conformance_tests!(redis);
 
+/// What a bus subscriber hears next (failing after 10 s of silence).
+async fn next(
+    rx: &mut tokio::sync::broadcast::Receiver<switchyard_core::event::SharedBusMessage>,
+) -> switchyard_core::event::SharedBusMessage {
+    tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .expect("delivered")
+        .unwrap()
+}
+
 /// Two processes on one Redis: a message published by either reaches both, each once
 /// (the publisher's own copy from memory, not again from Redis).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,21 +60,13 @@ async fn bus_spans_processes() {
     });
     a.publish(msg.clone()).await.unwrap();
     for rx in [&mut ra, &mut rb] {
-        let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-            .await
-            .expect("delivered")
-            .unwrap();
-        assert_eq!(*got, *msg);
+        assert_eq!(*next(rx).await, *msg);
     }
     // A second message, from the other process: whatever either hears next is it, so
     // neither heard the first one twice.
     let second = Arc::new(BusMessage::AgentChanged { name: "y".into() });
     b.publish(second.clone()).await.unwrap();
     for rx in [&mut ra, &mut rb] {
-        let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-            .await
-            .expect("delivered")
-            .unwrap();
-        assert_eq!(*got, *second, "a message arrived twice");
+        assert_eq!(*next(rx).await, *second, "a message arrived twice");
     }
 }
