@@ -69,10 +69,35 @@ impl PgSettings {
     pub(crate) fn primary_options(&self) -> Result<PgConnectOptions> {
         self.options(&self.url)
     }
+
+    /// The primary, for the task path's statements: with [`POINT_PLANS`].
+    pub fn task_path_options(&self) -> Result<PgConnectOptions> {
+        Ok(self.primary_options()?.options(POINT_PLANS))
+    }
 }
+
+/// Planner settings of the connections that run the task path's statements (insert,
+/// claim, complete). PostgreSQL keeps the generic plan of a prepared statement for the
+/// life of the connection, and these are prepared while `tasks` is nearly empty (every
+/// fresh installation, every benchmark), where a sequential scan looks cheapest and is
+/// then kept as the table grows. A bitmap scan of the running-task index is the other
+/// trap: it never marks the entries of finished tasks dead, so the index it reads keeps
+/// growing until vacuum (14,000 entries for 20 running tasks, 30,000 tasks into a run),
+/// where a plain index scan clears them as it goes. With both off, completions find their
+/// rows through the running-task index or by key, claims through the ready index; a
+/// `disable` only makes a path look expensive, so a statement with no other way still
+/// runs. `tests/postgres.rs` checks the plans.
+pub const POINT_PLANS: [(&str, &str); 2] =
+    [("enable_seqscan", "off"), ("enable_bitmapscan", "off")];
+
+/// Most connections of the task-path pool: the submitter, the completion loop, the
+/// dispatchers' claims and lease renewals each hold at most one at a time.
+const HOT_PATH_CONNECTIONS: u32 = 8;
 
 pub struct PgStore {
     writer: PgPool,
+    /// Connections with [`POINT_PLANS`], for the task path's statements.
+    hot: PgPool,
     reader: PgPool,
     settings: PgSettings,
     calls: crate::calls::Calls,
@@ -119,8 +144,11 @@ impl PgStore {
             }
             None => writer.clone(),
         };
+        let hot = pool_options(HOT_PATH_CONNECTIONS.min(settings.max_connections))
+            .connect_lazy_with(settings.task_path_options()?);
         Ok(PgStore {
             writer,
+            hot,
             reader,
             settings,
             calls: Default::default(),
@@ -136,9 +164,10 @@ impl PgStore {
         &self.writer
     }
 
-    /// Closes both pools.
+    /// Closes the pools.
     pub async fn close(&self) {
         self.writer.close().await;
+        self.hot.close().await;
         self.reader.close().await;
     }
 
@@ -155,6 +184,12 @@ impl PgStore {
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.calls.add(2);
         self.writer.begin().await.map_err(db_err("begin"))
+    }
+
+    /// The primary, through the connections with [`POINT_PLANS`].
+    fn hot(&self) -> &PgPool {
+        self.calls.add(1);
+        &self.hot
     }
 
     fn reader(&self) -> &PgPool {
@@ -175,7 +210,10 @@ impl PgStore {
             idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
             max: p.options().get_max_connections(),
         };
-        let mut pools = vec![stats("primary", &self.writer)];
+        let mut pools = vec![
+            stats("primary", &self.writer),
+            stats("task_path", &self.hot),
+        ];
         if self.settings.replica_url.is_some() {
             pools.push(stats("replica", &self.reader));
         }
@@ -197,7 +235,7 @@ impl PgStore {
     async fn insert_batch_atomic(&self, json: String) -> Result<Synced> {
         sqlx::query(sql!("postgres", "insert_tasks"))
             .bind(json)
-            .execute(self.writer())
+            .execute(self.hot())
             .await
             .map_err(db_err("insert tasks"))?;
         Ok(already_synced())
@@ -216,7 +254,7 @@ impl PgStore {
             .bind(req.now.millis())
             .bind(agent)
             .bind(limit)
-            .fetch_all(self.writer())
+            .fetch_all(self.hot())
             .await
             .map_err(db_err("claim tasks"))?;
         rows.iter().map(crate::rows::claimed).collect()
@@ -225,7 +263,7 @@ impl PgStore {
     async fn complete_batch_atomic(&self, json: String) -> Result<Vec<Transition>> {
         let rows = sqlx::query(sql!("postgres", "complete_tasks"))
             .bind(json)
-            .fetch_all(self.writer())
+            .fetch_all(self.hot())
             .await
             .map_err(db_err("complete tasks"))?;
         rows.iter().map(crate::rows::transition).collect()

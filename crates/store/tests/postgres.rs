@@ -307,3 +307,145 @@ async fn the_pool_replaces_connections_the_server_closed() {
     .execute(&mut admin)
     .await;
 }
+
+/// The task path's statements are prepared once per connection, usually while `tasks` is
+/// nearly empty, and PostgreSQL keeps the generic plan it made then. On the task path's
+/// connections that plan must still be fit once the table has grown and its running-task
+/// index has held thousands of finished tasks: no sequential scan of `tasks`, no bitmap
+/// scan (which leaves dead index entries in place), nothing quadratic in the batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_path_plans_stay_fit_as_the_table_grows() {
+    let Some(store) = pg_store_in_fresh_schema().await else {
+        return;
+    };
+    let options = store.settings().task_path_options().expect("options");
+    let mut conn = sqlx::PgConnection::connect_with(&options)
+        .await
+        .expect("connect");
+    let complete = include_str!("../sql/postgres/complete_tasks.sql");
+    let claim = include_str!("../sql/postgres/claim_tasks.sql");
+    for (name, sql) in [
+        ("complete_p(jsonb)", complete),
+        ("claim_p(uuid, text, bigint, bigint, text, bigint)", claim),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE {name} AS {sql}")))
+            .execute(&mut conn)
+            .await
+            .expect("prepare");
+    }
+    // `n` running tasks of agent `a`, as a completion batch for them.
+    async fn running(conn: &mut sqlx::PgConnection, n: i64) -> String {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "INSERT INTO tasks (id, agent, status, priority, input, run_at, created_at, \
+             updated_at, attempt, worker_id, started_at) \
+             SELECT gen_random_uuid(), 'a', 'running', 0, '{}', 0, 0, 0, 1, \
+             gen_random_uuid(), 0 FROM generate_series(1, $1) RETURNING id",
+        )
+        .bind(n)
+        .fetch_all(&mut *conn)
+        .await
+        .expect("insert running tasks");
+        serde_json::Value::Array(
+            ids.iter()
+                .map(|id| {
+                    serde_json::json!([
+                        id.simple().to_string(),
+                        1,
+                        5,
+                        "succeeded",
+                        "succeeded",
+                        5,
+                        [null],
+                        [],
+                        null,
+                        null
+                    ])
+                })
+                .collect(),
+        )
+        .to_string()
+    }
+    async fn run(conn: &mut sqlx::PgConnection, statement: String) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&mut *conn)
+            .await
+            .expect("execute");
+    }
+    // More executions than PostgreSQL's five custom plans: the generic plan is made now,
+    // on a table of a few thousand rows (where, left to itself, the planner picks a
+    // bitmap scan of the running-task index; at a few rows, a plain one).
+    run(
+        &mut conn,
+        "INSERT INTO tasks (id, agent, status, priority, input, run_at, created_at, updated_at) \
+         SELECT gen_random_uuid(), 'a', 'succeeded', 0, '{}', 0, 0, 0 \
+         FROM generate_series(1, 3000)"
+            .into(),
+    )
+    .await;
+    for _ in 0..8 {
+        let json = running(&mut conn, 1).await;
+        run(&mut conn, format!("EXECUTE complete_p('{json}')")).await;
+        run(
+            &mut conn,
+            "EXECUTE claim_p(gen_random_uuid(), 'w', 9, 1, 'a', 10)".into(),
+        )
+        .await;
+    }
+    // The table grows; each finished task leaves an entry in the running-task index.
+    for _ in 0..10 {
+        let json = running(&mut conn, 2_000).await;
+        run(&mut conn, format!("EXECUTE complete_p('{json}')")).await;
+    }
+    run(
+        &mut conn,
+        "INSERT INTO tasks (id, agent, status, priority, input, run_at, created_at, updated_at) \
+         SELECT gen_random_uuid(), 'a', 'queued', 0, '{}', 0, 0, 0 FROM generate_series(1, 5000)"
+            .into(),
+    )
+    .await;
+
+    let batch = running(&mut conn, 2_000).await;
+    for (statement, rows) in [
+        (format!("EXECUTE complete_p('{batch}')"), 2_000),
+        (
+            "EXECUTE claim_p(gen_random_uuid(), 'w', 9, 1, 'a', 2000)".into(),
+            2_000,
+        ),
+    ] {
+        let plan: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN (ANALYZE, FORMAT JSON) {statement}"
+        )))
+        .fetch_one(&mut conn)
+        .await
+        .expect("explain");
+        let text = plan.to_string();
+        for bad in ["Seq Scan", "Bitmap"] {
+            assert!(
+                !text.contains(bad),
+                "{statement:.40}: {bad} in the plan: {plan:#}"
+            );
+        }
+        let mut removed = 0;
+        sum_field(&plan, "Rows Removed by Join Filter", &mut removed);
+        assert!(removed <= rows, "{statement:.40}: quadratic join: {plan:#}");
+        let mut done = 0;
+        sum_field(&plan[0]["Plan"], "Actual Rows", &mut done);
+        assert!(done > 0, "{statement:.40}: did nothing: {plan:#}");
+    }
+}
+
+/// Adds up `field` over every node of an `EXPLAIN (FORMAT JSON)` plan.
+fn sum_field(node: &serde_json::Value, field: &str, total: &mut u64) {
+    match node {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match v.as_u64() {
+                    Some(n) if k == field => *total += n,
+                    _ => sum_field(v, field, total),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| sum_field(v, field, total)),
+        _ => {}
+    }
+}

@@ -5,14 +5,13 @@
 -- One statement does SQLite's record_attempts and complete_tasks: tasks whose attempt
 -- still holds its lease are updated (the update re-checks attempt and status on the
 -- current row, so a concurrent reaper wins or loses cleanly) and exactly those attempts
--- are recorded, with the worker read before the update cleared it; results for lost
--- leases change nothing.
+-- are recorded, with the worker read before the update cleared it (`prev`, the same row
+-- as the statement's snapshot saw it); results for lost leases change nothing. Every
+-- join is by primary key, row by row: no join between two intermediate results, whose
+-- only plan on the task path's connections would be a nested loop over both.
 WITH c AS (
     SELECT (value ->> 0)::uuid AS id, (value ->> 1)::bigint AS attempt, value
     FROM jsonb_array_elements($1::jsonb)),
-prev AS (
-    SELECT t.id, t.worker_id, t.worker_name, t.started_at
-    FROM tasks AS t JOIN c ON t.id = c.id),
 done AS (
     UPDATE tasks
     SET status = c.value ->> 3,
@@ -26,15 +25,16 @@ done AS (
         lease_expires_at = NULL,
         cancel_requested_at = NULL,
         seq = tasks.seq + 1
-    FROM c
+    FROM c JOIN tasks AS prev ON prev.id = c.id
     WHERE tasks.id = c.id AND tasks.attempt = c.attempt AND tasks.status = 'running'
     RETURNING tasks.id, tasks.agent, tasks.owner_id, tasks.status, tasks.seq, tasks.attempt,
-              tasks.run_at, tasks.updated_at, c.value),
+              tasks.run_at, tasks.updated_at, c.value, prev.worker_id AS prev_worker_id,
+              prev.worker_name AS prev_worker_name, prev.started_at AS prev_started_at),
 recorded AS (
     INSERT INTO task_attempts (task_id, attempt, worker_id, worker_name, started_at, finished_at, status, error)
-    SELECT done.id, done.attempt, prev.worker_id, prev.worker_name,
-           coalesce(prev.started_at, (done.value ->> 2)::bigint), (done.value ->> 2)::bigint,
-           done.value ->> 4, done.value -> 7 -> 0
-    FROM done JOIN prev ON prev.id = done.id
+    SELECT id, attempt, prev_worker_id, prev_worker_name,
+           coalesce(prev_started_at, (value ->> 2)::bigint), (value ->> 2)::bigint,
+           value ->> 4, value -> 7 -> 0
+    FROM done
     ON CONFLICT DO NOTHING)
 SELECT id, agent, owner_id, status, seq, attempt, run_at, updated_at FROM done
