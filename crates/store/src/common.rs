@@ -137,7 +137,7 @@ macro_rules! impl_store_common {
                         claimed.extend(self.claim_agent_atomic(request, &demand.agent, i64::from(demand.max)).await?);
                     }
                 } else {
-                    let mut tx = self.begin_write(false).await?;
+                    let mut tx = self.begin_task_path().await?;
                     for demand in demands {
                         let mut limit = i64::from(demand.max);
                         if let Some(concurrency) = demand.concurrency {
@@ -177,7 +177,7 @@ macro_rules! impl_store_common {
                         }
                     }
                 } else {
-                    let mut tx = self.begin_write(false).await?;
+                    let mut tx = self.begin_task_path().await?;
                     let done = self.complete_batch(&mut tx, json).await?;
                     let mut fallbacks = Vec::new();
                     for t in done {
@@ -203,7 +203,7 @@ macro_rules! impl_store_common {
                     return Ok(Vec::new());
                 }
                 let (request, groups) = batch::seq_requests(&drafts);
-                let mut tx = self.begin_write(false).await?;
+                let mut tx = self.begin_task_path().await?;
                 let reserved = self.reserve_seqs(&mut tx, request).await?;
                 let wanted: HashMap<(TaskId, u32), u64> = groups.iter().map(|(id, a, n)| ((*id, *a), *n)).collect();
                 // Per running attempt: the next seq to hand out, and who to attribute events to.

@@ -192,6 +192,13 @@ impl PgStore {
         &self.hot
     }
 
+    /// A write transaction of the task path (claims with a concurrency limit, completions
+    /// with fallbacks, events), on the connections with [`POINT_PLANS`].
+    async fn begin_task_path(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.calls.add(2);
+        self.hot.begin().await.map_err(db_err("begin"))
+    }
+
     fn reader(&self) -> &PgPool {
         self.calls.add(1);
         &self.reader

@@ -120,6 +120,12 @@ impl SqliteStore {
         self.writer.begin_with(begin).await.map_err(db_err("begin"))
     }
 
+    /// A write transaction of the task path (claims, completions, events): not flushed on
+    /// commit; what it records is recovered by lease expiry if lost.
+    async fn begin_task_path(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.begin_write(false).await
+    }
+
     fn writer(&self) -> &SqlitePool {
         self.calls.add(1);
         &self.writer

@@ -324,18 +324,20 @@ async fn task_path_plans_stay_fit_as_the_table_grows() {
         .expect("connect");
     let complete = include_str!("../sql/postgres/complete_tasks.sql");
     let claim = include_str!("../sql/postgres/claim_tasks.sql");
+    let seqs = include_str!("../sql/postgres/reserve_seqs.sql");
     for (name, sql) in [
         ("complete_p(jsonb)", complete),
         ("claim_p(uuid, text, bigint, bigint, text, bigint)", claim),
+        ("seqs_p(jsonb)", seqs),
     ] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE {name} AS {sql}")))
             .execute(&mut conn)
             .await
             .expect("prepare");
     }
-    // `n` running tasks of agent `a`, as a completion batch for them.
-    async fn running(conn: &mut sqlx::PgConnection, n: i64) -> String {
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+    // `n` running tasks of agent `a`.
+    async fn running(conn: &mut sqlx::PgConnection, n: i64) -> Vec<uuid::Uuid> {
+        sqlx::query_scalar(
             "INSERT INTO tasks (id, agent, status, priority, input, run_at, created_at, \
              updated_at, attempt, worker_id, started_at) \
              SELECT gen_random_uuid(), 'a', 'running', 0, '{}', 0, 0, 0, 1, \
@@ -344,7 +346,10 @@ async fn task_path_plans_stay_fit_as_the_table_grows() {
         .bind(n)
         .fetch_all(&mut *conn)
         .await
-        .expect("insert running tasks");
+        .expect("insert running tasks")
+    }
+    // A completion batch for `ids`.
+    fn completions(ids: &[uuid::Uuid]) -> String {
         serde_json::Value::Array(
             ids.iter()
                 .map(|id| {
@@ -383,8 +388,14 @@ async fn task_path_plans_stay_fit_as_the_table_grows() {
     )
     .await;
     for _ in 0..8 {
-        let json = running(&mut conn, 1).await;
-        run(&mut conn, format!("EXECUTE complete_p('{json}')")).await;
+        let ids = running(&mut conn, 1).await;
+        let seq = serde_json::json!([{"id": ids[0], "attempt": 1, "n": 2}]);
+        run(&mut conn, format!("EXECUTE seqs_p('{seq}')")).await;
+        run(
+            &mut conn,
+            format!("EXECUTE complete_p('{}')", completions(&ids)),
+        )
+        .await;
         run(
             &mut conn,
             "EXECUTE claim_p(gen_random_uuid(), 'w', 9, 1, 'a', 10)".into(),
@@ -393,8 +404,12 @@ async fn task_path_plans_stay_fit_as_the_table_grows() {
     }
     // The table grows; each finished task leaves an entry in the running-task index.
     for _ in 0..10 {
-        let json = running(&mut conn, 2_000).await;
-        run(&mut conn, format!("EXECUTE complete_p('{json}')")).await;
+        let ids = running(&mut conn, 2_000).await;
+        run(
+            &mut conn,
+            format!("EXECUTE complete_p('{}')", completions(&ids)),
+        )
+        .await;
     }
     run(
         &mut conn,
@@ -404,9 +419,18 @@ async fn task_path_plans_stay_fit_as_the_table_grows() {
     )
     .await;
 
-    let batch = running(&mut conn, 2_000).await;
+    let ids = running(&mut conn, 2_000).await;
+    let seq = serde_json::Value::Array(
+        ids.iter()
+            .map(|id| serde_json::json!({"id": id, "attempt": 1, "n": 1}))
+            .collect(),
+    );
     for (statement, rows) in [
-        (format!("EXECUTE complete_p('{batch}')"), 2_000),
+        (format!("EXECUTE seqs_p('{seq}')"), 2_000),
+        (
+            format!("EXECUTE complete_p('{}')", completions(&ids)),
+            2_000,
+        ),
         (
             "EXECUTE claim_p(gen_random_uuid(), 'w', 9, 1, 'a', 2000)".into(),
             2_000,
