@@ -319,11 +319,15 @@ impl TaskService {
             .replay_task(id, now)
             .await?
             .ok_or_else(|| Error::task_not_found(id))?;
-        announce(&self.bus, vec![transition], now).await;
-        self.store
+        // Read back before the announcement wakes a dispatcher: the answer is the task as
+        // replayed (queued), not whatever it has become by then (on a fast path, finished).
+        let task = self
+            .store
             .get_task(id)
             .await?
-            .ok_or_else(|| Error::task_not_found(id))
+            .ok_or_else(|| Error::task_not_found(id))?;
+        announce(&self.bus, vec![transition], now).await;
+        Ok(task)
     }
 }
 
