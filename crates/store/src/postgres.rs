@@ -77,7 +77,7 @@ impl PgSettings {
 }
 
 /// Planner settings of the connections that run the task path's statements (insert,
-/// claim, complete). PostgreSQL keeps the generic plan of a prepared statement for the
+/// claim, complete, event numbering). PostgreSQL keeps the generic plan of a prepared statement for the
 /// life of the connection, and these are prepared while `tasks` is nearly empty (every
 /// fresh installation, every benchmark), where a sequential scan looks cheapest and is
 /// then kept as the table grows. A bitmap scan of the running-task index is the other
@@ -90,14 +90,14 @@ impl PgSettings {
 pub const POINT_PLANS: [(&str, &str); 2] =
     [("enable_seqscan", "off"), ("enable_bitmapscan", "off")];
 
-/// Most connections of the task-path pool: the submitter, the completion loop, the
-/// dispatchers' claims and lease renewals each hold at most one at a time.
-const HOT_PATH_CONNECTIONS: u32 = 8;
+/// Most connections of the task-path pool: the submitter, the completion loop (results
+/// and live events) and the dispatchers' claims each hold at most one at a time.
+const TASK_PATH_CONNECTIONS: u32 = 8;
 
 pub struct PgStore {
     writer: PgPool,
     /// Connections with [`POINT_PLANS`], for the task path's statements.
-    hot: PgPool,
+    task_path: PgPool,
     reader: PgPool,
     settings: PgSettings,
     calls: crate::calls::Calls,
@@ -144,11 +144,11 @@ impl PgStore {
             }
             None => writer.clone(),
         };
-        let hot = pool_options(HOT_PATH_CONNECTIONS.min(settings.max_connections))
+        let task_path = pool_options(TASK_PATH_CONNECTIONS.min(settings.max_connections))
             .connect_lazy_with(settings.task_path_options()?);
         Ok(PgStore {
             writer,
-            hot,
+            task_path,
             reader,
             settings,
             calls: Default::default(),
@@ -167,7 +167,7 @@ impl PgStore {
     /// Closes the pools.
     pub async fn close(&self) {
         self.writer.close().await;
-        self.hot.close().await;
+        self.task_path.close().await;
         self.reader.close().await;
     }
 
@@ -187,16 +187,16 @@ impl PgStore {
     }
 
     /// The primary, through the connections with [`POINT_PLANS`].
-    fn hot(&self) -> &PgPool {
+    fn task_path(&self) -> &PgPool {
         self.calls.add(1);
-        &self.hot
+        &self.task_path
     }
 
     /// A write transaction of the task path (claims with a concurrency limit, completions
     /// with fallbacks, events), on the connections with [`POINT_PLANS`].
     async fn begin_task_path(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.calls.add(2);
-        self.hot.begin().await.map_err(db_err("begin"))
+        self.task_path.begin().await.map_err(db_err("begin"))
     }
 
     fn reader(&self) -> &PgPool {
@@ -219,7 +219,7 @@ impl PgStore {
         };
         let mut pools = vec![
             stats("primary", &self.writer),
-            stats("task_path", &self.hot),
+            stats("task_path", &self.task_path),
         ];
         if self.settings.replica_url.is_some() {
             pools.push(stats("replica", &self.reader));
@@ -242,7 +242,7 @@ impl PgStore {
     async fn insert_batch_atomic(&self, json: String) -> Result<Synced> {
         sqlx::query(sql!("postgres", "insert_tasks"))
             .bind(json)
-            .execute(self.hot())
+            .execute(self.task_path())
             .await
             .map_err(db_err("insert tasks"))?;
         Ok(already_synced())
@@ -261,7 +261,7 @@ impl PgStore {
             .bind(req.now.millis())
             .bind(agent)
             .bind(limit)
-            .fetch_all(self.hot())
+            .fetch_all(self.task_path())
             .await
             .map_err(db_err("claim tasks"))?;
         rows.iter().map(crate::rows::claimed).collect()
@@ -270,7 +270,7 @@ impl PgStore {
     async fn complete_batch_atomic(&self, json: String) -> Result<Vec<Transition>> {
         let rows = sqlx::query(sql!("postgres", "complete_tasks"))
             .bind(json)
-            .fetch_all(self.hot())
+            .fetch_all(self.task_path())
             .await
             .map_err(db_err("complete tasks"))?;
         rows.iter().map(crate::rows::transition).collect()

@@ -121,7 +121,7 @@ impl SqliteStore {
     }
 
     /// A write transaction of the task path (claims, completions, events): not flushed on
-    /// commit; what it records is recovered by lease expiry if lost.
+    /// commit (`begin_write(false)`); PostgreSQL runs these on connections of their own.
     async fn begin_task_path(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         self.begin_write(false).await
     }

@@ -322,13 +322,19 @@ async fn task_path_plans_stay_fit_as_the_table_grows() {
     let mut conn = sqlx::PgConnection::connect_with(&options)
         .await
         .expect("connect");
-    let complete = include_str!("../sql/postgres/complete_tasks.sql");
-    let claim = include_str!("../sql/postgres/claim_tasks.sql");
-    let seqs = include_str!("../sql/postgres/reserve_seqs.sql");
     for (name, sql) in [
-        ("complete_p(jsonb)", complete),
-        ("claim_p(uuid, text, bigint, bigint, text, bigint)", claim),
-        ("seqs_p(jsonb)", seqs),
+        (
+            "complete_p(jsonb)",
+            include_str!("../sql/postgres/complete_tasks.sql"),
+        ),
+        (
+            "claim_p(uuid, text, bigint, bigint, text, bigint)",
+            include_str!("../sql/postgres/claim_tasks.sql"),
+        ),
+        (
+            "seqs_p(jsonb)",
+            include_str!("../sql/postgres/reserve_seqs.sql"),
+        ),
     ] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE {name} AS {sql}")))
             .execute(&mut conn)
@@ -348,9 +354,22 @@ async fn task_path_plans_stay_fit_as_the_table_grows() {
         .await
         .expect("insert running tasks")
     }
-    // A completion batch for `ids`.
-    fn completions(ids: &[uuid::Uuid]) -> String {
-        serde_json::Value::Array(
+    // `n` more tasks with `status`, run by nobody.
+    async fn add(conn: &mut sqlx::PgConnection, status: &str, n: i64) {
+        sqlx::query(
+            "INSERT INTO tasks (id, agent, status, priority, input, run_at, created_at, \
+             updated_at) SELECT gen_random_uuid(), 'a', $1, 0, '{}', 0, 0, 0 \
+             FROM generate_series(1, $2)",
+        )
+        .bind(status)
+        .bind(n)
+        .execute(&mut *conn)
+        .await
+        .expect("insert tasks");
+    }
+    // The statement completing `ids`.
+    fn complete(ids: &[uuid::Uuid]) -> String {
+        let batch = serde_json::Value::Array(
             ids.iter()
                 .map(|id| {
                     serde_json::json!([
@@ -367,8 +386,8 @@ async fn task_path_plans_stay_fit_as_the_table_grows() {
                     ])
                 })
                 .collect(),
-        )
-        .to_string()
+        );
+        format!("EXECUTE complete_p('{batch}')")
     }
     async fn run(conn: &mut sqlx::PgConnection, statement: String) {
         sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
@@ -379,23 +398,12 @@ async fn task_path_plans_stay_fit_as_the_table_grows() {
     // More executions than PostgreSQL's five custom plans: the generic plan is made now,
     // on a table of a few thousand rows (where, left to itself, the planner picks a
     // bitmap scan of the running-task index; at a few rows, a plain one).
-    run(
-        &mut conn,
-        "INSERT INTO tasks (id, agent, status, priority, input, run_at, created_at, updated_at) \
-         SELECT gen_random_uuid(), 'a', 'succeeded', 0, '{}', 0, 0, 0 \
-         FROM generate_series(1, 3000)"
-            .into(),
-    )
-    .await;
+    add(&mut conn, "succeeded", 3_000).await;
     for _ in 0..8 {
         let ids = running(&mut conn, 1).await;
         let seq = serde_json::json!([{"id": ids[0], "attempt": 1, "n": 2}]);
         run(&mut conn, format!("EXECUTE seqs_p('{seq}')")).await;
-        run(
-            &mut conn,
-            format!("EXECUTE complete_p('{}')", completions(&ids)),
-        )
-        .await;
+        run(&mut conn, complete(&ids)).await;
         run(
             &mut conn,
             "EXECUTE claim_p(gen_random_uuid(), 'w', 9, 1, 'a', 10)".into(),
@@ -405,19 +413,9 @@ async fn task_path_plans_stay_fit_as_the_table_grows() {
     // The table grows; each finished task leaves an entry in the running-task index.
     for _ in 0..10 {
         let ids = running(&mut conn, 2_000).await;
-        run(
-            &mut conn,
-            format!("EXECUTE complete_p('{}')", completions(&ids)),
-        )
-        .await;
+        run(&mut conn, complete(&ids)).await;
     }
-    run(
-        &mut conn,
-        "INSERT INTO tasks (id, agent, status, priority, input, run_at, created_at, updated_at) \
-         SELECT gen_random_uuid(), 'a', 'queued', 0, '{}', 0, 0, 0 FROM generate_series(1, 5000)"
-            .into(),
-    )
-    .await;
+    add(&mut conn, "queued", 5_000).await;
 
     let ids = running(&mut conn, 2_000).await;
     let seq = serde_json::Value::Array(
@@ -425,16 +423,11 @@ async fn task_path_plans_stay_fit_as_the_table_grows() {
             .map(|id| serde_json::json!({"id": id, "attempt": 1, "n": 1}))
             .collect(),
     );
-    for (statement, rows) in [
-        (format!("EXECUTE seqs_p('{seq}')"), 2_000),
-        (
-            format!("EXECUTE complete_p('{}')", completions(&ids)),
-            2_000,
-        ),
-        (
-            "EXECUTE claim_p(gen_random_uuid(), 'w', 9, 1, 'a', 2000)".into(),
-            2_000,
-        ),
+    let batch = ids.len() as u64;
+    for statement in [
+        format!("EXECUTE seqs_p('{seq}')"),
+        complete(&ids),
+        format!("EXECUTE claim_p(gen_random_uuid(), 'w', 9, 1, 'a', {batch})"),
     ] {
         let plan: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "EXPLAIN (ANALYZE, FORMAT JSON) {statement}"
@@ -451,7 +444,10 @@ async fn task_path_plans_stay_fit_as_the_table_grows() {
         }
         let mut removed = 0;
         sum_field(&plan, "Rows Removed by Join Filter", &mut removed);
-        assert!(removed <= rows, "{statement:.40}: quadratic join: {plan:#}");
+        assert!(
+            removed <= batch,
+            "{statement:.40}: quadratic join: {plan:#}"
+        );
         let mut done = 0;
         sum_field(&plan[0]["Plan"], "Actual Rows", &mut done);
         assert!(done > 0, "{statement:.40}: did nothing: {plan:#}");
