@@ -41,10 +41,43 @@ impl Timestamp {
     }
 
     pub fn to_rfc3339(self) -> String {
-        match DateTime::<Utc>::from_timestamp_millis(self.0) {
-            Some(dt) => dt.to_rfc3339_opts(SecondsFormat::Millis, true),
-            None => self.0.to_string(),
+        match self.rfc3339_bytes() {
+            Some(buf) => String::from_utf8_lossy(&buf).into_owned(),
+            None => match DateTime::<Utc>::from_timestamp_millis(self.0) {
+                Some(dt) => dt.to_rfc3339_opts(SecondsFormat::Millis, true),
+                None => self.0.to_string(),
+            },
         }
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ` written into a stack buffer, for the years 0–9999
+    /// (every time a task can carry). Events and task bodies carry several timestamps
+    /// each, so this is on every hot path that speaks JSON; `chrono`'s general formatter
+    /// allocates and interprets a format for each one.
+    fn rfc3339_bytes(self) -> Option<[u8; 24]> {
+        let ms = self.0.rem_euclid(86_400_000);
+        let days = self.0.div_euclid(86_400_000);
+        let (year, month, day) = civil_from_days(days);
+        if !(0..=9999).contains(&year) {
+            return None;
+        }
+        let (secs, millis) = (ms / 1000, ms % 1000);
+        let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+        let mut b = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut v: i64| {
+            for i in (0..width).rev() {
+                b[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, h);
+        put(14, 2, m);
+        put(17, 2, s);
+        put(20, 3, millis);
+        Some(b)
     }
 
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
@@ -62,8 +95,27 @@ impl fmt::Display for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_rfc3339())
+        match self.rfc3339_bytes() {
+            // The buffer holds ASCII digits and separators only.
+            Some(buf) => s.serialize_str(std::str::from_utf8(&buf).unwrap_or_default()),
+            None => s.serialize_str(&self.to_rfc3339()),
+        }
     }
+}
+
+/// The proleptic Gregorian (year, month, day) of a day count since 1970-01-01
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 impl<'de> Deserialize<'de> for Timestamp {
@@ -106,6 +158,35 @@ mod tests {
     fn offsets_are_normalised_to_utc() {
         let t = Timestamp::parse_rfc3339("2025-11-24T18:00:00.123+02:00").unwrap();
         assert_eq!(t.millis(), 1_764_000_000_123);
+    }
+
+    fn chrono_rfc3339(ms: i64) -> String {
+        DateTime::<Utc>::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
+
+    proptest::proptest! {
+        /// The fast formatter writes what chrono writes, for every millisecond of the
+        /// years it handles (before 1970 too), and the text parses back.
+        #[test]
+        fn fast_rfc3339_matches_chrono(ms in -62_167_219_200_000i64..253_402_300_800_000i64) {
+            let t = Timestamp::from_millis(ms);
+            proptest::prop_assert_eq!(t.to_rfc3339(), chrono_rfc3339(ms));
+            proptest::prop_assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{}\"", chrono_rfc3339(ms)));
+            proptest::prop_assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()), Some(t));
+        }
+    }
+
+    #[test]
+    fn years_outside_four_digits_fall_back_to_chrono() {
+        for ms in [-62_167_219_200_001i64, 253_402_300_800_000] {
+            assert_eq!(Timestamp::from_millis(ms).to_rfc3339(), chrono_rfc3339(ms));
+        }
+        // Day boundaries and leap days.
+        for ms in [0, -1, 951_782_400_000, 951_868_799_999, 4_107_542_400_000] {
+            assert_eq!(Timestamp::from_millis(ms).to_rfc3339(), chrono_rfc3339(ms));
+        }
     }
 
     #[test]
