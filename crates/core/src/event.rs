@@ -118,7 +118,10 @@ impl EventBody {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+/// Serialized as one flat object: the task's fields, then the body's `kind` and fields
+/// (written by hand: serde's `flatten` collects into an intermediate map, and every
+/// task event is serialized for the bus and again for each follower).
+#[derive(Clone, Debug, PartialEq, Deserialize, ToSchema)]
 pub struct TaskEvent {
     pub task_id: TaskId,
     pub seq: u64,
@@ -128,6 +131,76 @@ pub struct TaskEvent {
     pub at: Timestamp,
     #[serde(flatten)]
     pub body: EventBody,
+}
+
+impl Serialize for TaskEvent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("task_id", &self.task_id)?;
+        m.serialize_entry("seq", &self.seq)?;
+        m.serialize_entry("agent", &self.agent)?;
+        if let Some(owner) = &self.owner_id {
+            m.serialize_entry("owner_id", owner)?;
+        }
+        m.serialize_entry("at", &self.at)?;
+        m.serialize_entry("kind", self.body.kind())?;
+        match &self.body {
+            EventBody::Status {
+                status,
+                attempt,
+                error,
+                run_at,
+            } => {
+                m.serialize_entry("status", status)?;
+                m.serialize_entry("attempt", attempt)?;
+                if let Some(error) = error {
+                    m.serialize_entry("error", error)?;
+                }
+                if let Some(run_at) = run_at {
+                    m.serialize_entry("run_at", run_at)?;
+                }
+            }
+            EventBody::Log { level, message } => {
+                m.serialize_entry("level", level)?;
+                m.serialize_entry("message", message)?;
+            }
+            EventBody::Progress { progress, message } => {
+                if let Some(progress) = progress {
+                    m.serialize_entry("progress", progress)?;
+                }
+                if let Some(message) = message {
+                    m.serialize_entry("message", message)?;
+                }
+            }
+            EventBody::Partial { data } => m.serialize_entry("data", data)?,
+            EventBody::Result {
+                status,
+                attempt,
+                output,
+                cached,
+            } => {
+                m.serialize_entry("status", status)?;
+                m.serialize_entry("attempt", attempt)?;
+                m.serialize_entry("output", output)?;
+                m.serialize_entry("cached", cached)?;
+            }
+            EventBody::Error {
+                status,
+                attempt,
+                error,
+                fallback_task_id,
+            } => {
+                m.serialize_entry("status", status)?;
+                m.serialize_entry("attempt", attempt)?;
+                m.serialize_entry("error", error)?;
+                if let Some(id) = fallback_task_id {
+                    m.serialize_entry("fallback_task_id", id)?;
+                }
+            }
+        }
+        m.end()
+    }
 }
 
 impl TaskEvent {
@@ -164,3 +237,94 @@ pub enum BusMessage {
 }
 
 pub type SharedBusMessage = Arc<BusMessage>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::ErrorClass;
+    use serde_json::json;
+
+    /// What `#[serde(flatten)]` writes: the hand-written serializer must match it.
+    #[derive(Serialize)]
+    struct Flattened<'a> {
+        task_id: TaskId,
+        seq: u64,
+        agent: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner_id: Option<UserId>,
+        at: Timestamp,
+        #[serde(flatten)]
+        body: &'a EventBody,
+    }
+
+    #[test]
+    fn events_serialize_flat_and_round_trip() {
+        let error = TaskError {
+            retry_after_ms: Some(1_500),
+            details: Some(Box::new(json!({"status": 503}))),
+            ..TaskError::new(ErrorClass::RateLimited, "http_429", "slow down")
+        };
+        let bodies = [
+            EventBody::Status {
+                status: TaskStatus::Queued,
+                attempt: 0,
+                error: None,
+                run_at: Some(Timestamp::from_millis(1_764_000_000_123)),
+            },
+            EventBody::Status {
+                status: TaskStatus::Retrying,
+                attempt: 2,
+                error: Some(error.clone()),
+                run_at: None,
+            },
+            EventBody::Log {
+                level: LogLevel::Warn,
+                message: "a \"quoted\" line\n".into(),
+            },
+            EventBody::Progress {
+                progress: Some(0.25),
+                message: None,
+            },
+            EventBody::Progress {
+                progress: None,
+                message: Some("half".into()),
+            },
+            EventBody::Partial {
+                data: json!({"token": "hé"}),
+            },
+            EventBody::Result {
+                status: TaskStatus::Succeeded,
+                attempt: 1,
+                output: json!(null),
+                cached: true,
+            },
+            EventBody::Error {
+                status: TaskStatus::Failed,
+                attempt: 3,
+                error,
+                fallback_task_id: Some(TaskId::new()),
+            },
+        ];
+        for (i, body) in bodies.into_iter().enumerate() {
+            let event = TaskEvent {
+                task_id: TaskId::new(),
+                seq: i as u64 + 1,
+                agent: "echo".into(),
+                owner_id: (i % 2 == 0).then(|| UserId(uuid::Uuid::now_v7())),
+                at: Timestamp::from_millis(1_764_000_000_000 + i as i64),
+                body,
+            };
+            let text = serde_json::to_string(&event).unwrap();
+            let flattened = Flattened {
+                task_id: event.task_id,
+                seq: event.seq,
+                agent: &event.agent,
+                owner_id: event.owner_id,
+                at: event.at,
+                body: &event.body,
+            };
+            assert_eq!(text, serde_json::to_string(&flattened).unwrap());
+            assert_eq!(serde_json::from_str::<TaskEvent>(&text).unwrap(), event);
+        }
+    }
+}
