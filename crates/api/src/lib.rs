@@ -26,7 +26,6 @@ use switchyard_core::ErrorCode;
 use switchyard_engine::Engine;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 
@@ -87,28 +86,32 @@ pub fn app(state: AppState, ui: Option<Router>) -> Router {
         state.clone(),
         http_metrics::middleware,
     ));
-    let cors = cors_layer(&state.config.cors_origins);
-    app.layer(axum::extract::DefaultBodyLimit::max(state.config.body_limit_bytes))
-        .layer(CompressionLayer::new())
-        .layer(cors)
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            ApiError::new(ErrorCode::Internal, "panic").into_response_with_log()
-        }))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            tracing::debug_span!("http", method = %req.method(), uri = %req.uri())
-        }))
-        .layer(axum::middleware::from_fn(request_id::middleware))
+    // Every layer runs (and is cloned) for every request: CORS is left out entirely while
+    // it is off, and the request span of `request_id` is the one span per request.
+    app = app
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.body_limit_bytes,
+        ))
+        .layer(CompressionLayer::new());
+    if let Some(cors) = cors_layer(&state.config.cors_origins) {
+        app = app.layer(cors);
+    }
+    app.layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+        ApiError::new(ErrorCode::Internal, "panic").into_response_with_log()
+    }))
+    .layer(axum::middleware::from_fn(request_id::middleware))
 }
 
-fn cors_layer(origins: &[String]) -> CorsLayer {
+/// The CORS layer for the configured browser origins; none (CORS off) without any.
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
-        return CorsLayer::new();
+        return None;
     }
     let list: Vec<HeaderValue> = origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
-    CorsLayer::new()
+    let layer = CorsLayer::new()
         .allow_origin(AllowOrigin::list(list))
         .allow_methods([
             Method::GET,
@@ -121,7 +124,8 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::HeaderName::from_static("idempotency-key"),
-        ])
+        ]);
+    Some(layer)
 }
 
 async fn route_not_found(uri: axum::http::Uri) -> ApiError {

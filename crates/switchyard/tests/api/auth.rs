@@ -642,3 +642,68 @@ async fn signing_keys_rotate_without_logging_anyone_out() {
     assert_eq!(status, StatusCode::OK);
     app.stop().await;
 }
+
+/// CORS is off by default: no browser origin is granted anything. Configured origins
+/// (and only those) get preflights answered and responses they may read.
+#[tokio::test]
+async fn cors_is_off_unless_origins_are_configured() {
+    let preflight = |app: &TestApp, origin: &str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/api/v1/tasks"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let allow_origin =
+        |r: &reqwest::Response| r.headers().get("access-control-allow-origin").cloned();
+
+    let app = TestApp::spawn().await;
+    let r = preflight(&app, "https://ui.example.com").await.unwrap();
+    assert_eq!(allow_origin(&r), None, "CORS is off by default");
+    let r = app
+        .client
+        .get(app.url("/api/v1/tasks"))
+        .bearer_auth(&app.admin)
+        .header("origin", "https://ui.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(allow_origin(&r), None);
+    app.stop().await;
+
+    let app = TestApp::spawn_with(|c| {
+        c.server.cors_origins = vec!["https://ui.example.com".into()];
+    })
+    .await;
+    let r = preflight(&app, "https://ui.example.com").await.unwrap();
+    assert!(r.status().is_success(), "preflight: {}", r.status());
+    assert_eq!(
+        allow_origin(&r).as_ref().and_then(|v| v.to_str().ok()),
+        Some("https://ui.example.com")
+    );
+    let methods = r.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap();
+    assert!(methods.contains("POST"), "{methods}");
+    let r = app
+        .client
+        .get(app.url("/api/v1/tasks"))
+        .bearer_auth(&app.admin)
+        .header("origin", "https://ui.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        allow_origin(&r).as_ref().and_then(|v| v.to_str().ok()),
+        Some("https://ui.example.com")
+    );
+    let r = preflight(&app, "https://evil.example.com").await.unwrap();
+    assert_eq!(allow_origin(&r), None, "an origin not listed gets nothing");
+    app.stop().await;
+}
