@@ -59,7 +59,12 @@ fn push_json_words(doc: &mut String, value: &Value) {
     match value {
         Value::Null => {}
         Value::Bool(b) => push_words(doc, if *b { "true" } else { "false" }),
-        Value::Number(n) => push_words(doc, &n.to_string()),
+        Value::Number(n) => {
+            // Numbers are short: formatted on the stack, not into a fresh String.
+            let mut buf = NumberText::default();
+            let _ = std::fmt::Write::write_fmt(&mut buf, format_args!("{n}"));
+            push_words(doc, buf.as_str());
+        }
         Value::String(s) => push_words(doc, s),
         Value::Array(items) => items.iter().for_each(|v| push_json_words(doc, v)),
         Value::Object(map) => {
@@ -71,24 +76,68 @@ fn push_json_words(doc: &mut String, value: &Value) {
     }
 }
 
+/// A JSON number's text (at most a few dozen characters; longer ones are cut, which
+/// only shortens what is indexed of a number nobody searches by its 40th digit).
+struct NumberText {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl Default for NumberText {
+    fn default() -> Self {
+        NumberText {
+            buf: [0; 40],
+            len: 0,
+        }
+    }
+}
+
+impl NumberText {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for NumberText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
 /// Appends text reduced to lowercase words separated by spaces: both backends then
-/// tokenize it identically.
+/// tokenize it identically. The same words as [`search_terms`] makes of a query.
 pub(crate) fn push_words(doc: &mut String, text: &str) {
-    for word in search_terms_unbounded(text) {
+    for word in text.split(|c: char| !c.is_alphanumeric()) {
+        if word.is_empty() {
+            continue;
+        }
+        // At most 64 characters of a word (as `search_terms`).
+        let word = match word.char_indices().nth(64) {
+            Some((end, _)) => &word[..end],
+            None => word,
+        };
+        // Most words are ASCII: lowercased in place, with no String of their own.
+        let lower;
+        let word = if word.is_ascii() {
+            word
+        } else {
+            lower = word.to_lowercase();
+            &lower
+        };
         if doc.len() + word.len() + 1 > MAX_DOC_BYTES {
             return;
         }
         if !doc.is_empty() {
             doc.push(' ');
         }
-        doc.push_str(&word);
+        let start = doc.len();
+        doc.push_str(word);
+        // Changes ASCII letters only (a non-ASCII word is lowercase already).
+        doc[start..].make_ascii_lowercase();
     }
-}
-
-fn search_terms_unbounded(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.chars().take(64).collect::<String>().to_lowercase())
 }
 
 /// The document of one task: agent, input, output, error and log lines.
@@ -677,6 +726,39 @@ mod tests {
             &["a log-line".to_owned()],
         );
         assert_eq!(doc, "echo text héllo world n 42 done a log line");
+    }
+
+    /// A document holds exactly the words a query of the same text looks for, whatever
+    /// the script, case or word length.
+    #[test]
+    fn document_words_are_query_terms() {
+        let long = "Ab".repeat(50);
+        for text in [
+            "Hello, wörld! a-b \"x",
+            "ΟΔΥΣΣΕΥΣ und STRAẞE, İstanbul",
+            long.as_str(),
+            "ǅemal 12345 -3.5e21 TÜRKÇE",
+        ] {
+            let mut doc = String::new();
+            push_words(&mut doc, text);
+            let terms: Vec<String> = text
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(|w| w.chars().take(64).collect::<String>().to_lowercase())
+                .collect();
+            assert_eq!(doc, terms.join(" "), "{text}");
+            assert!(
+                search_terms(text)
+                    .iter()
+                    .all(|t| doc.split(' ').any(|w| w == t))
+            );
+        }
+        let mut doc = String::new();
+        push_json_words(
+            &mut doc,
+            &json!([1.5, -20, 12345678901234567890u64, true, null]),
+        );
+        assert_eq!(doc, "1 5 20 12345678901234567890 true");
     }
 
     #[test]
