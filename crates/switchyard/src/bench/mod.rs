@@ -22,6 +22,8 @@ use std::sync::Mutex;
 use crate::app::{self, Role};
 use crate::config::Config;
 
+mod http;
+
 #[derive(Args, Clone, Debug)]
 pub struct BenchArgs {
     /// An existing server (e.g. http://127.0.0.1:8080). Without it: an embedded instance.
@@ -538,15 +540,16 @@ fn base_report(target: &Target, args: &BenchArgs, mode: &str) -> serde_json::Map
 
 async fn latency(target: &Target, args: &BenchArgs) -> anyhow::Result<Value> {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let url = format!("{}/api/v1/tasks?wait=30s", target.base);
+    let mut poster = Poster::connect(target).await?;
+    let body = TaskBody::new(&args.agent)?;
     // Warm up connections and caches.
     for i in 0..args.tasks.min(50) {
-        submit_wait(target, &url, &args.agent, i).await?;
+        submit_wait(&mut poster, &body, i).await?;
     }
     let started = Instant::now();
     for i in 0..args.tasks {
         let t = Instant::now();
-        submit_wait(target, &url, &args.agent, i).await?;
+        submit_wait(&mut poster, &body, i).await?;
         hist.record(t.elapsed().as_micros().max(1) as u64)?;
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -561,20 +564,134 @@ async fn latency(target: &Target, args: &BenchArgs) -> anyhow::Result<Value> {
     Ok(Value::Object(m))
 }
 
-async fn submit_wait(target: &Target, url: &str, agent: &str, i: usize) -> anyhow::Result<()> {
-    let response = target
-        .client
-        .post(url)
-        .bearer_auth(&target.key)
-        .json(&task_body(agent, i))
-        .send()
+async fn submit_wait(poster: &mut Poster, body: &TaskBody, i: usize) -> anyhow::Result<()> {
+    let (status, reply) = poster
+        .post("/api/v1/tasks?wait=30s", &body.single(i))
         .await?;
-    let status = response.status();
-    let task: Value = response.json().await?;
-    if status.as_u16() != 201 || task["status"] != "succeeded" {
-        bail!("task did not succeed in time: HTTP {status}, {task}");
+    let done =
+        serde_json::from_slice::<TaskStatusOnly>(reply).is_ok_and(|t| t.status == "succeeded");
+    if status != 201 || !done {
+        bail!(
+            "task did not succeed in time: HTTP {status}, {}",
+            String::from_utf8_lossy(reply)
+        );
     }
     Ok(())
+}
+
+/// The one field `--latency` checks in a `?wait` answer.
+#[derive(serde::Deserialize)]
+struct TaskStatusOnly<'a> {
+    status: &'a str,
+}
+
+/// Task bodies for the load, written straight into bytes (`{"agent":…,"input":{"i":N}}`).
+struct TaskBody {
+    /// `{"agent":"<agent>","input":{"i":`
+    head: Vec<u8>,
+}
+
+impl TaskBody {
+    fn new(agent: &str) -> anyhow::Result<Self> {
+        let mut head = b"{\"agent\":".to_vec();
+        serde_json::to_writer(&mut head, agent)?;
+        head.extend_from_slice(b",\"input\":{\"i\":");
+        Ok(TaskBody { head })
+    }
+
+    fn write(&self, out: &mut Vec<u8>, i: usize) {
+        use std::io::Write;
+        out.extend_from_slice(&self.head);
+        let _ = write!(out, "{i}}}}}");
+    }
+
+    fn single(&self, i: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.head.len() + 24);
+        self.write(&mut out, i);
+        out
+    }
+
+    /// `{"tasks":[…]}` for the batch endpoint.
+    fn batch(&self, range: std::ops::Range<usize>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + range.len() * (self.head.len() + 24));
+        out.extend_from_slice(b"{\"tasks\":[");
+        for (n, i) in range.enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            self.write(&mut out, i);
+        }
+        out.extend_from_slice(b"]}");
+        out
+    }
+}
+
+/// How one simulated client sends its requests: over its own connection to a plain-HTTP
+/// server ([`http::Connection`]), or through reqwest for `https://`.
+enum Poster {
+    Plain {
+        conn: http::Connection,
+        prefix: String,
+    },
+    Reqwest {
+        client: reqwest::Client,
+        base: String,
+        auth: reqwest::header::HeaderValue,
+        last: bytes::Bytes,
+    },
+}
+
+impl Poster {
+    async fn connect(target: &Target) -> anyhow::Result<Poster> {
+        Ok(match http::plain_target(&target.base) {
+            Some((authority, prefix)) => Poster::Plain {
+                conn: http::Connection::connect(authority, &target.key).await?,
+                prefix: prefix.to_owned(),
+            },
+            None => {
+                let mut auth =
+                    reqwest::header::HeaderValue::from_str(&format!("Bearer {}", target.key))?;
+                auth.set_sensitive(true);
+                Poster::Reqwest {
+                    client: target.client.clone(),
+                    base: target.base.clone(),
+                    auth,
+                    last: bytes::Bytes::new(),
+                }
+            }
+        })
+    }
+
+    /// POSTs a JSON body to `path` (under the target's base); the status and the body.
+    async fn post(&mut self, path: &str, body: &[u8]) -> anyhow::Result<(u16, &[u8])> {
+        match self {
+            Poster::Plain { conn, prefix } => {
+                let r = if prefix.is_empty() {
+                    conn.post_json(path, body).await?
+                } else {
+                    conn.post_json(&format!("{prefix}{path}"), body).await?
+                };
+                Ok((r.status, r.body))
+            }
+            Poster::Reqwest {
+                client,
+                base,
+                auth,
+                last,
+            } => {
+                let r = client
+                    .post(format!("{base}{path}"))
+                    .header(reqwest::header::AUTHORIZATION, auth.clone())
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.to_vec())
+                    .send()
+                    .await?;
+                let status = r.status().as_u16();
+                *last = r.bytes().await?;
+                Ok((status, &last[..]))
+            }
+        }
+    }
 }
 
 async fn throughput(target: &Target, args: &BenchArgs) -> anyhow::Result<Value> {
@@ -587,19 +704,14 @@ async fn throughput(target: &Target, args: &BenchArgs) -> anyhow::Result<Value> 
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let submitted: Arc<Mutex<HashMap<String, Instant>>> =
         Arc::new(Mutex::new(HashMap::with_capacity(args.tasks)));
-    // Parsed and built once: the load generator shares the machine with the server, so
-    // its own per-request work is kept small.
-    let single_url = reqwest::Url::parse(&format!("{}/api/v1/tasks", target.base))?;
-    let batch_url = reqwest::Url::parse(&format!("{}/api/v1/tasks/batch", target.base))?;
-    let mut auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", target.key))?;
-    auth.set_sensitive(true);
+    let body = Arc::new(TaskBody::new(&args.agent)?);
     let mut clients = Vec::new();
     for _ in 0..args.concurrency {
         let next = next.clone();
         let submitted = submitted.clone();
-        let client = target.client.clone();
-        let (single_url, batch_url, auth) = (single_url.clone(), batch_url.clone(), auth.clone());
-        let (tasks, batch, agent) = (args.tasks, args.batch, args.agent.clone());
+        let body = body.clone();
+        let mut poster = Poster::connect(target).await?;
+        let (tasks, batch) = (args.tasks, args.batch);
         clients.push(tokio::spawn(async move {
             loop {
                 let start = next.fetch_add(batch, std::sync::atomic::Ordering::Relaxed);
@@ -609,18 +721,27 @@ async fn throughput(target: &Target, args: &BenchArgs) -> anyhow::Result<Value> 
                 let end = (start + batch).min(tasks);
                 let sent = Instant::now();
                 let ids: Vec<String> = if batch == 1 {
-                    let r = client.post(single_url.clone()).header(reqwest::header::AUTHORIZATION, auth.clone()).json(&task_body(&agent, start)).send().await?;
-                    let status = r.status();
-                    let bytes = r.bytes().await?;
-                    anyhow::ensure!(status.is_success(), "submit failed: HTTP {status}: {}", String::from_utf8_lossy(&bytes));
-                    vec![serde_json::from_slice::<TaskId>(&bytes)?.id.to_owned()]
+                    let (status, reply) = poster.post("/api/v1/tasks", &body.single(start)).await?;
+                    anyhow::ensure!(
+                        status == 201,
+                        "submit failed: HTTP {status}: {}",
+                        String::from_utf8_lossy(reply)
+                    );
+                    vec![serde_json::from_slice::<TaskId>(reply)?.id.to_owned()]
                 } else {
-                    let body = json!({ "tasks": (start..end).map(|i| task_body(&agent, i)).collect::<Vec<_>>() });
-                    let r = client.post(batch_url.clone()).header(reqwest::header::AUTHORIZATION, auth.clone()).json(&body).send().await?;
-                    let status = r.status();
-                    let bytes = r.bytes().await?;
-                    anyhow::ensure!(status.is_success(), "batch submit failed: HTTP {status}: {}", String::from_utf8_lossy(&bytes));
-                    serde_json::from_slice::<Items>(&bytes)?.items.into_iter().map(|t| t.id.to_owned()).collect()
+                    let (status, reply) = poster
+                        .post("/api/v1/tasks/batch", &body.batch(start..end))
+                        .await?;
+                    anyhow::ensure!(
+                        (200..300).contains(&status),
+                        "batch submit failed: HTTP {status}: {}",
+                        String::from_utf8_lossy(reply)
+                    );
+                    serde_json::from_slice::<Items>(reply)?
+                        .items
+                        .into_iter()
+                        .map(|t| t.id.to_owned())
+                        .collect()
                 };
                 let mut map = submitted.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
                 for id in ids {
