@@ -658,20 +658,20 @@ async fn cors_is_off_unless_origins_are_configured() {
             )
             .send()
     };
+    let list_from = |app: &TestApp, origin: &str| {
+        app.client
+            .get(app.url("/api/v1/tasks"))
+            .bearer_auth(&app.admin)
+            .header("origin", origin)
+            .send()
+    };
     let allow_origin =
         |r: &reqwest::Response| r.headers().get("access-control-allow-origin").cloned();
 
     let app = TestApp::spawn().await;
     let r = preflight(&app, "https://ui.example.com").await.unwrap();
     assert_eq!(allow_origin(&r), None, "CORS is off by default");
-    let r = app
-        .client
-        .get(app.url("/api/v1/tasks"))
-        .bearer_auth(&app.admin)
-        .header("origin", "https://ui.example.com")
-        .send()
-        .await
-        .unwrap();
+    let r = list_from(&app, "https://ui.example.com").await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(allow_origin(&r), None);
     app.stop().await;
@@ -690,14 +690,7 @@ async fn cors_is_off_unless_origins_are_configured() {
         .to_str()
         .unwrap();
     assert!(methods.contains("POST"), "{methods}");
-    let r = app
-        .client
-        .get(app.url("/api/v1/tasks"))
-        .bearer_auth(&app.admin)
-        .header("origin", "https://ui.example.com")
-        .send()
-        .await
-        .unwrap();
+    let r = list_from(&app, "https://ui.example.com").await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(
         allow_origin(&r).as_ref().and_then(|v| v.to_str().ok()),
