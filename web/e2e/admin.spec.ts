@@ -4,6 +4,7 @@ test('create an API key: the secret is shown once, with a copy button', async ({
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: baseURL });
   await logIn(page);
   await page.getByRole('link', { name: 'API keys' }).click();
+  await expect(page.getByRole('heading', { name: 'API keys and sessions' })).toBeVisible();
   await page.getByLabel('Name').fill('ci pipeline');
   await page.getByRole('checkbox', { name: /submit/ }).check();
   await page.getByRole('button', { name: 'Create key' }).click();

@@ -15,7 +15,11 @@ test('submit a task through the generated form and watch it finish live', async 
   await expect(page.getByTestId('live-indicator')).toHaveText(expectWebSocket() ? 'Live · WebSocket' : 'Live · SSE');
 
   await page.getByRole('link', { name: 'Submit task' }).click();
-  await page.getByLabel(/^Agent/).selectOption('slow');
+  // The overview has an agent picker too: wait for the submit page (a lazily loaded route)
+  // so the choice lands on its form and not on the page being left.
+  await expect(page.getByRole('heading', { name: 'Submit a task' })).toBeVisible();
+  await page.getByRole('form', { name: 'Submit a task' }).getByLabel(/^Agent/).selectOption('slow');
+  await expect(page).toHaveURL(/agent=slow/);
   const ms = page.getByLabel(/^ms/);
   await expect(ms).toHaveValue('5000');
   // The form checks the schema (maximum 600000) before sending.
