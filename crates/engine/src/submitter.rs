@@ -8,6 +8,13 @@
 //! When a local consumer has free slots for an agent with nothing waiting, its tasks are
 //! inserted already claimed and handed straight to that consumer after the commit: no
 //! queue, no claim round trip (see [`Dispatcher::reserve`]).
+//!
+//! On a bus that leaves the process (Redis, the database), announcing a group's events is
+//! a network round trip of its own. It trails the commit on a separate task, so that the
+//! loop goes on to the next group and submitters are answered as soon as their tasks are
+//! durable. Groups are announced one after another in commit order, and a group's direct
+//! claims reach their consumers only after its events are out: a task's `queued` and
+//! `running` always precede whatever its run reports.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +39,29 @@ pub struct Submitter {
     tx: mpsc::Sender<Pending>,
 }
 
+/// What is left of a committed group once the loop moves on: its events to publish, then
+/// its direct claims to hand over (with the consumer slots reserved for them).
+struct Announcement {
+    transitions: Vec<Transition>,
+    claimed: HashMap<WorkerId, Vec<ClaimedTask>>,
+    reservations: HashMap<WorkerId, Reservation>,
+    now: Timestamp,
+}
+
+impl Announcement {
+    async fn run(mut self, bus: &Arc<dyn EventBus>) {
+        announce(bus, self.transitions, self.now).await;
+        for (worker, tasks) in self.claimed {
+            if let Some(r) = self.reservations.remove(&worker) {
+                r.deliver(tasks);
+            }
+        }
+    }
+}
+
+/// How many committed groups may wait for their announcement before the loop waits too.
+const ANNOUNCE_BACKLOG: usize = 64;
+
 impl Submitter {
     /// `dispatcher`: the local one, if this process runs consumers (direct claims).
     pub fn start(
@@ -43,12 +73,24 @@ impl Submitter {
         metrics: Arc<Metrics>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(4_096);
+        // An in-process bus publishes in no time: announcing inline saves a task hop.
+        let announcer = (bus.backend() != "local").then(|| {
+            let (atx, mut arx) = mpsc::channel::<Announcement>(ANNOUNCE_BACKLOG);
+            let bus = bus.clone();
+            tokio::spawn(async move {
+                while let Some(a) = arx.recv().await {
+                    a.run(&bus).await;
+                }
+            });
+            atx
+        });
         let loop_ = Loop {
             store,
             bus,
             dispatcher,
             window_ms: idempotency_window_ms,
             metrics,
+            announcer,
         };
         tokio::spawn(loop_.run(rx, max_batch.max(1)));
         Submitter { tx }
@@ -72,6 +114,8 @@ struct Loop {
     dispatcher: Option<Arc<Dispatcher>>,
     window_ms: u64,
     metrics: Arc<Metrics>,
+    /// Set when the bus leaves the process (see the module documentation).
+    announcer: Option<mpsc::Sender<Announcement>>,
 }
 
 impl Loop {
@@ -110,7 +154,7 @@ impl Loop {
         let (tasks, replies): (Vec<Vec<NewTask>>, Vec<_>) =
             group.into_iter().map(|p| (p.tasks, p.reply)).unzip();
         let mut batch: Vec<NewTask> = tasks.into_iter().flatten().collect();
-        let mut reservations = self.reserve(&mut batch, now);
+        let reservations = self.reserve(&mut batch, now);
         let since = now.minus_ms(self.window_ms);
         match self.store.insert_tasks_then_sync(batch, since).await {
             Ok((results, synced)) => {
@@ -132,11 +176,19 @@ impl Loop {
                     queued.dedup();
                     d.mark_queued(queued);
                 }
-                announce(&self.bus, transitions, now).await;
-                for (worker, tasks) in claimed {
-                    if let Some(r) = reservations.remove(&worker) {
-                        r.deliver(tasks);
-                    }
+                let announcement = Announcement {
+                    transitions,
+                    claimed,
+                    reservations,
+                    now,
+                };
+                // Announced here on an in-process bus (or if the announcer has stopped).
+                let inline = match &self.announcer {
+                    Some(tx) => tx.send(announcement).await.err().map(|e| e.0),
+                    None => Some(announcement),
+                };
+                if let Some(a) = inline {
+                    a.run(&self.bus).await;
                 }
                 // The tasks may run while the commit reaches the disk, but submitters
                 // hear of them only once it has; meanwhile this loop commits the next group.
@@ -257,4 +309,91 @@ fn claim_of(t: &Task) -> Option<(WorkerId, ClaimedTask)> {
             claimed_at: t.created_at,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use switchyard_cache::memory::LocalBus;
+    use switchyard_core::event::{BusMessage, SharedBusMessage};
+    use switchyard_store::conformance::new_task;
+    use switchyard_store::sqlite::{Durability, SqliteStore};
+    use tokio::sync::{Semaphore, broadcast};
+
+    use super::*;
+
+    /// A bus that leaves the process, and publishes only as far as it is let through.
+    struct GatedBus {
+        inner: LocalBus,
+        gate: Semaphore,
+    }
+
+    #[async_trait]
+    impl EventBus for GatedBus {
+        fn backend(&self) -> &'static str {
+            "gated"
+        }
+
+        async fn publish(&self, message: SharedBusMessage) -> Result<()> {
+            self.gate.acquire().await.expect("gate open").forget();
+            self.inner.publish(message).await
+        }
+
+        fn subscribe(&self) -> broadcast::Receiver<SharedBusMessage> {
+            self.inner.subscribe()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_bus_holds_up_no_acknowledgement_and_groups_are_announced_in_commit_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db.sqlite"), Durability::Full)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let bus = Arc::new(GatedBus {
+            inner: LocalBus::default(),
+            gate: Semaphore::new(0),
+        });
+        let mut seen = bus.subscribe();
+        let submitter = Submitter::start(
+            Arc::new(store),
+            bus.clone(),
+            None,
+            60_000,
+            100,
+            Arc::new(Metrics::new(false)),
+        );
+        let now = Timestamp::now();
+        let mut ids = Vec::new();
+        for agent in ["first", "second", "third"] {
+            let task = new_task(agent, 0, now);
+            ids.push(task.id);
+            // Durable, hence acknowledged, while the bus has published nothing.
+            let done = tokio::time::timeout(Duration::from_secs(60), submitter.submit(vec![task]))
+                .await
+                .expect("the acknowledgement does not wait for the bus")
+                .unwrap();
+            assert!(matches!(done[..], [Submitted::Created(_)]));
+        }
+        assert!(matches!(
+            seen.try_recv(),
+            Err(broadcast::error::TryRecvError::Empty)
+        ));
+
+        bus.gate.add_permits(1_000);
+        let mut announced = Vec::new();
+        while announced.len() < ids.len() {
+            let message = tokio::time::timeout(Duration::from_secs(60), seen.recv())
+                .await
+                .expect("the announcements follow once the bus lets them")
+                .unwrap();
+            if let BusMessage::Tasks { events } = &*message {
+                announced.extend(events.iter().map(|e| e.task_id));
+            }
+        }
+        assert_eq!(announced, ids);
+    }
 }
