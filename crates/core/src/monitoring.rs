@@ -440,14 +440,21 @@ pub struct LogQuery {
     pub limit: u32,
 }
 
-/// Words of a search query: letters and digits, lowercased, at most 16 of 64 characters.
-/// Both backends index the same way, so queries built from these match alike.
-pub fn search_terms(q: &str) -> Vec<String> {
-    q.split(|c: char| !c.is_alphanumeric())
+/// The words of `text` as search sees them, before lowercasing: runs of letters and
+/// digits, each cut to its first 64 characters. Documents are indexed and queries split
+/// with this one rule, so both backends match alike.
+pub fn search_words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(|w| w.chars().take(64).collect::<String>().to_lowercase())
-        .take(16)
-        .collect()
+        .map(|w| match w.char_indices().nth(64) {
+            Some((end, _)) => &w[..end],
+            None => w,
+        })
+}
+
+/// Words of a search query: [`search_words`] lowercased, at most 16 of them.
+pub fn search_terms(q: &str) -> Vec<String> {
+    search_words(q).take(16).map(str::to_lowercase).collect()
 }
 
 #[cfg(test)]

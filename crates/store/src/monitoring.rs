@@ -3,7 +3,7 @@
 //! search indexer. Instantiated per backend by [`impl_monitoring_store!`].
 
 use serde_json::{Value, json};
-use switchyard_core::monitoring::{MetricPoint, search_terms};
+use switchyard_core::monitoring::{MetricPoint, search_terms, search_words};
 
 /// The settings key of the search indexer's cursor (the last task id it indexed).
 pub(crate) const SEARCH_CURSOR_KEY: &str = "search.cursor";
@@ -110,15 +110,7 @@ impl std::fmt::Write for NumberText {
 /// Appends text reduced to lowercase words separated by spaces: both backends then
 /// tokenize it identically. The same words as [`search_terms`] makes of a query.
 pub(crate) fn push_words(doc: &mut String, text: &str) {
-    for word in text.split(|c: char| !c.is_alphanumeric()) {
-        if word.is_empty() {
-            continue;
-        }
-        // At most 64 characters of a word (as `search_terms`).
-        let word = match word.char_indices().nth(64) {
-            Some((end, _)) => &word[..end],
-            None => word,
-        };
+    for word in search_words(text) {
         // Most words are ASCII: lowercased in place, with no String of their own.
         let lower;
         let word = if word.is_ascii() {
