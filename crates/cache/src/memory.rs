@@ -244,6 +244,10 @@ impl EventBus for LocalBus {
         "local"
     }
 
+    fn in_process(&self) -> bool {
+        true
+    }
+
     async fn publish(&self, message: SharedBusMessage) -> Result<()> {
         // No subscriber is not an error: nobody is listening yet.
         let _ = self.tx.send(message);

@@ -60,6 +60,12 @@ pub trait Cache: Send + Sync + 'static {
 pub trait EventBus: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
 
+    /// Whether a publish stays inside this process, costing no round trip (so that a
+    /// caller may publish inline on its hot path).
+    fn in_process(&self) -> bool {
+        false
+    }
+
     async fn publish(&self, message: SharedBusMessage) -> Result<()>;
 
     /// A receiver of every message published anywhere from now on.

@@ -74,7 +74,7 @@ impl Submitter {
     ) -> Self {
         let (tx, rx) = mpsc::channel(4_096);
         // An in-process bus publishes in no time: announcing inline saves a task hop.
-        let announcer = (bus.backend() != "local").then(|| {
+        let announcer = (!bus.in_process()).then(|| {
             let (atx, mut arx) = mpsc::channel::<Announcement>(ANNOUNCE_BACKLOG);
             let bus = bus.clone();
             tokio::spawn(async move {
