@@ -10,6 +10,7 @@
 //! a session advisory lock ([`PgLeadership`]).
 
 mod bus;
+mod kept;
 mod leader;
 
 use std::collections::HashSet;
@@ -98,6 +99,9 @@ pub struct PgStore {
     writer: PgPool,
     /// Connections with [`POINT_PLANS`], for the task path's statements.
     task_path: PgPool,
+    /// The submit loop's and the completion loop's connections (see [`kept`]).
+    kept_insert: kept::KeptConnection,
+    kept_complete: kept::KeptConnection,
     reader: PgPool,
     settings: PgSettings,
     calls: crate::calls::Calls,
@@ -149,6 +153,8 @@ impl PgStore {
         Ok(PgStore {
             writer,
             task_path,
+            kept_insert: Default::default(),
+            kept_complete: Default::default(),
             reader,
             settings,
             calls: Default::default(),
@@ -167,6 +173,8 @@ impl PgStore {
     /// Closes the pools.
     pub async fn close(&self) {
         self.writer.close().await;
+        self.kept_insert.release().await;
+        self.kept_complete.release().await;
         self.task_path.close().await;
         self.reader.close().await;
     }
@@ -240,9 +248,13 @@ impl PgStore {
     /// One statement is its own transaction: a batch costs one round trip, and its commit
     /// is durable (`synchronous_commit` stays on).
     async fn insert_batch_atomic(&self, json: String) -> Result<Synced> {
-        sqlx::query(sql!("postgres", "insert_tasks"))
-            .bind(json)
-            .execute(self.task_path())
+        self.kept_insert
+            .run(self.task_path(), async |conn| {
+                sqlx::query(sql!("postgres", "insert_tasks"))
+                    .bind(json)
+                    .execute(conn)
+                    .await
+            })
             .await
             .map_err(db_err("insert tasks"))?;
         Ok(already_synced())
@@ -268,9 +280,14 @@ impl PgStore {
     }
 
     async fn complete_batch_atomic(&self, json: String) -> Result<Vec<Transition>> {
-        let rows = sqlx::query(sql!("postgres", "complete_tasks"))
-            .bind(json)
-            .fetch_all(self.task_path())
+        let rows = self
+            .kept_complete
+            .run(self.task_path(), async |conn| {
+                sqlx::query(sql!("postgres", "complete_tasks"))
+                    .bind(json)
+                    .fetch_all(conn)
+                    .await
+            })
             .await
             .map_err(db_err("complete tasks"))?;
         rows.iter().map(crate::rows::transition).collect()
