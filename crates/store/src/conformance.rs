@@ -442,6 +442,57 @@ pub async fn retry_then_claim_again(store: SharedStore) {
     assert_eq!(got.attempts[0].status, AttemptStatus::Failed);
     assert_eq!(got.attempts[0].error.as_ref(), Some(&error));
     assert_eq!(got.attempts[1].status, AttemptStatus::Running);
+
+    // The second attempt succeeds: the failed one stays recorded, the succeeded one is
+    // described by the task row, the same in a lookup and in a list.
+    let finished = retry_at.plus_ms(7);
+    store
+        .complete_tasks(&[done(
+            &again,
+            finished,
+            Outcome::Succeeded {
+                output: json!("ok"),
+            },
+        )])
+        .await
+        .unwrap();
+    let got = store.get_task(t.id).await.unwrap().unwrap();
+    assert_eq!(got.status, TaskStatus::Succeeded);
+    let summary: Vec<_> = got
+        .attempts
+        .iter()
+        .map(|a| (a.number, a.status, a.worker_id, a.started_at, a.finished_at))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                1,
+                AttemptStatus::Failed,
+                Some(worker),
+                t0(),
+                Some(t0().plus_ms(1))
+            ),
+            (
+                2,
+                AttemptStatus::Succeeded,
+                Some(worker),
+                retry_at,
+                Some(finished)
+            ),
+        ]
+    );
+    assert_eq!(got.attempts[1].error, None);
+    let listed = store
+        .list_tasks(&TaskQuery {
+            agent: Some("flaky".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let listed = listed.iter().find(|l| l.id == t.id).expect("listed");
+    assert_eq!(listed.attempts, got.attempts);
 }
 
 pub async fn fallback_creates_linked_task(store: SharedStore) {

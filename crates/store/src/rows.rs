@@ -145,18 +145,28 @@ macro_rules! impl_col {
 impl_col!(sqlx::sqlite::SqliteRow);
 impl_col!(sqlx::postgres::PgRow);
 
+/// A task row with its recorded attempts. The row itself describes its latest attempt
+/// while it runs and once it succeeded (neither has a `task_attempts` row).
 pub(crate) fn task<R: Col>(r: &R, attempts: Vec<Attempt>) -> Result<Task> {
     let status: TaskStatus = r.parsed("status")?;
     let mut attempts = attempts;
     let attempt = r.u32("attempt")?;
-    if status == TaskStatus::Running && attempts.last().is_none_or(|a| a.number < attempt) {
+    let latest = match status {
+        TaskStatus::Running => Some((AttemptStatus::Running, None)),
+        TaskStatus::Succeeded => Some((AttemptStatus::Succeeded, r.opt_ts("finished_at")?)),
+        _ => None,
+    };
+    if let Some((attempt_status, finished_at)) = latest
+        && attempt > 0
+        && attempts.last().is_none_or(|a| a.number < attempt)
+    {
         attempts.push(Attempt {
             number: attempt,
-            status: AttemptStatus::Running,
+            status: attempt_status,
             worker_id: r.opt_uuid("worker_id")?.map(Into::into),
             worker: r.opt_string("worker_name")?,
             started_at: r.opt_ts("started_at")?.unwrap_or_default(),
-            finished_at: None,
+            finished_at,
             error: None,
         });
     }

@@ -5,10 +5,12 @@
 -- One statement does SQLite's record_attempts and complete_tasks: tasks whose attempt
 -- still holds its lease are updated (the update re-checks attempt and status on the
 -- current row, so a concurrent reaper wins or loses cleanly) and exactly those attempts
--- are recorded, with the worker read before the update cleared it (`prev`, the same row
--- as the statement's snapshot saw it); results for lost leases change nothing. Every
--- join is by primary key, row by row: no join between two intermediate results, whose
--- only plan on the task path's connections would be a nested loop over both.
+-- are recorded, with the row's attempt fields as the statement's snapshot saw them
+-- (`prev`); results for lost leases change nothing. A succeeded attempt is not recorded:
+-- it is the task's last, and the row itself describes it (worker, started_at,
+-- finished_at), as it describes a running one. Every join is by primary key, row by row:
+-- no join between two intermediate results, whose only plan on the task path's
+-- connections would be a nested loop over both.
 WITH c AS (
     SELECT (value ->> 0)::uuid AS id, (value ->> 1)::bigint AS attempt, value
     FROM jsonb_array_elements($1::jsonb)),
@@ -21,7 +23,6 @@ done AS (
         finished_at = (c.value ->> 5)::bigint,
         updated_at = (c.value ->> 2)::bigint,
         fallback_task_id = (c.value ->> 9)::uuid,
-        worker_id = NULL,
         lease_expires_at = NULL,
         cancel_requested_at = NULL,
         seq = tasks.seq + 1
@@ -36,5 +37,6 @@ recorded AS (
            coalesce(prev_started_at, (value ->> 2)::bigint), (value ->> 2)::bigint,
            value ->> 4, value -> 7 -> 0
     FROM done
+    WHERE value ->> 4 <> 'succeeded'
     ON CONFLICT DO NOTHING)
 SELECT id, agent, owner_id, status, seq, attempt, run_at, updated_at FROM done

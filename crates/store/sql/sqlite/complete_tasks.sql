@@ -9,7 +9,6 @@ SET status = c.value ->> 3,
     finished_at = c.value ->> 5,
     updated_at = c.value ->> 2,
     fallback_task_id = unhex(c.value ->> 9),
-    worker_id = NULL,
     lease_expires_at = NULL,
     cancel_requested_at = NULL,
     seq = tasks.seq + 1
