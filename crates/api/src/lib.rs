@@ -54,12 +54,38 @@ impl Default for ServerConfig {
     }
 }
 
+/// What every handler and middleware gets: one shared allocation, so that handing it to
+/// each of them (axum clones the state per request and per layer) is one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub engine: Arc<Engine>,
-    pub config: Arc<ServerConfig>,
+    pub config: ServerConfig,
     /// Cancelled when the server starts shutting down: long-lived streams end.
     pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl AppState {
+    pub fn new(
+        engine: Arc<Engine>,
+        config: ServerConfig,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Self {
+        AppState(Arc::new(Shared {
+            engine,
+            config,
+            shutdown,
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// The OpenAPI document of every route.

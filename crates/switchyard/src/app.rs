@@ -254,11 +254,7 @@ pub async fn start(config: &Config, role: Role) -> anyhow::Result<Running> {
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
         let addr = listener.local_addr()?;
-        let state = AppState {
-            engine: engine.clone(),
-            config: Arc::new(config.server.clone()),
-            shutdown: shutdown.clone(),
-        };
+        let state = AppState::new(engine.clone(), config.server.clone(), shutdown.clone());
         let app = switchyard_api::app(state, Some(crate::ui::router()));
         let stop = shutdown.clone();
         let server = tokio::spawn(switchyard_api::serve(listener, app, async move {
