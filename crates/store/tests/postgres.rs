@@ -249,6 +249,53 @@ async fn lease_extension_skips_rows_held_by_other_transactions() {
 /// when the server closes them, the next calls fail as `unavailable` — which callers
 /// retry — and the pool replaces them; nothing fails otherwise. Runs in a database of its
 /// own, whose every connection this test can end.
+/// A store on a database of its own, so that a test can end every connection it has.
+struct OwnDatabase {
+    admin: sqlx::PgConnection,
+    name: String,
+    store: PgStore,
+}
+
+impl OwnDatabase {
+    async fn create(url: &str, label: &str) -> Self {
+        let name = format!("sy_{label}_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(url).await.expect("connect");
+        // Generated here (prefix and hex digits), never from input.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+        let (base, _) = url.rsplit_once('/').expect("a database URL");
+        let store = PgStore::connect(PgSettings::new(format!("{base}/{name}")))
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        OwnDatabase { admin, name, store }
+    }
+
+    /// Ends every server process of the store's connections, as a restart would.
+    async fn end_connections(&mut self) {
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+        )
+        .bind(&self.name)
+        .fetch_all(&mut self.admin)
+        .await
+        .expect("terminate");
+        assert!(!ended.is_empty(), "the store's connections were found");
+    }
+
+    async fn drop(mut self) {
+        self.store.close().await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut self.admin)
+        .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pool_replaces_connections_the_server_closed() {
     use switchyard_core::ErrorCode;
@@ -257,35 +304,17 @@ async fn the_pool_replaces_connections_the_server_closed() {
     let Some(url) = database_url() else {
         return;
     };
-    let name = format!("sy_pool_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&url).await.expect("connect");
-    // Generated here (prefix and hex digits), never from input.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    let (base, _) = url.rsplit_once('/').expect("a database URL");
-    let store = PgStore::connect(PgSettings::new(format!("{base}/{name}")))
-        .await
-        .expect("connect");
-    store.migrate().await.expect("migrate");
-    store
+    let mut db = OwnDatabase::create(&url, "pool").await;
+    db.store
         .insert_tasks(vec![new_task("pool", 0, t0())], Timestamp::EPOCH)
         .await
         .expect("insert before");
-
-    let ended: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
-    )
-    .bind(&name)
-    .fetch_all(&mut admin)
-    .await
-    .expect("terminate");
-    assert!(!ended.is_empty(), "the store's connections were found");
+    db.end_connections().await;
 
     let mut failed = 0;
     let recovered = loop {
-        match store
+        match db
+            .store
             .insert_tasks(vec![new_task("pool", 0, t0())], Timestamp::EPOCH)
             .await
         {
@@ -300,12 +329,68 @@ async fn the_pool_replaces_connections_the_server_closed() {
         }
     };
     assert!(recovered, "the pool never replaced its closed connections");
-    store.close().await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await;
+    db.drop().await;
+}
+
+/// The submit loop's and the completion loop's statements run on connections they keep
+/// between statements. Like pooled ones, those are checked after sitting idle: a server
+/// restart while the system was quiet costs no failed submission or completion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_connections_that_sat_idle_are_checked_before_use() {
+    use switchyard_core::WorkerId;
+    use switchyard_core::store::{ClaimRequest, Completion, Outcome, TaskStore};
+    use switchyard_store::conformance::{new_task, t0};
+    let Some(url) = database_url() else {
+        return;
+    };
+    let mut db = OwnDatabase::create(&url, "kept").await;
+    let store = &db.store;
+    let tasks = [new_task("kept", 0, t0()), new_task("kept", 0, t0())];
+    store
+        .insert_tasks(tasks.to_vec(), Timestamp::EPOCH)
+        .await
+        .expect("insert");
+    let claimed = store
+        .claim_tasks(&ClaimRequest {
+            worker_id: WorkerId::new(),
+            worker_name: "kept".into(),
+            lease_ms: 60_000,
+            now: t0(),
+            demands: vec![switchyard_core::store::AgentDemand {
+                agent: "kept".into(),
+                max: 2,
+                concurrency: None,
+            }],
+        })
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 2);
+    let complete = |i: usize| {
+        [Completion {
+            task_id: claimed[i].id,
+            attempt: claimed[i].attempt,
+            at: t0().plus_ms(1),
+            outcome: Outcome::Succeeded {
+                output: serde_json::json!(i),
+            },
+        }]
+    };
+    store.complete_tasks(&complete(0)).await.expect("complete");
+
+    db.end_connections().await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let store = &db.store;
+    store
+        .insert_tasks(vec![new_task("kept", 0, t0())], Timestamp::EPOCH)
+        .await
+        .expect("the first submission after the restart succeeds");
+    let done = store
+        .complete_tasks(&complete(1))
+        .await
+        .expect("the first completion after the restart succeeds");
+    assert_eq!(done.transitions.len(), 1);
+    assert_eq!(done.transitions[0].status, TaskStatus::Succeeded);
+    db.drop().await;
 }
 
 /// The task path's statements are prepared once per connection, usually while `tasks` is
