@@ -20,7 +20,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use switchyard_core::cache::EventBus;
-use switchyard_core::store::{ClaimedTask, DirectClaim, NewTask, Store, Submitted, Transition};
+use switchyard_core::store::{
+    ClaimedTask, DirectClaim, NewTask, Store, Submitted, Synced, Transition,
+};
 use switchyard_core::task::{Task, TaskStatus};
 use switchyard_core::{Error, Result, Timestamp, WorkerId};
 use tokio::sync::{mpsc, oneshot};
@@ -176,6 +178,20 @@ impl Loop {
                     queued.dedup();
                     d.mark_queued(queued);
                 }
+                // The tasks may run while the commit reaches the disk, but submitters
+                // hear of them only once it has; meanwhile this loop commits the next group.
+                // A commit that is durable when it returns (PostgreSQL) is answered here,
+                // before the announcement: a task spawned to answer would wait its turn
+                // behind every ready task.
+                let mut synced = synced;
+                match done_already(&mut synced) {
+                    Some(done) => answer(replies, counts, results, done),
+                    None => {
+                        tokio::spawn(async move {
+                            answer(replies, counts, results, synced.await);
+                        });
+                    }
+                }
                 let announcement = Announcement {
                     transitions,
                     claimed,
@@ -190,21 +206,6 @@ impl Loop {
                 if let Some(a) = inline {
                     a.run(&self.bus).await;
                 }
-                // The tasks may run while the commit reaches the disk, but submitters
-                // hear of them only once it has; meanwhile this loop commits the next group.
-                tokio::spawn(async move {
-                    if let Err(e) = synced.await {
-                        tracing::error!(error = %e, "submitted tasks were not made durable");
-                        for reply in replies {
-                            let _ = reply.send(Err(Error::new(e.code, e.message.clone())));
-                        }
-                        return;
-                    }
-                    let mut results = results.into_iter();
-                    for (reply, n) in replies.into_iter().zip(counts) {
-                        let _ = reply.send(Ok(results.by_ref().take(n).collect()));
-                    }
-                });
             }
             Err(e) => {
                 tracing::error!(error = %e, "inserting submitted tasks failed");
@@ -262,6 +263,36 @@ impl Loop {
             }
         }
         held
+    }
+}
+
+/// The outcome of `synced` if it is known without waiting.
+fn done_already(synced: &mut Synced) -> Option<Result<()>> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match synced.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(done) => Some(done),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// Answers each request of a committed group with its share of `results` (`counts`, in
+/// request order), or all of them with the error that kept the group from being durable.
+fn answer(
+    replies: Vec<oneshot::Sender<Result<Vec<Submitted>>>>,
+    counts: Vec<usize>,
+    results: Vec<Submitted>,
+    synced: Result<()>,
+) {
+    if let Err(e) = synced {
+        tracing::error!(error = %e, "submitted tasks were not made durable");
+        for reply in replies {
+            let _ = reply.send(Err(Error::new(e.code, e.message.clone())));
+        }
+        return;
+    }
+    let mut results = results.into_iter();
+    for (reply, n) in replies.into_iter().zip(counts) {
+        let _ = reply.send(Ok(results.by_ref().take(n).collect()));
     }
 }
 
@@ -346,10 +377,18 @@ mod tests {
         }
     }
 
+    /// Both ways a group is answered: after the WAL flush (`Full`: the commit returns
+    /// before it is durable) and at once (`Normal`, like PostgreSQL: durable on return).
     #[tokio::test]
     async fn a_slow_bus_holds_up_no_acknowledgement_and_groups_are_announced_in_commit_order() {
+        for durability in [Durability::Full, Durability::Normal] {
+            acknowledged_before_announced_in_commit_order(durability).await;
+        }
+    }
+
+    async fn acknowledged_before_announced_in_commit_order(durability: Durability) {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("db.sqlite"), Durability::Full)
+        let store = SqliteStore::open(&dir.path().join("db.sqlite"), durability)
             .await
             .unwrap();
         store.migrate().await.unwrap();
