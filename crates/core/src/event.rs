@@ -136,7 +136,24 @@ pub struct TaskEvent {
 impl Serialize for TaskEvent {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(None)?;
+        // The entry count up front: formats that write it first (the Redis bus's
+        // MessagePack) need not buffer the entries to count them.
+        let body_entries = match &self.body {
+            EventBody::Status { error, run_at, .. } => {
+                2 + usize::from(error.is_some()) + usize::from(run_at.is_some())
+            }
+            EventBody::Log { .. } => 2,
+            EventBody::Progress { progress, message } => {
+                usize::from(progress.is_some()) + usize::from(message.is_some())
+            }
+            EventBody::Partial { .. } => 1,
+            EventBody::Result { .. } => 4,
+            EventBody::Error {
+                fallback_task_id, ..
+            } => 3 + usize::from(fallback_task_id.is_some()),
+        };
+        let len = 5 + usize::from(self.owner_id.is_some()) + body_entries;
+        let mut m = s.serialize_map(Some(len))?;
         m.serialize_entry("task_id", &self.task_id)?;
         m.serialize_entry("seq", &self.seq)?;
         m.serialize_entry("agent", &self.agent)?;
