@@ -241,7 +241,7 @@ impl Session {
     }
 
     fn assign(&mut self, batch: Vec<ClaimedTask>) {
-        for task in batch {
+        for mut task in batch {
             let timeout_ms = self
                 .state
                 .engine
@@ -254,15 +254,22 @@ impl Session {
                 .trace_id
                 .as_ref()
                 .map(|t| format!("00-{t}-{}-01", &task.id.0.simple().to_string()[16..]));
-            self.outbox.send(&ServerMessage::Assign {
+            // The message is encoded at once: it borrows the agent and input for that and
+            // hands them back, instead of the input being copied for every assignment.
+            let message = ServerMessage::Assign {
                 task_id: task.id.0,
                 attempt: task.attempt,
-                agent: task.agent.clone(),
-                input: task.input.clone(),
+                agent: std::mem::take(&mut task.agent),
+                input: task.input.take(),
                 timeout_ms,
                 traceparent,
                 parent_id: task.parent_id.map(|p| p.0),
-            });
+            };
+            self.outbox.send(&message);
+            if let ServerMessage::Assign { agent, input, .. } = message {
+                task.agent = agent;
+                task.input = input;
+            }
             self.in_flight.insert(
                 task.id,
                 InFlight {
