@@ -571,85 +571,12 @@ mod tests {
     /// as it was sent.
     #[test]
     fn every_message_crosses_the_bus_unchanged() {
-        use serde_json::json;
-        use switchyard_core::event::{EventBody, LogLevel, TaskEvent};
+        use switchyard_core::event::TaskEvent;
         use switchyard_core::monitoring::{AlertEvent, AlertEventState, AlertKind, NotifyStatus};
-        use switchyard_core::task::{ErrorClass, TaskError, TaskStatus};
-        use switchyard_core::{TaskId, Timestamp, UserId, WorkerId};
+        use switchyard_core::{TaskId, Timestamp, WorkerId};
 
         let at = Timestamp::from_millis(1_764_000_000_123);
-        let error = TaskError {
-            retry_after_ms: Some(1_500),
-            details: Some(Box::new(
-                json!({"status": 503, "body": "é\"\n", "n": [1.5, null]}),
-            )),
-            ..TaskError::new(ErrorClass::RateLimited, "http_429", "slow down")
-        };
-        let bodies = vec![
-            EventBody::Status {
-                status: TaskStatus::Queued,
-                attempt: 0,
-                error: None,
-                run_at: Some(at),
-            },
-            EventBody::Status {
-                status: TaskStatus::Retrying,
-                attempt: 2,
-                error: Some(error.clone()),
-                run_at: None,
-            },
-            EventBody::Log {
-                level: LogLevel::Warn,
-                message: "a \"quoted\" line\n".into(),
-            },
-            EventBody::Progress {
-                progress: Some(0.25),
-                message: None,
-            },
-            EventBody::Progress {
-                progress: None,
-                message: Some("half".into()),
-            },
-            EventBody::Partial {
-                data: json!({"token": "hé", "list": [1, -2, 3.5, true, null, {}]}),
-            },
-            EventBody::Result {
-                status: TaskStatus::Succeeded,
-                attempt: 1,
-                output: json!(null),
-                cached: true,
-            },
-            EventBody::Result {
-                status: TaskStatus::Succeeded,
-                attempt: 3,
-                output: json!({"big": u64::MAX, "neg": i64::MIN}),
-                cached: false,
-            },
-            EventBody::Error {
-                status: TaskStatus::Failed,
-                attempt: 3,
-                error: error.clone(),
-                fallback_task_id: Some(TaskId::new()),
-            },
-            EventBody::Error {
-                status: TaskStatus::Dead,
-                attempt: 1,
-                error,
-                fallback_task_id: None,
-            },
-        ];
-        let events = bodies
-            .into_iter()
-            .enumerate()
-            .map(|(i, body)| TaskEvent {
-                task_id: TaskId::new(),
-                seq: i as u64 + 1,
-                agent: "echo".into(),
-                owner_id: (i % 2 == 0).then(|| UserId(uuid::Uuid::now_v7())),
-                at: at.plus_ms(i as u64),
-                body,
-            })
-            .collect();
+        let events = TaskEvent::samples();
         let messages = [
             BusMessage::Tasks { events },
             BusMessage::Wake {

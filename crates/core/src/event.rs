@@ -227,6 +227,93 @@ impl TaskEvent {
     }
 }
 
+impl TaskEvent {
+    /// One event of every kind, with each optional field both set and unset (owner,
+    /// error, run_at, progress, message, fallback) and outputs that are hard to encode
+    /// (escapes, non-ASCII, the extreme integers): what a test of an encoding of task
+    /// events (the JSON API's, the event bus's) sends through it.
+    pub fn samples() -> Vec<TaskEvent> {
+        use serde_json::json;
+        let at = Timestamp::from_millis(1_764_000_000_123);
+        let error = TaskError {
+            retry_after_ms: Some(1_500),
+            details: Some(Box::new(
+                json!({"status": 503, "body": "é\"\n", "n": [1.5, null]}),
+            )),
+            ..TaskError::new(
+                crate::task::ErrorClass::RateLimited,
+                "http_429",
+                "slow down",
+            )
+        };
+        let bodies = vec![
+            EventBody::Status {
+                status: TaskStatus::Queued,
+                attempt: 0,
+                error: None,
+                run_at: Some(at),
+            },
+            EventBody::Status {
+                status: TaskStatus::Retrying,
+                attempt: 2,
+                error: Some(error.clone()),
+                run_at: None,
+            },
+            EventBody::Log {
+                level: LogLevel::Warn,
+                message: "a \"quoted\" line\n".into(),
+            },
+            EventBody::Progress {
+                progress: Some(0.25),
+                message: None,
+            },
+            EventBody::Progress {
+                progress: None,
+                message: Some("half".into()),
+            },
+            EventBody::Partial {
+                data: json!({"token": "hé", "list": [1, -2, 3.5, true, null, {}]}),
+            },
+            EventBody::Result {
+                status: TaskStatus::Succeeded,
+                attempt: 1,
+                output: json!(null),
+                cached: true,
+            },
+            EventBody::Result {
+                status: TaskStatus::Succeeded,
+                attempt: 3,
+                output: json!({"big": u64::MAX, "neg": i64::MIN}),
+                cached: false,
+            },
+            EventBody::Error {
+                status: TaskStatus::Failed,
+                attempt: 3,
+                error: error.clone(),
+                fallback_task_id: Some(TaskId::new()),
+            },
+            EventBody::Error {
+                status: TaskStatus::Dead,
+                attempt: 1,
+                error,
+                fallback_task_id: None,
+            },
+        ];
+        bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| TaskEvent {
+                task_id: TaskId::new(),
+                seq: i as u64 + 1,
+                agent: "echo".into(),
+                owner_id: (i % 2 == 0).then(|| UserId(uuid::Uuid::now_v7())),
+                at: at.plus_ms(i as u64),
+                body,
+            })
+            .collect()
+    }
+}
+
 /// What travels between processes on the event bus.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -258,8 +345,6 @@ pub type SharedBusMessage = Arc<BusMessage>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::ErrorClass;
-    use serde_json::json;
 
     /// What `#[serde(flatten)]` writes: the hand-written serializer must match it.
     #[derive(Serialize)]
@@ -276,61 +361,7 @@ mod tests {
 
     #[test]
     fn events_serialize_flat_and_round_trip() {
-        let error = TaskError {
-            retry_after_ms: Some(1_500),
-            details: Some(Box::new(json!({"status": 503}))),
-            ..TaskError::new(ErrorClass::RateLimited, "http_429", "slow down")
-        };
-        let bodies = [
-            EventBody::Status {
-                status: TaskStatus::Queued,
-                attempt: 0,
-                error: None,
-                run_at: Some(Timestamp::from_millis(1_764_000_000_123)),
-            },
-            EventBody::Status {
-                status: TaskStatus::Retrying,
-                attempt: 2,
-                error: Some(error.clone()),
-                run_at: None,
-            },
-            EventBody::Log {
-                level: LogLevel::Warn,
-                message: "a \"quoted\" line\n".into(),
-            },
-            EventBody::Progress {
-                progress: Some(0.25),
-                message: None,
-            },
-            EventBody::Progress {
-                progress: None,
-                message: Some("half".into()),
-            },
-            EventBody::Partial {
-                data: json!({"token": "hé"}),
-            },
-            EventBody::Result {
-                status: TaskStatus::Succeeded,
-                attempt: 1,
-                output: json!(null),
-                cached: true,
-            },
-            EventBody::Error {
-                status: TaskStatus::Failed,
-                attempt: 3,
-                error,
-                fallback_task_id: Some(TaskId::new()),
-            },
-        ];
-        for (i, body) in bodies.into_iter().enumerate() {
-            let event = TaskEvent {
-                task_id: TaskId::new(),
-                seq: i as u64 + 1,
-                agent: "echo".into(),
-                owner_id: (i % 2 == 0).then(|| UserId(uuid::Uuid::now_v7())),
-                at: Timestamp::from_millis(1_764_000_000_000 + i as i64),
-                body,
-            };
+        for event in TaskEvent::samples() {
             let text = serde_json::to_string(&event).unwrap();
             let flattened = Flattened {
                 task_id: event.task_id,
