@@ -245,10 +245,6 @@ async fn lease_extension_skips_rows_held_by_other_transactions() {
     assert_eq!(store.extend_leases(worker, until).await.expect("extend"), 3);
 }
 
-/// Connections in steady use are not pinged before each statement (a round trip each):
-/// when the server closes them, the next calls fail as `unavailable` — which callers
-/// retry — and the pool replaces them; nothing fails otherwise. Runs in a database of its
-/// own, whose every connection this test can end.
 /// A store on a database of its own, so that a test can end every connection it has.
 struct OwnDatabase {
     admin: sqlx::PgConnection,
@@ -296,6 +292,10 @@ impl OwnDatabase {
     }
 }
 
+/// Connections in steady use are not pinged before each statement (a round trip each):
+/// when the server closes them, the next calls fail as `unavailable` — which callers
+/// retry — and the pool replaces them; nothing fails otherwise. Runs in a database of its
+/// own, whose every connection this test can end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pool_replaces_connections_the_server_closed() {
     use switchyard_core::ErrorCode;
