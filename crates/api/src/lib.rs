@@ -112,20 +112,22 @@ pub fn app(state: AppState, ui: Option<Router>) -> Router {
         state.clone(),
         http_metrics::middleware,
     ));
-    // Every layer runs (and is cloned) for every request: CORS is left out entirely while
-    // it is off, and the request span of `request_id` is the one span per request.
-    app = app
+    // Everything else wraps the router once, from outside: `Router::layer` applies a layer
+    // to every route separately, and each layer so applied is one more boxed service to
+    // clone and one more boxed future on every request. CORS is left out entirely while it
+    // is off, and the request span of `request_id` is the one span per request.
+    let stack = tower::ServiceBuilder::new()
+        .layer(axum::middleware::from_fn(request_id::middleware))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            ApiError::new(ErrorCode::Internal, "panic").into_response_with_log()
+        }))
+        .option_layer(cors_layer(&state.config.cors_origins))
+        .layer(CompressionLayer::new())
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.body_limit_bytes,
         ))
-        .layer(CompressionLayer::new());
-    if let Some(cors) = cors_layer(&state.config.cors_origins) {
-        app = app.layer(cors);
-    }
-    app.layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-        ApiError::new(ErrorCode::Internal, "panic").into_response_with_log()
-    }))
-    .layer(axum::middleware::from_fn(request_id::middleware))
+        .service(app);
+    Router::new().fallback_service(stack)
 }
 
 /// The CORS layer for the configured browser origins; none (CORS off) without any.
