@@ -1,6 +1,8 @@
-//! Batches travel to the database as one JSON array parameter (`json_each` on SQLite,
-//! `jsonb_to_recordset` on PostgreSQL). The statement text never depends on the batch
-//! size, so it stays prepared, and a batch costs one round trip.
+//! Batches travel to the database as one JSON array parameter (`jsonb_to_recordset` on
+//! PostgreSQL, `json_each` on SQLite). The statement text never depends on the batch
+//! size, so it stays prepared, and a batch costs one round trip. SQLite's two hottest
+//! batches, new tasks and completions, go as bound rows instead (`values.rs`): there
+//! the JSON functions cost the one writer thread more than the rows themselves.
 
 use std::collections::HashSet;
 

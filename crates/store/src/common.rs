@@ -62,11 +62,10 @@ macro_rules! impl_store_common {
                 if batch.is_empty() {
                     return Ok((Vec::new(), already_synced()));
                 }
-                let json = batch::new_tasks_json(&batch);
                 if batch.iter().all(|t| t.idempotency_key.is_none()) {
                     // The common case: fresh ids, nothing to match; the whole transaction
                     // in one round trip, made durable while the caller goes on.
-                    let synced = self.insert_batch_atomic(json).await?;
+                    let synced = self.insert_batch_atomic(&batch).await?;
                     let out = batch.iter().map(|t| Submitted::Created(batch::inserted_task(t))).collect();
                     return Ok((out, synced));
                 }
@@ -81,7 +80,7 @@ macro_rules! impl_store_common {
                         .await
                         .map_err(db_err("clear stale idempotency keys"))?;
                 }
-                let inserted = self.insert_batch(&mut tx, json).await?;
+                let inserted = self.insert_batch(&mut tx, &batch).await?;
                 let mut out = Vec::with_capacity(batch.len());
                 for t in &batch {
                     if inserted.contains(&t.id.0) {
@@ -165,20 +164,19 @@ macro_rules! impl_store_common {
                 if batch.is_empty() {
                     return Ok(CompletionResult::default());
                 }
-                let json = batch::completions_json(&batch);
                 let fallbacks_in_batch = batch.iter().any(|c| matches!(c.outcome, Outcome::Fallback { .. }));
                 let by_id: HashMap<TaskId, &Completion> = batch.iter().map(|c| (c.task_id, *c)).collect();
                 let mut transitions = Vec::with_capacity(batch.len());
                 if !fallbacks_in_batch {
                     // The common case: the whole transaction in one round trip.
-                    for t in self.complete_batch_atomic(json).await? {
+                    for t in self.complete_batch_atomic(&batch).await? {
                         if let Some(c) = by_id.get(&t.task_id) {
                             transitions.push(batch::enrich(t, c));
                         }
                     }
                 } else {
                     let mut tx = self.begin_task_path().await?;
-                    let done = self.complete_batch(&mut tx, json).await?;
+                    let done = self.complete_batch(&mut tx, &batch).await?;
                     let mut fallbacks = Vec::new();
                     for t in done {
                         let Some(c) = by_id.get(&t.task_id) else { continue };
@@ -188,7 +186,7 @@ macro_rules! impl_store_common {
                         transitions.push(batch::enrich(t, c));
                     }
                     if !fallbacks.is_empty() {
-                        self.insert_batch(&mut tx, batch::new_tasks_json(&fallbacks)).await?;
+                        self.insert_batch(&mut tx, &fallbacks).await?;
                         transitions.extend(fallbacks.iter().map(|f| Transition::inserted(&batch::inserted_task(f))));
                     }
                     tx.commit().await.map_err(db_err("commit complete"))?;

@@ -28,7 +28,8 @@ macro_rules! conformance_tests {
             workers_registry, settings_init_once, idempotency_keys_expire, large_batches,
             sessions_rotate_and_expire, metric_rollups_add_and_downsample, alert_rules_and_events,
             agent_report_counts_tasks, task_logs_filter_and_expire, full_text_search,
-            tasks_inserted_claimed, null_outputs_stay_distinct, duplicate_ids_fail_the_whole_batch);
+            tasks_inserted_claimed, null_outputs_stay_distinct, duplicate_ids_fail_the_whole_batch,
+            large_idempotent_batches);
     };
     (@each $make_store:path; $($check:ident),* $(,)?) => {
         $(
@@ -1266,32 +1267,129 @@ pub async fn idempotency_keys_expire(store: SharedStore) {
 }
 
 pub async fn large_batches(store: SharedStore) {
-    let tasks: Vec<NewTask> = (0..2_000).map(|i| new_task("bulk", i % 3, t0())).collect();
-    let out = insert(&store, tasks).await;
+    // 2,000 rows: SQLite sends them as many statements of bound rows, the last one padded.
+    let tasks: Vec<NewTask> = (0..2_000)
+        .map(|i| {
+            let mut t = new_task("bulk", i % 3, t0());
+            t.input = json!({"i": i});
+            t
+        })
+        .collect();
+    let out = insert(&store, tasks.clone()).await;
     assert!(out.iter().all(|s| matches!(s, Submitted::Created(_))));
+    for i in [0, 1_023, 1_024, 1_999] {
+        let got = store
+            .get_task(tasks[i].id)
+            .await
+            .unwrap()
+            .expect("inserted");
+        assert_eq!(got.input, json!({"i": i}), "row {i} holds its own input");
+    }
     let worker = WorkerId::new();
     let claimed = claim(&store, worker, t0(), "bulk", 2_000).await;
     assert_eq!(claimed.len(), 2_000);
+    // Mixed outcomes, each naming its task, so a row landing on another task shows.
+    let retry_at = t0().plus_ms(60_000);
     let completions: Vec<Completion> = claimed
         .iter()
-        .map(|c| {
-            done(
-                c,
-                t0(),
-                Outcome::Succeeded {
-                    output: json!({"i": c.priority}),
+        .enumerate()
+        .map(|(i, c)| {
+            let outcome = match i % 3 {
+                0 => Outcome::Succeeded {
+                    output: json!({"of": c.id.to_string()}),
                 },
-            )
+                1 => Outcome::Dead {
+                    error: TaskError::permanent("bulk", c.id.to_string()),
+                },
+                _ => Outcome::Retry {
+                    error: TaskError::retryable("bulk", c.id.to_string()),
+                    run_at: retry_at,
+                },
+            };
+            done(c, t0(), outcome)
         })
         .collect();
     let r = store.complete_tasks(&completions).await.unwrap();
     assert_eq!(r.transitions.len(), 2_000);
     assert!(r.rejected.is_empty());
-    let stats = store.queue_stats(t0()).await.unwrap();
+    for (i, c) in claimed.iter().enumerate().filter(|(i, _)| i % 97 < 3) {
+        let got = store.get_task(c.id).await.unwrap().expect("completed");
+        match i % 3 {
+            0 => {
+                assert_eq!(got.status, TaskStatus::Succeeded);
+                assert_eq!(got.output, Some(json!({"of": c.id.to_string()})));
+            }
+            1 => {
+                assert_eq!(got.status, TaskStatus::Dead);
+                assert_eq!(got.error.map(|e| e.message), Some(c.id.to_string()));
+            }
+            _ => {
+                assert_eq!(got.status, TaskStatus::Retrying);
+                assert_eq!(got.run_at, retry_at);
+                assert_eq!(got.attempts.len(), 1, "the failed attempt is recorded");
+            }
+        }
+    }
+    let again = claim(&store, worker, retry_at, "bulk", 2_000).await;
+    assert_eq!(
+        again.len(),
+        666,
+        "every retry, nothing else, is queued again"
+    );
+    let completions: Vec<Completion> = again
+        .iter()
+        .map(|c| {
+            done(
+                c,
+                retry_at,
+                Outcome::Succeeded {
+                    output: json!(null),
+                },
+            )
+        })
+        .collect();
+    assert_eq!(
+        store
+            .complete_tasks(&completions)
+            .await
+            .unwrap()
+            .transitions
+            .len(),
+        666
+    );
+    let stats = store.queue_stats(retry_at).await.unwrap();
     assert!(
         stats.iter().all(|s| s.agent != "bulk"),
         "nothing of the batch left waiting or running"
     );
+}
+
+pub async fn large_idempotent_batches(store: SharedStore) {
+    let owner = Some(UserId::new());
+    let keyed = |k: usize| {
+        let mut t = new_task("keyed", 0, t0());
+        t.owner_id = owner;
+        t.idempotency_key = Some(format!("k{k}"));
+        t.input = json!({"k": k});
+        t
+    };
+    let first: Vec<NewTask> = (0..100).map(keyed).collect();
+    let out = insert(&store, first.clone()).await;
+    assert!(out.iter().all(|s| matches!(s, Submitted::Created(_))));
+    // Keys 50..200: the first 50 exist, spread over more than one statement on SQLite.
+    let out = insert(&store, (50..200).map(keyed).collect()).await;
+    assert_eq!(out.len(), 150);
+    for (i, s) in out.iter().enumerate() {
+        let k = 50 + i;
+        match s {
+            Submitted::Existing(t) if k < 100 => assert_eq!(t.id, first[k].id, "key k{k}"),
+            Submitted::Created(t) if k >= 100 => assert_eq!(t.input, json!({"k": k})),
+            other => panic!("key k{k}: unexpected {other:?}"),
+        }
+    }
+    let stats = store.queue_stats(t0()).await.unwrap();
+    let keyed_stats = stats.iter().find(|s| s.agent == "keyed").expect("queued");
+    assert_eq!(keyed_stats.ready, 200, "each key once");
 }
 
 pub async fn sessions_rotate_and_expire(store: SharedStore) {

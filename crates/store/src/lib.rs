@@ -9,6 +9,7 @@ mod calls;
 mod common;
 mod monitoring;
 mod rows;
+mod values;
 mod wal_sync;
 
 pub mod conformance;

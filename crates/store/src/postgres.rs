@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::common::{HasDb, insert_or_skip, sql};
 use crate::rows::{Col, db_err};
 use switchyard_core::store::{
-    ClaimRequest, ClaimedTask, Store, Synced, Transition, already_synced,
+    ClaimRequest, ClaimedTask, Completion, NewTask, Store, Synced, Transition, already_synced,
 };
 use switchyard_core::task::Attempt;
 use switchyard_core::{Error, Result, TaskId, UserId};
@@ -247,7 +247,8 @@ impl PgStore {
 
     /// One statement is its own transaction: a batch costs one round trip, and its commit
     /// is durable (`synchronous_commit` stays on).
-    async fn insert_batch_atomic(&self, json: String) -> Result<Synced> {
+    async fn insert_batch_atomic(&self, batch: &[NewTask]) -> Result<Synced> {
+        let json = crate::batch::new_tasks_json(batch);
         self.kept_insert
             .run(self.task_path(), async |conn| {
                 sqlx::query(sql!("postgres", "insert_tasks"))
@@ -279,7 +280,8 @@ impl PgStore {
         rows.iter().map(crate::rows::claimed).collect()
     }
 
-    async fn complete_batch_atomic(&self, json: String) -> Result<Vec<Transition>> {
+    async fn complete_batch_atomic(&self, batch: &[&Completion]) -> Result<Vec<Transition>> {
+        let json = crate::batch::completions_json(batch);
         let rows = self
             .kept_complete
             .run(self.task_path(), async |conn| {
@@ -293,8 +295,13 @@ impl PgStore {
         rows.iter().map(crate::rows::transition).collect()
     }
 
-    async fn insert_batch(&self, tx: &mut PgConnection, json: String) -> Result<HashSet<Uuid>> {
+    async fn insert_batch(
+        &self,
+        tx: &mut PgConnection,
+        batch: &[NewTask],
+    ) -> Result<HashSet<Uuid>> {
         self.calls.add(1);
+        let json = crate::batch::new_tasks_json(batch);
         let ids: Vec<Uuid> = sqlx::query_scalar(insert_or_skip!("postgres"))
             .bind(json)
             .fetch_all(&mut *tx)
@@ -324,8 +331,13 @@ impl PgStore {
         rows.iter().map(crate::rows::claimed).collect()
     }
 
-    async fn complete_batch(&self, tx: &mut PgConnection, json: String) -> Result<Vec<Transition>> {
+    async fn complete_batch(
+        &self,
+        tx: &mut PgConnection,
+        batch: &[&Completion],
+    ) -> Result<Vec<Transition>> {
         self.calls.add(1);
+        let json = crate::batch::completions_json(batch);
         let rows = sqlx::query(sql!("postgres", "complete_tasks"))
             .bind(&json)
             .fetch_all(&mut *tx)

@@ -15,11 +15,12 @@ use sqlx::sqlite::{
 };
 use uuid::Uuid;
 
-use crate::common::{HasDb, insert_or_skip, sql};
+use crate::common::{HasDb, sql};
 use crate::rows::{Col, db_err};
+use crate::values::{self, Completions, Insert};
 use crate::wal_sync::WalSync;
 use switchyard_core::store::{
-    ClaimRequest, ClaimedTask, Store, Synced, Transition, already_synced,
+    ClaimRequest, ClaimedTask, Completion, NewTask, Store, Synced, Transition, already_synced,
 };
 use switchyard_core::task::Attempt;
 use switchyard_core::{Error, Result, TaskId, UserId};
@@ -174,10 +175,23 @@ impl SqliteStore {
     }
 
     /// Commits without flushing; with `Durability::Full`, the returned future resolves
-    /// once the WAL flusher has made the commit durable (see [`WalSync`]).
-    async fn insert_batch_atomic(&self, json: String) -> Result<Synced> {
-        let query = sqlx::query(in_one_trip!("NORMAL", "insert_tasks")).bind(json);
-        self.one_trip(query, "insert tasks").await?;
+    /// once the WAL flusher has made the commit durable (see [`WalSync`]). Up to
+    /// [`values::CHUNK`] tasks are one command; more, one transaction of several.
+    async fn insert_batch_atomic(&self, batch: &[NewTask]) -> Result<Synced> {
+        if batch.len() <= values::CHUNK {
+            self.one_trip(values::insert(Insert::OneTrip, batch), "insert tasks")
+                .await?;
+        } else {
+            let mut tx = self.begin_task_path().await?;
+            for chunk in batch.chunks(values::CHUNK) {
+                self.calls.add(1);
+                values::insert(Insert::Plain, chunk)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err("insert tasks"))?;
+            }
+            tx.commit().await.map_err(db_err("commit insert"))?;
+        }
         Ok(match self.durability {
             Durability::Full => self.wal_sync.after_commit(),
             Durability::Normal => already_synced(),
@@ -201,9 +215,17 @@ impl SqliteStore {
         rows.iter().map(crate::rows::claimed).collect()
     }
 
-    async fn complete_batch_atomic(&self, json: String) -> Result<Vec<Transition>> {
-        let query = sqlx::query(in_one_trip!("NORMAL", "record_attempts", "complete_tasks"));
-        let rows = self.one_trip(query.bind(json), "complete tasks").await?;
+    /// Up to [`values::CHUNK`] completions are one command; more, one transaction of
+    /// several.
+    async fn complete_batch_atomic(&self, batch: &[&Completion]) -> Result<Vec<Transition>> {
+        if batch.len() > values::CHUNK {
+            let mut tx = self.begin_task_path().await?;
+            let done = self.complete_batch(&mut tx, batch).await?;
+            tx.commit().await.map_err(db_err("commit completions"))?;
+            return Ok(done);
+        }
+        let query = values::complete(Completions::OneTrip, batch);
+        let rows = self.one_trip(query, "complete tasks").await?;
         rows.iter().map(crate::rows::transition).collect()
     }
 
@@ -212,14 +234,24 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn insert_batch(&self, tx: &mut SqliteConnection, json: String) -> Result<HashSet<Uuid>> {
-        self.calls.add(1);
-        let ids: Vec<Uuid> = sqlx::query_scalar(insert_or_skip!("sqlite"))
-            .bind(json)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_err("insert tasks"))?;
-        Ok(ids.into_iter().collect())
+    async fn insert_batch(
+        &self,
+        tx: &mut SqliteConnection,
+        batch: &[NewTask],
+    ) -> Result<HashSet<Uuid>> {
+        let mut inserted = HashSet::with_capacity(batch.len());
+        for chunk in batch.chunks(values::CHUNK) {
+            self.calls.add(1);
+            let rows = values::insert(Insert::OrSkip, chunk)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err("insert tasks"))?;
+            for r in &rows {
+                inserted
+                    .insert(sqlx::Row::try_get::<Uuid, _>(r, 0).map_err(db_err("insert tasks"))?);
+            }
+        }
+        Ok(inserted)
     }
 
     async fn claim_agent(
@@ -246,20 +278,24 @@ impl SqliteStore {
     async fn complete_batch(
         &self,
         tx: &mut SqliteConnection,
-        json: String,
+        batch: &[&Completion],
     ) -> Result<Vec<Transition>> {
-        self.calls.add(2);
-        sqlx::query(sql!("sqlite", "record_attempts"))
-            .bind(&json)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err("record attempts"))?;
-        let rows = sqlx::query(sql!("sqlite", "complete_tasks"))
-            .bind(&json)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_err("complete tasks"))?;
-        rows.iter().map(crate::rows::transition).collect()
+        let mut done = Vec::with_capacity(batch.len());
+        for chunk in batch.chunks(values::CHUNK) {
+            self.calls.add(2);
+            values::complete(Completions::RecordAttempts, chunk)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("record attempts"))?;
+            let rows = values::complete(Completions::Update, chunk)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err("complete tasks"))?;
+            for r in &rows {
+                done.push(crate::rows::transition(r)?);
+            }
+        }
+        Ok(done)
     }
 
     async fn reserve_seqs(

@@ -1,0 +1,270 @@
+//! SQLite batches as multi-row `VALUES` with bound parameters.
+//!
+//! SQLite's JSON functions cost the one writer thread about a third of its time when a
+//! batch travelled as one JSON parameter (`jsonb_each` and `->>` per field, per row).
+//! Bound parameters go straight into the statement instead. To keep the statement texts
+//! few (each is prepared once per connection and cached), a statement has a fixed number
+//! of rows, its *shape*: a batch goes in the smallest shape that holds it, padded with
+//! rows of NULLs that the statements skip (their id is NULL), and one bigger than
+//! [`CHUNK`] rows in several statements. One statement per command matters as much as
+//! the binding: each command is a hop to the connection's thread and back, and on a busy
+//! machine those hops, not SQLite, set the pace. PostgreSQL keeps the JSON parameter (`batch.rs`): there the
+//! statement runs in another process and one parameter is one message.
+
+use std::sync::LazyLock;
+
+use sqlx::Sqlite;
+use sqlx::query::Query;
+use sqlx::sqlite::SqliteArguments;
+use switchyard_core::store::{Completion, NewTask, Outcome};
+
+use crate::batch::outcome_status;
+
+/// Rows per statement, smallest first; the largest is the chunk size. Each shape at
+/// most doubles the one before, so padding costs less than the rows; the largest stays
+/// under SQLite's 32,766 parameters even where a command's two statements each take
+/// their own copy (completions: 2 × 1,024 × 10).
+const SHAPES: [usize; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+/// Rows of the largest statement: a bigger batch is several statements.
+pub(crate) const CHUNK: usize = SHAPES[SHAPES.len() - 1];
+
+const INSERT_COLUMNS: usize = 21;
+const COMPLETION_COLUMNS: usize = 10;
+/// SQLite's limit on parameters per statement (`SQLITE_MAX_VARIABLE_NUMBER`).
+const _: () = assert!(CHUNK * INSERT_COLUMNS <= 32_766 && 2 * CHUNK * COMPLETION_COLUMNS <= 32_766);
+
+/// Index into [`SHAPES`] of the smallest shape that holds `n` rows (`n <= CHUNK`).
+fn shape(n: usize) -> usize {
+    SHAPES
+        .iter()
+        .position(|&s| s >= n)
+        .unwrap_or(SHAPES.len() - 1)
+}
+
+/// `(?, ?, …), (…)`: `rows` rows of `columns` parameters. Anonymous ones: SQLite finds a
+/// numbered parameter's name by a linear search, so binding n of them costs n².
+fn placeholders(rows: usize, columns: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; rows].join(", ")
+}
+
+fn per_shape(template: &str, columns: usize) -> Vec<String> {
+    SHAPES
+        .iter()
+        .map(|&rows| template.replace("{rows}", &placeholders(rows, columns)))
+        .collect()
+}
+
+/// A write transaction as one command (see `in_one_trip!` in `sqlite.rs`).
+fn one_trip(statements: &[&str]) -> String {
+    let mut s = String::from("PRAGMA synchronous = NORMAL;\nBEGIN IMMEDIATE;\n");
+    for statement in statements {
+        s.push_str(statement);
+        s.push_str(";\n");
+    }
+    s.push_str("COMMIT");
+    s
+}
+
+/// Every statement text, per shape.
+struct Texts {
+    insert: Vec<String>,
+    insert_or_skip: Vec<String>,
+    insert_trip: Vec<String>,
+    record_attempts: Vec<String>,
+    complete: Vec<String>,
+    complete_trip: Vec<String>,
+}
+
+static TEXTS: LazyLock<Texts> = LazyLock::new(|| {
+    let insert = per_shape(
+        crate::common::sql!("sqlite", "insert_tasks"),
+        INSERT_COLUMNS,
+    );
+    let record_attempts = per_shape(
+        crate::common::sql!("sqlite", "record_attempts"),
+        COMPLETION_COLUMNS,
+    );
+    let complete = per_shape(
+        crate::common::sql!("sqlite", "complete_tasks"),
+        COMPLETION_COLUMNS,
+    );
+    Texts {
+        insert_or_skip: insert
+            .iter()
+            .map(|s| format!("{s}\nON CONFLICT DO NOTHING\nRETURNING id"))
+            .collect(),
+        insert_trip: insert.iter().map(|s| one_trip(&[s])).collect(),
+        complete_trip: record_attempts
+            .iter()
+            .zip(&complete)
+            .map(|(r, c)| one_trip(&[r, c]))
+            .collect(),
+        insert,
+        record_attempts,
+        complete,
+    }
+});
+
+/// Which statement of a family.
+#[derive(Clone, Copy)]
+pub(crate) enum Insert {
+    /// Fresh ids: a duplicate fails the statement.
+    Plain,
+    /// Rows whose idempotency key (or id) exists are skipped; the inserted ids come back.
+    OrSkip,
+    /// [`Insert::Plain`] as a whole transaction in one command (one chunk only).
+    OneTrip,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum Completions {
+    RecordAttempts,
+    Update,
+    /// Both, as a whole transaction in one command (one chunk only).
+    OneTrip,
+}
+
+/// The insert of `chunk` (at most [`CHUNK`] tasks), its parameters bound.
+pub(crate) fn insert(kind: Insert, chunk: &[NewTask]) -> Query<'static, Sqlite, SqliteArguments> {
+    let i = shape(chunk.len());
+    let texts = &*TEXTS;
+    let text = match kind {
+        Insert::Plain => &texts.insert[i],
+        Insert::OrSkip => &texts.insert_or_skip[i],
+        Insert::OneTrip => &texts.insert_trip[i],
+    };
+    let mut q = sqlx::query(text.as_str());
+    for t in chunk {
+        let cached = t.cached_output.is_some();
+        let claim = t.claim.as_ref().filter(|_| !cached);
+        q = q
+            .bind(t.id.0)
+            .bind(t.agent.as_str())
+            .bind(t.initial_status().as_str())
+            .bind(t.initial_seq() as i64)
+            .bind(t.priority)
+            .bind(json_text(&t.input))
+            .bind(t.cached_output.as_ref().map(json_text))
+            .bind(cached)
+            .bind(t.owner_id.map(|u| u.0))
+            .bind(t.idempotency_key.as_deref())
+            .bind(t.run_at.millis())
+            .bind(t.created_at.millis())
+            .bind(cached.then(|| t.created_at.millis()))
+            .bind(t.parent_id.map(|p| p.0))
+            .bind(t.fallback_of.map(|p| p.0))
+            .bind(t.trace_id.as_deref())
+            .bind(if claim.is_some() { 1_i64 } else { 0 })
+            .bind(claim.map(|c| c.worker_id.0))
+            .bind(claim.map(|c| c.worker_name.as_str()))
+            .bind(claim.map(|c| c.lease_expires_at.millis()))
+            .bind(claim.map(|_| t.created_at.millis()));
+    }
+    pad(q, SHAPES[i] - chunk.len(), INSERT_COLUMNS)
+}
+
+/// The completion statement(s) of `chunk` (at most [`CHUNK`] completions, one per task),
+/// parameters bound.
+pub(crate) fn complete(
+    kind: Completions,
+    chunk: &[&Completion],
+) -> Query<'static, Sqlite, SqliteArguments> {
+    let i = shape(chunk.len());
+    let texts = &*TEXTS;
+    let text = match kind {
+        Completions::RecordAttempts => &texts.record_attempts[i],
+        Completions::Update => &texts.complete[i],
+        Completions::OneTrip => &texts.complete_trip[i],
+    };
+    // The one-trip command is two statements; each takes its own copy of the rows.
+    let copies = if matches!(kind, Completions::OneTrip) {
+        2
+    } else {
+        1
+    };
+    let mut q = sqlx::query(text.as_str());
+    for _ in 0..copies {
+        q = bind_completions(q, chunk);
+        q = pad(q, SHAPES[i] - chunk.len(), COMPLETION_COLUMNS);
+    }
+    q
+}
+
+fn bind_completions(
+    mut q: Query<'static, Sqlite, SqliteArguments>,
+    chunk: &[&Completion],
+) -> Query<'static, Sqlite, SqliteArguments> {
+    for c in chunk {
+        let (status, attempt_status) = outcome_status(&c.outcome);
+        let (output, error, run_at, fallback) = match &c.outcome {
+            Outcome::Succeeded { output } => (Some(json_text(output)), None, None, None),
+            Outcome::Retry { error, run_at } => {
+                (None, Some(json_text(error)), Some(run_at.millis()), None)
+            }
+            Outcome::Fallback { error, fallback } => {
+                (None, Some(json_text(error)), None, Some(fallback.id.0))
+            }
+            Outcome::Dead { error } => (None, Some(json_text(error)), None, None),
+            Outcome::Cancelled { error } => (None, error.as_ref().map(json_text), None, None),
+        };
+        q = q
+            .bind(c.task_id.0)
+            .bind(i64::from(c.attempt))
+            .bind(c.at.millis())
+            .bind(status.as_str())
+            .bind(attempt_status.as_str())
+            .bind(status.is_terminal().then(|| c.at.millis()))
+            .bind(output)
+            .bind(error)
+            .bind(run_at)
+            .bind(fallback);
+    }
+    q
+}
+
+fn pad(
+    mut q: Query<'static, Sqlite, SqliteArguments>,
+    rows: usize,
+    columns: usize,
+) -> Query<'static, Sqlite, SqliteArguments> {
+    for _ in 0..rows * columns {
+        q = q.bind(None::<i64>);
+    }
+    q
+}
+
+fn json_text<T: serde::Serialize>(value: &T) -> String {
+    // Serializing plain data into a String cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_hold_their_rows_with_little_padding() {
+        assert_eq!(SHAPES[shape(1)], 1);
+        assert_eq!(SHAPES[shape(3)], 4);
+        assert_eq!(SHAPES[shape(17)], 32);
+        assert_eq!(SHAPES[shape(64)], 64);
+        assert_eq!(SHAPES[shape(1000)], 1024);
+        for n in 1..=CHUNK {
+            let s = SHAPES[shape(n)];
+            assert!(s >= n && s < 2 * n, "{n} rows in a statement of {s}");
+        }
+    }
+
+    #[test]
+    fn statements_have_a_parameter_per_column_and_row() {
+        assert_eq!(placeholders(2, 3), "(?, ?, ?), (?, ?, ?)");
+        let params = |s: &str| s.matches('?').count();
+        assert_eq!(params(&TEXTS.insert[shape(CHUNK)]), CHUNK * INSERT_COLUMNS);
+        assert_eq!(
+            params(&TEXTS.complete_trip[shape(3)]),
+            2 * 4 * COMPLETION_COLUMNS
+        );
+        assert!(!TEXTS.complete_trip[0].contains("{rows}"));
+    }
+}
