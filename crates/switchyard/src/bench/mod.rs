@@ -117,6 +117,9 @@ pub async fn run(config_file: Option<PathBuf>, args: BenchArgs) -> anyhow::Resul
                 serde_json::to_string_pretty(&report)?
             }
         );
+        if let Some(workers) = workers {
+            workers.stop().await;
+        }
         if let Some((running, _dir)) = target.embedded {
             running.stop().await?;
         }
@@ -164,8 +167,8 @@ pub async fn run(config_file: Option<PathBuf>, args: BenchArgs) -> anyhow::Resul
             print_summary(&summary);
         }
     }
-    if let Some(stop) = workers {
-        stop.cancel();
+    if let Some(workers) = workers {
+        workers.stop().await;
     }
     if let Some((running, _dir)) = target.embedded {
         running.stop().await?;
@@ -328,26 +331,46 @@ async fn websockets(target: &Target, args: &BenchArgs, n: usize) -> anyhow::Resu
     Ok(Value::Object(m))
 }
 
+/// The SDK workers of `--remote`.
+struct RemoteWorkers {
+    stop: tokio_util::sync::CancellationToken,
+    running: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RemoteWorkers {
+    /// Returns once every worker has closed its connection: before the embedded server
+    /// stops, so that no worker sees its server go away and logs a reconnect into the
+    /// output (`--json` output is one JSON object per line, nothing else).
+    async fn stop(self) {
+        self.stop.cancel();
+        for worker in self.running {
+            let _ = worker.await;
+        }
+    }
+}
+
 /// Starts `n` SDK workers in this process, serving [`REMOTE_AGENT`] (returns its input),
 /// and waits until all have connected.
 async fn start_remote_workers(
     target: &Target,
     n: usize,
     slots: u32,
-) -> anyhow::Result<tokio_util::sync::CancellationToken> {
+) -> anyhow::Result<RemoteWorkers> {
     let stop = tokio_util::sync::CancellationToken::new();
+    let mut running = Vec::with_capacity(n);
     for i in 0..n {
         let worker = switchyard_sdk::Worker::connect(target.base.clone(), target.key.clone())
             .agent(REMOTE_AGENT, |input, _ctx| async move { Ok(input) })
             .slots(slots)
             .name(format!("bench-{i}"));
         let stop = stop.clone();
-        tokio::spawn(async move {
+        running.push(tokio::spawn(async move {
             if let Err(e) = worker.run_until(stop.cancelled_owned()).await {
                 eprintln!("bench worker {i} stopped: {e}");
             }
-        });
+        }));
     }
+    let started = RemoteWorkers { stop, running };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let workers: Value = target
@@ -369,10 +392,10 @@ async fn start_remote_workers(
             })
             .count();
         if connected >= n {
-            return Ok(stop);
+            return Ok(started);
         }
         if Instant::now() > deadline {
-            stop.cancel();
+            started.stop().await;
             bail!(
                 "only {connected} of {n} remote workers connected (does the key have the worker scope?)"
             );
