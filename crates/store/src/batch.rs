@@ -102,6 +102,48 @@ pub(crate) fn outcome_status(outcome: &Outcome) -> (TaskStatus, AttemptStatus) {
     }
 }
 
+/// What a completion writes besides its status: output, error, the retry's time, the
+/// fallback task.
+pub(crate) struct OutcomeFields<'a> {
+    pub output: Option<&'a Value>,
+    pub error: Option<&'a TaskError>,
+    pub run_at: Option<i64>,
+    pub fallback: Option<&'a uuid::Uuid>,
+}
+
+pub(crate) fn outcome_fields(outcome: &Outcome) -> OutcomeFields<'_> {
+    let none = OutcomeFields {
+        output: None,
+        error: None,
+        run_at: None,
+        fallback: None,
+    };
+    match outcome {
+        Outcome::Succeeded { output } => OutcomeFields {
+            output: Some(output),
+            ..none
+        },
+        Outcome::Retry { error, run_at } => OutcomeFields {
+            error: Some(error),
+            run_at: Some(run_at.millis()),
+            ..none
+        },
+        Outcome::Fallback { error, fallback } => OutcomeFields {
+            error: Some(error),
+            fallback: Some(&fallback.id.0),
+            ..none
+        },
+        Outcome::Dead { error } => OutcomeFields {
+            error: Some(error),
+            ..none
+        },
+        Outcome::Cancelled { error } => OutcomeFields {
+            error: error.as_ref(),
+            ..none
+        },
+    }
+}
+
 /// One row of `complete_tasks` / `record_attempts`: an array, by position (see the SQL
 /// files), borrowing from the completion.
 #[derive(Serialize)]
@@ -123,17 +165,12 @@ pub(crate) fn completions_json(batch: &[&Completion]) -> String {
         .iter()
         .map(|c| {
             let (status, attempt_status) = outcome_status(&c.outcome);
-            let (output, error, run_at, fallback) = match &c.outcome {
-                Outcome::Succeeded { output } => (Some(output), None, None, None),
-                Outcome::Retry { error, run_at } => {
-                    (None, Some(error), Some(run_at.millis()), None)
-                }
-                Outcome::Fallback { error, fallback } => {
-                    (None, Some(error), None, Some(Hex(&fallback.id.0)))
-                }
-                Outcome::Dead { error } => (None, Some(error), None, None),
-                Outcome::Cancelled { error } => (None, error.as_ref(), None, None),
-            };
+            let OutcomeFields {
+                output,
+                error,
+                run_at,
+                fallback,
+            } = outcome_fields(&c.outcome);
             CompletionRow(
                 Hex(&c.task_id.0),
                 c.attempt,
@@ -144,7 +181,7 @@ pub(crate) fn completions_json(batch: &[&Completion]) -> String {
                 Wrapped(output),
                 Wrapped(error),
                 run_at,
-                fallback,
+                fallback.map(Hex),
             )
         })
         .collect();

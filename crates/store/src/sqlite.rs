@@ -183,13 +183,7 @@ impl SqliteStore {
                 .await?;
         } else {
             let mut tx = self.begin_task_path().await?;
-            for chunk in batch.chunks(values::CHUNK) {
-                self.calls.add(1);
-                values::insert(Insert::Plain, chunk)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err("insert tasks"))?;
-            }
+            self.insert_chunks(&mut tx, Insert::Plain, batch).await?;
             tx.commit().await.map_err(db_err("commit insert"))?;
         }
         Ok(match self.durability {
@@ -239,19 +233,31 @@ impl SqliteStore {
         tx: &mut SqliteConnection,
         batch: &[NewTask],
     ) -> Result<HashSet<Uuid>> {
-        let mut inserted = HashSet::with_capacity(batch.len());
+        let rows = self.insert_chunks(tx, Insert::OrSkip, batch).await?;
+        rows.iter()
+            .map(|r| sqlx::Row::try_get::<Uuid, _>(r, 0).map_err(db_err("insert tasks")))
+            .collect()
+    }
+
+    /// `batch` in statements of at most [`values::CHUNK`] rows, in the transaction `tx`;
+    /// the rows they return.
+    async fn insert_chunks(
+        &self,
+        tx: &mut SqliteConnection,
+        kind: Insert,
+        batch: &[NewTask],
+    ) -> Result<Vec<sqlx::sqlite::SqliteRow>> {
+        let mut rows = Vec::new();
         for chunk in batch.chunks(values::CHUNK) {
             self.calls.add(1);
-            let rows = values::insert(Insert::OrSkip, chunk)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_err("insert tasks"))?;
-            for r in &rows {
-                inserted
-                    .insert(sqlx::Row::try_get::<Uuid, _>(r, 0).map_err(db_err("insert tasks"))?);
-            }
+            rows.extend(
+                values::insert(kind, chunk)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db_err("insert tasks"))?,
+            );
         }
-        Ok(inserted)
+        Ok(rows)
     }
 
     async fn claim_agent(

@@ -8,17 +8,18 @@
 //! rows of NULLs that the statements skip (their id is NULL), and one bigger than
 //! [`CHUNK`] rows in several statements. One statement per command matters as much as
 //! the binding: each command is a hop to the connection's thread and back, and on a busy
-//! machine those hops, not SQLite, set the pace. PostgreSQL keeps the JSON parameter (`batch.rs`): there the
-//! statement runs in another process and one parameter is one message.
+//! machine those hops, not SQLite, set the pace. PostgreSQL keeps the JSON parameter
+//! (`batch.rs`): there the statement runs in another process and one parameter is one
+//! message.
 
 use std::sync::LazyLock;
 
 use sqlx::Sqlite;
 use sqlx::query::Query;
 use sqlx::sqlite::SqliteArguments;
-use switchyard_core::store::{Completion, NewTask, Outcome};
+use switchyard_core::store::{Completion, NewTask};
 
-use crate::batch::outcome_status;
+use crate::batch::{OutcomeFields, outcome_fields, outcome_status};
 
 /// Rows per statement, smallest first; the largest is the chunk size. Each shape at
 /// most doubles the one before, so padding costs less than the rows. A prepared
@@ -177,50 +178,67 @@ pub(crate) fn complete(
         Completions::Update => &texts.complete[i],
         Completions::OneTrip => &texts.complete_trip[i],
     };
-    // The one-trip command is two statements; each takes its own copy of the rows.
+    // The one-trip command is two statements; each takes its own copy of the rows,
+    // serialized once.
     let copies = if matches!(kind, Completions::OneTrip) {
         2
     } else {
         1
     };
+    let rows: Vec<CompletionValues<'_>> = chunk.iter().map(|c| CompletionValues::of(c)).collect();
     let mut q = sqlx::query(text.as_str());
     for _ in 0..copies {
-        q = bind_completions(q, chunk);
+        for r in &rows {
+            q = r.bind(q);
+        }
         q = pad(q, SHAPES[i] - chunk.len(), COMPLETION_COLUMNS);
     }
     q
 }
 
-fn bind_completions(
-    mut q: Query<'static, Sqlite, SqliteArguments>,
-    chunk: &[&Completion],
-) -> Query<'static, Sqlite, SqliteArguments> {
-    for c in chunk {
+/// One row of the completion statements, its JSON already written.
+struct CompletionValues<'a> {
+    completion: &'a Completion,
+    output: Option<String>,
+    error: Option<String>,
+    run_at: Option<i64>,
+    fallback: Option<&'a uuid::Uuid>,
+}
+
+impl<'a> CompletionValues<'a> {
+    fn of(completion: &'a Completion) -> Self {
+        let OutcomeFields {
+            output,
+            error,
+            run_at,
+            fallback,
+        } = outcome_fields(&completion.outcome);
+        CompletionValues {
+            completion,
+            output: output.map(json_text),
+            error: error.map(json_text),
+            run_at,
+            fallback,
+        }
+    }
+
+    fn bind(
+        &self,
+        q: Query<'static, Sqlite, SqliteArguments>,
+    ) -> Query<'static, Sqlite, SqliteArguments> {
+        let c = self.completion;
         let (status, attempt_status) = outcome_status(&c.outcome);
-        let (output, error, run_at, fallback) = match &c.outcome {
-            Outcome::Succeeded { output } => (Some(json_text(output)), None, None, None),
-            Outcome::Retry { error, run_at } => {
-                (None, Some(json_text(error)), Some(run_at.millis()), None)
-            }
-            Outcome::Fallback { error, fallback } => {
-                (None, Some(json_text(error)), None, Some(fallback.id.0))
-            }
-            Outcome::Dead { error } => (None, Some(json_text(error)), None, None),
-            Outcome::Cancelled { error } => (None, error.as_ref().map(json_text), None, None),
-        };
-        q = q
-            .bind(c.task_id.0)
+        q.bind(c.task_id.0)
             .bind(i64::from(c.attempt))
             .bind(c.at.millis())
             .bind(status.as_str())
             .bind(attempt_status.as_str())
             .bind(status.is_terminal().then(|| c.at.millis()))
-            .bind(output)
-            .bind(error)
-            .bind(run_at)
-            .bind(fallback);
+            .bind(self.output.as_deref())
+            .bind(self.error.as_deref())
+            .bind(self.run_at)
+            .bind(self.fallback.copied())
     }
-    q
 }
 
 fn pad(
