@@ -1,9 +1,25 @@
+-- Per agent: tasks ready now, scheduled for later, running, and the oldest ready one.
+-- Two branches, each with exactly the predicate of a partial index (the queue's,
+-- tasks_ready / tasks_waiting_run_at, and tasks_running), so that the cost follows the
+-- queue and the running set, never the finished history: one condition covering both
+-- sets matches neither index, and both SQLite and PostgreSQL then read every task.
 SELECT agent,
-       sum(CASE WHEN status IN ('queued', 'retrying') AND run_at <= $1 THEN 1 ELSE 0 END) AS ready,
-       sum(CASE WHEN status IN ('queued', 'retrying') AND run_at > $1 THEN 1 ELSE 0 END) AS scheduled,
-       sum(CASE WHEN status = 'running' THEN 1 ELSE 0 END) AS running,
-       min(CASE WHEN status IN ('queued', 'retrying') AND run_at <= $1 THEN run_at END) AS oldest_ready_at
-FROM tasks
-WHERE status IN ('queued', 'retrying', 'running')
+       sum(ready) AS ready,
+       sum(scheduled) AS scheduled,
+       sum(running) AS running,
+       min(oldest_ready_at) AS oldest_ready_at
+FROM (
+    SELECT agent,
+           CASE WHEN run_at <= $1 THEN 1 ELSE 0 END AS ready,
+           CASE WHEN run_at > $1 THEN 1 ELSE 0 END AS scheduled,
+           0 AS running,
+           CASE WHEN run_at <= $1 THEN run_at END AS oldest_ready_at
+    FROM tasks
+    WHERE status IN ('queued', 'retrying')
+    UNION ALL
+    SELECT agent, 0, 0, 1, NULL
+    FROM tasks
+    WHERE status = 'running'
+) AS q
 GROUP BY agent
 ORDER BY agent
