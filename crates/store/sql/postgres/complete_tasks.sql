@@ -5,12 +5,11 @@
 -- One statement does SQLite's record_attempts and complete_tasks: tasks whose attempt
 -- still holds its lease are updated (the update re-checks attempt and status on the
 -- current row, so a concurrent reaper wins or loses cleanly) and exactly those attempts
--- are recorded, with the row's attempt fields as the statement's snapshot saw them
--- (`prev`); results for lost leases change nothing. A succeeded attempt is not recorded:
--- it is the task's last, and the row itself describes it (worker, started_at,
--- finished_at), as it describes a running one. Every join is by primary key, row by row:
--- no join between two intermediate results, whose only plan on the task path's
--- connections would be a nested loop over both.
+-- are recorded; results for lost leases change nothing. The update leaves the attempt's
+-- worker and start alone, so the returned row still holds them for the attempt record.
+-- A succeeded attempt is not recorded: it is the task's last, and the row itself
+-- describes it (worker, started_at, finished_at), as it describes a running one. The one
+-- join is by primary key, row by row.
 WITH c AS (
     SELECT (value ->> 0)::uuid AS id, (value ->> 1)::bigint AS attempt, value
     FROM jsonb_array_elements($1::jsonb)),
@@ -26,15 +25,15 @@ done AS (
         lease_expires_at = NULL,
         cancel_requested_at = NULL,
         seq = tasks.seq + 1
-    FROM c JOIN tasks AS prev ON prev.id = c.id
+    FROM c
     WHERE tasks.id = c.id AND tasks.attempt = c.attempt AND tasks.status = 'running'
     RETURNING tasks.id, tasks.agent, tasks.owner_id, tasks.status, tasks.seq, tasks.attempt,
-              tasks.run_at, tasks.updated_at, c.value, prev.worker_id AS prev_worker_id,
-              prev.worker_name AS prev_worker_name, prev.started_at AS prev_started_at),
+              tasks.run_at, tasks.updated_at, c.value, tasks.worker_id, tasks.worker_name,
+              tasks.started_at),
 recorded AS (
     INSERT INTO task_attempts (task_id, attempt, worker_id, worker_name, started_at, finished_at, status, error)
-    SELECT id, attempt, prev_worker_id, prev_worker_name,
-           coalesce(prev_started_at, (value ->> 2)::bigint), (value ->> 2)::bigint,
+    SELECT id, attempt, worker_id, worker_name,
+           coalesce(started_at, (value ->> 2)::bigint), (value ->> 2)::bigint,
            value ->> 4, value -> 7 -> 0
     FROM done
     WHERE value ->> 4 <> 'succeeded'
