@@ -1041,6 +1041,48 @@ pub async fn queue_stats_and_ready_agents(store: SharedStore) {
     assert!(ready.contains(&"stats".to_owned()) && !ready.contains(&"stats2".to_owned()));
 }
 
+/// A small queue beside a long history, for the backends' plan tests (`tests/*.rs`):
+/// `finished` tasks of agent `a` that already succeeded, 30 waiting (run at t0 + 1 …
+/// t0 + 30 ms) and 7 running. Checks what `queue_stats` says of them at the time it
+/// returns (t0 + 10 ms).
+pub async fn queue_beside_history(store: &SharedStore, finished: usize) -> Timestamp {
+    let done: Vec<NewTask> = (0..finished)
+        .map(|_| {
+            let mut t = new_task("a", 0, t0());
+            t.cached_output = Some(json!("done"));
+            t
+        })
+        .collect();
+    for chunk in done.chunks(1_000) {
+        insert(store, chunk.to_vec()).await;
+    }
+    let waiting = (1..=30).map(|ms| {
+        let mut t = new_task("a", 0, t0());
+        t.run_at = t0().plus_ms(ms);
+        t
+    });
+    let lease = DirectClaim {
+        worker_id: WorkerId::new(),
+        worker_name: "plans".into(),
+        lease_expires_at: t0().plus_ms(LEASE_MS),
+    };
+    let running = (0..7).map(|_| {
+        let mut t = new_task("a", 0, t0());
+        t.claim = Some(lease.clone());
+        t
+    });
+    insert(store, waiting.chain(running).collect()).await;
+    let at = t0().plus_ms(10);
+    let stats = store.queue_stats(at).await.unwrap();
+    assert_eq!(stats.len(), 1);
+    assert_eq!(
+        (stats[0].ready, stats[0].scheduled, stats[0].running),
+        (10, 20, 7)
+    );
+    assert_eq!(stats[0].oldest_ready_at, Some(t0().plus_ms(1)));
+    at
+}
+
 pub async fn agents_crud(store: SharedStore) {
     let spec = builtin_agents().remove(0);
     let mut agent = Agent {
