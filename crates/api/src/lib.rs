@@ -39,7 +39,11 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Origins allowed to call the API from a browser. Empty: CORS off.
     pub cors_origins: Vec<String>,
-    /// Events buffered per live subscriber before it counts as too slow.
+    /// Events buffered per live subscriber before it counts as too slow. One commit
+    /// publishes a whole group's events at once (up to two per task of a
+    /// `queue.max_write_batch` group, and a claim's running events), so this must be
+    /// well above that burst, or a subscriber that keeps up is dropped by one burst.
+    /// The buffer is allocated as it fills: an idle subscriber costs the same either way.
     pub subscriber_buffer: usize,
 }
 
@@ -49,7 +53,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_limit_bytes: 1024 * 1024,
             cors_origins: Vec::new(),
-            subscriber_buffer: 1_024,
+            subscriber_buffer: 16_384,
         }
     }
 }

@@ -233,7 +233,7 @@ const KEY_DOCS: &[(&str, &str)] = &[
     ),
     (
         "server.subscriber_buffer",
-        "Events buffered per live subscriber (SSE, WebSocket) before it counts as too slow.",
+        "Events buffered per live subscriber (SSE, WebSocket) before it counts as too slow; keep it well above twice queue.max_write_batch, the events one commit publishes at once.",
     ),
     (
         "database",

@@ -186,3 +186,32 @@ async fn task_logs_are_stored() {
     assert_eq!(items[0]["level"], "info");
     app.stop().await;
 }
+
+/// One commit publishes a whole batch's events at once (queued and running for each
+/// task of a batch submission). A follower that reads as fast as the server writes must
+/// not be dropped as a slow consumer because such a burst is bigger than its buffer.
+#[tokio::test]
+async fn a_follower_that_keeps_up_survives_a_full_batch() {
+    let app = TestApp::spawn().await;
+    let mut sse = Sse::open(&app, "/api/v1/events?agent=echo&kinds=status,result", None).await;
+    let n = 1_000;
+    let tasks: Vec<Value> = (0..n)
+        .map(|i| json!({"agent": "echo", "input": {"i": i}}))
+        .collect();
+    let (status, body) = app
+        .post("/api/v1/tasks/batch", json!({ "tasks": tasks }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut succeeded = std::collections::HashSet::new();
+    while succeeded.len() < n {
+        let e = sse
+            .next()
+            .await
+            .expect("the stream stays open while it keeps up");
+        assert_ne!(e["type"], "error", "dropped as a slow consumer: {e}");
+        if e["status"] == "succeeded" {
+            succeeded.insert(e["task_id"].as_str().unwrap().to_owned());
+        }
+    }
+    app.stop().await;
+}
