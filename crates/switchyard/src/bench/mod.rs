@@ -718,8 +718,8 @@ impl Poster {
 }
 
 async fn throughput(target: &Target, args: &BenchArgs) -> anyhow::Result<Value> {
-    let completions: Arc<Mutex<HashMap<String, Instant>>> =
-        Arc::new(Mutex::new(HashMap::with_capacity(args.tasks)));
+    let completions: Arc<Mutex<Vec<(String, Instant)>>> =
+        Arc::new(Mutex::new(Vec::with_capacity(args.tasks)));
     let done = Arc::new(tokio::sync::Notify::new());
     let follower = follow(target, args, completions.clone(), done.clone()).await?;
 
@@ -779,27 +779,27 @@ async fn throughput(target: &Target, args: &BenchArgs) -> anyhow::Result<Value> 
     let submit_seconds = started.elapsed().as_secs_f64();
 
     let deadline = Instant::now() + Duration::from_secs(60 + (args.tasks / 500) as u64);
+    // Submission is over: the submitted set is final. Each final event is matched once,
+    // as it arrives, against it. Events of other tasks (a resumed stream replays what came
+    // just before this run; other clients may share the agent on a live server) are
+    // skipped, and no wake-up rescans what was already counted.
+    let sub = std::mem::take(&mut *submitted.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+    let mut tally = Tally::new(&sub);
     loop {
-        // Counting is cheap; matching ids (other clients' tasks may share the agent on a
-        // live server) only once enough completions have arrived.
-        let arrived = completions
-            .lock()
-            .map_err(|_| anyhow::anyhow!("poisoned"))?
-            .len();
-        let seen = if arrived < args.tasks {
-            arrived
-        } else {
-            let sub = submitted.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-            let comp = completions
+        tally.add(&std::mem::take(
+            &mut *completions
                 .lock()
-                .map_err(|_| anyhow::anyhow!("poisoned"))?;
-            sub.keys().filter(|id| comp.contains_key(*id)).count()
-        };
-        if seen >= args.tasks {
+                .map_err(|_| anyhow::anyhow!("poisoned"))?,
+        ));
+        if tally.finished.len() >= args.tasks {
             break;
         }
         if Instant::now() > deadline {
-            bail!("only {seen} of {} tasks completed in time", args.tasks);
+            bail!(
+                "only {} of {} tasks completed in time",
+                tally.finished.len(),
+                args.tasks
+            );
         }
         tokio::select! {
             _ = done.notified() => {}
@@ -807,14 +807,10 @@ async fn throughput(target: &Target, args: &BenchArgs) -> anyhow::Result<Value> 
         }
     }
     follower.abort();
-    let sub = submitted.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-    let comp = completions
-        .lock()
-        .map_err(|_| anyhow::anyhow!("poisoned"))?;
     let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
     let mut last = started;
     for (id, sent) in sub.iter() {
-        if let Some(finished) = comp.get(id) {
+        if let Some(finished) = tally.finished.get(id.as_str()) {
             hist.record(finished.saturating_duration_since(*sent).as_micros().max(1) as u64)?;
             last = last.max(*finished);
         }
@@ -832,6 +828,31 @@ async fn throughput(target: &Target, args: &BenchArgs) -> anyhow::Result<Value> 
     );
     m.insert("latency_ms".into(), percentiles(&hist));
     Ok(Value::Object(m))
+}
+
+/// Final events matched against the submitted tasks: the first arrival of each counts;
+/// repeats and other tasks' events are skipped.
+struct Tally<'a> {
+    submitted: &'a HashMap<String, Instant>,
+    /// Task → when its final event first arrived.
+    finished: HashMap<&'a str, Instant>,
+}
+
+impl<'a> Tally<'a> {
+    fn new(submitted: &'a HashMap<String, Instant>) -> Self {
+        Tally {
+            submitted,
+            finished: HashMap::with_capacity(submitted.len()),
+        }
+    }
+
+    fn add(&mut self, arrived: &[(String, Instant)]) {
+        for (id, at) in arrived {
+            if let Some((key, _)) = self.submitted.get_key_value(id.as_str()) {
+                self.finished.entry(key.as_str()).or_insert(*at);
+            }
+        }
+    }
 }
 
 /// The load generator reads only the ids of what it submitted; the rest is skipped.
@@ -883,14 +904,15 @@ async fn open_events(
     Ok(response.bytes_stream())
 }
 
-/// Follows the agent's events over SSE and notes when each task's final event arrived.
+/// Follows the agent's events over SSE and logs when each final event arrived (the
+/// first arrival of a task's counts; a resumed stream repeats some).
 /// A stream the server closes (this client fell behind under load and was dropped as a
 /// slow consumer, or the server restarted) is resumed with `since`; duplicates are
 /// ignored.
 async fn follow(
     target: &Target,
     args: &BenchArgs,
-    completions: Arc<Mutex<HashMap<String, Instant>>>,
+    completions: Arc<Mutex<Vec<(String, Instant)>>>,
     done: Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let url = format!(
@@ -928,10 +950,8 @@ async fn follow(
                 }
                 buf.drain(..consumed);
                 if !found.is_empty() {
-                    if let Ok(mut map) = completions.lock() {
-                        for id in found {
-                            map.entry(id).or_insert(now);
-                        }
+                    if let Ok(mut log) = completions.lock() {
+                        log.extend(found.into_iter().map(|id| (id, now)));
                     }
                     done.notify_one();
                 }
@@ -980,4 +1000,30 @@ fn print_table(report: &Value) {
         lat["p99"].as_f64().unwrap_or(0.0),
         lat["max"].as_f64().unwrap_or(0.0)
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tally_counts_each_submitted_task_once_from_its_first_final_event() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let submitted: HashMap<String, Instant> =
+            [("a".to_owned(), t0), ("b".to_owned(), t0)].into();
+        let mut tally = Tally::new(&submitted);
+        // "z" is another run's task, replayed by a resumed stream.
+        tally.add(&[("z".into(), at(1)), ("a".into(), at(2))]);
+        assert_eq!(tally.finished.len(), 1);
+        // A resumed stream repeats "a" later: its first arrival stands.
+        tally.add(&[
+            ("a".into(), at(9)),
+            ("z".into(), at(9)),
+            ("b".into(), at(5)),
+        ]);
+        assert_eq!(tally.finished.len(), 2);
+        assert_eq!(tally.finished["a"], at(2));
+        assert_eq!(tally.finished["b"], at(5));
+    }
 }
