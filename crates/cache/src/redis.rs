@@ -576,7 +576,10 @@ mod tests {
         use switchyard_core::{TaskId, Timestamp, WorkerId};
 
         let at = Timestamp::from_millis(1_764_000_000_123);
-        let events = TaskEvent::samples();
+        let events = TaskEvent::samples()
+            .into_iter()
+            .map(std::sync::Arc::new)
+            .collect();
         let messages = [
             BusMessage::Tasks { events },
             BusMessage::Wake {

@@ -314,12 +314,16 @@ impl TaskEvent {
     }
 }
 
+/// An event shared by everything that handles it (bus, hub, subscribers): one allocation
+/// per event, however many places hold it.
+pub type SharedEvent = Arc<TaskEvent>;
+
 /// What travels between processes on the event bus.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BusMessage {
     /// Task events, in order per task.
-    Tasks { events: Vec<TaskEvent> },
+    Tasks { events: Vec<SharedEvent> },
     /// New runnable work for these agents: dispatchers should claim.
     Wake { agents: Vec<String> },
     /// Work becomes runnable at `at` (delayed tasks, retries after backoff).

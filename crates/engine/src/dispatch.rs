@@ -457,7 +457,7 @@ impl Dispatcher {
             if !claimed.is_empty() {
                 let events = claimed
                     .iter()
-                    .map(|c| running_event(c, request.now))
+                    .map(|c| Arc::new(running_event(c, request.now)))
                     .collect();
                 crate::publish::send(&self.bus, BusMessage::Tasks { events }).await;
                 consumer

@@ -11,11 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
+pub use switchyard_core::event::SharedEvent;
 use switchyard_core::event::{BusMessage, TaskEvent};
 use switchyard_core::{TaskId, UserId};
 use tokio::sync::{broadcast, mpsc};
-
-pub type SharedEvent = Arc<TaskEvent>;
 
 /// What a subscriber wants to receive.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -197,14 +196,13 @@ impl EventHub {
     }
 
     /// Routes events to subscribers and remembers them for resumption.
-    pub fn deliver(&self, events: &[TaskEvent]) {
+    pub fn deliver(&self, events: &[SharedEvent]) {
         if events.is_empty() {
             return;
         }
-        let shared: Vec<SharedEvent> = events.iter().cloned().map(Arc::new).collect();
         {
             let mut recent = self.recent.lock();
-            for e in &shared {
+            for e in events {
                 if recent.len() >= self.recent_cap {
                     recent.pop_front();
                 }
@@ -212,7 +210,7 @@ impl EventHub {
             }
         }
         let have_all = !self.all.read().is_empty();
-        for e in &shared {
+        for e in events {
             if let Some(mut subs) = self.by_task.get_mut(&e.task_id) {
                 subs.retain(|s| s.offer(e));
             }
@@ -290,6 +288,10 @@ mod tests {
     use switchyard_core::event::EventBody;
     use switchyard_core::task::TaskStatus;
 
+    fn shared(events: impl IntoIterator<Item = TaskEvent>) -> Vec<SharedEvent> {
+        events.into_iter().map(Arc::new).collect()
+    }
+
     fn ev(task: TaskId, seq: u64, agent: &str, owner: Option<UserId>) -> TaskEvent {
         TaskEvent {
             task_id: task,
@@ -332,7 +334,7 @@ mod tests {
             cached: false,
         };
         // Two status events, then the result: a buffer of one is enough.
-        hub.deliver(&[ev(t, 1, "a", None), ev(t, 2, "a", None), done]);
+        hub.deliver(&shared([ev(t, 1, "a", None), ev(t, 2, "a", None), done]));
         assert!(!results.lagged());
         assert_eq!(results.rx.try_recv().unwrap().seq, 3);
     }
@@ -351,11 +353,11 @@ mod tests {
             10,
         );
         let mut all_admin = hub.subscribe(Filter::All { owner: None }, 10);
-        hub.deliver(&[
+        hub.deliver(&shared([
             ev(t, 1, "a", Some(alice)),
             ev(TaskId::new(), 1, "a", Some(UserId::new())),
             ev(TaskId::new(), 1, "b", None),
-        ]);
+        ]));
         assert_eq!(by_task.rx.try_recv().unwrap().task_id, t);
         assert!(by_task.rx.try_recv().is_err());
         assert_eq!(by_agent.rx.try_recv().unwrap().owner_id, Some(alice));
@@ -375,8 +377,7 @@ mod tests {
     async fn slow_consumers_are_dropped_not_buffered() {
         let hub = EventHub::new(100);
         let sub = hub.subscribe(Filter::All { owner: None }, 2);
-        let events: Vec<TaskEvent> = (0..5).map(|i| ev(TaskId::new(), i, "a", None)).collect();
-        hub.deliver(&events);
+        hub.deliver(&shared((0..5).map(|i| ev(TaskId::new(), i, "a", None))));
         assert!(sub.lagged());
         assert_eq!(
             hub.subscriber_count(),
@@ -389,7 +390,7 @@ mod tests {
     fn recent_window_is_bounded() {
         let hub = EventHub::new(3);
         let t = TaskId::new();
-        hub.deliver(&(1..=5).map(|s| ev(t, s, "a", None)).collect::<Vec<_>>());
+        hub.deliver(&shared((1..=5).map(|s| ev(t, s, "a", None))));
         let seqs: Vec<u64> = hub.recent_for_task(t, 0).iter().map(|e| e.seq).collect();
         assert_eq!(seqs, vec![3, 4, 5]);
         assert_eq!(hub.recent_for_task(t, 4).len(), 1);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use switchyard_core::Timestamp;
 use switchyard_core::cache::EventBus;
-use switchyard_core::event::{BusMessage, TaskEvent};
+use switchyard_core::event::{BusMessage, SharedEvent};
 use switchyard_core::store::Transition;
 use switchyard_core::task::TaskStatus;
 
@@ -32,9 +32,9 @@ pub async fn announce(bus: &Arc<dyn EventBus>, transitions: Vec<Transition>, now
             }
         }
     }
-    let events: Vec<TaskEvent> = transitions
+    let events: Vec<SharedEvent> = transitions
         .into_iter()
-        .map(Transition::into_event)
+        .map(|t| Arc::new(t.into_event()))
         .collect();
     send(bus, BusMessage::Tasks { events }).await;
     if !ready.is_empty() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard_core::cache::{Cache, EventBus};
-use switchyard_core::event::{BusMessage, TaskEvent};
+use switchyard_core::event::{BusMessage, SharedEvent, TaskEvent};
 use switchyard_core::json::input_fingerprint;
 use switchyard_core::store::{
     ClaimedTask, Completion, EventDraft, LeaseInfo, NewTask, Outcome, Store,
@@ -172,16 +172,18 @@ async fn run(mut rx: mpsc::Receiver<Item>, deps: ReporterDeps) {
 async fn record_events(deps: &ReporterDeps, drafts: Vec<EventDraft>) {
     match deps.store.record_events(drafts).await {
         Ok(recorded) => {
-            let events: Vec<TaskEvent> = recorded
+            let events: Vec<SharedEvent> = recorded
                 .into_iter()
                 .filter_map(|r| {
-                    r.seq.map(|seq| TaskEvent {
-                        task_id: r.draft.task_id,
-                        seq,
-                        agent: r.agent,
-                        owner_id: r.owner_id,
-                        at: r.draft.at,
-                        body: r.draft.body,
+                    r.seq.map(|seq| {
+                        Arc::new(TaskEvent {
+                            task_id: r.draft.task_id,
+                            seq,
+                            agent: r.agent,
+                            owner_id: r.owner_id,
+                            at: r.draft.at,
+                            body: r.draft.body,
+                        })
                     })
                 })
                 .collect();

@@ -157,8 +157,8 @@ async fn notify_bus_delivers_small_and_large_messages_in_order() {
 
     let task = TaskId::new();
     let big = "x".repeat(20_000);
-    let events: Vec<TaskEvent> = (1..=40)
-        .map(|i| event(task, i, if i == 7 { &big } else { "small" }))
+    let events: Vec<Arc<TaskEvent>> = (1..=40)
+        .map(|i| Arc::new(event(task, i, if i == 7 { &big } else { "small" })))
         .collect();
     publisher
         .publish(Arc::new(BusMessage::Wake {
