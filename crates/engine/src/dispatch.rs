@@ -271,20 +271,28 @@ impl Dispatcher {
         }
     }
 
-    /// Reserves up to `want` slots on a local consumer for tasks of `agent` that are about
+    /// Reserves up to `want` slots on local consumers for tasks of `agent` that are about
     /// to be inserted already claimed ([`NewTask::claim`]): they skip the queue and the
     /// claim's round trip. Only when nothing of the agent is known to be waiting (so no
     /// queued task is overtaken) and the agent has no concurrency limit (which only a
-    /// claim can enforce across processes).
+    /// claim can enforce across processes). The slots come from as many consumers as it
+    /// takes, starting from a different one each time: a group bigger than one
+    /// consumer's free slots goes to the next ones instead of to the queue, where it would
+    /// keep every later task of the agent waiting for claims.
     ///
     /// [`NewTask::claim`]: switchyard_core::store::NewTask::claim
-    pub fn reserve(self: &Arc<Self>, agent: &str, want: u32) -> Option<Reservation> {
+    pub fn reserve(self: &Arc<Self>, agent: &str, want: u32) -> Vec<Reservation> {
+        let mut held = Vec::new();
         if want == 0 || self.dirty.lock().get(agent).is_some_and(|d| d.backlog) {
-            return None;
+            return held;
         }
         let consumers = self.consumers.read();
         let start = self.rotate.fetch_add(1, Ordering::Relaxed);
+        let mut left = want;
         for i in 0..consumers.len() {
+            if left == 0 {
+                break;
+            }
             let consumer = &consumers[(start + i) % consumers.len()];
             if Self::serves(consumer, &self.agents, agent) != Some(None) {
                 continue;
@@ -296,18 +304,19 @@ impl Dispatcher {
                     if consumer.draining.load(Ordering::Relaxed) {
                         return None;
                     }
-                    granted = consumer.config.slots.saturating_sub(used).min(want);
+                    granted = consumer.config.slots.saturating_sub(used).min(left);
                     (granted > 0).then_some(used + granted)
                 });
             if granted > 0 {
-                return Some(Reservation {
+                left -= granted;
+                held.push(Reservation {
                     consumer: consumer.clone(),
                     dispatcher: self.clone(),
                     slots: granted,
                 });
             }
         }
-        None
+        held
     }
 
     /// How long a claim's lease lasts before heartbeats must renew it.

@@ -233,28 +233,34 @@ impl Loop {
         }
         let mut grants = Vec::new();
         for (agent, mut indexes) in by_agent {
-            let Some(r) = dispatcher.reserve(agent, indexes.len() as u32) else {
+            let reservations = dispatcher.reserve(agent, indexes.len() as u32);
+            if reservations.is_empty() {
                 continue;
-            };
+            }
             indexes.sort_by(|a, b| {
                 batch[*b]
                     .priority
                     .cmp(&batch[*a].priority)
                     .then(batch[*a].id.cmp(&batch[*b].id))
             });
-            indexes.truncate(r.slots() as usize);
-            let claim = DirectClaim {
-                worker_id: r.worker_id(),
-                worker_name: r.worker_name().to_owned(),
-                lease_expires_at: now.plus_ms(dispatcher.lease_ms()),
-            };
-            grants.push((indexes, claim));
-            // Two agents may land on one consumer: keep both reservations' slots.
-            match held.entry(r.worker_id()) {
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(r);
+            // The highest priorities first, consumer after consumer; the rest is queued.
+            let mut rest = indexes.as_slice();
+            for r in reservations {
+                let (mine, later) = rest.split_at((r.slots() as usize).min(rest.len()));
+                rest = later;
+                let claim = DirectClaim {
+                    worker_id: r.worker_id(),
+                    worker_name: r.worker_name().to_owned(),
+                    lease_expires_at: now.plus_ms(dispatcher.lease_ms()),
+                };
+                grants.push((mine.to_vec(), claim));
+                // Two agents may land on one consumer: keep both reservations' slots.
+                match held.entry(r.worker_id()) {
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(r);
+                    }
+                    std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().absorb(r),
                 }
-                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().absorb(r),
             }
         }
         for (indexes, claim) in grants {
@@ -434,5 +440,79 @@ mod tests {
             }
         }
         assert_eq!(announced, ids);
+    }
+
+    /// A group bigger than one consumer's free slots fills the next consumers before
+    /// anything goes to the queue, highest priorities first.
+    #[tokio::test]
+    async fn a_group_is_spread_over_consumers_before_it_is_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db.sqlite"), Durability::Full)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(store);
+        let bus: Arc<dyn EventBus> = Arc::new(LocalBus::default());
+        let agents = Arc::new(crate::agents::AgentRegistry::new(
+            store.clone(),
+            bus.clone(),
+        ));
+        agents.init().await.unwrap();
+        let metrics = Arc::new(Metrics::new(false));
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            bus.clone(),
+            agents,
+            30_000,
+            1_000,
+            metrics.clone(),
+        );
+        let mut consumers: Vec<_> = (0..2)
+            .map(|i| {
+                dispatcher.register(crate::dispatch::ConsumerConfig {
+                    worker_id: WorkerId::new(),
+                    name: format!("w{i}"),
+                    serves: crate::dispatch::Serves::BuiltinKinds,
+                    slots: 3,
+                })
+            })
+            .collect();
+        let submitter = Submitter::start(store, bus, Some(dispatcher), 60_000, 100, metrics);
+
+        let now = Timestamp::now();
+        let tasks: Vec<NewTask> = (0..7).map(|p| new_task("echo", p, now)).collect();
+        let lowest = tasks[0].id;
+        let done = submitter.submit(tasks).await.unwrap();
+        let mut queued = Vec::new();
+        let mut worker_of = HashMap::new();
+        for s in &done {
+            let Submitted::Created(t) = s else {
+                panic!("not created: {s:?}")
+            };
+            if t.status == TaskStatus::Queued {
+                queued.push(t.id);
+            } else {
+                assert_eq!(t.status, TaskStatus::Running);
+                worker_of.insert(t.id, t.attempts.last().and_then(|a| a.worker_id));
+            }
+        }
+        assert_eq!(
+            queued,
+            vec![lowest],
+            "six run at once, the lowest priority waits"
+        );
+        for c in &mut consumers {
+            let handed = tokio::time::timeout(Duration::from_secs(60), c.rx.recv())
+                .await
+                .expect("each consumer gets its share")
+                .unwrap();
+            assert_eq!(handed.len(), 3);
+            assert!(
+                handed
+                    .iter()
+                    .all(|t| worker_of[&t.id] == Some(c.worker_id()))
+            );
+            assert_eq!(c.in_use(), 3);
+        }
     }
 }
