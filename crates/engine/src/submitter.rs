@@ -392,12 +392,18 @@ mod tests {
         }
     }
 
-    async fn acknowledged_before_announced_in_commit_order(durability: Durability) {
+    /// A migrated SQLite store in a directory of its own (kept while the guard lives).
+    async fn sqlite_store(durability: Durability) -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("db.sqlite"), durability)
             .await
             .unwrap();
         store.migrate().await.unwrap();
+        (dir, store)
+    }
+
+    async fn acknowledged_before_announced_in_commit_order(durability: Durability) {
+        let (_dir, store) = sqlite_store(durability).await;
         let bus = Arc::new(GatedBus {
             inner: LocalBus::default(),
             gate: Semaphore::new(0),
@@ -446,11 +452,7 @@ mod tests {
     /// anything goes to the queue, highest priorities first.
     #[tokio::test]
     async fn a_group_is_spread_over_consumers_before_it_is_queued() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("db.sqlite"), Durability::Full)
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+        let (_dir, store) = sqlite_store(Durability::Full).await;
         let store: Arc<dyn Store> = Arc::new(store);
         let bus: Arc<dyn EventBus> = Arc::new(LocalBus::default());
         let agents = Arc::new(crate::agents::AgentRegistry::new(
