@@ -9,7 +9,8 @@ use switchyard_engine::{Duties, Engine, EngineConfig};
 
 use crate::app::{self, Role};
 use crate::config::{self, Config, LogFormat};
-use crate::{bench, telemetry, ui};
+use crate::telemetry::{self, LogTo};
+use crate::{bench, ui};
 
 #[derive(Parser)]
 #[command(
@@ -147,7 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             defaults.telemetry.log_format = LogFormat::Pretty;
             let mut config = Config::load_with(cli.config.as_deref(), defaults)?;
             apply(&flags, &mut config);
-            telemetry::init(&config.telemetry)?;
+            telemetry::init(&config.telemetry, LogTo::Stdout)?;
             let result = serve(config, Role::All, true).await;
             telemetry::flush().await;
             result
@@ -155,14 +156,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { flags, role } => {
             let mut config = Config::load(cli.config.as_deref())?;
             apply(&flags, &mut config);
-            telemetry::init(&config.telemetry)?;
+            telemetry::init(&config.telemetry, LogTo::Stdout)?;
             let result = serve(config, role, false).await;
             telemetry::flush().await;
             result
         }
         Command::Migrate => {
             let config = Config::load(cli.config.as_deref())?;
-            telemetry::init(&config.telemetry)?;
+            telemetry::init(&config.telemetry, LogTo::Stderr)?;
             app::open_backends(&config).await?;
             println!("database is up to date");
             Ok(())
@@ -296,7 +297,7 @@ async fn admin_engine(
 ) -> anyhow::Result<(std::sync::Arc<Engine>, app::OpenBackends)> {
     let mut config = Config::load(config_file.as_deref())?;
     config.telemetry.log_level = "warn".into();
-    telemetry::init(&config.telemetry)?;
+    telemetry::init(&config.telemetry, LogTo::Stderr)?;
     let opened = app::open_backends(&config).await?;
     let engine = Engine::start(
         opened.backends.clone(),

@@ -1,4 +1,5 @@
-//! Structured logs on stdout (JSON lines by default, human-readable for `dev`), and
+//! Structured logs on stdout (JSON lines by default, human-readable for `dev`; on stderr
+//! for commands whose stdout is their result), and
 //! optionally the spans (HTTP request → submit → run) exported over OTLP/HTTP.
 
 use std::sync::OnceLock;
@@ -17,25 +18,26 @@ type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
-pub fn init(config: &TelemetryConfig) -> anyhow::Result<()> {
+/// Where the log lines go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogTo {
+    /// The server's own output.
+    Stdout,
+    /// Commands whose standard output is their result (`bench --json`, `apikey create`,
+    /// …): their logs must not land in it.
+    Stderr,
+}
+
+pub fn init(config: &TelemetryConfig, to: LogTo) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&config.log_level).map_err(|e| {
         anyhow::anyhow!(
             "telemetry.log_level {:?} is not a valid filter: {e}",
             config.log_level
         )
     })?;
-    let logs: BoxedLayer = match config.log_format {
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .with_filter(filter)
-            .boxed(),
-        LogFormat::Pretty => tracing_subscriber::fmt::layer()
-            .compact()
-            .with_filter(filter)
-            .boxed(),
+    let logs = match to {
+        LogTo::Stdout => log_layer(config.log_format, filter, std::io::stdout),
+        LogTo::Stderr => log_layer(config.log_format, filter, std::io::stderr),
     };
     let mut layers = vec![logs];
     if let Some(endpoint) = &config.otlp_endpoint
@@ -46,6 +48,27 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<()> {
     // A second init (tests, embedded bench) keeps the first subscriber.
     let _ = tracing_subscriber::registry().with(layers).try_init();
     Ok(())
+}
+
+fn log_layer<W>(format: LogFormat, filter: EnvFilter, writer: W) -> BoxedLayer
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(writer)
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .compact()
+            .with_writer(writer)
+            .with_filter(filter)
+            .boxed(),
+    }
 }
 
 /// Spans of Switchyard's own crates (including the debug-level task spans) and

@@ -480,7 +480,7 @@ async fn connect(config_file: Option<PathBuf>, args: &BenchArgs) -> anyhow::Resu
             config.server.listen = "127.0.0.1:0".parse()?;
             config.server.subscriber_buffer = config.server.subscriber_buffer.max(65_536);
             config.telemetry.log_level = "warn".into();
-            crate::telemetry::init(&config.telemetry)?;
+            crate::telemetry::init(&config.telemetry, crate::telemetry::LogTo::Stderr)?;
             let running = app::start(&config, Role::All).await?;
             let engine = &running.engine;
             engine.auth.ensure_admin("bench@localhost", None).await?;
