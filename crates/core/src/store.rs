@@ -390,7 +390,7 @@ pub trait TaskStore: Send + Sync {
         idempotency_since: Timestamp,
     ) -> Result<Vec<Submitted>> {
         let (out, synced) = self
-            .insert_tasks_then_sync(batch, idempotency_since)
+            .insert_tasks_then_sync(&batch, idempotency_since)
             .await?;
         synced.await?;
         Ok(out)
@@ -403,7 +403,7 @@ pub trait TaskStore: Send + Sync {
     /// return [`already_synced`].
     async fn insert_tasks_then_sync(
         &self,
-        batch: Vec<NewTask>,
+        batch: &[NewTask],
         idempotency_since: Timestamp,
     ) -> Result<(Vec<Submitted>, Synced)>;
 

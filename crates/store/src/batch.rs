@@ -4,11 +4,14 @@
 //! batches, new tasks and completions, go as bound rows instead (`values.rs`): there
 //! the JSON functions cost the one writer thread more than the rows themselves.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
 use serde_json::{Value, json};
+
+use crate::content::{escape_error, escape_value};
 use switchyard_core::TaskId;
 use switchyard_core::store::{Completion, EventDraft, NewTask, Outcome, Transition};
 use switchyard_core::task::{Attempt, AttemptStatus, TaskError, TaskStatus};
@@ -38,6 +41,13 @@ impl<T: Serialize> Serialize for Wrapped<'_, T> {
     }
 }
 
+fn wrapped<T: Serialize + Clone, S: Serializer>(
+    v: &Option<Cow<'_, T>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    Wrapped(v.as_deref()).serialize(s)
+}
+
 /// One row of `insert_tasks`: an array, by position (see the SQL file), written straight
 /// from the task (nothing is copied but into the JSON text). The lease fields (16–20)
 /// only for a task inserted claimed.
@@ -54,8 +64,9 @@ impl Serialize for NewTaskRow<'_> {
         row.serialize_element(t.initial_status().as_str())?;
         row.serialize_element(&t.initial_seq())?;
         row.serialize_element(&t.priority)?;
-        row.serialize_element(&t.input)?;
-        row.serialize_element(&Wrapped(t.cached_output.as_ref()))?;
+        row.serialize_element(&escape_value(&t.input))?;
+        let cached_output = t.cached_output.as_ref().map(escape_value);
+        row.serialize_element(&Wrapped(cached_output.as_deref()))?;
         row.serialize_element(&cached)?;
         row.serialize_element(&t.owner_id.as_ref().map(|u| Hex(&u.0)))?;
         row.serialize_element(&t.idempotency_key)?;
@@ -154,8 +165,8 @@ struct CompletionRow<'a>(
     &'static str,
     &'static str,
     Option<i64>,
-    Wrapped<'a, Value>,
-    Wrapped<'a, TaskError>,
+    #[serde(serialize_with = "wrapped")] Option<Cow<'a, Value>>,
+    #[serde(serialize_with = "wrapped")] Option<Cow<'a, TaskError>>,
     Option<i64>,
     Option<Hex<'a>>,
 );
@@ -178,8 +189,8 @@ pub(crate) fn completions_json(batch: &[&Completion]) -> String {
                 status.as_str(),
                 attempt_status.as_str(),
                 status.is_terminal().then(|| c.at.millis()),
-                Wrapped(output),
-                Wrapped(error),
+                output.map(escape_value),
+                error.map(escape_error),
                 run_at,
                 fallback.map(Hex),
             )

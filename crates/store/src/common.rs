@@ -56,7 +56,7 @@ macro_rules! impl_store_common {
         impl TaskStore for $store {
             async fn insert_tasks_then_sync(
                 &self,
-                batch: Vec<NewTask>,
+                batch: &[NewTask],
                 idempotency_since: Timestamp,
             ) -> Result<(Vec<Submitted>, Synced)> {
                 if batch.is_empty() {
@@ -65,7 +65,7 @@ macro_rules! impl_store_common {
                 if batch.iter().all(|t| t.idempotency_key.is_none()) {
                     // The common case: fresh ids, nothing to match; the whole transaction
                     // in one round trip, made durable while the caller goes on.
-                    let synced = self.insert_batch_atomic(&batch).await?;
+                    let synced = self.insert_batch_atomic(batch).await?;
                     let out = batch.iter().map(|t| Submitted::Created(batch::inserted_task(t))).collect();
                     return Ok((out, synced));
                 }
@@ -80,9 +80,9 @@ macro_rules! impl_store_common {
                         .await
                         .map_err(db_err("clear stale idempotency keys"))?;
                 }
-                let inserted = self.insert_batch(&mut tx, &batch).await?;
+                let inserted = self.insert_batch(&mut tx, batch).await?;
                 let mut out = Vec::with_capacity(batch.len());
-                for t in &batch {
+                for t in batch {
                     if inserted.contains(&t.id.0) {
                         out.push(Submitted::Created(batch::inserted_task(t)));
                         continue;
@@ -220,7 +220,8 @@ macro_rules! impl_store_common {
                             if let EventBody::Log { level, message } = &d.body {
                                 logs.push(json!({
                                     "id": batch::hex_id(&d.task_id.0), "seq": this, "attempt": d.attempt,
-                                    "at": d.at.millis(), "level": level.as_str(), "message": message,
+                                    "at": d.at.millis(), "level": level.as_str(),
+                                    "message": crate::content::escape_str(message),
                                 }));
                             }
                             RecordedEvent { seq: Some(this), agent: agent.clone(), owner_id: *owner, draft: d }
@@ -253,7 +254,7 @@ macro_rules! impl_store_common {
                             attempt: r.u32("attempt")?,
                             at: r.ts("at")?,
                             level: r.parsed("level")?,
-                            message: r.string("message")?,
+                            message: crate::content::unescape_str(&r.string("message")?).into_owned(),
                         })
                     })
                     .collect()
@@ -308,7 +309,7 @@ macro_rules! impl_store_common {
                 let row = sqlx::query(sql!("common", "cancel_waiting"))
                     .bind(id.0)
                     .bind(now.millis())
-                    .bind(Json(&error))
+                    .bind(Json(crate::content::escape_error(&error)))
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(db_err("cancel waiting task"))?;

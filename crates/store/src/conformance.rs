@@ -29,7 +29,7 @@ macro_rules! conformance_tests {
             sessions_rotate_and_expire, metric_rollups_add_and_downsample, alert_rules_and_events,
             agent_report_counts_tasks, task_logs_filter_and_expire, full_text_search,
             tasks_inserted_claimed, null_outputs_stay_distinct, duplicate_ids_fail_the_whole_batch,
-            large_idempotent_batches);
+            large_idempotent_batches, content_keeps_nul_and_the_escape_character);
     };
     (@each $make_store:path; $($check:ident),* $(,)?) => {
         $(
@@ -865,6 +865,117 @@ pub async fn null_outputs_stay_distinct(store: SharedStore) {
     let w = store.get_task(waiting.id).await.unwrap().unwrap();
     assert_eq!(w.output, None);
     assert_eq!(w.error, None);
+}
+
+/// Task content is stored as given, U+0000 and U+FFFF included, on every write path
+/// (fresh batches, idempotent batches, cached outputs, completions, attempts, logs) and
+/// read back the same by every read (get, list, claim, logs, search).
+pub async fn content_keeps_nul_and_the_escape_character(store: SharedStore) {
+    let tricky = json!({
+        "nul\u{0}key": "a\u{0}b", "esc": "\u{FFFF}0 \u{FFFF}F \u{FFFF}", "list": ["\u{0}", 1, null],
+        "words": "zebra\u{0}quokka"
+    });
+    let mut plain = new_task("nul", 0, t0());
+    plain.input = tricky.clone();
+    let mut keyed = new_task("nul", 0, t0());
+    keyed.input = tricky.clone();
+    keyed.idempotency_key = Some("nul-content".into());
+    let mut cached = new_task("nul", 0, t0());
+    cached.cached_output = Some(tricky.clone());
+    insert(&store, vec![plain.clone()]).await;
+    insert(&store, vec![keyed.clone(), cached.clone()]).await;
+    for id in [plain.id, keyed.id] {
+        assert_eq!(store.get_task(id).await.unwrap().unwrap().input, tricky);
+    }
+    assert_eq!(
+        store.get_task(cached.id).await.unwrap().unwrap().output,
+        Some(tricky.clone())
+    );
+    let listed = store
+        .list_tasks(&TaskQuery {
+            agent: Some("nul".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        listed
+            .iter()
+            .all(|t| t.input == tricky || t.output == Some(tricky.clone()))
+    );
+
+    let worker = WorkerId::new();
+    let claimed = claim(&store, worker, t0(), "nul", 10).await;
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().all(|c| c.input == tricky));
+    let line = "log \u{0} line \u{FFFF}";
+    let recorded = store
+        .record_events(vec![EventDraft {
+            task_id: claimed[0].id,
+            attempt: claimed[0].attempt,
+            at: t0(),
+            body: EventBody::Log {
+                level: LogLevel::Warn,
+                message: line.into(),
+            },
+        }])
+        .await
+        .unwrap();
+    assert!(recorded[0].seq.is_some());
+    let logs = store.task_logs(claimed[0].id, 0, 10).await.unwrap();
+    assert_eq!(logs[0].message, line);
+    let found = store
+        .query_task_logs(&LogQuery {
+            task_id: claimed[0].id,
+            after_seq: 0,
+            min_level: None,
+            contains: Some("line \u{FFFF}".into()),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "a search for the escape character finds it");
+    assert_eq!(found[0].message, line);
+
+    let mut error = TaskError::retryable("e\u{0}", "failed \u{0} here \u{FFFF}");
+    error.details = Some(Box::new(tricky.clone()));
+    store
+        .complete_tasks(&[
+            done(
+                &claimed[0],
+                t0(),
+                Outcome::Succeeded {
+                    output: tricky.clone(),
+                },
+            ),
+            done(
+                &claimed[1],
+                t0(),
+                Outcome::Retry {
+                    error: error.clone(),
+                    run_at: t0(),
+                },
+            ),
+        ])
+        .await
+        .unwrap();
+    let succeeded = store.get_task(claimed[0].id).await.unwrap().unwrap();
+    assert_eq!(succeeded.output, Some(tricky.clone()));
+    let retrying = store.get_task(claimed[1].id).await.unwrap().unwrap();
+    assert_eq!(retrying.error.as_ref(), Some(&error));
+    assert_eq!(retrying.attempts[0].error.as_ref(), Some(&error));
+
+    assert!(store.index_tasks(1_000).await.unwrap() >= 3);
+    let hits = store
+        .list_tasks(&TaskQuery {
+            text: Some("quokka".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 3, "U+0000 separates words like any other space");
 }
 
 pub async fn live_events_and_logs(store: SharedStore) {

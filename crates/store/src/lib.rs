@@ -7,6 +7,7 @@
 mod batch;
 mod calls;
 mod common;
+mod content;
 mod monitoring;
 mod rows;
 mod values;

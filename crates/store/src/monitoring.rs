@@ -261,9 +261,9 @@ macro_rules! impl_monitoring_store {
                             status.is_terminal(),
                             m::task_document(
                                 &r.string("agent")?,
-                                &r.json_value("input")?,
-                                r.opt_json_value("output")?.as_ref(),
-                                r.opt_json_value("error")?.as_ref(),
+                                &r.content("input")?,
+                                r.opt_content("output")?.as_ref(),
+                                r.opt_content("error")?.as_ref(),
                                 &[],
                             ),
                         ));
@@ -284,7 +284,10 @@ macro_rules! impl_monitoring_store {
                         let mut by_task: std::collections::HashMap<Uuid, Vec<String>> =
                             std::collections::HashMap::new();
                         for l in &logs {
-                            by_task.entry(l.uuid("task_id")?).or_default().push(l.string("message")?);
+                            by_task
+                                .entry(l.uuid("task_id")?)
+                                .or_default()
+                                .push(crate::content::unescape_str(&l.string("message")?).into_owned());
                         }
                         for (id, _, doc) in tasks.iter_mut() {
                             if let Some(lines) = by_task.get(&id.0) {
@@ -622,7 +625,7 @@ macro_rules! impl_monitoring_store {
                     }
                     if let Some(text) = q.contains.as_deref().filter(|t| !t.is_empty()) {
                         qb.push(" AND lower(message) LIKE ")
-                            .push_bind(m::contains_pattern(text))
+                            .push_bind(m::contains_pattern(&crate::content::escape_str(text)))
                             .push(" ESCAPE '\\'");
                     }
                     qb.push(" ORDER BY seq LIMIT ").push_bind(i64::from(q.limit.max(1)));
@@ -635,7 +638,7 @@ macro_rules! impl_monitoring_store {
                                 attempt: r.u32("attempt")?,
                                 at: r.ts("at")?,
                                 level: r.parsed("level")?,
-                                message: r.string("message")?,
+                                message: crate::content::unescape_str(&r.string("message")?).into_owned(),
                             })
                         })
                         .collect()

@@ -4,7 +4,6 @@
 //! JSON as jsonb or text, times as BIGINT milliseconds). [`Col`] hides the row type so
 //! each decoder is written once.
 
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -31,6 +30,14 @@ pub(crate) fn db_err(context: &'static str) -> impl Fn(sqlx::Error) -> Error {
             let mut err = Error::unavailable(format!("database unavailable ({context})"));
             err.source = Some(Box::new(e));
             err
+        } else if let Some(message) = refused_value(&e) {
+            // The value, not the server, is at fault: the caller may isolate it.
+            let mut err = Error::new(
+                switchyard_core::ErrorCode::ValidationFailed,
+                format!("a value could not be stored: {message}"),
+            );
+            err.source = Some(Box::new(e));
+            err
         } else {
             Error::internal(format!("database error ({context})"), e)
         }
@@ -50,6 +57,17 @@ fn is_transient(e: &sqlx::Error) -> bool {
             "57P01" | "57P02" | "57P03" | "40P01" | "40001"
         ) || code.starts_with("08")
     })
+}
+
+/// PostgreSQL's data exceptions (class `22`: a value it cannot hold or convert), with
+/// the database's description of the value's fault.
+fn refused_value(e: &sqlx::Error) -> Option<String> {
+    let sqlx::Error::Database(d) = e else {
+        return None;
+    };
+    d.code()
+        .is_some_and(|code| code.starts_with("22"))
+        .then(|| d.message().to_owned())
 }
 
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -73,8 +91,20 @@ pub(crate) trait Col {
     fn opt_json_value(&self, col: &str) -> Result<Option<Value>>;
     fn f64(&self, col: &str) -> Result<f64>;
 
-    fn opt_json<T: DeserializeOwned>(&self, col: &str) -> Result<Option<T>> {
-        self.opt_json_value(col)?
+    /// Task content (input, output): unescaped as it was given (see `content.rs`).
+    fn content(&self, col: &str) -> Result<Value> {
+        self.json_value(col).map(crate::content::unescape_value)
+    }
+
+    fn opt_content(&self, col: &str) -> Result<Option<Value>> {
+        Ok(self
+            .opt_json_value(col)?
+            .map(crate::content::unescape_value))
+    }
+
+    /// A task error, unescaped as it was given.
+    fn opt_error(&self, col: &str) -> Result<Option<TaskError>> {
+        self.opt_content(col)?
             .map(|v| serde_json::from_value(v).map_err(|e| corrupt(col, e)))
             .transpose()
     }
@@ -175,9 +205,9 @@ pub(crate) fn task<R: Col>(r: &R, attempts: Vec<Attempt>) -> Result<Task> {
         agent: r.string("agent")?,
         status,
         priority: i32::try_from(r.i64("priority")?).map_err(|e| corrupt("priority", e))?,
-        input: r.json_value("input")?,
-        output: r.opt_json_value("output")?,
-        error: r.opt_json::<TaskError>("error")?,
+        input: r.content("input")?,
+        output: r.opt_content("output")?,
+        error: r.opt_error("error")?,
         cached: r.boolean("cached")?,
         owner_id: r.opt_uuid("owner_id")?.map(Into::into),
         idempotency_key: r.opt_string("idempotency_key")?,
@@ -206,7 +236,7 @@ pub(crate) fn attempt<R: Col>(r: &R) -> Result<(TaskId, Attempt)> {
             worker: r.opt_string("worker_name")?,
             started_at: r.ts("started_at")?,
             finished_at: r.opt_ts("finished_at")?,
-            error: r.opt_json::<TaskError>("error")?,
+            error: r.opt_error("error")?,
         },
     ))
 }
@@ -215,7 +245,7 @@ pub(crate) fn claimed<R: Col>(r: &R) -> Result<ClaimedTask> {
     Ok(ClaimedTask {
         id: TaskId(r.uuid("id")?),
         agent: r.string("agent")?,
-        input: r.json_value("input")?,
+        input: r.content("input")?,
         priority: i32::try_from(r.i64("priority")?).map_err(|e| corrupt("priority", e))?,
         attempt: r.u32("attempt")?,
         attempts_in_run: r.u32("attempts_in_run")?,
@@ -237,7 +267,7 @@ pub(crate) fn lease<R: Col>(r: &R) -> Result<LeaseInfo> {
         attempts_in_run: r.u32("attempts_in_run")?,
         worker_id: r.opt_uuid("worker_id")?.map(Into::into),
         owner_id: r.opt_uuid("owner_id")?.map(Into::into),
-        input: r.json_value("input")?,
+        input: r.content("input")?,
         parent_id: r.opt_uuid("parent_id")?.map(Into::into),
         trace_id: r.opt_string("trace_id")?,
     })

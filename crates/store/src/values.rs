@@ -20,6 +20,7 @@ use sqlx::sqlite::SqliteArguments;
 use switchyard_core::store::{Completion, NewTask};
 
 use crate::batch::{OutcomeFields, outcome_fields, outcome_status};
+use crate::content::{escape_error, escape_value};
 
 /// Rows per statement, smallest first; the largest is the chunk size. Each shape at
 /// most doubles the one before, so padding costs less than the rows. A prepared
@@ -145,8 +146,12 @@ pub(crate) fn insert(kind: Insert, chunk: &[NewTask]) -> Query<'static, Sqlite, 
             .bind(t.initial_status().as_str())
             .bind(t.initial_seq() as i64)
             .bind(t.priority)
-            .bind(json_text(&t.input))
-            .bind(t.cached_output.as_ref().map(json_text))
+            .bind(json_text(&escape_value(&t.input)))
+            .bind(
+                t.cached_output
+                    .as_ref()
+                    .map(|o| json_text(&escape_value(o))),
+            )
             .bind(cached)
             .bind(t.owner_id.map(|u| u.0))
             .bind(t.idempotency_key.as_deref())
@@ -215,8 +220,8 @@ impl<'a> CompletionValues<'a> {
         } = outcome_fields(&completion.outcome);
         CompletionValues {
             completion,
-            output: output.map(json_text),
-            error: error.map(json_text),
+            output: output.map(|o| json_text(&escape_value(o))),
+            error: error.map(|e| json_text(&escape_error(e))),
             run_at,
             fallback,
         }
