@@ -3,6 +3,7 @@
 
 use std::marker::PhantomData;
 
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -15,18 +16,71 @@ use crate::AppState;
 use crate::error::ApiError;
 
 /// A JSON body. Malformed JSON is `400 malformed_json`, a wrong shape `422 invalid_body`
-/// (naming the field), a missing content type `415`, an oversized body `413`.
+/// (naming the field), a missing content type `415`, an oversized body `413`, and
+/// U+0000 outside the body's content fields `422 validation_failed` naming each field
+/// (`switchyard_core::text`).
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+/// A request body type, and where it carries content.
+pub trait JsonBody {
+    /// Pointer patterns (`*` for any one segment) of the fields whose strings are content
+    /// stored as given, U+0000 included: task input. Everything else names something.
+    const CONTENT: &'static [&'static str] = &[];
+}
+
+// Agent and alert-rule definitions name things and hold settings: no content.
+impl JsonBody for serde_json::Value {}
+impl JsonBody for switchyard_core::agent::AgentSpec {}
+impl JsonBody for switchyard_core::monitoring::AlertRuleSpec {}
+
+impl<T: DeserializeOwned + JsonBody, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !json_content_type(req.headers()) {
+            return Err(missing_json_content_type());
         }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| json_rejection(JsonRejection::BytesRejection(e)))?;
+        let value = match axum::Json::<T>::from_bytes(&bytes) {
+            Ok(axum::Json(v)) => v,
+            Err(rejection) => return Err(json_rejection(rejection)),
+        };
+        // U+0000 can only arrive escaped; a body without the escape needs no second look.
+        if memchr::memmem::find(&bytes, b"\\u0000").is_some() {
+            let tree: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::new(ErrorCode::MalformedJson, e.to_string()))?;
+            let refused = switchyard_core::text::nul_pointers(&tree, T::CONTENT);
+            if !refused.is_empty() {
+                return Err(switchyard_core::text::nul_error(&refused).into());
+            }
+        }
+        Ok(ApiJson(value))
     }
+}
+
+/// `application/json` or any `application/*+json`, as axum's own `Json` accepts.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
+}
+
+fn missing_json_content_type() -> ApiError {
+    ApiError::new(
+        ErrorCode::UnsupportedMediaType,
+        "send the body as JSON with `Content-Type: application/json`",
+    )
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
@@ -39,10 +93,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             ErrorCode::MalformedJson,
             format!("the request body is not valid JSON: {}", e.body_text()),
         ),
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "send the body as JSON with `Content-Type: application/json`",
-        ),
+        JsonRejection::MissingJsonContentType(_) => missing_json_content_type(),
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::new(
                 ErrorCode::PayloadTooLarge,
@@ -63,11 +114,27 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(name) = parts.uri.query().and_then(nul_query_parameter) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!(
+                    "the query parameter `{name}` holds the character U+0000, which is not allowed"
+                ),
+            ));
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
             Err(e) => Err(query_rejection(e)),
         }
     }
+}
+
+/// The name of the first query parameter whose name or value holds U+0000 (`%00`).
+fn nul_query_parameter(query: &str) -> Option<&str> {
+    query
+        .split('&')
+        .find(|pair| pair.contains("%00"))
+        .map(|pair| pair.split('=').next().unwrap_or_default())
 }
 
 fn query_rejection(e: QueryRejection) -> ApiError {
@@ -84,6 +151,16 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Ok(raw) = axum::extract::RawPathParams::from_request_parts(parts, state).await
+            && let Some((name, _)) = raw.iter().find(|(_, v)| v.contains('\0'))
+        {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!(
+                    "the path parameter `{name}` holds the character U+0000, which is not allowed"
+                ),
+            ));
+        }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
             Err(e) => Err(path_rejection(e)),

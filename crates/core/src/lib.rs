@@ -18,6 +18,7 @@ pub mod retry;
 pub mod schema;
 pub mod store;
 pub mod task;
+pub mod text;
 pub mod time;
 
 pub use error::{Error, ErrorCode, Result};

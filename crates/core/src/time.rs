@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -14,6 +14,10 @@ pub struct Timestamp(i64);
 
 impl Timestamp {
     pub const EPOCH: Timestamp = Timestamp(0);
+    /// The earliest and latest times RFC 3339 can write (four-digit years): arithmetic
+    /// saturates there, so every time shown is a valid date-time.
+    pub const MIN: Timestamp = Timestamp(-62_167_219_200_000);
+    pub const MAX: Timestamp = Timestamp(253_402_300_799_999);
 
     pub fn now() -> Self {
         Timestamp(Utc::now().timestamp_millis())
@@ -28,11 +32,16 @@ impl Timestamp {
     }
 
     pub fn plus_ms(self, ms: u64) -> Self {
-        Timestamp(self.0.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX)))
+        Timestamp(self.0.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX))).clamped()
     }
 
     pub fn minus_ms(self, ms: u64) -> Self {
-        Timestamp(self.0.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX)))
+        Timestamp(self.0.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX))).clamped()
+    }
+
+    /// Within [`Timestamp::MIN`]..=[`Timestamp::MAX`].
+    fn clamped(self) -> Self {
+        self.clamp(Self::MIN, Self::MAX)
     }
 
     /// Milliseconds from `earlier` to `self`, zero if `earlier` is later.
@@ -40,27 +49,21 @@ impl Timestamp {
         u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0)
     }
 
+    /// Always a valid RFC 3339 date-time: a time beyond the four-digit years (only
+    /// arithmetic can make one) is written as the nearest one they hold.
     pub fn to_rfc3339(self) -> String {
-        match self.rfc3339_bytes() {
-            Some(buf) => String::from_utf8_lossy(&buf).into_owned(),
-            None => match DateTime::<Utc>::from_timestamp_millis(self.0) {
-                Some(dt) => dt.to_rfc3339_opts(SecondsFormat::Millis, true),
-                None => self.0.to_string(),
-            },
-        }
+        String::from_utf8_lossy(&self.rfc3339_bytes()).into_owned()
     }
 
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ` written into a stack buffer, for the years 0–9999
     /// (every time a task can carry). Events and task bodies carry several timestamps
     /// each, so this is on every hot path that speaks JSON; `chrono`'s general formatter
     /// allocates and interprets a format for each one.
-    fn rfc3339_bytes(self) -> Option<[u8; 24]> {
-        let ms = self.0.rem_euclid(86_400_000);
-        let days = self.0.div_euclid(86_400_000);
+    fn rfc3339_bytes(self) -> [u8; 24] {
+        let t = self.clamped().0;
+        let ms = t.rem_euclid(86_400_000);
+        let days = t.div_euclid(86_400_000);
         let (year, month, day) = civil_from_days(days);
-        if !(0..=9999).contains(&year) {
-            return None;
-        }
         let (secs, millis) = (ms / 1000, ms % 1000);
         let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
         let mut b = *b"0000-00-00T00:00:00.000Z";
@@ -77,13 +80,14 @@ impl Timestamp {
         put(14, 2, m);
         put(17, 2, s);
         put(20, 3, millis);
-        Some(b)
+        b
     }
 
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
         DateTime::parse_from_rfc3339(s)
             .ok()
             .map(|dt| Timestamp(dt.with_timezone(&Utc).timestamp_millis()))
+            .filter(|t| (Self::MIN..=Self::MAX).contains(t))
     }
 }
 
@@ -95,11 +99,8 @@ impl fmt::Display for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.rfc3339_bytes() {
-            // The buffer holds ASCII digits and separators only.
-            Some(buf) => s.serialize_str(std::str::from_utf8(&buf).unwrap_or_default()),
-            None => s.serialize_str(&self.to_rfc3339()),
-        }
+        // The buffer holds ASCII digits and separators only.
+        s.serialize_str(std::str::from_utf8(&self.rfc3339_bytes()).unwrap_or_default())
     }
 }
 
@@ -144,6 +145,8 @@ impl utoipa::ToSchema for Timestamp {}
 
 #[cfg(test)]
 mod tests {
+    use chrono::SecondsFormat;
+
     use super::*;
 
     #[test]
@@ -179,10 +182,16 @@ mod tests {
     }
 
     #[test]
-    fn years_outside_four_digits_fall_back_to_chrono() {
-        for ms in [-62_167_219_200_001i64, 253_402_300_800_000] {
-            assert_eq!(Timestamp::from_millis(ms).to_rfc3339(), chrono_rfc3339(ms));
+    fn every_time_is_written_as_a_valid_date_time() {
+        assert_eq!(Timestamp::MAX.to_rfc3339(), "9999-12-31T23:59:59.999Z");
+        assert_eq!(Timestamp::MIN.to_rfc3339(), "0000-01-01T00:00:00.000Z");
+        for ms in [i64::MAX, 253_402_300_800_000, i64::MIN, -62_167_219_200_001] {
+            let text = serde_json::to_string(&Timestamp::from_millis(ms)).unwrap();
+            let back: Timestamp = serde_json::from_str(&text).unwrap();
+            assert!(back == Timestamp::MAX || back == Timestamp::MIN, "{text}");
         }
+        assert_eq!(Timestamp::now().plus_ms(u64::MAX), Timestamp::MAX);
+        assert_eq!(Timestamp::now().minus_ms(u64::MAX), Timestamp::MIN);
         // Day boundaries and leap days.
         for ms in [0, -1, 951_782_400_000, 951_868_799_999, 4_107_542_400_000] {
             assert_eq!(Timestamp::from_millis(ms).to_rfc3339(), chrono_rfc3339(ms));

@@ -92,6 +92,8 @@ pub struct QueueConfig {
     pub poll_interval_ms: u64,
     /// Longest `?wait=` a client may ask for.
     pub max_wait_ms: u64,
+    /// Furthest ahead a task may be scheduled (`run_at`, `delay_ms`).
+    pub max_delay_ms: u64,
     /// Recent task events kept in memory per server for clients that resume with `since`.
     pub replay_events: usize,
 }
@@ -108,6 +110,7 @@ impl Default for QueueConfig {
             max_submit_batch: 1_000,
             poll_interval_ms: 2_000,
             max_wait_ms: 60_000,
+            max_delay_ms: 365 * 86_400_000,
             replay_events: 65_536,
         }
     }

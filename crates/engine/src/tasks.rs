@@ -67,6 +67,10 @@ impl TaskService {
         now: Timestamp,
     ) -> Result<NewTask> {
         require(principal, Permission::SubmitTasks)?;
+        switchyard_core::text::refuse_nul("agent", &req.agent)?;
+        if let Some(key) = &req.idempotency_key {
+            switchyard_core::text::refuse_nul("idempotency_key", key)?;
+        }
         let entry = self.agents.get(&req.agent).await?.ok_or_else(|| {
             Error::new(
                 ErrorCode::UnknownAgent,
@@ -95,6 +99,16 @@ impl TaskService {
             self.visible(principal, parent).await?;
         }
         let run_at = req.run_at.map_or(now, |t| t.max(now));
+        if run_at.since(now) > self.config.max_delay_ms {
+            return Err(Error::new(
+                ErrorCode::ValidationFailed,
+                format!(
+                    "a task may be scheduled at most {} ms ahead (queue.max_delay_ms); run_at or delay_ms is beyond that",
+                    self.config.max_delay_ms
+                ),
+            )
+            .with_details(json!({"violations": [{"pointer": "/run_at", "message": "too far ahead"}]})));
+        }
         let cached_output = match entry.spec().cache_ttl_ms {
             Some(_) if run_at <= now => {
                 let hit = self.cached_result(&result_cache_key(&entry, &input)).await;

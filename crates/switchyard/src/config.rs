@@ -299,6 +299,10 @@ const KEY_DOCS: &[(&str, &str)] = &[
     ),
     ("queue.max_wait_ms", "Longest ?wait= a client may ask for."),
     (
+        "queue.max_delay_ms",
+        "Furthest ahead a task may be scheduled with run_at or delay_ms (default one year).",
+    ),
+    (
         "queue.replay_events",
         "Recent task events kept in memory per server for clients that resume.",
     ),

@@ -174,6 +174,10 @@ impl Session {
                 )));
             }
         };
+        switchyard_core::text::refuse_nul("name", &name)?;
+        if let Some(v) = &version {
+            switchyard_core::text::refuse_nul("version", v)?;
+        }
         if name.trim().is_empty() || name.len() > 100 {
             return Err(Error::invalid_parameter(
                 "the worker name must be 1-100 characters",

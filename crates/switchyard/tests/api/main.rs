@@ -12,5 +12,6 @@ mod http_agent;
 mod input;
 mod lifecycle;
 mod monitoring;
+mod nul;
 mod tasks;
 mod ws;

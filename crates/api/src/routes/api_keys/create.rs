@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, Auth, perm};
+use crate::extract::{ApiJson, Auth, JsonBody, perm};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +17,8 @@ pub struct CreateKeyBody {
     pub scopes: Vec<Scope>,
     pub expires_at: Option<Timestamp>,
 }
+
+impl JsonBody for CreateKeyBody {}
 
 #[derive(Serialize, ToSchema)]
 pub struct CreatedKey {

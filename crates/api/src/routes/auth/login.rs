@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ClientAddr};
+use crate::extract::{ApiJson, ClientAddr, JsonBody};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +17,8 @@ pub struct LoginBody {
     pub email: String,
     pub password: String,
 }
+
+impl JsonBody for LoginBody {}
 
 pub fn client_info(headers: &HeaderMap, addr: Option<SocketAddr>) -> ClientInfo {
     ClientInfo {

@@ -6,13 +6,15 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, JsonBody};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
     pub refresh_token: String,
 }
+
+impl JsonBody for RefreshBody {}
 
 /// Exchange a refresh token for new tokens. The refresh token rotates: the old one is
 /// spent, and presenting it again revokes the session.

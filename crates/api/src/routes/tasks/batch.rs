@@ -8,13 +8,17 @@ use utoipa::ToSchema;
 use super::submit::SubmitBody;
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, Auth, perm};
+use crate::extract::{ApiJson, Auth, JsonBody, perm};
 use crate::routes::Items;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchBody {
     pub tasks: Vec<SubmitBody>,
+}
+
+impl JsonBody for BatchBody {
+    const CONTENT: &'static [&'static str] = &["/tasks/*/input"];
 }
 
 /// Submit many tasks in one transaction: all are accepted or none. A validation error

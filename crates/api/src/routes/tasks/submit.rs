@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ApiQuery, Auth, perm};
+use crate::extract::{ApiJson, ApiQuery, Auth, JsonBody, perm};
 
 /// A task to submit.
 #[derive(Deserialize, ToSchema)]
@@ -34,6 +34,10 @@ pub struct SubmitBody {
     pub idempotency_key: Option<String>,
     /// The task that spawned this one.
     pub parent_id: Option<TaskId>,
+}
+
+impl JsonBody for SubmitBody {
+    const CONTENT: &'static [&'static str] = &["/input"];
 }
 
 fn empty_object() -> Value {

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, Auth, perm};
+use crate::extract::{ApiJson, Auth, JsonBody, perm};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +17,8 @@ pub struct CreateUserBody {
     pub password: String,
     pub role: Role,
 }
+
+impl JsonBody for CreateUserBody {}
 
 /// Create a user (admins only).
 #[utoipa::path(post, operation_id = "create_user", path = "/api/v1/users", tag = "users", request_body = CreateUserBody, security(("bearer" = [])),

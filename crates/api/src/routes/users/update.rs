@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, Auth, perm};
+use crate::extract::{ApiJson, ApiPath, Auth, JsonBody, perm};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -18,6 +18,8 @@ pub struct UpdateUserBody {
     /// A new password (a reset). The user's sessions end.
     pub password: Option<String>,
 }
+
+impl JsonBody for UpdateUserBody {}
 
 /// Change a user's role, disable or enable them, or reset their password (admins only).
 /// Any change ends the user's sessions; the last active admin cannot be demoted or disabled.
