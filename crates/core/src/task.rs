@@ -153,6 +153,8 @@ pub mod codes {
     pub const INVALID_OUTPUT: &str = "invalid_output";
     pub const FALLBACK_REJECTED: &str = "fallback_rejected";
     pub const AGENT_MISSING: &str = "agent_missing";
+    /// The database would not hold the attempt's result (its output, say).
+    pub const RESULT_NOT_RECORDED: &str = "result_not_recorded";
 }
 
 /// A classified failure of one attempt, or of the whole task.

@@ -14,10 +14,10 @@ use switchyard_core::cache::{Cache, EventBus};
 use switchyard_core::event::{BusMessage, SharedEvent, TaskEvent};
 use switchyard_core::json::input_fingerprint;
 use switchyard_core::store::{
-    ClaimedTask, Completion, EventDraft, LeaseInfo, NewTask, Outcome, Store,
+    ClaimedTask, Completion, CompletionResult, EventDraft, LeaseInfo, NewTask, Outcome, Store,
 };
 use switchyard_core::task::{ErrorClass, FailureDecision, TaskError, codes, decide_failure};
-use switchyard_core::{Error, Result, TaskId, Timestamp, UserId};
+use switchyard_core::{Error, ErrorCode, Result, TaskId, Timestamp, UserId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::agents::{AgentEntry, AgentRegistry};
@@ -89,6 +89,8 @@ pub struct AttemptResult {
 
 enum Item {
     Result(AttemptResult),
+    /// Results decided earlier that wait to be recorded.
+    Decided(Vec<Decided>),
     Event(EventDraft),
     Flush(oneshot::Sender<()>),
 }
@@ -110,7 +112,7 @@ pub struct ReporterDeps {
 impl Reporter {
     pub fn start(deps: ReporterDeps) -> Self {
         let (tx, rx) = mpsc::channel(65_536);
-        tokio::spawn(run(rx, deps));
+        tokio::spawn(run(rx, deps, tx.downgrade()));
         Reporter { tx }
     }
 
@@ -139,7 +141,7 @@ impl Reporter {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Item>, deps: ReporterDeps) {
+async fn run(mut rx: mpsc::Receiver<Item>, deps: ReporterDeps, loopback: Loopback) {
     let max = deps.max_batch.max(1);
     let mut buf = Vec::with_capacity(max);
     loop {
@@ -149,10 +151,12 @@ async fn run(mut rx: mpsc::Receiver<Item>, deps: ReporterDeps) {
         let mut drafts = Vec::new();
         let mut results = Vec::new();
         let mut flushes = Vec::new();
+        let mut waiting = Vec::new();
         for item in buf.drain(..) {
             match item {
                 Item::Event(d) => drafts.push(d),
                 Item::Result(r) => results.push(r),
+                Item::Decided(d) => waiting.extend(d),
                 Item::Flush(done) => flushes.push(done),
             }
         }
@@ -160,8 +164,11 @@ async fn run(mut rx: mpsc::Receiver<Item>, deps: ReporterDeps) {
         if !drafts.is_empty() {
             record_events(&deps, drafts).await;
         }
+        if !waiting.is_empty() {
+            record(&deps, &loopback, waiting).await;
+        }
         if !results.is_empty() {
-            complete(&deps, results).await;
+            complete(&deps, &loopback, results).await;
         }
         for done in flushes {
             let _ = done.send(());
@@ -170,6 +177,8 @@ async fn run(mut rx: mpsc::Receiver<Item>, deps: ReporterDeps) {
 }
 
 async fn record_events(deps: &ReporterDeps, drafts: Vec<EventDraft>) {
+    // Kept to record one by one should the database refuse the batch for one of them.
+    let spare = (drafts.len() > 1).then(|| drafts.clone());
     match deps.store.record_events(drafts).await {
         Ok(recorded) => {
             let events: Vec<SharedEvent> = recorded
@@ -191,88 +200,204 @@ async fn record_events(deps: &ReporterDeps, drafts: Vec<EventDraft>) {
                 send(&deps.bus, BusMessage::Tasks { events }).await;
             }
         }
-        Err(e) => tracing::error!(error = %e, "recording task events failed; they are dropped"),
+        Err(e) => match spare {
+            Some(drafts) if e.code != ErrorCode::Unavailable => {
+                tracing::warn!(error = %e, count = drafts.len(), "a batch of task events was refused; recording them one by one");
+                for d in drafts {
+                    Box::pin(record_events(deps, vec![d])).await;
+                }
+            }
+            _ => tracing::error!(error = %e, "recording task events failed; they are dropped"),
+        },
     }
 }
 
-async fn complete(deps: &ReporterDeps, mut results: Vec<AttemptResult>) {
+/// An attempt's result with its fate decided, until it is recorded.
+struct Decided {
+    attempt: AttemptRef,
+    completion: Completion,
+    ack: Option<oneshot::Sender<bool>>,
+    /// The agent has a concurrency limit: its dispatchers are woken when a slot frees.
+    limited: bool,
+    /// What to put in the result cache once recorded (key, output, TTL).
+    cache: Option<(String, Value, u64)>,
+    /// The database refused this result once: it now stands for the attempt's failure.
+    refused: bool,
+}
+
+/// The reporter's loop, for results that wait to be tried again. Weak, so that waiting
+/// results do not keep a shut-down reporter alive.
+type Loopback = mpsc::WeakSender<Item>;
+
+async fn complete(deps: &ReporterDeps, loopback: &Loopback, results: Vec<AttemptResult>) {
     let now = Timestamp::now();
-    let mut completions = Vec::with_capacity(results.len());
-    let mut cache_after = Vec::new();
-    let mut limited_agents = BTreeSet::new();
-    for r in &mut results {
-        let entry = deps.agents.get(&r.attempt.agent).await.ok().flatten();
-        if entry
-            .as_ref()
-            .is_some_and(|e| e.spec().concurrency.is_some())
-        {
-            limited_agents.insert(r.attempt.agent.clone());
-        }
-        // The outcome moves into the completion (outputs are not copied); what stays
-        // behind in `results` is only read for its attempt and ack.
-        let attempt_outcome = std::mem::replace(&mut r.outcome, AttemptOutcome::Cancelled(None));
-        let outcome = decide(deps, entry.as_deref(), &r.attempt, attempt_outcome, now).await;
-        if let (Outcome::Succeeded { output }, Some(entry)) = (&outcome, &entry)
-            && let Some(ttl) = entry.spec().cache_ttl_ms
-        {
-            cache_after.push((
+    let mut decided = Vec::with_capacity(results.len());
+    for r in results {
+        decided.push(decide_result(deps, r, now).await);
+    }
+    record(deps, loopback, decided).await;
+}
+
+async fn decide_result(deps: &ReporterDeps, r: AttemptResult, now: Timestamp) -> Decided {
+    let entry = deps.agents.get(&r.attempt.agent).await.ok().flatten();
+    let limited = entry
+        .as_ref()
+        .is_some_and(|e| e.spec().concurrency.is_some());
+    let outcome = decide(deps, entry.as_deref(), &r.attempt, r.outcome, now).await;
+    let cache = match (&outcome, &entry) {
+        (Outcome::Succeeded { output }, Some(entry)) => entry.spec().cache_ttl_ms.map(|ttl| {
+            (
                 result_cache_key(entry, &r.attempt.input),
                 output.clone(),
                 ttl,
-            ));
-        }
-        completions.push(Completion {
+            )
+        }),
+        _ => None,
+    };
+    Decided {
+        completion: Completion {
             task_id: r.attempt.task_id,
             attempt: r.attempt.attempt,
             at: now,
             outcome,
-        });
+        },
+        attempt: r.attempt,
+        ack: r.ack,
+        limited,
+        cache,
+        refused: false,
     }
-    let outcome = retry_unavailable(|| deps.store.complete_tasks(&completions)).await;
-    match outcome {
-        Ok(done) => {
-            deps.metrics
-                .completed(&results, &completions, &done.rejected, now);
-            for r in results {
-                if let Some(ack) = r.ack {
-                    let _ = ack.send(!done.rejected.contains(&r.attempt.task_id));
-                }
-            }
-            if !done.rejected.is_empty() {
-                tracing::info!(
-                    count = done.rejected.len(),
-                    "results for attempts that no longer hold their lease were rejected"
-                );
-            }
-            announce(&deps.bus, done.transitions, now).await;
-            if !limited_agents.is_empty() {
-                send(
-                    &deps.bus,
-                    BusMessage::Wake {
-                        agents: limited_agents.into_iter().collect(),
-                    },
-                )
-                .await;
-            }
-            for (key, output, ttl) in cache_after {
-                let bytes = serde_json::to_vec(&output).unwrap_or_default();
-                if let Err(e) = deps
-                    .cache
-                    .set(&key, &bytes, Duration::from_millis(ttl))
-                    .await
-                {
-                    tracing::warn!(error = %e, "could not fill the result cache");
-                }
+}
+
+/// Records decided results. A result is never dropped: a batch the database refuses is
+/// recorded member by member, so that one result it cannot hold fails alone; that
+/// result is recorded as a failure of its attempt instead; and results that meet an
+/// unavailable database wait and are tried again (their workers' heartbeats would
+/// otherwise keep the tasks `running` for ever).
+async fn record(deps: &ReporterDeps, loopback: &Loopback, decided: Vec<Decided>) {
+    let completions: Vec<Completion> = decided.iter().map(|d| d.completion.clone()).collect();
+    match retry_unavailable(|| deps.store.complete_tasks(&completions)).await {
+        Ok(done) => recorded(deps, decided, completions, done).await,
+        Err(e) if e.code == ErrorCode::Unavailable => {
+            tracing::error!(error = %e, count = decided.len(), "recording task results failed; trying again");
+            park(loopback, decided);
+        }
+        Err(e) if decided.len() > 1 => {
+            tracing::warn!(error = %e, count = decided.len(), "a batch of task results was refused; recording them one by one");
+            for d in decided {
+                Box::pin(record(deps, loopback, vec![d])).await;
             }
         }
         Err(e) => {
-            // Nothing was recorded; the leases will expire and the reaper retries the tasks.
-            tracing::error!(error = %e, count = completions.len(), "recording task results failed");
-            for r in results {
-                if let Some(ack) = r.ack {
-                    let _ = ack.send(false);
-                }
+            let Some(d) = decided.into_iter().next() else {
+                return;
+            };
+            unrecordable(deps, loopback, d, e).await;
+        }
+    }
+}
+
+/// One result the database refused on its own: recorded as a permanent failure of its
+/// attempt, which the task's policy then handles (fallback or dead).
+async fn unrecordable(deps: &ReporterDeps, loopback: &Loopback, d: Decided, e: Error) {
+    if d.refused {
+        // Even the failure could not be recorded: the database is at fault, not the
+        // result. Keep it, as for an unavailable database.
+        tracing::error!(error = %e, task_id = %d.attempt.task_id, "recording a task's failure failed; trying again");
+        park(loopback, vec![d]);
+        return;
+    }
+    tracing::warn!(error = %e, task_id = %d.attempt.task_id, "a task's result could not be stored; recording the attempt as failed");
+    let error = TaskError::permanent(
+        codes::RESULT_NOT_RECORDED,
+        format!("the attempt's result could not be stored: {}", e.message),
+    );
+    let entry = deps.agents.get(&d.attempt.agent).await.ok().flatten();
+    let outcome = decide(
+        deps,
+        entry.as_deref(),
+        &d.attempt,
+        AttemptOutcome::Failed(error),
+        d.completion.at,
+    )
+    .await;
+    let failed = Decided {
+        completion: Completion {
+            outcome,
+            ..d.completion
+        },
+        cache: None,
+        refused: true,
+        ..d
+    };
+    Box::pin(record(deps, loopback, vec![failed])).await;
+}
+
+/// How long results wait before they are tried again while the database is down.
+const PARKED_RETRY: Duration = Duration::from_secs(2);
+
+/// Hands results back to the loop after a pause.
+fn park(loopback: &Loopback, decided: Vec<Decided>) {
+    let Some(tx) = loopback.upgrade() else {
+        for d in decided {
+            if let Some(ack) = d.ack {
+                let _ = ack.send(false);
             }
+        }
+        return;
+    };
+    tokio::spawn(async move {
+        tokio::time::sleep(PARKED_RETRY).await;
+        let _ = tx.send(Item::Decided(decided)).await;
+    });
+}
+
+async fn recorded(
+    deps: &ReporterDeps,
+    decided: Vec<Decided>,
+    completions: Vec<Completion>,
+    done: CompletionResult,
+) {
+    let now = completions.first().map_or_else(Timestamp::now, |c| c.at);
+    let attempts: Vec<&AttemptRef> = decided.iter().map(|d| &d.attempt).collect();
+    deps.metrics
+        .completed(&attempts, &completions, &done.rejected, now);
+    if !done.rejected.is_empty() {
+        tracing::info!(
+            count = done.rejected.len(),
+            "results for attempts that no longer hold their lease were rejected"
+        );
+    }
+    let mut limited_agents = BTreeSet::new();
+    let mut cache_after = Vec::new();
+    for d in decided {
+        let accepted = !done.rejected.contains(&d.attempt.task_id);
+        if let Some(ack) = d.ack {
+            let _ = ack.send(accepted);
+        }
+        if d.limited {
+            limited_agents.insert(d.attempt.agent);
+        }
+        cache_after.extend(d.cache.filter(|_| accepted));
+    }
+    announce(&deps.bus, done.transitions, now).await;
+    if !limited_agents.is_empty() {
+        send(
+            &deps.bus,
+            BusMessage::Wake {
+                agents: limited_agents.into_iter().collect(),
+            },
+        )
+        .await;
+    }
+    for (key, output, ttl) in cache_after {
+        let bytes = serde_json::to_vec(&output).unwrap_or_default();
+        if let Err(e) = deps
+            .cache
+            .set(&key, &bytes, Duration::from_millis(ttl))
+            .await
+        {
+            tracing::warn!(error = %e, "could not fill the result cache");
         }
     }
 }
@@ -411,4 +536,100 @@ async fn fallback_task(
         cached_output: None,
         claim: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sqlx::Connection;
+    use switchyard_cache::memory::{LocalBus, MemoryCache};
+    use switchyard_core::WorkerId;
+    use switchyard_core::task::{Task, TaskStatus};
+    use switchyard_store::conformance::{SharedStore, claim, insert, new_task};
+    use switchyard_store::sqlite::{Durability, SqliteStore};
+
+    use super::*;
+    use crate::monitoring::Metrics;
+
+    /// A completion batch in which the database refuses one result (here a trigger
+    /// refuses outputs marked `poison`): the others are recorded, the refused one is
+    /// recorded as its attempt's failure, and no task stays `running`.
+    #[tokio::test(flavor = "current_thread")]
+    async fn one_refused_result_fails_its_attempt_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let sqlite = SqliteStore::open(&path, Durability::Normal).await.unwrap();
+        sqlite.migrate().await.unwrap();
+        let store: SharedStore = Arc::new(sqlite);
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::query(
+            "CREATE TRIGGER poison BEFORE UPDATE ON tasks \
+             WHEN NEW.output IS NOT NULL AND json_extract(NEW.output, '$.poison') = 1 \
+             BEGIN SELECT RAISE(ABORT, 'poisoned output'); END",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+
+        let bus: Arc<dyn EventBus> = Arc::new(LocalBus::default());
+        let agents = Arc::new(AgentRegistry::new(store.clone(), bus.clone()));
+        agents.init().await.unwrap();
+        let reporter = Reporter::start(ReporterDeps {
+            store: store.clone(),
+            bus,
+            cache: Arc::new(MemoryCache::new(100)),
+            agents,
+            max_batch: 100,
+            metrics: Arc::new(Metrics::new(false)),
+        });
+        let now = Timestamp::now();
+        insert(&store, (0..3).map(|_| new_task("echo", 0, now)).collect()).await;
+        let claimed = claim(&store, WorkerId::new(), now, "echo", 3).await;
+        assert_eq!(claimed.len(), 3);
+        let outputs = [json!({"ok": 1}), json!({"poison": 1}), json!({"ok": 2})];
+        let mut acks = Vec::new();
+        for (c, output) in claimed.iter().zip(&outputs) {
+            let (ack, rx) = oneshot::channel();
+            acks.push(rx);
+            reporter
+                .finish(AttemptResult {
+                    attempt: c.clone().into(),
+                    outcome: AttemptOutcome::Succeeded(output.clone()),
+                    ack: Some(ack),
+                })
+                .await
+                .unwrap();
+        }
+        reporter.flush().await;
+        for rx in acks {
+            let counted = tokio::time::timeout(Duration::from_secs(30), rx)
+                .await
+                .expect("every result is answered")
+                .unwrap();
+            assert!(counted, "every result counts, as a success or as a failure");
+        }
+        let task = |i: usize| {
+            let store = store.clone();
+            let id = claimed[i].id;
+            async move { store.get_task(id).await.unwrap().unwrap() }
+        };
+        let (first, refused, last): (Task, Task, Task) =
+            (task(0).await, task(1).await, task(2).await);
+        assert_eq!(first.status, TaskStatus::Succeeded);
+        assert_eq!(first.output, Some(outputs[0].clone()));
+        assert_eq!(last.status, TaskStatus::Succeeded);
+        assert_eq!(last.output, Some(outputs[2].clone()));
+        assert_eq!(refused.status, TaskStatus::Dead);
+        let error = refused.error.expect("the failure says why");
+        assert_eq!(error.code, codes::RESULT_NOT_RECORDED);
+        assert!(
+            error.message.contains("could not be stored"),
+            "{}",
+            error.message
+        );
+    }
 }

@@ -24,12 +24,19 @@ use switchyard_core::store::{
     ClaimedTask, DirectClaim, NewTask, Store, Submitted, Synced, Transition,
 };
 use switchyard_core::task::{Task, TaskStatus};
-use switchyard_core::{Error, Result, Timestamp, WorkerId};
+use switchyard_core::{Error, ErrorCode, Result, Timestamp, WorkerId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::dispatch::{Dispatcher, Reservation};
 use crate::monitoring::Metrics;
 use crate::publish::announce;
+
+/// A group whose commit failed as a whole, still to be answered.
+struct Failed {
+    batch: Vec<NewTask>,
+    counts: Vec<usize>,
+    replies: Vec<oneshot::Sender<Result<Vec<Submitted>>>>,
+}
 
 struct Pending {
     tasks: Vec<NewTask>,
@@ -151,6 +158,15 @@ impl Loop {
     }
 
     async fn commit(&self, group: Vec<Pending>) {
+        if let Some(failed) = self.commit_group(group).await {
+            self.isolate(failed).await;
+        }
+    }
+
+    /// Commits a group and answers its requests; a group that failed as a whole comes
+    /// back (its requests unanswered) when it had more than one request and the
+    /// failure may lie with one of them.
+    async fn commit_group(&self, group: Vec<Pending>) -> Option<Failed> {
         let now = Timestamp::now();
         let counts: Vec<usize> = group.iter().map(|p| p.tasks.len()).collect();
         let (tasks, replies): (Vec<Vec<NewTask>>, Vec<_>) =
@@ -158,7 +174,7 @@ impl Loop {
         let mut batch: Vec<NewTask> = tasks.into_iter().flatten().collect();
         let reservations = self.reserve(&mut batch, now);
         let since = now.minus_ms(self.window_ms);
-        match self.store.insert_tasks_then_sync(batch, since).await {
+        match self.store.insert_tasks_then_sync(&batch, since).await {
             Ok((results, synced)) => {
                 self.metrics.submitted(&results);
                 let mut transitions = Vec::with_capacity(results.len());
@@ -206,14 +222,50 @@ impl Loop {
                 if let Some(a) = inline {
                     a.run(&self.bus).await;
                 }
+                None
+            }
+            // The database is down for everyone: one attempt per request would only
+            // multiply the failures.
+            Err(e) if replies.len() > 1 && e.code != ErrorCode::Unavailable => {
+                tracing::warn!(error = %e, requests = replies.len(), "a submitted group failed; committing its requests one by one");
+                Some(Failed {
+                    batch,
+                    counts,
+                    replies,
+                })
             }
             Err(e) => {
-                tracing::error!(error = %e, "inserting submitted tasks failed");
+                if e.is_internal() {
+                    tracing::error!(error = %e, "inserting submitted tasks failed");
+                }
                 for reply in replies {
-                    let err = Error::new(e.code, e.message.clone());
+                    let mut err = Error::new(e.code, e.message.clone());
+                    err.details = e.details.clone();
                     let _ = reply.send(Err(err));
                 }
+                None
             }
+        }
+    }
+
+    /// Commits each request of a failed group on its own, so that one request's bad
+    /// value fails that request alone and everyone else's tasks go in.
+    async fn isolate(&self, failed: Failed) {
+        let Failed {
+            batch,
+            counts,
+            replies,
+        } = failed;
+        let mut tasks = batch.into_iter();
+        for (reply, n) in replies.into_iter().zip(counts) {
+            let mut mine: Vec<NewTask> = tasks.by_ref().take(n).collect();
+            // Their slots went back when the group failed; they are reserved anew.
+            for t in &mut mine {
+                t.claim = None;
+            }
+            let single = vec![Pending { tasks: mine, reply }];
+            // A group of one request is answered, never returned.
+            let _ = Box::pin(self.commit_group(single)).await;
         }
     }
 
@@ -446,6 +498,56 @@ mod tests {
             }
         }
         assert_eq!(announced, ids);
+    }
+
+    /// One request whose tasks cannot be inserted (here: an id that exists) fails alone;
+    /// the requests it shared a group commit with are inserted and acknowledged.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_bad_request_fails_alone_and_its_group_goes_in() {
+        let (_dir, store) = sqlite_store(Durability::Full).await;
+        let store: Arc<dyn Store> = Arc::new(store);
+        let submitter = Submitter::start(
+            store.clone(),
+            Arc::new(LocalBus::default()),
+            None,
+            60_000,
+            100,
+            Arc::new(Metrics::new(false)),
+        );
+        let now = Timestamp::now();
+        let first = new_task("echo", 0, now);
+        submitter.submit(vec![first.clone()]).await.unwrap();
+
+        // Spawned together on one thread, they reach the loop before it runs again: one
+        // group, with the duplicate in the middle.
+        let mut duplicate = new_task("echo", 0, now);
+        duplicate.id = first.id;
+        let good_before = new_task("echo", 0, now);
+        let good_after = vec![new_task("echo", 1, now), new_task("echo", 2, now)];
+        let submit = |tasks: Vec<NewTask>| {
+            let s = submitter.clone();
+            tokio::spawn(async move { s.submit(tasks).await })
+        };
+        let handles = [
+            submit(vec![good_before.clone()]),
+            submit(vec![duplicate]),
+            submit(good_after.clone()),
+        ];
+        let mut outcomes = Vec::new();
+        for h in handles {
+            outcomes.push(h.await.unwrap());
+        }
+        assert!(outcomes[1].is_err(), "the duplicate is refused");
+        for (i, ids) in [
+            (0, vec![good_before.id]),
+            (2, good_after.iter().map(|t| t.id).collect()),
+        ] {
+            let done = outcomes[i].as_ref().expect("the others go in");
+            assert_eq!(done.len(), ids.len());
+            for id in ids {
+                assert!(store.get_task(id).await.unwrap().is_some());
+            }
+        }
     }
 
     /// A group bigger than one consumer's free slots fills the next consumers before

@@ -16,7 +16,7 @@ use switchyard_core::monitoring::{HISTOGRAM_BUCKETS, latency_bucket};
 use switchyard_core::store::{ClaimedTask, Completion, Outcome, Submitted};
 use switchyard_core::task::TaskStatus;
 
-use crate::reporter::AttemptResult;
+use crate::reporter::AttemptRef;
 
 /// Most agents with series of their own; the rest share `_other`.
 pub const MAX_AGENT_SERIES: usize = 1_000;
@@ -284,7 +284,7 @@ impl Metrics {
     /// Attempt results the reporter recorded (`rejected` ones did not count).
     pub fn completed(
         &self,
-        results: &[AttemptResult],
+        attempts: &[&AttemptRef],
         completions: &[Completion],
         rejected: &[switchyard_core::TaskId],
         now: Timestamp,
@@ -292,14 +292,14 @@ impl Metrics {
         if !self.enabled {
             return;
         }
-        let items = results
+        let items = attempts
             .iter()
             .zip(completions)
-            .filter(|(r, _)| rejected.is_empty() || !rejected.contains(&r.attempt.task_id))
-            .map(|(r, c)| (r.attempt.agent.as_str(), (r, c)));
+            .filter(|(a, _)| rejected.is_empty() || !rejected.contains(&a.task_id))
+            .map(|(a, c)| (a.agent.as_str(), (a, c)));
         let mut fallbacks = Vec::new();
-        self.each_agent(items, |m, (r, c)| {
-            if let Some(claimed) = r.attempt.claimed_at {
+        self.each_agent(items, |m, (a, c)| {
+            if let Some(claimed) = a.claimed_at {
                 m.run.observe_ms(now.since(claimed));
             }
             let status = match &c.outcome {
@@ -316,7 +316,7 @@ impl Metrics {
                 Outcome::Dead { .. } => TaskStatus::Dead,
                 Outcome::Cancelled { .. } => TaskStatus::Cancelled,
             };
-            self.finished_with(m, status, r.attempt.created_at, now);
+            self.finished_with(m, status, a.created_at, now);
         });
         // A fallback is a new task of its agent.
         self.each_agent(fallbacks.into_iter().map(|a| (a, ())), |m, ()| {
