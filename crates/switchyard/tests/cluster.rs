@@ -32,6 +32,8 @@ const FOLLOWED_TASKS: usize = 24;
 const CLIENTS: usize = 24;
 /// Submitted while Redis is down.
 const DEGRADED_TASKS: usize = 200;
+/// Valid tasks submitted beside a client that sends bad values.
+const POISON_TASKS: usize = 400;
 const DEGRADED_FOLLOWED: usize = 4;
 /// Submitted while PostgreSQL restarts.
 const RESTART_TASKS: usize = 600;
@@ -944,6 +946,79 @@ fn scale_out_survives_sigkill_of_an_api_server_and_a_worker() {
         .count();
     eprintln!("every follower saw its final event ({resumed} resumed on another server)");
 
+    // Poison input: valid work (with U+0000 in its content) from every client, beside one
+    // client sending values no server may store. Every valid task is acknowledged (and
+    // finishes once, checked with the rest below); every bad one is a 4xx.
+    runtime.block_on(async {
+        let next = Arc::new(AtomicUsize::new(0));
+        let mut clients = Vec::new();
+        for _ in 0..CLIENTS {
+            let (http, base, token, run_id, next) = (
+                http.clone(),
+                base.clone(),
+                token.clone(),
+                run_id.clone(),
+                next.clone(),
+            );
+            clients.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= POISON_TASKS {
+                        return;
+                    }
+                    // Sent once: no server is being killed now, so any 5xx is a fault.
+                    let r = http
+                        .post(format!("{base}/api/v1/tasks"))
+                        .bearer_auth(&token)
+                        .header("idempotency-key", format!("{run_id}-poison-{i}"))
+                        .json(&json!({"agent": "echo", "input": {"i": i, "text": "a\u{0}b"}}))
+                        .send()
+                        .await
+                        .expect("the server answers");
+                    assert_eq!(
+                        r.status(),
+                        reqwest::StatusCode::CREATED,
+                        "{:?}",
+                        r.text().await
+                    );
+                }
+            }));
+        }
+        let bad = [
+            json!({"agent": "echo\u{0}"}),
+            json!({"agent": "echo", "idempotency_key": "\u{0}"}),
+            json!({"agent": "echo", "delay_ms": u64::MAX}),
+            json!({"tasks": [{"agent": "echo"}, {"agent": "\u{0}"}]}),
+        ];
+        for i in 0..200 {
+            let body = &bad[i % bad.len()];
+            let path = if body.get("tasks").is_some() {
+                "tasks/batch"
+            } else {
+                "tasks"
+            };
+            let r = http
+                .post(format!("{base}/api/v1/{path}"))
+                .bearer_auth(&token)
+                .json(body)
+                .send()
+                .await
+                .expect("the server answers");
+            assert!(
+                r.status().is_client_error(),
+                "{body} answered {}",
+                r.status()
+            );
+        }
+        for c in clients {
+            c.await.expect("client");
+        }
+    });
+    eprintln!(
+        "{POISON_TASKS} valid tasks acknowledged beside 200 bad ones ({:.1?} in)",
+        started.elapsed()
+    );
+
     // Redis goes away: the API keeps serving (sessions from the database, events over
     // PostgreSQL NOTIFY), says so in /readyz, and recovers when Redis returns (empty).
     let survivors = [cluster.api_ports[0], cluster.api_ports[2]];
@@ -1091,7 +1166,7 @@ fn scale_out_survives_sigkill_of_an_api_server_and_a_worker() {
             .expect("connect to the primary");
         let pattern = format!("{run_id}-%");
         let expected =
-            (ECHO_TASKS + FOLLOWED_TASKS + DEGRADED_TASKS + DEGRADED_FOLLOWED + 2 + RESTART_TASKS)
+            (ECHO_TASKS + FOLLOWED_TASKS + POISON_TASKS + DEGRADED_TASKS + DEGRADED_FOLLOWED + 2 + RESTART_TASKS)
                 as i64;
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
