@@ -1,0 +1,301 @@
+import { ConnectionError, errorFromResponse, SwitchyardError } from "./errors.js";
+import { jitter, openSocket, sleep, wsUrl, type Socket } from "./socket.js";
+
+export type TaskStatus = "queued" | "running" | "retrying" | "succeeded" | "failed" | "cancelled" | "dead";
+
+export interface TaskErrorInfo {
+  class: "retryable" | "permanent" | "rate_limited";
+  code?: string | null;
+  message: string;
+  [key: string]: unknown;
+}
+
+export interface Attempt {
+  number: number;
+  status: string;
+  worker_id?: string | null;
+  worker?: string | null;
+  started_at?: string | null;
+  finished_at?: string | null;
+  error?: TaskErrorInfo | null;
+  [key: string]: unknown;
+}
+
+/** A task as `GET /api/v1/tasks/{id}` returns it (field names as on the wire). */
+export interface Task {
+  id: string;
+  agent: string;
+  status: TaskStatus;
+  input: unknown;
+  output: unknown;
+  error: TaskErrorInfo | null;
+  attempts: Attempt[];
+  priority?: number;
+  cached?: boolean;
+  created_at?: string;
+  finished_at?: string | null;
+  fallback_task_id?: string | null;
+  cancel_requested?: boolean;
+  /** The last event's sequence number. */
+  seq?: number;
+  [key: string]: unknown;
+}
+
+/** One event of a task (`kind`: status, log, progress, partial, result, error). */
+export interface TaskEvent {
+  task_id: string;
+  seq: number;
+  agent: string;
+  at: string;
+  kind: "status" | "log" | "progress" | "partial" | "result" | "error" | (string & {});
+  status?: TaskStatus;
+  attempt?: number;
+  level?: string;
+  message?: string;
+  progress?: number;
+  data?: unknown;
+  output?: unknown;
+  error?: TaskErrorInfo;
+  cached?: boolean;
+  fallback_task_id?: string | null;
+  [key: string]: unknown;
+}
+
+export interface ClientOptions {
+  /** The server's base URL, `http(s)://host:port`. */
+  url: string;
+  /** An API key (`sy_…`) with `submit` and/or `read`. */
+  apiKey?: string;
+  /** An access token (JWT from login); used when no `apiKey` is given. */
+  token?: string;
+  /** A `fetch` implementation (default: the global one). */
+  fetch?: typeof fetch;
+}
+
+export interface SubmitOptions {
+  /** Wait up to this many seconds for the task to finish (the server caps it, 60 s by default). */
+  wait?: number;
+  priority?: number;
+  /** Run no earlier than this many milliseconds from now. */
+  delayMs?: number;
+  /** Run no earlier than this time (RFC 3339 or a Date). */
+  runAt?: string | Date;
+  /** Submitting the same key again within the window returns the first task. */
+  idempotencyKey?: string;
+  /** Make the task a child of this task. */
+  parentId?: string;
+}
+
+export interface FollowOptions {
+  /** Resume after this sequence number (events with a larger `seq` only). */
+  since?: number;
+  /** Longest pause between reconnection attempts, in seconds (default 10). */
+  maxBackoff?: number;
+  /** Stops following (the iterator ends). */
+  signal?: AbortSignal;
+}
+
+/** Whether no more events follow this one. */
+export function isFinalEvent(event: TaskEvent): boolean {
+  if (event.kind === "result") return true;
+  if (event.kind === "error") return event.status === "failed" || event.status === "dead";
+  if (event.kind === "status") {
+    return ["succeeded", "failed", "dead", "cancelled"].includes(String(event.status));
+  }
+  return false;
+}
+
+/**
+ * Submits, reads, cancels and follows tasks. Works in Node ≥ 20 and in browsers (it needs
+ * only `fetch` and a WebSocket).
+ */
+export class Client {
+  readonly url: string;
+  readonly #credential: string;
+  readonly #fetch: typeof fetch;
+
+  constructor(options: ClientOptions) {
+    const credential = options.apiKey ?? options.token;
+    if (!credential) throw new TypeError("Client needs an apiKey or a token");
+    wsUrl(options.url, ""); // validates the URL
+    this.url = options.url.replace(/\/+$/, "");
+    this.#credential = credential;
+    this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+  }
+
+  /** Submits a task; with `wait`, answers when it finished (or when the wait ended). */
+  async submit(agent: string, input: unknown, options: SubmitOptions = {}): Promise<Task> {
+    const query = options.wait !== undefined ? `?wait=${waitParam(options.wait)}` : "";
+    return this.#request<Task>("POST", `/api/v1/tasks${query}`, submitBody(agent, input, options));
+  }
+
+  /** Submits many tasks of one agent in one transaction: all are accepted or none. */
+  async submitBatch(agent: string, inputs: unknown[], options: Omit<SubmitOptions, "wait"> = {}): Promise<Task[]> {
+    const tasks = inputs.map((input) => submitBody(agent, input, { ...options, idempotencyKey: undefined }));
+    const answer = await this.#request<{ items: Task[] }>("POST", "/api/v1/tasks/batch", { tasks });
+    return answer.items;
+  }
+
+  async get(taskId: string): Promise<Task> {
+    return this.#request<Task>("GET", `/api/v1/tasks/${encodeURIComponent(taskId)}`);
+  }
+
+  /** Cancels a task: a waiting one at once, a running one after its worker stops. */
+  async cancel(taskId: string): Promise<Task> {
+    return this.#request<Task>("POST", `/api/v1/tasks/${encodeURIComponent(taskId)}/cancel`);
+  }
+
+  /** Runs a finished task (failed, dead, cancelled) again. */
+  async retry(taskId: string): Promise<Task> {
+    return this.#request<Task>("POST", `/api/v1/tasks/${encodeURIComponent(taskId)}/retry`);
+  }
+
+  /** A single-use WebSocket ticket (valid 30 s), e.g. to hand to a browser. */
+  async wsTicket(): Promise<string> {
+    const answer = await this.#request<{ ticket: string }>("POST", "/api/v1/auth/ws-ticket");
+    return answer.ticket;
+  }
+
+  /**
+   * The events of one task over the client WebSocket, from its current state (or after
+   * `since`) to its final event. A dropped connection is resumed after the last `seq` seen:
+   * no event is lost or repeated.
+   */
+  async *follow(taskId: string, options: FollowOptions = {}): AsyncGenerator<TaskEvent, void, undefined> {
+    let lastSeq = options.since;
+    const maxBackoffMs = (options.maxBackoff ?? 10) * 1000;
+    let backoffMs = 100;
+    for (;;) {
+      if (options.signal?.aborted) return;
+      let stream: EventStream;
+      try {
+        stream = await EventStream.open(this.url, this.#credential, taskId, lastSeq);
+      } catch (e) {
+        if (!(e instanceof ConnectionError)) throw e;
+        await sleep(jitter(backoffMs), options.signal);
+        backoffMs = Math.min(backoffMs * 2, maxBackoffMs);
+        continue;
+      }
+      const onAbort = () => stream.close();
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      try {
+        for (;;) {
+          const item = await stream.next();
+          if (item === null) break; // connection lost: resume
+          backoffMs = 100;
+          if (lastSeq !== undefined && item.seq <= lastSeq) continue;
+          lastSeq = item.seq;
+          yield item;
+          if (isFinalEvent(item)) return;
+        }
+      } finally {
+        options.signal?.removeEventListener("abort", onAbort);
+        stream.close();
+      }
+      if (options.signal?.aborted) return;
+      await sleep(jitter(backoffMs), options.signal);
+      backoffMs = Math.min(backoffMs * 2, maxBackoffMs);
+    }
+  }
+
+  async #request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.#credential}` };
+    const init: RequestInit = { method, headers };
+    if (body !== undefined) {
+      headers["content-type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response: Response;
+    try {
+      response = await this.#fetch(this.url + path, init);
+    } catch (e) {
+      throw new ConnectionError(`${method} ${path}: ${(e as Error).message}`, { cause: e });
+    }
+    if (!response.ok) throw await errorFromResponse(response);
+    return (await response.json()) as T;
+  }
+}
+
+function waitParam(seconds: number): string {
+  if (!(seconds >= 0)) throw new RangeError("wait is in seconds and must be >= 0");
+  return `${Math.round(seconds * 1000)}ms`;
+}
+
+function submitBody(agent: string, input: unknown, options: SubmitOptions): Record<string, unknown> {
+  const body: Record<string, unknown> = { agent, input: input ?? {} };
+  if (options.priority !== undefined) body["priority"] = options.priority;
+  if (options.delayMs !== undefined) body["delay_ms"] = options.delayMs;
+  if (options.runAt !== undefined) {
+    body["run_at"] = options.runAt instanceof Date ? options.runAt.toISOString() : options.runAt;
+  }
+  if (options.idempotencyKey !== undefined) body["idempotency_key"] = options.idempotencyKey;
+  if (options.parentId !== undefined) body["parent_id"] = options.parentId;
+  return body;
+}
+
+/** One client WebSocket subscribed to one task; `next()` is `null` once the connection is gone. */
+class EventStream {
+  #socket: Socket;
+  #queue: (TaskEvent | null | SwitchyardError)[] = [];
+  #waiter: (() => void) | undefined;
+
+  private constructor(socket: Socket) {
+    this.#socket = socket;
+    socket.onMessage = (text) => this.#receive(text);
+    socket.onClose = () => this.#push(null);
+  }
+
+  static async open(base: string, credential: string, taskId: string, since: number | undefined): Promise<EventStream> {
+    const socket = await openSocket(wsUrl(base, "/api/v1/ws"), {}, 15_000);
+    const stream = new EventStream(socket);
+    // The `auth` message works in browsers too, which cannot set headers.
+    socket.send(JSON.stringify({ type: "auth", token: credential }));
+    const subscribe: Record<string, unknown> = { type: "subscribe", task_id: taskId };
+    if (since !== undefined) subscribe["since"] = since;
+    socket.send(JSON.stringify(subscribe));
+    return stream;
+  }
+
+  #receive(text: string): void {
+    let msg: Record<string, unknown>;
+    try {
+      msg = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    if (msg["type"] === "event") {
+      this.#push(msg as unknown as TaskEvent);
+    } else if (msg["type"] === "error") {
+      const code = String(msg["code"]);
+      // A slow consumer is cut off and may resume; everything else is the caller's problem.
+      if (code === "slow_consumer") return;
+      this.#push(new SwitchyardError(code, String(msg["message"] ?? code)));
+    }
+  }
+
+  #push(item: TaskEvent | null | SwitchyardError): void {
+    this.#queue.push(item);
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.();
+  }
+
+  async next(): Promise<TaskEvent | null> {
+    while (this.#queue.length === 0) {
+      await new Promise<void>((resolve) => (this.#waiter = resolve));
+    }
+    const item = this.#queue.shift()!;
+    if (item instanceof SwitchyardError) throw item;
+    if (item === null) this.#queue.unshift(null);
+    return item;
+  }
+
+  close(): void {
+    try {
+      this.#socket.close(1000);
+    } catch {
+      // already closed
+    }
+    this.#push(null);
+  }
+}

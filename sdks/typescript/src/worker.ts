@@ -1,0 +1,410 @@
+import { ConnectionError, SwitchyardError, TaskError, RateLimitedError, type ErrorClass } from "./errors.js";
+import { jitter, openSocket, sleep, wsUrl, type Socket } from "./socket.js";
+import { VERSION } from "./version.js";
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/** How an agent is declared in `hello` (registered as a `remote` agent, or updated). */
+export interface AgentOptions {
+  /** JSON Schema (2020-12) the input must satisfy; the server validates before queueing. */
+  inputSchema?: Record<string, unknown>;
+  /** JSON Schema the output must satisfy; a non-conforming output fails the attempt permanently. */
+  outputSchema?: Record<string, unknown>;
+  /** Per-attempt timeout in milliseconds, applied when this registers a new agent. */
+  timeoutMs?: number;
+  /** Agent version (default "1"). */
+  version?: string;
+  description?: string;
+}
+
+/** What a handler can see and do while it runs one attempt. */
+export interface TaskContext {
+  readonly taskId: string;
+  readonly attempt: number;
+  readonly agent: string;
+  /** W3C trace context of the task, if any. */
+  readonly traceparent: string | undefined;
+  readonly parentId: string | undefined;
+  /** The attempt's time budget in milliseconds. */
+  readonly timeoutMs: number;
+  /**
+   * Aborts when the task is cancelled (reason: an `AbortError` DOMException), the attempt
+   * times out (a `TimeoutError` DOMException) or the connection to the server is lost.
+   */
+  readonly signal: AbortSignal;
+  /** `signal.aborted`. */
+  readonly cancelled: boolean;
+  log(level: LogLevel, message: string): Promise<void>;
+  /** Progress as a fraction in [0, 1], and/or a message. */
+  progress(progress: number | null | undefined, message?: string): Promise<void>;
+  /** Streams a piece of output before the result (e.g. LLM tokens). */
+  partial(data: unknown): Promise<void>;
+}
+
+export type Handler = (ctx: TaskContext, input: any) => unknown | Promise<unknown>;
+
+export interface WorkerOptions {
+  /** The server's base URL, `http(s)://host:port`. */
+  url: string;
+  /** An API key with the `worker` scope. */
+  apiKey: string;
+  /** Tasks run at once (1 to 4096, default 4). */
+  slots?: number;
+  /** Shown in the server's workers list (default: host name and process id). */
+  name?: string;
+  /** Longest pause between reconnection attempts, in seconds (default 30). */
+  maxBackoff?: number;
+  /** Where the worker reports connects, disconnects and rejected results (default: console). */
+  logger?: Pick<Console, "info" | "warn">;
+}
+
+interface Running {
+  attempt: number;
+  controller: AbortController;
+  finish: (msg: Record<string, unknown>) => void;
+}
+
+const HANDSHAKE_TIMEOUT_MS = 15_000;
+
+/**
+ * A remote worker: connects to the server, declares its agents in `hello`, runs the tasks it
+ * is assigned, heartbeats, reconnects with backoff and jitter, and drains on shutdown.
+ */
+export class Worker {
+  readonly url: string;
+  readonly name: string;
+  readonly slots: number;
+  readonly #apiKey: string;
+  readonly #maxBackoffMs: number;
+  readonly #logger: Pick<Console, "info" | "warn">;
+  readonly #agents = new Map<string, { decl: Record<string, unknown>; handler: Handler }>();
+  readonly #stop = new AbortController();
+  #running = false;
+  #workerId: string | undefined;
+  #connected: Array<() => void> = [];
+  #onStop: (() => void) | undefined;
+
+  constructor(options: WorkerOptions) {
+    if (!options.apiKey) throw new TypeError("Worker needs an apiKey with the worker scope");
+    this.url = options.url;
+    wsUrl(options.url, ""); // validates the URL
+    this.#apiKey = options.apiKey;
+    this.slots = Math.max(1, Math.min(4096, Math.floor(options.slots ?? 4)));
+    this.name = options.name ?? defaultName();
+    this.#maxBackoffMs = (options.maxBackoff ?? 30) * 1000;
+    this.#logger = options.logger ?? console;
+  }
+
+  /** Serves agent `name` with `handler(ctx, input)`; what it returns is the task's output. */
+  agent(name: string, handler: Handler): this;
+  agent(name: string, options: AgentOptions, handler: Handler): this;
+  agent(name: string, optionsOrHandler: AgentOptions | Handler, maybeHandler?: Handler): this {
+    const options = typeof optionsOrHandler === "function" ? {} : optionsOrHandler;
+    const handler = typeof optionsOrHandler === "function" ? optionsOrHandler : maybeHandler;
+    if (typeof handler !== "function") throw new TypeError(`agent ${name}: a handler function is required`);
+    const decl: Record<string, unknown> = { name, version: options.version ?? "1" };
+    if (options.description !== undefined) decl["description"] = options.description;
+    if (options.inputSchema !== undefined) decl["input_schema"] = options.inputSchema;
+    if (options.outputSchema !== undefined) decl["output_schema"] = options.outputSchema;
+    if (options.timeoutMs !== undefined) decl["timeout_ms"] = options.timeoutMs;
+    this.#agents.set(name, { decl, handler });
+    return this;
+  }
+
+  /** The id the server gave this worker on its current connection. */
+  get workerId(): string | undefined {
+    return this.#workerId;
+  }
+
+  /** Resolves once the worker is connected (welcomed by the server). */
+  connected(): Promise<void> {
+    if (this.#workerId !== undefined) return Promise.resolve();
+    return new Promise((resolve) => this.#connected.push(resolve));
+  }
+
+  /**
+   * Runs until SIGINT/SIGTERM (in Node) or `stop()`: then stops taking work, finishes the
+   * tasks it has and resolves. Rejects with a `SwitchyardError` when the server refuses the
+   * worker (wrong key, missing scope, rejected hello).
+   */
+  async run(): Promise<void> {
+    const proc = (globalThis as { process?: NodeJS.Process }).process;
+    const onSignal = () => this.stop();
+    if (proc?.once) {
+      proc.on("SIGTERM", onSignal);
+      proc.on("SIGINT", onSignal);
+    }
+    try {
+      await this.start();
+    } finally {
+      if (proc?.removeListener) {
+        proc.removeListener("SIGTERM", onSignal);
+        proc.removeListener("SIGINT", onSignal);
+      }
+    }
+  }
+
+  /** Like `run()` without installing signal handlers: runs until `stop()`. */
+  async start(): Promise<void> {
+    if (this.#running) throw new Error("the worker is already running");
+    if (this.#agents.size === 0) throw new TypeError("declare at least one agent before running the worker");
+    this.#running = true;
+    const url = wsUrl(this.url, "/api/v1/workers/ws");
+    let backoffMs = 100;
+    try {
+      for (;;) {
+        if (this.#stop.signal.aborted) return;
+        let why: string;
+        try {
+          const end = await this.#session(url);
+          if (end === "stopped") return;
+          backoffMs = 100; // the session was up: start the backoff over
+          why = "the connection closed";
+        } catch (e) {
+          if (!(e instanceof ConnectionError)) throw e;
+          why = e.message;
+        }
+        if (this.#stop.signal.aborted) return;
+        const pause = jitter(backoffMs);
+        this.#logger.warn(`switchyard worker disconnected (${why}); reconnecting in ${Math.round(pause)} ms`);
+        await sleep(pause, this.#stop.signal);
+        backoffMs = Math.min(backoffMs * 2, this.#maxBackoffMs);
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  /** Drain: take no new tasks, finish the running ones, then `run()` resolves. */
+  stop(): void {
+    this.#stop.abort();
+    this.#onStop?.();
+  }
+
+  async #session(url: string): Promise<"stopped" | "lost"> {
+    const socket = await openSocket(url, { authorization: `Bearer ${this.#apiKey}` }, HANDSHAKE_TIMEOUT_MS);
+    const welcome = await this.#handshake(socket);
+    this.#workerId = String(welcome["worker_id"]);
+    this.#logger.info(`switchyard worker ${this.name} connected as ${this.#workerId}`);
+    for (const resolve of this.#connected.splice(0)) resolve();
+    const heartbeatMs = Math.max(100, Number(welcome["heartbeat_ms"] ?? 5000) / 2);
+    const running = new Map<string, Running>();
+    let draining = false;
+    let closed = false;
+
+    return new Promise<"stopped" | "lost">((resolve) => {
+      const send = (msg: Record<string, unknown>) => {
+        if (!closed && socket.isOpen) socket.send(JSON.stringify(msg));
+      };
+      const heartbeat = setInterval(() => send({ type: "heartbeat" }), heartbeatMs);
+      const end = (how: "stopped" | "lost") => {
+        if (closed) return;
+        closed = true;
+        clearInterval(heartbeat);
+        this.#onStop = undefined;
+        this.#workerId = undefined;
+        // Whatever still runs belongs to a lost connection; the server has re-queued it.
+        for (const r of running.values()) r.controller.abort(new DOMException("the connection to the server was lost", "AbortError"));
+        running.clear();
+        if (how === "stopped") socket.close(1000, "drained");
+        resolve(how);
+      };
+      const beginDrain = () => {
+        if (draining || closed) return;
+        draining = true;
+        send({ type: "drain" });
+        if (running.size === 0) end("stopped");
+      };
+      this.#onStop = beginDrain;
+      socket.onClose = () => end("lost");
+      socket.onMessage = (text) => {
+        let msg: Record<string, unknown>;
+        try {
+          msg = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          this.#logger.warn("switchyard worker: unreadable message from the server");
+          return;
+        }
+        switch (msg["type"]) {
+          case "assign":
+            this.#runAttempt(msg, running, send, () => {
+              if (draining && running.size === 0) end("stopped");
+            });
+            break;
+          case "cancel": {
+            const r = running.get(String(msg["task_id"]));
+            if (r && r.attempt === msg["attempt"]) {
+              r.controller.abort(new DOMException("the task was cancelled", "AbortError"));
+              r.finish({ type: "cancelled" });
+            }
+            break;
+          }
+          case "ack":
+            if (msg["accepted"] === false) {
+              this.#logger.warn(
+                `switchyard worker: the server rejected the result of ${String(msg["task_id"])} attempt ${String(msg["attempt"])}: the attempt had lost its lease`,
+              );
+            }
+            break;
+          case "error":
+            this.#logger.warn(`switchyard worker: server error ${String(msg["code"])}: ${String(msg["message"])}`);
+            break;
+          default:
+            break;
+        }
+      };
+      if (this.#stop.signal.aborted) beginDrain();
+    });
+  }
+
+  #handshake(socket: Socket): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        socket.close();
+        reject(new ConnectionError("the server did not answer hello in time"));
+      }, HANDSHAKE_TIMEOUT_MS);
+      socket.onClose = (code, reason) => {
+        clearTimeout(timer);
+        reject(new ConnectionError(`the connection closed before welcome (${code} ${reason})`));
+      };
+      socket.onMessage = (text) => {
+        clearTimeout(timer);
+        let msg: Record<string, unknown>;
+        try {
+          msg = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          socket.close();
+          reject(new ConnectionError("unreadable answer to hello"));
+          return;
+        }
+        if (msg["type"] === "welcome") {
+          socket.onClose = () => {};
+          socket.onMessage = () => {};
+          resolve(msg);
+        } else if (msg["type"] === "error") {
+          const code = String(msg["code"]);
+          const message = String(msg["message"] ?? code);
+          socket.close();
+          // A server-side hiccup is worth another try; a refusal of this worker is not.
+          if (["internal", "unavailable", "rate_limited"].includes(code)) {
+            reject(new ConnectionError(`${code}: ${message}`));
+          } else {
+            reject(new SwitchyardError(code, `the server refused the worker: ${message}`));
+          }
+        } else {
+          socket.close();
+          reject(new ConnectionError(`expected welcome, got ${String(msg["type"])}`));
+        }
+      };
+      socket.send(
+        JSON.stringify({
+          type: "hello",
+          name: this.name,
+          slots: this.slots,
+          version: `switchyard-sdk-typescript/${VERSION}`,
+          agents: [...this.#agents.values()].map((a) => a.decl),
+        }),
+      );
+    });
+  }
+
+  #runAttempt(
+    msg: Record<string, unknown>,
+    running: Map<string, Running>,
+    send: (msg: Record<string, unknown>) => void,
+    afterFinish: () => void,
+  ): void {
+    const taskId = String(msg["task_id"]);
+    const attempt = Number(msg["attempt"]);
+    const agent = String(msg["agent"]);
+    const timeoutMs = Number(msg["timeout_ms"] ?? 60_000);
+    const controller = new AbortController();
+    let done = false;
+    const finish = (out: Record<string, unknown>) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (running.get(taskId)?.attempt === attempt) running.delete(taskId);
+      send({ ...out, task_id: taskId, attempt });
+      afterFinish();
+    };
+    const timer = setTimeout(() => {
+      controller.abort(new DOMException(`the attempt did not finish within ${timeoutMs} ms`, "TimeoutError"));
+      finish(failure(new TaskError("retryable", `the attempt did not finish within ${timeoutMs} ms`, { code: "timeout" })));
+    }, timeoutMs);
+    running.set(taskId, { attempt, controller, finish });
+
+    const about = { task_id: taskId, attempt };
+    const report = async (m: Record<string, unknown>) => {
+      if (!done) send({ ...m, ...about });
+    };
+    const ctx: TaskContext = {
+      taskId,
+      attempt,
+      agent,
+      traceparent: typeof msg["traceparent"] === "string" ? msg["traceparent"] : undefined,
+      parentId: typeof msg["parent_id"] === "string" ? msg["parent_id"] : undefined,
+      timeoutMs,
+      signal: controller.signal,
+      get cancelled() {
+        return controller.signal.aborted;
+      },
+      log: (level, message) => report({ type: "log", level, message: String(message) }),
+      progress: (progress, message) => {
+        const m: Record<string, unknown> = { type: "progress" };
+        if (progress !== null && progress !== undefined) m["progress"] = progress;
+        if (message !== undefined) m["message"] = message;
+        return report(m);
+      },
+      partial: (data) => report({ type: "partial", data: data === undefined ? null : data }),
+    };
+
+    const entry = this.#agents.get(agent);
+    if (!entry) {
+      finish(failure(new TaskError("permanent", `this worker does not serve ${JSON.stringify(agent)}`)));
+      return;
+    }
+    Promise.resolve()
+      .then(() => entry.handler(ctx, msg["input"]))
+      .then(
+        (output) => finish({ type: "result", output: output === undefined ? null : output }),
+        (error: unknown) => {
+          if (controller.signal.aborted && !(error instanceof TaskError)) {
+            // The handler gave up because of its signal; `finish` has already reported why.
+            finish({ type: "cancelled" });
+            return;
+          }
+          finish(failure(error));
+        },
+      );
+  }
+}
+
+function failure(error: unknown): Record<string, unknown> {
+  let errorClass: ErrorClass = "retryable";
+  let code: string | undefined;
+  let message: string;
+  let retryAfterMs: number | undefined;
+  if (error instanceof TaskError) {
+    errorClass = error.errorClass;
+    code = error.code;
+    message = error.message;
+    if (error instanceof RateLimitedError && error.retryAfter !== undefined) {
+      retryAfterMs = Math.round(error.retryAfter * 1000);
+    }
+  } else if (error instanceof Error) {
+    message = error.message || error.name;
+  } else {
+    message = String(error);
+  }
+  const out: Record<string, unknown> = { type: "error", class: errorClass, message };
+  if (code !== undefined) out["code"] = code;
+  if (retryAfterMs !== undefined) out["retry_after_ms"] = retryAfterMs;
+  return out;
+}
+
+function defaultName(): string {
+  const proc = (globalThis as { process?: { pid?: number; env?: Record<string, string | undefined> } }).process;
+  const host = proc?.env?.["HOSTNAME"] || "worker";
+  return `${host}-${proc?.pid ?? Math.floor(Math.random() * 1e6)}`;
+}
