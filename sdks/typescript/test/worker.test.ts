@@ -1,0 +1,227 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Client, PermanentError, RateLimitedError, RetryableError, SwitchyardError, Worker, type Task, type TaskContext, type TaskEvent } from "../src/index.js";
+import { agentName, startProxy, startServer, until, type TestServer } from "./harness.js";
+
+const quiet = { info() {}, warn() {} };
+let server: TestServer;
+let client: Client;
+
+beforeAll(async () => {
+  server = await startServer();
+  client = new Client({ url: server.url, apiKey: server.clientKey });
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+const FINAL = ["succeeded", "failed", "dead", "cancelled"];
+async function finished(id: string): Promise<Task> {
+  return until(`task ${id} to finish`, async () => {
+    const t = await client.get(id);
+    return FINAL.includes(t.status) ? t : undefined;
+  });
+}
+
+/** Runs `body` with a worker serving one agent, then drains it. */
+async function withWorker(
+  name: string,
+  options: Parameters<Worker["agent"]>[1],
+  handler: (ctx: TaskContext, input: any) => unknown,
+  body: () => Promise<void>,
+  url = server.url,
+): Promise<void> {
+  const worker = new Worker({ url, apiKey: server.workerKey, slots: 4, logger: quiet });
+  worker.agent(name, options as never, handler);
+  const running = worker.start();
+  running.catch(() => {});
+  await worker.connected();
+  try {
+    await body();
+  } finally {
+    worker.stop();
+    await running;
+  }
+}
+
+describe("worker", () => {
+  it("registers its agent in hello and runs a task with logs, progress and partial output", async () => {
+    const name = agentName("summarize");
+    await withWorker(
+      name,
+      { inputSchema: { type: "object", properties: { text: { type: "string" } }, required: ["text"] }, description: "test", version: "7" },
+      async (ctx, input: { text: string }) => {
+        await ctx.log("info", "starting");
+        await ctx.progress(0.5, "half");
+        await ctx.partial({ token: "Hel" });
+        return { summary: input.text.toUpperCase(), attempt: ctx.attempt };
+      },
+      async () => {
+        const agent = await server.rest("GET", `/api/v1/agents/${name}`);
+        expect(agent.body.kind).toBe("remote");
+        expect(agent.body.version).toBe("7");
+        expect(agent.body.input_schema.required).toEqual(["text"]);
+        const task = await client.submit(name, { text: "hi" }, { wait: 30 });
+        expect(task.status).toBe("succeeded");
+        expect(task.output).toEqual({ summary: "HI", attempt: 1 });
+        const events: TaskEvent[] = [];
+        for await (const e of client.follow(task.id, { since: 0 })) events.push(e);
+        expect(events.some((e) => e.kind === "log" && e.level === "info" && e.message === "starting")).toBe(true);
+        expect(events.some((e) => e.kind === "progress" && e.progress === 0.5 && e.message === "half")).toBe(true);
+        expect(events.some((e) => e.kind === "partial" && JSON.stringify(e.data) === '{"token":"Hel"}')).toBe(true);
+        expect(events.at(-1)?.kind).toBe("result");
+        // A schema violation is rejected at submit, naming the field.
+        const err = await client.submit(name, { text: 5 }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(SwitchyardError);
+        expect((err as SwitchyardError).code).toBe("validation_failed");
+        expect((err as SwitchyardError).violations.map((v) => v.path)).toContain("/text");
+      },
+    );
+  });
+
+  it("retries a RetryableError and marks a PermanentError dead without retrying", async () => {
+    const name = agentName("errors");
+    await withWorker(
+      name,
+      {},
+      async (ctx, input: { mode: string }) => {
+        if (input.mode === "permanent") throw new PermanentError("bad input", { code: "bad_input" });
+        if (ctx.attempt === 1) throw new RetryableError("upstream busy", { code: "busy" });
+        return { attempt: ctx.attempt };
+      },
+      async () => {
+        const retried = await finished((await client.submit(name, { mode: "retry" })).id);
+        expect(retried.status).toBe("succeeded");
+        expect(retried.output).toEqual({ attempt: 2 });
+        expect(retried.attempts.length).toBe(2);
+        expect(retried.attempts[0]!.error?.class).toBe("retryable");
+        expect(retried.attempts[0]!.error?.code).toBe("busy");
+
+        const dead = await finished((await client.submit(name, { mode: "permanent" })).id);
+        expect(dead.status).toBe("dead");
+        expect(dead.attempts.length).toBe(1);
+        expect(dead.error?.class).toBe("permanent");
+        expect(dead.error?.message).toBe("bad input");
+        expect(dead.error?.code).toBe("bad_input");
+      },
+    );
+  });
+
+  it("waits retryAfter seconds after a RateLimitedError", async () => {
+    const name = agentName("limited");
+    const startedAt: number[] = [];
+    await withWorker(
+      name,
+      {},
+      async (ctx) => {
+        startedAt.push(Date.now());
+        if (ctx.attempt === 1) throw new RateLimitedError({ retryAfter: 2 });
+        return { ok: true };
+      },
+      async () => {
+        const task = await finished((await client.submit(name, {})).id);
+        expect(task.status).toBe("succeeded");
+        expect(task.attempts[0]!.error?.class).toBe("rate_limited");
+        expect(startedAt.length).toBe(2);
+        // The default backoff after one failure is at most 200 ms; retry_after asked for 2 s.
+        expect(startedAt[1]! - startedAt[0]!).toBeGreaterThanOrEqual(1_900);
+      },
+    );
+  });
+
+  it("aborts ctx.signal with a TimeoutError when the attempt runs out of time", async () => {
+    const name = agentName("slowpoke");
+    const reasons: string[] = [];
+    await withWorker(
+      name,
+      { timeoutMs: 1_000 },
+      async (ctx) => {
+        if (ctx.attempt > 1) return { attempt: ctx.attempt };
+        await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve()));
+        reasons.push((ctx.signal.reason as DOMException).name);
+        return { late: true };
+      },
+      async () => {
+        const task = await finished((await client.submit(name, {})).id);
+        expect(task.status).toBe("succeeded");
+        expect(task.output).toEqual({ attempt: 2 });
+        expect(task.attempts[0]!.error?.code).toBe("timeout");
+        expect(reasons).toEqual(["TimeoutError"]);
+      },
+    );
+  });
+
+  it("passes a cancellation to the handler through ctx.signal", async () => {
+    const name = agentName("cancellable");
+    let sawCancel: Promise<string>;
+    let started!: () => void;
+    const startedP = new Promise<void>((r) => (started = r));
+    await withWorker(
+      name,
+      {},
+      async (ctx) => {
+        sawCancel = new Promise<string>((resolve) =>
+          ctx.signal.addEventListener("abort", () => resolve((ctx.signal.reason as DOMException).name)),
+        );
+        started();
+        await sawCancel;
+        return { finished: "anyway" };
+      },
+      async () => {
+        const task = await client.submit(name, {});
+        await startedP;
+        await client.cancel(task.id);
+        expect(await sawCancel).toBe("AbortError");
+        const done = await finished(task.id);
+        expect(done.status).toBe("cancelled");
+        // A cancelled task can be run again.
+        const again = await client.retry(task.id);
+        expect(again.id).toBeTruthy();
+      },
+    );
+  });
+
+  it("reconnects after the connection drops and keeps serving", async () => {
+    const proxy = await startProxy(server.url);
+    const name = agentName("reconnect");
+    try {
+      const worker = new Worker({ url: proxy.url, apiKey: server.workerKey, slots: 2, logger: quiet, maxBackoff: 1 });
+      worker.agent(name, async (ctx) => ({ worker: ctx.agent }));
+      const running = worker.start();
+      await worker.connected();
+      const first = await client.submit(name, {}, { wait: 30 });
+      expect(first.status).toBe("succeeded");
+      const before = worker.workerId;
+      expect(proxy.cutAll()).toBeGreaterThan(0);
+      await until("a new connection", async () => worker.workerId !== undefined && worker.workerId !== before);
+      const second = await client.submit(name, {}, { wait: 30 });
+      expect(second.status).toBe("succeeded");
+      worker.stop();
+      await running;
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it("fails with a clear error for a wrong key and for a rejected hello", async () => {
+    const wrong = new Worker({ url: server.url, apiKey: "sy_wrongwrongwrong", logger: quiet });
+    wrong.agent(agentName("x"), async () => null);
+    const e1 = await wrong.start().catch((e: unknown) => e);
+    expect(e1).toBeInstanceOf(SwitchyardError);
+    expect((e1 as SwitchyardError).code).toBe("unauthorized");
+    expect((e1 as SwitchyardError).status).toBe(401);
+
+    // A key without the worker scope.
+    const noScope = new Worker({ url: server.url, apiKey: server.clientKey, logger: quiet });
+    noScope.agent(agentName("x"), async () => null);
+    const e2 = await noScope.start().catch((e: unknown) => e);
+    expect(e2).toBeInstanceOf(SwitchyardError);
+    expect((e2 as SwitchyardError).status).toBe(403);
+
+    // Built-in agents cannot be served remotely: the server refuses the hello.
+    const builtin = new Worker({ url: server.url, apiKey: server.workerKey, logger: quiet });
+    builtin.agent("echo", async () => null);
+    const e3 = await builtin.start().catch((e: unknown) => e);
+    expect(e3).toBeInstanceOf(SwitchyardError);
+    expect((e3 as SwitchyardError).message).toMatch(/echo/);
+  });
+});
