@@ -1,0 +1,33 @@
+"""Switchyard Python SDK: submit and follow tasks (:class:`Client`) and serve agents as a
+remote worker (:class:`Worker`)."""
+
+__version__ = "0.1.0"
+
+from .client import Client
+from .errors import (
+    PermanentError,
+    RateLimitedError,
+    RetryableError,
+    SwitchyardError,
+    TaskError,
+    WorkerRefusedError,
+)
+from .models import Attempt, Task, is_final_event
+from .worker import AgentSpec, TaskContext, Worker
+
+__all__ = [
+    "AgentSpec",
+    "Attempt",
+    "Client",
+    "PermanentError",
+    "RateLimitedError",
+    "RetryableError",
+    "SwitchyardError",
+    "Task",
+    "TaskContext",
+    "TaskError",
+    "Worker",
+    "WorkerRefusedError",
+    "__version__",
+    "is_final_event",
+]

@@ -1,0 +1,313 @@
+"""The client: submit tasks over REST and follow their events live."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from types import TracebackType
+from typing import Any, Literal
+
+import httpx
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+
+from ._urls import http_url, ws_url
+from .errors import SwitchyardError
+from .models import Task, is_final_event
+
+Transport = Literal["websocket", "sse"]
+
+#: Exceptions after which ``follow`` reconnects and resumes.
+_DISCONNECTS: tuple[type[BaseException], ...] = (
+    ConnectionClosed,
+    WebSocketException,
+    OSError,
+    httpx.TransportError,
+    asyncio.TimeoutError,
+)
+
+
+def _error_from_response(response: httpx.Response) -> SwitchyardError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return SwitchyardError(
+            str(error.get("code", "unknown")),
+            str(error.get("message", "")),
+            status=response.status_code,
+            details=error.get("details"),
+            request_id=error.get("request_id"),
+        )
+    return SwitchyardError(
+        "http_error",
+        response.text[:500] or response.reason_phrase,
+        status=response.status_code,
+    )
+
+
+def _wait_param(wait: float) -> str:
+    return f"{max(0, round(wait * 1000))}ms"
+
+
+class Client:
+    """Talks to a Switchyard server with an API key (scopes ``submit``/``read``) or an access
+    token. Use it as ``async with Client(url, api_key=...) as client:`` or call
+    :meth:`aclose` when done."""
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_backoff: float = 10.0,
+    ) -> None:
+        self.url = http_url(url)
+        self._token = api_key
+        self._max_backoff = max_backoff
+        headers = {"user-agent": "switchyard-python"}
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        kwargs: dict[str, Any] = {}
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        response = await self._http.request(method, path, json=json_body, params=params, **kwargs)
+        if response.status_code >= 400:
+            raise _error_from_response(response)
+        if not response.content:
+            return None
+        return response.json()
+
+    async def submit(
+        self,
+        agent: str,
+        input: Any = None,
+        *,
+        wait: float | None = None,
+        priority: int | None = None,
+        delay_ms: int | None = None,
+        run_at: str | None = None,
+        idempotency_key: str | None = None,
+        parent_id: str | None = None,
+    ) -> Task:
+        """Submits a task. With ``wait`` (seconds), answers when the task finished or the wait
+        ran out (then the task is still queued or running)."""
+        body: dict[str, Any] = {"agent": agent, "input": {} if input is None else input}
+        for key, value in (
+            ("priority", priority),
+            ("delay_ms", delay_ms),
+            ("run_at", run_at),
+            ("idempotency_key", idempotency_key),
+            ("parent_id", parent_id),
+        ):
+            if value is not None:
+                body[key] = value
+        params = None
+        timeout = None
+        if wait is not None:
+            params = {"wait": _wait_param(wait)}
+            timeout = self._http.timeout.read + wait if self._http.timeout.read else None
+        data = await self._request("POST", "/api/v1/tasks", json_body=body, params=params,
+                                   timeout=timeout)
+        return Task.from_json(data)
+
+    async def submit_batch(
+        self,
+        agent: str,
+        inputs: Sequence[Any],
+        *,
+        wait: float | None = None,
+        priority: int | None = None,
+        delay_ms: int | None = None,
+    ) -> list[Task]:
+        """Submits many tasks of one agent in one transaction: all or none. With ``wait``
+        (seconds), answers when every task finished or the wait ran out."""
+        items: list[dict[str, Any]] = []
+        for value in inputs:
+            item: dict[str, Any] = {"agent": agent, "input": value}
+            if priority is not None:
+                item["priority"] = priority
+            if delay_ms is not None:
+                item["delay_ms"] = delay_ms
+            items.append(item)
+        data = await self._request("POST", "/api/v1/tasks/batch", json_body={"tasks": items})
+        tasks = [Task.from_json(t) for t in data["items"]]
+        if wait is None:
+            return tasks
+        return list(await asyncio.gather(*(self.wait(t.id, wait) for t in tasks)))
+
+    async def get(self, task_id: str) -> Task:
+        return Task.from_json(await self._request("GET", f"/api/v1/tasks/{task_id}"))
+
+    async def cancel(self, task_id: str) -> Task:
+        """Cancels a task: a waiting one at once, a running one once its worker stopped it
+        (or the server's grace period ended)."""
+        return Task.from_json(await self._request("POST", f"/api/v1/tasks/{task_id}/cancel"))
+
+    async def retry(self, task_id: str) -> Task:
+        """Runs a failed, dead or cancelled task again."""
+        return Task.from_json(await self._request("POST", f"/api/v1/tasks/{task_id}/retry"))
+
+    async def wait(self, task_id: str, timeout: float) -> Task:
+        """Waits up to ``timeout`` seconds for the task to finish; returns it either way."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pause = 0.05
+        while True:
+            task = await self.get(task_id)
+            left = deadline - loop.time()
+            if task.done or left <= 0:
+                return task
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, 0.5)
+
+    async def ws_ticket(self) -> str:
+        """A single-use ticket (valid 30 s) for ``/api/v1/ws?ticket=…``, for code that cannot
+        set headers."""
+        data = await self._request("POST", "/api/v1/auth/ws-ticket")
+        return str(data["ticket"])
+
+    async def follow(
+        self,
+        task_id: str,
+        *,
+        since: int | None = None,
+        transport: Transport = "websocket",
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yields the task's events (``{"kind", "seq", …}``) until its final event. Without
+        ``since`` the first event is the task's current state; with it, every event after that
+        sequence number. A dropped connection is resumed after the last ``seq`` seen: no event
+        is lost or repeated."""
+        last_seq = since
+        backoff = 0.1
+        while True:
+            source = (
+                self._follow_ws(task_id, last_seq)
+                if transport == "websocket"
+                else self._follow_sse(task_id, last_seq)
+            )
+            try:
+                async for event in source:
+                    seq = event.get("seq")
+                    if isinstance(seq, int):
+                        if last_seq is not None and seq <= last_seq:
+                            continue
+                        last_seq = seq
+                    backoff = 0.1
+                    yield event
+                    if is_final_event(event):
+                        return
+                # The server ended the stream without a final event: resume.
+            except _DISCONNECTS:
+                pass
+            finally:
+                await source.aclose()
+            await asyncio.sleep(max(0.05, random.uniform(0, backoff)))
+            backoff = min(backoff * 2, self._max_backoff)
+
+    async def _follow_ws(
+        self, task_id: str, since: int | None
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        headers = {"authorization": f"Bearer {self._token}"} if self._token else {}
+        try:
+            socket = await ws_connect(
+                ws_url(self.url, "/api/v1/ws"),
+                additional_headers=headers,
+                max_size=2**20 * 2,
+                open_timeout=15,
+            )
+        except InvalidStatus as e:
+            status = e.response.status_code
+            if status in (401, 403):
+                body = e.response.body.decode("utf-8", "replace") if e.response.body else ""
+                raise _error_from_body(body, status) from None
+            raise
+        async with socket:
+            subscribe: dict[str, Any] = {"type": "subscribe", "task_id": task_id}
+            if since is not None:
+                subscribe["since"] = since
+            await socket.send(json.dumps(subscribe))
+            async for raw in socket:
+                message = json.loads(raw)
+                kind = message.get("type")
+                if kind == "event" and message.get("task_id") == task_id:
+                    yield message
+                elif kind == "error":
+                    code = str(message.get("code", "error"))
+                    if code == "slow_consumer":
+                        return
+                    raise SwitchyardError(code, str(message.get("message", "")))
+
+    async def _follow_sse(
+        self, task_id: str, since: int | None
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        headers = {"accept": "text/event-stream"}
+        if since is not None:
+            headers["last-event-id"] = str(since)
+        timeout = httpx.Timeout(self._http.timeout.connect, read=90.0)
+        async with self._http.stream(
+            "GET", f"/api/v1/tasks/{task_id}/events", headers=headers, timeout=timeout
+        ) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise _error_from_response(response)
+            data: list[str] = []
+            async for line in response.aiter_lines():
+                if line == "":
+                    if data:
+                        message = json.loads("\n".join(data))
+                        data = []
+                        if isinstance(message, dict) and message.get("type", "event") == "event":
+                            yield message
+                elif line.startswith("data:"):
+                    data.append(line[5:].lstrip(" "))
+
+
+def _error_from_body(body: str, status: int) -> SwitchyardError:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict):
+        return SwitchyardError(
+            str(error.get("code", "unauthorized")),
+            str(error.get("message", "")),
+            status=status,
+            details=error.get("details"),
+        )
+    return SwitchyardError(
+        "unauthorized" if status == 401 else "forbidden",
+        body or "the server refused the credential",
+        status=status,
+    )

@@ -1,0 +1,312 @@
+"""The worker against the real server: results, streaming, error classes, timeouts,
+cancellation, sync handlers, refusals, schemas and retry policies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+from helpers import WAIT, make_worker, running, unique, wait_until
+
+from switchyard import (
+    Client,
+    PermanentError,
+    RateLimitedError,
+    RetryableError,
+    SwitchyardError,
+    TaskContext,
+    WorkerRefusedError,
+)
+
+
+def ts(value: str | None) -> datetime:
+    assert value is not None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+async def test_success_with_logs_progress_and_partial_output(server: Any) -> None:
+    name = unique("stream")
+    worker = make_worker(server, slots=4)
+
+    @worker.agent(name, description="streams", version="2")
+    async def stream(ctx: TaskContext, input: dict[str, Any]) -> dict[str, Any]:
+        await ctx.log("info", "starting")
+        for i, token in enumerate(["Hel", "lo"]):
+            await ctx.partial({"token": token})
+            await ctx.progress((i + 1) / 2, f"token {i}")
+        return {"text": "Hello", "x": input["x"], "attempt": ctx.attempt}
+
+    async with running(worker), Client(server.url, api_key=server.client_key) as client:
+        task = await client.submit(name, {"x": 1}, wait=WAIT)
+        assert task.status == "succeeded", task
+        assert task.output == {"text": "Hello", "x": 1, "attempt": 1}
+        assert [a.status for a in task.attempts] == ["succeeded"]
+        events = [e async for e in client.follow(task.id, since=0)]
+    kinds = [e["kind"] for e in events]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    logs = [e["message"] for e in events if e["kind"] == "log"]
+    assert "starting" in logs
+    assert [e["data"] for e in events if e["kind"] == "partial"] == [
+        {"token": "Hel"},
+        {"token": "lo"},
+    ]
+    assert [e["progress"] for e in events if e["kind"] == "progress"] == [0.5, 1.0]
+    assert kinds[-1] == "result" and events[-1]["output"]["text"] == "Hello"
+
+
+async def test_sync_handler_runs_in_a_thread(server: Any) -> None:
+    name = unique("sync")
+    worker = make_worker(server)
+    threads: list[str] = []
+
+    @worker.agent(name)
+    def blocking(ctx: TaskContext, input: dict[str, Any]) -> dict[str, Any]:
+        threads.append(threading.current_thread().name)
+        ctx.log("info", "from a thread")
+        ctx.partial("p")
+        return {"doubled": input["n"] * 2}
+
+    async with running(worker), Client(server.url, api_key=server.client_key) as client:
+        task = await client.submit(name, {"n": 21}, wait=WAIT)
+        assert task.status == "succeeded" and task.output == {"doubled": 42}
+        events = [e async for e in client.follow(task.id, since=0)]
+    assert threads and threads[0] != threading.main_thread().name
+    assert any(e["kind"] == "log" and e["message"] == "from a thread" for e in events)
+    assert any(e["kind"] == "partial" and e["data"] == "p" for e in events)
+
+
+async def test_retryable_error_is_retried(server: Any) -> None:
+    name = unique("retryable")
+    worker = make_worker(server)
+
+    @worker.agent(name)
+    async def flaky(ctx: TaskContext, input: Any) -> Any:
+        if ctx.attempt == 1:
+            raise RetryableError("upstream busy", code="busy")
+        return {"attempt": ctx.attempt}
+
+    async with running(worker), Client(server.url, api_key=server.client_key) as client:
+        submitted = await client.submit(name, {})
+        task = await wait_until(client, submitted.id, lambda t: t.done)
+    assert task.status == "succeeded" and task.output == {"attempt": 2}
+    assert [a.status for a in task.attempts] == ["failed", "succeeded"]
+    first_error = task.attempts[0].error or {}
+    assert first_error.get("class") == "retryable" and first_error.get("code") == "busy"
+
+
+async def test_unexpected_exception_is_retryable(server: Any) -> None:
+    name = unique("raises")
+    worker = make_worker(server)
+
+    @worker.agent(name)
+    async def raises(ctx: TaskContext, input: Any) -> Any:
+        if ctx.attempt == 1:
+            raise KeyError("missing")
+        return "ok"
+
+    async with running(worker), Client(server.url, api_key=server.client_key) as client:
+        submitted = await client.submit(name, {})
+        task = await wait_until(client, submitted.id, lambda t: t.done)
+    assert task.status == "succeeded" and task.output == "ok"
+    assert "KeyError" in str((task.attempts[0].error or {}).get("message"))
+
+
+async def test_permanent_error_goes_dead_without_retries(server: Any) -> None:
+    name = unique("permanent")
+    worker = make_worker(server)
+    calls: list[int] = []
+
+    @worker.agent(name)
+    async def bad(ctx: TaskContext, input: Any) -> Any:
+        calls.append(ctx.attempt)
+        raise PermanentError("bad input", code="bad_input")
+
+    async with running(worker), Client(server.url, api_key=server.client_key) as client:
+        submitted = await client.submit(name, {})
+        task = await wait_until(client, submitted.id, lambda t: t.done)
+    assert task.status == "dead", task
+    assert calls == [1] and len(task.attempts) == 1
+    assert task.error is not None
+    assert task.error["class"] == "permanent" and task.error["message"] == "bad input"
+    assert task.error["code"] == "bad_input"
+
+
+async def test_rate_limited_error_honours_retry_after(server: Any) -> None:
+    name = unique("ratelimited")
+    worker = make_worker(server)
+
+    @worker.agent(name)
+    async def limited(ctx: TaskContext, input: Any) -> Any:
+        if ctx.attempt == 1:
+            raise RateLimitedError("slow down", retry_after=2.0)
+        return {"attempt": ctx.attempt}
+
+    async with running(worker), Client(server.url, api_key=server.client_key) as client:
+        submitted = await client.submit(name, {})
+        task = await wait_until(client, submitted.id, lambda t: t.done)
+    assert task.status == "succeeded" and task.output == {"attempt": 2}
+    first, second = task.attempts
+    assert (first.error or {}).get("class") == "rate_limited"
+    pause = (ts(second.started_at) - ts(first.finished_at)).total_seconds()
+    assert pause >= 1.9, f"retried after {pause:.3f}s, before retry_after"
+
+
+async def test_timeout_fails_the_attempt_and_the_handler_sees_it(server: Any) -> None:
+    name = unique("timeout")
+    worker = make_worker(server)
+    saw_cancel: list[int] = []
+
+    @worker.agent(name, timeout=1.0)
+    async def slow(ctx: TaskContext, input: Any) -> Any:
+        if ctx.attempt == 1:
+            await asyncio.wait_for(ctx.cancel_event.wait(), 30)
+            saw_cancel.append(ctx.attempt)
+            await asyncio.sleep(30)
+        return {"attempt": ctx.attempt}
+
+    async with running(worker), Client(server.url, api_key=server.client_key) as client:
+        submitted = await client.submit(name, {})
+        task = await wait_until(client, submitted.id, lambda t: t.done)
+    assert task.status == "succeeded" and task.output == {"attempt": 2}
+    error = task.attempts[0].error or {}
+    assert error.get("code") == "timeout" and error.get("class") == "retryable", error
+    assert saw_cancel == [1]
+
+
+async def test_cancel_reaches_the_running_handler(server: Any) -> None:
+    name = unique("cancel")
+    worker = make_worker(server)
+    started = asyncio.Event()
+    seen: list[bool] = []
+
+    @worker.agent(name)
+    async def long(ctx: TaskContext, input: Any) -> Any:
+        started.set()
+        while not ctx.cancelled:
+            await asyncio.sleep(0.02)
+        seen.append(ctx.cancel_event.is_set())
+        return {"stopped": True}
+
+    async with running(worker), Client(server.url, api_key=server.client_key) as client:
+        submitted = await client.submit(name, {})
+        await asyncio.wait_for(started.wait(), WAIT)
+        await client.cancel(submitted.id)
+        task = await wait_until(client, submitted.id, lambda t: t.done)
+    assert task.status == "cancelled", task
+    assert seen == [True]
+
+
+async def test_wrong_key_is_a_clear_error(server: Any) -> None:
+    worker = make_worker(server, key="sy_not-a-real-key")
+
+    @worker.agent(unique("never"))
+    async def never(ctx: TaskContext, input: Any) -> Any:
+        return None
+
+    with pytest.raises(WorkerRefusedError) as caught:
+        await asyncio.wait_for(worker.run(), WAIT)
+    assert caught.value.status == 401 and caught.value.code == "unauthorized"
+    assert "API key" in str(caught.value)
+
+
+async def test_key_without_worker_scope_is_refused(server: Any) -> None:
+    worker = make_worker(server, key=server.client_key)
+
+    @worker.agent(unique("never"))
+    async def never(ctx: TaskContext, input: Any) -> Any:
+        return None
+
+    with pytest.raises(WorkerRefusedError) as caught:
+        await asyncio.wait_for(worker.run(), WAIT)
+    assert caught.value.status in (401, 403)
+
+
+async def test_rejected_hello_is_a_clear_error(server: Any) -> None:
+    worker = make_worker(server)
+
+    @worker.agent("echo")  # built-in agents cannot be served remotely
+    async def echo(ctx: TaskContext, input: Any) -> Any:
+        return input
+
+    with pytest.raises(WorkerRefusedError) as caught:
+        await asyncio.wait_for(worker.run(), WAIT)
+    assert "hello" in str(caught.value) and caught.value.code
+
+
+async def test_unknown_agent_and_schema_violations_list_each_field(server: Any) -> None:
+    name = unique("schema")
+    worker = make_worker(server)
+
+    @worker.agent(
+        name,
+        input_schema={
+            "type": "object",
+            "properties": {"text": {"type": "string"}, "n": {"type": "integer"}},
+            "required": ["text"],
+        },
+    )
+    async def typed(ctx: TaskContext, input: Any) -> Any:
+        return input
+
+    async with running(worker), Client(server.url, api_key=server.client_key) as client:
+        with pytest.raises(SwitchyardError) as caught:
+            await client.submit(name, {"n": "three"})
+        error = caught.value
+        assert error.code == "validation_failed" and error.status == 422
+        paths = {v["path"] for v in error.violations}
+        assert "/n" in paths, error.violations
+        assert len(error.violations) >= 2, error.violations  # the missing `text` too
+        assert "/n" in str(error)
+        with pytest.raises(SwitchyardError) as unknown:
+            await client.submit(unique("nobody-serves-this"), {})
+        assert unknown.value.code == "unknown_agent" and unknown.value.status is not None
+
+
+async def test_retry_policy_is_applied_with_a_key_that_may_manage_agents(server: Any) -> None:
+    name = unique("policy")
+    worker = make_worker(server, key=server.admin_key)
+
+    @worker.agent(name, retry={"max_attempts": 2, "base_ms": 50, "cap_ms": 100})
+    async def failing(ctx: TaskContext, input: Any) -> Any:
+        raise RetryableError("always")
+
+    async with running(worker), Client(server.url, api_key=server.client_key) as client:
+        agent = await _agent_when(server, name, lambda a: a["retry"]["max_attempts"] == 2)
+        assert agent["retry"]["base_ms"] == 50
+        submitted = await client.submit(name, {})
+        task = await wait_until(client, submitted.id, lambda t: t.done)
+    assert task.status == "dead" and len(task.attempts) == 2
+
+
+async def test_retry_policy_without_permission_is_reported_not_faked(
+    server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = unique("nopolicy")
+    worker = make_worker(server)
+
+    @worker.agent(name, retry={"max_attempts": 2})
+    async def ok(ctx: TaskContext, input: Any) -> Any:
+        return None
+
+    with caplog.at_level(logging.WARNING, logger="switchyard.worker"):
+        async with running(worker):
+            await asyncio.sleep(0.5)
+            agent = await _agent_when(server, name, lambda a: True)
+    assert agent["retry"]["max_attempts"] != 2
+    assert any("could not apply the retry policy" in r.getMessage() for r in caplog.records)
+
+
+async def _agent_when(server: Any, name: str, check: Any) -> dict[str, Any]:
+    headers = {"authorization": f"Bearer {server.admin_token}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
+        for _ in range(200):
+            agent: dict[str, Any] = (await http.get(f"/api/v1/agents/{name}")).json()
+            if "retry" in agent and check(agent):
+                return agent
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"agent {name} never matched: {agent}")
