@@ -67,6 +67,7 @@ class CuttingProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
         self.cuts = 0
+        self.connections = 0
 
     async def __aenter__(self) -> CuttingProxy:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -94,6 +95,7 @@ class CuttingProxy:
         except OSError:
             writer.close()
             return
+        self.connections += 1
         self._writers.update({writer, up_writer})
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:

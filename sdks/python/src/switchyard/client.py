@@ -137,8 +137,9 @@ class Client:
         if wait is not None:
             params = {"wait": _wait_param(wait)}
             timeout = self._http.timeout.read + wait if self._http.timeout.read else None
-        data = await self._request("POST", "/api/v1/tasks", json_body=body, params=params,
-                                   timeout=timeout)
+        data = await self._request(
+            "POST", "/api/v1/tasks", json_body=body, params=params, timeout=timeout
+        )
         return Task.from_json(data)
 
     async def submit_batch(

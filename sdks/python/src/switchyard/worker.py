@@ -431,7 +431,9 @@ class Worker:
                         "could not apply the retry policy of agent %r (%s): the worker "
                         "protocol cannot set it and this key may not update agents; set it "
                         "with PUT /api/v1/agents/%s using an admin credential",
-                        spec.name, e, spec.name,
+                        spec.name,
+                        e,
+                        spec.name,
                     )
 
     async def _serve(self, session: _Session, heartbeat: float) -> None:
@@ -518,7 +520,9 @@ class Worker:
         elif kind == "ack" and message.get("accepted") is False:
             log.warning(
                 "the server rejected the result of task %s attempt %s: the attempt had lost "
-                "its lease", message.get("task_id"), message.get("attempt"),
+                "its lease",
+                message.get("task_id"),
+                message.get("attempt"),
             )
         elif kind == "error":
             log.warning("server error: %s: %s", message.get("code"), message.get("message"))
