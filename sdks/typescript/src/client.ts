@@ -68,6 +68,12 @@ export interface ClientOptions {
   apiKey?: string;
   /** An access token (JWT from login); used when no `apiKey` is given. */
   token?: string;
+  /**
+   * Where WebSocket tickets come from (`POST /api/v1/auth/ws-ticket`, single use, valid 30 s):
+   * `follow()` then authenticates with `?ticket=` instead of sending the token. Called once per
+   * connection. With only a ticket source, the Client can follow but not call REST.
+   */
+  ticket?: () => string | Promise<string>;
   /** A `fetch` implementation (default: the global one). */
   fetch?: typeof fetch;
 }
@@ -111,12 +117,14 @@ export function isFinalEvent(event: TaskEvent): boolean {
  */
 export class Client {
   readonly url: string;
-  readonly #credential: string;
+  readonly #credential: string | undefined;
+  readonly #ticket: (() => string | Promise<string>) | undefined;
   readonly #fetch: typeof fetch;
 
   constructor(options: ClientOptions) {
     const credential = options.apiKey ?? options.token;
-    if (!credential) throw new TypeError("Client needs an apiKey or a token");
+    if (!credential && !options.ticket) throw new TypeError("Client needs an apiKey, a token or a ticket source");
+    this.#ticket = options.ticket;
     wsUrl(options.url, ""); // validates the URL
     this.url = options.url.replace(/\/+$/, "");
     this.#credential = credential;
@@ -169,7 +177,8 @@ export class Client {
       if (options.signal?.aborted) return;
       let stream: EventStream;
       try {
-        stream = await EventStream.open(this.url, this.#credential, taskId, lastSeq);
+        const auth = this.#ticket ? { ticket: await this.#ticket() } : { token: this.#credential ?? "" };
+        stream = await EventStream.open(this.url, auth, taskId, lastSeq);
       } catch (e) {
         if (!(e instanceof ConnectionError)) throw e;
         await sleep(jitter(backoffMs), options.signal);
@@ -199,6 +208,9 @@ export class Client {
   }
 
   async #request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    if (this.#credential === undefined) {
+      throw new TypeError("this Client has only a ticket source; REST calls need an apiKey or a token");
+    }
     const headers: Record<string, string> = { authorization: `Bearer ${this.#credential}` };
     const init: RequestInit = { method, headers };
     if (body !== undefined) {
@@ -245,11 +257,17 @@ class EventStream {
     socket.onClose = () => this.#push(null);
   }
 
-  static async open(base: string, credential: string, taskId: string, since: number | undefined): Promise<EventStream> {
-    const socket = await openSocket(wsUrl(base, "/api/v1/ws"), {}, 15_000);
+  static async open(
+    base: string,
+    auth: { token: string } | { ticket: string },
+    taskId: string,
+    since: number | undefined,
+  ): Promise<EventStream> {
+    const path = "ticket" in auth ? `/api/v1/ws?ticket=${encodeURIComponent(auth.ticket)}` : "/api/v1/ws";
+    const socket = await openSocket(wsUrl(base, path), {}, 15_000);
     const stream = new EventStream(socket);
     // The `auth` message works in browsers too, which cannot set headers.
-    socket.send(JSON.stringify({ type: "auth", token: credential }));
+    if ("token" in auth) socket.send(JSON.stringify({ type: "auth", token: auth.token }));
     const subscribe: Record<string, unknown> = { type: "subscribe", task_id: taskId };
     if (since !== undefined) subscribe["since"] = since;
     socket.send(JSON.stringify(subscribe));

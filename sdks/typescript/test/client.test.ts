@@ -89,6 +89,23 @@ describe("client", () => {
     await expect(e5).rejects.toMatchObject({ code: "unauthorized" });
   });
 
+  it("follows with single-use WebSocket tickets instead of a token", async () => {
+    const task = await client.submit("echo", { t: 1 }, { wait: 10 });
+    let tickets = 0;
+    const browserLike = new Client({
+      url: server.url,
+      ticket: async () => {
+        tickets++;
+        return client.wsTicket();
+      },
+    });
+    const events: TaskEvent[] = [];
+    for await (const e of browserLike.follow(task.id, { since: 0 })) events.push(e);
+    expect(tickets).toBe(1);
+    expect(events.at(-1)).toMatchObject({ kind: "result", output: { t: 1 } });
+    await expect(browserLike.get(task.id)).rejects.toThrow(/ticket/);
+  });
+
   it("follows a task over a token and a proxy that drops the connection: no event lost or repeated", async () => {
     const name = agentName("chatty");
     const worker = new Worker({ url: server.url, apiKey: server.workerKey, slots: 2, logger: quiet });
