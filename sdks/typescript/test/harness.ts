@@ -25,7 +25,7 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-export async function startServer(): Promise<TestServer> {
+export async function startServer(env: Record<string, string> = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "switchyard-ts-"));
   const child = spawn(BIN, ["dev", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
     env: {
@@ -33,6 +33,7 @@ export async function startServer(): Promise<TestServer> {
       SWITCHYARD_ADMIN_PASSWORD: PASSWORD,
       SWITCHYARD__TELEMETRY__LOG_FORMAT: "json",
       SWITCHYARD__TELEMETRY__LOG_LEVEL: "warn,switchyard::cli=info",
+      ...env,
     },
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -180,6 +180,28 @@ describe("worker", () => {
     );
   });
 
+  it("heartbeats keep the lease of a task that runs longer than the lease", async () => {
+    const short = await startServer({ SWITCHYARD__QUEUE__LEASE_MS: "1500", SWITCHYARD__QUEUE__HEARTBEAT_MS: "300" });
+    try {
+      const name = agentName("long");
+      const shortClient = new Client({ url: short.url, apiKey: short.clientKey });
+      const worker = new Worker({ url: short.url, apiKey: short.workerKey, slots: 1, logger: quiet });
+      worker.agent(name, async () => {
+        await new Promise((r) => setTimeout(r, 5_000));
+        return { done: true };
+      });
+      const running = worker.start();
+      await worker.connected();
+      const task = await shortClient.submit(name, {}, { wait: 30 });
+      expect(task.status).toBe("succeeded");
+      expect(task.attempts.length).toBe(1);
+      worker.stop();
+      await running;
+    } finally {
+      await short.stop();
+    }
+  });
+
   it("reconnects after the connection drops and keeps serving", async () => {
     const proxy = await startProxy(server.url);
     const name = agentName("reconnect");
