@@ -86,8 +86,9 @@ def server() -> Iterator[Server]:
             SWITCHYARD_ADMIN_PASSWORD=password,
             SWITCHYARD__TELEMETRY__LOG_FORMAT="json",
             SWITCHYARD__TELEMETRY__LOG_LEVEL="info",
-            # Retries come quickly, so retry tests stay short on a slow machine.
-            SWITCHYARD__QUEUE__CANCEL_GRACE_MS="10000",
+            # Short leases: a task outlives its lease only if the worker's heartbeats renew it.
+            SWITCHYARD__QUEUE__LEASE_MS="3000",
+            SWITCHYARD__QUEUE__HEARTBEAT_MS="500",
         )
         process = subprocess.Popen(
             [_binary(), "dev", "--listen", "127.0.0.1:0", "--data-dir", data_dir],

@@ -8,10 +8,11 @@ import logging
 import threading
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from helpers import WAIT, make_worker, running, unique, wait_until
+from helpers import WAIT, CuttingProxy, make_worker, running, unique, wait_until
 
 from switchyard import (
     Client,
@@ -310,3 +311,55 @@ async def _agent_when(server: Any, name: str, check: Any) -> dict[str, Any]:
                 return agent
             await asyncio.sleep(0.05)
     raise AssertionError(f"agent {name} never matched: {agent}")
+
+
+async def test_heartbeats_keep_a_long_task_on_its_worker(server: Any) -> None:
+    # The server's lease is 3 s (conftest): without heartbeats this attempt would be lost.
+    name = unique("long")
+    worker = make_worker(server)
+
+    @worker.agent(name)
+    async def long(ctx: TaskContext, input: Any) -> Any:
+        await asyncio.sleep(7)
+        return {"attempt": ctx.attempt}
+
+    async with running(worker), Client(server.url, api_key=server.client_key) as client:
+        task = await client.submit(name, {}, wait=WAIT)
+        task = await wait_until(client, task.id, lambda t: t.done)
+    assert task.status == "succeeded" and task.output == {"attempt": 1}
+    assert len(task.attempts) == 1
+
+
+async def test_reconnects_after_the_connection_drops(server: Any) -> None:
+    name = unique("reconnect")
+    address = urlsplit(server.url)
+    assert address.hostname is not None and address.port is not None
+    started = asyncio.Event()
+    lost: list[int] = []
+
+    async with CuttingProxy(address.hostname, address.port) as proxy:
+        worker = make_worker(server, max_backoff=1.0, cancel_grace=1.0)
+        worker.url = proxy.url  # REST calls, if any, go the same way
+        worker._ws_url = proxy.url.replace("http://", "ws://") + "/api/v1/workers/ws"
+
+        @worker.agent(name)
+        async def handler(ctx: TaskContext, input: Any) -> Any:
+            if ctx.attempt == 1:
+                started.set()
+                await asyncio.wait_for(ctx.cancel_event.wait(), WAIT)
+                lost.append(ctx.attempt)
+                await asyncio.sleep(WAIT)  # cancelled after the worker's cancel_grace
+            return {"attempt": ctx.attempt}
+
+        async with running(worker), Client(server.url, api_key=server.client_key) as client:
+            first_id = worker.worker_id
+            task = await client.submit(name, {})
+            await asyncio.wait_for(started.wait(), WAIT)
+            proxy.cut()
+            done = await wait_until(client, task.id, lambda t: t.done)
+            await worker.wait_until_connected(WAIT)
+            assert worker.worker_id != first_id
+    assert done.status == "succeeded" and done.output == {"attempt": 2}, done
+    assert done.attempts[0].status != "succeeded"
+    assert lost == [1]
+    assert proxy.connections >= 2

@@ -549,6 +549,9 @@ class Worker:
                 {work, cancelled}, timeout=ctx.timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if work in ready:
+                if cancelled in ready or ctx.cancelled:
+                    # The server asked to stop and the handler did: report the cancellation.
+                    return {"type": "cancelled"}
                 return _result_of(work)
             timed_out = not ready
             ctx._cancel()
@@ -563,6 +566,13 @@ class Worker:
                     f"the attempt did not finish within {ms} ms", "retryable", "timeout", None
                 )
             return {"type": "cancelled"}
+        except asyncio.CancelledError:
+            # The connection was lost: the server re-queues the attempt. The handler has seen
+            # `ctx.cancelled`; it gets `cancel_grace` seconds to stop by itself.
+            ctx._cancel()
+            if not work.done():
+                asyncio.get_running_loop().call_later(self.cancel_grace, work.cancel)
+            raise
         finally:
             cancelled.cancel()
 
