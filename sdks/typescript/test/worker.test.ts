@@ -152,13 +152,15 @@ describe("worker", () => {
 
   it("passes a cancellation to the handler through ctx.signal", async () => {
     const name = agentName("cancellable");
-    let sawCancel: Promise<string>;
+    let calls = 0;
+    let sawCancel!: Promise<string>;
     let started!: () => void;
     const startedP = new Promise<void>((r) => (started = r));
     await withWorker(
       name,
       {},
       async (ctx) => {
+        if (calls++ > 0) return { run: calls };
         sawCancel = new Promise<string>((resolve) =>
           ctx.signal.addEventListener("abort", () => resolve((ctx.signal.reason as DOMException).name)),
         );
@@ -175,7 +177,9 @@ describe("worker", () => {
         expect(done.status).toBe("cancelled");
         // A cancelled task can be run again.
         const again = await client.retry(task.id);
-        expect(again.id).toBeTruthy();
+        const rerun = await finished(again.id);
+        expect(rerun.status).toBe("succeeded");
+        expect(rerun.output).toEqual({ run: 2 });
       },
     );
   });
