@@ -115,3 +115,13 @@ async def test_follow_ends_with_the_final_event(server: Any) -> None:
         task = await client.submit("echo", {"z": 1}, wait=WAIT)
         events = [e async for e in client.follow(task.id)]
         assert len(events) == 1 and events[0]["kind"] == "result"  # the current state
+
+
+async def test_follow_with_a_ws_ticket(server: Any) -> None:
+    async with Client(server.url, api_key=server.client_key, ws_auth="ticket") as client:
+        task = await client.submit("sleep", {"ms": 300})
+        events = [e async for e in client.follow(task.id, since=0)]
+        assert events[-1]["kind"] == "result"
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        ticket = await client.ws_ticket()
+        assert ticket and ticket != await client.ws_ticket()  # single use: a new one each time

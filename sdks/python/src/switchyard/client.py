@@ -18,6 +18,7 @@ from .errors import SwitchyardError
 from .models import Task, is_final_event
 
 Transport = Literal["websocket", "sse"]
+WsAuth = Literal["header", "ticket"]
 
 #: Exceptions after which ``follow`` reconnects and resumes.
 _DISCONNECTS: tuple[type[BaseException], ...] = (
@@ -66,8 +67,10 @@ class Client:
         *,
         timeout: float = 30.0,
         max_backoff: float = 10.0,
+        ws_auth: WsAuth = "header",
     ) -> None:
         self.url = http_url(url)
+        self._ws_auth = ws_auth
         self._token = api_key
         self._max_backoff = max_backoff
         headers = {"user-agent": "switchyard-python"}
@@ -239,10 +242,16 @@ class Client:
     async def _follow_ws(
         self, task_id: str, since: int | None
     ) -> AsyncGenerator[dict[str, Any], None]:
-        headers = {"authorization": f"Bearer {self._token}"} if self._token else {}
+        headers: dict[str, str] = {}
+        address = ws_url(self.url, "/api/v1/ws")
+        if self._ws_auth == "ticket":
+            # A fresh single-use ticket per connection, resumptions included.
+            address += f"?ticket={await self.ws_ticket()}"
+        elif self._token:
+            headers["authorization"] = f"Bearer {self._token}"
         try:
             socket = await ws_connect(
-                ws_url(self.url, "/api/v1/ws"),
+                address,
                 additional_headers=headers,
                 max_size=2**20 * 2,
                 open_timeout=15,
