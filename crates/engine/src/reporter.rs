@@ -274,27 +274,41 @@ async fn decide_result(deps: &ReporterDeps, r: AttemptResult, now: Timestamp) ->
 /// result is recorded as a failure of its attempt instead; and results that meet an
 /// unavailable database wait and are tried again (their workers' heartbeats would
 /// otherwise keep the tasks `running` for ever).
-async fn record(deps: &ReporterDeps, loopback: &Loopback, decided: Vec<Decided>) {
-    let completions: Vec<Completion> = decided.iter().map(|d| d.completion.clone()).collect();
-    match retry_unavailable(|| deps.store.complete_tasks(&completions)).await {
-        Ok(done) => recorded(deps, decided, completions, done).await,
-        Err(e) if e.code == ErrorCode::Unavailable => {
-            tracing::error!(error = %e, count = decided.len(), "recording task results failed; trying again");
-            park(loopback, decided);
-        }
-        Err(e) if decided.len() > 1 => {
-            tracing::warn!(error = %e, count = decided.len(), "a batch of task results was refused; recording them one by one");
-            for d in decided {
-                Box::pin(record(deps, loopback, vec![d])).await;
-            }
-        }
-        Err(e) => {
-            let Some(d) = decided.into_iter().next() else {
-                return;
-            };
-            unrecordable(deps, loopback, d, e).await;
-        }
+async fn record(deps: &ReporterDeps, loopback: &Loopback, mut decided: Vec<Decided>) {
+    // Moved out (outputs are not copied), and back in should the batch need another try.
+    let completions: Vec<Completion> = decided
+        .iter_mut()
+        .map(|d| take_completion(&mut d.completion))
+        .collect();
+    let e = match retry_unavailable(|| deps.store.complete_tasks(&completions)).await {
+        Ok(done) => return recorded(deps, decided, completions, done).await,
+        Err(e) => e,
+    };
+    for (d, c) in decided.iter_mut().zip(completions) {
+        d.completion = c;
     }
+    if e.code == ErrorCode::Unavailable {
+        tracing::error!(error = %e, count = decided.len(), "recording task results failed; trying again");
+        park(loopback, decided);
+    } else if decided.len() > 1 {
+        tracing::warn!(error = %e, count = decided.len(), "a batch of task results was refused; recording them one by one");
+        for d in decided {
+            Box::pin(record(deps, loopback, vec![d])).await;
+        }
+    } else if let Some(d) = decided.into_iter().next() {
+        unrecordable(deps, loopback, d, e).await;
+    }
+}
+
+/// The completion, leaving a placeholder with the same attempt behind.
+fn take_completion(c: &mut Completion) -> Completion {
+    let placeholder = Completion {
+        task_id: c.task_id,
+        attempt: c.attempt,
+        at: c.at,
+        outcome: Outcome::Cancelled { error: None },
+    };
+    std::mem::replace(c, placeholder)
 }
 
 /// One result the database refused on its own: recorded as a permanent failure of its
