@@ -6,6 +6,7 @@
 //! [`error`]. Every handler carries its OpenAPI annotation; the document is served at
 //! `/api/openapi.json` and browsable at `/api/docs`.
 
+pub mod client_addr;
 pub mod error;
 pub mod extract;
 pub mod follow;
@@ -39,6 +40,9 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Origins allowed to call the API from a browser. Empty: CORS off.
     pub cors_origins: Vec<String>,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names the client.
+    /// Empty: the client is the TCP peer, and the header is ignored (anyone can write it).
+    pub trusted_proxies: Vec<client_addr::TrustedProxy>,
     /// Events buffered per live subscriber before it counts as too slow. One commit
     /// publishes a whole group's events at once (up to two per task of a
     /// `queue.max_write_batch` group, and a claim's running events), so this must be
@@ -53,6 +57,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_limit_bytes: 1024 * 1024,
             cors_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             subscriber_buffer: 16_384,
         }
     }

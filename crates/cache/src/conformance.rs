@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_core::auth::{RefreshOutcome, Session};
+use switchyard_core::auth::{RefreshOutcome, Rotation, Session};
 use switchyard_core::cache::{Cache, EventBus};
 use switchyard_core::event::BusMessage;
 use switchyard_core::{SessionId, Timestamp, UserId};
@@ -13,7 +13,7 @@ macro_rules! cache_conformance_tests {
     ($make:path) => {
         $crate::cache_conformance_tests!(@each $make; kv_get_set_delete_and_ttl, counters_count_within_a_window,
             sessions_store_list_delete, refresh_rotation_and_reuse_detection, concurrent_rotations_have_one_winner,
-            bus_delivers_to_every_subscriber);
+            a_repeated_refresh_within_the_grace_window_gets_the_same_token, bus_delivers_to_every_subscriber);
     };
     (@each $make:path; $($check:ident),*) => {
         $(
@@ -48,6 +48,26 @@ fn session(user: UserId) -> Session {
         ip: Some("127.0.0.1".into()),
         refresh_hash: "h0".into(),
         used_hashes: vec![],
+        sealed_next: String::new(),
+    }
+}
+
+/// A rotation from `presented` to `new` (sealed as `sealed-<new>`).
+fn rotation<'a>(
+    presented: &'a str,
+    new: &'a str,
+    sealed: &'a str,
+    new_expiry: Timestamp,
+    now: Timestamp,
+    grace_ms: u64,
+) -> Rotation<'a> {
+    Rotation {
+        presented_hash: presented,
+        new_hash: new,
+        sealed_next: sealed,
+        new_expiry,
+        now,
+        grace_ms,
     }
 }
 
@@ -136,7 +156,7 @@ pub async fn refresh_rotation_and_reuse_detection(cache: Arc<dyn Cache>, _bus: A
     let now = Timestamp::now();
     let later = now.plus_ms(120_000);
     match cache
-        .rotate_refresh(s.id, "h0", "h1", later, now)
+        .rotate_refresh(s.id, &rotation("h0", "h1", "sealed", later, now, 0))
         .await
         .unwrap()
     {
@@ -148,7 +168,10 @@ pub async fn refresh_rotation_and_reuse_detection(cache: Arc<dyn Cache>, _bus: A
     }
     assert_eq!(
         cache
-            .rotate_refresh(s.id, "never-issued", "hx", later, now)
+            .rotate_refresh(
+                s.id,
+                &rotation("never-issued", "hx", "sealed", later, now, 0)
+            )
             .await
             .unwrap(),
         RefreshOutcome::Invalid
@@ -159,7 +182,7 @@ pub async fn refresh_rotation_and_reuse_detection(cache: Arc<dyn Cache>, _bus: A
     );
     assert_eq!(
         cache
-            .rotate_refresh(s.id, "h0", "h2", later, now)
+            .rotate_refresh(s.id, &rotation("h0", "h2", "sealed", later, now, 0))
             .await
             .unwrap(),
         RefreshOutcome::Reused
@@ -171,14 +194,17 @@ pub async fn refresh_rotation_and_reuse_detection(cache: Arc<dyn Cache>, _bus: A
     );
     assert_eq!(
         cache
-            .rotate_refresh(s.id, "h1", "h3", later, now)
+            .rotate_refresh(s.id, &rotation("h1", "h3", "sealed", later, now, 0))
             .await
             .unwrap(),
         RefreshOutcome::Invalid
     );
     assert_eq!(
         cache
-            .rotate_refresh(SessionId::new(), "h0", "h1", later, now)
+            .rotate_refresh(
+                SessionId::new(),
+                &rotation("h0", "h1", "sealed", later, now, 0)
+            )
             .await
             .unwrap(),
         RefreshOutcome::Invalid
@@ -186,28 +212,130 @@ pub async fn refresh_rotation_and_reuse_detection(cache: Arc<dyn Cache>, _bus: A
 }
 
 pub async fn concurrent_rotations_have_one_winner(cache: Arc<dyn Cache>, _bus: Arc<dyn EventBus>) {
+    for grace_ms in [0, 30_000] {
+        let s = session(UserId::new());
+        cache.put_session(&s).await.unwrap();
+        let now = Timestamp::now();
+        let mut handles = Vec::new();
+        for i in 0..8 {
+            let cache = cache.clone();
+            handles.push(tokio::spawn(async move {
+                let (new, sealed) = (format!("n{i}"), format!("sealed-n{i}"));
+                let r = rotation("h0", &new, &sealed, now.plus_ms(60_000), now, grace_ms);
+                cache.rotate_refresh(s.id, &r).await.unwrap()
+            }));
+        }
+        let (mut rotated, mut repeated) = (Vec::new(), Vec::new());
+        for h in handles {
+            match h.await.unwrap() {
+                RefreshOutcome::Rotated(r) => rotated.push(r),
+                RefreshOutcome::Repeated(r) => repeated.push(r),
+                // Without a grace window, the just-used token again is reuse: the
+                // session is revoked.
+                RefreshOutcome::Reused | RefreshOutcome::Invalid => {}
+            }
+        }
+        assert_eq!(rotated.len(), 1, "a refresh token rotates once");
+        if grace_ms > 0 {
+            let winner = &rotated[0];
+            assert_eq!(
+                repeated.len(),
+                7,
+                "within the grace window every repeat is answered"
+            );
+            for r in &repeated {
+                assert_eq!(
+                    (&r.refresh_hash, &r.sealed_next),
+                    (
+                        &winner.refresh_hash,
+                        &format!("sealed-{}", winner.refresh_hash)
+                    ),
+                    "a repeat gets the winner's token"
+                );
+            }
+            let live = cache
+                .get_session(s.id)
+                .await
+                .unwrap()
+                .expect("the session lives");
+            assert_eq!(live.refresh_hash, winner.refresh_hash);
+        }
+    }
+}
+
+pub async fn a_repeated_refresh_within_the_grace_window_gets_the_same_token(
+    cache: Arc<dyn Cache>,
+    _bus: Arc<dyn EventBus>,
+) {
+    let grace = 10_000;
     let s = session(UserId::new());
     cache.put_session(&s).await.unwrap();
     let now = Timestamp::now();
-    let mut handles = Vec::new();
-    for i in 0..8 {
-        let cache = cache.clone();
-        handles.push(tokio::spawn(async move {
-            cache
-                .rotate_refresh(s.id, "h0", &format!("n{i}"), now.plus_ms(60_000), now)
-                .await
-                .unwrap()
-        }));
-    }
-    let mut rotated = 0;
-    for h in handles {
-        match h.await.unwrap() {
-            RefreshOutcome::Rotated(_) => rotated += 1,
-            // Presenting the just-used token again is reuse: the session is revoked.
-            RefreshOutcome::Reused | RefreshOutcome::Invalid => {}
+    let later = now.plus_ms(120_000);
+    let rotated = cache
+        .rotate_refresh(s.id, &rotation("h0", "h1", "s1", later, now, grace))
+        .await
+        .unwrap();
+    assert!(matches!(rotated, RefreshOutcome::Rotated(_)), "{rotated:?}");
+    match cache
+        .rotate_refresh(
+            s.id,
+            &rotation("h0", "h1b", "s1b", later, now.plus_ms(5_000), grace),
+        )
+        .await
+        .unwrap()
+    {
+        RefreshOutcome::Repeated(r) => {
+            assert_eq!(
+                (r.refresh_hash.as_str(), r.sealed_next.as_str()),
+                ("h1", "s1")
+            );
         }
+        other => panic!("expected a repeat, got {other:?}"),
     }
-    assert_eq!(rotated, 1, "a refresh token rotates once");
+    let live = cache.get_session(s.id).await.unwrap().expect("not revoked");
+    assert_eq!(live.refresh_hash, "h1", "a repeat changes nothing");
+    // The repeat's answer works: it rotates on.
+    let rotated = cache
+        .rotate_refresh(
+            s.id,
+            &rotation("h1", "h2", "s2", later, now.plus_ms(6_000), grace),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(rotated, RefreshOutcome::Rotated(_)), "{rotated:?}");
+    assert_eq!(
+        cache
+            .rotate_refresh(
+                s.id,
+                &rotation("h0", "hx", "sx", later, now.plus_ms(7_000), grace)
+            )
+            .await
+            .unwrap(),
+        RefreshOutcome::Reused,
+        "a token two rotations old is reuse, even within the window"
+    );
+    assert_eq!(cache.get_session(s.id).await.unwrap(), None, "revoked");
+
+    let s = session(UserId::new());
+    cache.put_session(&s).await.unwrap();
+    let rotated = cache
+        .rotate_refresh(s.id, &rotation("h0", "h1", "s1", later, now, grace))
+        .await
+        .unwrap();
+    assert!(matches!(rotated, RefreshOutcome::Rotated(_)), "{rotated:?}");
+    assert_eq!(
+        cache
+            .rotate_refresh(
+                s.id,
+                &rotation("h0", "hx", "sx", later, now.plus_ms(grace), grace)
+            )
+            .await
+            .unwrap(),
+        RefreshOutcome::Reused,
+        "the spent token after the window is reuse"
+    );
+    assert_eq!(cache.get_session(s.id).await.unwrap(), None, "revoked");
 }
 
 pub async fn bus_delivers_to_every_subscriber(_cache: Arc<dyn Cache>, bus: Arc<dyn EventBus>) {

@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use switchyard_core::auth::{RefreshOutcome, Session};
+use switchyard_core::auth::{RefreshOutcome, Rotation, Session};
 use switchyard_core::cache::{Cache, EventBus};
 use switchyard_core::event::{BusMessage, SharedBusMessage};
 use switchyard_core::store::SessionStore;
@@ -133,18 +133,8 @@ impl ClusterCache {
         None
     }
 
-    async fn db_rotate(
-        &self,
-        id: SessionId,
-        presented_hash: &str,
-        new_hash: &str,
-        new_expiry: Timestamp,
-        now: Timestamp,
-    ) -> Result<RefreshOutcome> {
-        let outcome = self
-            .sessions
-            .rotate_refresh(id, presented_hash, new_hash, new_expiry, now)
-            .await?;
+    async fn db_rotate(&self, id: SessionId, rotation: &Rotation<'_>) -> Result<RefreshOutcome> {
+        let outcome = self.sessions.rotate_refresh(id, rotation).await?;
         if let (RefreshOutcome::Rotated(s), Some(redis)) = (&outcome, self.redis())
             && let Err(e) = redis.put_session(s).await
         {
@@ -289,26 +279,20 @@ impl Cache for ClusterCache {
     async fn rotate_refresh(
         &self,
         id: SessionId,
-        presented_hash: &str,
-        new_hash: &str,
-        new_expiry: Timestamp,
-        now: Timestamp,
+        rotation: &Rotation<'_>,
     ) -> Result<RefreshOutcome> {
         let Some(redis) = self.redis() else {
-            return self
-                .db_rotate(id, presented_hash, new_hash, new_expiry, now)
-                .await;
+            return self.db_rotate(id, rotation).await;
         };
-        match redis
-            .rotate_refresh(id, presented_hash, new_hash, new_expiry, now)
-            .await
-        {
+        match redis.rotate_refresh(id, rotation).await {
             Ok(RefreshOutcome::Rotated(s)) => {
                 // Keep the database copy current: it answers when Redis cannot, and must
                 // never accept a token Redis already rotated away.
                 self.sessions.put_session(&s).await?;
                 Ok(RefreshOutcome::Rotated(s))
             }
+            // A repeat within the grace window changes nothing.
+            Ok(RefreshOutcome::Repeated(s)) => Ok(RefreshOutcome::Repeated(s)),
             Ok(RefreshOutcome::Reused) => {
                 self.sessions.delete_session(id).await?;
                 Ok(RefreshOutcome::Reused)
@@ -317,20 +301,15 @@ impl Cache for ClusterCache {
                 // Redis holds the session: its verdict stands.
                 Ok(Some(_)) => Ok(RefreshOutcome::Invalid),
                 // Redis does not know it (made while Redis was down, or lost): ask the database.
-                Ok(None) => {
-                    self.db_rotate(id, presented_hash, new_hash, new_expiry, now)
-                        .await
-                }
+                Ok(None) => self.db_rotate(id, rotation).await,
                 Err(e) => {
                     self.health.failed(&e);
-                    self.db_rotate(id, presented_hash, new_hash, new_expiry, now)
-                        .await
+                    self.db_rotate(id, rotation).await
                 }
             },
             Err(e) => {
                 self.health.failed(&e);
-                self.db_rotate(id, presented_hash, new_hash, new_expiry, now)
-                    .await
+                self.db_rotate(id, rotation).await
             }
         }
     }

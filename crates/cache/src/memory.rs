@@ -10,7 +10,7 @@ use dashmap::mapref::entry::Entry;
 use tokio::sync::broadcast;
 
 use switchyard_core::Result;
-use switchyard_core::auth::{RefreshOutcome, Session};
+use switchyard_core::auth::{RefreshOutcome, Rotation, Session};
 use switchyard_core::cache::{Cache, EventBus};
 use switchyard_core::event::SharedBusMessage;
 use switchyard_core::store::rotate_session;
@@ -202,16 +202,11 @@ impl Cache for MemoryCache {
     async fn rotate_refresh(
         &self,
         id: SessionId,
-        presented_hash: &str,
-        new_hash: &str,
-        new_expiry: Timestamp,
-        now: Timestamp,
+        rotation: &Rotation<'_>,
     ) -> Result<RefreshOutcome> {
         let outcome = match self.sessions.entry(id) {
             Entry::Vacant(_) => RefreshOutcome::Invalid,
-            Entry::Occupied(mut e) => {
-                rotate_session(e.get_mut(), presented_hash, new_hash, new_expiry, now)
-            }
+            Entry::Occupied(mut e) => rotate_session(e.get_mut(), rotation),
         };
         if outcome == RefreshOutcome::Reused {
             self.delete_session(id).await?;

@@ -18,7 +18,7 @@ use redis::{AsyncCommands, Script};
 use tokio::sync::{Mutex, broadcast};
 use tokio::task::JoinHandle;
 
-use switchyard_core::auth::{RefreshOutcome, Session};
+use switchyard_core::auth::{RefreshOutcome, Rotation, Session};
 use switchyard_core::cache::{Cache, EventBus};
 use switchyard_core::event::{BusMessage, SharedBusMessage};
 use switchyard_core::store::MAX_USED_HASHES;
@@ -99,31 +99,38 @@ return v
 ";
 
 /// KEYS: session hash, user's session set. ARGV: presented hash, new hash, new expiry
-/// (ms), now (ms), most used hashes kept, new TTL (ms), session id.
-/// Returns `{verdict, used hashes}`: verdict `rotated`, `reused`, `invalid` or `missing`.
+/// (ms), now (ms), most used hashes kept, new TTL (ms), session id, sealed new token,
+/// grace window (ms). Returns `{verdict, a, b}`: `rotated` (a: the used hashes),
+/// `repeated` (a: the current hash, b: its sealed token), `reused`, `invalid` or `missing`.
+/// The rule is `switchyard_core::store::rotate_session`.
 const ROTATE_SCRIPT: &str = r"
-local cur = redis.call('HMGET', KEYS[1], 'refresh_hash', 'used', 'expires_at')
-if not cur[1] then return {'missing', ''} end
-if tonumber(cur[3]) <= tonumber(ARGV[4]) then return {'invalid', ''} end
+local cur = redis.call('HMGET', KEYS[1], 'refresh_hash', 'used', 'expires_at',
+                       'last_refreshed_at', 'sealed_next')
+if not cur[1] then return {'missing', '', ''} end
+if tonumber(cur[3]) <= tonumber(ARGV[4]) then return {'invalid', '', ''} end
+local parts = {}
+for h in string.gmatch(cur[2] or '', '[^\n]+') do table.insert(parts, h) end
 if cur[1] == ARGV[1] then
-  local parts = {}
-  for h in string.gmatch(cur[2] or '', '[^\n]+') do table.insert(parts, h) end
   table.insert(parts, ARGV[1])
   while #parts > tonumber(ARGV[5]) do table.remove(parts, 1) end
   local used = table.concat(parts, '\n')
   redis.call('HSET', KEYS[1], 'refresh_hash', ARGV[2], 'used', used,
-             'expires_at', ARGV[3], 'last_refreshed_at', ARGV[4])
+             'expires_at', ARGV[3], 'last_refreshed_at', ARGV[4], 'sealed_next', ARGV[8])
   redis.call('PEXPIRE', KEYS[1], ARGV[6])
-  return {'rotated', used}
+  return {'rotated', used, ''}
 end
-for h in string.gmatch(cur[2] or '', '[^\n]+') do
+if #parts > 0 and parts[#parts] == ARGV[1] and cur[5] and cur[5] ~= ''
+   and math.max(0, tonumber(ARGV[4]) - tonumber(cur[4] or '0')) < tonumber(ARGV[9]) then
+  return {'repeated', cur[1], cur[5]}
+end
+for _, h in ipairs(parts) do
   if h == ARGV[1] then
     redis.call('DEL', KEYS[1])
     redis.call('SREM', KEYS[2], ARGV[7])
-    return {'reused', ''}
+    return {'reused', '', ''}
   end
 end
-return {'invalid', ''}
+return {'invalid', '', ''}
 ";
 
 pub struct RedisCache {
@@ -173,13 +180,20 @@ impl RedisCache {
                 "used",
                 "expires_at",
                 "last_refreshed_at",
+                "sealed_next",
             ])
             .query_async(conn)
             .await
             .map_err(unavailable("get session"))?;
-        let [meta, refresh_hash, used, expires_at, last_refreshed_at] =
-            <[Option<String>; 5]>::try_from(fields)
-                .map_err(|_| Error::internal_msg("unexpected HMGET reply"))?;
+        let [
+            meta,
+            refresh_hash,
+            used,
+            expires_at,
+            last_refreshed_at,
+            sealed_next,
+        ] = <[Option<String>; 6]>::try_from(fields)
+            .map_err(|_| Error::internal_msg("unexpected HMGET reply"))?;
         let (Some(meta), Some(refresh_hash)) = (meta, refresh_hash) else {
             return Ok(None);
         };
@@ -197,6 +211,7 @@ impl RedisCache {
             .filter(|h| !h.is_empty())
             .map(str::to_owned)
             .collect();
+        session.sealed_next = sealed_next.unwrap_or_default();
         session.expires_at = millis(expires_at)?;
         session.last_refreshed_at = millis(last_refreshed_at)?;
         if session.expires_at <= Timestamp::now() {
@@ -298,6 +313,7 @@ impl Cache for RedisCache {
                         "last_refreshed_at",
                         session.last_refreshed_at.millis().to_string(),
                     ),
+                    ("sealed_next", session.sealed_next.clone()),
                 ],
             )
             .pexpire(&key, i64::try_from(ttl).unwrap_or(i64::MAX))
@@ -364,45 +380,50 @@ impl Cache for RedisCache {
     async fn rotate_refresh(
         &self,
         id: SessionId,
-        presented_hash: &str,
-        new_hash: &str,
-        new_expiry: Timestamp,
-        now: Timestamp,
+        rotation: &Rotation<'_>,
     ) -> Result<RefreshOutcome> {
-        if !valid_hash(presented_hash) || !valid_hash(new_hash) {
+        if !valid_hash(rotation.presented_hash) || !valid_hash(rotation.new_hash) {
             return Ok(RefreshOutcome::Invalid);
         }
         let mut conn = self.conn.get().await?;
         let Some(session) = self.read_session(&mut conn, id).await? else {
             return Ok(RefreshOutcome::Invalid);
         };
-        let ttl = new_expiry.since(now).max(1);
-        let (verdict, used): (String, String) = self
+        let ttl = rotation.new_expiry.since(rotation.now).max(1);
+        let (verdict, a, b): (String, String, String) = self
             .rotate
             .key(self.session_key(id))
             .key(self.user_key(session.user_id))
-            .arg(presented_hash)
-            .arg(new_hash)
-            .arg(new_expiry.millis())
-            .arg(now.millis())
+            .arg(rotation.presented_hash)
+            .arg(rotation.new_hash)
+            .arg(rotation.new_expiry.millis())
+            .arg(rotation.now.millis())
             .arg(MAX_USED_HASHES)
             .arg(i64::try_from(ttl).unwrap_or(i64::MAX))
             .arg(id.to_string())
+            .arg(rotation.sealed_next)
+            .arg(rotation.grace_ms)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable("rotate refresh token"))?;
+        // Built from the script's answer: reading the session back could race with a
+        // concurrent reuse that revokes it, or with the rotation of a concurrent refresh.
         Ok(match verdict.as_str() {
-            // Built from the script's answer: reading the session back could race with
-            // a concurrent reuse that revokes it.
             "rotated" => RefreshOutcome::Rotated(Session {
-                refresh_hash: new_hash.to_owned(),
-                used_hashes: used
+                refresh_hash: rotation.new_hash.to_owned(),
+                used_hashes: a
                     .split('\n')
                     .filter(|h| !h.is_empty())
                     .map(str::to_owned)
                     .collect(),
-                expires_at: new_expiry,
-                last_refreshed_at: now,
+                sealed_next: rotation.sealed_next.to_owned(),
+                expires_at: rotation.new_expiry,
+                last_refreshed_at: rotation.now,
+                ..session
+            }),
+            "repeated" => RefreshOutcome::Repeated(Session {
+                refresh_hash: a,
+                sealed_next: b,
                 ..session
             }),
             "reused" => RefreshOutcome::Reused,

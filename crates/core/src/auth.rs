@@ -263,12 +263,40 @@ pub struct Session {
     #[serde(default)]
     #[schema(ignore)]
     pub used_hashes: Vec<String>,
+    /// The current refresh token sealed under a key derived from the token it replaced
+    /// (the last of `used_hashes`), so that a repeat of that refresh within the grace
+    /// window is answered with the same token. Useless without the spent token itself.
+    #[serde(default)]
+    #[schema(ignore)]
+    pub sealed_next: String,
+}
+
+/// One refresh-token rotation as the session backends see it: hashes and a sealed copy
+/// of the new token, never a token itself.
+#[derive(Clone, Debug)]
+pub struct Rotation<'a> {
+    /// SHA-256 of the presented refresh token.
+    pub presented_hash: &'a str,
+    /// SHA-256 of the refresh token that replaces it.
+    pub new_hash: &'a str,
+    /// The new token, sealed under a key only the presented token yields (kept in
+    /// [`Session::sealed_next`]).
+    pub sealed_next: &'a str,
+    pub new_expiry: Timestamp,
+    pub now: Timestamp,
+    /// For this long after a rotation, presenting the token it spent again (a retried or
+    /// concurrent request) is answered with the same new token instead of revoking.
+    pub grace_ms: u64,
 }
 
 /// Result of presenting a refresh token to the session store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RefreshOutcome {
     Rotated(Session),
+    /// The token spent by the last rotation, presented again within the grace window:
+    /// nothing changed, and the session's `sealed_next` holds the token that rotation
+    /// issued.
+    Repeated(Session),
     /// The token was used before: the session has been revoked.
     Reused,
     /// Unknown session, expired, or a token that never belonged to it.

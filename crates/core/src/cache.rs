@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use crate::auth::{RefreshOutcome, Session};
+use crate::auth::{RefreshOutcome, Rotation, Session};
 use crate::error::Result;
 use crate::event::SharedBusMessage;
 use crate::ids::{SessionId, UserId};
@@ -43,15 +43,14 @@ pub trait Cache: Send + Sync + 'static {
     /// Removes a session; returns whether it existed.
     async fn delete_session(&self, id: SessionId) -> Result<bool>;
     async fn list_sessions(&self, user: UserId) -> Result<Vec<Session>>;
-    /// Atomically swaps the session's refresh token if `presented_hash` is the current one;
-    /// revokes the session if it is a previously used one.
+    /// Atomically swaps the session's refresh token if the presented hash is the current
+    /// one; repeats the last rotation's answer if it is the hash that rotation spent and
+    /// the grace window has not passed; revokes the session if it is any other previously
+    /// used one (see [`crate::store::rotate_session`]).
     async fn rotate_refresh(
         &self,
         id: SessionId,
-        presented_hash: &str,
-        new_hash: &str,
-        new_expiry: crate::time::Timestamp,
-        now: crate::time::Timestamp,
+        rotation: &Rotation<'_>,
     ) -> Result<RefreshOutcome>;
 }
 

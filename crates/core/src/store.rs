@@ -10,7 +10,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::agent::Agent;
-use crate::auth::{ApiKey, RefreshOutcome, Role, Session, User};
+use crate::auth::{ApiKey, RefreshOutcome, Role, Rotation, Session, User};
 use crate::error::Result;
 use crate::event::{EventBody, LogLevel};
 use crate::ids::{ApiKeyId, SessionId, TaskId, UserId, WorkerId};
@@ -535,10 +535,7 @@ pub trait SessionStore: Send + Sync {
     async fn rotate_refresh(
         &self,
         id: SessionId,
-        presented_hash: &str,
-        new_hash: &str,
-        new_expiry: Timestamp,
-        now: Timestamp,
+        rotation: &Rotation<'_>,
     ) -> Result<RefreshOutcome>;
     /// Forgets sessions that expired before `before`; returns how many.
     async fn prune_sessions(&self, before: Timestamp) -> Result<u64>;
@@ -553,28 +550,34 @@ fn ct_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-/// The refresh-rotation rule every session backend applies: the current hash rotates,
-/// a previously used one means the token family leaked (the caller revokes the
-/// session), anything else is invalid. Mutates `session` only on rotation.
-pub fn rotate_session(
-    session: &mut Session,
-    presented_hash: &str,
-    new_hash: &str,
-    new_expiry: Timestamp,
-    now: Timestamp,
-) -> RefreshOutcome {
-    if session.expires_at <= now {
+/// The refresh-rotation rule every session backend applies: the current hash rotates;
+/// the hash spent by the last rotation, presented again within `grace_ms` of it, repeats
+/// that rotation's answer; any other previously used one (or that one later) means the
+/// token family leaked (the caller revokes the session); anything else is invalid.
+/// Mutates `session` only on rotation.
+pub fn rotate_session(session: &mut Session, rotation: &Rotation<'_>) -> RefreshOutcome {
+    let presented = rotation.presented_hash;
+    if session.expires_at <= rotation.now {
         RefreshOutcome::Invalid
-    } else if ct_eq(&session.refresh_hash, presented_hash) {
-        let used = std::mem::replace(&mut session.refresh_hash, new_hash.to_owned());
+    } else if ct_eq(&session.refresh_hash, presented) {
+        let used = std::mem::replace(&mut session.refresh_hash, rotation.new_hash.to_owned());
         session.used_hashes.push(used);
         if session.used_hashes.len() > MAX_USED_HASHES {
             session.used_hashes.remove(0);
         }
-        session.expires_at = new_expiry;
-        session.last_refreshed_at = now;
+        session.sealed_next = rotation.sealed_next.to_owned();
+        session.expires_at = rotation.new_expiry;
+        session.last_refreshed_at = rotation.now;
         RefreshOutcome::Rotated(session.clone())
-    } else if session.used_hashes.iter().any(|h| ct_eq(h, presented_hash)) {
+    } else if session
+        .used_hashes
+        .last()
+        .is_some_and(|last| ct_eq(last, presented))
+        && !session.sealed_next.is_empty()
+        && rotation.now.since(session.last_refreshed_at) < rotation.grace_ms
+    {
+        RefreshOutcome::Repeated(session.clone())
+    } else if session.used_hashes.iter().any(|h| ct_eq(h, presented)) {
         RefreshOutcome::Reused
     } else {
         RefreshOutcome::Invalid

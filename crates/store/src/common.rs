@@ -748,6 +748,7 @@ macro_rules! impl_store_common {
                     .bind(s.ip.as_deref())
                     .bind(&s.refresh_hash)
                     .bind(used)
+                    .bind(&s.sealed_next)
                     .execute(self.writer())
                     .await
                     .map_err(db_err("put session"))?;
@@ -786,10 +787,7 @@ macro_rules! impl_store_common {
             async fn rotate_refresh(
                 &self,
                 id: switchyard_core::SessionId,
-                presented_hash: &str,
-                new_hash: &str,
-                new_expiry: Timestamp,
-                now: Timestamp,
+                rotation: &switchyard_core::auth::Rotation<'_>,
             ) -> Result<switchyard_core::auth::RefreshOutcome> {
                 use switchyard_core::auth::RefreshOutcome;
                 let mut tx = self.begin_write(true).await?;
@@ -800,7 +798,7 @@ macro_rules! impl_store_common {
                     .map_err(db_err("lock session"))?;
                 let Some(row) = row else { return Ok(RefreshOutcome::Invalid) };
                 let mut session = rows::session(&row)?;
-                let outcome = rotate_session(&mut session, presented_hash, new_hash, new_expiry, now);
+                let outcome = rotate_session(&mut session, rotation);
                 match &outcome {
                     RefreshOutcome::Rotated(s) => {
                         let used = serde_json::to_string(&s.used_hashes).map_err(|e| Error::internal("encode session", e))?;
@@ -810,6 +808,7 @@ macro_rules! impl_store_common {
                             .bind(used)
                             .bind(s.expires_at.millis())
                             .bind(s.last_refreshed_at.millis())
+                            .bind(&s.sealed_next)
                             .execute(&mut *tx)
                             .await
                             .map_err(db_err("rotate refresh token"))?;
@@ -821,7 +820,7 @@ macro_rules! impl_store_common {
                             .await
                             .map_err(db_err("revoke session"))?;
                     }
-                    RefreshOutcome::Invalid => {}
+                    RefreshOutcome::Repeated(_) | RefreshOutcome::Invalid => {}
                 }
                 tx.commit().await.map_err(db_err("commit refresh"))?;
                 Ok(outcome)

@@ -1547,7 +1547,16 @@ pub async fn large_idempotent_batches(store: SharedStore) {
 
 pub async fn sessions_rotate_and_expire(store: SharedStore) {
     use switchyard_core::SessionId;
-    use switchyard_core::auth::{RefreshOutcome, Session};
+    use switchyard_core::auth::{RefreshOutcome, Rotation, Session};
+    let rotation =
+        |presented: &'static str, new: &'static str, at: Timestamp, grace_ms: u64| Rotation {
+            presented_hash: presented,
+            new_hash: new,
+            sealed_next: new,
+            new_expiry: at.plus_ms(120_000),
+            now: at,
+            grace_ms,
+        };
     let now = Timestamp::now();
     let user = UserId::new();
     let session = |created: Timestamp| Session {
@@ -1560,6 +1569,7 @@ pub async fn sessions_rotate_and_expire(store: SharedStore) {
         ip: None,
         refresh_hash: "h0".into(),
         used_hashes: vec![],
+        sealed_next: String::new(),
     };
     let a = session(now.minus_ms(10));
     let b = session(now);
@@ -1580,7 +1590,7 @@ pub async fn sessions_rotate_and_expire(store: SharedStore) {
 
     let later = now.plus_ms(120_000);
     match store
-        .rotate_refresh(a.id, "h0", "h1", later, now)
+        .rotate_refresh(a.id, &rotation("h0", "h1", now, 0))
         .await
         .unwrap()
     {
@@ -1593,7 +1603,7 @@ pub async fn sessions_rotate_and_expire(store: SharedStore) {
     }
     assert_eq!(
         store
-            .rotate_refresh(a.id, "never-issued", "hx", later, now)
+            .rotate_refresh(a.id, &rotation("never-issued", "hx", now, 0))
             .await
             .unwrap(),
         RefreshOutcome::Invalid
@@ -1604,7 +1614,7 @@ pub async fn sessions_rotate_and_expire(store: SharedStore) {
     );
     assert_eq!(
         store
-            .rotate_refresh(a.id, "h0", "h2", later, now)
+            .rotate_refresh(a.id, &rotation("h0", "h2", now, 0))
             .await
             .unwrap(),
         RefreshOutcome::Reused
@@ -1616,31 +1626,103 @@ pub async fn sessions_rotate_and_expire(store: SharedStore) {
     );
     assert_eq!(
         store
-            .rotate_refresh(SessionId::new(), "h0", "h1", later, now)
+            .rotate_refresh(SessionId::new(), &rotation("h0", "h1", now, 0))
             .await
             .unwrap(),
         RefreshOutcome::Invalid
     );
 
-    // Concurrent rotations with the same token: exactly one wins.
+    // Concurrent rotations with the same token: exactly one wins; within the grace
+    // window the others get the winner's (sealed) token and the session lives.
     let mut handles = Vec::new();
     for i in 0..8 {
         let store = store.clone();
         let id = b.id;
         handles.push(tokio::spawn(async move {
-            store
-                .rotate_refresh(id, "h0", &format!("n{i}"), later, now)
-                .await
-                .unwrap()
+            let new = format!("n{i}");
+            let r = Rotation {
+                presented_hash: "h0",
+                new_hash: &new,
+                sealed_next: &new,
+                new_expiry: later,
+                now,
+                grace_ms: 30_000,
+            };
+            store.rotate_refresh(id, &r).await.unwrap()
         }));
     }
-    let mut rotated = 0;
+    let (mut rotated, mut repeated) = (Vec::new(), Vec::new());
     for h in handles {
-        if matches!(h.await.unwrap(), RefreshOutcome::Rotated(_)) {
-            rotated += 1;
+        match h.await.unwrap() {
+            RefreshOutcome::Rotated(s) => rotated.push(s),
+            RefreshOutcome::Repeated(s) => repeated.push(s),
+            other => panic!("within the grace window: {other:?}"),
         }
     }
-    assert_eq!(rotated, 1, "one rotation per token");
+    assert_eq!(rotated.len(), 1, "one rotation per token");
+    assert_eq!(repeated.len(), 7);
+    let winner = &rotated[0].refresh_hash;
+    assert!(
+        repeated
+            .iter()
+            .all(|s| &s.refresh_hash == winner && &s.sealed_next == winner),
+        "repeats get the winner's token"
+    );
+    assert_eq!(
+        store
+            .get_session(b.id, now)
+            .await
+            .unwrap()
+            .map(|s| s.refresh_hash),
+        Some(winner.clone()),
+        "the session lives on the winner's token"
+    );
+    // The same token again after the window, or a token two rotations old, is reuse.
+    let c = session(now);
+    store.put_session(&c).await.unwrap();
+    let r = store
+        .rotate_refresh(c.id, &rotation("h0", "h1", now, 10_000))
+        .await
+        .unwrap();
+    assert!(matches!(r, RefreshOutcome::Rotated(_)), "{r:?}");
+    let r = store
+        .rotate_refresh(c.id, &rotation("h0", "hx", now.plus_ms(9_000), 10_000))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&r, RefreshOutcome::Repeated(s) if s.refresh_hash == "h1" && s.sealed_next == "h1"),
+        "{r:?}"
+    );
+    let r = store
+        .rotate_refresh(c.id, &rotation("h1", "h2", now.plus_ms(9_500), 10_000))
+        .await
+        .unwrap();
+    assert!(matches!(r, RefreshOutcome::Rotated(_)), "{r:?}");
+    assert_eq!(
+        store
+            .rotate_refresh(c.id, &rotation("h0", "hx", now.plus_ms(9_600), 10_000))
+            .await
+            .unwrap(),
+        RefreshOutcome::Reused,
+        "two rotations old"
+    );
+    assert_eq!(store.get_session(c.id, now).await.unwrap(), None);
+    let d = session(now);
+    store.put_session(&d).await.unwrap();
+    let r = store
+        .rotate_refresh(d.id, &rotation("h0", "h1", now, 10_000))
+        .await
+        .unwrap();
+    assert!(matches!(r, RefreshOutcome::Rotated(_)), "{r:?}");
+    assert_eq!(
+        store
+            .rotate_refresh(d.id, &rotation("h0", "hx", now.plus_ms(10_000), 10_000))
+            .await
+            .unwrap(),
+        RefreshOutcome::Reused,
+        "after the window"
+    );
+    assert_eq!(store.get_session(d.id, now).await.unwrap(), None);
 
     assert!(
         store.delete_session(b.id).await.unwrap()

@@ -362,6 +362,7 @@ pub(crate) fn session<R: Col>(r: &R) -> Result<Session> {
         ip: r.opt_string("ip")?,
         refresh_hash: r.string("refresh_hash")?,
         used_hashes,
+        sealed_next: r.string("sealed_next")?,
     })
 }
 

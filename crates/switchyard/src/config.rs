@@ -232,6 +232,10 @@ const KEY_DOCS: &[(&str, &str)] = &[
         "Browser origins allowed to call the API. Empty: CORS off.",
     ),
     (
+        "server.trusted_proxies",
+        "Reverse proxies (addresses or networks, e.g. \"10.0.0.0/8\") whose X-Forwarded-For names the client, for login throttling. Empty: the client is the TCP peer and the header is ignored.",
+    ),
+    (
         "server.subscriber_buffer",
         "Events buffered per live subscriber (SSE, WebSocket) before it counts as too slow; keep it well above twice queue.max_write_batch, the events one commit publishes at once.",
     ),
@@ -320,12 +324,28 @@ const KEY_DOCS: &[(&str, &str)] = &[
         "HMAC secret for access tokens (at least 32 characters). Unset: generated once and kept in the database.",
     ),
     (
+        "auth.refresh_reuse_grace_s",
+        "For this long after a refresh, its spent refresh token presented again (a concurrent or retried request) gets the same new token instead of revoking the session. Keep it above clients' request timeouts; 0: off.",
+    ),
+    (
         "auth.login_max_failures",
-        "Failed logins allowed per account or per client address within login_window_s.",
+        "Failed logins allowed per account and client address within login_window_s; then doubling lockouts (1 s, 2 s … 1 h) of that pair.",
+    ),
+    (
+        "auth.login_address_max_failures",
+        "Failed logins allowed per client address over all accounts within login_window_s; then doubling lockouts of the address.",
+    ),
+    (
+        "auth.login_account_max_failures",
+        "Failed logins allowed per account over all addresses within login_window_s; then doubling lockouts of the account, except on addresses known for it.",
     ),
     (
         "auth.login_window_s",
-        "Window of the failed-login limit, in seconds.",
+        "Window of the failed-login limits, in seconds.",
+    ),
+    (
+        "auth.login_known_address_days",
+        "An address that logged in to an account stays known for it this many days: the address and account lockouts never apply to it.",
     ),
     (
         "worker",
@@ -542,6 +562,28 @@ mod tests {
             assert!(text.contains(leaf), "{key} is in the file");
         }
         assert!(text.contains("# url = \"postgres://"), "{text}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_checked_when_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file)).unwrap();
+        let shown: Vec<String> = c
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(shown, ["10.0.0.0/8", "192.0.2.7"]);
+        std::fs::write(&file, "[server]\ntrusted_proxies = [\"10.0.0.0/40\"]\n").unwrap();
+        let err = format!("{:#}", Config::load(Some(&file)).unwrap_err());
+        assert!(err.contains("10.0.0.0/40"), "{err}");
     }
 
     #[test]

@@ -6,8 +6,12 @@
 //!   keys ([`signing`]). Every request also checks the session in the cache, so logout
 //!   and revocation act at once on every server.
 //! - Refresh tokens are opaque (`<session id>.<secret>`), stored hashed, rotated on each
-//!   use; presenting a spent one revokes the session (reuse detection).
-//! - Logins are throttled per account and per address with exponential lockout ([`lockout`]).
+//!   use; presenting a spent one revokes the session (reuse detection), except the one
+//!   the last rotation spent, within a short grace window (a concurrent or retried
+//!   refresh), which gets that rotation's token again.
+//! - Logins are throttled per account and address, per address and per account with
+//!   doubling lockouts that never lock an account out on an address it logged in from
+//!   recently ([`lockout`]).
 //! - API keys (`sy_…`) are shown once and stored as SHA-256 hashes ([`api_keys`]).
 
 pub mod api_keys;
@@ -25,7 +29,7 @@ use dashmap::DashMap;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use switchyard_core::auth::{
-    Credential, Principal, RefreshOutcome, Session, User, normalize_email,
+    Credential, Principal, RefreshOutcome, Rotation, Session, User, normalize_email,
 };
 use switchyard_core::cache::{Cache, EventBus};
 use switchyard_core::error::ErrorCode;
@@ -88,6 +92,29 @@ fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
+/// The one-time pad that seals the refresh token a rotation issues: derived from the
+/// token that rotation spent, which the server never stores (it keeps its SHA-256, which
+/// is a different function of it), so the sealed copy is of use only to whoever presents
+/// the spent token again.
+fn seal_pad(spent: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"switchyard refresh seal\0");
+    h.update(spent.as_bytes());
+    h.finalize().into()
+}
+
+fn seal(secret: &[u8; 32], spent: &str) -> String {
+    let pad = seal_pad(spent);
+    let sealed: Vec<u8> = secret.iter().zip(pad).map(|(s, p)| s ^ p).collect();
+    URL_SAFE_NO_PAD.encode(sealed)
+}
+
+fn unseal(sealed: &str, spent: &str) -> Option<[u8; 32]> {
+    let bytes: [u8; 32] = URL_SAFE_NO_PAD.decode(sealed).ok()?.try_into().ok()?;
+    let pad = seal_pad(spent);
+    Some(std::array::from_fn(|i| bytes[i] ^ pad[i]))
+}
+
 fn invalid_credentials() -> Error {
     Error::new(ErrorCode::InvalidCredentials, "wrong email or password")
 }
@@ -124,8 +151,8 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<TokenPair> {
         let email = normalize_email(email).unwrap_or_default();
-        let scopes = lockout::scopes(&self.config, &email, client.ip.as_deref());
-        lockout::check(&*self.cache, &scopes).await?;
+        let attempt = lockout::Attempt::new(&email, client.ip.as_deref());
+        lockout::check(&*self.cache, &self.config, &attempt).await?;
         let found = if email.is_empty() {
             None
         } else {
@@ -139,11 +166,11 @@ impl AuthService {
         let user = match user {
             Some(user) if ok && !user.disabled => user,
             _ => {
-                lockout::fail(&*self.cache, &self.config, &scopes).await;
+                lockout::fail(&*self.cache, &self.config, &attempt).await;
                 return Err(invalid_credentials());
             }
         };
-        lockout::succeed(&*self.cache, &scopes).await;
+        lockout::succeed(&*self.cache, &self.config, &attempt).await;
         let now = Timestamp::now();
         let session_id = SessionId::new();
         let refresh = format!("{session_id}.{}", random_token(32));
@@ -160,6 +187,7 @@ impl AuthService {
             ip: client.ip.clone(),
             refresh_hash: sha256_hex(&refresh),
             used_hashes: Vec::new(),
+            sealed_next: String::new(),
         };
         self.cache.put_session(&session).await?;
         self.token_pair(&user, session_id, refresh, now).await
@@ -190,21 +218,39 @@ impl AuthService {
         })
     }
 
+    /// Rotates a refresh token. A repeat of the last rotation (a concurrent or retried
+    /// request with the token it spent) within `auth.refresh_reuse_grace_s` gets the token
+    /// that rotation issued, unsealed with the presented token, and a fresh access token:
+    /// the session keeps one line of refresh tokens. Any other spent token revokes it.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair> {
         let invalid =
             || Error::unauthorized("the refresh token is invalid or expired; log in again");
         let (sid, _) = refresh_token.split_once('.').ok_or_else(invalid)?;
         let session_id: SessionId = sid.parse().map_err(|_| invalid())?;
         let now = Timestamp::now();
-        let next = format!("{session_id}.{}", random_token(32));
-        let expiry = now.plus_ms(self.config.refresh_ttl_s.saturating_mul(1_000));
+        let secret: [u8; 32] = rand::random();
+        let next = format!("{session_id}.{}", URL_SAFE_NO_PAD.encode(secret));
         let presented = sha256_hex(refresh_token);
-        let session = match self
-            .cache
-            .rotate_refresh(session_id, &presented, &sha256_hex(&next), expiry, now)
-            .await?
-        {
-            RefreshOutcome::Rotated(s) => s,
+        let new_hash = sha256_hex(&next);
+        let sealed_next = seal(&secret, refresh_token);
+        let rotation = Rotation {
+            presented_hash: &presented,
+            new_hash: &new_hash,
+            sealed_next: &sealed_next,
+            new_expiry: now.plus_ms(self.config.refresh_ttl_s.saturating_mul(1_000)),
+            now,
+            grace_ms: self.config.refresh_reuse_grace_s.saturating_mul(1_000),
+        };
+        let (session, next) = match self.cache.rotate_refresh(session_id, &rotation).await? {
+            RefreshOutcome::Rotated(s) => (s, next),
+            RefreshOutcome::Repeated(s) => {
+                let issued = unseal(&s.sealed_next, refresh_token)
+                    .map(|secret| format!("{session_id}.{}", URL_SAFE_NO_PAD.encode(secret)))
+                    .filter(|issued| sha256_hex(issued) == s.refresh_hash)
+                    .ok_or_else(invalid)?;
+                tracing::debug!(session = %session_id, "repeated refresh within the grace window");
+                (s, issued)
+            }
             RefreshOutcome::Reused => {
                 tracing::warn!(session = %session_id, "refresh token reused; session revoked");
                 return Err(Error::unauthorized(
@@ -314,5 +360,25 @@ impl AuthService {
             }
         }
         Ok(principal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_token_opens_only_with_the_token_it_replaced() {
+        let secret: [u8; 32] = rand::random();
+        let sealed = seal(&secret, "sid.spent");
+        assert_eq!(unseal(&sealed, "sid.spent"), Some(secret));
+        assert_ne!(unseal(&sealed, "sid.other"), Some(secret));
+        assert_ne!(
+            sealed,
+            URL_SAFE_NO_PAD.encode(secret),
+            "the sealed copy is not the token"
+        );
+        assert_eq!(unseal("not base64 !", "sid.spent"), None);
+        assert_eq!(unseal("", "sid.spent"), None);
     }
 }

@@ -206,7 +206,10 @@ impl SigningKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[JWT_ISSUER]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        validation.leeway = 5;
+        // No slack beyond the whole second `exp` is written in: an expired token is
+        // refused at once. Servers of a cluster keep their clocks in sync (NTP), and a
+        // client that gets `token_expired` refreshes.
+        validation.leeway = 0;
         jsonwebtoken::decode::<Claims>(token, key, &validation)
             .map(|d| d.claims)
             .map_err(|e| match e.kind() {

@@ -196,11 +196,21 @@ async fn refresh_rotates_and_logout_is_immediate() {
         .await;
     assert_eq!(status, StatusCode::OK, "{next}");
     assert_ne!(next["refresh_token"], pair["refresh_token"]);
-    let access = next["access_token"].as_str().unwrap();
+    let (status, third) = app
+        .call(
+            "POST",
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": next["refresh_token"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{third}");
+    let access = third["access_token"].as_str().unwrap();
     let (status, me) = app.call("GET", "/api/v1/auth/me", Some(access), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(me["user"]["email"], ADMIN_EMAIL);
-    // Reusing the spent refresh token revokes the whole session.
+    // Reusing a spent refresh token (older than the one the last refresh spent) revokes
+    // the whole session.
     let (status, _) = app
         .call(
             "POST",
@@ -221,7 +231,7 @@ async fn refresh_rotates_and_logout_is_immediate() {
             "POST",
             "/api/v1/auth/refresh",
             None,
-            Some(json!({"refresh_token": next["refresh_token"]})),
+            Some(json!({"refresh_token": third["refresh_token"]})),
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -354,6 +364,8 @@ async fn expired_and_doctored_tokens_are_refused_everywhere() {
     );
     let now = switchyard_core::Timestamp::now().millis() / 1000;
     let expired = signed_token(&app, json!({"sub": user, "sid": sid, "role": "admin", "iat": now - 4000, "exp": now - 3600, "iss": "switchyard"})).await;
+    // Expired two seconds ago: no leeway lets it through (it was 5 s).
+    let just_expired = signed_token(&app, json!({"sub": user, "sid": sid, "role": "admin", "iat": now - 900, "exp": now - 2, "iss": "switchyard"})).await;
     let wrong_issuer = signed_token(&app, json!({"sub": user, "sid": sid, "role": "admin", "iat": now, "exp": now + 600, "iss": "evil"})).await;
     let no_session = signed_token(&app, json!({"sub": user, "sid": uuid::Uuid::now_v7(), "role": "admin", "iat": now, "exp": now + 600, "iss": "switchyard"})).await;
     let valid = signed_token(&app, json!({"sub": user, "sid": sid, "role": "admin", "iat": now, "exp": now + 600, "iss": "switchyard"})).await;
@@ -378,6 +390,14 @@ async fn expired_and_doctored_tokens_are_refused_everywhere() {
     }
     let (_, body) = app.call("GET", "/api/v1/tasks", Some(&expired), None).await;
     assert_eq!(error_code(&body), "token_expired");
+    let (status, body) = app
+        .call("GET", "/api/v1/auth/me", Some(&just_expired), None)
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNAUTHORIZED, "token_expired"),
+        "a token expired 2 s ago: {body}"
+    );
     app.stop().await;
 }
 
@@ -698,5 +718,359 @@ async fn cors_is_off_unless_origins_are_configured() {
     );
     let r = preflight(&app, "https://evil.example.com").await.unwrap();
     assert_eq!(allow_origin(&r), None, "an origin not listed gets nothing");
+    app.stop().await;
+}
+
+/// The test app on the in-process cache, or (`redis`) on Redis in front of the database;
+/// `None` (after saying so) when `TEST_REDIS_URL` is not set.
+async fn app_on(
+    redis: bool,
+    adjust: impl FnOnce(&mut switchyard::config::Config),
+) -> Option<TestApp> {
+    let url = match std::env::var("TEST_REDIS_URL") {
+        Ok(url) if redis && !url.is_empty() => Some(url),
+        _ if redis => {
+            eprintln!("SKIPPED: TEST_REDIS_URL not set — the Redis variant did not run");
+            return None;
+        }
+        _ => None,
+    };
+    Some(
+        TestApp::spawn_with(|c| {
+            if let Some(url) = url {
+                c.redis.url = Some(url);
+                c.redis.prefix = format!("sy-test:{}:", uuid::Uuid::new_v4().simple());
+            }
+            adjust(c);
+        })
+        .await,
+    )
+}
+
+/// A client whose connections come from `ip`: every 127.x.y.z address is the loopback
+/// interface on Linux, so the server sees each client at its own peer address.
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(Some(ip.parse::<std::net::IpAddr>().unwrap()))
+        .timeout(std::time::Duration::from_secs(90))
+        .build()
+        .unwrap()
+}
+
+/// A login attempt: the status and, on 429, the Retry-After seconds.
+async fn try_login(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+) -> (StatusCode, Option<u64>) {
+    let resp = client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+    assert_eq!(
+        status == StatusCode::TOO_MANY_REQUESTS,
+        retry_after.is_some(),
+        "429 and only 429 carries Retry-After"
+    );
+    (status, retry_after)
+}
+
+const WRONG: &str = "not-the-password-1";
+
+/// One failed guess from `client`, waiting out any lock first.
+async fn guess(app: &TestApp, client: &reqwest::Client) {
+    loop {
+        match try_login(app, client, ADMIN_EMAIL, WRONG).await {
+            (StatusCode::UNAUTHORIZED, _) => return,
+            (StatusCode::TOO_MANY_REQUESTS, Some(wait)) => {
+                tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+            }
+            other => panic!("unexpected answer to a wrong password: {other:?}"),
+        }
+    }
+}
+
+/// The Retry-After of the lock `client` is under (a guess that must be refused).
+async fn locked_for(app: &TestApp, client: &reqwest::Client) -> u64 {
+    match try_login(app, client, ADMIN_EMAIL, WRONG).await {
+        (StatusCode::TOO_MANY_REQUESTS, Some(wait)) => wait,
+        other => panic!("expected a lock, got {other:?}"),
+    }
+}
+
+/// Item 8 of the hardening issue: failures anywhere used to lock the account for
+/// everyone. Now an attacker is throttled where they are, a ceiling per account slows
+/// guessing spread over many addresses, and an address the owner logged in from keeps
+/// working through both.
+async fn attackers_elsewhere_cannot_lock_the_owner_out(redis: bool) {
+    let Some(app) = app_on(redis, |c| {
+        c.auth.login_max_failures = 3;
+        c.auth.login_address_max_failures = 100;
+        c.auth.login_account_max_failures = 8;
+    })
+    .await
+    else {
+        return;
+    };
+    // The harness logged the admin in from 127.0.0.1: the owner's usual address.
+    let owner = client_from("127.0.0.1");
+    let attacker = client_from("127.0.0.2");
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(try_login(&app, &attacker, ADMIN_EMAIL, WRONG).await.0);
+    }
+    assert_eq!(
+        statuses,
+        [StatusCode::UNAUTHORIZED; 4],
+        "three free failures, the fourth locks"
+    );
+    let first_wait = locked_for(&app, &attacker).await;
+    let (status, _) = try_login(&app, &attacker, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits on the attacker's address"
+    );
+    let (status, _) = try_login(&app, &owner, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the owner logs in from their own address"
+    );
+
+    // The attacker's locks grow: 1 s, 2 s, 4 s.
+    let mut waits = vec![first_wait];
+    for _ in 0..2 {
+        guess(&app, &attacker).await;
+        waits.push(locked_for(&app, &attacker).await);
+    }
+    assert!(
+        waits[0] <= 1 && waits[2] > waits[0],
+        "growing locks: {waits:?}"
+    );
+
+    // Guessing spread over fresh addresses (six failures so far, the ceiling is eight):
+    // once past the ceiling, each further failure doubles the account's lock.
+    for i in 0..6 {
+        guess(&app, &client_from(&format!("127.0.1.{i}"))).await;
+    }
+    // Four failures past the ceiling: an 8 s lock on the account, for any address it
+    // has not logged in from, even with the right password.
+    let (status, wait) =
+        try_login(&app, &client_from("127.0.2.1"), ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a fresh address waits out the account's lock"
+    );
+    assert!((1..=8).contains(&wait.unwrap()), "{wait:?}");
+    let (status, _) = try_login(&app, &owner, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the owner's known address is never locked out by others"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn attackers_elsewhere_cannot_lock_the_owner_out_in_memory() {
+    attackers_elsewhere_cannot_lock_the_owner_out(false).await;
+}
+
+#[tokio::test]
+async fn attackers_elsewhere_cannot_lock_the_owner_out_on_redis() {
+    attackers_elsewhere_cannot_lock_the_owner_out(true).await;
+}
+
+async fn refresh_with(app: &TestApp, token: &str) -> (StatusCode, Value) {
+    app.call(
+        "POST",
+        "/api/v1/auth/refresh",
+        None,
+        Some(json!({"refresh_token": token})),
+    )
+    .await
+}
+
+/// A client that refreshes several times at once, or retries a refresh whose answer it
+/// lost, keeps its session: within the grace window every repeat gets the same new
+/// refresh token. A token older than that, or the same one after the window, is reuse.
+async fn repeated_refreshes_keep_the_session(redis: bool) {
+    let Some(app) = app_on(redis, |_| {}).await else {
+        return;
+    };
+    let (_, pair) = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})),
+        )
+        .await;
+    let first = pair["refresh_token"].as_str().unwrap().to_owned();
+    let answers = futures::future::join_all((0..8).map(|_| refresh_with(&app, &first))).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+    }
+    let second = answers[0].1["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    assert!(
+        answers
+            .iter()
+            .all(|(_, b)| b["refresh_token"] == second.as_str()),
+        "every repeat gets the same refresh token: {answers:?}"
+    );
+    for (_, body) in &answers {
+        let (status, _) = app
+            .call(
+                "GET",
+                "/api/v1/auth/me",
+                body["access_token"].as_str(),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "the session lives");
+    }
+    let (status, third) = refresh_with(&app, &second).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the shared token rotates on: {third}"
+    );
+    // `first` is now two rotations old: true reuse.
+    let (status, body) = refresh_with(&app, &first).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _) = app
+        .call(
+            "GET",
+            "/api/v1/auth/me",
+            third["access_token"].as_str(),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "reuse revoked the session"
+    );
+    app.stop().await;
+
+    // After the grace window, the token the last refresh spent is reuse too.
+    let Some(app) = app_on(redis, |c| c.auth.refresh_reuse_grace_s = 1).await else {
+        return;
+    };
+    let (_, pair) = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})),
+        )
+        .await;
+    let first = pair["refresh_token"].as_str().unwrap().to_owned();
+    let (status, next) = refresh_with(&app, &first).await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let (status, _) = refresh_with(&app, &first).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "past the window");
+    let (status, _) = app
+        .call(
+            "GET",
+            "/api/v1/auth/me",
+            next["access_token"].as_str(),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the session is revoked");
+    let (status, _) = refresh_with(&app, next["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn repeated_refreshes_keep_the_session_in_memory() {
+    repeated_refreshes_keep_the_session(false).await;
+}
+
+#[tokio::test]
+async fn repeated_refreshes_keep_the_session_on_redis() {
+    repeated_refreshes_keep_the_session(true).await;
+}
+
+async fn login_with_forwarded(
+    app: &TestApp,
+    client: &reqwest::Client,
+    forwarded: &str,
+    password: &str,
+) -> StatusCode {
+    client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", forwarded)
+        .json(&json!({"email": ADMIN_EMAIL, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Behind a reverse proxy every client has the proxy's address: the proxy's
+/// `X-Forwarded-For` tells them apart, but only from a configured trusted proxy — any
+/// client can write the header.
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    let app = TestApp::spawn_with(|c| {
+        c.auth.login_max_failures = 3;
+        c.server.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let proxy = client_from("127.0.0.1");
+    assert_eq!(
+        login_with_forwarded(&app, &proxy, "198.51.100.2", ADMIN_PASSWORD).await,
+        StatusCode::OK,
+        "the owner logs in through the proxy"
+    );
+    for _ in 0..4 {
+        assert_eq!(
+            login_with_forwarded(&app, &proxy, "198.51.100.1", WRONG).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login_with_forwarded(&app, &proxy, "198.51.100.1", WRONG).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the attacker behind the proxy is throttled"
+    );
+    assert_eq!(
+        login_with_forwarded(&app, &proxy, "10.9.9.9, 198.51.100.1", ADMIN_PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "what the client writes into the header itself does not count"
+    );
+    assert_eq!(
+        login_with_forwarded(&app, &proxy, "198.51.100.2", ADMIN_PASSWORD).await,
+        StatusCode::OK,
+        "the owner behind the same proxy is not"
+    );
+
+    // A client that is not a trusted proxy cannot name itself: a new address in the
+    // header on every guess does not escape its own throttle.
+    let spoofer = client_from("127.0.0.3");
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        statuses.push(login_with_forwarded(&app, &spoofer, &format!("203.0.113.{i}"), WRONG).await);
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
     app.stop().await;
 }
