@@ -190,6 +190,10 @@ export class Worker {
     const heartbeatMs = Math.max(100, Number(welcome["heartbeat_ms"] ?? 5000) / 2);
     const running = new Map<string, Running>();
     let draining = false;
+    // Assignments the server sent before it read `drain` arrive before its `draining` answer:
+    // the drain is over only when that answer came and nothing runs.
+    let drainAcknowledged = false;
+    let drainTimer: ReturnType<typeof setTimeout> | undefined;
     let closed = false;
 
     return new Promise<"stopped" | "lost">((resolve) => {
@@ -201,6 +205,7 @@ export class Worker {
         if (closed) return;
         closed = true;
         clearInterval(heartbeat);
+        clearTimeout(drainTimer);
         this.#onStop = undefined;
         this.#workerId = undefined;
         // Whatever still runs belongs to a lost connection; the server has re-queued it.
@@ -209,11 +214,18 @@ export class Worker {
         if (how === "stopped") socket.close(1000, "drained");
         resolve(how);
       };
+      const maybeDrained = () => {
+        if (draining && drainAcknowledged && running.size === 0) end("stopped");
+      };
       const beginDrain = () => {
         if (draining || closed) return;
         draining = true;
         send({ type: "drain" });
-        if (running.size === 0) end("stopped");
+        // A server that never answers `drain` does not keep an idle worker forever.
+        drainTimer = setTimeout(() => {
+          drainAcknowledged = true;
+          maybeDrained();
+        }, HANDSHAKE_TIMEOUT_MS);
       };
       this.#onStop = beginDrain;
       socket.onClose = () => end("lost");
@@ -227,9 +239,11 @@ export class Worker {
         }
         switch (msg["type"]) {
           case "assign":
-            this.#runAttempt(msg, running, send, () => {
-              if (draining && running.size === 0) end("stopped");
-            });
+            this.#runAttempt(msg, running, send, maybeDrained);
+            break;
+          case "draining":
+            drainAcknowledged = true;
+            maybeDrained();
             break;
           case "cancel": {
             const r = running.get(String(msg["task_id"]));

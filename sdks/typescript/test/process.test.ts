@@ -53,13 +53,12 @@ describe("worker processes", () => {
     const a = startWorker("victim", agent);
     await until("the first worker", async () => (await remoteWorkers()).includes("victim"));
     const task = await client.submit(agent, { text: words(40), delay_ms: 100 });
-    await until("the task to run on the first worker", async () => {
-      const t = await client.get(task.id);
-      return t.status === "running" && t.attempts.at(-1)?.worker === "victim";
-    });
+    for await (const e of client.follow(task.id, { since: 0 })) if (e.kind === "log") break;
+    expect((await client.get(task.id)).attempts.at(-1)?.worker).toBe("victim");
     startWorker("survivor", agent);
     await until("the second worker", async () => (await remoteWorkers()).includes("survivor"));
     const exited = new Promise((r) => a.once("exit", r));
+    expect(a.exitCode).toBeNull();
     a.kill("SIGKILL");
     await exited;
 
@@ -79,8 +78,15 @@ describe("worker processes", () => {
     const w = startWorker("drainer", agent);
     await until("the worker", async () => (await remoteWorkers()).includes("drainer"));
     const running = await client.submit(agent, { text: words(30), delay_ms: 100 });
-    await until("the task to run", async () => (await client.get(running.id)).status === "running");
-    const exit = new Promise<number | null>((r) => w.once("exit", (code) => r(code)));
+    // The handler logs before its first word: the worker has the task in hand.
+    for await (const e of client.follow(running.id, { since: 0 })) if (e.kind === "log") break;
+    const exit = new Promise<number | null>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("the worker did not exit within 45 s of SIGTERM")), 45_000);
+      w.once("exit", (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
     w.kill("SIGTERM");
     // Give the drain message time to arrive, then offer a task while the worker still has
     // free slots and is still finishing the first one.
