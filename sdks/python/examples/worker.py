@@ -3,7 +3,8 @@ each word as partial output and reporting progress.
 
     SWITCHYARD_API_KEY=sy_... python examples/worker.py http://127.0.0.1:8080
 
-Environment: SWITCHYARD_API_KEY (scope `worker`, required), WORKER_NAME, WORKER_SLOTS.
+Environment: SWITCHYARD_API_KEY (scope `worker`, required), WORKER_NAME, WORKER_SLOTS,
+AGENT_NAME (default `wordcount`).
 Stops on SIGINT/SIGTERM after finishing the tasks it runs.
 """
 
@@ -27,7 +28,7 @@ def build(url: str, api_key: str) -> Worker:
     )
 
     @worker.agent(
-        "wordcount",
+        os.environ.get("AGENT_NAME", "wordcount"),
         description="Counts the words of `text`, streaming them as it goes.",
         input_schema={
             "type": "object",

@@ -12,16 +12,23 @@ import sys
 from typing import Any
 
 from conftest import SDK_ROOT
-from helpers import WAIT, wait_until
+from helpers import WAIT, unique, wait_until
 
 from switchyard import Client
 
 EXAMPLE = SDK_ROOT / "examples" / "worker.py"
 
 
-def start_worker(server: Any, name: str, slots: int = 1) -> subprocess.Popen[bytes]:
+def start_worker(
+    server: Any, name: str, agent: str, slots: int = 1
+) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
-    env.update(SWITCHYARD_API_KEY=server.worker_key, WORKER_NAME=name, WORKER_SLOTS=str(slots))
+    env.update(
+        SWITCHYARD_API_KEY=server.worker_key,
+        WORKER_NAME=name,
+        WORKER_SLOTS=str(slots),
+        AGENT_NAME=agent,
+    )
     return subprocess.Popen(
         [sys.executable, str(EXAMPLE), server.url],
         env=env,
@@ -53,13 +60,14 @@ async def wait_for_workers(client: Client, *names: str) -> None:
 
 
 async def test_sigkill_mid_task_completes_elsewhere_exactly_once(server: Any) -> None:
-    first = start_worker(server, "py-kill-a")
+    agent = unique("wordcount")
+    first = start_worker(server, "py-kill-a", agent)
     second: subprocess.Popen[bytes] | None = None
     try:
         async with Client(server.url, api_key=server.admin_key) as client:
             await wait_for_workers(client, "py-kill-a")
             words = " ".join(f"w{i}" for i in range(20))
-            task = await client.submit("wordcount", {"text": words, "delay_ms": 150})
+            task = await client.submit(agent, {"text": words, "delay_ms": 150})
             await wait_until(
                 client,
                 task.id,
@@ -67,7 +75,7 @@ async def test_sigkill_mid_task_completes_elsewhere_exactly_once(server: Any) ->
             )
             first.send_signal(signal.SIGKILL)
             await asyncio.to_thread(first.wait, WAIT)
-            second = start_worker(server, "py-kill-b")
+            second = start_worker(server, "py-kill-b", agent)
             done = await wait_until(client, task.id, lambda t: t.done, timeout=120)
             assert done.status == "succeeded", done
             assert done.output == {"words": 20, "worker": "py-kill-b"}
@@ -83,16 +91,21 @@ async def test_sigkill_mid_task_completes_elsewhere_exactly_once(server: Any) ->
 
 
 async def test_sigterm_drains_running_task_and_takes_no_new_one(server: Any) -> None:
-    process = start_worker(server, "py-drain", slots=4)
+    agent = unique("wordcount")
+    process = start_worker(server, "py-drain", agent, slots=4)
     try:
         async with Client(server.url, api_key=server.admin_key) as client:
             await wait_for_workers(client, "py-drain")
             words = " ".join(f"w{i}" for i in range(10))
-            running = await client.submit("wordcount", {"text": words, "delay_ms": 200})
-            await wait_until(client, running.id, lambda t: t.status == "running")
+            running = await client.submit(agent, {"text": words, "delay_ms": 200})
+            await wait_until(
+                client,
+                running.id,
+                lambda t: t.status == "running" and t.attempts[-1].worker == "py-drain",
+            )
             process.send_signal(signal.SIGTERM)
             await asyncio.sleep(0.3)
-            later = await client.submit("wordcount", {"text": "not taken"})
+            later = await client.submit(agent, {"text": "not taken"})
             code = await asyncio.to_thread(process.wait, WAIT)
             assert code == 0
             done = await client.get(running.id)
