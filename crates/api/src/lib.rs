@@ -7,6 +7,8 @@
 //! `/api/openapi.json` and browsable at `/api/docs`.
 
 pub mod client_addr;
+pub mod body_limits;
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod follow;
@@ -17,8 +19,11 @@ pub mod routes;
 pub mod sse;
 pub mod ws;
 
+pub use connections::{ConnectionSettings, serve};
+
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderValue, Method, header};
@@ -36,8 +41,24 @@ use crate::error::ApiError;
 pub struct ServerConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Largest request body accepted, in bytes.
+    /// Largest request body accepted, in bytes. A request that announces a larger
+    /// `Content-Length` is refused before its body is read (and before `100 Continue`).
     pub body_limit_bytes: usize,
+    /// How long a client has to send a whole request head, counted from its first byte
+    /// (on a new connection, from the connection), in milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// How long a keep-alive connection may sit idle between requests, in milliseconds.
+    /// Keep it above the idle timeout of a proxy in front (NGINX keeps upstream
+    /// connections 60 s), or the proxy may reuse a connection as it is being closed.
+    pub idle_timeout_ms: u64,
+    /// How long a request body may take to arrive, counted from the request head, in
+    /// milliseconds; a body still incomplete then is answered `408`. Only reading the
+    /// body counts: a handler may work (a `?wait=` long poll) as long as it needs.
+    pub body_read_timeout_ms: u64,
+    /// Most HTTP connections open at once (upgraded WebSockets and SSE streams
+    /// included); further connections wait in the listen backlog until one closes.
+    /// Unset: derived from the open-file limit, which start-up raises to its maximum.
+    pub max_connections: Option<usize>,
     /// Origins allowed to call the API from a browser. Empty: CORS off.
     pub cors_origins: Vec<String>,
     /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names the client.
@@ -56,6 +77,10 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_limit_bytes: 1024 * 1024,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 75_000,
+            body_read_timeout_ms: 60_000,
+            max_connections: None,
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             subscriber_buffer: 16_384,
@@ -131,6 +156,13 @@ pub fn app(state: AppState, ui: Option<Router>) -> Router {
             ApiError::new(ErrorCode::Internal, "panic").into_response_with_log()
         }))
         .option_layer(cors_layer(&state.config.cors_origins))
+        .layer(axum::middleware::from_fn_with_state(
+            body_limits::BodyLimits {
+                max_bytes: state.config.body_limit_bytes,
+                read_timeout: Duration::from_millis(state.config.body_read_timeout_ms),
+            },
+            body_limits::middleware,
+        ))
         .layer(CompressionLayer::new())
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.body_limit_bytes,
@@ -184,18 +216,4 @@ impl ApiError {
         tracing::error!("a request handler panicked");
         axum::response::IntoResponse::into_response(self)
     }
-}
-
-/// Serves `app` on `listener` until `shutdown` resolves, then finishes in-flight requests.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
 }

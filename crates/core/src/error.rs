@@ -37,6 +37,7 @@ error_codes! {
     InvalidBody = ("invalid_body", 422),
     UnsupportedMediaType = ("unsupported_media_type", 415),
     PayloadTooLarge = ("payload_too_large", 413),
+    RequestTimeout = ("request_timeout", 408),
     ValidationFailed = ("validation_failed", 422),
     UnknownAgent = ("unknown_agent", 422),
     InvalidAgent = ("invalid_agent", 422),

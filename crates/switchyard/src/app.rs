@@ -205,6 +205,11 @@ pub struct Running {
 }
 
 pub async fn start(config: &Config, role: Role) -> anyhow::Result<Running> {
+    let connections = if role.serves_http() {
+        Some(connection_settings(&config.server)?)
+    } else {
+        None
+    };
     let opened = open_backends(config).await?;
     let engine_config = EngineConfig {
         queue: config.queue.clone(),
@@ -249,7 +254,7 @@ pub async fn start(config: &Config, role: Role) -> anyhow::Result<Running> {
             shutdown.clone(),
         ))
     });
-    let (server, addr) = if role.serves_http() {
+    let (server, addr) = if let Some(connections) = connections {
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -257,9 +262,13 @@ pub async fn start(config: &Config, role: Role) -> anyhow::Result<Running> {
         let state = AppState::new(engine.clone(), config.server.clone(), shutdown.clone());
         let app = switchyard_api::app(state, Some(crate::ui::router()));
         let stop = shutdown.clone();
-        let server = tokio::spawn(switchyard_api::serve(listener, app, async move {
-            stop.cancelled().await
-        }));
+        let server = tokio::spawn(switchyard_api::serve(
+            listener,
+            app,
+            connections,
+            engine.monitoring.metrics.clone(),
+            async move { stop.cancelled().await },
+        ));
         (Some(server), Some(addr))
     } else {
         (None, None)
@@ -271,6 +280,51 @@ pub async fn start(config: &Config, role: Role) -> anyhow::Result<Running> {
         server,
         runtime,
         _backends: opened,
+    })
+}
+
+/// The HTTP server's connection bound and timeouts. Raises the open-file limit first: the
+/// bound, configured or derived, must fit in it.
+fn connection_settings(
+    server: &switchyard_api::ServerConfig,
+) -> anyhow::Result<switchyard_api::ConnectionSettings> {
+    for (key, ms) in [
+        (
+            "server.header_read_timeout_ms",
+            server.header_read_timeout_ms,
+        ),
+        ("server.idle_timeout_ms", server.idle_timeout_ms),
+        ("server.body_read_timeout_ms", server.body_read_timeout_ms),
+    ] {
+        anyhow::ensure!(ms > 0, "{key} must be at least 1");
+    }
+    let open_files = crate::open_files::raise_limit();
+    let fitting = crate::open_files::max_connections_for(open_files);
+    let max_connections = match server.max_connections {
+        Some(0) => bail!("server.max_connections must be at least 1"),
+        Some(n) => {
+            if n > fitting {
+                tracing::warn!(
+                    max_connections = n,
+                    open_file_limit = open_files,
+                    fitting,
+                    "server.max_connections is more than the open-file limit leaves room for: \
+                     with that many connections the process can run out of file descriptors"
+                );
+            }
+            n
+        }
+        None => fitting,
+    };
+    tracing::debug!(
+        max_connections,
+        open_file_limit = open_files,
+        "HTTP connection bound"
+    );
+    Ok(switchyard_api::ConnectionSettings {
+        max_connections,
+        header_read_timeout: Duration::from_millis(server.header_read_timeout_ms),
+        idle_timeout: Duration::from_millis(server.idle_timeout_ms),
     })
 }
 

@@ -228,6 +228,22 @@ const KEY_DOCS: &[(&str, &str)] = &[
         "Largest request body accepted, in bytes.",
     ),
     (
+        "server.header_read_timeout_ms",
+        "A request head must be complete this long after its first byte (a new connection: after connecting), in ms; slower clients are disconnected.",
+    ),
+    (
+        "server.idle_timeout_ms",
+        "A keep-alive connection idle this long between requests is closed, in ms. Keep it above the idle timeout of a proxy in front (NGINX: 60 s).",
+    ),
+    (
+        "server.body_read_timeout_ms",
+        "A request body must have arrived this long after the request head, in ms, or the request is answered 408. Handlers themselves (a ?wait= long poll) are not limited.",
+    ),
+    (
+        "server.max_connections",
+        "Most HTTP connections open at once (WebSockets and SSE streams included); more wait in the listen backlog. Unset: three quarters of the open-file limit (raised to its maximum at start-up), at most 65,536.",
+    ),
+    (
         "server.cors_origins",
         "Browser origins allowed to call the API. Empty: CORS off.",
     ),
@@ -445,6 +461,7 @@ const KEY_DOCS: &[(&str, &str)] = &[
 
 /// Keys without a default value, written commented out with an example.
 const UNSET_EXAMPLES: &[(&str, &str)] = &[
+    ("server.max_connections", "10000"),
     (
         "database.url",
         "\"postgres://switchyard:CHANGE-ME@127.0.0.1:5432/switchyard\"",

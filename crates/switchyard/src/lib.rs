@@ -5,6 +5,7 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod open_files;
 pub mod telemetry;
 #[doc(hidden)]
 pub mod testing;

@@ -173,6 +173,13 @@ pub struct Metrics {
     pub ws_clients: AtomicI64,
     pub ws_workers: AtomicI64,
     pub sse_streams: AtomicI64,
+    /// Open HTTP connections (upgraded WebSockets included): the server's accept loop
+    /// counts them, whatever the monitoring switch says.
+    pub http_connections: AtomicI64,
+    /// The most HTTP connections the server keeps open (`server.max_connections`).
+    pub http_max_connections: AtomicI64,
+    /// Times every connection slot was taken, so new connections waited in the backlog.
+    pub http_connection_limit_reached: AtomicU64,
     pub started_at: Timestamp,
 }
 
@@ -193,6 +200,9 @@ impl Metrics {
             ws_clients: AtomicI64::new(0),
             ws_workers: AtomicI64::new(0),
             sse_streams: AtomicI64::new(0),
+            http_connections: AtomicI64::new(0),
+            http_max_connections: AtomicI64::new(0),
+            http_connection_limit_reached: AtomicU64::new(0),
             started_at: Timestamp::now(),
         }
     }

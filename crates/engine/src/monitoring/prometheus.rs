@@ -270,6 +270,36 @@ pub fn render(s: &Scrape<'_>) -> String {
 
     use std::sync::atomic::Ordering::Relaxed;
     w.family(
+        "switchyard_http_connections",
+        "gauge",
+        "Open HTTP connections to this server, upgraded WebSockets included.",
+    );
+    w.sample(
+        "switchyard_http_connections",
+        &[],
+        s.metrics.http_connections.load(Relaxed) as f64,
+    );
+    w.family(
+        "switchyard_http_max_connections",
+        "gauge",
+        "The most HTTP connections this server keeps open (server.max_connections).",
+    );
+    w.sample(
+        "switchyard_http_max_connections",
+        &[],
+        s.metrics.http_max_connections.load(Relaxed) as f64,
+    );
+    w.family(
+        "switchyard_http_connection_limit_reached_total",
+        "counter",
+        "Times all server.max_connections connection slots were taken, so new connections waited in the listen backlog.",
+    );
+    w.sample(
+        "switchyard_http_connection_limit_reached_total",
+        &[],
+        s.metrics.http_connection_limit_reached.load(Relaxed) as f64,
+    );
+    w.family(
         "switchyard_websocket_connections",
         "gauge",
         "Open WebSocket connections to this server, by kind.",
