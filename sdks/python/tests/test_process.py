@@ -5,6 +5,7 @@ taken)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -77,7 +78,7 @@ async def test_sigkill_mid_task_completes_elsewhere_exactly_once(server: Any) ->
             await asyncio.to_thread(first.wait, WAIT)
             second = start_worker(server, "py-kill-b", agent)
             done = await wait_until(client, task.id, lambda t: t.done, timeout=120)
-            assert done.status == "succeeded", done
+            assert done.status == "succeeded", json.dumps(done.raw["attempts"])
             assert done.output == {"words": 20, "worker": "py-kill-b"}
             succeeded = [a for a in done.attempts if a.status == "succeeded"]
             assert len(succeeded) == 1 and succeeded[0].worker == "py-kill-b"
@@ -109,7 +110,7 @@ async def test_sigterm_drains_running_task_and_takes_no_new_one(server: Any) -> 
             code = await asyncio.to_thread(process.wait, WAIT)
             assert code == 0
             done = await client.get(running.id)
-            assert done.status == "succeeded", done
+            assert done.status == "succeeded", json.dumps(done.raw["attempts"])
             assert done.output == {"words": 10, "worker": "py-drain"}
             assert len(done.attempts) == 1
             untouched = await client.get(later.id)

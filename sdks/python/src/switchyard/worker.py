@@ -29,6 +29,9 @@ from .errors import SwitchyardError, TaskError, WorkerRefusedError
 log = logging.getLogger("switchyard.worker")
 
 HANDSHAKE_TIMEOUT = 15.0
+#: How long a draining worker waits for the server to acknowledge its last outcomes.
+ACK_WAIT = 10.0
+_OUTCOMES = frozenset({"result", "error", "cancelled"})
 #: Server errors at hello that are worth another try; any other refusal is final.
 _TRANSIENT_CODES = frozenset({"internal", "unavailable", "rate_limited"})
 
@@ -166,6 +169,10 @@ class _Session:
     socket: ClientConnection
     outbound: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
     running: dict[str, _Running] = field(default_factory=dict)
+    #: Outcomes (result, error, cancelled) sent and not yet acknowledged: (task id, attempt).
+    unacked: set[tuple[str, int]] = field(default_factory=set)
+    #: The server answered `drain` with `draining`: every assignment it made came before.
+    drain_confirmed: bool = False
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
     closed: bool = False
 
@@ -447,6 +454,8 @@ class Worker:
         stopping: asyncio.Task[bool] = asyncio.ensure_future(self._stop.wait())
         loop = asyncio.get_running_loop()
         next_beat = loop.time() + heartbeat
+        ack_deadline: float | None = None
+        drain_sent: float | None = None
         try:
             while True:
                 waiting: set[asyncio.Future[Any]] = {receive, send_next, finished}
@@ -464,20 +473,15 @@ class Worker:
                     draining = True
                     log.info("draining: finishing %d running task(s)", len(session.running))
                     await self._send(socket, {"type": "drain"})
-                    if not session.running:
-                        return
+                    drain_sent = loop.time()
                 if send_next in ready:
-                    await self._send(socket, send_next.result())
+                    await self._send(socket, send_next.result(), session)
                     while not session.outbound.empty():
-                        await self._send(socket, session.outbound.get_nowait())
+                        await self._send(socket, session.outbound.get_nowait(), session)
                     send_next = asyncio.ensure_future(session.outbound.get())
                 if finished in ready:
                     session.running.pop(finished.result(), None)
                     finished = asyncio.ensure_future(done.get())
-                    if draining and not session.running:
-                        while not session.outbound.empty():
-                            await self._send(socket, session.outbound.get_nowait())
-                        return
                 if receive in ready:
                     try:
                         raw = receive.result()
@@ -485,15 +489,35 @@ class Worker:
                         raise _Lost(f"the connection closed: {e}") from None
                     receive = asyncio.ensure_future(socket.recv())
                     self._on_message(session, json.loads(raw), done)
+                # Assignments sent before the server saw `drain` arrive before its `draining`.
+                confirmed = session.drain_confirmed or (
+                    drain_sent is not None and loop.time() >= drain_sent + ACK_WAIT
+                )
+                if draining and confirmed and not session.running:
+                    while not session.outbound.empty():
+                        await self._send(socket, session.outbound.get_nowait(), session)
+                    # Leave once the server acknowledged every outcome (it has recorded
+                    # them), or after a bounded wait.
+                    if ack_deadline is None:
+                        ack_deadline = loop.time() + ACK_WAIT
+                    if not session.unacked or loop.time() >= ack_deadline:
+                        return
         finally:
             for pending in (receive, send_next, finished, stopping):
                 pending.cancel()
 
-    async def _send(self, socket: ClientConnection, message: dict[str, Any]) -> None:
+    async def _send(
+        self,
+        socket: ClientConnection,
+        message: dict[str, Any],
+        session: _Session | None = None,
+    ) -> None:
         try:
             await socket.send(json.dumps(message))
         except ConnectionClosed as e:
             raise _Lost(f"the connection closed: {e}") from None
+        if session is not None and message.get("type") in _OUTCOMES:
+            session.unacked.add((str(message["task_id"]), int(message["attempt"])))
 
     def _on_message(
         self, session: _Session, message: dict[str, Any], done: asyncio.Queue[str]
@@ -517,7 +541,11 @@ class Worker:
             running = session.running.get(str(message.get("task_id")))
             if running is not None and running.ctx.attempt == message.get("attempt"):
                 running.ctx._cancel()
-        elif kind == "ack" and message.get("accepted") is False:
+        elif kind == "draining":
+            session.drain_confirmed = True
+        elif kind == "ack":
+            session.unacked.discard((str(message.get("task_id")), int(message.get("attempt", 0))))
+        if kind == "ack" and message.get("accepted") is False:
             log.warning(
                 "the server rejected the result of task %s attempt %s: the attempt had lost "
                 "its lease",
