@@ -1,5 +1,6 @@
 //! The OpenAPI document's frame: info, tags and the bearer security scheme.
 
+use serde_json::{Value, json};
 use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
@@ -39,5 +40,137 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Operations any authenticated caller may use: no permission is required, so the
+/// credential check never answers `403` there.
+const ANY_CALLER: &[&str] = &[
+    "logout",
+    "get_me",
+    "create_ws_ticket",
+    "list_sessions",
+    "delete_session",
+];
+
+/// Adds the responses every operation of a kind can send, from what the shared
+/// extractors and layers do, so that no handler's annotation can forget them:
+///
+/// - `400`: malformed JSON (`malformed_json`) or an unparsable path or query parameter
+///   (`invalid_parameter`), wherever there is a body or a parameter;
+/// - `401`/`403`: a missing or invalid credential, or one without the route's permission;
+/// - `413`, `415`, `422`: a body too large, not sent as JSON, or of the wrong shape;
+/// - `500`: a fault (logged with the request id).
+///
+/// Every response gets a description (OpenAPI requires one).
+pub fn complete(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let mut value = match serde_json::to_value(&doc) {
+        Ok(v) => v,
+        Err(_) => return doc,
+    };
+    if let Some(paths) = value.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for (method, op) in item.iter_mut() {
+                if matches!(
+                    method.as_str(),
+                    "get" | "put" | "post" | "delete" | "patch" | "head" | "options" | "trace"
+                ) {
+                    complete_operation(op);
+                }
+            }
+        }
+    }
+    serde_json::from_value(value).unwrap_or(doc)
+}
+
+fn complete_operation(op: &mut Value) {
+    let id = op["operationId"].as_str().unwrap_or_default().to_owned();
+    let has_body = op.get("requestBody").is_some();
+    let has_params = op["parameters"].as_array().is_some_and(|p| !p.is_empty());
+    let authenticated = op.get("security").is_some();
+    let mut add: Vec<(&str, &str)> = Vec::new();
+    if has_body || has_params {
+        add.push((
+            "400",
+            "Malformed JSON (`malformed_json`) or an invalid path or query parameter (`invalid_parameter`)",
+        ));
+    }
+    if authenticated {
+        add.push((
+            "401",
+            "No valid credential: missing, malformed, expired or revoked (`unauthorized`, `token_expired`)",
+        ));
+        if !ANY_CALLER.contains(&id.as_str()) {
+            add.push((
+                "403",
+                "The credential lacks the permission (`forbidden`)",
+            ));
+        }
+    }
+    if has_body {
+        add.push((
+            "413",
+            "The body is larger than `server.body_limit_bytes` (`payload_too_large`)",
+        ));
+        add.push((
+            "415",
+            "The body is not sent as `application/json` (`unsupported_media_type`)",
+        ));
+        add.push((
+            "422",
+            "The body has the wrong shape or fails validation (`invalid_body`, `validation_failed`, …)",
+        ));
+    }
+    add.push((
+        "500",
+        "An internal fault (`internal`); the server log has the details under the request id",
+    ));
+    let Some(responses) = op
+        .as_object_mut()
+        .map(|o| o.entry("responses").or_insert_with(|| json!({})))
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (status, description) in add {
+        responses.entry(status).or_insert_with(|| {
+            json!({
+                "description": description,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+            })
+        });
+    }
+    let mut statuses: Vec<(String, Value)> = std::mem::take(responses).into_iter().collect();
+    statuses.sort_by(|a, b| a.0.cmp(&b.0));
+    for (status, mut response) in statuses {
+        if let Some(r) = response.as_object_mut()
+            && !r.get("description").is_some_and(Value::is_string)
+        {
+            r.insert("description".into(), Value::String(default_description(&status)));
+        }
+        responses.insert(status, response);
+    }
+}
+
+fn default_description(status: &str) -> String {
+    let reason = status
+        .parse::<u16>()
+        .ok()
+        .and_then(|s| axum::http::StatusCode::from_u16(s).ok())
+        .and_then(|s| s.canonical_reason());
+    match (status, reason) {
+        ("400", _) => "A bad parameter (`invalid_parameter`)".into(),
+        ("401", _) => "Not authenticated".into(),
+        ("403", _) => "Not allowed (`forbidden`)".into(),
+        ("404", _) => "Not found".into(),
+        ("409", _) => "Conflicts with the current state".into(),
+        ("422", _) => "Invalid (`validation_failed`, `invalid_body`, …)".into(),
+        ("429", _) => "Too many attempts (`rate_limited`); see `Retry-After`".into(),
+        ("503", _) => "Unavailable (`unavailable`)".into(),
+        (_, Some(reason)) => reason.to_owned(),
+        (s, None) => s.to_owned(),
     }
 }
