@@ -1,7 +1,8 @@
 //! The OpenAPI document's frame: info, tags and the bearer security scheme.
 
-use serde_json::{Value, json};
 use utoipa::Modify;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 #[derive(utoipa::OpenApi)]
@@ -63,34 +64,32 @@ const ANY_CALLER: &[&str] = &[
 /// - `500`: a fault (logged with the request id).
 ///
 /// Every response gets a description (OpenAPI requires one).
-pub fn complete(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
-    let mut value = match serde_json::to_value(&doc) {
-        Ok(v) => v,
-        Err(_) => return doc,
-    };
-    if let Some(paths) = value.get_mut("paths").and_then(Value::as_object_mut) {
-        for item in paths.values_mut() {
-            let Some(item) = item.as_object_mut() else {
-                continue;
-            };
-            for (method, op) in item.iter_mut() {
-                if matches!(
-                    method.as_str(),
-                    "get" | "put" | "post" | "delete" | "patch" | "head" | "options" | "trace"
-                ) {
-                    complete_operation(op);
-                }
-            }
+pub fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            complete_operation(op);
         }
     }
-    serde_json::from_value(value).unwrap_or(doc)
+    doc
 }
 
-fn complete_operation(op: &mut Value) {
-    let id = op["operationId"].as_str().unwrap_or_default().to_owned();
-    let has_body = op.get("requestBody").is_some();
-    let has_params = op["parameters"].as_array().is_some_and(|p| !p.is_empty());
-    let authenticated = op.get("security").is_some();
+fn complete_operation(op: &mut Operation) {
+    let id = op.operation_id.clone().unwrap_or_default();
+    let has_body = op.request_body.is_some();
+    let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    let authenticated = op.security.is_some();
     let mut add: Vec<(&str, &str)> = Vec::new();
     if has_body || has_params {
         add.push((
@@ -104,10 +103,7 @@ fn complete_operation(op: &mut Value) {
             "No valid credential: missing, malformed, expired or revoked (`unauthorized`, `token_expired`)",
         ));
         if !ANY_CALLER.contains(&id.as_str()) {
-            add.push((
-                "403",
-                "The credential lacks the permission (`forbidden`)",
-            ));
+            add.push(("403", "The credential lacks the permission (`forbidden`)"));
         }
     }
     if has_body {
@@ -128,30 +124,28 @@ fn complete_operation(op: &mut Value) {
         "500",
         "An internal fault (`internal`); the server log has the details under the request id",
     ));
-    let Some(responses) = op
-        .as_object_mut()
-        .map(|o| o.entry("responses").or_insert_with(|| json!({})))
-        .and_then(Value::as_object_mut)
-    else {
-        return;
-    };
+    let responses = &mut op.responses.responses;
     for (status, description) in add {
-        responses.entry(status).or_insert_with(|| {
-            json!({
-                "description": description,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
-            })
+        responses.entry(status.to_owned()).or_insert_with(|| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
         });
     }
-    let mut statuses: Vec<(String, Value)> = std::mem::take(responses).into_iter().collect();
-    statuses.sort_by(|a, b| a.0.cmp(&b.0));
-    for (status, mut response) in statuses {
-        if let Some(r) = response.as_object_mut()
-            && !r.get("description").is_some_and(Value::is_string)
+    for (status, response) in responses.iter_mut() {
+        if let RefOr::T(r) = response
+            && r.description.is_empty()
         {
-            r.insert("description".into(), Value::String(default_description(&status)));
+            r.description = default_description(status);
         }
-        responses.insert(status, response);
     }
 }
 
@@ -172,5 +166,31 @@ fn default_description(status: &str) -> String {
         ("503", _) => "Unavailable (`unavailable`)".into(),
         (_, Some(reason)) => reason.to_owned(),
         (s, None) => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_operation_gets_the_statuses_its_extractors_can_send() {
+        let doc = serde_json::to_value(crate::openapi()).unwrap();
+        let submit = &doc["paths"]["/api/v1/tasks"]["post"]["responses"];
+        for status in ["400", "401", "403", "413", "415", "422", "500"] {
+            assert!(submit.get(status).is_some(), "submit_task lacks {status}");
+        }
+        let me = &doc["paths"]["/api/v1/auth/me"]["get"]["responses"];
+        assert!(me.get("401").is_some() && me.get("403").is_none(), "{me}");
+        let health = &doc["paths"]["/healthz"]["get"]["responses"];
+        assert!(health.get("401").is_none() && health.get("400").is_none());
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                for (status, r) in op["responses"].as_object().unwrap() {
+                    assert!(
+                        r["description"].as_str().is_some_and(|d| !d.is_empty()),
+                        "{method} {path} {status} has no description"
+                    );
+                }
+            }
+        }
     }
 }

@@ -36,7 +36,7 @@ impl Operation {
                 .segments
                 .iter()
                 .zip(segments)
-                .all(|(t, s)| t.starts_with('{') || t == s)
+                .all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s)
     }
 }
 
