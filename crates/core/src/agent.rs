@@ -91,10 +91,9 @@ pub struct HttpAgentConfig {
     pub headers: BTreeMap<String, String>,
 }
 
-/// An agent definition as registered (`POST /api/v1/agents`).
-///
-/// Its `Debug` output shows secrets (see [`AgentKind::secret_fields`]) masked, so a
-/// definition can be logged.
+/// An agent definition as registered (`POST /api/v1/agents`). Secret config values (an
+/// `http` agent's header values) are write-only: a secret sent as `"***"` keeps the
+/// stored value.
 #[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSpec {
@@ -157,6 +156,7 @@ impl AgentSpec {
     }
 }
 
+// Secrets (see `AgentKind::secret_fields`) print masked, so a definition can be logged.
 impl std::fmt::Debug for AgentSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let shown = self.redacted();
@@ -526,9 +526,17 @@ mod tests {
         );
         assert_eq!(shown.config["url"], "http://127.0.0.1:9/x");
         let debug = format!("{:?}", s);
-        assert!(!debug.contains("s3cret") && !debug.contains("also-secret"), "{debug}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("also-secret"),
+            "{debug}"
+        );
         assert!(debug.contains("***"), "{debug}");
-        assert!(spec(json!({"name": "e", "kind": "echo"})).unwrap().secret_pointers().is_empty());
+        assert!(
+            spec(json!({"name": "e", "kind": "echo"}))
+                .unwrap()
+                .secret_pointers()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -549,7 +557,11 @@ mod tests {
             let mut update = hook(json!({"X-Other": "***"}));
             let e = update.keep_secrets(stored).unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidAgent);
-            assert!(e.message.contains("/config/headers/X-Other"), "{}", e.message);
+            assert!(
+                e.message.contains("/config/headers/X-Other"),
+                "{}",
+                e.message
+            );
         }
     }
 

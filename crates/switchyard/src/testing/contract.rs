@@ -98,7 +98,12 @@ impl Contract {
 
     /// A compiled validator for the schema at `pointer` in the document.
     pub fn validator(&self, pointer: &str) -> Arc<jsonschema::Validator> {
-        if let Some(v) = self.validators.lock().unwrap_or_else(|e| e.into_inner()).get(pointer) {
+        if let Some(v) = self
+            .validators
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(pointer)
+        {
             return v.clone();
         }
         let schema = self
@@ -143,12 +148,7 @@ impl Contract {
         let Some(op) = self.operation(method, path) else {
             // Outside the API (docs, UI) or no route: errors still have the error shape.
             if path.starts_with("/api/v1") && status.as_u16() >= 400 {
-                return self.check_body(
-                    "/components/schemas/ErrorBody",
-                    &what,
-                    content_type,
-                    body,
-                );
+                return self.check_body("/components/schemas/ErrorBody", &what, content_type, body);
             }
             return Ok(());
         };
@@ -168,10 +168,12 @@ impl Contract {
         };
         let Some(content) = response.get("content").and_then(Value::as_object) else {
             return match body {
-                Some(b) if !b.is_empty() && status != StatusCode::SWITCHING_PROTOCOLS => Err(format!(
-                    "{what} with a body, but the document describes none: {}",
-                    String::from_utf8_lossy(b)
-                )),
+                Some(b) if !b.is_empty() && status != StatusCode::SWITCHING_PROTOCOLS => {
+                    Err(format!(
+                        "{what} with a body, but the document describes none: {}",
+                        String::from_utf8_lossy(b)
+                    ))
+                }
                 _ => Ok(()),
             };
         };
@@ -335,9 +337,9 @@ impl CheckedRequest {
             .as_deref()
             .is_some_and(|c| c.starts_with("text/event-stream"))
         {
-            if let Err(e) = self
-                .contract
-                .check(&method, &path, status, content_type.as_deref(), None)
+            if let Err(e) =
+                self.contract
+                    .check(&method, &path, status, content_type.as_deref(), None)
             {
                 panic!("API contract: {e}");
             }

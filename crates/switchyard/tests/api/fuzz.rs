@@ -93,7 +93,15 @@ fn string_for(schema: &Value) -> BoxedStrategy<Value> {
 fn integer_for(schema: &Value) -> BoxedStrategy<Value> {
     let min = schema["minimum"].as_i64();
     let max = schema["maximum"].as_i64();
-    let mut edges = vec![0i64, 1, -1, i64::MAX, i64::MIN, i32::MAX as i64, 1_000_000_000];
+    let mut edges = vec![
+        0i64,
+        1,
+        -1,
+        i64::MAX,
+        i64::MIN,
+        i32::MAX as i64,
+        1_000_000_000,
+    ];
     edges.extend(min);
     edges.extend(max);
     prop_oneof![
@@ -115,10 +123,8 @@ fn from_schema(doc: &Value, schema: &Value, depth: u32) -> BoxedStrategy<Value> 
     }
     for key in ["oneOf", "anyOf"] {
         if let Some(options) = schema[key].as_array().filter(|v| !v.is_empty()) {
-            let choices: Vec<BoxedStrategy<Value>> = options
-                .iter()
-                .map(|s| from_schema(doc, s, depth))
-                .collect();
+            let choices: Vec<BoxedStrategy<Value>> =
+                options.iter().map(|s| from_schema(doc, s, depth)).collect();
             return prop::strategy::Union::new(choices).boxed();
         }
     }
@@ -157,8 +163,9 @@ fn from_schema(doc: &Value, schema: &Value, depth: u32) -> BoxedStrategy<Value> 
             }
             "string" => string_for(schema),
             "integer" => integer_for(schema),
-            "number" => prop_oneof![(-1e3f64..1e3).prop_map(|n| json!(n)), integer_for(schema)]
-                .boxed(),
+            "number" => {
+                prop_oneof![(-1e3f64..1e3).prop_map(|n| json!(n)), integer_for(schema)].boxed()
+            }
             "boolean" => any::<bool>().prop_map(Value::Bool).boxed(),
             "null" => Just(Value::Null).boxed(),
             _ => any_json(),
@@ -258,7 +265,10 @@ fn param_text(v: &Value) -> String {
 
 /// Requests for operation `index`, drawn from its parameters and body schema.
 fn calls_for(doc: &Value, index: usize, op: &Operation, known: &Known) -> BoxedStrategy<Call> {
-    let params = op.operation["parameters"].as_array().cloned().unwrap_or_default();
+    let params = op.operation["parameters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let mut path_params: Vec<BoxedStrategy<(String, String)>> = Vec::new();
     let mut query_params: Vec<BoxedStrategy<Option<(String, String)>>> = Vec::new();
     for p in &params {
@@ -478,7 +488,10 @@ fn fuzz_every_operation_from_the_openapi_document() {
             format!("{} {}: {panic}", op.method, op.path)
         })?;
         if status.is_server_error() {
-            return Err(format!("{} {} answered {status}: {text}", op.method, op.path));
+            return Err(format!(
+                "{} {} answered {status}: {text}",
+                op.method, op.path
+            ));
         }
         Ok(status.as_u16())
     };

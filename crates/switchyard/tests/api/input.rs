@@ -364,11 +364,23 @@ fn the_contract_check_refuses_what_the_document_does_not_describe() {
         .unwrap_err();
     assert!(e.contains("does not match"), "{e}");
     let e = contract
-        .check(&get, "/api/v1/agents", StatusCode::CONFLICT, json, Some(b"{}"))
+        .check(
+            &get,
+            "/api/v1/agents",
+            StatusCode::CONFLICT,
+            json,
+            Some(b"{}"),
+        )
         .unwrap_err();
     assert!(e.contains("does not list"), "{e}");
     let e = contract
-        .check(&get, "/api/v1/agents", StatusCode::OK, Some("text/plain"), Some(b"x"))
+        .check(
+            &get,
+            "/api/v1/agents",
+            StatusCode::OK,
+            Some("text/plain"),
+            Some(b"x"),
+        )
         .unwrap_err();
     assert!(e.contains("lists"), "{e}");
     let ok = serde_json::to_vec(&json!({"items": []})).unwrap();
@@ -377,7 +389,13 @@ fn the_contract_check_refuses_what_the_document_does_not_describe() {
         .unwrap();
     // An id that is not an operation (no route) still answers the error shape.
     let e = contract
-        .check(&get, "/api/v1/nowhere", StatusCode::NOT_FOUND, json, Some(b"{}"))
+        .check(
+            &get,
+            "/api/v1/nowhere",
+            StatusCode::NOT_FOUND,
+            json,
+            Some(b"{}"),
+        )
         .unwrap_err();
     assert!(e.contains("ErrorBody"), "{e}");
 }

@@ -36,7 +36,10 @@ async fn receiver() -> String {
 async fn run(app: &TestApp, agent: &str) -> Value {
     let task = app.submit(agent, json!({"x": 1})).await;
     let done = app
-        .wait_status(task["id"].as_str().unwrap(), &["succeeded", "failed", "dead"])
+        .wait_status(
+            task["id"].as_str().unwrap(),
+            &["succeeded", "failed", "dead"],
+        )
         .await;
     assert_eq!(done["status"], "succeeded", "{done}");
     done["output"].clone()
@@ -114,7 +117,9 @@ async fn http_agent_headers_are_write_only_for_every_caller() {
             "PUT",
             "/api/v1/agents/hook",
             Some(operator),
-            Some(json!({"kind": "http", "config": {"url": url, "headers": {"Authorization": "x"}}})),
+            Some(
+                json!({"kind": "http", "config": {"url": url, "headers": {"Authorization": "x"}}}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);

@@ -15,5 +15,7 @@ pub async fn get(
     auth: Auth<perm::ReadAgents>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<AgentView>> {
-    Ok(Json(state.engine.agents.describe(&auth, &name).await?.into()))
+    Ok(Json(
+        state.engine.agents.describe(&auth, &name).await?.into(),
+    ))
 }

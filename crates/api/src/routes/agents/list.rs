@@ -15,6 +15,13 @@ pub async fn list(
     auth: Auth<perm::ReadAgents>,
 ) -> ApiResult<Json<Items<AgentView>>> {
     Ok(Json(Items {
-        items: state.engine.agents.list(&auth).await?.into_iter().map(AgentView::from).collect(),
+        items: state
+            .engine
+            .agents
+            .list(&auth)
+            .await?
+            .into_iter()
+            .map(AgentView::from)
+            .collect(),
     }))
 }

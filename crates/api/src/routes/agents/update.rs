@@ -36,9 +36,10 @@ pub async fn update(
     let agents = &state.engine.agents;
     match agents.update(&auth, &name, spec.clone()).await {
         Ok(agent) => Ok((StatusCode::OK, Json(agent.into()))),
-        Err(e) if e.code == ErrorCode::AgentNotFound => {
-            Ok((StatusCode::CREATED, Json(agents.create(&auth, spec).await?.into())))
-        }
+        Err(e) if e.code == ErrorCode::AgentNotFound => Ok((
+            StatusCode::CREATED,
+            Json(agents.create(&auth, spec).await?.into()),
+        )),
         Err(e) => Err(e.into()),
     }
 }

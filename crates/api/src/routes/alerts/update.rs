@@ -19,5 +19,7 @@ pub async fn update(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(spec): ApiJson<AlertRuleSpec>,
 ) -> ApiResult<Json<AlertRuleView>> {
-    Ok(Json(state.engine.monitoring.update_rule(id, spec).await?.into()))
+    Ok(Json(
+        state.engine.monitoring.update_rule(id, spec).await?.into(),
+    ))
 }
