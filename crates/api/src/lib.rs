@@ -124,12 +124,13 @@ impl std::ops::Deref for AppState {
 
 /// The OpenAPI document of every route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes::router().split_for_parts().1
+    openapi::complete(routes::router().split_for_parts().1)
 }
 
 /// The whole HTTP application. `ui` serves every path outside `/api` (the web UI).
 pub fn app(state: AppState, ui: Option<Router>) -> Router {
     let (api, openapi) = routes::router().split_for_parts();
+    let openapi = openapi::complete(openapi);
     let docs = utoipa_swagger_ui::SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi);
     let mut app = Router::new()
         .merge(api)

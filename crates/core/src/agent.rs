@@ -48,6 +48,36 @@ impl AgentKind {
     pub fn is_builtin(self) -> bool {
         self != AgentKind::Remote
     }
+
+    /// Where this kind keeps secrets in its `config`: values that are write-only (never
+    /// returned by the API, never logged) and reach only the worker running its tasks.
+    /// A new kind with credentials declares them here and the API, logs and update
+    /// semantics follow.
+    pub fn secret_fields(self) -> &'static [SecretField] {
+        match self {
+            AgentKind::Http => &[SecretField::MapValues("headers")],
+            AgentKind::Echo | AgentKind::Sleep | AgentKind::Fail | AgentKind::Remote => &[],
+        }
+    }
+}
+
+/// What clients see instead of a secret's value. Sending it back in an update keeps the
+/// stored value.
+pub const SECRET_MASK: &str = "***";
+
+/// A secret place in an agent's `config`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretField {
+    /// `config.<field>` is a secret string.
+    Value(&'static str),
+    /// Every value of the object `config.<field>` is a secret string (its keys are not),
+    /// e.g. `http`'s request headers or an environment map.
+    MapValues(&'static str),
+}
+
+/// A JSON pointer (RFC 6901) reference token.
+fn pointer_token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 /// Configuration of an `http` agent.
@@ -61,8 +91,10 @@ pub struct HttpAgentConfig {
     pub headers: BTreeMap<String, String>,
 }
 
-/// An agent definition as registered (`POST /api/v1/agents`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+/// An agent definition as registered (`POST /api/v1/agents`). Secret config values (an
+/// `http` agent's header values) are write-only: a secret sent as `"***"` keeps the
+/// stored value.
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSpec {
     /// Unique name: 1–64 of `a-z 0-9 _ - .`, starting with a letter or digit.
@@ -120,6 +152,102 @@ impl AgentSpec {
             cache_ttl_ms: None,
             fallback: None,
             priority: 0,
+        }
+    }
+}
+
+// Secrets (see `AgentKind::secret_fields`) print masked, so a definition can be logged.
+impl std::fmt::Debug for AgentSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = self.redacted();
+        f.debug_struct("AgentSpec")
+            .field("name", &shown.name)
+            .field("kind", &shown.kind)
+            .field("description", &shown.description)
+            .field("version", &shown.version)
+            .field("input_schema", &shown.input_schema)
+            .field("output_schema", &shown.output_schema)
+            .field("config", &shown.config)
+            .field("retry", &shown.retry)
+            .field("timeout_ms", &shown.timeout_ms)
+            .field("concurrency", &shown.concurrency)
+            .field("cache_ttl_ms", &shown.cache_ttl_ms)
+            .field("fallback", &shown.fallback)
+            .field("priority", &shown.priority)
+            .finish()
+    }
+}
+
+impl AgentSpec {
+    /// Visits every secret value that is set in `config` with its JSON pointer from the
+    /// agent's root (e.g. `/config/headers/Authorization`).
+    fn visit_secrets(&mut self, mut visit: impl FnMut(String, &mut Value)) {
+        let Some(config) = self.config.as_object_mut() else {
+            return;
+        };
+        for field in self.kind.secret_fields() {
+            match *field {
+                SecretField::Value(name) => {
+                    if let Some(v) = config.get_mut(name) {
+                        visit(format!("/config/{}", pointer_token(name)), v);
+                    }
+                }
+                SecretField::MapValues(name) => {
+                    if let Some(Value::Object(map)) = config.get_mut(name) {
+                        for (key, v) in map.iter_mut() {
+                            let pointer =
+                                format!("/config/{}/{}", pointer_token(name), pointer_token(key));
+                            visit(pointer, v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The JSON pointers of the secrets that are set, in a stable order.
+    pub fn secret_pointers(&self) -> Vec<String> {
+        let mut pointers = Vec::new();
+        self.clone().visit_secrets(|p, _| pointers.push(p));
+        pointers
+    }
+
+    /// This definition with every secret value replaced by [`SECRET_MASK`]: what the API
+    /// returns and logs show.
+    pub fn redacted(&self) -> AgentSpec {
+        let mut shown = self.clone();
+        shown.visit_secrets(|_, v| *v = Value::String(SECRET_MASK.to_owned()));
+        shown
+    }
+
+    /// Write-only secrets: a secret sent as [`SECRET_MASK`] (as a client got it from the
+    /// API) keeps the value `stored` has at the same place. A mask with nothing stored
+    /// there is refused, so the mask itself is never saved as a credential.
+    pub fn keep_secrets(&mut self, stored: Option<&AgentSpec>) -> Result<(), Error> {
+        let mut missing = None;
+        self.visit_secrets(|pointer, v| {
+            if v.as_str() != Some(SECRET_MASK) {
+                return;
+            }
+            match stored
+                .and_then(|s| s.config.pointer(pointer.trim_start_matches("/config")))
+                .filter(|old| old.as_str() != Some(SECRET_MASK))
+            {
+                Some(old) => *v = old.clone(),
+                None => {
+                    missing.get_or_insert(pointer);
+                }
+            }
+        });
+        match missing {
+            None => Ok(()),
+            Some(pointer) => Err(Error::new(
+                ErrorCode::InvalidAgent,
+                format!(
+                    "{pointer} is {SECRET_MASK:?}, which keeps a stored secret, but none is stored there; send the value"
+                ),
+            )
+            .with_details(json!({ "pointer": pointer }))),
         }
     }
 }
@@ -383,6 +511,65 @@ mod tests {
         )
         .unwrap();
         assert!(s.validate().is_ok());
+    }
+
+    fn hook(headers: Value) -> AgentSpec {
+        spec(json!({"name": "hook", "kind": "http",
+            "config": {"url": "http://127.0.0.1:9/x", "headers": headers}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn http_header_values_are_secrets_masked_in_views_and_debug() {
+        let s = hook(json!({"Authorization": "Bearer s3cret", "a/b~c": "also-secret"}));
+        assert_eq!(
+            s.secret_pointers(),
+            ["/config/headers/Authorization", "/config/headers/a~1b~0c"]
+        );
+        let shown = s.redacted();
+        assert_eq!(
+            shown.config["headers"],
+            json!({"Authorization": "***", "a/b~c": "***"})
+        );
+        assert_eq!(shown.config["url"], "http://127.0.0.1:9/x");
+        let debug = format!("{:?}", s);
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("also-secret"),
+            "{debug}"
+        );
+        assert!(debug.contains("***"), "{debug}");
+        assert!(
+            spec(json!({"name": "e", "kind": "echo"}))
+                .unwrap()
+                .secret_pointers()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_masked_secret_keeps_the_stored_value_and_a_new_one_replaces_it() {
+        let stored = hook(json!({"Authorization": "Bearer old", "X-Team": "a"}));
+        let mut update = hook(json!({"Authorization": "***", "X-Team": "b", "X-New": "n"}));
+        update.keep_secrets(Some(&stored)).unwrap();
+        assert_eq!(
+            update.config["headers"],
+            json!({"Authorization": "Bearer old", "X-Team": "b", "X-New": "n"})
+        );
+        // Left out: gone (the body replaces the definition).
+        let mut update = hook(json!({}));
+        update.keep_secrets(Some(&stored)).unwrap();
+        assert_eq!(update.config["headers"], json!({}));
+        // A mask with nothing stored is refused rather than saved as the credential.
+        for stored in [None, Some(&stored)] {
+            let mut update = hook(json!({"X-Other": "***"}));
+            let e = update.keep_secrets(stored).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidAgent);
+            assert!(
+                e.message.contains("/config/headers/X-Other"),
+                "{}",
+                e.message
+            );
+        }
     }
 
     #[test]

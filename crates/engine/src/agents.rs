@@ -146,7 +146,8 @@ impl AgentRegistry {
     }
 
     /// Registers a new agent without a permission check (bootstrap, demo agents).
-    pub async fn install(&self, spec: AgentSpec) -> Result<Agent> {
+    pub async fn install(&self, mut spec: AgentSpec) -> Result<Agent> {
+        spec.keep_secrets(None)?;
         spec.validate()?;
         if self.store.get_agent(&spec.name).await?.is_some() {
             return Err(Error::new(
@@ -169,7 +170,7 @@ impl AgentRegistry {
         &self,
         principal: &Principal,
         name: &str,
-        spec: AgentSpec,
+        mut spec: AgentSpec,
     ) -> Result<Agent> {
         require(principal, Permission::ManageAgents)?;
         if spec.name != name {
@@ -187,6 +188,7 @@ impl AgentRegistry {
             .get_agent(name)
             .await?
             .ok_or_else(|| Error::agent_not_found(name))?;
+        spec.keep_secrets(Some(&existing.spec))?;
         if existing.builtin && existing.spec.kind != spec.kind {
             return Err(Error::new(
                 ErrorCode::AgentBuiltin,

@@ -2,7 +2,11 @@
 //! worker runtime, HTTP) on a random port and a fresh data directory, plus HTTP helpers.
 //! Not part of the product; compiled in so every crate's tests can share it.
 
+mod contract;
+
 use std::time::{Duration, Instant};
+
+pub use contract::{CheckedClient, CheckedRequest, Contract, Operation, contract};
 
 use crate::app::{self, Role, Running};
 use crate::config::Config;
@@ -17,7 +21,8 @@ pub const WAIT: Duration = Duration::from_secs(60);
 
 pub struct TestApp {
     pub base: String,
-    pub client: reqwest::Client,
+    /// Every response it receives is checked against the OpenAPI document.
+    pub client: CheckedClient,
     pub admin: String,
     pub running: Option<Running>,
     pub dir: tempfile::TempDir,
@@ -58,10 +63,12 @@ impl TestApp {
             .await
             .unwrap();
         let base = format!("http://{}", running.addr.unwrap());
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(90))
-            .build()
-            .unwrap();
+        let client = CheckedClient::new(
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(90))
+                .build()
+                .unwrap(),
+        );
         let mut app = TestApp {
             base,
             client,

@@ -10,7 +10,7 @@ mod metrics;
 pub mod period;
 mod queues;
 mod reports;
-mod tasks;
+pub(crate) mod tasks;
 mod users;
 mod workers;
 

@@ -281,6 +281,16 @@ impl Session {
                 delay_ms,
                 idempotency_key,
             } => {
+                // Absent is `{}`, as over REST; any other non-object is refused.
+                let input = if input.is_null() {
+                    serde_json::Value::Object(Default::default())
+                } else {
+                    input
+                };
+                if let Err(e) = crate::routes::tasks::submit::check_input(&input) {
+                    self.outbox.send(&error_message(&e, Some(reference)));
+                    return;
+                }
                 let req = SubmitRequest {
                     id: None,
                     agent,

@@ -94,6 +94,24 @@ async fn malformed_and_mistyped_bodies() {
             "unsupported_media_type",
         ),
         (
+            b"{\"agent\": \"echo\", \"input\": \"x\"}",
+            json_ct,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            b"{\"agent\": \"echo\", \"input\": [1]}",
+            json_ct,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            b"{\"agent\": \"echo\", \"input\": null}",
+            json_ct,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
             b"{\"agent\": \"ghost\"}",
             json_ct,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -332,4 +350,52 @@ async fn web_copy_of_the_openapi_document_is_current() {
          `SWITCHYARD_UPDATE_OPENAPI=1 cargo test -p switchyard --test api web_copy` \
          and `npm run gen:api` in web/"
     );
+}
+
+/// The harness's contract check itself: what it must refuse.
+#[test]
+fn the_contract_check_refuses_what_the_document_does_not_describe() {
+    let contract = contract();
+    let get = axum::http::Method::GET;
+    let json = Some("application/json");
+    let agent = serde_json::to_vec(&json!({"items": [{"name": "echo"}]})).unwrap();
+    let e = contract
+        .check(&get, "/api/v1/agents", StatusCode::OK, json, Some(&agent))
+        .unwrap_err();
+    assert!(e.contains("does not match"), "{e}");
+    let e = contract
+        .check(
+            &get,
+            "/api/v1/agents",
+            StatusCode::CONFLICT,
+            json,
+            Some(b"{}"),
+        )
+        .unwrap_err();
+    assert!(e.contains("does not list"), "{e}");
+    let e = contract
+        .check(
+            &get,
+            "/api/v1/agents",
+            StatusCode::OK,
+            Some("text/plain"),
+            Some(b"x"),
+        )
+        .unwrap_err();
+    assert!(e.contains("lists"), "{e}");
+    let ok = serde_json::to_vec(&json!({"items": []})).unwrap();
+    contract
+        .check(&get, "/api/v1/agents", StatusCode::OK, json, Some(&ok))
+        .unwrap();
+    // An id that is not an operation (no route) still answers the error shape.
+    let e = contract
+        .check(
+            &get,
+            "/api/v1/nowhere",
+            StatusCode::NOT_FOUND,
+            json,
+            Some(b"{}"),
+        )
+        .unwrap_err();
+    assert!(e.contains("ErrorBody"), "{e}");
 }

@@ -1,22 +1,25 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use switchyard_core::agent::{Agent, AgentSpec};
+use switchyard_core::agent::AgentSpec;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Auth, perm};
+use crate::routes::agents::view::AgentView;
 
-/// Register an agent.
+/// Register an agent (admins). Secret config values (an `http` agent's header values) are
+/// write-only: responses show them as `"***"`.
 #[utoipa::path(post, operation_id = "create_agent", path = "/api/v1/agents", tag = "agents", request_body = AgentSpec, security(("bearer" = [])),
-    responses((status = 201, body = Agent), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, description = "Registered", body = AgentView), (status = 409, description = "An agent of that name exists", body = ErrorBody),
+        (status = 422, description = "An invalid definition", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth<perm::ManageAgents>,
     ApiJson(spec): ApiJson<AgentSpec>,
-) -> ApiResult<(StatusCode, Json<Agent>)> {
+) -> ApiResult<(StatusCode, Json<AgentView>)> {
     Ok((
         StatusCode::CREATED,
-        Json(state.engine.agents.create(&auth, spec).await?),
+        Json(state.engine.agents.create(&auth, spec).await?.into()),
     ))
 }

@@ -8,7 +8,8 @@ use crate::extract::{ApiPath, Auth, perm};
 /// Delete an agent. Built-in agents and agents others fall back to cannot be deleted.
 #[utoipa::path(delete, operation_id = "delete_agent", path = "/api/v1/agents/{name}", tag = "agents", params(("name" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such agent", body = ErrorBody),
+        (status = 409, description = "Built in, or another agent's fallback", body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     auth: Auth<perm::ManageAgents>,

@@ -1,20 +1,27 @@
 use axum::Json;
 use axum::extract::State;
-use switchyard_core::agent::Agent;
 
 use crate::AppState;
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::ApiResult;
 use crate::extract::{Auth, perm};
 use crate::routes::Items;
+use crate::routes::agents::view::AgentView;
 
 /// Every registered agent, by name.
 #[utoipa::path(get, operation_id = "list_agents", path = "/api/v1/agents", tag = "agents", security(("bearer" = [])),
-    responses((status = 200, body = Items<Agent>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, description = "Every agent", body = Items<AgentView>)))]
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth<perm::ReadAgents>,
-) -> ApiResult<Json<Items<Agent>>> {
+) -> ApiResult<Json<Items<AgentView>>> {
     Ok(Json(Items {
-        items: state.engine.agents.list(&auth).await?,
+        items: state
+            .engine
+            .agents
+            .list(&auth)
+            .await?
+            .into_iter()
+            .map(AgentView::from)
+            .collect(),
     }))
 }

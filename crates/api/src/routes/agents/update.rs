@@ -2,24 +2,27 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::Value;
-use switchyard_core::agent::{Agent, AgentSpec};
+use switchyard_core::agent::AgentSpec;
 use switchyard_core::{Error, ErrorCode};
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, Auth, perm};
+use crate::routes::agents::view::AgentView;
 
 /// Replace an agent's definition (creating it if it does not exist). The name in the
-/// body may be omitted; if given it must match the path.
+/// body may be omitted; if given it must match the path. A secret config value sent as
+/// `"***"` (as responses show it) keeps the stored value; one left out is removed.
 #[utoipa::path(put, operation_id = "update_agent", path = "/api/v1/agents/{name}", tag = "agents", params(("name" = String, Path)),
     request_body = AgentSpec, security(("bearer" = [])),
-    responses((status = 200, body = Agent), (status = 201, body = Agent), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "Replaced", body = AgentView), (status = 201, description = "Created", body = AgentView),
+        (status = 409, description = "A built-in agent's kind cannot change", body = ErrorBody), (status = 422, description = "An invalid definition", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     auth: Auth<perm::ManageAgents>,
     ApiPath(name): ApiPath<String>,
     ApiJson(mut body): ApiJson<Value>,
-) -> ApiResult<(StatusCode, Json<Agent>)> {
+) -> ApiResult<(StatusCode, Json<AgentView>)> {
     if let Some(obj) = body.as_object_mut() {
         obj.entry("name")
             .or_insert_with(|| Value::String(name.clone()));
@@ -32,10 +35,11 @@ pub async fn update(
     })?;
     let agents = &state.engine.agents;
     match agents.update(&auth, &name, spec.clone()).await {
-        Ok(agent) => Ok((StatusCode::OK, Json(agent))),
-        Err(e) if e.code == ErrorCode::AgentNotFound => {
-            Ok((StatusCode::CREATED, Json(agents.create(&auth, spec).await?)))
-        }
+        Ok(agent) => Ok((StatusCode::OK, Json(agent.into()))),
+        Err(e) if e.code == ErrorCode::AgentNotFound => Ok((
+            StatusCode::CREATED,
+            Json(agents.create(&auth, spec).await?.into()),
+        )),
         Err(e) => Err(e.into()),
     }
 }

@@ -5,3 +5,4 @@ pub mod get;
 pub mod list;
 pub mod stream;
 pub mod update;
+pub mod view;

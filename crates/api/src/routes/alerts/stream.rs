@@ -6,14 +6,13 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
-use crate::error::ErrorBody;
 use crate::extract::{Auth, perm};
 
 /// Alert events as they happen, as Server-Sent Events (`event: alert`, the data an alert
 /// event). The client WebSocket carries the same with `{"type":"subscribe","alerts":true}`.
 #[utoipa::path(get, operation_id = "stream_alert_events", path = "/api/v1/alerts/stream", tag = "monitoring",
     security(("bearer" = [])),
-    responses((status = 200, description = "An event stream (text/event-stream)"), (status = 403, body = ErrorBody)))]
+    responses((status = 200, content_type = "text/event-stream", description = "A stream of alert events")))]
 pub async fn stream(State(state): State<AppState>, _auth: Auth<perm::ReadSystem>) -> Response {
     let rx = state.engine.monitoring.subscribe_alerts();
     let shutdown = state.shutdown.clone();

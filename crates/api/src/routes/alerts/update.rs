@@ -1,22 +1,25 @@
 use axum::Json;
 use axum::extract::State;
-use switchyard_core::monitoring::{AlertRule, AlertRuleSpec};
+use switchyard_core::monitoring::AlertRuleSpec;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, Auth, perm};
+use crate::routes::alerts::view::AlertRuleView;
 
 /// Replace an alert rule's definition (admins); its state carries over.
 #[utoipa::path(put, operation_id = "update_alert_rule", path = "/api/v1/alerts/rules/{id}", tag = "monitoring",
     params(("id" = Uuid, Path)), request_body = AlertRuleSpec, security(("bearer" = [])),
-    responses((status = 200, body = AlertRule), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "Replaced", body = AlertRuleView), (status = 404, description = "No such rule", body = ErrorBody),
+        (status = 422, description = "An invalid rule", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     _auth: Auth<perm::ManageSystem>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(spec): ApiJson<AlertRuleSpec>,
-) -> ApiResult<Json<AlertRule>> {
-    Ok(Json(state.engine.monitoring.update_rule(id, spec).await?))
+) -> ApiResult<Json<AlertRuleView>> {
+    Ok(Json(
+        state.engine.monitoring.update_rule(id, spec).await?.into(),
+    ))
 }

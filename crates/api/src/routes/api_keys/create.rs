@@ -30,7 +30,8 @@ pub struct CreatedKey {
 /// Create an API key for yourself. The secret is returned once and stored only as a hash.
 #[utoipa::path(post, operation_id = "create_api_key", path = "/api/v1/api-keys", tag = "api-keys", request_body = CreateKeyBody,
     security(("bearer" = [])),
-    responses((status = 201, body = CreatedKey), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 201, description = "The key and its secret", body = CreatedKey),
+        (status = 403, description = "A scope beyond your role (`forbidden`)", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth<perm::ManageOwnKeys>,

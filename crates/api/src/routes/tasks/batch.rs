@@ -25,7 +25,10 @@ impl JsonBody for BatchBody {
 /// lists each rejected item by its index.
 #[utoipa::path(post, operation_id = "submit_task_batch", path = "/api/v1/tasks/batch", tag = "tasks", request_body = BatchBody,
     security(("bearer" = [])),
-    responses((status = 201, body = Items<Task>), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, description = "Every task, in order", body = Items<Task>),
+        (status = 404, description = "A `parent_id` names no task you can see (`task_not_found`)", body = ErrorBody),
+        (status = 422, description = "Items rejected (listed by index), or more than `queue.max_submit_batch`", body = ErrorBody),
+        (status = 503, description = "The server is shutting down (`unavailable`)", body = ErrorBody)))]
 pub async fn batch(
     State(state): State<AppState>,
     auth: Auth<perm::SubmitTasks>,

@@ -20,8 +20,9 @@ use crate::extract::{ApiJson, ApiQuery, Auth, JsonBody, perm};
 #[serde(deny_unknown_fields)]
 pub struct SubmitBody {
     pub agent: String,
-    /// Validated against the agent's input schema, with its defaults applied. Default `{}`.
-    #[serde(default = "empty_object")]
+    /// A JSON object, validated against the agent's input schema with its defaults
+    /// applied. Default `{}`.
+    #[serde(default = "empty_object", deserialize_with = "object_input")]
     #[schema(value_type = Object)]
     pub input: Value,
     /// Higher runs first; defaults to the agent's priority.
@@ -42,6 +43,33 @@ impl JsonBody for SubmitBody {
 
 fn empty_object() -> Value {
     Value::Object(Default::default())
+}
+
+/// A task's input is a JSON object (what agents and their input schemas expect, and what
+/// the SDKs send). Anything else is refused, naming `/input`.
+pub fn check_input(input: &Value) -> Result<(), Error> {
+    if input.is_object() {
+        return Ok(());
+    }
+    let got = match input {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    Err(Error::new(
+        switchyard_core::ErrorCode::InvalidBody,
+        format!("/input must be a JSON object, got {got}"),
+    )
+    .with_details(serde_json::json!({ "pointer": "/input" })))
+}
+
+fn object_input<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+    let input = Value::deserialize(d)?;
+    check_input(&input).map_err(|e| serde::de::Error::custom(e.message))?;
+    Ok(input)
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -121,8 +149,10 @@ impl SubmitBody {
         (status = 201, description = "Created (and, with `wait`, finished)", body = Task),
         (status = 200, description = "An existing task with the same idempotency key", body = Task),
         (status = 202, description = "Still running when the wait ended", body = Task),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 400, description = "Malformed JSON, a bad `wait`, or `run_at` with `delay_ms`", body = ErrorBody),
+        (status = 404, description = "`parent_id` names no task you can see (`task_not_found`)", body = ErrorBody),
+        (status = 422, description = "An unknown agent, a body of the wrong shape, or an input its schema rejects", body = ErrorBody),
+        (status = 503, description = "The server is shutting down (`unavailable`)", body = ErrorBody)))]
 pub async fn submit(
     State(state): State<AppState>,
     auth: Auth<perm::SubmitTasks>,

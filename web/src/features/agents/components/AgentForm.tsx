@@ -214,7 +214,8 @@ export function AgentForm({
           <label htmlFor={`${id}-config`}>Configuration (JSON)</label>
           <textarea id={`${id}-config`} className="mono" rows={4} value={draft.config} onChange={set('config')} disabled={submitting} aria-describedby={`${id}-config-hint`} />
           <p className="hint" id={`${id}-config-hint`}>
-            For <code>http</code>: {'{"url": "https://…", "headers": {…}}'}.
+            For <code>http</code>: {'{"url": "https://…", "headers": {…}}'}. Header values are write-only: they show
+            as <code>***</code>, and leaving <code>***</code> keeps the stored value.
           </p>
           {errors.config && <p className="field-errors">{errors.config}</p>}
         </div>

@@ -15,10 +15,12 @@ const slow: Agent = {
   description: 'Sleeps ms.',
   version: '1',
   input_schema: { type: 'object', properties: { ms: { type: 'integer', minimum: 0, maximum: 600000, default: 5000 } } },
+  config: {},
   retry: { max_attempts: 5, base_ms: 200, cap_ms: 30000 },
   timeout_ms: 700000,
   priority: 0,
   builtin: false,
+  secrets: [],
   created_at: '2026-01-01T00:00:00Z',
   updated_at: '2026-01-01T00:00:00Z',
 };
