@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: Rust (unit, storage conformance, API, recovery, cluster), the web UI's
-# unit tests, and end-to-end tests in a real browser against the real binary.
+# Runs every test: Rust (unit, storage conformance, API with the OpenAPI contract check and
+# fuzz test, recovery, cluster), the web UI's unit tests, the Python and TypeScript SDKs
+# against the real binary, and end-to-end tests in a real browser against the real binary.
 #
 # PostgreSQL and Redis suites run against TEST_DATABASE_URL / TEST_REDIS_URL; without
 # them they print loudly that they were skipped.
@@ -27,6 +28,13 @@ fi
 
 echo "==> cargo test"
 cargo test --workspace
+
+# The SDK suites start the binary `cargo test` just built as a real server.
+export SWITCHYARD_BIN="$PWD/target/debug/switchyard"
+echo "==> Python SDK: ruff, mypy --strict, pytest"
+./sdks/python/run-tests.sh
+echo "==> TypeScript SDK: tsc --strict, build, vitest"
+./sdks/typescript/run-tests.sh
 
 if $web; then
   echo "==> web: end-to-end tests (Playwright + /usr/bin/chromium, the binary cargo test built)"

@@ -60,7 +60,8 @@ const ANY_CALLER: &[&str] = &[
 /// - `400`: malformed JSON (`malformed_json`) or an unparsable path or query parameter
 ///   (`invalid_parameter`), wherever there is a body or a parameter;
 /// - `401`/`403`: a missing or invalid credential, or one without the route's permission;
-/// - `413`, `415`, `422`: a body too large, not sent as JSON, or of the wrong shape;
+/// - `408`, `413`, `415`, `422`: a body too slow to arrive, too large, not sent as JSON, or
+///   of the wrong shape;
 /// - `500`: a fault (logged with the request id).
 ///
 /// Every response gets a description (OpenAPI requires one).
@@ -107,6 +108,10 @@ fn complete_operation(op: &mut Operation) {
         }
     }
     if has_body {
+        add.push((
+            "408",
+            "The body did not arrive within `server.body_read_timeout_ms` (`request_timeout`)",
+        ));
         add.push((
             "413",
             "The body is larger than `server.body_limit_bytes` (`payload_too_large`)",
@@ -175,7 +180,7 @@ mod tests {
     fn every_operation_gets_the_statuses_its_extractors_can_send() {
         let doc = serde_json::to_value(crate::openapi()).unwrap();
         let submit = &doc["paths"]["/api/v1/tasks"]["post"]["responses"];
-        for status in ["400", "401", "403", "413", "415", "422", "500"] {
+        for status in ["400", "401", "403", "408", "413", "415", "422", "500"] {
             assert!(submit.get(status).is_some(), "submit_task lacks {status}");
         }
         let me = &doc["paths"]["/api/v1/auth/me"]["get"]["responses"];
