@@ -6,8 +6,8 @@
 //! [`error`]. Every handler carries its OpenAPI annotation; the document is served at
 //! `/api/openapi.json` and browsable at `/api/docs`.
 
-pub mod client_addr;
 pub mod body_limits;
+pub mod client_addr;
 pub mod connections;
 pub mod error;
 pub mod extract;
