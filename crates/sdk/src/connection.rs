@@ -174,19 +174,19 @@ async fn session(
     let mut running: HashMap<uuid::Uuid, Running> = HashMap::new();
     let mut heartbeat = tokio::time::interval(Duration::from_millis((heartbeat_ms / 2).max(100)));
     let mut draining = false;
+    // The server's `draining` answer: until it arrives, an assignment may be on its way
+    // (sent before the server read `drain`), and leaving would fail it as `worker_lost`.
+    let mut drained = false;
     let end = loop {
         tokio::select! {
             _ = stop.cancelled(), if !draining => {
                 draining = true;
                 send(&mut sink, &WorkerMessage::Drain {}).await?;
-                if running.is_empty() {
-                    break End::Stopped;
-                }
             }
             Some(msg) = out_rx.recv() => send_queued(&mut sink, msg, &mut out_rx).await?,
             Some(id) = done_rx.recv() => {
                 running.remove(&id);
-                if draining && running.is_empty() {
+                if drained && running.is_empty() {
                     // Flush the last results before leaving.
                     while let Ok(msg) = out_rx.try_recv() {
                         send(&mut sink, &msg).await?;
@@ -209,6 +209,15 @@ async fn session(
                 }
                 Some(ServerMessage::Ack { task_id, attempt, accepted: false }) => {
                     tracing::warn!(%task_id, attempt, "the server rejected a result: the attempt had lost its lease");
+                }
+                Some(ServerMessage::Draining {}) => {
+                    drained = true;
+                    if running.is_empty() {
+                        while let Ok(msg) = out_rx.try_recv() {
+                            send(&mut sink, &msg).await?;
+                        }
+                        break End::Stopped;
+                    }
                 }
                 Some(ServerMessage::Error { code, message }) => tracing::warn!(%code, %message, "server error"),
                 Some(_) => {}

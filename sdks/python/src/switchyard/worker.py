@@ -427,7 +427,7 @@ class Worker:
                     update = {
                         k: v
                         for k, v in body.items()
-                        if k not in ("created_at", "updated_at", "builtin")
+                        if k not in ("created_at", "updated_at", "builtin", "secrets")
                     }
                     update["retry"] = retry
                     answer = await http.put(f"/api/v1/agents/{spec.name}", json=update)
