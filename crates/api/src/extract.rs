@@ -51,10 +51,7 @@ impl<T: DeserializeOwned + JsonBody, S: Send + Sync> FromRequest<S> for ApiJson<
         if memchr::memmem::find(&bytes, b"\\u0000").is_some() {
             let tree: serde_json::Value = serde_json::from_slice(&bytes)
                 .map_err(|e| ApiError::new(ErrorCode::MalformedJson, e.to_string()))?;
-            let refused = switchyard_core::text::nul_pointers(&tree, T::CONTENT);
-            if !refused.is_empty() {
-                return Err(switchyard_core::text::nul_error(&refused).into());
-            }
+            switchyard_core::text::refuse_nul_in(&tree, T::CONTENT)?;
         }
         Ok(ApiJson(value))
     }

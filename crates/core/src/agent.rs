@@ -303,10 +303,7 @@ impl AgentSpec {
         validate_name(&self.name)?;
         // A definition names things and holds settings: no U+0000 anywhere in it.
         if let Ok(tree) = serde_json::to_value(self) {
-            let refused = crate::text::nul_pointers(&tree, &[]);
-            if !refused.is_empty() {
-                return Err(crate::text::nul_error(&refused));
-            }
+            crate::text::refuse_nul_in(&tree, &[])?;
         }
         self.retry.validate()?;
         if self.timeout_ms == 0 || self.timeout_ms > MAX_TIMEOUT_MS {

@@ -19,6 +19,17 @@ pub fn refuse_nul(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a JSON document holding U+0000 outside its `content` subtrees (see
+/// [`nul_pointers`]), naming every field that does.
+pub fn refuse_nul_in(v: &Value, content: &[&str]) -> Result<()> {
+    let refused = nul_pointers(v, content);
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(nul_error(&refused))
+    }
+}
+
 /// The error for fields (JSON pointers) that hold U+0000 where it is not allowed.
 pub fn nul_error(pointers: &[String]) -> Error {
     let list = pointers

@@ -80,15 +80,18 @@ pub(crate) fn unescape_str(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-fn value_needs_escape(v: &Value) -> bool {
+/// Whether any string or object key of `v` satisfies `test`.
+fn any_string(v: &Value, test: &dyn Fn(&str) -> bool) -> bool {
     match v {
-        Value::String(s) => needs_escape(s),
-        Value::Array(items) => items.iter().any(value_needs_escape),
-        Value::Object(map) => map
-            .iter()
-            .any(|(k, v)| needs_escape(k) || value_needs_escape(v)),
+        Value::String(s) => test(s),
+        Value::Array(items) => items.iter().any(|i| any_string(i, test)),
+        Value::Object(map) => map.iter().any(|(k, v)| test(k) || any_string(v, test)),
         Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
+}
+
+fn value_needs_escape(v: &Value) -> bool {
+    any_string(v, &needs_escape)
 }
 
 /// A JSON value as stored: borrowed when nothing in it changes.
@@ -100,20 +103,9 @@ pub(crate) fn escape_value(v: &Value) -> Cow<'_, Value> {
     }
 }
 
-fn value_is_escaped(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s.contains(ESCAPE),
-        Value::Array(items) => items.iter().any(value_is_escaped),
-        Value::Object(map) => map
-            .iter()
-            .any(|(k, v)| k.contains(ESCAPE) || value_is_escaped(v)),
-        Value::Null | Value::Bool(_) | Value::Number(_) => false,
-    }
-}
-
 /// A JSON value as it was given, from what is stored.
 pub(crate) fn unescape_value(v: Value) -> Value {
-    if value_is_escaped(&v) {
+    if any_string(&v, &|s| s.contains(ESCAPE)) {
         map_strings(v, &|s| unescape_str(s).into_owned())
     } else {
         v
