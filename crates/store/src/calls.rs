@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
-pub(crate) struct Calls(AtomicU64);
+pub struct Calls(AtomicU64);
 
 impl Calls {
     pub(crate) fn add(&self, n: u64) {

@@ -10,9 +10,9 @@ use uuid::Uuid;
 
 use switchyard_core::agent::{Agent, AgentSpec};
 use switchyard_core::auth::{ApiKey, Scope, Session, User};
-use switchyard_core::store::{ClaimedTask, LeaseInfo, Transition, WorkerInfo};
+use switchyard_core::store::{AttemptRef, ClaimedTask, TaskLogLine, Transition, WorkerInfo};
 use switchyard_core::task::{Attempt, AttemptStatus, Task, TaskError, TaskStatus};
-use switchyard_core::{Error, Result, TaskId, Timestamp};
+use switchyard_core::{Error, Result, TaskId, Timestamp, UserId};
 
 /// Maps a driver error: lost connections are `unavailable` (callers may retry), the rest
 /// `internal`. The cause is kept for logs.
@@ -79,7 +79,7 @@ fn corrupt(column: &str, detail: impl std::fmt::Display) -> Error {
 }
 
 /// Typed column access shared by the SQLite and PostgreSQL row types.
-pub(crate) trait Col {
+pub trait Col {
     fn uuid(&self, col: &str) -> Result<Uuid>;
     fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>>;
     fn i64(&self, col: &str) -> Result<i64>;
@@ -90,6 +90,11 @@ pub(crate) trait Col {
     fn json_value(&self, col: &str) -> Result<Value>;
     fn opt_json_value(&self, col: &str) -> Result<Option<Value>>;
     fn f64(&self, col: &str) -> Result<f64>;
+    /// Columns by position, for statements that select one unnamed value.
+    fn uuid_at(&self, index: usize) -> Result<Uuid>;
+    fn i64_at(&self, index: usize) -> Result<i64>;
+    fn opt_i64_at(&self, index: usize) -> Result<Option<i64>>;
+    fn string_at(&self, index: usize) -> Result<String>;
 
     /// Task content (input, output): unescaped as it was given (see `content.rs`).
     fn content(&self, col: &str) -> Result<Value> {
@@ -131,42 +136,61 @@ pub(crate) trait Col {
     }
 }
 
+/// One column of a row, by name or position, decoded as `T`.
+fn get<'r, R, T, I>(row: &'r R, index: I) -> Result<T>
+where
+    R: sqlx::Row,
+    T: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    I: sqlx::ColumnIndex<R> + std::fmt::Display + Copy,
+{
+    row.try_get(index)
+        .map_err(|e| corrupt(&index.to_string(), e))
+}
+
 macro_rules! impl_col {
     ($row:ty) => {
         impl Col for $row {
             fn uuid(&self, col: &str) -> Result<Uuid> {
-                sqlx::Row::try_get(self, col).map_err(|e| corrupt(col, e))
+                get(self, col)
             }
             fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>> {
-                sqlx::Row::try_get(self, col).map_err(|e| corrupt(col, e))
+                get(self, col)
             }
             fn i64(&self, col: &str) -> Result<i64> {
-                sqlx::Row::try_get(self, col).map_err(|e| corrupt(col, e))
+                get(self, col)
             }
             fn opt_i64(&self, col: &str) -> Result<Option<i64>> {
-                sqlx::Row::try_get(self, col).map_err(|e| corrupt(col, e))
+                get(self, col)
             }
             fn string(&self, col: &str) -> Result<String> {
-                sqlx::Row::try_get(self, col).map_err(|e| corrupt(col, e))
+                get(self, col)
             }
             fn opt_string(&self, col: &str) -> Result<Option<String>> {
-                sqlx::Row::try_get(self, col).map_err(|e| corrupt(col, e))
+                get(self, col)
             }
             fn boolean(&self, col: &str) -> Result<bool> {
-                sqlx::Row::try_get(self, col).map_err(|e| corrupt(col, e))
+                get(self, col)
             }
             fn json_value(&self, col: &str) -> Result<Value> {
-                sqlx::Row::try_get::<Json<Value>, _>(self, col)
-                    .map(|j| j.0)
-                    .map_err(|e| corrupt(col, e))
+                get::<_, Json<Value>, _>(self, col).map(|j| j.0)
             }
             fn opt_json_value(&self, col: &str) -> Result<Option<Value>> {
-                sqlx::Row::try_get::<Option<Json<Value>>, _>(self, col)
-                    .map(|j| j.map(|j| j.0))
-                    .map_err(|e| corrupt(col, e))
+                get::<_, Option<Json<Value>>, _>(self, col).map(|j| j.map(|j| j.0))
             }
             fn f64(&self, col: &str) -> Result<f64> {
-                sqlx::Row::try_get(self, col).map_err(|e| corrupt(col, e))
+                get(self, col)
+            }
+            fn uuid_at(&self, index: usize) -> Result<Uuid> {
+                get(self, index)
+            }
+            fn i64_at(&self, index: usize) -> Result<i64> {
+                get(self, index)
+            }
+            fn opt_i64_at(&self, index: usize) -> Result<Option<i64>> {
+                get(self, index)
+            }
+            fn string_at(&self, index: usize) -> Result<String> {
+                get(self, index)
             }
         }
     };
@@ -259,8 +283,9 @@ pub(crate) fn claimed<R: Col>(r: &R) -> Result<ClaimedTask> {
     })
 }
 
-pub(crate) fn lease<R: Col>(r: &R) -> Result<LeaseInfo> {
-    Ok(LeaseInfo {
+/// A running attempt as the store finds it (no claim timings).
+pub(crate) fn lease<R: Col>(r: &R) -> Result<AttemptRef> {
+    Ok(AttemptRef {
         task_id: TaskId(r.uuid("id")?),
         agent: r.string("agent")?,
         attempt: r.u32("attempt")?,
@@ -270,6 +295,8 @@ pub(crate) fn lease<R: Col>(r: &R) -> Result<LeaseInfo> {
         input: r.content("input")?,
         parent_id: r.opt_uuid("parent_id")?.map(Into::into),
         trace_id: r.opt_string("trace_id")?,
+        created_at: None,
+        claimed_at: None,
     })
 }
 
@@ -363,6 +390,29 @@ pub(crate) fn session<R: Col>(r: &R) -> Result<Session> {
         refresh_hash: r.string("refresh_hash")?,
         used_hashes,
         sealed_next: r.string("sealed_next")?,
+    })
+}
+
+/// A `reserve_seqs` row: a running attempt's last reserved seq, its agent and owner.
+pub(crate) fn reserved_seq<R: Col>(r: &R) -> Result<(TaskId, u32, u64, String, Option<UserId>)> {
+    Ok((
+        TaskId(r.uuid("id")?),
+        r.u32("attempt")?,
+        r.i64("seq")? as u64,
+        r.string("agent")?,
+        r.opt_uuid("owner_id")?.map(UserId),
+    ))
+}
+
+/// A `task_logs` row.
+pub(crate) fn log_line<R: Col>(r: &R) -> Result<TaskLogLine> {
+    Ok(TaskLogLine {
+        task_id: TaskId(r.uuid("task_id")?),
+        seq: r.i64("seq")? as u64,
+        attempt: r.u32("attempt")?,
+        at: r.ts("at")?,
+        level: r.parsed("level")?,
+        message: crate::content::unescape_str(&r.string("message")?).into_owned(),
     })
 }
 

@@ -138,7 +138,11 @@ async fn listen(pool: PgPool, channel: String, tx: broadcast::Sender<SharedBusMe
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(l) => l,
             Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot connect the PostgreSQL event listener");
+                tracing::warn!(
+                    error = %e,
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "cannot connect the PostgreSQL event listener"
+                );
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
@@ -169,7 +173,10 @@ async fn listen(pool: PgPool, channel: String, tx: broadcast::Sender<SharedBusMe
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "the PostgreSQL event listener failed; reconnecting");
+                    tracing::warn!(
+                        error = %e,
+                        "the PostgreSQL event listener failed; reconnecting"
+                    );
                     break;
                 }
             }

@@ -4,26 +4,37 @@
 //! `SQLITE_BUSY` storms, and batching upstream makes each write transaction count),
 //! while reads use a small pool of read-only connections that WAL lets run alongside.
 
+mod values;
+mod wal_sync;
+
 use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use serde_json::{Value, json};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteRow, SqliteSynchronous,
 };
 use uuid::Uuid;
 
-use crate::common::{HasDb, sql};
-use crate::rows::{Col, db_err};
-use crate::values::{self, Completions, Insert};
-use crate::wal_sync::WalSync;
+use crate::batch::hex_id;
+use crate::calls::Calls;
+use crate::dialect::{Dialect, On, Statements, pool_stats};
+use crate::query::Query;
+use crate::rows::db_err;
+use crate::sql::sql;
+use crate::sql_store::SqlStore;
 use switchyard_core::store::{
-    ClaimRequest, ClaimedTask, Completion, NewTask, Store, Synced, Transition, already_synced,
+    ClaimRequest, ClaimedTask, Completion, NewTask, PoolStats, Store, Synced, Transition,
+    already_synced,
 };
 use switchyard_core::task::Attempt;
 use switchyard_core::{Error, Result, TaskId, UserId};
+use values::{Completions, Insert};
+use wal_sync::WalSync;
 
 /// How hard acknowledged commits push data to disk.
 ///
@@ -50,23 +61,23 @@ macro_rules! in_one_trip {
     ($sync:literal, $($name:literal),+) => {
         concat!(
             "PRAGMA synchronous = ", $sync, ";\nBEGIN IMMEDIATE;\n",
-            $(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/sqlite/", $name, ".sql")), ";\n",)+
+            $(sql!("sqlite", $name), ";\n",)+
             "COMMIT"
         )
     };
 }
 
-pub struct SqliteStore {
+/// The embedded store: [`SqlStore`] on SQLite.
+pub type SqliteStore = SqlStore<SqliteDialect>;
+
+/// SQLite's pools and hooks (see [`Dialect`]).
+pub struct SqliteDialect {
     writer: SqlitePool,
     reader: SqlitePool,
     durability: Durability,
     /// Flushes the WAL for inserts committed without `synchronous = FULL`.
     wal_sync: WalSync,
-    calls: crate::calls::Calls,
-}
-
-impl HasDb for SqliteStore {
-    type Db = sqlx::Sqlite;
+    calls: Calls,
 }
 
 impl SqliteStore {
@@ -100,31 +111,78 @@ impl SqliteStore {
             .map_err(db_err("open SQLite database for reading"))?;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
-        Ok(SqliteStore {
+        Ok(SqlStore::new(SqliteDialect {
             writer,
             reader,
             durability,
             wal_sync: WalSync::start(wal.into()),
             calls: Default::default(),
-        })
+        }))
+    }
+}
+
+impl SqliteDialect {
+    /// Runs a whole write transaction (`BEGIN IMMEDIATE; …; COMMIT`, see [`in_one_trip`])
+    /// as one command to the writer connection: no round trip between its statements, so
+    /// the write lock is held only while SQLite works. A failure rolls back on the same
+    /// connection before it goes back to the pool.
+    async fn one_trip<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+        context: &'static str,
+    ) -> Result<Vec<SqliteRow>> {
+        self.calls.add(1);
+        let mut conn = self.writer.acquire().await.map_err(db_err("acquire"))?;
+        match query.fetch_all(&mut *conn).await {
+            Ok(rows) => Ok(rows),
+            Err(e) => {
+                // Not in a transaction any more (SQLite rolled back itself) is fine too.
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                Err(db_err(context)(e))
+            }
+        }
     }
 
-    /// A write transaction; `durable` ones fsync on commit when `Durability::Full`.
-    /// `BEGIN IMMEDIATE` takes the write lock up front (there is one writer anyway).
-    async fn begin_write(&self, durable: bool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.calls.add(2);
-        let begin = if durable && self.durability == Durability::Full {
-            "PRAGMA synchronous = FULL; BEGIN IMMEDIATE"
-        } else {
-            "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE"
-        };
-        self.writer.begin_with(begin).await.map_err(db_err("begin"))
+    /// `batch` in statements of at most [`values::CHUNK`] rows, in the transaction `tx`;
+    /// the rows they return.
+    async fn insert_chunks(
+        &self,
+        tx: &mut SqliteConnection,
+        kind: Insert,
+        batch: &[NewTask],
+    ) -> Result<Vec<SqliteRow>> {
+        let mut rows = Vec::new();
+        for chunk in batch.chunks(values::CHUNK) {
+            self.calls.add(1);
+            rows.extend(
+                values::insert(kind, chunk)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db_err("insert tasks"))?,
+            );
+        }
+        Ok(rows)
     }
+}
 
-    /// A write transaction of the task path (claims, completions, events): not flushed on
-    /// commit (`begin_write(false)`); PostgreSQL runs these on connections of their own.
-    async fn begin_task_path(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.begin_write(false).await
+#[async_trait]
+impl Dialect for SqliteDialect {
+    type Db = sqlx::Sqlite;
+    type Row = SqliteRow;
+
+    const BACKEND: &'static str = "sqlite";
+    const SQL: Statements = Statements {
+        extend_leases: sql!("sqlite", "extend_leases"),
+        lock_session: sql!("sqlite", "lock_session"),
+        add_metric_points: sql!("sqlite", "add_metric_points"),
+        set_metric_gauges: sql!("sqlite", "set_metric_gauges"),
+        downsample_metrics: sql!("sqlite", "downsample_metrics"),
+        search_logs: sql!("sqlite", "search_logs"),
+        search_finished: sql!("sqlite", "search_finished"),
+    };
+
+    fn calls(&self) -> &Calls {
+        &self.calls
     }
 
     fn writer(&self) -> &SqlitePool {
@@ -143,35 +201,62 @@ impl SqliteStore {
         &self.reader
     }
 
-    fn pools(&self) -> Vec<switchyard_core::store::PoolStats> {
-        let stats = |pool: &'static str, p: &SqlitePool| switchyard_core::store::PoolStats {
-            pool,
-            size: p.size(),
-            idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
-            max: p.options().get_max_connections(),
-        };
-        vec![stats("writer", &self.writer), stats("reader", &self.reader)]
+    fn pools(&self) -> Vec<PoolStats> {
+        vec![
+            pool_stats("writer", &self.writer),
+            pool_stats("reader", &self.reader),
+        ]
     }
 
-    /// Runs a whole write transaction (`BEGIN IMMEDIATE; …; COMMIT`, see [`in_one_trip`])
-    /// as one command to the writer connection: no round trip between its statements, so
-    /// the write lock is held only while SQLite works. A failure rolls back on the same
-    /// connection before it goes back to the pool.
-    async fn one_trip<'q>(
-        &self,
-        query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-        context: &'static str,
-    ) -> Result<Vec<sqlx::sqlite::SqliteRow>> {
-        self.calls.add(1);
-        let mut conn = self.writer.acquire().await.map_err(db_err("acquire"))?;
-        match query.fetch_all(&mut *conn).await {
-            Ok(rows) => Ok(rows),
-            Err(e) => {
-                // Not in a transaction any more (SQLite rolled back itself) is fine too.
-                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-                Err(db_err(context)(e))
-            }
+    /// `durable` ones fsync on commit when `Durability::Full`. `BEGIN IMMEDIATE` takes the
+    /// write lock up front (there is one writer anyway).
+    async fn begin_write(&self, durable: bool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.calls.add(2);
+        let begin = if durable && self.durability == Durability::Full {
+            "PRAGMA synchronous = FULL; BEGIN IMMEDIATE"
+        } else {
+            "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE"
+        };
+        self.writer.begin_with(begin).await.map_err(db_err("begin"))
+    }
+
+    /// Not flushed on commit (`begin_write(false)`); PostgreSQL runs these on connections
+    /// of their own.
+    async fn begin_task_path(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.begin_write(false).await
+    }
+
+    async fn fetch_all(on: On<'_, Self>, query: Query<'_>) -> sqlx::Result<Vec<SqliteRow>> {
+        let query = query.into_sqlx::<sqlx::Sqlite>();
+        match on {
+            On::Pool(pool) => query.fetch_all(pool).await,
+            On::Conn(conn) => query.fetch_all(conn).await,
         }
+    }
+
+    async fn fetch_optional(on: On<'_, Self>, query: Query<'_>) -> sqlx::Result<Option<SqliteRow>> {
+        let query = query.into_sqlx::<sqlx::Sqlite>();
+        match on {
+            On::Pool(pool) => query.fetch_optional(pool).await,
+            On::Conn(conn) => query.fetch_optional(conn).await,
+        }
+    }
+
+    async fn fetch_one(on: On<'_, Self>, query: Query<'_>) -> sqlx::Result<SqliteRow> {
+        let query = query.into_sqlx::<sqlx::Sqlite>();
+        match on {
+            On::Pool(pool) => query.fetch_one(pool).await,
+            On::Conn(conn) => query.fetch_one(conn).await,
+        }
+    }
+
+    async fn execute(on: On<'_, Self>, query: Query<'_>) -> sqlx::Result<u64> {
+        let query = query.into_sqlx::<sqlx::Sqlite>();
+        let done = match on {
+            On::Pool(pool) => query.execute(pool).await?,
+            On::Conn(conn) => query.execute(conn).await?,
+        };
+        Ok(done.rows_affected())
     }
 
     /// Commits without flushing; with `Durability::Full`, the returned future resolves
@@ -192,6 +277,17 @@ impl SqliteStore {
         })
     }
 
+    async fn insert_batch(
+        &self,
+        tx: &mut SqliteConnection,
+        batch: &[NewTask],
+    ) -> Result<HashSet<Uuid>> {
+        let rows = self.insert_chunks(tx, Insert::OrSkip, batch).await?;
+        rows.iter()
+            .map(|r| sqlx::Row::try_get::<Uuid, _>(r, 0).map_err(db_err("insert tasks")))
+            .collect()
+    }
+
     async fn claim_agent_atomic(
         &self,
         req: &ClaimRequest,
@@ -207,57 +303,6 @@ impl SqliteStore {
             .bind(limit);
         let rows = self.one_trip(query, "claim tasks").await?;
         rows.iter().map(crate::rows::claimed).collect()
-    }
-
-    /// Up to [`values::CHUNK`] completions are one command; more, one transaction of
-    /// several.
-    async fn complete_batch_atomic(&self, batch: &[&Completion]) -> Result<Vec<Transition>> {
-        if batch.len() > values::CHUNK {
-            let mut tx = self.begin_task_path().await?;
-            let done = self.complete_batch(&mut tx, batch).await?;
-            tx.commit().await.map_err(db_err("commit completions"))?;
-            return Ok(done);
-        }
-        let query = values::complete(Completions::OneTrip, batch);
-        let rows = self.one_trip(query, "complete tasks").await?;
-        rows.iter().map(crate::rows::transition).collect()
-    }
-
-    async fn lock_agent(&self, _tx: &mut SqliteConnection, _agent: &str) -> Result<()> {
-        // The single writer connection already serialises every claim.
-        Ok(())
-    }
-
-    async fn insert_batch(
-        &self,
-        tx: &mut SqliteConnection,
-        batch: &[NewTask],
-    ) -> Result<HashSet<Uuid>> {
-        let rows = self.insert_chunks(tx, Insert::OrSkip, batch).await?;
-        rows.iter()
-            .map(|r| sqlx::Row::try_get::<Uuid, _>(r, 0).map_err(db_err("insert tasks")))
-            .collect()
-    }
-
-    /// `batch` in statements of at most [`values::CHUNK`] rows, in the transaction `tx`;
-    /// the rows they return.
-    async fn insert_chunks(
-        &self,
-        tx: &mut SqliteConnection,
-        kind: Insert,
-        batch: &[NewTask],
-    ) -> Result<Vec<sqlx::sqlite::SqliteRow>> {
-        let mut rows = Vec::new();
-        for chunk in batch.chunks(values::CHUNK) {
-            self.calls.add(1);
-            rows.extend(
-                values::insert(kind, chunk)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db_err("insert tasks"))?,
-            );
-        }
-        Ok(rows)
     }
 
     async fn claim_agent(
@@ -279,6 +324,25 @@ impl SqliteStore {
             .await
             .map_err(db_err("claim tasks"))?;
         rows.iter().map(crate::rows::claimed).collect()
+    }
+
+    async fn lock_agent(&self, _tx: &mut SqliteConnection, _agent: &str) -> Result<()> {
+        // The single writer connection already serialises every claim.
+        Ok(())
+    }
+
+    /// Up to [`values::CHUNK`] completions are one command; more, one transaction of
+    /// several.
+    async fn complete_batch_atomic(&self, batch: &[&Completion]) -> Result<Vec<Transition>> {
+        if batch.len() > values::CHUNK {
+            let mut tx = self.begin_task_path().await?;
+            let done = self.complete_batch(&mut tx, batch).await?;
+            tx.commit().await.map_err(db_err("commit completions"))?;
+            return Ok(done);
+        }
+        let query = values::complete(Completions::OneTrip, batch);
+        let rows = self.one_trip(query, "complete tasks").await?;
+        rows.iter().map(crate::rows::transition).collect()
     }
 
     async fn complete_batch(
@@ -315,17 +379,7 @@ impl SqliteStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(db_err("reserve event sequence numbers"))?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    TaskId(r.uuid("id")?),
-                    r.u32("attempt")?,
-                    r.i64("seq")? as u64,
-                    r.string("agent")?,
-                    r.opt_uuid("owner_id")?.map(UserId),
-                ))
-            })
-            .collect()
+        rows.iter().map(crate::rows::reserved_seq).collect()
     }
 
     async fn insert_logs(&self, tx: &mut SqliteConnection, json: String) -> Result<()> {
@@ -339,29 +393,88 @@ impl SqliteStore {
     }
 
     async fn attempts_for(&self, ids: &[TaskId]) -> Result<Vec<(TaskId, Attempt)>> {
-        let json = serde_json::Value::Array(
-            ids.iter()
-                .map(|id| crate::batch::hex_id(&id.0).into())
-                .collect(),
-        );
+        let json = Value::Array(ids.iter().map(|id| hex_id(&id.0).into()).collect());
         let rows = sqlx::query(sql!("sqlite", "attempts_for_tasks"))
             .bind(json.to_string())
-            .fetch_all(self.reader())
+            .fetch_all(Dialect::reader(self))
             .await
             .map_err(db_err("attempts for tasks"))?;
         rows.iter().map(crate::rows::attempt).collect()
     }
+
+    fn search_filter() -> (&'static str, &'static str) {
+        (
+            "SELECT d.task_id FROM task_search JOIN task_search_docs AS d \
+             ON d.doc = task_search.rowid WHERE task_search MATCH ",
+            "",
+        )
+    }
+
+    /// FTS5 phrases, one per term (all must match).
+    fn search_query(terms: &[String]) -> String {
+        terms
+            .iter()
+            .map(|t| format!("\"{t}\""))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The FTS5 table keeps the text; `task_search_docs` maps a task to its row.
+    async fn write_search_documents(
+        conn: &mut SqliteConnection,
+        documents: &[(TaskId, bool, String)],
+    ) -> Result<()> {
+        let ids = Value::Array(
+            documents
+                .iter()
+                .map(|(id, _, _)| hex_id(&id.0).into())
+                .collect(),
+        )
+        .to_string();
+        sqlx::query(sql!("sqlite", "search_forget"))
+            .bind(&ids)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err("search forget"))?;
+        let docs = Value::Array(
+            documents
+                .iter()
+                .map(|(id, complete, _)| {
+                    json!({"id": hex_id(&id.0), "complete": i32::from(*complete)})
+                })
+                .collect(),
+        )
+        .to_string();
+        sqlx::query(sql!("sqlite", "search_docs"))
+            .bind(docs)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err("search docs"))?;
+        let bodies = Value::Array(
+            documents
+                .iter()
+                .map(|(id, _, body)| json!({"id": hex_id(&id.0), "body": body}))
+                .collect(),
+        )
+        .to_string();
+        sqlx::query(sql!("sqlite", "search_write"))
+            .bind(bodies)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err("search write"))?;
+        Ok(())
+    }
 }
 
-#[async_trait::async_trait]
+#[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
-        "sqlite"
+        SqliteDialect::BACKEND
     }
 
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
-            .execute(&self.reader)
+            .execute(&self.dialect.reader)
             .await
             .map_err(db_err("ping"))?;
         Ok(())
@@ -369,16 +482,10 @@ impl Store for SqliteStore {
 
     async fn migrate(&self) -> Result<()> {
         sqlx::migrate!("./migrations/sqlite")
-            .run(&self.writer)
+            .run(&self.dialect.writer)
             .await
             .map_err(|e| Error::internal("SQLite migration failed", e))
     }
-}
-
-mod store_impl {
-    use super::SqliteStore;
-    crate::common::impl_store_common!(SqliteStore, "sqlite");
-    crate::monitoring::impl_monitoring_store!(SqliteStore, "sqlite");
 }
 
 #[cfg(test)]
@@ -398,7 +505,7 @@ mod tests {
             "BEGIN IMMEDIATE; INSERT INTO settings (key, value) VALUES ('a', 'b'); \
              SELECT * FROM no_such_table; COMMIT",
         );
-        assert!(store.one_trip(failing, "test").await.is_err());
+        assert!(store.dialect.one_trip(failing, "test").await.is_err());
         let before = store.get_setting("a").await.unwrap();
         assert_eq!(before, None, "the failed transaction was rolled back");
         let task = crate::conformance::new_task("echo", 0, Timestamp::now());

@@ -79,16 +79,13 @@ struct Texts {
 }
 
 static TEXTS: LazyLock<Texts> = LazyLock::new(|| {
-    let insert = per_shape(
-        crate::common::sql!("sqlite", "insert_tasks"),
-        INSERT_COLUMNS,
-    );
+    let insert = per_shape(crate::sql::sql!("sqlite", "insert_tasks"), INSERT_COLUMNS);
     let record_attempts = per_shape(
-        crate::common::sql!("sqlite", "record_attempts"),
+        crate::sql::sql!("sqlite", "record_attempts"),
         COMPLETION_COLUMNS,
     );
     let complete = per_shape(
-        crate::common::sql!("sqlite", "complete_tasks"),
+        crate::sql::sql!("sqlite", "complete_tasks"),
         COMPLETION_COLUMNS,
     );
     Texts {

@@ -17,13 +17,21 @@ use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use uuid::Uuid;
 
-use crate::common::{HasDb, insert_or_skip, sql};
-use crate::rows::{Col, db_err};
+use crate::batch::hex_id;
+use crate::calls::Calls;
+use crate::dialect::{Dialect, On, Statements, pool_stats};
+use crate::query::Query;
+use crate::rows::db_err;
+use crate::sql::{insert_or_skip, sql};
+use crate::sql_store::SqlStore;
 use switchyard_core::store::{
-    ClaimRequest, ClaimedTask, Completion, NewTask, Store, Synced, Transition, already_synced,
+    ClaimRequest, ClaimedTask, Completion, NewTask, PoolStats, Store, Synced, Transition,
+    already_synced,
 };
 use switchyard_core::task::Attempt;
 use switchyard_core::{Error, Result, TaskId, UserId};
@@ -78,12 +86,12 @@ impl PgSettings {
 }
 
 /// Planner settings of the connections that run the task path's statements (insert,
-/// claim, complete, event numbering). PostgreSQL keeps the generic plan of a prepared statement for the
-/// life of the connection, and these are prepared while `tasks` is nearly empty (every
-/// fresh installation, every benchmark), where a sequential scan looks cheapest and is
-/// then kept as the table grows. A bitmap scan of the running-task index is the other
-/// trap: it never marks the entries of finished tasks dead, so the index it reads keeps
-/// growing until vacuum (14,000 entries for 20 running tasks, 30,000 tasks into a run),
+/// claim, complete, event numbering). PostgreSQL keeps the generic plan of a prepared
+/// statement for the life of the connection, and these are prepared while `tasks` is nearly
+/// empty (every fresh installation, every benchmark), where a sequential scan looks
+/// cheapest and is then kept as the table grows. A bitmap scan of the running-task index is
+/// the other trap: it never marks the entries of finished tasks dead, so the index it reads
+/// keeps growing until vacuum (14,000 entries for 20 running tasks, 30,000 tasks into a run),
 /// where a plain index scan clears them as it goes. With both off, completions find their
 /// rows through the running-task index or by key, claims through the ready index; a
 /// `disable` only makes a path look expensive, so a statement with no other way still
@@ -95,7 +103,11 @@ pub const POINT_PLANS: [(&str, &str); 2] =
 /// and live events) and the dispatchers' claims each hold at most one at a time.
 const TASK_PATH_CONNECTIONS: u32 = 8;
 
-pub struct PgStore {
+/// The production store: [`SqlStore`] on PostgreSQL.
+pub type PgStore = SqlStore<PgDialect>;
+
+/// PostgreSQL's pools and hooks (see [`Dialect`]).
+pub struct PgDialect {
     writer: PgPool,
     /// Connections with [`POINT_PLANS`], for the task path's statements.
     task_path: PgPool,
@@ -104,11 +116,7 @@ pub struct PgStore {
     kept_complete: kept::KeptConnection,
     reader: PgPool,
     settings: PgSettings,
-    calls: crate::calls::Calls,
-}
-
-impl HasDb for PgStore {
-    type Db = sqlx::Postgres;
+    calls: Calls,
 }
 
 /// A pooled connection idle at least this long is pinged before it is handed out.
@@ -150,7 +158,7 @@ impl PgStore {
         };
         let task_path = pool_options(TASK_PATH_CONNECTIONS.min(settings.max_connections))
             .connect_lazy_with(settings.task_path_options()?);
-        Ok(PgStore {
+        Ok(SqlStore::new(PgDialect {
             writer,
             task_path,
             kept_insert: Default::default(),
@@ -158,53 +166,60 @@ impl PgStore {
             reader,
             settings,
             calls: Default::default(),
-        })
+        }))
     }
 
     /// The settings this store connected with (for the bus and leader election).
     pub fn settings(&self) -> &PgSettings {
-        &self.settings
+        &self.dialect.settings
     }
 
     pub(crate) fn pool(&self) -> &PgPool {
-        &self.writer
+        &self.dialect.writer
     }
 
     /// Closes the pools.
     pub async fn close(&self) {
-        self.writer.close().await;
-        self.kept_insert.release().await;
-        self.kept_complete.release().await;
-        self.task_path.close().await;
-        self.reader.close().await;
+        let d = &self.dialect;
+        d.writer.close().await;
+        d.kept_insert.release().await;
+        d.kept_complete.release().await;
+        d.task_path.close().await;
+        d.reader.close().await;
     }
+}
 
-    fn writer(&self) -> &PgPool {
-        self.calls.add(1);
-        &self.writer
-    }
-
-    /// A write transaction on the primary. Every commit is durable (`synchronous_commit`
-    /// stays on), so `durable` makes no difference here.
-    async fn begin_write(
-        &self,
-        _durable: bool,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-        self.calls.add(2);
-        self.writer.begin().await.map_err(db_err("begin"))
-    }
-
+impl PgDialect {
     /// The primary, through the connections with [`POINT_PLANS`].
     fn task_path(&self) -> &PgPool {
         self.calls.add(1);
         &self.task_path
     }
+}
 
-    /// A write transaction of the task path (claims with a concurrency limit, completions
-    /// with fallbacks, events), on the connections with [`POINT_PLANS`].
-    async fn begin_task_path(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-        self.calls.add(2);
-        self.task_path.begin().await.map_err(db_err("begin"))
+#[async_trait]
+impl Dialect for PgDialect {
+    type Db = sqlx::Postgres;
+    type Row = PgRow;
+
+    const BACKEND: &'static str = "postgres";
+    const SQL: Statements = Statements {
+        extend_leases: sql!("postgres", "extend_leases"),
+        lock_session: sql!("postgres", "lock_session"),
+        add_metric_points: sql!("postgres", "add_metric_points"),
+        set_metric_gauges: sql!("postgres", "set_metric_gauges"),
+        downsample_metrics: sql!("postgres", "downsample_metrics"),
+        search_logs: sql!("postgres", "search_logs"),
+        search_finished: sql!("postgres", "search_finished"),
+    };
+
+    fn calls(&self) -> &Calls {
+        &self.calls
+    }
+
+    fn writer(&self) -> &PgPool {
+        self.calls.add(1);
+        &self.writer
     }
 
     fn reader(&self) -> &PgPool {
@@ -218,31 +233,64 @@ impl PgStore {
         &self.writer
     }
 
-    fn pools(&self) -> Vec<switchyard_core::store::PoolStats> {
-        let stats = |pool: &'static str, p: &PgPool| switchyard_core::store::PoolStats {
-            pool,
-            size: p.size(),
-            idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
-            max: p.options().get_max_connections(),
-        };
+    fn pools(&self) -> Vec<PoolStats> {
         let mut pools = vec![
-            stats("primary", &self.writer),
-            stats("task_path", &self.task_path),
+            pool_stats("primary", &self.writer),
+            pool_stats("task_path", &self.task_path),
         ];
         if self.settings.replica_url.is_some() {
-            pools.push(stats("replica", &self.reader));
+            pools.push(pool_stats("replica", &self.reader));
         }
         pools
     }
 
-    async fn lock_agent(&self, tx: &mut PgConnection, agent: &str) -> Result<()> {
-        self.calls.add(1);
-        sqlx::query(sql!("postgres", "lock_agent"))
-            .bind(agent)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err("lock agent"))?;
-        Ok(())
+    /// On the primary. Every commit is durable (`synchronous_commit` stays on), so
+    /// `durable` makes no difference here.
+    async fn begin_write(
+        &self,
+        _durable: bool,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.calls.add(2);
+        self.writer.begin().await.map_err(db_err("begin"))
+    }
+
+    /// On the connections with [`POINT_PLANS`].
+    async fn begin_task_path(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.calls.add(2);
+        self.task_path.begin().await.map_err(db_err("begin"))
+    }
+
+    async fn fetch_all(on: On<'_, Self>, query: Query<'_>) -> sqlx::Result<Vec<PgRow>> {
+        let query = query.into_sqlx::<sqlx::Postgres>();
+        match on {
+            On::Pool(pool) => query.fetch_all(pool).await,
+            On::Conn(conn) => query.fetch_all(conn).await,
+        }
+    }
+
+    async fn fetch_optional(on: On<'_, Self>, query: Query<'_>) -> sqlx::Result<Option<PgRow>> {
+        let query = query.into_sqlx::<sqlx::Postgres>();
+        match on {
+            On::Pool(pool) => query.fetch_optional(pool).await,
+            On::Conn(conn) => query.fetch_optional(conn).await,
+        }
+    }
+
+    async fn fetch_one(on: On<'_, Self>, query: Query<'_>) -> sqlx::Result<PgRow> {
+        let query = query.into_sqlx::<sqlx::Postgres>();
+        match on {
+            On::Pool(pool) => query.fetch_one(pool).await,
+            On::Conn(conn) => query.fetch_one(conn).await,
+        }
+    }
+
+    async fn execute(on: On<'_, Self>, query: Query<'_>) -> sqlx::Result<u64> {
+        let query = query.into_sqlx::<sqlx::Postgres>();
+        let done = match on {
+            On::Pool(pool) => query.execute(pool).await?,
+            On::Conn(conn) => query.execute(conn).await?,
+        };
+        Ok(done.rows_affected())
     }
 
     /// One statement is its own transaction: a batch costs one round trip, and its commit
@@ -259,6 +307,21 @@ impl PgStore {
             .await
             .map_err(db_err("insert tasks"))?;
         Ok(already_synced())
+    }
+
+    async fn insert_batch(
+        &self,
+        tx: &mut PgConnection,
+        batch: &[NewTask],
+    ) -> Result<HashSet<Uuid>> {
+        self.calls.add(1);
+        let json = crate::batch::new_tasks_json(batch);
+        let ids: Vec<Uuid> = sqlx::query_scalar(insert_or_skip!("postgres"))
+            .bind(json)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err("insert tasks"))?;
+        Ok(ids.into_iter().collect())
     }
 
     async fn claim_agent_atomic(
@@ -280,36 +343,6 @@ impl PgStore {
         rows.iter().map(crate::rows::claimed).collect()
     }
 
-    async fn complete_batch_atomic(&self, batch: &[&Completion]) -> Result<Vec<Transition>> {
-        let json = crate::batch::completions_json(batch);
-        let rows = self
-            .kept_complete
-            .run(self.task_path(), async |conn| {
-                sqlx::query(sql!("postgres", "complete_tasks"))
-                    .bind(json)
-                    .fetch_all(conn)
-                    .await
-            })
-            .await
-            .map_err(db_err("complete tasks"))?;
-        rows.iter().map(crate::rows::transition).collect()
-    }
-
-    async fn insert_batch(
-        &self,
-        tx: &mut PgConnection,
-        batch: &[NewTask],
-    ) -> Result<HashSet<Uuid>> {
-        self.calls.add(1);
-        let json = crate::batch::new_tasks_json(batch);
-        let ids: Vec<Uuid> = sqlx::query_scalar(insert_or_skip!("postgres"))
-            .bind(json)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_err("insert tasks"))?;
-        Ok(ids.into_iter().collect())
-    }
-
     async fn claim_agent(
         &self,
         tx: &mut PgConnection,
@@ -329,6 +362,31 @@ impl PgStore {
             .await
             .map_err(db_err("claim tasks"))?;
         rows.iter().map(crate::rows::claimed).collect()
+    }
+
+    async fn lock_agent(&self, tx: &mut PgConnection, agent: &str) -> Result<()> {
+        self.calls.add(1);
+        sqlx::query(sql!("postgres", "lock_agent"))
+            .bind(agent)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err("lock agent"))?;
+        Ok(())
+    }
+
+    async fn complete_batch_atomic(&self, batch: &[&Completion]) -> Result<Vec<Transition>> {
+        let json = crate::batch::completions_json(batch);
+        let rows = self
+            .kept_complete
+            .run(self.task_path(), async |conn| {
+                sqlx::query(sql!("postgres", "complete_tasks"))
+                    .bind(json)
+                    .fetch_all(conn)
+                    .await
+            })
+            .await
+            .map_err(db_err("complete tasks"))?;
+        rows.iter().map(crate::rows::transition).collect()
     }
 
     async fn complete_batch(
@@ -357,17 +415,7 @@ impl PgStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(db_err("reserve event sequence numbers"))?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    TaskId(r.uuid("id")?),
-                    r.u32("attempt")?,
-                    r.i64("seq")? as u64,
-                    r.string("agent")?,
-                    r.opt_uuid("owner_id")?.map(UserId),
-                ))
-            })
-            .collect()
+        rows.iter().map(crate::rows::reserved_seq).collect()
     }
 
     async fn insert_logs(&self, tx: &mut PgConnection, json: String) -> Result<()> {
@@ -381,11 +429,7 @@ impl PgStore {
     }
 
     async fn attempts_for(&self, ids: &[TaskId]) -> Result<Vec<(TaskId, Attempt)>> {
-        let json = serde_json::Value::Array(
-            ids.iter()
-                .map(|id| crate::batch::hex_id(&id.0).into())
-                .collect(),
-        );
+        let json = Value::Array(ids.iter().map(|id| hex_id(&id.0).into()).collect());
         let rows = sqlx::query(sql!("postgres", "attempts_for_tasks"))
             .bind(json.to_string())
             .fetch_all(self.reader())
@@ -393,17 +437,50 @@ impl PgStore {
             .map_err(db_err("attempts for tasks"))?;
         rows.iter().map(crate::rows::attempt).collect()
     }
+
+    fn search_filter() -> (&'static str, &'static str) {
+        (
+            "SELECT task_id FROM task_search WHERE doc @@ to_tsquery('simple', ",
+            ")",
+        )
+    }
+
+    /// A `tsquery` of every term.
+    fn search_query(terms: &[String]) -> String {
+        terms.join(" & ")
+    }
+
+    async fn write_search_documents(
+        conn: &mut PgConnection,
+        documents: &[(TaskId, bool, String)],
+    ) -> Result<()> {
+        let docs = Value::Array(
+            documents
+                .iter()
+                .map(|(id, complete, body)| {
+                    json!({"id": hex_id(&id.0), "complete": complete, "body": body})
+                })
+                .collect(),
+        )
+        .to_string();
+        sqlx::query(sql!("postgres", "search_write"))
+            .bind(docs)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err("search write"))?;
+        Ok(())
+    }
 }
 
-#[async_trait::async_trait]
+#[async_trait]
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
-        "postgres"
+        PgDialect::BACKEND
     }
 
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
-            .execute(&self.writer)
+            .execute(&self.dialect.writer)
             .await
             .map_err(db_err("ping"))?;
         Ok(())
@@ -412,14 +489,8 @@ impl Store for PgStore {
     async fn migrate(&self) -> Result<()> {
         // The migrator holds an advisory lock, so processes starting together take turns.
         sqlx::migrate!("./migrations/postgres")
-            .run(&self.writer)
+            .run(&self.dialect.writer)
             .await
             .map_err(|e| Error::internal("PostgreSQL migration failed", e))
     }
-}
-
-mod store_impl {
-    use super::PgStore;
-    crate::common::impl_store_common!(PgStore, "postgres");
-    crate::monitoring::impl_monitoring_store!(PgStore, "postgres");
 }

@@ -1,0 +1,149 @@
+//! Live events and task logs.
+
+use super::*;
+
+pub async fn live_events_and_logs(store: SharedStore) {
+    let t = new_task("logger", 0, t0());
+    insert(&store, vec![t.clone()]).await;
+    let c = claim(&store, WorkerId::new(), t0(), "logger", 1)
+        .await
+        .remove(0);
+    let draft = |body: EventBody, attempt: u32| EventDraft {
+        task_id: t.id,
+        attempt,
+        at: t0(),
+        body,
+    };
+    let log = |m: &str| EventBody::Log {
+        level: LogLevel::Info,
+        message: m.into(),
+    };
+    let recorded = store
+        .record_events(vec![
+            draft(log("one"), c.attempt),
+            draft(
+                EventBody::Progress {
+                    progress: Some(0.5),
+                    message: None,
+                },
+                c.attempt,
+            ),
+            draft(log("two"), c.attempt),
+            draft(log("stale"), c.attempt + 7),
+        ])
+        .await
+        .unwrap();
+    let seqs: Vec<Option<u64>> = recorded.iter().map(|r| r.seq).collect();
+    assert_eq!(
+        seqs,
+        vec![Some(3), Some(4), Some(5), None],
+        "gap-free after the running event (2)"
+    );
+    assert_eq!(recorded[0].agent, "logger");
+    let logs = store.task_logs(t.id, 0, 100).await.unwrap();
+    assert_eq!(
+        logs.iter()
+            .map(|l| (l.seq, l.message.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(3, "one"), (5, "two")]
+    );
+    assert_eq!(store.task_logs(t.id, 3, 100).await.unwrap().len(), 1);
+    let r = store
+        .complete_tasks(&[done(&c, t0(), Outcome::Succeeded { output: json!(1) })])
+        .await
+        .unwrap();
+    assert_eq!(
+        r.transitions[0].seq, 6,
+        "the final event follows the live ones"
+    );
+    let late = store
+        .record_events(vec![draft(log("late"), c.attempt)])
+        .await
+        .unwrap();
+    assert_eq!(late[0].seq, None, "no events after the attempt ended");
+}
+
+pub async fn task_logs_filter_and_expire(store: SharedStore) {
+    let t = new_task("logfilter", 0, t0());
+    insert(&store, vec![t.clone()]).await;
+    let c = claim(&store, WorkerId::new(), t0(), "logfilter", 1)
+        .await
+        .remove(0);
+    let line = |level, m: &str| EventDraft {
+        task_id: t.id,
+        attempt: c.attempt,
+        at: t0(),
+        body: EventBody::Log {
+            level,
+            message: m.into(),
+        },
+    };
+    store
+        .record_events(vec![
+            line(LogLevel::Debug, "connecting to db"),
+            line(LogLevel::Info, "Fetched 50% of rows_x"),
+            line(LogLevel::Warn, "slow DB answer"),
+            line(LogLevel::Error, "db gone"),
+        ])
+        .await
+        .unwrap();
+    let q = |f: &dyn Fn(&mut LogQuery)| {
+        let mut q = LogQuery {
+            task_id: t.id,
+            limit: 100,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    let messages =
+        |lines: Vec<TaskLogLine>| lines.into_iter().map(|l| l.message).collect::<Vec<_>>();
+    assert_eq!(store.query_task_logs(&q(&|_| {})).await.unwrap().len(), 4);
+    assert_eq!(
+        messages(
+            store
+                .query_task_logs(&q(&|q| q.min_level = Some(LogLevel::Warn)))
+                .await
+                .unwrap()
+        ),
+        vec!["slow DB answer", "db gone"]
+    );
+    assert_eq!(
+        messages(
+            store
+                .query_task_logs(&q(&|q| q.contains = Some("DB".into())))
+                .await
+                .unwrap()
+        ),
+        vec!["connecting to db", "slow DB answer", "db gone"],
+        "case-insensitive"
+    );
+    for literal in ["50%", "_"] {
+        assert_eq!(
+            messages(
+                store
+                    .query_task_logs(&q(&|q| q.contains = Some(literal.into())))
+                    .await
+                    .unwrap()
+            ),
+            vec!["Fetched 50% of rows_x"],
+            "wildcards are literal"
+        );
+    }
+    // Retention: logs of tasks created before the cutoff go.
+    assert_eq!(
+        store
+            .prune_task_logs(Timestamp::now().minus_ms(3_600_000))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .prune_task_logs(Timestamp::now().plus_ms(1_000))
+            .await
+            .unwrap(),
+        4
+    );
+    assert!(store.query_task_logs(&q(&|_| {})).await.unwrap().is_empty());
+}

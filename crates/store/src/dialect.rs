@@ -1,0 +1,156 @@
+//! The seam between the store written once ([`SqlStore`](crate::sql_store::SqlStore)) and
+//! the two databases: a [`Dialect`] is one backend's pools, its way of running a
+//! [`Query`], its own statements, and the hooks of the hot path (insert, claim, complete,
+//! event numbering, log lines) that each backend writes its own way for speed. Each
+//! backend lives in a folder of its own (`sqlite/`, `postgres/`), like the drivers of
+//! River's `riverdriver` interface.
+//!
+//! The trait and the types in its signatures are `pub` in private modules: the public
+//! `SqliteStore` and `PgStore` name their dialects, but no other crate can name the trait,
+//! so none can implement or call it.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use switchyard_core::Result;
+use switchyard_core::store::{ClaimRequest, ClaimedTask, Completion, NewTask, PoolStats};
+use switchyard_core::store::{Synced, Transition};
+use switchyard_core::task::Attempt;
+use switchyard_core::{TaskId, UserId};
+use uuid::Uuid;
+
+use crate::calls::Calls;
+use crate::query::Query;
+use crate::rows::Col;
+
+/// A connection of the dialect's database (inside a transaction, or taken from a pool).
+pub type Conn<D> = <<D as Dialect>::Db as sqlx::Database>::Connection;
+/// A pool of the dialect's database.
+pub type Pool<D> = sqlx::Pool<<D as Dialect>::Db>;
+/// A transaction of the dialect's database.
+pub type Transaction<D> = sqlx::Transaction<'static, <D as Dialect>::Db>;
+
+/// A pool's figures for `MonitoringStore::pool_stats`, whatever its database.
+pub fn pool_stats<DB: sqlx::Database>(pool: &'static str, p: &sqlx::Pool<DB>) -> PoolStats {
+    PoolStats {
+        pool,
+        size: p.size(),
+        idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
+        max: p.options().get_max_connections(),
+    }
+}
+
+/// Where a [`Query`] runs: on a pool (any of its connections), or on one connection.
+pub enum On<'a, D: Dialect> {
+    Pool(&'a Pool<D>),
+    Conn(&'a mut Conn<D>),
+}
+
+/// The statements whose text differs per dialect, beyond the hooks' own (their files have
+/// the same name under `sql/sqlite` and `sql/postgres`).
+pub struct Statements {
+    pub extend_leases: &'static str,
+    /// The session row, locked for a refresh (`FOR UPDATE` where there is row locking).
+    pub lock_session: &'static str,
+    pub add_metric_points: &'static str,
+    pub set_metric_gauges: &'static str,
+    pub downsample_metrics: &'static str,
+    pub search_logs: &'static str,
+    pub search_finished: &'static str,
+}
+
+/// What a backend provides to the shared store: see the module documentation.
+///
+/// Pools are counted: `writer()`, `reader()` and `fresh_reader()` each count the database
+/// call the caller is about to make (see [`Calls`]).
+#[async_trait]
+pub trait Dialect: Send + Sync + Sized + 'static {
+    /// The sqlx database.
+    type Db: sqlx::Database<Row = Self::Row>;
+    /// Its row type, read through [`Col`].
+    type Row: Col + Send + Sync;
+
+    /// `Store::backend()`: `"sqlite"` or `"postgres"`.
+    const BACKEND: &'static str;
+    /// The statements of this dialect that the shared code runs.
+    const SQL: Statements;
+
+    /// Database round trips so far.
+    fn calls(&self) -> &Calls;
+    /// The pool for writes.
+    fn writer(&self) -> &Pool<Self>;
+    /// A pool for read-heavy queries that may lag behind the latest commit.
+    fn reader(&self) -> &Pool<Self>;
+    /// A pool for reads that must see every committed write.
+    fn fresh_reader(&self) -> &Pool<Self>;
+    /// The pools' figures, for `MonitoringStore::pool_stats`.
+    fn pools(&self) -> Vec<PoolStats>;
+
+    /// A write transaction; `durable` ones are on disk when they commit.
+    async fn begin_write(&self, durable: bool) -> Result<Transaction<Self>>;
+    /// A write transaction of the task path (claims, completions, events).
+    async fn begin_task_path(&self) -> Result<Transaction<Self>>;
+
+    /// Runs `query`: every row.
+    async fn fetch_all(on: On<'_, Self>, query: Query<'_>) -> sqlx::Result<Vec<Self::Row>>;
+    /// Runs `query`: its first row, if any.
+    async fn fetch_optional(on: On<'_, Self>, query: Query<'_>) -> sqlx::Result<Option<Self::Row>>;
+    /// Runs `query`: its first row.
+    async fn fetch_one(on: On<'_, Self>, query: Query<'_>) -> sqlx::Result<Self::Row>;
+    /// Runs `query`: the rows it changed.
+    async fn execute(on: On<'_, Self>, query: Query<'_>) -> sqlx::Result<u64>;
+
+    /// Inserts a batch of fresh tasks (no idempotency keys) as one transaction; the
+    /// returned future resolves once it is durable.
+    async fn insert_batch_atomic(&self, batch: &[NewTask]) -> Result<Synced>;
+    /// Inserts tasks in `tx`, skipping those whose idempotency key (or id) exists; the ids
+    /// inserted.
+    async fn insert_batch(&self, tx: &mut Conn<Self>, batch: &[NewTask]) -> Result<HashSet<Uuid>>;
+    /// Claims up to `limit` ready tasks of `agent` as one transaction.
+    async fn claim_agent_atomic(
+        &self,
+        req: &ClaimRequest,
+        agent: &str,
+        limit: i64,
+    ) -> Result<Vec<ClaimedTask>>;
+    /// Claims up to `limit` ready tasks of `agent` in `tx`.
+    async fn claim_agent(
+        &self,
+        tx: &mut Conn<Self>,
+        req: &ClaimRequest,
+        agent: &str,
+        limit: i64,
+    ) -> Result<Vec<ClaimedTask>>;
+    /// Serialises claims of `agent` until `tx` ends (for its concurrency limit).
+    async fn lock_agent(&self, tx: &mut Conn<Self>, agent: &str) -> Result<()>;
+    /// Records a batch of completions (one per task) as one transaction.
+    async fn complete_batch_atomic(&self, batch: &[&Completion]) -> Result<Vec<Transition>>;
+    /// Records a batch of completions (one per task) in `tx`.
+    async fn complete_batch(
+        &self,
+        tx: &mut Conn<Self>,
+        batch: &[&Completion],
+    ) -> Result<Vec<Transition>>;
+    /// Reserves event sequence numbers (`batch::seq_requests`): per running attempt, the
+    /// last seq reserved, its agent and owner.
+    async fn reserve_seqs(
+        &self,
+        tx: &mut Conn<Self>,
+        json: String,
+    ) -> Result<Vec<(TaskId, u32, u64, String, Option<UserId>)>>;
+    /// Inserts log lines (a JSON array) in `tx`.
+    async fn insert_logs(&self, tx: &mut Conn<Self>, json: String) -> Result<()>;
+    /// The recorded attempts of these tasks, ordered by task and attempt.
+    async fn attempts_for(&self, ids: &[TaskId]) -> Result<Vec<(TaskId, Attempt)>>;
+
+    /// The subquery selecting the ids of tasks matching a full-text query, as the text
+    /// before and after its bound parameter.
+    fn search_filter() -> (&'static str, &'static str);
+    /// A full-text query of `terms` (letters and digits only) in the dialect's syntax.
+    fn search_query(terms: &[String]) -> String;
+    /// Writes tasks' search documents: `(task, finished, document)`.
+    async fn write_search_documents(
+        conn: &mut Conn<Self>,
+        documents: &[(TaskId, bool, String)],
+    ) -> Result<()>;
+}
