@@ -11,9 +11,11 @@ use switchyard_core::{SessionId, Timestamp, UserId};
 #[macro_export]
 macro_rules! cache_conformance_tests {
     ($make:path) => {
-        $crate::cache_conformance_tests!(@each $make; kv_get_set_delete_and_ttl, counters_count_within_a_window,
-            sessions_store_list_delete, refresh_rotation_and_reuse_detection, concurrent_rotations_have_one_winner,
-            a_repeated_refresh_within_the_grace_window_gets_the_same_token, bus_delivers_to_every_subscriber);
+        $crate::cache_conformance_tests!(@each $make;
+            kv_get_set_delete_and_ttl, counters_count_within_a_window, sessions_store_list_delete,
+            refresh_rotation_and_reuse_detection, concurrent_rotations_have_one_winner,
+            a_repeated_refresh_within_the_grace_window_gets_the_same_token,
+            bus_delivers_to_every_subscriber);
     };
     (@each $make:path; $($check:ident),*) => {
         $(

@@ -1,9 +1,10 @@
 //! Cache and event-bus backends.
 //!
 //! `MemoryCache` and `LocalBus` serve a single process (the embedded default);
-//! the Redis implementations share state and events across a cluster. The
-//! [`conformance`] suite holds every implementation to the same behaviour.
+//! the Redis implementations share state and events across a cluster. The conformance
+//! suite (feature `testing`) holds every implementation to the same behaviour.
 
+#[cfg(feature = "testing")]
 pub mod conformance;
 pub mod failover;
 pub mod memory;

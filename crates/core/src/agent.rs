@@ -81,7 +81,7 @@ fn pointer_token(key: &str) -> String {
 }
 
 /// Configuration of an `http` agent.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpAgentConfig {
     /// The http(s) URL the input is POSTed to.
@@ -264,8 +264,8 @@ fn empty_object() -> Value {
     Value::Object(Default::default())
 }
 
-/// A registered agent.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+/// A registered agent. Clients see it as `switchyard_api::views::AgentView` (secrets masked).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Agent {
     #[serde(flatten)]
     pub spec: AgentSpec,

@@ -119,6 +119,22 @@ pub enum Permission {
 }
 
 impl Permission {
+    /// What the permission lets a credential do, for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Permission::ReadTasks => "read tasks",
+            Permission::SubmitTasks => "submit tasks",
+            Permission::ManageTasks => "cancel or retry tasks",
+            Permission::ReadAgents => "read agents",
+            Permission::ManageAgents => "manage agents",
+            Permission::ReadSystem => "read system status",
+            Permission::ManageSystem => "manage alert rules",
+            Permission::ManageUsers => "manage users",
+            Permission::ManageOwnKeys => "manage API keys",
+            Permission::Work => "act as a worker",
+        }
+    }
+
     fn granted_by_role(self, role: Role) -> bool {
         use Permission::*;
         match role {
@@ -159,6 +175,18 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// `forbidden`, naming what the credential may not do, unless it [`allows`](Self::allows) it.
+    pub fn require(&self, permission: Permission) -> crate::Result<()> {
+        if self.allows(permission) {
+            Ok(())
+        } else {
+            Err(crate::Error::forbidden(format!(
+                "this credential is not allowed to {}",
+                permission.describe()
+            )))
+        }
+    }
+
     pub fn allows(&self, permission: Permission) -> bool {
         if !permission.granted_by_role(self.role) {
             return false;
@@ -242,7 +270,8 @@ impl ApiKey {
 }
 
 /// A login session. Lives in the cache so that revocation is seen by every server at once.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// Clients see it as `switchyard_api::views::SessionView` (without the token hashes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub id: SessionId,
     pub user_id: UserId,
@@ -256,18 +285,15 @@ pub struct Session {
     pub ip: Option<String>,
     /// SHA-256 of the refresh token that may be used next.
     #[serde(default)]
-    #[schema(ignore)]
     pub refresh_hash: String,
     /// SHA-256 of refresh tokens already used; presenting one of these again means the
     /// family leaked, and the whole session is revoked.
     #[serde(default)]
-    #[schema(ignore)]
     pub used_hashes: Vec<String>,
     /// The current refresh token sealed under a key derived from the token it replaced
     /// (the last of `used_hashes`), so that a repeat of that refresh within the grace
     /// window is answered with the same token. Useless without the spent token itself.
     #[serde(default)]
-    #[schema(ignore)]
     pub sealed_next: String,
 }
 

@@ -9,7 +9,7 @@ use tokio::sync::broadcast;
 
 use crate::auth::{RefreshOutcome, Rotation, Session};
 use crate::error::Result;
-use crate::event::SharedBusMessage;
+use crate::event::{BusMessage, SharedBusMessage};
 use crate::ids::{SessionId, UserId};
 
 #[async_trait]
@@ -69,4 +69,12 @@ pub trait EventBus: Send + Sync + 'static {
 
     /// A receiver of every message published anywhere from now on.
     fn subscribe(&self) -> broadcast::Receiver<SharedBusMessage>;
+
+    /// Publishes a message whose loss receivers recover from (they re-read the store or
+    /// poll): a failure is logged, not returned.
+    async fn send(&self, message: BusMessage) {
+        if let Err(e) = self.publish(std::sync::Arc::new(message)).await {
+            tracing::warn!(error = %e, "event bus publish failed");
+        }
+    }
 }

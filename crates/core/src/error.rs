@@ -1,7 +1,8 @@
 //! The domain error: a stable, machine-readable code, a human message, optional details.
 //!
 //! Codes are part of the public contract (clients switch on them), so variants may be
-//! added but never renamed. Internal errors carry their cause for logging only; the
+//! added but never renamed. Which HTTP status a code answers with is the API's business
+//! (`switchyard_api::error::status_of`). Internal errors carry their cause for logging only; the
 //! API layer never shows it to clients.
 
 use std::fmt;
@@ -11,7 +12,7 @@ use serde_json::Value;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 macro_rules! error_codes {
-    ($($variant:ident = ($code:literal, $status:literal)),* $(,)?) => {
+    ($($variant:ident = $code:literal),* $(,)?) => {
         /// Stable error codes, serialized in snake_case.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum ErrorCode { $($variant),* }
@@ -22,48 +23,43 @@ macro_rules! error_codes {
             pub fn as_str(self) -> &'static str {
                 match self { $(ErrorCode::$variant => $code),* }
             }
-
-            /// The HTTP status this code maps to.
-            pub fn http_status(self) -> u16 {
-                match self { $(ErrorCode::$variant => $status),* }
-            }
         }
     };
 }
 
 error_codes! {
-    MalformedJson = ("malformed_json", 400),
-    InvalidParameter = ("invalid_parameter", 400),
-    InvalidBody = ("invalid_body", 422),
-    UnsupportedMediaType = ("unsupported_media_type", 415),
-    PayloadTooLarge = ("payload_too_large", 413),
-    RequestTimeout = ("request_timeout", 408),
-    ValidationFailed = ("validation_failed", 422),
-    UnknownAgent = ("unknown_agent", 422),
-    InvalidAgent = ("invalid_agent", 422),
-    FallbackCycle = ("fallback_cycle", 422),
-    WeakPassword = ("weak_password", 422),
-    TaskNotFound = ("task_not_found", 404),
-    AgentNotFound = ("agent_not_found", 404),
-    UserNotFound = ("user_not_found", 404),
-    ApiKeyNotFound = ("api_key_not_found", 404),
-    SessionNotFound = ("session_not_found", 404),
-    AlertRuleNotFound = ("alert_rule_not_found", 404),
-    RouteNotFound = ("route_not_found", 404),
-    MethodNotAllowed = ("method_not_allowed", 405),
-    AgentExists = ("agent_exists", 409),
-    AgentBuiltin = ("agent_builtin", 409),
-    AgentInUse = ("agent_in_use", 409),
-    EmailTaken = ("email_taken", 409),
-    InvalidState = ("invalid_state", 409),
-    Unauthorized = ("unauthorized", 401),
-    TokenExpired = ("token_expired", 401),
-    InvalidCredentials = ("invalid_credentials", 401),
-    Forbidden = ("forbidden", 403),
-    RateLimited = ("rate_limited", 429),
-    QueueFull = ("queue_full", 503),
-    Unavailable = ("unavailable", 503),
-    Internal = ("internal", 500),
+    MalformedJson = "malformed_json",
+    InvalidParameter = "invalid_parameter",
+    InvalidBody = "invalid_body",
+    UnsupportedMediaType = "unsupported_media_type",
+    PayloadTooLarge = "payload_too_large",
+    RequestTimeout = "request_timeout",
+    ValidationFailed = "validation_failed",
+    UnknownAgent = "unknown_agent",
+    InvalidAgent = "invalid_agent",
+    FallbackCycle = "fallback_cycle",
+    WeakPassword = "weak_password",
+    TaskNotFound = "task_not_found",
+    AgentNotFound = "agent_not_found",
+    UserNotFound = "user_not_found",
+    ApiKeyNotFound = "api_key_not_found",
+    SessionNotFound = "session_not_found",
+    AlertRuleNotFound = "alert_rule_not_found",
+    RouteNotFound = "route_not_found",
+    MethodNotAllowed = "method_not_allowed",
+    AgentExists = "agent_exists",
+    AgentBuiltin = "agent_builtin",
+    AgentInUse = "agent_in_use",
+    EmailTaken = "email_taken",
+    InvalidState = "invalid_state",
+    Unauthorized = "unauthorized",
+    TokenExpired = "token_expired",
+    InvalidCredentials = "invalid_credentials",
+    Forbidden = "forbidden",
+    RateLimited = "rate_limited",
+    QueueFull = "queue_full",
+    Unavailable = "unavailable",
+    Internal = "internal",
 }
 
 impl fmt::Display for ErrorCode {
@@ -196,7 +192,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_are_unique_snake_case_and_map_to_client_or_server_errors() {
+    fn codes_are_unique_and_snake_case() {
         let mut seen = std::collections::HashSet::new();
         for code in ErrorCode::ALL {
             let s = code.as_str();
@@ -205,7 +201,6 @@ mod tests {
                 s.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
                 "{s} is not snake_case"
             );
-            assert!((400..600).contains(&code.http_status()));
         }
     }
 }

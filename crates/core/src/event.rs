@@ -11,7 +11,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::ids::{TaskId, UserId, WorkerId};
-use crate::task::{TaskError, TaskStatus};
+use crate::store::{ClaimedTask, RecordedEvent, TaskLogLine, Transition};
+use crate::task::{Task, TaskError, TaskStatus};
 use crate::time::Timestamp;
 
 #[derive(
@@ -51,7 +52,7 @@ impl std::str::FromStr for LogLevel {
 
 /// What happened. Serialized with a `kind` tag: `status`, `log`, `progress`, `partial`,
 /// `result` (succeeded, with the output) or `error` (failed or dead, with the error).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventBody {
     Status {
@@ -76,13 +77,11 @@ pub enum EventBody {
     },
     /// A piece of output before the result, e.g. LLM tokens.
     Partial {
-        #[schema(value_type = Object)]
         data: Value,
     },
     Result {
         status: TaskStatus,
         attempt: u32,
-        #[schema(value_type = Object)]
         output: Value,
         cached: bool,
     },
@@ -121,7 +120,7 @@ impl EventBody {
 /// Serialized as one flat object: the task's fields, then the body's `kind` and fields
 /// (written by hand: serde's `flatten` collects into an intermediate map, and every
 /// task event is serialized for the bus and again for each follower).
-#[derive(Clone, Debug, PartialEq, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct TaskEvent {
     pub task_id: TaskId,
     pub seq: u64,
@@ -220,10 +219,104 @@ impl Serialize for TaskEvent {
     }
 }
 
+/// Every task event is built by one of these constructors, whatever records or relays it.
 impl TaskEvent {
     /// The last event a task produces (until someone replays it).
     pub fn is_final(&self) -> bool {
         self.body.status().is_some_and(TaskStatus::is_terminal)
+    }
+
+    /// A task's current state, as an event (for a client that starts following it).
+    pub fn snapshot(task: &Task) -> TaskEvent {
+        let attempt = task.attempts.last().map_or(0, |a| a.number);
+        let body = match task.status {
+            TaskStatus::Succeeded => EventBody::Result {
+                status: task.status,
+                attempt,
+                output: task.output.clone().unwrap_or(Value::Null),
+                cached: task.cached,
+            },
+            TaskStatus::Failed | TaskStatus::Dead if task.error.is_some() => EventBody::Error {
+                status: task.status,
+                attempt,
+                error: task
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| TaskError::permanent("unknown", "")),
+                fallback_task_id: task.fallback_task_id,
+            },
+            status => EventBody::Status {
+                status,
+                attempt,
+                error: task.error.clone(),
+                run_at: status.is_waiting().then_some(task.run_at),
+            },
+        };
+        TaskEvent {
+            task_id: task.id,
+            seq: task.seq,
+            agent: task.agent.clone(),
+            owner_id: task.owner_id,
+            at: task.updated_at,
+            body,
+        }
+    }
+
+    /// A recorded state change.
+    pub fn transition(t: Transition) -> TaskEvent {
+        TaskEvent {
+            task_id: t.task_id,
+            seq: t.seq,
+            body: t.event_body(),
+            agent: t.agent,
+            owner_id: t.owner_id,
+            at: t.at,
+        }
+    }
+
+    /// The `running` event of a claim, numbered by the claim itself.
+    pub fn claimed(c: &ClaimedTask, at: Timestamp) -> TaskEvent {
+        TaskEvent {
+            task_id: c.id,
+            seq: c.seq,
+            agent: c.agent.clone(),
+            owner_id: c.owner_id,
+            at,
+            body: EventBody::Status {
+                status: TaskStatus::Running,
+                attempt: c.attempt,
+                error: None,
+                run_at: None,
+            },
+        }
+    }
+
+    /// A live event of a running attempt, once the store numbered it; `None` when the
+    /// attempt no longer held its lease (the event is not shown).
+    pub fn recorded(r: RecordedEvent) -> Option<TaskEvent> {
+        Some(TaskEvent {
+            task_id: r.draft.task_id,
+            seq: r.seq?,
+            agent: r.agent,
+            owner_id: r.owner_id,
+            at: r.draft.at,
+            body: r.draft.body,
+        })
+    }
+
+    /// A stored log line of `task`, as the live event it was.
+    pub fn log_line(task: &Task, line: TaskLogLine) -> TaskEvent {
+        TaskEvent {
+            task_id: line.task_id,
+            seq: line.seq,
+            agent: task.agent.clone(),
+            owner_id: task.owner_id,
+            at: line.at,
+            body: EventBody::Log {
+                level: line.level,
+                message: line.message,
+            },
+        }
     }
 }
 

@@ -291,7 +291,8 @@ pub struct AlertState {
     pub evaluated_at: Option<Timestamp>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+/// A rule with its state. Clients see it as `switchyard_api::views::AlertRuleView`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlertRule {
     pub id: Uuid,
     #[serde(flatten)]
@@ -365,8 +366,9 @@ impl std::str::FromStr for NotifyStatus {
     }
 }
 
-/// A rule started or stopped firing.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+/// A rule started or stopped firing. Clients see it as
+/// `switchyard_api::views::AlertEventView` (without the webhook and the delivery schedule).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlertEvent {
     pub id: Uuid,
     pub rule_id: Uuid,

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use utoipa::ToSchema;
 
 use crate::error::{Error, ErrorCode};
 
@@ -16,7 +15,7 @@ pub const MAX_VIOLATIONS: usize = 100;
 const MAX_DEFAULT_DEPTH: usize = 32;
 
 /// One reason an input does not satisfy a schema.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Violation {
     /// JSON Pointer to the offending value inside the input (`""` is the input itself).
     pub path: String,

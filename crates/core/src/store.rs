@@ -153,6 +153,44 @@ pub struct ClaimedTask {
     pub claimed_at: Timestamp,
 }
 
+/// A running attempt, with what running it and deciding its outcome need: as a claim
+/// hands it to a worker, or as the store finds it running (leases the reaper recovers,
+/// orphans of a restart).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttemptRef {
+    pub task_id: TaskId,
+    pub agent: String,
+    pub attempt: u32,
+    pub attempts_in_run: u32,
+    /// The worker holding the lease, when the store reported it.
+    pub worker_id: Option<WorkerId>,
+    pub input: Value,
+    pub owner_id: Option<UserId>,
+    pub parent_id: Option<TaskId>,
+    pub trace_id: Option<String>,
+    /// For latency metrics and trace spans, when known (not for reaped leases).
+    pub created_at: Option<Timestamp>,
+    pub claimed_at: Option<Timestamp>,
+}
+
+impl From<ClaimedTask> for AttemptRef {
+    fn from(c: ClaimedTask) -> Self {
+        AttemptRef {
+            task_id: c.id,
+            agent: c.agent,
+            attempt: c.attempt,
+            attempts_in_run: c.attempts_in_run,
+            worker_id: None,
+            input: c.input,
+            owner_id: c.owner_id,
+            parent_id: c.parent_id,
+            trace_id: c.trace_id,
+            created_at: Some(c.created_at),
+            claimed_at: Some(c.claimed_at),
+        }
+    }
+}
+
 /// The end of an attempt, as decided by the engine.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
@@ -245,17 +283,6 @@ impl Transition {
             },
         }
     }
-
-    pub fn into_event(self) -> crate::event::TaskEvent {
-        crate::event::TaskEvent {
-            task_id: self.task_id,
-            seq: self.seq,
-            body: self.event_body(),
-            agent: self.agent,
-            owner_id: self.owner_id,
-            at: self.at,
-        }
-    }
 }
 
 /// Result of a batch completion: the transitions recorded (stale results are absent)
@@ -278,20 +305,6 @@ pub enum CancelOutcome {
     /// Already finished: nothing to cancel.
     AlreadyFinished(TaskStatus),
     NotFound,
-}
-
-/// A running attempt, as the reaper and the worker gateway see it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LeaseInfo {
-    pub task_id: TaskId,
-    pub agent: String,
-    pub attempt: u32,
-    pub attempts_in_run: u32,
-    pub worker_id: Option<WorkerId>,
-    pub owner_id: Option<UserId>,
-    pub input: Value,
-    pub parent_id: Option<TaskId>,
-    pub trace_id: Option<String>,
 }
 
 /// A live event of a running attempt, to be numbered (and stored, for logs).
@@ -428,21 +441,21 @@ pub trait TaskStore: Send + Sync {
     async fn extend_leases(&self, worker_id: WorkerId, until: Timestamp) -> Result<u64>;
 
     /// Running attempts whose lease ended before `now`.
-    async fn expired_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<LeaseInfo>>;
+    async fn expired_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<AttemptRef>>;
 
     /// Running attempts, of one worker or of all.
     async fn running_tasks(
         &self,
         worker_id: Option<WorkerId>,
         limit: u32,
-    ) -> Result<Vec<LeaseInfo>>;
+    ) -> Result<Vec<AttemptRef>>;
 
     /// Running attempts asked to cancel before `requested_before` that still run.
     async fn overdue_cancellations(
         &self,
         requested_before: Timestamp,
         limit: u32,
-    ) -> Result<Vec<LeaseInfo>>;
+    ) -> Result<Vec<AttemptRef>>;
 
     async fn cancel_task(&self, id: TaskId, now: Timestamp) -> Result<CancelOutcome>;
 

@@ -128,12 +128,12 @@ impl AgentRegistry {
     }
 
     pub async fn list(&self, principal: &Principal) -> Result<Vec<Agent>> {
-        require(principal, Permission::ReadAgents)?;
+        principal.require(Permission::ReadAgents)?;
         self.store.list_agents().await
     }
 
     pub async fn describe(&self, principal: &Principal, name: &str) -> Result<Agent> {
-        require(principal, Permission::ReadAgents)?;
+        principal.require(Permission::ReadAgents)?;
         self.get(name)
             .await?
             .map(|e| e.agent.clone())
@@ -141,7 +141,7 @@ impl AgentRegistry {
     }
 
     pub async fn create(&self, principal: &Principal, spec: AgentSpec) -> Result<Agent> {
-        require(principal, Permission::ManageAgents)?;
+        principal.require(Permission::ManageAgents)?;
         self.install(spec).await
     }
 
@@ -172,7 +172,7 @@ impl AgentRegistry {
         name: &str,
         mut spec: AgentSpec,
     ) -> Result<Agent> {
-        require(principal, Permission::ManageAgents)?;
+        principal.require(Permission::ManageAgents)?;
         if spec.name != name {
             return Err(Error::new(
                 ErrorCode::InvalidAgent,
@@ -206,7 +206,7 @@ impl AgentRegistry {
     }
 
     pub async fn delete(&self, principal: &Principal, name: &str) -> Result<()> {
-        require(principal, Permission::ManageAgents)?;
+        principal.require(Permission::ManageAgents)?;
         let existing = self
             .store
             .get_agent(name)
@@ -247,7 +247,7 @@ impl AgentRegistry {
         principal: &Principal,
         declared: AgentSpec,
     ) -> Result<Agent> {
-        require(principal, Permission::Work)?;
+        principal.require(Permission::Work)?;
         match self.store.get_agent(&declared.name).await? {
             // Two workers declaring a new agent at once: the loser updates the winner's row.
             None => match self.install(declared.clone()).await {
@@ -329,31 +329,5 @@ impl AgentRegistry {
         if let Err(e) = self.get(name).await {
             tracing::warn!(agent = name, error = %e, "could not reload agent");
         }
-    }
-}
-
-pub(crate) fn require(principal: &Principal, permission: Permission) -> Result<()> {
-    if principal.allows(permission) {
-        Ok(())
-    } else {
-        Err(Error::forbidden(format!(
-            "this credential is not allowed to {}",
-            describe(permission)
-        )))
-    }
-}
-
-fn describe(p: Permission) -> &'static str {
-    match p {
-        Permission::ReadTasks => "read tasks",
-        Permission::SubmitTasks => "submit tasks",
-        Permission::ManageTasks => "cancel or retry tasks",
-        Permission::ReadAgents => "read agents",
-        Permission::ManageAgents => "manage agents",
-        Permission::ReadSystem => "read system status",
-        Permission::ManageSystem => "manage alert rules",
-        Permission::ManageUsers => "manage users",
-        Permission::ManageOwnKeys => "manage API keys",
-        Permission::Work => "act as a worker",
     }
 }

@@ -14,9 +14,8 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use switchyard_core::cache::EventBus;
-use switchyard_core::event::{BusMessage, EventBody, TaskEvent};
+use switchyard_core::event::{BusMessage, TaskEvent};
 use switchyard_core::store::{AgentDemand, ClaimRequest, ClaimedTask, Store};
-use switchyard_core::task::TaskStatus;
 use switchyard_core::{Timestamp, WorkerId};
 use tokio::sync::{Notify, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -30,6 +29,15 @@ pub enum Serves {
     BuiltinKinds,
     /// These agents by name (remote workers declare theirs).
     Agents(HashSet<String>),
+}
+
+/// Whether a consumer runs an agent's tasks, and how many of them may run at once in
+/// the whole cluster (the agent's concurrency limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Takes {
+    No,
+    Unlimited,
+    UpTo(u32),
 }
 
 #[derive(Clone, Debug)]
@@ -82,55 +90,48 @@ impl ConsumerState {
 /// A registered consumer. Claimed tasks arrive on `rx`; call [`Consumer::release`] as
 /// each finishes. Dropping it unregisters.
 pub struct Consumer {
-    state: Arc<ConsumerState>,
+    slots: Releaser,
     pub rx: mpsc::UnboundedReceiver<Vec<ClaimedTask>>,
-    dispatcher: Arc<Dispatcher>,
 }
 
 impl Consumer {
     pub fn worker_id(&self) -> WorkerId {
-        self.state.config.worker_id
+        self.slots.state.config.worker_id
     }
 
     pub fn in_use(&self) -> u32 {
-        self.state.in_use.load(Ordering::Relaxed)
+        self.slots.state.in_use.load(Ordering::Relaxed)
     }
 
     /// `n` tasks finished: their slots are free again.
     pub fn release(&self, n: u32) {
-        let _ = self
-            .state
-            .in_use
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                Some(v.saturating_sub(n))
-            });
-        self.dispatcher.wake.notify_one();
+        self.slots.release(n);
     }
 
     /// Take no new work (graceful drain); running tasks continue.
     pub fn drain(&self) {
-        self.state.draining.store(true, Ordering::Relaxed);
+        self.slots.state.draining.store(true, Ordering::Relaxed);
     }
 
     /// A handle that releases slots from another task.
     pub fn releaser(&self) -> Releaser {
-        Releaser {
-            state: self.state.clone(),
-            dispatcher: self.dispatcher.clone(),
-        }
+        self.slots.clone()
     }
 }
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        let id = self.state.config.worker_id;
-        self.dispatcher
+        let id = self.worker_id();
+        self.slots
+            .dispatcher
             .consumers
             .write()
             .retain(|c| c.config.worker_id != id);
     }
 }
 
+/// Gives a consumer's slots back (and lets the dispatcher fill them): the one way slots
+/// are freed, whether a task finished or a reservation went unused.
 #[derive(Clone)]
 pub struct Releaser {
     state: Arc<ConsumerState>,
@@ -152,8 +153,7 @@ impl Releaser {
 /// Slots held on a consumer for tasks inserted already claimed. Hand the inserted tasks
 /// over with [`Reservation::deliver`]; slots not delivered are released on drop.
 pub struct Reservation {
-    consumer: Arc<ConsumerState>,
-    dispatcher: Arc<Dispatcher>,
+    consumer: Releaser,
     slots: u32,
 }
 
@@ -163,16 +163,16 @@ impl Reservation {
     }
 
     pub fn worker_id(&self) -> WorkerId {
-        self.consumer.config.worker_id
+        self.consumer.state.config.worker_id
     }
 
     pub fn worker_name(&self) -> &str {
-        &self.consumer.config.name
+        &self.consumer.state.config.name
     }
 
     /// Takes over `other`'s slots (both must be on the same consumer).
     pub fn absorb(&mut self, mut other: Reservation) {
-        debug_assert!(Arc::ptr_eq(&self.consumer, &other.consumer));
+        debug_assert!(Arc::ptr_eq(&self.consumer.state, &other.consumer.state));
         self.slots += std::mem::take(&mut other.slots);
     }
 
@@ -182,10 +182,10 @@ impl Reservation {
             return;
         }
         let n = (tasks.len() as u32).min(self.slots);
-        self.dispatcher.metrics.claimed(&tasks);
-        if self.consumer.tx.send(tasks).is_err() {
+        self.consumer.dispatcher.metrics.claimed(&tasks);
+        if self.consumer.state.tx.send(tasks).is_err() {
             // The consumer went away; its leases expire and the reaper retries the tasks.
-            tracing::warn!(worker = %self.consumer.config.worker_id, "consumer vanished with claimed tasks");
+            tracing::warn!(worker = %self.worker_id(), "consumer vanished with claimed tasks");
         }
         self.slots -= n;
     }
@@ -194,14 +194,7 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if self.slots > 0 {
-            let n = self.slots;
-            let _ = self
-                .consumer
-                .in_use
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                    Some(v.saturating_sub(n))
-                });
-            self.dispatcher.wake.notify_one();
+            self.consumer.release(self.slots);
         }
     }
 }
@@ -226,7 +219,7 @@ pub struct Dispatcher {
     next_at: Mutex<Option<Timestamp>>,
     wake: Notify,
     rotate: AtomicUsize,
-    metrics: Arc<crate::monitoring::Metrics>,
+    metrics: Arc<switchyard_monitoring::Metrics>,
 }
 
 impl Dispatcher {
@@ -236,7 +229,7 @@ impl Dispatcher {
         agents: Arc<AgentRegistry>,
         lease_ms: u64,
         poll_interval_ms: u64,
-        metrics: Arc<crate::monitoring::Metrics>,
+        metrics: Arc<switchyard_monitoring::Metrics>,
     ) -> Arc<Self> {
         Arc::new(Dispatcher {
             store,
@@ -265,9 +258,11 @@ impl Dispatcher {
         self.consumers.write().push(state.clone());
         self.mark_all_ready();
         Consumer {
-            state,
+            slots: Releaser {
+                state,
+                dispatcher: self.clone(),
+            },
             rx,
-            dispatcher: self.clone(),
         }
     }
 
@@ -294,7 +289,7 @@ impl Dispatcher {
                 break;
             }
             let consumer = &consumers[(start + i) % consumers.len()];
-            if Self::serves(consumer, &self.agents, agent) != Some(None) {
+            if Self::takes(consumer, &self.agents, agent) != Takes::Unlimited {
                 continue;
             }
             let mut granted = 0;
@@ -310,8 +305,10 @@ impl Dispatcher {
             if granted > 0 {
                 left -= granted;
                 held.push(Reservation {
-                    consumer: consumer.clone(),
-                    dispatcher: self.clone(),
+                    consumer: Releaser {
+                        state: consumer.clone(),
+                        dispatcher: self.clone(),
+                    },
                     slots: granted,
                 });
             }
@@ -367,13 +364,20 @@ impl Dispatcher {
         self.mark_ready(names);
     }
 
-    fn serves(consumer: &ConsumerState, agents: &AgentRegistry, name: &str) -> Option<Option<u32>> {
-        let entry = agents.cached(name)?;
+    /// Whether `consumer` runs tasks of the agent `name`, and under which limit.
+    fn takes(consumer: &ConsumerState, agents: &AgentRegistry, name: &str) -> Takes {
+        let Some(entry) = agents.cached(name) else {
+            return Takes::No;
+        };
         let served = match &consumer.config.serves {
             Serves::BuiltinKinds => entry.spec().kind.is_builtin(),
             Serves::Agents(names) => names.contains(name),
         };
-        served.then_some(entry.spec().concurrency)
+        match (served, entry.spec().concurrency) {
+            (false, _) => Takes::No,
+            (true, None) => Takes::Unlimited,
+            (true, Some(n)) => Takes::UpTo(n),
+        }
     }
 
     /// One pass over the consumers.
@@ -403,8 +407,12 @@ impl Dispatcher {
                 dirty
                     .iter()
                     .filter_map(|(name, d)| {
-                        Self::serves(consumer, &self.agents, name)
-                            .map(|limit| (name.clone(), d.generation, limit))
+                        let limit = match Self::takes(consumer, &self.agents, name) {
+                            Takes::No => return None,
+                            Takes::Unlimited => None,
+                            Takes::UpTo(n) => Some(n),
+                        };
+                        Some((name.clone(), d.generation, limit))
                     })
                     .collect()
             };
@@ -466,9 +474,9 @@ impl Dispatcher {
             if !claimed.is_empty() {
                 let events = claimed
                     .iter()
-                    .map(|c| Arc::new(running_event(c, request.now)))
+                    .map(|c| Arc::new(TaskEvent::claimed(c, request.now)))
                     .collect();
-                crate::publish::send(&self.bus, BusMessage::Tasks { events }).await;
+                self.bus.send(BusMessage::Tasks { events }).await;
                 consumer
                     .in_use
                     .fetch_add(claimed.len() as u32, Ordering::Relaxed);
@@ -560,18 +568,5 @@ impl Dispatcher {
     }
 }
 
-fn running_event(c: &ClaimedTask, at: Timestamp) -> TaskEvent {
-    TaskEvent {
-        task_id: c.id,
-        seq: c.seq,
-        agent: c.agent.clone(),
-        owner_id: c.owner_id,
-        at,
-        body: EventBody::Status {
-            status: TaskStatus::Running,
-            attempt: c.attempt,
-            error: None,
-            run_at: None,
-        },
-    }
-}
+#[cfg(test)]
+mod tests;

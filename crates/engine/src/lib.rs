@@ -2,22 +2,21 @@
 //!
 //! [`Engine`] wires the services over the chosen backends: the agent registry, the
 //! task service (validate → transform → cache → queue with group commit), the
-//! dispatcher (claims batches for consumers), the reporter (the completion and Error
+//! dispatcher (claims batches for consumers), the completer (the completion and Error
 //! Recovery path), maintenance (lease reaper, forced cancels, housekeeping), the event
 //! hub (live events to local subscribers) and authentication. It knows the backends
 //! only through the `Store`, `Cache` and `EventBus` traits.
 
 pub mod agents;
-pub mod auth;
+pub mod announcer;
+pub mod completer;
 pub mod config;
 pub mod dispatch;
 pub mod events;
 pub mod maintenance;
-pub mod monitoring;
-pub mod publish;
-pub mod reporter;
 pub mod submitter;
 pub mod tasks;
+pub mod worker_session;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,14 +33,14 @@ use tokio_util::sync::CancellationToken;
 pub use config::{AuthConfig, EngineConfig, MonitoringConfig, QueueConfig};
 
 use crate::agents::AgentRegistry;
-use crate::auth::AuthService;
+use crate::completer::{Completer, CompleterDeps};
 use crate::dispatch::Dispatcher;
 use crate::events::EventHub;
 use crate::maintenance::Maintenance;
-use crate::monitoring::Monitoring;
-use crate::reporter::{Reporter, ReporterDeps};
 use crate::submitter::Submitter;
 use crate::tasks::TaskService;
+use switchyard_auth::AuthService;
+use switchyard_monitoring::{Monitoring, Watched};
 
 /// The backends chosen at start-up.
 #[derive(Clone)]
@@ -51,6 +50,16 @@ pub struct Backends {
     pub bus: Arc<dyn EventBus>,
     /// Decides which process runs the cluster duties (`SoleLeader` on embedded storage).
     pub leader: Arc<dyn Leadership>,
+}
+
+/// A backend's answer to a readiness probe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub backend: &'static str,
+    /// Why it did not answer; `None` when it did.
+    pub error: Option<String>,
+    /// What runs on a fallback, and why.
+    pub degraded: Option<String>,
 }
 
 /// Which background duties this process takes on.
@@ -64,17 +73,17 @@ pub struct Duties {
 }
 
 pub struct Engine {
-    pub store: Arc<dyn Store>,
-    pub cache: Arc<dyn Cache>,
-    pub bus: Arc<dyn EventBus>,
-    pub config: EngineConfig,
-    pub agents: Arc<AgentRegistry>,
-    pub hub: Arc<EventHub>,
-    pub tasks: TaskService,
-    pub auth: Arc<AuthService>,
-    pub reporter: Reporter,
-    pub dispatcher: Arc<Dispatcher>,
-    pub monitoring: Arc<Monitoring>,
+    store: Arc<dyn Store>,
+    cache: Arc<dyn Cache>,
+    bus: Arc<dyn EventBus>,
+    config: EngineConfig,
+    agents: Arc<AgentRegistry>,
+    hub: Arc<EventHub>,
+    tasks: TaskService,
+    auth: Arc<AuthService>,
+    completer: Completer,
+    dispatcher: Arc<Dispatcher>,
+    monitoring: Arc<Monitoring>,
     shutdown: CancellationToken,
     background: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -97,8 +106,10 @@ impl Engine {
         let monitoring = Monitoring::new(
             store.clone(),
             bus.clone(),
-            agents.clone(),
-            hub.clone(),
+            Arc::new(Watch {
+                agents: agents.clone(),
+                hub: hub.clone(),
+            }),
             config.monitoring.clone(),
             config.queue.heartbeat_ms,
         );
@@ -128,7 +139,7 @@ impl Engine {
             config.queue.max_write_batch,
             metrics.clone(),
         );
-        let reporter = Reporter::start(ReporterDeps {
+        let completer = Completer::start(CompleterDeps {
             store: store.clone(),
             bus: bus.clone(),
             cache: cache.clone(),
@@ -162,7 +173,7 @@ impl Engine {
             let m = Maintenance {
                 store: store.clone(),
                 cache: cache.clone(),
-                reporter: reporter.clone(),
+                completer: completer.clone(),
                 config: config.queue.clone(),
                 leader: leader.clone(),
             };
@@ -180,12 +191,77 @@ impl Engine {
             hub,
             tasks,
             auth,
-            reporter,
+            completer,
             dispatcher,
             monitoring,
             shutdown,
             background: Mutex::new(background),
         }))
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn agents(&self) -> &Arc<AgentRegistry> {
+        &self.agents
+    }
+
+    /// Live events of this process's subscribers.
+    pub fn hub(&self) -> &Arc<EventHub> {
+        &self.hub
+    }
+
+    pub fn tasks(&self) -> &TaskService {
+        &self.tasks
+    }
+
+    pub fn auth(&self) -> &Arc<AuthService> {
+        &self.auth
+    }
+
+    pub fn completer(&self) -> &Completer {
+        &self.completer
+    }
+
+    pub fn dispatcher(&self) -> &Arc<Dispatcher> {
+        &self.dispatcher
+    }
+
+    pub fn monitoring(&self) -> &Arc<Monitoring> {
+        &self.monitoring
+    }
+
+    /// Asks the database and the cache whether they answer, each within `timeout`.
+    pub async fn probe(&self, timeout: Duration) -> (Probe, Probe) {
+        let error = |r: std::result::Result<Result<()>, tokio::time::error::Elapsed>| match r {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.message),
+            Err(_) => Some("timed out".to_owned()),
+        };
+        let database = Probe {
+            backend: self.store.backend(),
+            error: error(tokio::time::timeout(timeout, self.store.ping()).await),
+            degraded: None,
+        };
+        let cache_error = error(tokio::time::timeout(timeout, self.cache.ping()).await);
+        let cache = Probe {
+            backend: self.cache.backend(),
+            error: cache_error,
+            degraded: self.cache.degraded(),
+        };
+        (database, cache)
+    }
+
+    /// Single-node start-up: tasks that were running when the process last stopped go
+    /// back through the completion path as `worker_lost`. Returns how many.
+    pub async fn recover_orphans(&self) -> Result<usize> {
+        maintenance::recover_orphans(&self.store, &self.completer).await
+    }
+
+    /// The database backend's name (`sqlite`, `postgres`).
+    pub fn database_backend(&self) -> &'static str {
+        self.store.backend()
     }
 
     /// Cancelled when the engine stops; long-running loops watch it.
@@ -208,6 +284,27 @@ impl Engine {
                 tracing::warn!("a background loop did not stop in time");
             }
         }
+    }
+}
+
+/// What monitoring reads from the services: agent kinds and live-event subscribers.
+struct Watch {
+    agents: Arc<AgentRegistry>,
+    hub: Arc<EventHub>,
+}
+
+#[async_trait::async_trait]
+impl Watched for Watch {
+    async fn runs_builtin(&self, agent: &str) -> Result<Option<bool>> {
+        Ok(self
+            .agents
+            .get(agent)
+            .await?
+            .map(|entry| entry.spec().kind.is_builtin()))
+    }
+
+    fn event_subscribers(&self) -> usize {
+        self.hub.subscriber_count()
     }
 }
 

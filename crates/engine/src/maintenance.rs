@@ -14,8 +14,8 @@ use switchyard_core::task::{TaskError, codes};
 use switchyard_core::{Result, Timestamp};
 use tokio_util::sync::CancellationToken;
 
+use crate::completer::{AttemptOutcome, AttemptResult, Completer};
 use crate::config::QueueConfig;
-use crate::reporter::{AttemptOutcome, AttemptResult, Reporter};
 
 const SWEEP_BATCH: u32 = 1_000;
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
@@ -23,7 +23,7 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
 pub struct Maintenance {
     pub store: Arc<dyn Store>,
     pub cache: Arc<dyn Cache>,
-    pub reporter: Reporter,
+    pub completer: Completer,
     pub config: QueueConfig,
     pub leader: Arc<dyn Leadership>,
 }
@@ -63,9 +63,9 @@ impl Maintenance {
         let now = Timestamp::now();
         for lease in self.store.expired_leases(now, SWEEP_BATCH).await? {
             tracing::info!(task = %lease.task_id, attempt = lease.attempt, "lease expired; the attempt counts as failed");
-            self.reporter
+            self.completer
                 .finish(AttemptResult {
-                    attempt: lease.into(),
+                    attempt: lease,
                     outcome: AttemptOutcome::Failed(TaskError::retryable(
                         codes::LEASE_EXPIRED,
                         "the worker stopped renewing its lease (crashed or lost)",
@@ -77,9 +77,9 @@ impl Maintenance {
         let grace = now.minus_ms(self.config.cancel_grace_ms);
         for lease in self.store.overdue_cancellations(grace, SWEEP_BATCH).await? {
             tracing::info!(task = %lease.task_id, "cancellation not acknowledged in time; forcing it");
-            self.reporter
+            self.completer
                 .finish(AttemptResult {
-                    attempt: lease.into(),
+                    attempt: lease,
                     outcome: AttemptOutcome::Cancelled(Some(TaskError::permanent(
                         codes::CANCELLED,
                         "cancelled (forced after the grace period)",
@@ -112,7 +112,7 @@ impl Maintenance {
 
 /// After a restart of a single-node install, nothing can still be running: every task
 /// left `running` belonged to the previous process and is retried at once.
-pub async fn recover_orphans(store: &Arc<dyn Store>, reporter: &Reporter) -> Result<usize> {
+pub async fn recover_orphans(store: &Arc<dyn Store>, completer: &Completer) -> Result<usize> {
     let mut total = 0;
     loop {
         let orphans = store.running_tasks(None, SWEEP_BATCH).await?;
@@ -123,9 +123,9 @@ pub async fn recover_orphans(store: &Arc<dyn Store>, reporter: &Reporter) -> Res
         let mut acks = Vec::with_capacity(orphans.len());
         for lease in orphans {
             let (tx, rx) = tokio::sync::oneshot::channel();
-            reporter
+            completer
                 .finish(AttemptResult {
-                    attempt: lease.into(),
+                    attempt: lease,
                     outcome: AttemptOutcome::Failed(TaskError::retryable(
                         codes::WORKER_LOST,
                         "the server stopped while the task was running",

@@ -27,9 +27,9 @@ use switchyard_core::task::{Task, TaskStatus};
 use switchyard_core::{Error, ErrorCode, Result, Timestamp, WorkerId};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::announcer::announce;
 use crate::dispatch::{Dispatcher, Reservation};
-use crate::monitoring::Metrics;
-use crate::publish::announce;
+use switchyard_monitoring::Metrics;
 
 /// A group whose commit failed as a whole, still to be answered.
 struct Failed {

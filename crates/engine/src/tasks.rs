@@ -1,6 +1,7 @@
 //! The task service: the Data Flow's input side (validate → transform → cache check →
 //! queue) and everything a client does with tasks afterwards.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,16 +9,17 @@ use serde_json::{Value, json};
 use switchyard_core::auth::{Permission, Principal};
 use switchyard_core::cache::{Cache, EventBus};
 use switchyard_core::error::ErrorCode;
-use switchyard_core::event::BusMessage;
-use switchyard_core::store::{CancelOutcome, NewTask, Store, Submitted, TaskQuery};
+use switchyard_core::event::{BusMessage, SharedEvent, TaskEvent};
+use switchyard_core::monitoring::LogQuery;
+use switchyard_core::store::{CancelOutcome, NewTask, Store, Submitted, TaskLogLine, TaskQuery};
 use switchyard_core::task::{Task, TaskStatus};
 use switchyard_core::{Error, Result, TaskId, Timestamp};
 
-use crate::agents::{AgentRegistry, require};
+use crate::agents::AgentRegistry;
+use crate::announcer::announce;
+use crate::completer::result_cache_key;
 use crate::config::QueueConfig;
 use crate::events::{EventHub, Filter};
-use crate::publish::{announce, send};
-use crate::reporter::result_cache_key;
 use crate::submitter::Submitter;
 
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
@@ -39,14 +41,14 @@ pub struct SubmitRequest {
 
 #[derive(Clone)]
 pub struct TaskService {
-    pub store: Arc<dyn Store>,
-    pub cache: Arc<dyn Cache>,
-    pub bus: Arc<dyn EventBus>,
-    pub agents: Arc<AgentRegistry>,
-    pub hub: Arc<EventHub>,
-    pub submitter: Submitter,
-    pub config: QueueConfig,
-    pub metrics: Arc<crate::monitoring::Metrics>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) cache: Arc<dyn Cache>,
+    pub(crate) bus: Arc<dyn EventBus>,
+    pub(crate) agents: Arc<AgentRegistry>,
+    pub(crate) hub: Arc<EventHub>,
+    pub(crate) submitter: Submitter,
+    pub(crate) config: QueueConfig,
+    pub(crate) metrics: Arc<switchyard_monitoring::Metrics>,
 }
 
 /// The outcome of a submission that may wait for the result.
@@ -66,7 +68,7 @@ impl TaskService {
         req: SubmitRequest,
         now: Timestamp,
     ) -> Result<NewTask> {
-        require(principal, Permission::SubmitTasks)?;
+        principal.require(Permission::SubmitTasks)?;
         switchyard_core::text::refuse_nul("agent", &req.agent)?;
         if let Some(key) = &req.idempotency_key {
             switchyard_core::text::refuse_nul("idempotency_key", key)?;
@@ -167,7 +169,7 @@ impl TaskService {
         principal: &Principal,
         reqs: Vec<SubmitRequest>,
     ) -> Result<Vec<Submitted>> {
-        require(principal, Permission::SubmitTasks)?;
+        principal.require(Permission::SubmitTasks)?;
         if reqs.is_empty() {
             return Err(Error::invalid_parameter("a batch needs at least one task"));
         }
@@ -268,15 +270,64 @@ impl TaskService {
 
     /// The task if the principal may see it; `task_not_found` otherwise, so ids cannot be probed.
     pub async fn visible(&self, principal: &Principal, id: TaskId) -> Result<Task> {
-        require(principal, Permission::ReadTasks)?;
+        principal.require(Permission::ReadTasks)?;
         match self.store.get_task(id).await? {
             Some(t) if principal.can_see_task(t.owner_id) => Ok(t),
             _ => Err(Error::task_not_found(id)),
         }
     }
 
+    /// The task as stored now, for a follower that was already shown it.
+    pub async fn current(&self, id: TaskId) -> Result<Option<Task>> {
+        self.store.get_task(id).await
+    }
+
+    /// A visible task's log lines, filtered by level and text when the query asks for it.
+    pub async fn logs(&self, principal: &Principal, query: &LogQuery) -> Result<Vec<TaskLogLine>> {
+        self.visible(principal, query.task_id).await?;
+        if query.min_level.is_none() && query.contains.is_none() {
+            self.store
+                .task_logs(query.task_id, query.after_seq, query.limit)
+                .await
+        } else {
+            self.store.query_task_logs(query).await
+        }
+    }
+
+    /// What a follower of `task` missed since `since`: from the replay window and the
+    /// stored log lines, plus the current state if newer than both. Without `since`: the
+    /// current state only.
+    pub async fn backlog(&self, task: &Task, since: Option<u64>) -> Vec<SharedEvent> {
+        let Some(since) = since else {
+            return vec![Arc::new(TaskEvent::snapshot(task))];
+        };
+        if task.seq <= since {
+            return Vec::new();
+        }
+        let mut merged: BTreeMap<u64, SharedEvent> = BTreeMap::new();
+        for e in self.hub.recent_for_task(task.id, since) {
+            merged.insert(e.seq, e);
+        }
+        match self.store.task_logs(task.id, since, 10_000).await {
+            Ok(lines) => {
+                for l in lines {
+                    merged
+                        .entry(l.seq)
+                        .or_insert_with(|| Arc::new(TaskEvent::log_line(task, l)));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read task logs for a resuming follower")
+            }
+        }
+        merged
+            .entry(task.seq)
+            .or_insert_with(|| Arc::new(TaskEvent::snapshot(task)));
+        merged.into_values().collect()
+    }
+
     pub async fn list(&self, principal: &Principal, mut query: TaskQuery) -> Result<Vec<Task>> {
-        require(principal, Permission::ReadTasks)?;
+        principal.require(Permission::ReadTasks)?;
         if let Some(owner) = principal.task_scope() {
             query.owner_id = Some(owner);
         }
@@ -285,7 +336,7 @@ impl TaskService {
     }
 
     pub async fn cancel(&self, principal: &Principal, id: TaskId) -> Result<Task> {
-        require(principal, Permission::ManageTasks)?;
+        principal.require(Permission::ManageTasks)?;
         let task = self.visible(principal, id).await?;
         let now = Timestamp::now();
         match self.store.cancel_task(id, now).await? {
@@ -298,15 +349,13 @@ impl TaskService {
                 worker_id: Some(worker_id),
                 attempt,
             } => {
-                send(
-                    &self.bus,
-                    BusMessage::Cancel {
+                self.bus
+                    .send(BusMessage::Cancel {
                         task_id: id,
                         attempt,
                         worker_id,
-                    },
-                )
-                .await;
+                    })
+                    .await;
             }
             CancelOutcome::Requested {
                 worker_id: None, ..
@@ -325,7 +374,7 @@ impl TaskService {
     }
 
     pub async fn retry(&self, principal: &Principal, id: TaskId) -> Result<Task> {
-        require(principal, Permission::ManageTasks)?;
+        principal.require(Permission::ManageTasks)?;
         self.visible(principal, id).await?;
         let now = Timestamp::now();
         let transition = self
@@ -417,44 +466,6 @@ pub fn new_trace_id() -> String {
     let mut bytes = [0u8; 16];
     rand::fill(&mut bytes);
     hex::encode(bytes)
-}
-
-/// The event describing a task's current state (for clients that start following it).
-pub fn snapshot_event(task: &Task) -> switchyard_core::event::TaskEvent {
-    use switchyard_core::event::EventBody;
-    use switchyard_core::task::TaskStatus;
-    let attempt = task.attempts.last().map_or(0, |a| a.number);
-    let body = match task.status {
-        TaskStatus::Succeeded => EventBody::Result {
-            status: task.status,
-            attempt,
-            output: task.output.clone().unwrap_or(Value::Null),
-            cached: task.cached,
-        },
-        TaskStatus::Failed | TaskStatus::Dead if task.error.is_some() => EventBody::Error {
-            status: task.status,
-            attempt,
-            error: task
-                .error
-                .clone()
-                .unwrap_or_else(|| switchyard_core::task::TaskError::permanent("unknown", "")),
-            fallback_task_id: task.fallback_task_id,
-        },
-        status => EventBody::Status {
-            status,
-            attempt,
-            error: task.error.clone(),
-            run_at: status.is_waiting().then_some(task.run_at),
-        },
-    };
-    switchyard_core::event::TaskEvent {
-        task_id: task.id,
-        seq: task.seq,
-        agent: task.agent.clone(),
-        owner_id: task.owner_id,
-        at: task.updated_at,
-        body,
-    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ pub const MAX_PASSWORD_LEN: usize = 1_024;
 
 /// The 10,000 most common passwords (see `data/README.md`), lowercase.
 static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
-    include_str!("../../data/common-passwords.txt")
+    include_str!("../data/common-passwords.txt")
         .lines()
         .collect()
 });

@@ -10,8 +10,6 @@ use switchyard_core::{Error, Result, SessionId, Timestamp, UserId};
 
 use super::passwords::{check_password_policy, hash_password};
 use super::{AuthService, random_token};
-use crate::agents::require;
-use crate::publish::send;
 
 /// A change to a user; absent fields stay as they are.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -69,13 +67,26 @@ impl AuthService {
         password: &str,
         role: Role,
     ) -> Result<User> {
-        require(principal, Permission::ManageUsers)?;
+        principal.require(Permission::ManageUsers)?;
         self.create_user_unchecked(email, password, role).await
     }
 
     pub async fn list_users(&self, principal: &Principal) -> Result<Vec<User>> {
-        require(principal, Permission::ManageUsers)?;
+        principal.require(Permission::ManageUsers)?;
         self.store.list_users().await
+    }
+
+    /// Every user, for the operator's command line (no principal to check).
+    pub async fn list_users_unchecked(&self) -> Result<Vec<User>> {
+        self.store.list_users().await
+    }
+
+    /// The user behind an authenticated principal.
+    pub async fn me(&self, principal: &Principal) -> Result<User> {
+        self.store
+            .get_user(principal.user_id)
+            .await?
+            .ok_or_else(|| Error::unauthorized("the user no longer exists"))
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<User> {
@@ -99,7 +110,7 @@ impl AuthService {
         id: UserId,
         update: UserUpdate,
     ) -> Result<User> {
-        require(principal, Permission::ManageUsers)?;
+        principal.require(Permission::ManageUsers)?;
         self.update_user_unchecked(id, update).await
     }
 
@@ -159,7 +170,7 @@ impl AuthService {
         }
         let key = format!("user:{user}");
         self.forget_credential(&key);
-        send(&self.bus, BusMessage::CredentialRevoked { key }).await;
+        self.bus.send(BusMessage::CredentialRevoked { key }).await;
         Ok(sessions.len())
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use switchyard_core::Timestamp;
 use switchyard_core::cache::EventBus;
-use switchyard_core::event::{BusMessage, SharedEvent};
+use switchyard_core::event::{BusMessage, SharedEvent, TaskEvent};
 use switchyard_core::store::Transition;
 use switchyard_core::task::TaskStatus;
 
@@ -34,25 +34,16 @@ pub async fn announce(bus: &Arc<dyn EventBus>, transitions: Vec<Transition>, now
     }
     let events: Vec<SharedEvent> = transitions
         .into_iter()
-        .map(|t| Arc::new(t.into_event()))
+        .map(|t| Arc::new(TaskEvent::transition(t)))
         .collect();
-    send(bus, BusMessage::Tasks { events }).await;
+    bus.send(BusMessage::Tasks { events }).await;
     if !ready.is_empty() {
-        send(
-            bus,
-            BusMessage::Wake {
-                agents: ready.into_iter().collect(),
-            },
-        )
+        bus.send(BusMessage::Wake {
+            agents: ready.into_iter().collect(),
+        })
         .await;
     }
     if let Some(at) = earliest {
-        send(bus, BusMessage::Scheduled { at }).await;
-    }
-}
-
-pub async fn send(bus: &Arc<dyn EventBus>, message: BusMessage) {
-    if let Err(e) = bus.publish(Arc::new(message)).await {
-        tracing::warn!(error = %e, "event bus publish failed");
+        bus.send(BusMessage::Scheduled { at }).await;
     }
 }

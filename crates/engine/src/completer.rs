@@ -14,64 +14,14 @@ use switchyard_core::cache::{Cache, EventBus};
 use switchyard_core::event::{BusMessage, SharedEvent, TaskEvent};
 use switchyard_core::json::input_fingerprint;
 use switchyard_core::store::{
-    ClaimedTask, Completion, CompletionResult, EventDraft, LeaseInfo, NewTask, Outcome, Store,
+    AttemptRef, Completion, CompletionResult, EventDraft, NewTask, Outcome, Store,
 };
 use switchyard_core::task::{ErrorClass, FailureDecision, TaskError, codes, decide_failure};
-use switchyard_core::{Error, ErrorCode, Result, TaskId, Timestamp, UserId};
+use switchyard_core::{Error, ErrorCode, Result, TaskId, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::agents::{AgentEntry, AgentRegistry};
-use crate::publish::{announce, send};
-
-/// One attempt, with what deciding its outcome needs.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AttemptRef {
-    pub task_id: TaskId,
-    pub agent: String,
-    pub attempt: u32,
-    pub attempts_in_run: u32,
-    pub input: Value,
-    pub owner_id: Option<UserId>,
-    pub parent_id: Option<TaskId>,
-    pub trace_id: Option<String>,
-    /// For latency metrics and trace spans, when known (not for reaped leases).
-    pub created_at: Option<Timestamp>,
-    pub claimed_at: Option<Timestamp>,
-}
-
-impl From<ClaimedTask> for AttemptRef {
-    fn from(c: ClaimedTask) -> Self {
-        AttemptRef {
-            task_id: c.id,
-            agent: c.agent,
-            attempt: c.attempt,
-            attempts_in_run: c.attempts_in_run,
-            input: c.input,
-            owner_id: c.owner_id,
-            parent_id: c.parent_id,
-            trace_id: c.trace_id,
-            created_at: Some(c.created_at),
-            claimed_at: Some(c.claimed_at),
-        }
-    }
-}
-
-impl From<LeaseInfo> for AttemptRef {
-    fn from(l: LeaseInfo) -> Self {
-        AttemptRef {
-            task_id: l.task_id,
-            agent: l.agent,
-            attempt: l.attempt,
-            attempts_in_run: l.attempts_in_run,
-            input: l.input,
-            owner_id: l.owner_id,
-            parent_id: l.parent_id,
-            trace_id: l.trace_id,
-            created_at: None,
-            claimed_at: None,
-        }
-    }
-}
+use crate::announcer::announce;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum AttemptOutcome {
@@ -96,24 +46,24 @@ enum Item {
 }
 
 #[derive(Clone)]
-pub struct Reporter {
+pub struct Completer {
     tx: mpsc::Sender<Item>,
 }
 
-pub struct ReporterDeps {
+pub struct CompleterDeps {
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn EventBus>,
     pub cache: Arc<dyn Cache>,
     pub agents: Arc<AgentRegistry>,
     pub max_batch: usize,
-    pub metrics: Arc<crate::monitoring::Metrics>,
+    pub metrics: Arc<switchyard_monitoring::Metrics>,
 }
 
-impl Reporter {
-    pub fn start(deps: ReporterDeps) -> Self {
+impl Completer {
+    pub fn start(deps: CompleterDeps) -> Self {
         let (tx, rx) = mpsc::channel(65_536);
         tokio::spawn(run(rx, deps, tx.downgrade()));
-        Reporter { tx }
+        Completer { tx }
     }
 
     /// Hands in the end of an attempt. Returns once it is queued for recording.
@@ -141,7 +91,7 @@ impl Reporter {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Item>, deps: ReporterDeps, loopback: Loopback) {
+async fn run(mut rx: mpsc::Receiver<Item>, deps: CompleterDeps, loopback: Loopback) {
     let max = deps.max_batch.max(1);
     let mut buf = Vec::with_capacity(max);
     loop {
@@ -176,28 +126,17 @@ async fn run(mut rx: mpsc::Receiver<Item>, deps: ReporterDeps, loopback: Loopbac
     }
 }
 
-async fn record_events(deps: &ReporterDeps, drafts: Vec<EventDraft>) {
+async fn record_events(deps: &CompleterDeps, drafts: Vec<EventDraft>) {
     // Kept to record one by one should the database refuse the batch for one of them.
     let spare = (drafts.len() > 1).then(|| drafts.clone());
     match deps.store.record_events(drafts).await {
         Ok(recorded) => {
             let events: Vec<SharedEvent> = recorded
                 .into_iter()
-                .filter_map(|r| {
-                    r.seq.map(|seq| {
-                        Arc::new(TaskEvent {
-                            task_id: r.draft.task_id,
-                            seq,
-                            agent: r.agent,
-                            owner_id: r.owner_id,
-                            at: r.draft.at,
-                            body: r.draft.body,
-                        })
-                    })
-                })
+                .filter_map(|r| TaskEvent::recorded(r).map(Arc::new))
                 .collect();
             if !events.is_empty() {
-                send(&deps.bus, BusMessage::Tasks { events }).await;
+                deps.bus.send(BusMessage::Tasks { events }).await;
             }
         }
         Err(e) => match spare {
@@ -225,11 +164,11 @@ struct Decided {
     refused: bool,
 }
 
-/// The reporter's loop, for results that wait to be tried again. Weak, so that waiting
-/// results do not keep a shut-down reporter alive.
+/// The completer's loop, for results that wait to be tried again. Weak, so that waiting
+/// results do not keep a shut-down completer alive.
 type Loopback = mpsc::WeakSender<Item>;
 
-async fn complete(deps: &ReporterDeps, loopback: &Loopback, results: Vec<AttemptResult>) {
+async fn complete(deps: &CompleterDeps, loopback: &Loopback, results: Vec<AttemptResult>) {
     let now = Timestamp::now();
     let mut decided = Vec::with_capacity(results.len());
     for r in results {
@@ -238,7 +177,7 @@ async fn complete(deps: &ReporterDeps, loopback: &Loopback, results: Vec<Attempt
     record(deps, loopback, decided).await;
 }
 
-async fn decide_result(deps: &ReporterDeps, r: AttemptResult, now: Timestamp) -> Decided {
+async fn decide_result(deps: &CompleterDeps, r: AttemptResult, now: Timestamp) -> Decided {
     let entry = deps.agents.get(&r.attempt.agent).await.ok().flatten();
     let limited = entry
         .as_ref()
@@ -274,7 +213,7 @@ async fn decide_result(deps: &ReporterDeps, r: AttemptResult, now: Timestamp) ->
 /// result is recorded as a failure of its attempt instead; and results that meet an
 /// unavailable database wait and are tried again (their workers' heartbeats would
 /// otherwise keep the tasks `running` for ever).
-async fn record(deps: &ReporterDeps, loopback: &Loopback, mut decided: Vec<Decided>) {
+async fn record(deps: &CompleterDeps, loopback: &Loopback, mut decided: Vec<Decided>) {
     // Moved out (outputs are not copied), and back in should the batch need another try.
     let completions: Vec<Completion> = decided
         .iter_mut()
@@ -313,7 +252,7 @@ fn take_completion(c: &mut Completion) -> Completion {
 
 /// One result the database refused on its own: recorded as a permanent failure of its
 /// attempt, which the task's policy then handles (fallback or dead).
-async fn unrecordable(deps: &ReporterDeps, loopback: &Loopback, d: Decided, e: Error) {
+async fn unrecordable(deps: &CompleterDeps, loopback: &Loopback, d: Decided, e: Error) {
     if d.refused {
         // Even the failure could not be recorded: the database is at fault, not the
         // result. Keep it, as for an unavailable database.
@@ -367,7 +306,7 @@ fn park(loopback: &Loopback, decided: Vec<Decided>) {
 }
 
 async fn recorded(
-    deps: &ReporterDeps,
+    deps: &CompleterDeps,
     decided: Vec<Decided>,
     completions: Vec<Completion>,
     done: CompletionResult,
@@ -396,13 +335,11 @@ async fn recorded(
     }
     announce(&deps.bus, done.transitions, now).await;
     if !limited_agents.is_empty() {
-        send(
-            &deps.bus,
-            BusMessage::Wake {
+        deps.bus
+            .send(BusMessage::Wake {
                 agents: limited_agents.into_iter().collect(),
-            },
-        )
-        .await;
+            })
+            .await;
     }
     for (key, output, ttl) in cache_after {
         let bytes = serde_json::to_vec(&output).unwrap_or_default();
@@ -444,7 +381,7 @@ pub fn result_cache_key(entry: &AgentEntry, input: &Value) -> String {
 }
 
 async fn decide(
-    deps: &ReporterDeps,
+    deps: &CompleterDeps,
     entry: Option<&AgentEntry>,
     attempt: &AttemptRef,
     outcome: AttemptOutcome,
@@ -521,7 +458,7 @@ async fn decide(
 }
 
 async fn fallback_task(
-    deps: &ReporterDeps,
+    deps: &CompleterDeps,
     agent: &str,
     from: &AttemptRef,
     now: Timestamp,
@@ -553,97 +490,4 @@ async fn fallback_task(
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use sqlx::Connection;
-    use switchyard_cache::memory::{LocalBus, MemoryCache};
-    use switchyard_core::WorkerId;
-    use switchyard_core::task::{Task, TaskStatus};
-    use switchyard_store::conformance::{SharedStore, claim, insert, new_task};
-    use switchyard_store::sqlite::{Durability, SqliteStore};
-
-    use super::*;
-    use crate::monitoring::Metrics;
-
-    /// A completion batch in which the database refuses one result (here a trigger
-    /// refuses outputs marked `poison`): the others are recorded, the refused one is
-    /// recorded as its attempt's failure, and no task stays `running`.
-    #[tokio::test(flavor = "current_thread")]
-    async fn one_refused_result_fails_its_attempt_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.sqlite");
-        let sqlite = SqliteStore::open(&path, Durability::Normal).await.unwrap();
-        sqlite.migrate().await.unwrap();
-        let store: SharedStore = Arc::new(sqlite);
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        sqlx::query(
-            "CREATE TRIGGER poison BEFORE UPDATE ON tasks \
-             WHEN NEW.output IS NOT NULL AND json_extract(NEW.output, '$.poison') = 1 \
-             BEGIN SELECT RAISE(ABORT, 'poisoned output'); END",
-        )
-        .execute(&mut conn)
-        .await
-        .unwrap();
-        conn.close().await.unwrap();
-
-        let bus: Arc<dyn EventBus> = Arc::new(LocalBus::default());
-        let agents = Arc::new(AgentRegistry::new(store.clone(), bus.clone()));
-        agents.init().await.unwrap();
-        let reporter = Reporter::start(ReporterDeps {
-            store: store.clone(),
-            bus,
-            cache: Arc::new(MemoryCache::new(100)),
-            agents,
-            max_batch: 100,
-            metrics: Arc::new(Metrics::new(false)),
-        });
-        let now = Timestamp::now();
-        insert(&store, (0..3).map(|_| new_task("echo", 0, now)).collect()).await;
-        let claimed = claim(&store, WorkerId::new(), now, "echo", 3).await;
-        assert_eq!(claimed.len(), 3);
-        let outputs = [json!({"ok": 1}), json!({"poison": 1}), json!({"ok": 2})];
-        let mut acks = Vec::new();
-        for (c, output) in claimed.iter().zip(&outputs) {
-            let (ack, rx) = oneshot::channel();
-            acks.push(rx);
-            reporter
-                .finish(AttemptResult {
-                    attempt: c.clone().into(),
-                    outcome: AttemptOutcome::Succeeded(output.clone()),
-                    ack: Some(ack),
-                })
-                .await
-                .unwrap();
-        }
-        reporter.flush().await;
-        for rx in acks {
-            let counted = tokio::time::timeout(Duration::from_secs(30), rx)
-                .await
-                .expect("every result is answered")
-                .unwrap();
-            assert!(counted, "every result counts, as a success or as a failure");
-        }
-        let task = |i: usize| {
-            let store = store.clone();
-            let id = claimed[i].id;
-            async move { store.get_task(id).await.unwrap().unwrap() }
-        };
-        let (first, refused, last): (Task, Task, Task) =
-            (task(0).await, task(1).await, task(2).await);
-        assert_eq!(first.status, TaskStatus::Succeeded);
-        assert_eq!(first.output, Some(outputs[0].clone()));
-        assert_eq!(last.status, TaskStatus::Succeeded);
-        assert_eq!(last.output, Some(outputs[2].clone()));
-        assert_eq!(refused.status, TaskStatus::Dead);
-        let error = refused.error.expect("the failure says why");
-        assert_eq!(error.code, codes::RESULT_NOT_RECORDED);
-        assert!(
-            error.message.contains("could not be stored"),
-            "{}",
-            error.message
-        );
-    }
-}
+mod tests;

@@ -13,10 +13,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use parking_lot::RwLock;
 use switchyard_core::Timestamp;
 use switchyard_core::monitoring::{HISTOGRAM_BUCKETS, latency_bucket};
-use switchyard_core::store::{ClaimedTask, Completion, Outcome, Submitted};
+use switchyard_core::store::{AttemptRef, ClaimedTask, Completion, Outcome, Submitted};
 use switchyard_core::task::TaskStatus;
-
-use crate::reporter::AttemptRef;
 
 /// Most agents with series of their own; the rest share `_other`.
 pub const MAX_AGENT_SERIES: usize = 1_000;
@@ -291,7 +289,7 @@ impl Metrics {
         });
     }
 
-    /// Attempt results the reporter recorded (`rejected` ones did not count).
+    /// Attempt results the completer recorded (`rejected` ones did not count).
     pub fn completed(
         &self,
         attempts: &[&AttemptRef],
@@ -334,7 +332,7 @@ impl Metrics {
         });
     }
 
-    /// A task that finished outside the reporter (cancelled while waiting).
+    /// A task that finished outside the completer (cancelled while waiting).
     pub fn finished(&self, agent: &str, status: TaskStatus, created_at: Option<Timestamp>) {
         if !self.enabled {
             return;

@@ -6,15 +6,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard_core::monitoring::{
-    AlertEvent, AlertEventState, AlertKind, AlertRule, AlertRuleSpec, AlertState, AlertStatus,
-    NotifyStatus, NotifyUpdate,
+    AlertEvent, AlertEventQuery, AlertEventState, AlertKind, AlertRule, AlertRuleSpec, AlertState,
+    AlertStatus, NotifyStatus, NotifyUpdate,
 };
-use switchyard_core::store::AgentQueueStats;
+use switchyard_core::store::{AgentQueueStats, WorkerInfo};
 use switchyard_core::{Error, ErrorCode, Result, Timestamp};
 use uuid::Uuid;
 
 use super::Monitoring;
-use crate::publish::send;
 use switchyard_core::event::BusMessage;
 
 /// Longest backoff between webhook attempts.
@@ -62,6 +61,15 @@ impl Monitoring {
         } else {
             Err(rule_not_found(id))
         }
+    }
+
+    pub async fn list_rules(&self) -> Result<Vec<AlertRule>> {
+        self.store.list_alert_rules().await
+    }
+
+    /// Alert events, newest first, a page at a time.
+    pub async fn alert_events(&self, query: &AlertEventQuery) -> Result<Vec<AlertEvent>> {
+        self.store.list_alert_events(query).await
     }
 
     pub async fn get_rule(&self, id: Uuid) -> Result<AlertRule> {
@@ -130,10 +138,9 @@ impl Monitoring {
     /// Live workers that take tasks of `agent`: built-in runtimes for built-in kinds,
     /// remote workers that declared it otherwise.
     pub async fn workers_serving(&self, agent: &str, now: Timestamp) -> Result<usize> {
-        let Some(entry) = self.agents.get(agent).await? else {
+        let Some(builtin) = self.watched.runs_builtin(agent).await? else {
             return Ok(0);
         };
-        let builtin = entry.spec().kind.is_builtin();
         let workers = self.store.list_workers(self.alive_since(now)).await?;
         Ok(workers
             .iter()
@@ -145,6 +152,18 @@ impl Monitoring {
                 }
             })
             .count())
+    }
+
+    /// Workers whose last heartbeat is recent enough to count them as alive.
+    pub async fn live_workers(&self) -> Result<Vec<WorkerInfo>> {
+        self.store
+            .list_workers(self.alive_since(Timestamp::now()))
+            .await
+    }
+
+    /// Queue depth per agent, read now (`/metrics` reuses a reading for up to a second).
+    pub async fn queues(&self) -> Result<Vec<AgentQueueStats>> {
+        self.store.queue_stats(Timestamp::now()).await
     }
 
     fn alive_since(&self, now: Timestamp) -> Timestamp {
@@ -185,7 +204,9 @@ impl Monitoring {
             let e = self.new_event(&rule, kind, value, now);
             self.store.insert_alert_event(&e).await?;
             tracing::warn!(rule = %spec.name, state = kind.as_str(), value, message = %e.message, "alert");
-            send(&self.bus, BusMessage::Alert { event: Box::new(e) }).await;
+            self.bus
+                .send(BusMessage::Alert { event: Box::new(e) })
+                .await;
         }
         Ok(())
     }

@@ -1,17 +1,16 @@
 //! The per-request credential check: it runs on every API call, so it must stay cheap.
 //!
-//! `cargo bench -p switchyard-engine --bench authenticate` measures `AuthService::authenticate`
+//! `cargo bench -p switchyard-auth --bench authenticate` measures `AuthService::authenticate`
 //! for an access token (HS256 verification + session lookup in the cache) and for an API key
 //! (SHA-256 + the per-server key cache), on the in-process cache.
 
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use switchyard_auth::{AuthConfig, AuthService, ClientInfo};
 use switchyard_cache::{LocalBus, MemoryCache};
 use switchyard_core::auth::{Role, Scope};
 use switchyard_core::store::Store;
-use switchyard_engine::auth::{AuthService, ClientInfo};
-use switchyard_engine::config::AuthConfig;
 use switchyard_store::{Durability, SqliteStore};
 
 fn bench(c: &mut Criterion) {

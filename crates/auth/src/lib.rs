@@ -15,6 +15,7 @@
 //! - API keys (`sy_…`) are shown once and stored as SHA-256 hashes ([`api_keys`]).
 
 pub mod api_keys;
+mod config;
 pub mod lockout;
 pub mod passwords;
 pub mod signing;
@@ -40,7 +41,7 @@ pub use api_keys::API_KEY_PREFIX;
 pub use passwords::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, check_password_policy, hash_password};
 pub use users::UserUpdate;
 
-use crate::config::AuthConfig;
+pub use crate::config::AuthConfig;
 use signing::{Claims, JWT_ISSUER, SigningKeys};
 
 /// Lifetime of a WebSocket/SSE ticket.

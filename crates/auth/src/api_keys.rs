@@ -11,8 +11,6 @@ use switchyard_core::store::NewApiKey;
 use switchyard_core::{ApiKeyId, Error, Result, Timestamp, UserId};
 
 use super::{AuthService, CachedKey, random_token, sha256_hex};
-use crate::agents::require;
-use crate::publish::send;
 
 pub const API_KEY_PREFIX: &str = "sy_";
 /// How long a key lookup is trusted without asking the database again. Revocations are
@@ -98,7 +96,7 @@ impl AuthService {
         scopes: Vec<Scope>,
         expires_at: Option<Timestamp>,
     ) -> Result<(ApiKey, String)> {
-        require(principal, Permission::ManageOwnKeys)?;
+        principal.require(Permission::ManageOwnKeys)?;
         self.issue_api_key(principal.user_id, principal.role, name, scopes, expires_at)
             .await
     }
@@ -157,14 +155,14 @@ impl AuthService {
 
     /// The caller's keys; admins see everyone's.
     pub async fn list_api_keys(&self, principal: &Principal) -> Result<Vec<ApiKey>> {
-        require(principal, Permission::ManageOwnKeys)?;
+        principal.require(Permission::ManageOwnKeys)?;
         let scope = (!principal.allows(Permission::ManageUsers)).then_some(principal.user_id);
         self.store.list_api_keys(scope).await
     }
 
     /// Revokes one of the caller's keys (admins: any key). Acts at once on every server.
     pub async fn revoke_api_key(&self, principal: &Principal, id: ApiKeyId) -> Result<()> {
-        require(principal, Permission::ManageOwnKeys)?;
+        principal.require(Permission::ManageOwnKeys)?;
         let scope = (!principal.allows(Permission::ManageUsers)).then_some(principal.user_id);
         if !self
             .store
@@ -178,7 +176,7 @@ impl AuthService {
         }
         let key = format!("apikey:{id}");
         self.forget_credential(&key);
-        send(&self.bus, BusMessage::CredentialRevoked { key }).await;
+        self.bus.send(BusMessage::CredentialRevoked { key }).await;
         Ok(())
     }
 }

@@ -9,6 +9,7 @@
 //! downsampling and retention, the daily report).
 
 pub mod alerts;
+mod config;
 pub mod metrics;
 pub mod process;
 pub mod prometheus;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use parking_lot::Mutex;
 use switchyard_core::cache::EventBus;
 use switchyard_core::event::BusMessage;
@@ -30,10 +32,17 @@ use switchyard_core::{Result, Timestamp};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::agents::AgentRegistry;
-use crate::config::MonitoringConfig;
-use crate::events::EventHub;
+pub use config::MonitoringConfig;
 pub use metrics::Metrics;
+
+/// What monitoring reads from the services it watches; the engine implements it.
+#[async_trait]
+pub trait Watched: Send + Sync + 'static {
+    /// Whether `agent` runs on the built-in runtime; `None` when there is no such agent.
+    async fn runs_builtin(&self, agent: &str) -> Result<Option<bool>>;
+    /// Clients following live events on this process.
+    fn event_subscribers(&self) -> usize;
+}
 
 /// Queue statistics are read at most this often for `/metrics`.
 const QUEUE_STATS_TTL: Duration = Duration::from_secs(1);
@@ -42,13 +51,12 @@ const RETENTION_EVERY: Duration = Duration::from_secs(300);
 const DAY_MS: u64 = 86_400_000;
 
 pub struct Monitoring {
-    pub store: Arc<dyn Store>,
-    pub bus: Arc<dyn EventBus>,
+    store: Arc<dyn Store>,
+    bus: Arc<dyn EventBus>,
     pub metrics: Arc<Metrics>,
-    pub agents: Arc<AgentRegistry>,
-    pub hub: Arc<EventHub>,
+    watched: Arc<dyn Watched>,
     pub config: MonitoringConfig,
-    pub heartbeat_ms: u64,
+    heartbeat_ms: u64,
     /// Built-in worker runtimes in this process (0 or 1).
     pub builtin_workers: AtomicI64,
     http: reqwest::Client,
@@ -60,8 +68,7 @@ impl Monitoring {
     pub fn new(
         store: Arc<dyn Store>,
         bus: Arc<dyn EventBus>,
-        agents: Arc<AgentRegistry>,
-        hub: Arc<EventHub>,
+        watched: Arc<dyn Watched>,
         config: MonitoringConfig,
         heartbeat_ms: u64,
     ) -> Arc<Self> {
@@ -73,8 +80,7 @@ impl Monitoring {
             metrics: Arc::new(Metrics::new(config.enabled)),
             store,
             bus,
-            agents,
-            hub,
+            watched,
             config,
             heartbeat_ms,
             builtin_workers: AtomicI64::new(0),
@@ -117,7 +123,7 @@ impl Monitoring {
             pools: &self.store.pool_stats(),
             process: &process::read(),
             builtin_workers: self.builtin_workers.load(Ordering::Relaxed),
-            event_subscribers: self.hub.subscriber_count(),
+            event_subscribers: self.watched.event_subscribers(),
             alerts_firing: firing,
             version: env!("CARGO_PKG_VERSION"),
         }))

@@ -1,0 +1,275 @@
+//! The completer's own decisions: what counts, what is retried and when, what goes dead,
+//! how live events are numbered, and that a refused result fails alone. Against a real
+//! SQLite store.
+
+use std::time::Duration;
+
+use sqlx::Connection;
+use switchyard_cache::memory::{LocalBus, MemoryCache};
+use switchyard_core::WorkerId;
+use switchyard_core::task::{Task, TaskStatus};
+use switchyard_store::conformance::{SharedStore, claim, insert, new_task};
+use switchyard_store::sqlite::{Durability, SqliteStore};
+
+use switchyard_core::agent::{AgentKind, AgentSpec};
+use switchyard_core::event::{EventBody, LogLevel};
+use switchyard_core::retry::RetryPolicy;
+use switchyard_core::store::ClaimedTask;
+use switchyard_monitoring::Metrics;
+
+use super::*;
+
+/// A completion batch in which the database refuses one result (here a trigger
+/// refuses outputs marked `poison`): the others are recorded, the refused one is
+/// recorded as its attempt's failure, and no task stays `running`.
+#[tokio::test(flavor = "current_thread")]
+async fn one_refused_result_fails_its_attempt_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let sqlite = SqliteStore::open(&path, Durability::Normal).await.unwrap();
+    sqlite.migrate().await.unwrap();
+    let store: SharedStore = Arc::new(sqlite);
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER poison BEFORE UPDATE ON tasks \
+         WHEN NEW.output IS NOT NULL AND json_extract(NEW.output, '$.poison') = 1 \
+         BEGIN SELECT RAISE(ABORT, 'poisoned output'); END",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let bus: Arc<dyn EventBus> = Arc::new(LocalBus::default());
+    let agents = Arc::new(AgentRegistry::new(store.clone(), bus.clone()));
+    agents.init().await.unwrap();
+    let completer = Completer::start(CompleterDeps {
+        store: store.clone(),
+        bus,
+        cache: Arc::new(MemoryCache::new(100)),
+        agents,
+        max_batch: 100,
+        metrics: Arc::new(Metrics::new(false)),
+    });
+    let now = Timestamp::now();
+    insert(&store, (0..3).map(|_| new_task("echo", 0, now)).collect()).await;
+    let claimed = claim(&store, WorkerId::new(), now, "echo", 3).await;
+    assert_eq!(claimed.len(), 3);
+    let outputs = [json!({"ok": 1}), json!({"poison": 1}), json!({"ok": 2})];
+    let mut acks = Vec::new();
+    for (c, output) in claimed.iter().zip(&outputs) {
+        let (ack, rx) = oneshot::channel();
+        acks.push(rx);
+        completer
+            .finish(AttemptResult {
+                attempt: c.clone().into(),
+                outcome: AttemptOutcome::Succeeded(output.clone()),
+                ack: Some(ack),
+            })
+            .await
+            .unwrap();
+    }
+    completer.flush().await;
+    for rx in acks {
+        let counted = tokio::time::timeout(Duration::from_secs(30), rx)
+            .await
+            .expect("every result is answered")
+            .unwrap();
+        assert!(counted, "every result counts, as a success or as a failure");
+    }
+    let task = |i: usize| {
+        let store = store.clone();
+        let id = claimed[i].id;
+        async move { store.get_task(id).await.unwrap().unwrap() }
+    };
+    let (first, refused, last): (Task, Task, Task) = (task(0).await, task(1).await, task(2).await);
+    assert_eq!(first.status, TaskStatus::Succeeded);
+    assert_eq!(first.output, Some(outputs[0].clone()));
+    assert_eq!(last.status, TaskStatus::Succeeded);
+    assert_eq!(last.output, Some(outputs[2].clone()));
+    assert_eq!(refused.status, TaskStatus::Dead);
+    let error = refused.error.expect("the failure says why");
+    assert_eq!(error.code, codes::RESULT_NOT_RECORDED);
+    assert!(
+        error.message.contains("could not be stored"),
+        "{}",
+        error.message
+    );
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: SharedStore,
+    bus: Arc<dyn EventBus>,
+    agents: Arc<AgentRegistry>,
+    completer: Completer,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("db.sqlite"), Durability::Normal)
+        .await
+        .unwrap();
+    sqlite.migrate().await.unwrap();
+    let store: SharedStore = Arc::new(sqlite);
+    let bus: Arc<dyn EventBus> = Arc::new(LocalBus::default());
+    let agents = Arc::new(AgentRegistry::new(store.clone(), bus.clone()));
+    agents.init().await.unwrap();
+    let completer = Completer::start(CompleterDeps {
+        store: store.clone(),
+        bus: bus.clone(),
+        cache: Arc::new(MemoryCache::new(100)),
+        agents: agents.clone(),
+        max_batch: 100,
+        metrics: Arc::new(Metrics::new(true)),
+    });
+    Fixture {
+        _dir: dir,
+        store,
+        bus,
+        agents,
+        completer,
+    }
+}
+
+impl Fixture {
+    /// Hands in one result and waits for the answer: whether it counted.
+    async fn finish(&self, attempt: &ClaimedTask, outcome: AttemptOutcome) -> bool {
+        let (ack, rx) = oneshot::channel();
+        self.completer
+            .finish(AttemptResult {
+                attempt: attempt.clone().into(),
+                outcome,
+                ack: Some(ack),
+            })
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(30), rx)
+            .await
+            .expect("every result is answered")
+            .unwrap()
+    }
+
+    async fn task(&self, id: TaskId) -> Task {
+        self.store.get_task(id).await.unwrap().unwrap()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_result_for_an_attempt_that_is_over_does_not_count() {
+    let f = fixture().await;
+    let now = Timestamp::now();
+    insert(&f.store, vec![new_task("echo", 0, now)]).await;
+    let claimed = claim(&f.store, WorkerId::new(), now, "echo", 1).await;
+    let first = json!({"first": true});
+    assert!(
+        f.finish(&claimed[0], AttemptOutcome::Succeeded(first.clone()))
+            .await
+    );
+    // The same attempt again (a worker that retried its send, or one whose lease was
+    // taken over): answered `false`, and the recorded result stays.
+    assert!(
+        !f.finish(
+            &claimed[0],
+            AttemptOutcome::Succeeded(json!({"second": true}))
+        )
+        .await
+    );
+    let task = f.task(claimed[0].id).await;
+    assert_eq!(task.status, TaskStatus::Succeeded);
+    assert_eq!(task.output, Some(first));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_retryable_failure_waits_its_backoff_and_the_last_attempt_goes_dead() {
+    let f = fixture().await;
+    let mut flaky = AgentSpec::new("flaky", AgentKind::Echo);
+    flaky.retry = RetryPolicy {
+        max_attempts: 2,
+        base_ms: 60_000,
+        cap_ms: 60_000,
+    };
+    f.agents.install(flaky).await.unwrap();
+    let now = Timestamp::now();
+    insert(&f.store, vec![new_task("flaky", 0, now)]).await;
+    let worker = WorkerId::new();
+    let first = claim(&f.store, worker, now, "flaky", 1).await;
+    let failure = TaskError::retryable("upstream_down", "try later");
+    assert!(
+        f.finish(&first[0], AttemptOutcome::Failed(failure.clone()))
+            .await
+    );
+    let task = f.task(first[0].id).await;
+    assert_eq!(task.status, TaskStatus::Retrying);
+    assert!(task.run_at > now, "retried after a backoff, not at once");
+    assert!(task.run_at <= Timestamp::now().plus_ms(60_000));
+    assert!(
+        claim(&f.store, worker, now, "flaky", 1).await.is_empty(),
+        "not runnable before its backoff ends"
+    );
+    let second = claim(&f.store, worker, task.run_at, "flaky", 1).await;
+    assert_eq!(second[0].attempt, 2);
+    assert!(f.finish(&second[0], AttemptOutcome::Failed(failure)).await);
+    let task = f.task(first[0].id).await;
+    assert_eq!(task.status, TaskStatus::Dead, "max_attempts reached");
+    assert_eq!(task.error.unwrap().code, "upstream_down");
+
+    // A permanent failure is not retried, whatever attempts are left.
+    insert(&f.store, vec![new_task("flaky", 0, now)]).await;
+    let third = claim(&f.store, worker, now, "flaky", 1).await;
+    let permanent = TaskError::permanent("bad_input", "cannot parse");
+    assert!(f.finish(&third[0], AttemptOutcome::Failed(permanent)).await);
+    assert_eq!(f.task(third[0].id).await.status, TaskStatus::Dead);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn live_events_follow_the_claim_in_order_and_a_finished_attempt_s_are_dropped() {
+    let f = fixture().await;
+    let mut bus = f.bus.subscribe();
+    let now = Timestamp::now();
+    insert(&f.store, vec![new_task("echo", 0, now)]).await;
+    let claimed = claim(&f.store, WorkerId::new(), now, "echo", 1).await;
+    let c = &claimed[0];
+    let log = |message: &str| EventDraft {
+        task_id: c.id,
+        attempt: c.attempt,
+        at: Timestamp::now(),
+        body: EventBody::Log {
+            level: LogLevel::Info,
+            message: message.to_owned(),
+        },
+    };
+    for m in ["one", "two", "three"] {
+        f.completer.emit(log(m)).await.unwrap();
+    }
+    f.completer.flush().await;
+    let mut seqs = Vec::new();
+    while seqs.len() < 3 {
+        let msg = tokio::time::timeout(Duration::from_secs(10), bus.recv())
+            .await
+            .expect("the events are published")
+            .unwrap();
+        if let BusMessage::Tasks { events } = &*msg {
+            seqs.extend(events.iter().filter(|e| e.task_id == c.id).map(|e| e.seq));
+        }
+    }
+    assert_eq!(seqs, vec![c.seq + 1, c.seq + 2, c.seq + 3]);
+    let stored = f.store.task_logs(c.id, 0, 10).await.unwrap();
+    let messages: Vec<&str> = stored.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(messages, ["one", "two", "three"]);
+
+    assert!(
+        f.finish(c, AttemptOutcome::Succeeded(json!({"ok": true})))
+            .await
+    );
+    f.completer.emit(log("late")).await.unwrap();
+    f.completer.flush().await;
+    let stored = f.store.task_logs(c.id, 0, 10).await.unwrap();
+    assert_eq!(
+        stored.len(),
+        3,
+        "a finished attempt's late line is not kept"
+    );
+}
