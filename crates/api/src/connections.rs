@@ -29,7 +29,7 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::rt::{Sleep, Timer};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use switchyard_engine::monitoring::Metrics;
+use switchyard_monitoring::Metrics;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -108,6 +108,11 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Small writes (WebSocket frames: an assignment, an ack, one event) go out at once;
+        // with Nagle's algorithm they would wait for the peer's delayed ACK (~40 ms).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(peer = %peer, error = %e, "could not turn off Nagle's algorithm");
+        }
         let io = CountedIo {
             stream,
             bytes_read: Arc::new(AtomicU64::new(0)),

@@ -1,5 +1,5 @@
 //! Errors as clients see them: `{"error":{"code","message","request_id","details"?}}`
-//! with the status the code maps to. Internal failures are logged with their cause and
+//! with the status the code maps to ([`status_of`]). Internal failures are logged with their cause and
 //! the request id, and shown to clients only as a generic message.
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -42,12 +42,34 @@ pub struct ErrorDetail {
     pub details: Option<Value>,
 }
 
+/// The HTTP status an error code answers with. Exhaustive, so that a new code cannot be
+/// added without choosing its status.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    use ErrorCode::*;
+    match code {
+        MalformedJson | InvalidParameter => StatusCode::BAD_REQUEST,
+        Unauthorized | TokenExpired | InvalidCredentials => StatusCode::UNAUTHORIZED,
+        Forbidden => StatusCode::FORBIDDEN,
+        TaskNotFound | AgentNotFound | UserNotFound | ApiKeyNotFound | SessionNotFound
+        | AlertRuleNotFound | RouteNotFound => StatusCode::NOT_FOUND,
+        MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        AgentExists | AgentBuiltin | AgentInUse | EmailTaken | InvalidState => StatusCode::CONFLICT,
+        PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        InvalidBody | ValidationFailed | UnknownAgent | InvalidAgent | FallbackCycle
+        | WeakPassword => StatusCode::UNPROCESSABLE_ENTITY,
+        RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        QueueFull | Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
         let request_id = current_request_id();
-        let status =
-            StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = status_of(e.code);
         let message = if e.code == ErrorCode::Internal {
             tracing::error!(request_id = %request_id, error = %e, "internal error");
             format!("internal error; the server log has the details under request id {request_id}")
@@ -72,5 +94,32 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_maps_to_a_client_or_server_error() {
+        for &code in ErrorCode::ALL {
+            let status = status_of(code);
+            assert!(
+                status.is_client_error() || status.is_server_error(),
+                "{code} maps to {status}"
+            );
+        }
+    }
+
+    #[test]
+    fn internal_failures_are_server_errors_and_the_rest_client_errors() {
+        for &code in ErrorCode::ALL {
+            let internal = matches!(
+                code,
+                ErrorCode::Internal | ErrorCode::Unavailable | ErrorCode::QueueFull
+            );
+            assert_eq!(status_of(code).is_server_error(), internal, "{code}");
+        }
     }
 }

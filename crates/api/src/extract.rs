@@ -233,8 +233,14 @@ impl<P: RequiredPermission + Send + Sync> FromRequestParts<AppState> for Auth<P>
             .then(|| query_ticket(parts))
             .flatten();
         let principal = match ticket {
-            Some(ticket) => state.engine.auth.redeem_ticket(&ticket).await?,
-            None => state.engine.auth.authenticate(bearer_token(parts)?).await?,
+            Some(ticket) => state.engine.auth().redeem_ticket(&ticket).await?,
+            None => {
+                state
+                    .engine
+                    .auth()
+                    .authenticate(bearer_token(parts)?)
+                    .await?
+            }
         };
         if let Some(p) = P::PERMISSION
             && !principal.allows(p)

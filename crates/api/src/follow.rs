@@ -4,14 +4,9 @@
 //! live events. Duplicates are dropped by sequence number, so a reconnect with `since`
 //! sees every event once and in order, as far back as the replay window reaches.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use switchyard_core::TaskId;
-use switchyard_core::event::{EventBody, TaskEvent};
-use switchyard_core::task::Task;
+use switchyard_core::event::TaskEvent;
 use switchyard_engine::events::{SharedEvent, Subscription};
-use switchyard_engine::tasks::snapshot_event;
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
@@ -31,46 +26,6 @@ pub enum End {
     /// The consumer went away.
     Gone,
     Shutdown,
-}
-
-/// What a follower of one task missed since `since`: from the replay window and the
-/// stored log lines, plus the current state if newer than both. Without `since`: the
-/// current state only.
-pub async fn backlog(state: &AppState, task: &Task, since: Option<u64>) -> Vec<SharedEvent> {
-    let Some(since) = since else {
-        return vec![Arc::new(snapshot_event(task))];
-    };
-    if task.seq <= since {
-        return Vec::new();
-    }
-    let mut merged: BTreeMap<u64, SharedEvent> = BTreeMap::new();
-    for e in state.engine.hub.recent_for_task(task.id, since) {
-        merged.insert(e.seq, e);
-    }
-    match state.engine.store.task_logs(task.id, since, 10_000).await {
-        Ok(lines) => {
-            for l in lines {
-                merged.entry(l.seq).or_insert_with(|| {
-                    Arc::new(TaskEvent {
-                        task_id: l.task_id,
-                        seq: l.seq,
-                        agent: task.agent.clone(),
-                        owner_id: task.owner_id,
-                        at: l.at,
-                        body: EventBody::Log {
-                            level: l.level,
-                            message: l.message,
-                        },
-                    })
-                });
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "could not read task logs for a resuming follower"),
-    }
-    merged
-        .entry(task.seq)
-        .or_insert_with(|| Arc::new(snapshot_event(task)));
-    merged.into_values().collect()
 }
 
 /// Delivers one task's backlog then its live events, in sequence order without
@@ -102,10 +57,10 @@ pub async fn pump_task(
                     None => return if sub.lagged() { End::Lagged } else { End::Gone },
                 },
                 _ = resync.tick() => {
-                    if let Ok(Some(task)) = state.engine.store.get_task(task_id).await
+                    if let Ok(Some(task)) = state.engine.tasks().current(task_id).await
                         && task.seq > last
                     {
-                        pending.extend(self::backlog(state, &task, Some(last)).await);
+                        pending.extend(state.engine.tasks().backlog(&task, Some(last)).await);
                     }
                     continue;
                 }

@@ -13,7 +13,7 @@ use crate::AppState;
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
 pub async fn middleware(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let metrics = &state.engine.monitoring.metrics;
+    let metrics = &state.engine.monitoring().metrics;
     if !metrics.enabled() {
         return next.run(req).await;
     }

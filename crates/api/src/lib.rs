@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod request_id;
 pub mod routes;
 pub mod sse;
+pub mod views;
 pub mod ws;
 
 pub use connections::{ConnectionSettings, serve};

@@ -9,13 +9,13 @@ use serde::Serialize;
 use switchyard_core::event::TaskEvent;
 use switchyard_core::task::Task;
 use switchyard_engine::events::Subscription;
-use switchyard_engine::monitoring::metrics::GaugeGuard;
+use switchyard_monitoring::metrics::GaugeGuard;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::AppState;
-use crate::follow::{End, EventSink, backlog, pump_many, pump_task};
+use crate::follow::{End, EventSink, pump_many, pump_task};
 
 /// The wire form of an event, shared by SSE and the WebSocket gateway.
 #[derive(Serialize)]
@@ -78,9 +78,9 @@ pub async fn follow_task(
     mut sub: Subscription,
 ) -> Response {
     let (tx, rx) = mpsc::channel(64);
-    let backlog = backlog(&state, &task, since).await;
+    let backlog = state.engine.tasks().backlog(&task, since).await;
     tokio::spawn(async move {
-        let metrics = state.engine.monitoring.metrics.clone();
+        let metrics = state.engine.monitoring().metrics.clone();
         let _open = GaugeGuard::new(&metrics.sse_streams);
         let mut sink = SseSink { tx, with_id: true };
         if pump_task(
@@ -110,7 +110,7 @@ pub fn follow_many(
 ) -> Response {
     let (tx, rx) = mpsc::channel(64);
     let shutdown = state.shutdown.clone();
-    let metrics = state.engine.monitoring.metrics.clone();
+    let metrics = state.engine.monitoring().metrics.clone();
     tokio::spawn(async move {
         let _open = GaugeGuard::new(&metrics.sse_streams);
         let mut sink = SseSink { tx, with_id: false };

@@ -115,8 +115,10 @@ async fn session(
     // The buffer grows for big messages, as on the server's side.
     let config = tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(switchyard_protocol::SOCKET_BUFFER_BYTES);
+    // Nagle off (`disable_nagle`): results and events are small frames that must not
+    // wait for the server's delayed ACK.
     let (socket, _) =
-        match tokio_tungstenite::connect_async_with_config(request, Some(config), false).await {
+        match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
             Ok(ok) => ok,
             Err(tungstenite::Error::Http(response))
                 if matches!(response.status().as_u16(), 401 | 403) =>
@@ -255,7 +257,11 @@ fn spawn_attempt(
             ),
             Some(handler) => {
                 let work = AssertUnwindSafe(handler(input, ctx)).catch_unwind();
+                // Cancellation first: a handler that honours it returns at the same moment,
+                // and its error must not stand in for `cancelled` (the server would retry it).
                 tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => WorkerMessage::Cancelled { task_id, attempt },
                     r = tokio::time::timeout(timeout, work) => match r {
                         Ok(Ok(Ok(output))) => WorkerMessage::Result { task_id, attempt, output },
                         Ok(Ok(Err(error))) => failure(task_id, attempt, error),
@@ -267,7 +273,6 @@ fn spawn_attempt(
                                 .with_code("timeout"),
                         ),
                     },
-                    _ = cancel.cancelled() => WorkerMessage::Cancelled { task_id, attempt },
                 }
             }
         };

@@ -1,23 +1,24 @@
 //! The worker runtime: runs built-in agent kinds inside a Switchyard process.
 //!
-//! It registers with the dispatcher as a consumer with a fixed number of slots,
-//! executes each claimed task under its per-attempt timeout and cancellation, renews
-//! its leases while it runs, and hands every outcome to the reporter.
+//! It drives a [`WorkerSession`] with a fixed number of slots: executes each task
+//! claimed for it under its per-attempt timeout and cancellation, heartbeats on a timer
+//! of its own while it runs (the session renews the leases), and hands every outcome to
+//! the session.
 
 pub mod kinds;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use dashmap::DashMap;
-use switchyard_core::event::{BusMessage, EventBody};
-use switchyard_core::store::{ClaimedTask, EventDraft, WorkerInfo};
+use switchyard_core::event::EventBody;
+use switchyard_core::store::AttemptRef;
+use switchyard_core::store::{ClaimedTask, EventDraft};
 use switchyard_core::task::{TaskError, codes};
-use switchyard_core::{Result, TaskId, Timestamp, WorkerId};
+use switchyard_core::{Result, Timestamp};
 use switchyard_engine::Engine;
-use switchyard_engine::dispatch::{ConsumerConfig, Releaser, Serves};
-use switchyard_engine::reporter::{AttemptOutcome, AttemptRef, AttemptResult, Reporter};
-use tokio::sync::broadcast;
+use switchyard_engine::completer::AttemptOutcome;
+use switchyard_engine::dispatch::Serves;
+use switchyard_engine::worker_session::{Cancels, WorkerProfile, WorkerSession};
 use tokio_util::sync::CancellationToken;
 
 use crate::kinds::{EventSink, HttpKind, TaskContext};
@@ -41,16 +42,10 @@ impl Default for RuntimeConfig {
     }
 }
 
-struct Running {
-    attempt: u32,
-    cancel: CancellationToken,
-}
-
 struct Shared {
     engine: Arc<Engine>,
     http: HttpKind,
-    running: DashMap<TaskId, Running>,
-    releaser: Releaser,
+    session: WorkerSession,
     /// Fired when shutdown gives up waiting: unfinished attempts go back to the queue.
     abort: CancellationToken,
 }
@@ -62,52 +57,38 @@ pub async fn run(
     config: RuntimeConfig,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let worker_id = WorkerId::new();
-    let mut consumer = engine.dispatcher.register(ConsumerConfig {
-        worker_id,
-        name: config.name.clone(),
-        serves: Serves::BuiltinKinds,
-        slots: config.slots,
-    });
+    let (session, mut assignments) = WorkerSession::open(
+        &engine,
+        WorkerProfile {
+            name: config.name.clone(),
+            kind: "builtin".into(),
+            serves: Serves::BuiltinKinds,
+            agents: vec!["echo".into(), "sleep".into(), "fail".into(), "http".into()],
+            slots: config.slots,
+            version: env!("CARGO_PKG_VERSION").into(),
+            host: hostname(),
+        },
+    )
+    .await?;
+    let heartbeat_every = Duration::from_millis(engine.config().queue.heartbeat_ms.max(10));
     let shared = Arc::new(Shared {
-        engine: engine.clone(),
+        engine,
         http: HttpKind::new(),
-        running: DashMap::new(),
-        releaser: consumer.releaser(),
+        session: session.clone(),
         abort: CancellationToken::new(),
     });
-    let started_at = Timestamp::now();
-    let info = move |in_use: u32| WorkerInfo {
-        id: worker_id,
-        name: config.name.clone(),
-        kind: "builtin".into(),
-        agents: vec!["echo".into(), "sleep".into(), "fail".into(), "http".into()],
-        slots: config.slots,
-        slots_in_use: in_use,
-        version: env!("CARGO_PKG_VERSION").into(),
-        host: hostname(),
-        started_at,
-        heartbeat_at: Timestamp::now(),
-    };
-    engine.store.upsert_worker(&info(0)).await?;
     let stop_side = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeat_loop(
-        shared.clone(),
-        worker_id,
-        info.clone(),
+        session.clone(),
+        heartbeat_every,
         stop_side.clone(),
     ));
-    let cancels = tokio::spawn(cancel_listener(
-        shared.clone(),
-        worker_id,
-        engine.bus.subscribe(),
-        stop_side.clone(),
-    ));
+    let cancels = tokio::spawn(cancel_listener(session.cancels(), stop_side.clone()));
 
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            batch = consumer.rx.recv() => match batch {
+            batch = assignments.next() => match batch {
                 Some(batch) => {
                     for task in batch {
                         spawn_task(shared.clone(), task);
@@ -118,23 +99,15 @@ pub async fn run(
         }
     }
 
-    consumer.drain();
+    assignments.drain();
     let deadline = tokio::time::Instant::now() + config.drain_timeout;
-    while !shared.running.is_empty() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    session.settle(deadline).await;
     shared.abort.cancel();
-    while !shared.running.is_empty()
-        && tokio::time::Instant::now() < deadline + Duration::from_secs(2)
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    session.settle(deadline + Duration::from_secs(2)).await;
     stop_side.cancel();
     let _ = heartbeat.await;
     let _ = cancels.await;
-    engine.store.remove_worker(worker_id).await?;
-    drop(consumer);
-    Ok(())
+    session.deregister(assignments).await
 }
 
 fn hostname() -> Option<String> {
@@ -143,72 +116,36 @@ fn hostname() -> Option<String> {
         .map(|s| s.trim().to_owned())
 }
 
-async fn heartbeat_loop(
-    shared: Arc<Shared>,
-    worker_id: WorkerId,
-    info: impl Fn(u32) -> WorkerInfo,
-    stop: CancellationToken,
-) {
-    let queue = &shared.engine.config.queue;
-    let mut tick = tokio::time::interval(Duration::from_millis(queue.heartbeat_ms.max(10)));
+async fn heartbeat_loop(session: WorkerSession, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let until = Timestamp::now().plus_ms(queue.lease_ms);
-        if let Err(e) = shared.engine.store.extend_leases(worker_id, until).await {
-            tracing::warn!(error = %e, "could not renew leases");
-        }
-        if let Err(e) = shared
-            .engine
-            .store
-            .upsert_worker(&info(shared.running.len() as u32))
-            .await
-        {
-            tracing::warn!(error = %e, "could not record the worker heartbeat");
-        }
+        session.heartbeat().await;
     }
 }
 
-async fn cancel_listener(
-    shared: Arc<Shared>,
-    worker_id: WorkerId,
-    mut rx: broadcast::Receiver<Arc<BusMessage>>,
-    stop: CancellationToken,
-) {
+/// Keeps the session's cancel routing going: each request fires its attempt's token.
+async fn cancel_listener(mut cancels: Cancels, stop: CancellationToken) {
     loop {
-        let msg = tokio::select! {
+        tokio::select! {
             _ = stop.cancelled() => return,
-            msg = rx.recv() => msg,
-        };
-        match msg {
-            Ok(msg) => {
-                if let BusMessage::Cancel {
-                    task_id,
-                    attempt,
-                    worker_id: target,
-                } = &*msg
-                    && *target == worker_id
-                    && let Some(r) = shared.running.get(task_id)
-                    && r.attempt == *attempt
-                {
-                    r.cancel.cancel();
-                }
-            }
-            Err(broadcast::error::RecvError::Lagged(_)) => {}
-            Err(broadcast::error::RecvError::Closed) => return,
+            request = cancels.next() => if request.is_none() {
+                return;
+            },
         }
     }
 }
 
-struct ReporterSink<'a> {
-    reporter: &'a Reporter,
+struct SessionSink<'a> {
+    session: &'a WorkerSession,
     attempt: &'a AttemptRef,
 }
 
 #[async_trait::async_trait]
-impl EventSink for ReporterSink<'_> {
+impl EventSink for SessionSink<'_> {
     async fn emit(&self, body: EventBody) {
         let draft = EventDraft {
             task_id: self.attempt.task_id,
@@ -216,21 +153,13 @@ impl EventSink for ReporterSink<'_> {
             at: Timestamp::now(),
             body,
         };
-        if let Err(e) = self.reporter.emit(draft).await {
+        if let Err(e) = self.session.emit(draft).await {
             tracing::debug!(error = %e, "dropping a live event");
         }
     }
 }
 
 fn spawn_task(shared: Arc<Shared>, task: ClaimedTask) {
-    let cancel = CancellationToken::new();
-    shared.running.insert(
-        task.id,
-        Running {
-            attempt: task.attempt,
-            cancel: cancel.clone(),
-        },
-    );
     // The run → complete part of the task's trace (debug level: free when filtered out).
     let span = tracing::debug_span!(
         "task.run",
@@ -239,20 +168,16 @@ fn spawn_task(shared: Arc<Shared>, task: ClaimedTask) {
         agent = %task.agent,
         trace_id = task.trace_id.as_deref().unwrap_or(""),
     );
+    let attempt = Arc::new(AttemptRef::from(task));
+    let cancel = shared.session.hold(attempt.clone());
     let run = async move {
-        let attempt = AttemptRef::from(task);
         let outcome = execute(&shared, &attempt, cancel).await;
-        let result = AttemptResult {
-            attempt,
-            outcome,
-            ack: None,
-        };
-        let task_id = result.attempt.task_id;
-        if let Err(e) = shared.engine.reporter.finish(result).await {
+        let (task_id, number) = (attempt.task_id, attempt.attempt);
+        // The session hands the attempt itself to the completer: no copy of the input.
+        drop(attempt);
+        if let Err(e) = shared.session.finish(task_id, number, outcome, None).await {
             tracing::error!(task = %task_id, error = %e, "could not hand in a result; the lease will expire");
         }
-        shared.running.remove(&task_id);
-        shared.releaser.release(1);
     };
     tokio::spawn(tracing::Instrument::instrument(run, span));
 }
@@ -262,7 +187,7 @@ async fn execute(
     attempt: &AttemptRef,
     cancel: CancellationToken,
 ) -> AttemptOutcome {
-    let entry = match shared.engine.agents.get(&attempt.agent).await {
+    let entry = match shared.engine.agents().get(&attempt.agent).await {
         Ok(Some(entry)) => entry,
         Ok(None) => {
             return AttemptOutcome::Failed(TaskError::permanent(
@@ -273,8 +198,8 @@ async fn execute(
         Err(e) => return AttemptOutcome::Failed(TaskError::retryable("internal", e.message)),
     };
     let spec = entry.spec();
-    let sink = ReporterSink {
-        reporter: &shared.engine.reporter,
+    let sink = SessionSink {
+        session: &shared.session,
         attempt,
     };
     let ctx = TaskContext {

@@ -46,7 +46,7 @@ pub async fn events(
         Some(list) => Kinds::parse(list.split(',').map(str::trim))
             .map_err(|k| Error::invalid_parameter(format!("unknown event kind {k:?}")))?,
     };
-    let hub = &state.engine.hub;
+    let hub = &state.engine.hub();
     let sub = hub.subscribe_kinds(filter.clone(), state.config.subscriber_buffer, kinds);
     let missed = params.since.map_or_else(Vec::new, |ms| {
         hub.recent_matching(&filter, |e| {

@@ -2,6 +2,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
+use switchyard_engine::Probe;
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -32,6 +33,17 @@ pub struct Check {
     pub degraded: Option<String>,
 }
 
+impl From<Probe> for Check {
+    fn from(p: Probe) -> Self {
+        Check {
+            backend: p.backend,
+            ok: p.error.is_none(),
+            error: p.error,
+            degraded: p.degraded,
+        }
+    }
+}
+
 /// Liveness: the process is up.
 #[utoipa::path(get, operation_id = "healthz", path = "/healthz", tag = "system", responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
@@ -41,36 +53,17 @@ pub async fn healthz() -> Json<Health> {
 /// Readiness: the database and cache answer (200 also while degraded, 503 when not).
 #[utoipa::path(get, operation_id = "readyz", path = "/readyz", tag = "system", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let engine = &state.engine;
-    let timeout = std::time::Duration::from_secs(2);
-    let check = |r: Result<switchyard_core::Result<()>, tokio::time::error::Elapsed>| match r {
-        Ok(Ok(())) => (true, None),
-        Ok(Err(e)) => (false, Some(e.message)),
-        Err(_) => (false, Some("timed out".to_owned())),
-    };
-    let (db_ok, db_err) = check(tokio::time::timeout(timeout, engine.store.ping()).await);
-    let (cache_ok, cache_err) = check(tokio::time::timeout(timeout, engine.cache.ping()).await);
-    let degraded = engine.cache.degraded();
-    let ok = db_ok && cache_ok;
-    let status = match (ok, degraded.is_some()) {
+    let (database, cache) = state.engine.probe(std::time::Duration::from_secs(2)).await;
+    let ok = database.error.is_none() && cache.error.is_none();
+    let status = match (ok, cache.degraded.is_some()) {
         (false, _) => "unavailable",
         (true, true) => "degraded",
         (true, false) => "ok",
     };
     let body = Readiness {
         status,
-        database: Check {
-            backend: engine.store.backend(),
-            ok: db_ok,
-            error: db_err,
-            degraded: None,
-        },
-        cache: Check {
-            backend: engine.cache.backend(),
-            ok: cache_ok,
-            error: cache_err,
-            degraded,
-        },
+        database: Check::from(database),
+        cache: Check::from(cache),
     };
     (
         if ok {

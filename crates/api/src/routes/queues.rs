@@ -1,6 +1,5 @@
 use axum::Json;
 use axum::extract::State;
-use switchyard_core::Timestamp;
 use switchyard_core::store::AgentQueueStats;
 
 use crate::AppState;
@@ -16,6 +15,6 @@ pub async fn list(
     _auth: Auth<perm::ReadSystem>,
 ) -> ApiResult<Json<Items<AgentQueueStats>>> {
     Ok(Json(Items {
-        items: state.engine.store.queue_stats(Timestamp::now()).await?,
+        items: state.engine.monitoring().queues().await?,
     }))
 }

@@ -1,6 +1,5 @@
 use axum::Json;
 use axum::extract::State;
-use switchyard_core::Timestamp;
 use switchyard_core::store::WorkerInfo;
 
 use crate::AppState;
@@ -15,9 +14,7 @@ pub async fn list(
     State(state): State<AppState>,
     _auth: Auth<perm::ReadSystem>,
 ) -> ApiResult<Json<Items<WorkerInfo>>> {
-    let heartbeat = state.engine.config.queue.heartbeat_ms;
-    let alive_since = Timestamp::now().minus_ms(heartbeat.saturating_mul(3).max(15_000));
     Ok(Json(Items {
-        items: state.engine.store.list_workers(alive_since).await?,
+        items: state.engine.monitoring().live_workers().await?,
     }))
 }

@@ -15,8 +15,8 @@ use switchyard_core::event::TaskEvent;
 use switchyard_core::store::Submitted;
 use switchyard_core::{Error, ErrorCode, TaskId, Timestamp};
 use switchyard_engine::events::Filter;
-use switchyard_engine::monitoring::metrics::GaugeGuard;
 use switchyard_engine::tasks::SubmitRequest;
+use switchyard_monitoring::metrics::GaugeGuard;
 use switchyard_protocol::client::{ClientMessage, ServerMessage, Target};
 use tokio::task::JoinHandle;
 use utoipa::IntoParams;
@@ -28,7 +28,7 @@ use super::{
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiQuery;
-use crate::follow::{End, EventSink, backlog, pump_many, pump_task};
+use crate::follow::{End, EventSink, pump_many, pump_task};
 use crate::sse::{SLOW_CONSUMER_MESSAGE, wire_json};
 
 /// Most simultaneous subscriptions per connection.
@@ -143,7 +143,7 @@ async fn session(
     socket: axum::extract::ws::WebSocket,
     principal: Option<Principal>,
 ) {
-    let metrics = state.engine.monitoring.metrics.clone();
+    let metrics = state.engine.monitoring().metrics.clone();
     let _connected = GaugeGuard::new(&metrics.ws_clients);
     let (outbox, mut stream, _writer) = split(socket, OUTBOUND_QUEUE);
     let principal = match principal {
@@ -218,7 +218,7 @@ async fn handshake(
             return None;
         }
     };
-    match state.engine.auth.authenticate(&token).await {
+    match state.engine.auth().authenticate(&token).await {
         Ok(p) => Some(p),
         Err(e) => {
             outbox.send(&protocol_error(e.code.as_str(), &e.message));
@@ -308,7 +308,7 @@ impl Session {
                 match self
                     .state
                     .engine
-                    .tasks
+                    .tasks()
                     .cancel(&self.principal, TaskId(task_id))
                     .await
                 {
@@ -350,24 +350,24 @@ impl Session {
             )));
         }
         let buffer = self.state.config.subscriber_buffer;
-        let hub = &self.state.engine.hub;
+        let hub = &self.state.engine.hub();
         let outbox = self.outbox.clone();
         let shutdown = self.state.shutdown.clone();
         let handle = match &key {
             Key::Task(id) => {
                 self.state
                     .engine
-                    .tasks
+                    .tasks()
                     .visible(&self.principal, *id)
                     .await?;
                 let mut sub = hub.subscribe(Filter::Task(*id), buffer);
                 let task = self
                     .state
                     .engine
-                    .tasks
+                    .tasks()
                     .visible(&self.principal, *id)
                     .await?;
-                let backlog = backlog(&self.state, &task, since).await;
+                let backlog = self.state.engine.tasks().backlog(&task, since).await;
                 let state = self.state.clone();
                 let task_id = task.id;
                 self.outbox.send(&ServerMessage::Subscribed {
@@ -410,7 +410,7 @@ impl Session {
                 })
             }
             Key::Alerts => {
-                let mut alerts = self.state.engine.monitoring.subscribe_alerts();
+                let mut alerts = self.state.engine.monitoring().subscribe_alerts();
                 self.outbox.send(&ServerMessage::Subscribed {
                     target: key.target(),
                 });
@@ -464,9 +464,9 @@ impl Session {
         let mut sub = self
             .state
             .engine
-            .hub
+            .hub()
             .subscribe(Filter::Task(id), self.state.config.subscriber_buffer);
-        let submitted = match self.state.engine.tasks.submit(&self.principal, req).await {
+        let submitted = match self.state.engine.tasks().submit(&self.principal, req).await {
             Ok(s) => s,
             Err(e) => {
                 self.outbox.send(&error_message(&e, Some(reference)));
@@ -479,18 +479,18 @@ impl Session {
                 sub = self
                     .state
                     .engine
-                    .hub
+                    .hub()
                     .subscribe(Filter::Task(task.id), self.state.config.subscriber_buffer);
                 let current = self
                     .state
                     .engine
-                    .store
-                    .get_task(task.id)
+                    .tasks()
+                    .current(task.id)
                     .await
                     .ok()
                     .flatten()
                     .unwrap_or(task);
-                let backlog = backlog(&self.state, &current, None).await;
+                let backlog = self.state.engine.tasks().backlog(&current, None).await;
                 (current, backlog, None)
             }
         };

@@ -249,10 +249,10 @@ pub(crate) async fn upgrade_principal(
             .ok_or_else(|| {
                 switchyard_core::Error::unauthorized("expected `Authorization: Bearer <token>`")
             })?;
-        return state.engine.auth.authenticate(token).await.map(Some);
+        return state.engine.auth().authenticate(token).await.map(Some);
     }
     match ticket {
-        Some(t) => state.engine.auth.redeem_ticket(t).await.map(Some),
+        Some(t) => state.engine.auth().redeem_ticket(t).await.map(Some),
         None => Ok(None),
     }
 }

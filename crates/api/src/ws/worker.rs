@@ -5,9 +5,10 @@
 //! same batched queue as the built-in runtime, within agent concurrency limits. Results
 //! go through the same completion path; a result for an attempt the worker no longer
 //! holds is answered `accepted: false`. When the connection drops, its tasks are failed
-//! as `worker_lost` at once (retried per policy).
+//! as `worker_lost` at once (retried per policy). The connection drives a
+//! [`WorkerSession`], as the built-in runtime does; this module keeps the protocol.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -17,14 +18,15 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use switchyard_core::agent::{AgentKind, AgentSpec};
 use switchyard_core::auth::{Permission, Principal};
-use switchyard_core::event::{BusMessage, EventBody, LogLevel};
-use switchyard_core::store::{ClaimedTask, EventDraft, WorkerInfo};
-use switchyard_core::task::{ErrorClass, TaskError, codes};
-use switchyard_core::{Error, ErrorCode, TaskId, Timestamp, WorkerId};
-use switchyard_engine::dispatch::{Consumer, ConsumerConfig, Serves};
-use switchyard_engine::reporter::{AttemptOutcome, AttemptRef, AttemptResult};
+use switchyard_core::event::{EventBody, LogLevel};
+use switchyard_core::store::AttemptRef;
+use switchyard_core::store::{ClaimedTask, EventDraft};
+use switchyard_core::task::{ErrorClass, TaskError};
+use switchyard_core::{Error, ErrorCode, TaskId, Timestamp};
+use switchyard_engine::completer::AttemptOutcome;
+use switchyard_engine::dispatch::Serves;
+use switchyard_engine::worker_session::{Assignments, Handover, WorkerProfile, WorkerSession};
 use switchyard_protocol::worker::{self as proto, AgentDecl, ServerMessage, WorkerMessage};
-use tokio::sync::broadcast;
 
 use super::{
     HANDSHAKE_TIMEOUT, Incoming, OUTBOUND_QUEUE, Outbox, close, next_text, protocol_error, split,
@@ -73,24 +75,18 @@ pub async fn worker_ws(
     Ok(with_limits(ws).on_upgrade(move |socket| session(state, socket, principal)))
 }
 
-struct InFlight {
-    attempt: AttemptRef,
-}
-
 struct Session {
     state: AppState,
     principal: Principal,
     outbox: Outbox,
-    worker: WorkerInfo,
-    consumer: Consumer,
-    in_flight: HashMap<TaskId, InFlight>,
+    worker: WorkerSession,
+    assignments: Assignments,
     agents: HashSet<String>,
-    last_recorded: std::time::Instant,
 }
 
 async fn session(state: AppState, socket: WebSocket, principal: Principal) {
-    let metrics = state.engine.monitoring.metrics.clone();
-    let _connected = switchyard_engine::monitoring::metrics::GaugeGuard::new(&metrics.ws_workers);
+    let metrics = state.engine.monitoring().metrics.clone();
+    let _connected = switchyard_monitoring::metrics::GaugeGuard::new(&metrics.ws_workers);
     let (outbox, mut stream, _writer) = split(socket, WORKER_OUTBOUND_QUEUE);
     let hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, next_text(&mut stream, &outbox)).await
     {
@@ -114,7 +110,7 @@ async fn session(state: AppState, socket: WebSocket, principal: Principal) {
             return;
         }
     };
-    let mut bus = state.engine.bus.subscribe();
+    let mut cancels = session.worker.cancels();
     let shutdown = state.shutdown.clone();
     loop {
         tokio::select! {
@@ -126,11 +122,16 @@ async fn session(state: AppState, socket: WebSocket, principal: Principal) {
                 outbox.close(close::GOING_AWAY, "server shutting down").await;
                 break;
             }
-            batch = session.consumer.rx.recv() => match batch {
+            batch = session.assignments.next() => match batch {
                 Some(batch) => session.assign(batch),
                 None => break,
             },
-            msg = bus.recv() => session.on_bus(msg),
+            Some(cancel) = cancels.next() => {
+                session.outbox.send(&ServerMessage::Cancel {
+                    task_id: cancel.task_id.0,
+                    attempt: cancel.attempt,
+                });
+            }
             incoming = next_text(&mut stream, &outbox) => match incoming {
                 Incoming::Text(text) => session.handle(&text).await,
                 Incoming::Ignored => {}
@@ -197,50 +198,41 @@ impl Session {
         for decl in agents {
             let agent = state
                 .engine
-                .agents
+                .agents()
                 .declare_remote(&principal, to_spec(decl))
                 .await?;
             names.insert(agent.spec.name);
         }
-        let worker_id = WorkerId::new();
-        let consumer = state.engine.dispatcher.register(ConsumerConfig {
-            worker_id,
-            name: name.clone(),
-            serves: Serves::Agents(names.clone()),
-            slots,
-        });
-        let now = Timestamp::now();
         let mut agents: Vec<String> = names.iter().cloned().collect();
         agents.sort();
-        let worker = WorkerInfo {
-            id: worker_id,
-            name,
-            kind: "remote".into(),
-            agents,
-            slots,
-            slots_in_use: 0,
-            version: version.unwrap_or_else(|| "unknown".into()),
-            host: None,
-            started_at: now,
-            heartbeat_at: now,
-        };
-        state.engine.store.upsert_worker(&worker).await?;
-        let queue = &state.engine.config.queue;
+        let (worker, assignments) = WorkerSession::open(
+            &state.engine,
+            WorkerProfile {
+                name,
+                kind: "remote".into(),
+                serves: Serves::Agents(names.clone()),
+                agents,
+                slots,
+                version: version.unwrap_or_else(|| "unknown".into()),
+                host: None,
+            },
+        )
+        .await?;
+        let queue = &state.engine.config().queue;
+        let worker_id = worker.worker_id();
         outbox.send(&ServerMessage::Welcome {
             worker_id: worker_id.0,
             lease_ms: queue.lease_ms,
             heartbeat_ms: queue.heartbeat_ms,
         });
-        tracing::info!(worker = %worker.name, id = %worker_id, slots, "remote worker connected");
+        tracing::info!(worker = %worker.name(), id = %worker_id, slots, "remote worker connected");
         Ok(Session {
             state: state.clone(),
             principal,
             outbox: outbox.clone(),
             worker,
-            consumer,
-            in_flight: HashMap::new(),
+            assignments,
             agents: names,
-            last_recorded: std::time::Instant::now(),
         })
     }
 
@@ -249,7 +241,7 @@ impl Session {
             let timeout_ms = self
                 .state
                 .engine
-                .agents
+                .agents()
                 .cached(&task.agent)
                 .map_or(switchyard_core::agent::DEFAULT_TIMEOUT_MS, |e| {
                     e.spec().timeout_ms
@@ -274,40 +266,13 @@ impl Session {
                 task.agent = agent;
                 task.input = input;
             }
-            self.in_flight.insert(
-                task.id,
-                InFlight {
-                    attempt: AttemptRef::from(task),
-                },
-            );
-        }
-    }
-
-    fn on_bus(&mut self, msg: Result<Arc<BusMessage>, broadcast::error::RecvError>) {
-        if let Ok(msg) = msg
-            && let BusMessage::Cancel {
-                task_id,
-                attempt,
-                worker_id,
-            } = &*msg
-            && *worker_id == self.worker.id
-            && self
-                .in_flight
-                .get(task_id)
-                .is_some_and(|f| f.attempt.attempt == *attempt)
-        {
-            self.outbox.send(&ServerMessage::Cancel {
-                task_id: task_id.0,
-                attempt: *attempt,
-            });
+            self.worker.hold(Arc::new(AttemptRef::from(task)));
         }
     }
 
     /// The in-flight attempt a message refers to, if this worker still holds it.
     fn holds(&self, task_id: uuid::Uuid, attempt: u32) -> bool {
-        self.in_flight
-            .get(&TaskId(task_id))
-            .is_some_and(|f| f.attempt.attempt == attempt)
+        self.worker.holds(TaskId(task_id), attempt)
     }
 
     async fn handle(&mut self, text: &str) {
@@ -326,7 +291,7 @@ impl Session {
                 self.outbox
                     .send(&protocol_error("protocol", "hello was already received"));
             }
-            WorkerMessage::Heartbeat {} => self.heartbeat().await,
+            WorkerMessage::Heartbeat {} => self.worker.heartbeat().await,
             WorkerMessage::Log {
                 task_id,
                 attempt,
@@ -399,26 +364,8 @@ impl Session {
                     .await;
             }
             WorkerMessage::Drain {} => {
-                self.consumer.drain();
+                self.assignments.drain();
                 self.outbox.send(&ServerMessage::Draining {});
-            }
-        }
-    }
-
-    async fn heartbeat(&mut self) {
-        let engine = &self.state.engine;
-        let until = Timestamp::now().plus_ms(engine.config.queue.lease_ms);
-        if let Err(e) = engine.store.extend_leases(self.worker.id, until).await {
-            tracing::warn!(error = %e, worker = %self.worker.name, "could not extend leases");
-        }
-        // The worker registry needs no more than one write per heartbeat interval.
-        let interval = std::time::Duration::from_millis(engine.config.queue.heartbeat_ms);
-        if self.last_recorded.elapsed() >= interval / 2 {
-            self.last_recorded = std::time::Instant::now();
-            self.worker.heartbeat_at = Timestamp::now();
-            self.worker.slots_in_use = self.in_flight.len() as u32;
-            if let Err(e) = engine.store.upsert_worker(&self.worker).await {
-                tracing::warn!(error = %e, "could not record a worker heartbeat");
             }
         }
     }
@@ -437,34 +384,29 @@ impl Session {
             at: Timestamp::now(),
             body,
         };
-        if let Err(e) = self.state.engine.reporter.emit(draft).await {
+        if let Err(e) = self.worker.emit(draft).await {
             tracing::warn!(error = %e, "could not record a live event");
         }
     }
 
     async fn finish(&mut self, task_id: uuid::Uuid, attempt: u32, outcome: AttemptOutcome) {
-        let id = TaskId(task_id);
-        if !self.holds(task_id, attempt) {
-            self.outbox.send(&ServerMessage::Ack {
-                task_id,
-                attempt,
-                accepted: false,
-            });
-            return;
-        }
-        let Some(flight) = self.in_flight.remove(&id) else {
-            return;
-        };
         let (ack, answer) = tokio::sync::oneshot::channel();
-        let result = AttemptResult {
-            attempt: flight.attempt,
-            outcome,
-            ack: Some(ack),
-        };
-        if let Err(e) = self.state.engine.reporter.finish(result).await {
-            tracing::error!(error = %e, "could not hand in a remote result");
+        match self
+            .worker
+            .finish(TaskId(task_id), attempt, outcome, Some(ack))
+            .await
+        {
+            Ok(Handover::NotHeld) => {
+                self.outbox.send(&ServerMessage::Ack {
+                    task_id,
+                    attempt,
+                    accepted: false,
+                });
+                return;
+            }
+            Ok(Handover::Handed) => {}
+            Err(e) => tracing::error!(error = %e, "could not hand in a remote result"),
         }
-        self.consumer.release(1);
         let outbox = self.outbox.clone();
         tokio::spawn(async move {
             let accepted = answer.await.unwrap_or(false);
@@ -477,44 +419,11 @@ impl Session {
     }
 
     /// The connection is gone: everything it held goes back to the queue as `worker_lost`.
-    async fn disconnected(mut self) {
-        let lost: Vec<InFlight> = self.in_flight.drain().map(|(_, f)| f).collect();
-        if !lost.is_empty() {
-            tracing::warn!(worker = %self.worker.name, tasks = lost.len(), "remote worker disconnected with tasks in flight");
-        }
-        for flight in lost {
-            let result = AttemptResult {
-                attempt: flight.attempt,
-                outcome: AttemptOutcome::Failed(TaskError::retryable(
-                    codes::WORKER_LOST,
-                    format!(
-                        "the worker {:?} disconnected during the attempt",
-                        self.worker.name
-                    ),
-                )),
-                ack: None,
-            };
-            if let Err(e) = self.state.engine.reporter.finish(result).await {
-                tracing::error!(error = %e, "could not requeue a lost task; its lease will expire");
-            }
-        }
-        // Tasks claimed for us but not yet assigned: give them back too.
-        while let Ok(batch) = self.consumer.rx.try_recv() {
-            for task in batch {
-                let result = AttemptResult {
-                    attempt: AttemptRef::from(task),
-                    outcome: AttemptOutcome::Failed(TaskError::retryable(
-                        codes::WORKER_LOST,
-                        "the worker disconnected",
-                    )),
-                    ack: None,
-                };
-                let _ = self.state.engine.reporter.finish(result).await;
-            }
-        }
-        if let Err(e) = self.state.engine.store.remove_worker(self.worker.id).await {
+    async fn disconnected(self) {
+        let name = self.worker.name().to_owned();
+        if let Err(e) = self.worker.lost(self.assignments).await {
             tracing::warn!(error = %e, "could not remove a disconnected worker");
         }
-        tracing::info!(worker = %self.worker.name, agents = ?self.agents, principal = %self.principal.user_id, "remote worker disconnected");
+        tracing::info!(worker = %name, agents = ?self.agents, principal = %self.principal.user_id, "remote worker disconnected");
     }
 }

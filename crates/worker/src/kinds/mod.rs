@@ -7,8 +7,8 @@ mod sleep;
 use serde_json::Value;
 use switchyard_core::agent::{AgentKind, AgentSpec};
 use switchyard_core::event::EventBody;
+use switchyard_core::store::AttemptRef;
 use switchyard_core::task::TaskError;
-use switchyard_engine::reporter::AttemptRef;
 use tokio_util::sync::CancellationToken;
 
 pub use http::HttpKind;

@@ -6,7 +6,7 @@ use switchyard_core::agent::AgentSpec;
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Auth, perm};
-use crate::routes::agents::view::AgentView;
+use crate::views::AgentView;
 
 /// Register an agent (admins). Secret config values (an `http` agent's header values) are
 /// write-only: responses show them as `"***"`.
@@ -20,6 +20,6 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<AgentView>)> {
     Ok((
         StatusCode::CREATED,
-        Json(state.engine.agents.create(&auth, spec).await?.into()),
+        Json(state.engine.agents().create(&auth, spec).await?.into()),
     ))
 }

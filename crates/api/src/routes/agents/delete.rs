@@ -15,6 +15,6 @@ pub async fn delete(
     auth: Auth<perm::ManageAgents>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    state.engine.agents.delete(&auth, &name).await?;
+    state.engine.agents().delete(&auth, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,7 +4,7 @@ use axum::extract::State;
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiPath, Auth, perm};
-use crate::routes::agents::view::AgentView;
+use crate::views::AgentView;
 
 /// One agent.
 #[utoipa::path(get, operation_id = "get_agent", path = "/api/v1/agents/{name}", tag = "agents", params(("name" = String, Path)),
@@ -16,6 +16,6 @@ pub async fn get(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<AgentView>> {
     Ok(Json(
-        state.engine.agents.describe(&auth, &name).await?.into(),
+        state.engine.agents().describe(&auth, &name).await?.into(),
     ))
 }

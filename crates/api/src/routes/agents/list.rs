@@ -5,7 +5,7 @@ use crate::AppState;
 use crate::error::ApiResult;
 use crate::extract::{Auth, perm};
 use crate::routes::Items;
-use crate::routes::agents::view::AgentView;
+use crate::views::AgentView;
 
 /// Every registered agent, by name.
 #[utoipa::path(get, operation_id = "list_agents", path = "/api/v1/agents", tag = "agents", security(("bearer" = [])),
@@ -17,7 +17,7 @@ pub async fn list(
     Ok(Json(Items {
         items: state
             .engine
-            .agents
+            .agents()
             .list(&auth)
             .await?
             .into_iter()

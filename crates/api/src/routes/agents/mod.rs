@@ -3,4 +3,3 @@ pub mod delete;
 pub mod get;
 pub mod list;
 pub mod update;
-pub mod view;

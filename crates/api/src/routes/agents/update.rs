@@ -8,7 +8,7 @@ use switchyard_core::{Error, ErrorCode};
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, Auth, perm};
-use crate::routes::agents::view::AgentView;
+use crate::views::AgentView;
 
 /// Replace an agent's definition (creating it if it does not exist). The name in the
 /// body may be omitted; if given it must match the path. A secret config value sent as
@@ -33,7 +33,7 @@ pub async fn update(
             format!("the request body has the wrong shape: {e}"),
         )
     })?;
-    let agents = &state.engine.agents;
+    let agents = &state.engine.agents();
     match agents.update(&auth, &name, spec.clone()).await {
         Ok(agent) => Ok((StatusCode::OK, Json(agent.into()))),
         Err(e) if e.code == ErrorCode::AgentNotFound => Ok((

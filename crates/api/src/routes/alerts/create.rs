@@ -6,7 +6,7 @@ use switchyard_core::monitoring::AlertRuleSpec;
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Auth, perm};
-use crate::routes::alerts::view::AlertRuleView;
+use crate::views::AlertRuleView;
 
 /// Create an alert rule (admins). Kinds: `failure_rate` (threshold a fraction 0-1 over
 /// `window_s`), `queue_depth`, `oldest_task_age` (seconds) and `no_worker` (fires when at
@@ -19,6 +19,6 @@ pub async fn create(
     _auth: Auth<perm::ManageSystem>,
     ApiJson(spec): ApiJson<AlertRuleSpec>,
 ) -> ApiResult<(StatusCode, Json<AlertRuleView>)> {
-    let rule = state.engine.monitoring.create_rule(spec).await?;
+    let rule = state.engine.monitoring().create_rule(spec).await?;
     Ok((StatusCode::CREATED, Json(rule.into())))
 }

@@ -15,6 +15,6 @@ pub async fn delete(
     _auth: Auth<perm::ManageSystem>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    state.engine.monitoring.delete_rule(id).await?;
+    state.engine.monitoring().delete_rule(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,13 +2,14 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use switchyard_core::Error;
-use switchyard_core::monitoring::{AlertEvent, AlertEventQuery};
+use switchyard_core::monitoring::AlertEventQuery;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiQuery, Auth, perm};
+use crate::views::AlertEventView;
 
 const MAX_LIMIT: u32 = 500;
 
@@ -26,7 +27,7 @@ pub struct EventParams {
 
 #[derive(Serialize, ToSchema)]
 pub struct AlertEventPage {
-    pub items: Vec<AlertEvent>,
+    pub items: Vec<AlertEventView>,
     /// Pass as `cursor` to get the next (older) page; absent on the last page.
     pub next_cursor: Option<Uuid>,
 }
@@ -49,9 +50,8 @@ pub async fn events(
     }
     let items = state
         .engine
-        .monitoring
-        .store
-        .list_alert_events(&AlertEventQuery {
+        .monitoring()
+        .alert_events(&AlertEventQuery {
             rule_id: p.rule_id,
             before_id: p.cursor,
             limit,
@@ -60,5 +60,6 @@ pub async fn events(
     let next_cursor = (items.len() == limit as usize)
         .then(|| items.last().map(|e| e.id))
         .flatten();
+    let items = items.into_iter().map(AlertEventView::from).collect();
     Ok(Json(AlertEventPage { items, next_cursor }))
 }

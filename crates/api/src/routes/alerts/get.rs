@@ -5,7 +5,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiPath, Auth, perm};
-use crate::routes::alerts::view::AlertRuleView;
+use crate::views::AlertRuleView;
 
 /// One alert rule with its current state.
 #[utoipa::path(get, operation_id = "get_alert_rule", path = "/api/v1/alerts/rules/{id}", tag = "monitoring",
@@ -16,5 +16,5 @@ pub async fn get(
     _auth: Auth<perm::ReadSystem>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<AlertRuleView>> {
-    Ok(Json(state.engine.monitoring.get_rule(id).await?.into()))
+    Ok(Json(state.engine.monitoring().get_rule(id).await?.into()))
 }

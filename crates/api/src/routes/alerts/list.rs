@@ -5,7 +5,7 @@ use crate::AppState;
 use crate::error::ApiResult;
 use crate::extract::{Auth, perm};
 use crate::routes::Items;
-use crate::routes::alerts::view::AlertRuleView;
+use crate::views::AlertRuleView;
 
 /// Alert rules with their current state.
 #[utoipa::path(get, operation_id = "list_alert_rules", path = "/api/v1/alerts/rules", tag = "monitoring",
@@ -15,7 +15,7 @@ pub async fn list(
     State(state): State<AppState>,
     _auth: Auth<perm::ReadSystem>,
 ) -> ApiResult<Json<Items<AlertRuleView>>> {
-    let items = state.engine.monitoring.store.list_alert_rules().await?;
+    let items = state.engine.monitoring().list_rules().await?;
     Ok(Json(Items {
         items: items.into_iter().map(AlertRuleView::from).collect(),
     }))

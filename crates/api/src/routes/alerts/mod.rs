@@ -5,4 +5,3 @@ pub mod get;
 pub mod list;
 pub mod stream;
 pub mod update;
-pub mod view;

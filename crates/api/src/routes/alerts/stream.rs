@@ -14,7 +14,7 @@ use crate::extract::{Auth, perm};
     security(("bearer" = [])),
     responses((status = 200, content_type = "text/event-stream", description = "A stream of alert events")))]
 pub async fn stream(State(state): State<AppState>, _auth: Auth<perm::ReadSystem>) -> Response {
-    let rx = state.engine.monitoring.subscribe_alerts();
+    let rx = state.engine.monitoring().subscribe_alerts();
     let shutdown = state.shutdown.clone();
     let events = futures::stream::unfold((rx, shutdown), |(mut rx, shutdown)| async move {
         loop {

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, Auth, perm};
-use crate::routes::alerts::view::AlertRuleView;
+use crate::views::AlertRuleView;
 
 /// Replace an alert rule's definition (admins); its state carries over.
 #[utoipa::path(put, operation_id = "update_alert_rule", path = "/api/v1/alerts/rules/{id}", tag = "monitoring",
@@ -20,6 +20,11 @@ pub async fn update(
     ApiJson(spec): ApiJson<AlertRuleSpec>,
 ) -> ApiResult<Json<AlertRuleView>> {
     Ok(Json(
-        state.engine.monitoring.update_rule(id, spec).await?.into(),
+        state
+            .engine
+            .monitoring()
+            .update_rule(id, spec)
+            .await?
+            .into(),
     ))
 }

@@ -39,7 +39,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
     let (key, secret) = state
         .engine
-        .auth
+        .auth()
         .create_api_key(&auth, &body.name, body.scopes, body.expires_at)
         .await?;
     Ok((StatusCode::CREATED, Json(CreatedKey { key, secret })))

@@ -15,6 +15,6 @@ pub async fn list(
     auth: Auth<perm::ManageOwnKeys>,
 ) -> ApiResult<Json<Items<ApiKey>>> {
     Ok(Json(Items {
-        items: state.engine.auth.list_api_keys(&auth).await?,
+        items: state.engine.auth().list_api_keys(&auth).await?,
     }))
 }

@@ -15,6 +15,6 @@ pub async fn revoke(
     auth: Auth<perm::ManageOwnKeys>,
     ApiPath(id): ApiPath<ApiKeyId>,
 ) -> ApiResult<StatusCode> {
-    state.engine.auth.revoke_api_key(&auth, id).await?;
+    state.engine.auth().revoke_api_key(&auth, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use serde::Deserialize;
-use switchyard_engine::auth::{ClientInfo, TokenPair};
+use switchyard_auth::{ClientInfo, TokenPair};
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -43,7 +43,7 @@ pub async fn login(
     Ok(Json(
         state
             .engine
-            .auth
+            .auth()
             .login(&body.email, &body.password, &client)
             .await?,
     ))

@@ -9,6 +9,6 @@ use crate::extract::Auth;
 #[utoipa::path(post, operation_id = "logout", path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody)))]
 pub async fn logout(State(state): State<AppState>, auth: Auth) -> ApiResult<StatusCode> {
-    state.engine.auth.logout(&auth).await?;
+    state.engine.auth().logout(&auth).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,7 +2,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 use switchyard_core::auth::{Credential, Scope, User};
-use switchyard_core::{ApiKeyId, Error, SessionId};
+use switchyard_core::{ApiKeyId, SessionId};
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -25,12 +25,7 @@ pub struct Me {
 #[utoipa::path(get, operation_id = "get_me", path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
 pub async fn me(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Me>> {
-    let user = state
-        .engine
-        .store
-        .get_user(auth.user_id)
-        .await?
-        .ok_or_else(|| Error::unauthorized("the user no longer exists"))?;
+    let user = state.engine.auth().me(&auth).await?;
     let (session_id, api_key_id, scopes) = match &auth.credential {
         Credential::Session { session_id } => (Some(*session_id), None, None),
         Credential::ApiKey { id, scopes } => (None, Some(*id), Some(scopes.clone())),

@@ -1,7 +1,7 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
-use switchyard_engine::auth::TokenPair;
+use switchyard_auth::TokenPair;
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -24,5 +24,7 @@ pub async fn refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshBody>,
 ) -> ApiResult<Json<TokenPair>> {
-    Ok(Json(state.engine.auth.refresh(&body.refresh_token).await?))
+    Ok(Json(
+        state.engine.auth().refresh(&body.refresh_token).await?,
+    ))
 }

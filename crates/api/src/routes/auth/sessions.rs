@@ -1,26 +1,13 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Serialize;
-use switchyard_core::{SessionId, Timestamp};
-use utoipa::ToSchema;
+use switchyard_core::SessionId;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiPath, Auth};
 use crate::routes::Items;
-
-#[derive(Serialize, ToSchema)]
-pub struct SessionView {
-    pub id: SessionId,
-    pub created_at: Timestamp,
-    pub last_refreshed_at: Timestamp,
-    pub expires_at: Timestamp,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    /// The session of this request.
-    pub current: bool,
-}
+use crate::views::SessionView;
 
 /// Your sessions (logins), oldest first.
 #[utoipa::path(get, operation_id = "list_sessions", path = "/api/v1/auth/sessions", tag = "auth", security(("bearer" = [])),
@@ -32,19 +19,11 @@ pub async fn list(
     let current = auth.session_id();
     let items = state
         .engine
-        .auth
+        .auth()
         .sessions(&auth)
         .await?
         .into_iter()
-        .map(|s| SessionView {
-            current: Some(s.id) == current,
-            id: s.id,
-            created_at: s.created_at,
-            last_refreshed_at: s.last_refreshed_at,
-            expires_at: s.expires_at,
-            ip: s.ip,
-            user_agent: s.user_agent,
-        })
+        .map(|s| SessionView::new(s, current))
         .collect();
     Ok(Json(Items { items }))
 }
@@ -58,6 +37,6 @@ pub async fn delete(
     auth: Auth,
     ApiPath(id): ApiPath<SessionId>,
 ) -> ApiResult<StatusCode> {
-    state.engine.auth.end_session(&auth, id).await?;
+    state.engine.auth().end_session(&auth, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

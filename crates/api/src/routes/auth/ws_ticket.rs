@@ -20,6 +20,6 @@ pub struct Ticket {
 #[utoipa::path(post, operation_id = "create_ws_ticket", path = "/api/v1/auth/ws-ticket", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = Ticket), (status = 401, body = ErrorBody)))]
 pub async fn ws_ticket(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Ticket>> {
-    let (ticket, expires_in) = state.engine.auth.issue_ticket(&auth).await?;
+    let (ticket, expires_in) = state.engine.auth().issue_ticket(&auth).await?;
     Ok(Json(Ticket { ticket, expires_in }))
 }

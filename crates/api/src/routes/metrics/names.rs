@@ -1,5 +1,5 @@
 use axum::Json;
-use switchyard_engine::monitoring::rollup::series_names;
+use switchyard_monitoring::rollup::series_names;
 
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Auth, perm};

@@ -2,7 +2,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use switchyard_core::Error;
-use switchyard_engine::monitoring::rollup::{Series, SeriesQuery};
+use switchyard_monitoring::rollup::{Series, SeriesQuery};
 use utoipa::IntoParams;
 
 use crate::AppState;
@@ -49,5 +49,5 @@ pub async fn series(
         to,
         step_s: p.step.unwrap_or(60),
     };
-    Ok(Json(state.engine.monitoring.series(&query).await?))
+    Ok(Json(state.engine.monitoring().series(&query).await?))
 }

@@ -1,6 +1,6 @@
 use axum::Json;
 use axum::extract::State;
-use switchyard_engine::monitoring::reports::Report;
+use switchyard_monitoring::reports::Report;
 
 use super::{DEFAULT_SPAN_MS, ReportParams};
 use crate::AppState;
@@ -19,5 +19,5 @@ pub async fn agents(
     ApiQuery(p): ApiQuery<ReportParams>,
 ) -> ApiResult<Json<Report>> {
     let (from, to) = parse_period(p.from.as_deref(), p.to.as_deref(), DEFAULT_SPAN_MS)?;
-    Ok(Json(state.engine.monitoring.report(from, to).await?))
+    Ok(Json(state.engine.monitoring().report(from, to).await?))
 }

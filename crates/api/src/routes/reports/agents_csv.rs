@@ -1,7 +1,7 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use switchyard_engine::monitoring::reports::csv;
+use switchyard_monitoring::reports::csv;
 
 use super::{DEFAULT_SPAN_MS, ReportParams};
 use crate::AppState;
@@ -21,7 +21,7 @@ pub async fn agents_csv(
     ApiQuery(p): ApiQuery<ReportParams>,
 ) -> ApiResult<Response> {
     let (from, to) = parse_period(p.from.as_deref(), p.to.as_deref(), DEFAULT_SPAN_MS)?;
-    let report = state.engine.monitoring.report(from, to).await?;
+    let report = state.engine.monitoring().report(from, to).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

@@ -47,7 +47,7 @@ pub async fn batch(
             Ok(r)
         })
         .collect::<Result<Vec<_>, switchyard_core::Error>>()?;
-    let submitted = state.engine.tasks.submit_batch(&auth, requests).await?;
+    let submitted = state.engine.tasks().submit_batch(&auth, requests).await?;
     let items = submitted.into_iter().map(|s| s.into_task()).collect();
     Ok((StatusCode::CREATED, Json(Items { items })))
 }

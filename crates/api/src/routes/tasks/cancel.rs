@@ -19,7 +19,7 @@ pub async fn cancel(
     auth: Auth<perm::ManageTasks>,
     ApiPath(id): ApiPath<TaskId>,
 ) -> ApiResult<(StatusCode, Json<Task>)> {
-    let task = state.engine.tasks.cancel(&auth, id).await?;
+    let task = state.engine.tasks().cancel(&auth, id).await?;
     let status = if task.status == TaskStatus::Cancelled {
         StatusCode::OK
     } else {

@@ -44,12 +44,12 @@ pub async fn events(
             })?),
             None => None,
         };
-    state.engine.tasks.visible(&auth, id).await?;
+    state.engine.tasks().visible(&auth, id).await?;
     // Subscribe before reading the state, so nothing falls between the two.
     let sub = state
         .engine
-        .hub
+        .hub()
         .subscribe(Filter::Task(id), state.config.subscriber_buffer);
-    let task = state.engine.tasks.visible(&auth, id).await?;
+    let task = state.engine.tasks().visible(&auth, id).await?;
     Ok(follow_task(state, task, params.since.or(last_event_id), sub).await)
 }

@@ -16,5 +16,5 @@ pub async fn get(
     auth: Auth<perm::ReadTasks>,
     ApiPath(id): ApiPath<TaskId>,
 ) -> ApiResult<Json<Task>> {
-    Ok(Json(state.engine.tasks.visible(&auth, id).await?))
+    Ok(Json(state.engine.tasks().visible(&auth, id).await?))
 }

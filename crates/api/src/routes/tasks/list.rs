@@ -76,7 +76,7 @@ pub async fn list(
         text: p.q.filter(|q| !q.trim().is_empty()),
         limit,
     };
-    let items = state.engine.tasks.list(&auth, query).await?;
+    let items = state.engine.tasks().list(&auth, query).await?;
     let next_cursor = (items.len() == limit as usize)
         .then(|| items.last().map(|t| t.id))
         .flatten();

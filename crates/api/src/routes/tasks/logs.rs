@@ -1,15 +1,16 @@
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use switchyard_core::event::LogLevel;
 use switchyard_core::monitoring::LogQuery;
-use switchyard_core::{Error, TaskId, Timestamp};
-use utoipa::{IntoParams, ToSchema};
+use switchyard_core::{Error, TaskId};
+use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery, Auth, perm};
 use crate::routes::Items;
+use crate::views::LogLine;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -25,15 +26,6 @@ pub struct LogParams {
     pub q: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct LogLine {
-    pub seq: u64,
-    pub attempt: u32,
-    pub at: Timestamp,
-    pub level: LogLevel,
-    pub message: String,
-}
-
 /// The log lines a task's agent wrote, oldest first.
 #[utoipa::path(get, operation_id = "list_task_logs", path = "/api/v1/tasks/{id}/logs", tag = "tasks", params(("id" = TaskId, Path), LogParams),
     security(("bearer" = [])),
@@ -44,7 +36,6 @@ pub async fn logs(
     ApiPath(id): ApiPath<TaskId>,
     ApiQuery(p): ApiQuery<LogParams>,
 ) -> ApiResult<Json<Items<LogLine>>> {
-    state.engine.tasks.visible(&auth, id).await?;
     let limit = p.limit.unwrap_or(1_000).clamp(1, 5_000);
     let min_level = p
         .level
@@ -52,32 +43,14 @@ pub async fn logs(
         .filter(|l| !l.is_empty())
         .map(|l| l.parse::<LogLevel>().map_err(Error::invalid_parameter))
         .transpose()?;
-    let contains = p.q.filter(|q| !q.trim().is_empty());
-    let after = p.after.unwrap_or(0);
-    let lines = if min_level.is_none() && contains.is_none() {
-        state.engine.store.task_logs(id, after, limit).await?
-    } else {
-        state
-            .engine
-            .store
-            .query_task_logs(&LogQuery {
-                task_id: id,
-                after_seq: after,
-                min_level,
-                contains,
-                limit,
-            })
-            .await?
+    let query = LogQuery {
+        task_id: id,
+        after_seq: p.after.unwrap_or(0),
+        min_level,
+        contains: p.q.filter(|q| !q.trim().is_empty()),
+        limit,
     };
-    let items = lines
-        .into_iter()
-        .map(|l| LogLine {
-            seq: l.seq,
-            attempt: l.attempt,
-            at: l.at,
-            level: l.level,
-            message: l.message,
-        })
-        .collect();
+    let lines = state.engine.tasks().logs(&auth, &query).await?;
+    let items = lines.into_iter().map(LogLine::from).collect();
     Ok(Json(Items { items }))
 }

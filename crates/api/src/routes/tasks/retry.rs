@@ -17,5 +17,5 @@ pub async fn retry(
     auth: Auth<perm::ManageTasks>,
     ApiPath(id): ApiPath<TaskId>,
 ) -> ApiResult<Json<Task>> {
-    Ok(Json(state.engine.tasks.retry(&auth, id).await?))
+    Ok(Json(state.engine.tasks().retry(&auth, id).await?))
 }

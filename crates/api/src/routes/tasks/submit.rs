@@ -161,7 +161,7 @@ pub async fn submit(
     ApiJson(body): ApiJson<SubmitBody>,
 ) -> ApiResult<(StatusCode, Json<Task>)> {
     let request = body.into_request(&headers)?;
-    let tasks = &state.engine.tasks;
+    let tasks = &state.engine.tasks();
     match params.wait.as_deref().map(parse_wait).transpose()? {
         None => Ok(match tasks.submit(&auth, request).await? {
             Submitted::Created(t) => (StatusCode::CREATED, Json(t)),

@@ -31,7 +31,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<User>)> {
     let user = state
         .engine
-        .auth
+        .auth()
         .create_user(&auth, &body.email, &body.password, body.role)
         .await?;
     Ok((StatusCode::CREATED, Json(user)))

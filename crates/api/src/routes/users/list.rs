@@ -15,6 +15,6 @@ pub async fn list(
     auth: Auth<perm::ManageUsers>,
 ) -> ApiResult<Json<Items<User>>> {
     Ok(Json(Items {
-        items: state.engine.auth.list_users(&auth).await?,
+        items: state.engine.auth().list_users(&auth).await?,
     }))
 }

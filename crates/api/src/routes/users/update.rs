@@ -1,9 +1,9 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
+use switchyard_auth::UserUpdate;
 use switchyard_core::UserId;
 use switchyard_core::auth::{Role, User};
-use switchyard_engine::auth::UserUpdate;
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -39,6 +39,6 @@ pub async fn update(
         password: body.password,
     };
     Ok(Json(
-        state.engine.auth.update_user(&auth, id, update).await?,
+        state.engine.auth().update_user(&auth, id, update).await?,
     ))
 }

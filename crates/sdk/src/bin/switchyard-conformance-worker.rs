@@ -1,0 +1,169 @@
+//! The Rust SDK's worker for the protocol conformance suite (`sdks/conformance/`): serves
+//! the same agents as `sdks/python/examples/conformance_worker.py` and
+//! `sdks/typescript/examples/conformance-worker.ts`, with the same names, schemas and
+//! timeouts, so one set of scenarios plays against all three SDKs.
+//!
+//! ```sh
+//! SWITCHYARD_API_KEY=sy_… WORKER_NAME=rust-a switchyard-conformance-worker http://127.0.0.1:8080
+//! ```
+//!
+//! Environment: `SWITCHYARD_API_KEY` (scope `worker`, required), `WORKER_NAME`,
+//! `WORKER_SLOTS` (default 4). Drains on SIGTERM or SIGINT: takes nothing new, finishes the
+//! running tasks, exits 0.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchyard_sdk::{AgentDecl, Level, TaskContext, TaskError, Worker};
+
+/// `conf-sleep`'s per-attempt timeout; the scenarios' sleeps stay well below it, except the
+/// timeout scenario's.
+const SLEEP_TIMEOUT_MS: u64 = 6000;
+
+fn worker_name() -> String {
+    std::env::var("WORKER_NAME").unwrap_or_default()
+}
+
+/// Returns its input, and which worker ran it.
+async fn echo(input: Value, _ctx: TaskContext) -> Result<Value, TaskError> {
+    Ok(json!({ "echo": input, "worker": worker_name() }))
+}
+
+/// Streams each of `parts` as partial output with progress, between two log lines.
+async fn stream(input: Value, ctx: TaskContext) -> Result<Value, TaskError> {
+    let parts = input["parts"]
+        .as_array()
+        .ok_or_else(|| TaskError::permanent("`parts` must be an array"))?;
+    ctx.info(format!("streaming {} parts", parts.len())).await;
+    for (i, part) in parts.iter().enumerate() {
+        ctx.partial(part.clone()).await;
+        ctx.progress(
+            Some((i + 1) as f64 / parts.len() as f64),
+            Some(format!("part {}", i + 1)),
+        )
+        .await;
+    }
+    ctx.log(Level::Warn, "stream finished").await;
+    Ok(json!({ "parts": parts.len(), "worker": worker_name() }))
+}
+
+/// Fails with the error class named in `class`.
+async fn fail(input: Value, _ctx: TaskContext) -> Result<Value, TaskError> {
+    let message = input["message"].as_str().unwrap_or("conformance failure");
+    let error = match input["class"].as_str() {
+        Some("retryable") => TaskError::retryable(message),
+        Some("permanent") => TaskError::permanent(message),
+        Some("rate_limited") => TaskError::rate_limited(
+            message,
+            input["retry_after_ms"].as_u64().map(Duration::from_millis),
+        ),
+        other => return Err(TaskError::permanent(format!("unknown class {other:?}"))),
+    };
+    Err(match input["code"].as_str() {
+        Some(code) => error.with_code(code),
+        None => error,
+    })
+}
+
+/// Sleeps `ms` milliseconds; stops early when the attempt is cancelled.
+async fn sleep(input: Value, ctx: TaskContext) -> Result<Value, TaskError> {
+    let ms = input["ms"].as_u64().unwrap_or(0);
+    ctx.info(format!("sleeping {ms} ms")).await;
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+        _ = ctx.cancelled().cancelled() => {
+            return Err(TaskError::retryable("cancelled while sleeping").with_code("cancelled"));
+        }
+    }
+    Ok(json!({ "slept_ms": ms, "worker": worker_name() }))
+}
+
+fn object_schema(properties: Value, required: &[&str]) -> Option<Value> {
+    Some(json!({ "type": "object", "properties": properties, "required": required }))
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            eprintln!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt().with_env_filter("info").init();
+    let url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    let Ok(key) = std::env::var("SWITCHYARD_API_KEY") else {
+        eprintln!("set SWITCHYARD_API_KEY to an API key with the worker scope");
+        std::process::exit(2);
+    };
+    let slots = std::env::var("WORKER_SLOTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    let mut worker = Worker::connect(url, key)
+        .declare(
+            AgentDecl {
+                description: Some("Returns its input.".into()),
+                input_schema: object_schema(json!({"message": {"type": "string"}}), &["message"]),
+                ..AgentDecl::new("conf-echo")
+            },
+            echo,
+        )
+        .declare(
+            AgentDecl {
+                description: Some(
+                    "Streams `parts` as partial output, with logs and progress.".into(),
+                ),
+                input_schema: object_schema(json!({"parts": {"type": "array"}}), &["parts"]),
+                ..AgentDecl::new("conf-stream")
+            },
+            stream,
+        )
+        .declare(
+            AgentDecl {
+                description: Some("Fails with the error class named in `class`.".into()),
+                input_schema: object_schema(
+                    json!({
+                        "class": {"enum": ["retryable", "permanent", "rate_limited"]},
+                        "message": {"type": "string"},
+                        "code": {"type": "string"},
+                        "retry_after_ms": {"type": "integer", "minimum": 0}
+                    }),
+                    &["class"],
+                ),
+                ..AgentDecl::new("conf-fail")
+            },
+            fail,
+        )
+        .declare(
+            AgentDecl {
+                description: Some("Sleeps `ms` milliseconds, cooperatively cancellable.".into()),
+                input_schema: object_schema(
+                    json!({"ms": {"type": "integer", "minimum": 0}}),
+                    &["ms"],
+                ),
+                timeout_ms: Some(SLEEP_TIMEOUT_MS),
+                ..AgentDecl::new("conf-sleep")
+            },
+            sleep,
+        )
+        .slots(slots);
+    if let Ok(name) = std::env::var("WORKER_NAME") {
+        worker = worker.name(name);
+    }
+    if let Err(e) = worker.run_until(shutdown_signal()).await {
+        eprintln!("worker stopped: {e}");
+        std::process::exit(1);
+    }
+}
