@@ -201,7 +201,15 @@ pub struct Running {
     shutdown: CancellationToken,
     server: Option<JoinHandle<std::io::Result<()>>>,
     runtime: Option<JoinHandle<switchyard_core::Result<()>>>,
-    _backends: OpenBackends,
+    backends: OpenBackends,
+}
+
+impl Running {
+    /// The database the process runs on, for the binary's tools and for tests that read it
+    /// directly (requests go through the engine).
+    pub fn store(&self) -> &Arc<dyn switchyard_core::store::Store> {
+        &self.backends.backends.store
+    }
 }
 
 pub async fn start(config: &Config, role: Role) -> anyhow::Result<Running> {
@@ -226,8 +234,7 @@ pub async fn start(config: &Config, role: Role) -> anyhow::Result<Running> {
         .await
         .context("engine start failed")?;
     if opened.single_node && role.runs_work() {
-        let n = switchyard_engine::maintenance::recover_orphans(&engine.store, &engine.reporter)
-            .await?;
+        let n = engine.recover_orphans().await?;
         if n > 0 {
             tracing::info!(
                 tasks = n,
@@ -238,7 +245,7 @@ pub async fn start(config: &Config, role: Role) -> anyhow::Result<Running> {
     let shutdown = CancellationToken::new();
     if role.runs_work() {
         engine
-            .monitoring
+            .monitoring()
             .builtin_workers
             .store(1, std::sync::atomic::Ordering::Relaxed);
     }
@@ -266,7 +273,7 @@ pub async fn start(config: &Config, role: Role) -> anyhow::Result<Running> {
             listener,
             app,
             connections,
-            engine.monitoring.metrics.clone(),
+            engine.monitoring().metrics.clone(),
             async move { stop.cancelled().await },
         ));
         (Some(server), Some(addr))
@@ -279,7 +286,7 @@ pub async fn start(config: &Config, role: Role) -> anyhow::Result<Running> {
         shutdown,
         server,
         runtime,
-        _backends: opened,
+        backends: opened,
     })
 }
 
@@ -343,7 +350,7 @@ impl Running {
         if let Some(runtime) = self.runtime {
             runtime.await.context("worker runtime task failed")??;
         }
-        self.engine.reporter.flush().await;
+        self.engine.completer().flush().await;
         self.engine.stop().await;
         Ok(())
     }

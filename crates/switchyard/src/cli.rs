@@ -172,7 +172,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apikey(cmd) => apikey(cli.config, cmd).await,
         Command::Auth(AuthCommand::RotateKey) => {
             let (engine, _backends) = admin_engine(cli.config).await?;
-            let kid = engine.auth.rotate_signing_key().await?;
+            let kid = engine.auth().rotate_signing_key().await?;
             println!("new signing key {kid} is in use; servers pick it up within a minute");
             Ok(())
         }
@@ -214,7 +214,7 @@ async fn serve(config: Config, role: Role, dev: bool) -> anyhow::Result<()> {
     let admin_password = config::admin_password();
     if (dev || admin_password.is_some())
         && let Some(generated) = engine
-            .auth
+            .auth()
             .ensure_admin("admin@localhost", admin_password)
             .await?
     {
@@ -241,9 +241,9 @@ async fn serve(config: Config, role: Role, dev: bool) -> anyhow::Result<()> {
                 println!("  The web UI is not built into this binary; see README.md.");
             }
         }
-        tracing::info!(%addr, role = ?role, database = engine.store.backend(), "switchyard is up");
+        tracing::info!(%addr, role = ?role, database = engine.database_backend(), "switchyard is up");
     } else {
-        tracing::info!(role = ?role, database = engine.store.backend(), "switchyard worker is up");
+        tracing::info!(role = ?role, database = engine.database_backend(), "switchyard worker is up");
     }
     app::shutdown_signal().await;
     tracing::info!("shutting down: finishing requests and running tasks");
@@ -284,8 +284,8 @@ async fn add_demo_agents(engine: &Engine) -> anyhow::Result<()> {
     ]);
     for demo in demos.as_array().into_iter().flatten() {
         let spec: switchyard_core::agent::AgentSpec = serde_json::from_value(demo.clone())?;
-        if engine.store.get_agent(&spec.name).await?.is_none() {
-            engine.agents.install(spec).await?;
+        if engine.agents().get(&spec.name).await?.is_none() {
+            engine.agents().install(spec).await?;
         }
     }
     Ok(())
@@ -324,9 +324,9 @@ fn read_password() -> anyhow::Result<String> {
 }
 
 async fn user(config_file: Option<PathBuf>, cmd: UserCommand) -> anyhow::Result<()> {
-    use switchyard_engine::auth::UserUpdate;
+    use switchyard_auth::UserUpdate;
     let (engine, _backends) = admin_engine(config_file).await?;
-    let auth = &engine.auth;
+    let auth = &engine.auth();
     let role = |r: &str| r.parse::<UserRole>().map_err(anyhow::Error::msg);
     let (email, update) = match cmd {
         UserCommand::Add { email, role: r } => {
@@ -337,7 +337,7 @@ async fn user(config_file: Option<PathBuf>, cmd: UserCommand) -> anyhow::Result<
             return Ok(());
         }
         UserCommand::List => {
-            for u in engine.store.list_users().await? {
+            for u in engine.auth().list_users_unchecked().await? {
                 let status = if u.disabled { "disabled" } else { "active" };
                 println!("{}\t{}\t{}\t{}", u.id, u.email, u.role, status);
             }
@@ -394,14 +394,9 @@ async fn apikey(config_file: Option<PathBuf>, cmd: ApiKeyCommand) -> anyhow::Res
                 .iter()
                 .map(|s| s.trim().parse::<Scope>().map_err(anyhow::Error::msg))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let email = switchyard_core::auth::normalize_email(&email).context("invalid email")?;
-            let (user, _) = engine
-                .store
-                .user_by_email(&email)
-                .await?
-                .context("no user with that email")?;
+            let user = engine.auth().user_by_email(&email).await?;
             let (key, secret) = engine
-                .auth
+                .auth()
                 .issue_api_key(user.id, user.role, &name, scopes, None)
                 .await?;
             eprintln!(

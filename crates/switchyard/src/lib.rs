@@ -1,5 +1,6 @@
 //! The `switchyard` binary as a library: configuration, wiring, the CLI, the embedded
-//! UI and the load generator. `main.rs` only calls [`cli::main`]; tests use the rest.
+//! UI and the load generator. `main.rs` only calls [`cli::main`]; tests use the rest, and
+//! the test harness in `testing` (behind the `testing` feature).
 
 pub mod app;
 pub mod bench;
@@ -7,6 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod open_files;
 pub mod telemetry;
-#[doc(hidden)]
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod ui;

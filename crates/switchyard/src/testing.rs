@@ -1,6 +1,7 @@
 //! A test harness for this workspace's integration tests: the real server (engine,
 //! worker runtime, HTTP) on a random port and a fresh data directory, plus HTTP helpers.
-//! Not part of the product; compiled in so every crate's tests can share it.
+//! Not part of the product: behind the `testing` feature, which this crate's tests and the
+//! SDK's tests enable.
 
 mod contract;
 
@@ -58,7 +59,7 @@ impl TestApp {
         let running = app::start(&config, Role::All).await.expect("server starts");
         running
             .engine
-            .auth
+            .auth()
             .ensure_admin(ADMIN_EMAIL, Some(ADMIN_PASSWORD.into()))
             .await
             .unwrap();
@@ -78,6 +79,11 @@ impl TestApp {
         };
         app.admin = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
         app
+    }
+
+    /// The database, for tests that read it directly.
+    pub fn store(&self) -> &std::sync::Arc<dyn switchyard_core::store::Store> {
+        self.running.as_ref().unwrap().store()
     }
 
     pub fn engine(&self) -> &std::sync::Arc<switchyard_engine::Engine> {
@@ -117,7 +123,7 @@ impl TestApp {
         let password = "a-long-enough-password";
         let user = self
             .engine()
-            .auth
+            .auth()
             .create_user_unchecked(&email, password, role)
             .await
             .unwrap();
@@ -126,14 +132,13 @@ impl TestApp {
 
     /// An API key of the admin user with these scopes.
     pub async fn api_key(&self, scopes: &[switchyard_core::auth::Scope]) -> String {
-        let (user, _) = self
+        let user = self
             .engine()
-            .store
+            .auth()
             .user_by_email(ADMIN_EMAIL)
             .await
-            .unwrap()
             .unwrap();
-        let auth = &self.engine().auth;
+        let auth = &self.engine().auth();
         let (_, secret) = auth
             .issue_api_key(user.id, user.role, "test", scopes.to_vec(), None)
             .await

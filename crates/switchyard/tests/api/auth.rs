@@ -338,8 +338,7 @@ async fn api_keys_carry_scopes() {
 /// A token signed with the server's real key, with chosen claims.
 async fn signed_token(app: &TestApp, claims: Value) -> String {
     let keys = app
-        .engine()
-        .store
+        .store()
         .get_setting("auth.jwt_keys")
         .await
         .unwrap()
@@ -646,7 +645,7 @@ async fn users_list_and_end_their_own_sessions() {
 async fn signing_keys_rotate_without_logging_anyone_out() {
     let app = TestApp::spawn().await;
     let before = app.admin.clone();
-    app.engine().auth.rotate_signing_key().await.unwrap();
+    app.engine().auth().rotate_signing_key().await.unwrap();
     let (status, _) = app
         .call("GET", "/api/v1/auth/me", Some(&before), None)
         .await;

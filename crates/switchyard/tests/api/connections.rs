@@ -204,7 +204,7 @@ async fn idle_keep_alive_connections_are_closed() {
     assert!(held.is_some(), "an idle keep-alive connection is closed");
     eprintln!("idle keep-alive connection held {held:?}");
     // The harness's own pooled connection went idle before ours: it is closed too.
-    let metrics = app.engine().monitoring.metrics.clone();
+    let metrics = app.engine().monitoring().metrics.clone();
     let deadline = Instant::now() + PROMPTLY;
     while metrics.http_connections.load(Relaxed) > 0 {
         assert!(Instant::now() < deadline, "idle connections are all closed");
@@ -399,7 +399,7 @@ async fn the_connection_bound_holds_new_connections_until_one_closes() {
         c.server.idle_timeout_ms = LONG_MS;
     })
     .await;
-    let metrics = app.engine().monitoring.metrics.clone();
+    let metrics = app.engine().monitoring().metrics.clone();
     let open = || usize::try_from(metrics.http_connections.load(Relaxed)).unwrap();
     // Fill every slot with idle keep-alive connections (the harness's client may hold one).
     let mut held = Vec::new();

@@ -25,7 +25,7 @@ async fn quiet_app() -> TestApp {
 /// Waits until no `agent` task is waiting or running; returns the database calls the
 /// polling itself made, so the caller can leave them out.
 async fn drain(app: &TestApp, agent: &str) -> u64 {
-    let store = app.engine().store.clone();
+    let store = app.store().clone();
     let start = Instant::now();
     let mut polling = 0;
     loop {
@@ -70,7 +70,7 @@ async fn batched_tasks_cost_a_fraction_of_a_round_trip_each() {
     drain(&app, "echo").await;
     const BATCHES: usize = 4;
     const PER_BATCH: usize = 500;
-    let before = app.engine().store.database_calls();
+    let before = app.store().database_calls();
     let sends = (0..BATCHES).map(|b| {
         let tasks: Vec<_> = (0..PER_BATCH)
             .map(|i| json!({"agent": "echo", "input": {"b": b, "i": i}}))
@@ -81,7 +81,7 @@ async fn batched_tasks_cost_a_fraction_of_a_round_trip_each() {
         assert!(status.is_success(), "batch accepted: {body}");
     }
     let polling = drain(&app, "echo").await;
-    let calls = app.engine().store.database_calls() - before - polling;
+    let calls = app.store().database_calls() - before - polling;
     let n = BATCHES * PER_BATCH;
     assert_eq!(succeeded(&app, "echo").await, n + 1, "every task ran");
     let per_task = calls as f64 / n as f64;
@@ -101,7 +101,7 @@ async fn single_submissions_cost_a_small_constant_each() {
     drain(&app, "echo").await;
     const CLIENTS: usize = 16;
     const EACH: usize = 40;
-    let before = app.engine().store.database_calls();
+    let before = app.store().database_calls();
     let clients = (0..CLIENTS).map(|c| {
         let app = &app;
         async move {
@@ -118,7 +118,7 @@ async fn single_submissions_cost_a_small_constant_each() {
     });
     futures::future::join_all(clients).await;
     let polling = drain(&app, "echo").await;
-    let calls = app.engine().store.database_calls() - before - polling;
+    let calls = app.store().database_calls() - before - polling;
     let n = CLIENTS * EACH;
     assert_eq!(succeeded(&app, "echo").await, n + 1, "every task ran");
     let per_task = calls as f64 / n as f64;
