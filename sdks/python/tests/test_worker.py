@@ -363,3 +363,101 @@ async def test_reconnects_after_the_connection_drops(server: Any) -> None:
     assert done.attempts[0].status != "succeeded"
     assert lost == [1]
     assert proxy.connections >= 2
+
+
+async def test_output_that_is_not_json_fails_permanent_and_the_worker_serves_on(
+    server: Any,
+) -> None:
+    name = unique("not-json")
+    worker = make_worker(server)
+
+    @worker.agent(name)
+    async def handler(ctx: TaskContext, input: dict[str, Any]) -> Any:
+        if input.get("bad"):
+            return {"value": object()}
+        return {"ok": True}
+
+    async with running(worker), Client(server.url, api_key=server.client_key) as client:
+        submitted = await client.submit(name, {"bad": True})
+        bad = await wait_until(client, submitted.id, lambda t: t.done)
+        good = await client.submit(name, {"bad": False}, wait=WAIT)
+    assert bad.status == "dead", bad
+    assert bad.error is not None
+    assert bad.error["class"] == "permanent" and bad.error["code"] == "invalid_output"
+    assert len(bad.attempts) == 1
+    assert good.status == "succeeded" and good.output == {"ok": True}, good
+
+
+async def test_a_partial_that_is_not_json_is_dropped_not_fatal(
+    server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = unique("partial-not-json")
+    worker = make_worker(server)
+
+    @worker.agent(name)
+    async def handler(ctx: TaskContext, input: Any) -> Any:
+        await ctx.partial({"value": object()})
+        await ctx.partial({"token": "kept"})
+        return {"done": True}
+
+    caplog.set_level(logging.WARNING, logger="switchyard.worker")
+    async with running(worker), Client(server.url, api_key=server.client_key) as client:
+        task = await client.submit(name, {}, wait=WAIT)
+        assert task.status == "succeeded", task
+        events = [e async for e in client.follow(task.id, since=0)]
+    assert [e["data"] for e in events if e["kind"] == "partial"] == [{"token": "kept"}]
+    assert any("not JSON" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_burst_of_tasks_each_gets_its_own_output_and_events_in_order(
+    server: Any,
+) -> None:
+    """Many attempts finishing together: their messages leave in shared writes, each
+    attempt's in order and before its result."""
+    name = unique("burst")
+    worker = make_worker(server, slots=64)
+
+    @worker.agent(name)
+    async def handler(ctx: TaskContext, input: dict[str, Any]) -> Any:
+        await ctx.log("info", f"item {input['i']}")
+        await ctx.partial({"i": input["i"]})
+        await asyncio.sleep(0)
+        return {"i": input["i"], "task": ctx.task_id}
+
+    async with running(worker), Client(server.url, api_key=server.client_key) as client:
+        tasks = await client.submit_batch(name, [{"i": i} for i in range(300)], wait=WAIT)
+        assert [t.status for t in tasks] == ["succeeded"] * 300, [
+            t for t in tasks if t.status != "succeeded"
+        ]
+        assert [t.output for t in tasks] == [{"i": i, "task": t.id} for i, t in enumerate(tasks)]
+        events = [e async for e in client.follow(tasks[123].id, since=0)]
+    kinds = [e["kind"] for e in events]
+    assert kinds.index("log") < kinds.index("partial") < kinds.index("result"), kinds
+    assert [e["data"] for e in events if e["kind"] == "partial"] == [{"i": 123}]
+
+
+async def test_a_handler_that_ignores_a_cancellation_is_cancelled_after_the_grace(
+    server: Any,
+) -> None:
+    name = unique("stubborn")
+    worker = make_worker(server, cancel_grace=0.2)
+    started = asyncio.Event()
+    interrupted = asyncio.Event()
+
+    @worker.agent(name)
+    async def stubborn(ctx: TaskContext, input: Any) -> Any:
+        started.set()
+        try:
+            await asyncio.sleep(WAIT)
+        except asyncio.CancelledError:
+            interrupted.set()
+            raise
+        return {"finished": True}
+
+    async with running(worker), Client(server.url, api_key=server.client_key) as client:
+        submitted = await client.submit(name, {})
+        await asyncio.wait_for(started.wait(), WAIT)
+        await client.cancel(submitted.id)
+        task = await wait_until(client, submitted.id, lambda t: t.done)
+        await asyncio.wait_for(interrupted.wait(), WAIT)
+    assert task.status == "cancelled", task

@@ -1,4 +1,4 @@
-import { ConnectionError, errorFromResponse, SwitchyardError } from "./errors.js";
+import { ConnectionError, errorFromResponse, SwitchyardError, textOr } from "./errors.js";
 import { jitter, openSocket, sleep, wsUrl, type Socket } from "./socket.js";
 
 export type TaskStatus = "queued" | "running" | "retrying" | "succeeded" | "failed" | "cancelled" | "dead";
@@ -92,6 +92,13 @@ export interface SubmitOptions {
   parentId?: string;
 }
 
+/**
+ * What `submitBatch` applies to every task of the batch: no `wait`, and no `idempotencyKey`
+ * (one key on every task would collapse the batch to its first task; a key a JavaScript
+ * caller passes anyway is dropped).
+ */
+export type BatchSubmitOptions = Omit<SubmitOptions, "wait" | "idempotencyKey">;
+
 export interface FollowOptions {
   /** Resume after this sequence number (events with a larger `seq` only). */
   since?: number;
@@ -138,7 +145,7 @@ export class Client {
   }
 
   /** Submits many tasks of one agent in one transaction: all are accepted or none. */
-  async submitBatch(agent: string, inputs: unknown[], options: Omit<SubmitOptions, "wait"> = {}): Promise<Task[]> {
+  async submitBatch(agent: string, inputs: unknown[], options: BatchSubmitOptions = {}): Promise<Task[]> {
     const tasks = inputs.map((input) => submitBody(agent, input, { ...options, idempotencyKey: undefined }));
     const answer = await this.#request<{ items: Task[] }>("POST", "/api/v1/tasks/batch", { tasks });
     return answer.items;
@@ -284,10 +291,10 @@ class EventStream {
     if (msg["type"] === "event") {
       this.#push(msg as unknown as TaskEvent);
     } else if (msg["type"] === "error") {
-      const code = String(msg["code"]);
+      const code = textOr(msg["code"], "unknown_error");
       // A slow consumer is cut off and may resume; everything else is the caller's problem.
       if (code === "slow_consumer") return;
-      this.#push(new SwitchyardError(code, String(msg["message"] ?? code)));
+      this.#push(new SwitchyardError(code, textOr(msg["message"], code)));
     }
   }
 

@@ -126,9 +126,14 @@ export async function errorFromResponse(response: Response): Promise<SwitchyardE
       options.details = err["details"] as Record<string, unknown>;
     }
     if (typeof err["request_id"] === "string") options.requestId = err["request_id"];
-    return new SwitchyardError(err["code"], String(err["message"] ?? err["code"]), options);
+    return new SwitchyardError(err["code"], textOr(err["message"], err["code"]), options);
   }
   return new SwitchyardError(`http_${response.status}`, text || response.statusText || `HTTP ${response.status}`, {
     status: response.status,
   });
+}
+
+/** `value` when the server sent a string there, else `fallback` (never `[object Object]`). */
+export function textOr(value: unknown, fallback: string): string {
+  return typeof value === "string" ? value : fallback;
 }

@@ -66,9 +66,31 @@ async function openNodeSocket(url: string, headers: Record<string, string>, time
   return new Promise<Socket>((resolve, reject) => {
     const ws = new WebSocket(url, { headers, maxPayload: MAX_MESSAGE_BYTES + 1024, handshakeTimeout: timeoutMs });
     let settled = false;
+    // Frames sent in one turn of the event loop (a burst of results, each with its own
+    // `ws.send`) leave in one write: the TCP socket is corked at the first and uncorked
+    // once the turn's callbacks and promise reactions have run.
+    let tcp: { cork(): void; uncork(): void } | undefined;
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      tcp?.uncork();
+    };
+    ws.on("upgrade", (res) => (tcp = res.socket));
     const socket: Socket = {
-      send: (text) => ws.send(text),
-      close: (code, reason) => ws.close(code, reason),
+      send: (text) => {
+        if (tcp && !corked) {
+          corked = true;
+          tcp.cork();
+          process.nextTick(uncork);
+        }
+        ws.send(text);
+      },
+      close: (code, reason) => {
+        // What was sent before the close leaves now: the caller may exit the process as
+        // soon as this returns (a drained worker), before the deferred uncork runs.
+        if (corked) uncork();
+        ws.close(code, reason);
+      },
       onMessage: () => {},
       onClose: () => {},
       get isOpen() {
@@ -96,7 +118,7 @@ async function openNodeSocket(url: string, headers: Record<string, string>, time
     });
     ws.on("message", (data, isBinary) => {
       if (isBinary) return;
-      socket.onMessage(Array.isArray(data) ? Buffer.concat(data).toString("utf8") : data.toString());
+      socket.onMessage(textOf(data));
     });
     ws.on("error", (err) => {
       if (!settled) {
@@ -113,6 +135,13 @@ async function openNodeSocket(url: string, headers: Record<string, string>, time
       socket.onClose(code, reason.toString());
     });
   });
+}
+
+/** A text frame as `ws` delivers it (a Buffer by default; fragments or an ArrayBuffer otherwise). */
+function textOf(data: Buffer | ArrayBuffer | Buffer[]): string {
+  if (Buffer.isBuffer(data)) return data.toString("utf8");
+  if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
+  return Buffer.from(data).toString("utf8");
 }
 
 function openBrowserSocket(Ctor: BrowserSocketCtor, url: string, timeoutMs: number): Promise<Socket> {

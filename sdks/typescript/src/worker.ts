@@ -1,4 +1,4 @@
-import { ConnectionError, SwitchyardError, TaskError, RateLimitedError, type ErrorClass } from "./errors.js";
+import { ConnectionError, SwitchyardError, TaskError, RateLimitedError, textOr, type ErrorClass } from "./errors.js";
 import { jitter, openSocket, sleep, wsUrl, type Socket } from "./socket.js";
 import { VERSION } from "./version.js";
 
@@ -41,7 +41,11 @@ export interface TaskContext {
   partial(data: unknown): Promise<void>;
 }
 
-export type Handler = (ctx: TaskContext, input: any) => unknown | Promise<unknown>;
+/**
+ * Runs one attempt: what it returns (or resolves to) is the task's output. `Input` is what the
+ * handler declares its input to be; the server has validated it against `inputSchema`, if any.
+ */
+export type Handler<Input = unknown> = (ctx: TaskContext, input: Input) => unknown;
 
 export interface WorkerOptions {
   /** The server's base URL, `http(s)://host:port`. */
@@ -60,7 +64,8 @@ export interface WorkerOptions {
 
 interface Running {
   attempt: number;
-  controller: AbortController;
+  /** Aborts the attempt's signal (once; later reasons are ignored). */
+  abort: (reason: DOMException) => void;
   finish: (msg: Record<string, unknown>) => void;
 }
 
@@ -77,7 +82,7 @@ export class Worker {
   readonly #apiKey: string;
   readonly #maxBackoffMs: number;
   readonly #logger: Pick<Console, "info" | "warn">;
-  readonly #agents = new Map<string, { decl: Record<string, unknown>; handler: Handler }>();
+  readonly #agents = new Map<string, { decl: Record<string, unknown>; handler: Handler<unknown> }>();
   readonly #stop = new AbortController();
   #running = false;
   #workerId: string | undefined;
@@ -96,9 +101,9 @@ export class Worker {
   }
 
   /** Serves agent `name` with `handler(ctx, input)`; what it returns is the task's output. */
-  agent(name: string, handler: Handler): this;
-  agent(name: string, options: AgentOptions, handler: Handler): this;
-  agent(name: string, optionsOrHandler: AgentOptions | Handler, maybeHandler?: Handler): this {
+  agent<Input = unknown>(name: string, handler: Handler<Input>): this;
+  agent<Input = unknown>(name: string, options: AgentOptions, handler: Handler<Input>): this;
+  agent<Input = unknown>(name: string, optionsOrHandler: AgentOptions | Handler<Input>, maybeHandler?: Handler<Input>): this {
     const options = typeof optionsOrHandler === "function" ? {} : optionsOrHandler;
     const handler = typeof optionsOrHandler === "function" ? optionsOrHandler : maybeHandler;
     if (typeof handler !== "function") throw new TypeError(`agent ${name}: a handler function is required`);
@@ -107,7 +112,8 @@ export class Worker {
     if (options.inputSchema !== undefined) decl["input_schema"] = options.inputSchema;
     if (options.outputSchema !== undefined) decl["output_schema"] = options.outputSchema;
     if (options.timeoutMs !== undefined) decl["timeout_ms"] = options.timeoutMs;
-    this.#agents.set(name, { decl, handler });
+    // The server validated the input against `inputSchema`; the handler's `Input` is its word for it.
+    this.#agents.set(name, { decl, handler: handler as Handler<unknown> });
     return this;
   }
 
@@ -183,7 +189,7 @@ export class Worker {
 
   async #session(url: string): Promise<"stopped" | "lost"> {
     const socket = await openSocket(url, { authorization: `Bearer ${this.#apiKey}` }, HANDSHAKE_TIMEOUT_MS);
-    const welcome = await this.#handshake(socket);
+    const { welcome, early } = await this.#handshake(socket);
     this.#workerId = String(welcome["worker_id"]);
     this.#logger.info(`switchyard worker ${this.name} connected as ${this.#workerId}`);
     for (const resolve of this.#connected.splice(0)) resolve();
@@ -209,7 +215,7 @@ export class Worker {
         this.#onStop = undefined;
         this.#workerId = undefined;
         // Whatever still runs belongs to a lost connection; the server has re-queued it.
-        for (const r of running.values()) r.controller.abort(new DOMException("the connection to the server was lost", "AbortError"));
+        for (const r of running.values()) r.abort(new DOMException("the connection to the server was lost", "AbortError"));
         running.clear();
         if (how === "stopped") socket.close(1000, "drained");
         resolve(how);
@@ -248,7 +254,7 @@ export class Worker {
           case "cancel": {
             const r = running.get(String(msg["task_id"]));
             if (r && r.attempt === msg["attempt"]) {
-              r.controller.abort(new DOMException("the task was cancelled", "AbortError"));
+              r.abort(new DOMException("the task was cancelled", "AbortError"));
               r.finish({ type: "cancelled" });
             }
             break;
@@ -267,11 +273,15 @@ export class Worker {
             break;
         }
       };
+      // Frames that came in the same read as `welcome` (an assignment often does) arrived
+      // before this handler was installed: handle them now, in order.
+      for (const text of early.splice(0)) socket.onMessage(text);
+      if (!socket.isOpen) end("lost");
       if (this.#stop.signal.aborted) beginDrain();
     });
   }
 
-  #handshake(socket: Socket): Promise<Record<string, unknown>> {
+  #handshake(socket: Socket): Promise<{ welcome: Record<string, unknown>; early: string[] }> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         socket.close();
@@ -292,12 +302,14 @@ export class Worker {
           return;
         }
         if (msg["type"] === "welcome") {
+          // Kept until the session installs its handlers (see #session).
+          const early: string[] = [];
           socket.onClose = () => {};
-          socket.onMessage = () => {};
-          resolve(msg);
+          socket.onMessage = (text) => early.push(text);
+          resolve({ welcome: msg, early });
         } else if (msg["type"] === "error") {
-          const code = String(msg["code"]);
-          const message = String(msg["message"] ?? code);
+          const code = textOr(msg["code"], "unknown_error");
+          const message = textOr(msg["message"], code);
           socket.close();
           // A server-side hiccup is worth another try; a refusal of this worker is not.
           if (["internal", "unavailable", "rate_limited"].includes(code)) {
@@ -332,7 +344,15 @@ export class Worker {
     const attempt = Number(msg["attempt"]);
     const agent = String(msg["agent"]);
     const timeoutMs = Number(msg["timeout_ms"] ?? 60_000);
-    const controller = new AbortController();
+    // Most handlers never look at their signal: its AbortController is made on first use
+    // (already aborted, if the attempt was), not for every task.
+    let controller: AbortController | undefined;
+    let abortReason: DOMException | undefined;
+    const abort = (reason: DOMException) => {
+      if (abortReason !== undefined) return;
+      abortReason = reason;
+      controller?.abort(reason);
+    };
     let done = false;
     const finish = (out: Record<string, unknown>) => {
       if (done) return;
@@ -343,14 +363,17 @@ export class Worker {
       afterFinish();
     };
     const timer = setTimeout(() => {
-      controller.abort(new DOMException(`the attempt did not finish within ${timeoutMs} ms`, "TimeoutError"));
+      abort(new DOMException(`the attempt did not finish within ${timeoutMs} ms`, "TimeoutError"));
       finish(failure(new TaskError("retryable", `the attempt did not finish within ${timeoutMs} ms`, { code: "timeout" })));
     }, timeoutMs);
-    running.set(taskId, { attempt, controller, finish });
+    running.set(taskId, { attempt, abort, finish });
 
     const about = { task_id: taskId, attempt };
-    const report = async (m: Record<string, unknown>) => {
+    // Reports are queued on the socket in order; the promise lets handlers `await` them as
+    // they would a network call, without a round trip.
+    const report = (m: Record<string, unknown>): Promise<void> => {
       if (!done) send({ ...m, ...about });
+      return Promise.resolve();
     };
     const ctx: TaskContext = {
       taskId,
@@ -359,9 +382,15 @@ export class Worker {
       traceparent: typeof msg["traceparent"] === "string" ? msg["traceparent"] : undefined,
       parentId: typeof msg["parent_id"] === "string" ? msg["parent_id"] : undefined,
       timeoutMs,
-      signal: controller.signal,
+      get signal() {
+        if (controller === undefined) {
+          controller = new AbortController();
+          if (abortReason !== undefined) controller.abort(abortReason);
+        }
+        return controller.signal;
+      },
       get cancelled() {
-        return controller.signal.aborted;
+        return abortReason !== undefined;
       },
       log: (level, message) => report({ type: "log", level, message: String(message) }),
       progress: (progress, message) => {
@@ -383,7 +412,7 @@ export class Worker {
       .then(
         (output) => finish({ type: "result", output: output === undefined ? null : output }),
         (error: unknown) => {
-          if (controller.signal.aborted && !(error instanceof TaskError)) {
+          if (abortReason !== undefined && !(error instanceof TaskError)) {
             // The handler gave up because of its signal; `finish` has already reported why.
             finish({ type: "cancelled" });
             return;

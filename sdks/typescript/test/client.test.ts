@@ -82,9 +82,9 @@ describe("client", () => {
     expect(e4).toMatchObject({ code: "task_not_found", status: 404 });
 
     const e5 = (async () => {
-      for await (const _ of wrong.follow("01a24490-10d7-701b-90b7-bc5c47d4ea8c")) {
-        // never
-      }
+      const events = [];
+      for await (const event of wrong.follow("01a24490-10d7-701b-90b7-bc5c47d4ea8c")) events.push(event);
+      return events;
     })();
     await expect(e5).rejects.toMatchObject({ code: "unauthorized" });
   });
@@ -135,7 +135,7 @@ describe("client", () => {
       expect(cuts).toBe(2);
       const seqs = events.map((e) => e.seq);
       expect(seqs[0]).toBe(1);
-      for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBe(seqs[i - 1]! + 1);
+      for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBe(seqs[i - 1] + 1);
       const lines = events.filter((e) => e.kind === "log").map((e) => e.message);
       expect(lines).toEqual(Array.from({ length: 60 }, (_, i) => `line ${i}`));
       expect(events.at(-1)).toMatchObject({ kind: "result", status: "succeeded", output: { lines: 60 } });

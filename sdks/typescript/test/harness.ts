@@ -11,7 +11,8 @@ import { fileURLToPath } from "node:url";
 const here = dirname(fileURLToPath(import.meta.url));
 export const SDK_DIR = resolve(here, "..");
 const REPO_ROOT = resolve(SDK_DIR, "../..");
-const BIN = process.env["SWITCHYARD_BIN"] ?? join(REPO_ROOT, "target/debug/switchyard");
+/** The server binary the tests start: `$SWITCHYARD_BIN`, default the workspace's debug build. */
+export const BIN = process.env["SWITCHYARD_BIN"] ?? join(REPO_ROOT, "target/debug/switchyard");
 const PASSWORD = "sdk-test-password-1";
 
 export interface TestServer {
@@ -21,7 +22,8 @@ export interface TestServer {
   /** submit + read */
   clientKey: string;
   process: ChildProcess;
-  rest(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  /** An admin REST call; `T` is what the caller expects the JSON body to be. */
+  rest<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
   stop(): Promise<void>;
 }
 
@@ -41,7 +43,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
     const timer = setTimeout(() => reject(new Error(`${BIN} did not report its address in 30 s`)), 30_000);
     child.once("exit", (code) => reject(new Error(`${BIN} exited early (${code})`)));
     child.once("error", reject);
-    const lines = createInterface({ input: child.stdout! });
+    const lines = createInterface({ input: child.stdout });
     let found = false;
     lines.on("line", (line) => {
       if (found) return;
@@ -58,21 +60,21 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
     });
   });
   const url = `http://${addr}`;
-  const raw = async (method: string, path: string, token: string | undefined, body?: unknown) => {
+  const raw = async <T>(method: string, path: string, token: string | undefined, body?: unknown): Promise<{ status: number; body: T }> => {
     const headers: Record<string, string> = {};
     if (token) headers["authorization"] = `Bearer ${token}`;
     if (body !== undefined) headers["content-type"] = "application/json";
     const res = await fetch(url + path, { method, headers, body: body === undefined ? null : JSON.stringify(body) });
     const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
+    return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
   };
-  const login = await raw("POST", "/api/v1/auth/login", undefined, { email: "admin@localhost", password: PASSWORD });
+  const login = await raw<{ access_token: string }>("POST", "/api/v1/auth/login", undefined, { email: "admin@localhost", password: PASSWORD });
   if (login.status !== 200) throw new Error(`login failed: ${JSON.stringify(login.body)}`);
-  const adminToken = login.body.access_token as string;
+  const adminToken = login.body.access_token;
   const key = async (name: string, scopes: string[]) => {
-    const r = await raw("POST", "/api/v1/api-keys", adminToken, { name, scopes });
+    const r = await raw<{ secret: string }>("POST", "/api/v1/api-keys", adminToken, { name, scopes });
     if (r.status !== 201 && r.status !== 200) throw new Error(`api key: ${JSON.stringify(r.body)}`);
-    return r.body.secret as string;
+    return r.body.secret;
   };
   return {
     url,
@@ -80,7 +82,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
     workerKey: await key("ts-worker", ["worker"]),
     clientKey: await key("ts-client", ["submit", "read"]),
     process: child,
-    rest: (method, path, body) => raw(method, path, adminToken, body),
+    rest: <T>(method: string, path: string, body?: unknown) => raw<T>(method, path, adminToken, body),
     async stop() {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once("exit", r));

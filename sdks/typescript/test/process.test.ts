@@ -34,8 +34,8 @@ function startWorker(name: string, agent: string): ChildProcess {
 }
 
 async function remoteWorkers(): Promise<string[]> {
-  const r = await server.rest("GET", "/api/v1/workers");
-  return (r.body.items as { kind: string; name: string }[]).filter((w) => w.kind === "remote").map((w) => w.name);
+  const r = await server.rest<{ items: { kind: string; name: string }[] }>("GET", "/api/v1/workers");
+  return r.body.items.filter((w) => w.kind === "remote").map((w) => w.name);
 }
 
 async function finished(id: string): Promise<Task> {
@@ -66,8 +66,8 @@ describe("worker processes", () => {
     expect(done.status).toBe("succeeded");
     expect(done.output).toEqual({ words: 40, worker: "survivor" });
     expect(done.attempts.filter((at) => at.status === "succeeded").length).toBe(1);
-    expect(done.attempts[0]!.worker).toBe("victim");
-    expect(done.attempts[0]!.error?.code).toBe("worker_lost");
+    expect(done.attempts[0].worker).toBe("victim");
+    expect(done.attempts[0].error?.code).toBe("worker_lost");
     const events: TaskEvent[] = [];
     for await (const e of client.follow(task.id, { since: 0 })) events.push(e);
     expect(events.filter((e) => e.kind === "result").length).toBe(1);

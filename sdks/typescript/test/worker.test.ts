@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Client, PermanentError, RateLimitedError, RetryableError, SwitchyardError, Worker, type Task, type TaskContext, type TaskEvent } from "../src/index.js";
+import { Client, PermanentError, RateLimitedError, RetryableError, SwitchyardError, Worker, type AgentOptions, type Handler, type Task, type TaskEvent } from "../src/index.js";
 import { agentName, startProxy, startServer, until, type TestServer } from "./harness.js";
 
 const quiet = { info() {}, warn() {} };
@@ -23,15 +23,15 @@ async function finished(id: string): Promise<Task> {
 }
 
 /** Runs `body` with a worker serving one agent, then drains it. */
-async function withWorker(
+async function withWorker<Input>(
   name: string,
-  options: Parameters<Worker["agent"]>[1],
-  handler: (ctx: TaskContext, input: any) => unknown,
+  options: AgentOptions,
+  handler: Handler<Input>,
   body: () => Promise<void>,
   url = server.url,
 ): Promise<void> {
   const worker = new Worker({ url, apiKey: server.workerKey, slots: 4, logger: quiet });
-  worker.agent(name, options as never, handler);
+  worker.agent(name, options, handler);
   const running = worker.start();
   running.catch(() => {});
   await worker.connected();
@@ -56,7 +56,10 @@ describe("worker", () => {
         return { summary: input.text.toUpperCase(), attempt: ctx.attempt };
       },
       async () => {
-        const agent = await server.rest("GET", `/api/v1/agents/${name}`);
+        const agent = await server.rest<{ kind: string; version: string; input_schema: { required: string[] } }>(
+          "GET",
+          `/api/v1/agents/${name}`,
+        );
         expect(agent.body.kind).toBe("remote");
         expect(agent.body.version).toBe("7");
         expect(agent.body.input_schema.required).toEqual(["text"]);
@@ -83,7 +86,7 @@ describe("worker", () => {
     await withWorker(
       name,
       {},
-      async (ctx, input: { mode: string }) => {
+      (ctx, input: { mode: string }) => {
         if (input.mode === "permanent") throw new PermanentError("bad input", { code: "bad_input" });
         if (ctx.attempt === 1) throw new RetryableError("upstream busy", { code: "busy" });
         return { attempt: ctx.attempt };
@@ -93,8 +96,8 @@ describe("worker", () => {
         expect(retried.status).toBe("succeeded");
         expect(retried.output).toEqual({ attempt: 2 });
         expect(retried.attempts.length).toBe(2);
-        expect(retried.attempts[0]!.error?.class).toBe("retryable");
-        expect(retried.attempts[0]!.error?.code).toBe("busy");
+        expect(retried.attempts[0].error?.class).toBe("retryable");
+        expect(retried.attempts[0].error?.code).toBe("busy");
 
         const dead = await finished((await client.submit(name, { mode: "permanent" })).id);
         expect(dead.status).toBe("dead");
@@ -112,7 +115,7 @@ describe("worker", () => {
     await withWorker(
       name,
       {},
-      async (ctx) => {
+      (ctx) => {
         startedAt.push(Date.now());
         if (ctx.attempt === 1) throw new RateLimitedError({ retryAfter: 2 });
         return { ok: true };
@@ -120,10 +123,10 @@ describe("worker", () => {
       async () => {
         const task = await finished((await client.submit(name, {})).id);
         expect(task.status).toBe("succeeded");
-        expect(task.attempts[0]!.error?.class).toBe("rate_limited");
+        expect(task.attempts[0].error?.class).toBe("rate_limited");
         expect(startedAt.length).toBe(2);
         // The default backoff after one failure is at most 200 ms; retry_after asked for 2 s.
-        expect(startedAt[1]! - startedAt[0]!).toBeGreaterThanOrEqual(1_900);
+        expect(startedAt[1] - startedAt[0]).toBeGreaterThanOrEqual(1_900);
       },
     );
   });
@@ -144,7 +147,7 @@ describe("worker", () => {
         const task = await finished((await client.submit(name, {})).id);
         expect(task.status).toBe("succeeded");
         expect(task.output).toEqual({ attempt: 2 });
-        expect(task.attempts[0]!.error?.code).toBe("timeout");
+        expect(task.attempts[0].error?.code).toBe("timeout");
         expect(reasons).toEqual(["TimeoutError"]);
       },
     );
@@ -184,6 +187,32 @@ describe("worker", () => {
     );
   });
 
+  it("gives a handler that reads ctx.signal only after the cancel an already aborted signal", async () => {
+    const name = agentName("late-signal");
+    let started!: () => void;
+    const startedP = new Promise<void>((r) => (started = r));
+    let seen!: (v: { aborted: boolean; reason: string }) => void;
+    const seenP = new Promise<{ aborted: boolean; reason: string }>((r) => (seen = r));
+    await withWorker(
+      name,
+      {},
+      async (ctx) => {
+        started();
+        // Poll `cancelled` without touching `signal`, which the SDK makes on first use.
+        while (!ctx.cancelled) await new Promise((r) => setTimeout(r, 20));
+        seen({ aborted: ctx.signal.aborted, reason: (ctx.signal.reason as DOMException).name });
+        return null;
+      },
+      async () => {
+        const task = await client.submit(name, {});
+        await startedP;
+        await client.cancel(task.id);
+        expect(await seenP).toEqual({ aborted: true, reason: "AbortError" });
+        expect((await finished(task.id)).status).toBe("cancelled");
+      },
+    );
+  });
+
   it("heartbeats keep the lease of a task that runs longer than the lease", async () => {
     const short = await startServer({ SWITCHYARD__QUEUE__LEASE_MS: "1500", SWITCHYARD__QUEUE__HEARTBEAT_MS: "300" });
     try {
@@ -211,14 +240,14 @@ describe("worker", () => {
     const name = agentName("reconnect");
     try {
       const worker = new Worker({ url: proxy.url, apiKey: server.workerKey, slots: 2, logger: quiet, maxBackoff: 1 });
-      worker.agent(name, async (ctx) => ({ worker: ctx.agent }));
+      worker.agent(name, (ctx) => ({ worker: ctx.agent }));
       const running = worker.start();
       await worker.connected();
       const first = await client.submit(name, {}, { wait: 30 });
       expect(first.status).toBe("succeeded");
       const before = worker.workerId;
       expect(proxy.cutAll()).toBeGreaterThan(0);
-      await until("a new connection", async () => worker.workerId !== undefined && worker.workerId !== before);
+      await until("a new connection", () => Promise.resolve(worker.workerId !== undefined && worker.workerId !== before));
       const second = await client.submit(name, {}, { wait: 30 });
       expect(second.status).toBe("succeeded");
       worker.stop();
@@ -230,7 +259,7 @@ describe("worker", () => {
 
   it("fails with a clear error for a wrong key and for a rejected hello", async () => {
     const wrong = new Worker({ url: server.url, apiKey: "sy_wrongwrongwrong", logger: quiet });
-    wrong.agent(agentName("x"), async () => null);
+    wrong.agent(agentName("x"), () => null);
     const e1 = await wrong.start().catch((e: unknown) => e);
     expect(e1).toBeInstanceOf(SwitchyardError);
     expect((e1 as SwitchyardError).code).toBe("unauthorized");
@@ -238,14 +267,14 @@ describe("worker", () => {
 
     // A key without the worker scope.
     const noScope = new Worker({ url: server.url, apiKey: server.clientKey, logger: quiet });
-    noScope.agent(agentName("x"), async () => null);
+    noScope.agent(agentName("x"), () => null);
     const e2 = await noScope.start().catch((e: unknown) => e);
     expect(e2).toBeInstanceOf(SwitchyardError);
     expect((e2 as SwitchyardError).status).toBe(403);
 
     // Built-in agents cannot be served remotely: the server refuses the hello.
     const builtin = new Worker({ url: server.url, apiKey: server.workerKey, logger: quiet });
-    builtin.agent("echo", async () => null);
+    builtin.agent("echo", () => null);
     const e3 = await builtin.start().catch((e: unknown) => e);
     expect(e3).toBeInstanceOf(SwitchyardError);
     expect((e3 as SwitchyardError).message).toMatch(/echo/);

@@ -14,7 +14,7 @@ import signal
 import socket as _socket
 import threading
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -27,6 +27,28 @@ from ._urls import http_url, ws_url
 from .errors import SwitchyardError, TaskError, WorkerRefusedError
 
 log = logging.getLogger("switchyard.worker")
+
+orjson: Any
+try:  # An optional speed-up (`pip install "./sdks/python[fast]"`); the standard library otherwise.
+    import orjson  # type: ignore[no-redef, import-not-found, unused-ignore]
+except ImportError:  # pragma: no cover - depends on the environment
+    orjson = None
+
+
+def _dumps(message: dict[str, Any]) -> str:
+    if orjson is not None:
+        try:
+            return str(orjson.dumps(message).decode())
+        except TypeError:
+            pass  # what orjson refuses (e.g. non-string keys) the standard library may take
+    return json.dumps(message)
+
+
+def _loads(raw: str | bytes) -> Any:
+    if orjson is not None:
+        return orjson.loads(raw)
+    return json.loads(raw)
+
 
 HANDSHAKE_TIMEOUT = 15.0
 #: How long a draining worker waits for the server to acknowledge its last outcomes.
@@ -83,13 +105,14 @@ class TaskContext:
         #: Set when the server cancels this attempt, it times out, or the worker loses its
         #: connection.
         self.cancel_event = asyncio.Event()
-        self._cancelled = threading.Event()
+        # A plain flag: a bool is read and written atomically, from any thread.
+        self._cancelled = False
         self._session = session
 
     @property
     def cancelled(self) -> bool:
         """Whether the attempt should stop (readable from any thread)."""
-        return self._cancelled.is_set()
+        return self._cancelled
 
     @property
     def trace_id(self) -> str | None:
@@ -99,7 +122,7 @@ class TaskContext:
         return parts[1] if len(parts) > 1 else None
 
     def _cancel(self) -> None:
-        self._cancelled.set()
+        self._cancelled = True
         self.cancel_event.set()
 
     def _send(self, message: dict[str, Any]) -> Sent:
@@ -156,25 +179,39 @@ def _default_name() -> str:
     return f"{_socket.gethostname() or 'worker'}-{os.getpid()}"
 
 
-@dataclass
 class _Running:
-    ctx: TaskContext
-    task: asyncio.Task[None]
+    """One attempt this connection runs: its context, its handler's task, its deadline."""
+
+    __slots__ = ("ctx", "reported", "task", "timed_out", "timer")
+
+    def __init__(self, ctx: TaskContext) -> None:
+        self.ctx = ctx
+        self.task: asyncio.Future[Any] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.timed_out = False
+        #: The attempt's outcome was queued (or the connection is gone): nothing more to send.
+        self.reported = False
 
 
-@dataclass
 class _Session:
-    """One connection's state."""
+    """One connection's state. Outgoing messages queue in ``outbox``; one sender task writes
+    them, as many as are waiting at a time."""
 
-    socket: ClientConnection
-    outbound: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
-    running: dict[str, _Running] = field(default_factory=dict)
-    #: Outcomes (result, error, cancelled) sent and not yet acknowledged: (task id, attempt).
-    unacked: set[tuple[str, int]] = field(default_factory=set)
-    #: The server answered `drain` with `draining`: every assignment it made came before.
-    drain_confirmed: bool = False
-    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
-    closed: bool = False
+    def __init__(self, socket: ClientConnection) -> None:
+        self.socket = socket
+        self.loop = asyncio.get_running_loop()
+        self.outbox: list[dict[str, Any]] = []
+        self.wakeup = asyncio.Event()
+        #: Set whenever something a draining worker waits for changes (an attempt ended, an
+        #: ack or `draining` arrived, the outbox was written).
+        self.changed = asyncio.Event()
+        self.sending = False
+        self.running: dict[str, _Running] = {}
+        #: Outcomes (result, error, cancelled) sent and not yet acknowledged: (task id, attempt).
+        self.unacked: set[tuple[str, int]] = set()
+        #: The server answered `drain` with `draining`: every assignment it made came before.
+        self.drain_confirmed = False
+        self.closed = False
 
     def enqueue(self, message: dict[str, Any]) -> None:
         if self.closed:
@@ -184,9 +221,15 @@ class _Session:
         except RuntimeError:
             current = None
         if current is self.loop:
-            self.outbound.put_nowait(message)
+            self._put(message)
         else:
-            self.loop.call_soon_threadsafe(self.outbound.put_nowait, message)
+            self.loop.call_soon_threadsafe(self._put, message)
+
+    def _put(self, message: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        self.outbox.append(message)
+        self.wakeup.set()
 
 
 class Worker:
@@ -219,6 +262,8 @@ class Worker:
         self.cancel_grace = cancel_grace
         self._threads = threads
         self._agents: dict[str, AgentSpec] = {}
+        #: Per agent: whether its handler is an ``async def`` (checked once, not per task).
+        self._coroutine_handlers: dict[str, bool] = {}
         self._stop: asyncio.Event | None = None
         self._connected: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -260,6 +305,7 @@ class Worker:
 
     def add_agent(self, spec: AgentSpec) -> None:
         self._agents[spec.name] = spec
+        self._coroutine_handlers[spec.name] = inspect.iscoroutinefunction(spec.handler)
 
     def stop(self) -> None:
         """Drains: takes no new tasks, finishes the running ones, then :meth:`run` returns.
@@ -367,7 +413,7 @@ class Worker:
     async def _session(self) -> None:
         assert self._stop is not None and self._connected is not None
         socket = await self._connect()
-        session = _Session(socket=socket)
+        session = _Session(socket)
         try:
             await socket.send(json.dumps(self._hello()))
             try:
@@ -392,9 +438,15 @@ class Worker:
             await self._serve(session, heartbeat)
         finally:
             session.closed = True
+            # The connection is gone: the server re-queues these attempts. Each handler sees
+            # `ctx.cancelled` and gets `cancel_grace` seconds to stop by itself.
             for r in session.running.values():
+                r.reported = True
+                if r.timer is not None:
+                    r.timer.cancel()
                 r.ctx._cancel()
-                r.task.cancel()
+                if r.task is not None and not r.task.done():
+                    session.loop.call_later(self.cancel_grace, r.task.cancel)
             with contextlib.suppress(Exception):
                 await socket.close()
 
@@ -445,168 +497,197 @@ class Worker:
 
     async def _serve(self, session: _Session, heartbeat: float) -> None:
         assert self._stop is not None
-        socket = session.socket
-        draining = False
-        done: asyncio.Queue[str] = asyncio.Queue()
-        receive: asyncio.Task[Any] = asyncio.ensure_future(socket.recv())
-        send_next: asyncio.Task[dict[str, Any]] = asyncio.ensure_future(session.outbound.get())
-        finished: asyncio.Task[str] = asyncio.ensure_future(done.get())
-        stopping: asyncio.Task[bool] = asyncio.ensure_future(self._stop.wait())
         loop = asyncio.get_running_loop()
-        next_beat = loop.time() + heartbeat
-        ack_deadline: float | None = None
-        drain_sent: float | None = None
+        receiver = loop.create_task(self._receive(session))
+        sender = loop.create_task(self._write(session))
+        beats = loop.create_task(self._heartbeats(session, heartbeat))
+        stopping = loop.create_task(self._stop.wait())
+        links = (receiver, sender, beats)
         try:
+            await asyncio.wait({*links, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            _raise_if_done(links)
+            log.info("draining: finishing %d running task(s)", len(session.running))
+            session.enqueue({"type": "drain"})
+            drain_sent = loop.time()
+            ack_deadline: float | None = None
             while True:
-                waiting: set[asyncio.Future[Any]] = {receive, send_next, finished}
-                if not draining:
-                    waiting.add(stopping)
-                ready, _ = await asyncio.wait(
-                    waiting,
-                    timeout=max(0.0, next_beat - loop.time()),
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if loop.time() >= next_beat:
-                    await self._send(socket, {"type": "heartbeat"})
-                    next_beat = loop.time() + heartbeat
-                if stopping in ready and not draining:
-                    draining = True
-                    log.info("draining: finishing %d running task(s)", len(session.running))
-                    await self._send(socket, {"type": "drain"})
-                    drain_sent = loop.time()
-                if send_next in ready:
-                    await self._send(socket, send_next.result(), session)
-                    while not session.outbound.empty():
-                        await self._send(socket, session.outbound.get_nowait(), session)
-                    send_next = asyncio.ensure_future(session.outbound.get())
-                if finished in ready:
-                    session.running.pop(finished.result(), None)
-                    finished = asyncio.ensure_future(done.get())
-                if receive in ready:
-                    try:
-                        raw = receive.result()
-                    except ConnectionClosed as e:
-                        raise _Lost(f"the connection closed: {e}") from None
-                    receive = asyncio.ensure_future(socket.recv())
-                    self._on_message(session, json.loads(raw), done)
+                session.changed.clear()
                 # Assignments sent before the server saw `drain` arrive before its `draining`.
-                confirmed = session.drain_confirmed or (
-                    drain_sent is not None and loop.time() >= drain_sent + ACK_WAIT
-                )
-                if draining and confirmed and not session.running:
-                    while not session.outbound.empty():
-                        await self._send(socket, session.outbound.get_nowait(), session)
-                    # Leave once the server acknowledged every outcome (it has recorded
-                    # them), or after a bounded wait.
+                confirmed = session.drain_confirmed or loop.time() >= drain_sent + ACK_WAIT
+                idle = not session.running and not session.outbox and not session.sending
+                if confirmed and idle:
+                    # Leave once the server acknowledged every outcome (it has recorded them),
+                    # or after a bounded wait.
                     if ack_deadline is None:
                         ack_deadline = loop.time() + ACK_WAIT
                     if not session.unacked or loop.time() >= ack_deadline:
                         return
+                changed = loop.create_task(session.changed.wait())
+                try:
+                    await asyncio.wait(
+                        {*links, changed}, timeout=0.5, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    changed.cancel()
+                _raise_if_done(links)
         finally:
-            for pending in (receive, send_next, finished, stopping):
+            for pending in (*links, stopping):
                 pending.cancel()
 
-    async def _send(
-        self,
-        socket: ClientConnection,
-        message: dict[str, Any],
-        session: _Session | None = None,
-    ) -> None:
-        try:
-            await socket.send(json.dumps(message))
-        except ConnectionClosed as e:
-            raise _Lost(f"the connection closed: {e}") from None
-        if session is not None and message.get("type") in _OUTCOMES:
-            session.unacked.add((str(message["task_id"]), int(message["attempt"])))
+    async def _receive(self, session: _Session) -> None:
+        socket = session.socket
+        while True:
+            try:
+                raw = await socket.recv()
+            except ConnectionClosed as e:
+                raise _Lost(f"the connection closed: {e}") from None
+            self._on_message(session, _loads(raw))
 
-    def _on_message(
-        self, session: _Session, message: dict[str, Any], done: asyncio.Queue[str]
-    ) -> None:
+    async def _write(self, session: _Session) -> None:
+        """Writes whatever is queued, in order, as it comes."""
+        socket = session.socket
+        corkable = _corkable(socket)
+        while True:
+            await session.wakeup.wait()
+            session.wakeup.clear()
+            batch, session.outbox = session.outbox, []
+            session.sending = True
+            # Several messages at once leave in as few TCP segments as they fill (Linux's
+            # TCP_CORK), not one segment (and one wake-up of the server) per message.
+            cork = corkable is not None and len(batch) > 1
+            try:
+                if cork:
+                    _set_cork(corkable, True)
+                for message in batch:
+                    text = _encode(message)
+                    if text is None:
+                        continue
+                    await socket.send(text)
+                    if message["type"] in _OUTCOMES:
+                        session.unacked.add((message["task_id"], message["attempt"]))
+            except ConnectionClosed as e:
+                raise _Lost(f"the connection closed: {e}") from None
+            finally:
+                session.sending = False
+                if cork:
+                    _set_cork(corkable, False)
+            session.changed.set()
+
+    @staticmethod
+    async def _heartbeats(session: _Session, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            session.enqueue({"type": "heartbeat"})
+
+    def _on_message(self, session: _Session, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "assign":
-            task_id = str(message["task_id"])
-            timeout_ms = message.get("timeout_ms") or 60_000
-            ctx = TaskContext(
-                task_id=task_id,
-                attempt=int(message["attempt"]),
-                agent=str(message.get("agent", "")),
-                traceparent=message.get("traceparent"),
-                parent_id=message.get("parent_id"),
-                timeout=float(timeout_ms) / 1000,
-                session=session,
-            )
-            task = asyncio.ensure_future(self._attempt(session, ctx, message.get("input"), done))
-            session.running[task_id] = _Running(ctx=ctx, task=task)
+            self._start(session, message)
+        elif kind == "ack":
+            session.unacked.discard((str(message.get("task_id")), int(message.get("attempt", 0))))
+            session.changed.set()
+            if message.get("accepted") is False:
+                log.warning(
+                    "the server rejected the result of task %s attempt %s: the attempt had "
+                    "lost its lease",
+                    message.get("task_id"),
+                    message.get("attempt"),
+                )
         elif kind == "cancel":
             running = session.running.get(str(message.get("task_id")))
             if running is not None and running.ctx.attempt == message.get("attempt"):
-                running.ctx._cancel()
+                self._stop_attempt(session, running)
         elif kind == "draining":
             session.drain_confirmed = True
-        elif kind == "ack":
-            session.unacked.discard((str(message.get("task_id")), int(message.get("attempt", 0))))
-        if kind == "ack" and message.get("accepted") is False:
-            log.warning(
-                "the server rejected the result of task %s attempt %s: the attempt had lost "
-                "its lease",
-                message.get("task_id"),
-                message.get("attempt"),
-            )
+            session.changed.set()
         elif kind == "error":
             log.warning("server error: %s: %s", message.get("code"), message.get("message"))
 
-    async def _attempt(
-        self, session: _Session, ctx: TaskContext, input: Any, done: asyncio.Queue[str]
-    ) -> None:
-        try:
-            outcome = await self._outcome(ctx, input)
-            outcome["task_id"] = ctx.task_id
-            outcome["attempt"] = ctx.attempt
-            session.enqueue(outcome)
-        finally:
-            done.put_nowait(ctx.task_id)
-
-    async def _outcome(self, ctx: TaskContext, input: Any) -> dict[str, Any]:
+    def _start(self, session: _Session, message: dict[str, Any]) -> None:
+        """Starts one assigned attempt: one task for the handler, one timer for its deadline.
+        Whichever ends first (the handler, the deadline, a cancellation) decides the outcome."""
+        task_id = str(message["task_id"])
+        timeout_ms = message.get("timeout_ms") or 60_000
+        ctx = TaskContext(
+            task_id=task_id,
+            attempt=int(message["attempt"]),
+            agent=str(message.get("agent", "")),
+            traceparent=message.get("traceparent"),
+            parent_id=message.get("parent_id"),
+            timeout=float(timeout_ms) / 1000,
+            session=session,
+        )
         spec = self._agents.get(ctx.agent)
         if spec is None:
-            return _failure(f"this worker does not serve {ctx.agent!r}", "permanent", None, None)
-        work = asyncio.ensure_future(self._call(spec.handler, ctx, input))
-        cancelled = asyncio.ensure_future(ctx.cancel_event.wait())
-        try:
-            ready, _ = await asyncio.wait(
-                {work, cancelled}, timeout=ctx.timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-            if work in ready:
-                if cancelled in ready or ctx.cancelled:
-                    # The server asked to stop and the handler did: report the cancellation.
-                    return {"type": "cancelled"}
-                return _result_of(work)
-            timed_out = not ready
-            ctx._cancel()
-            # Give the handler a moment to see the cancellation and stop by itself.
-            with contextlib.suppress(asyncio.TimeoutError, Exception):
-                await asyncio.wait_for(asyncio.shield(work), self.cancel_grace)
-            if not work.done():
-                work.cancel()
-            if timed_out:
-                ms = round(ctx.timeout * 1000)
-                return _failure(
-                    f"the attempt did not finish within {ms} ms", "retryable", "timeout", None
-                )
-            return {"type": "cancelled"}
-        except asyncio.CancelledError:
-            # The connection was lost: the server re-queues the attempt. The handler has seen
-            # `ctx.cancelled`; it gets `cancel_grace` seconds to stop by itself.
-            ctx._cancel()
-            if not work.done():
-                asyncio.get_running_loop().call_later(self.cancel_grace, work.cancel)
-            raise
-        finally:
-            cancelled.cancel()
+            failure = _failure(f"this worker does not serve {ctx.agent!r}", "permanent", None, None)
+            session.enqueue(_addressed(failure, ctx))
+            return
+        running = _Running(ctx)
+        session.running[task_id] = running
+        loop = session.loop
+        input = message.get("input")
+        if self._coroutine_handlers.get(ctx.agent, False):
+            work: asyncio.Future[Any] = loop.create_task(spec.handler(ctx, input))
+        else:
+            work = loop.create_task(self._call_in_thread(spec.handler, ctx, input))
+        running.task = work
+        running.timer = loop.call_later(ctx.timeout, self._expire, session, running)
+        work.add_done_callback(lambda done: self._finished(session, running, done))
 
-    async def _call(self, handler: Handler, ctx: TaskContext, input: Any) -> Any:
-        if inspect.iscoroutinefunction(handler):
-            return await handler(ctx, input)
+    def _finished(self, session: _Session, running: _Running, work: asyncio.Future[Any]) -> None:
+        if running.timer is not None:
+            running.timer.cancel()
+        if running.reported:
+            if not work.cancelled():
+                work.exception()  # retrieved: a late handler's failure is not worth a warning
+            return
+        if running.timed_out:
+            outcome = _timeout_failure(running.ctx)
+            if not work.cancelled():
+                work.exception()
+        elif running.ctx.cancelled:
+            # The server asked to stop and the handler did: report the cancellation.
+            outcome = {"type": "cancelled"}
+            if not work.cancelled():
+                work.exception()
+        else:
+            outcome = _result_of(work)
+        self._report(session, running, outcome)
+
+    def _report(self, session: _Session, running: _Running, outcome: dict[str, Any]) -> None:
+        running.reported = True
+        if session.running.get(running.ctx.task_id) is running:
+            del session.running[running.ctx.task_id]
+        session.enqueue(_addressed(outcome, running.ctx))
+        session.changed.set()
+
+    def _expire(self, session: _Session, running: _Running) -> None:
+        if running.reported or running.ctx.cancelled:
+            return  # already stopping for a cancellation: that stays its outcome
+        running.timed_out = True
+        self._stop_attempt(session, running)
+
+    def _stop_attempt(self, session: _Session, running: _Running) -> None:
+        """The attempt timed out or the server cancelled it: the handler sees ``ctx.cancelled``
+        and gets ``cancel_grace`` seconds to stop by itself; then its task is cancelled and
+        the outcome reported without waiting further."""
+        if running.reported or running.ctx.cancelled:
+            return
+        running.ctx._cancel()
+
+        def give_up() -> None:
+            if running.reported:
+                return
+            if running.timed_out:
+                self._report(session, running, _timeout_failure(running.ctx))
+            else:
+                self._report(session, running, {"type": "cancelled"})
+            if running.task is not None:
+                running.task.cancel()
+
+        session.loop.call_later(self.cancel_grace, give_up)
+
+    async def _call_in_thread(self, handler: Handler, ctx: TaskContext, input: Any) -> Any:
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(self._pool, handler, ctx, input)
         if inspect.isawaitable(result):
@@ -614,7 +695,60 @@ class Worker:
         return result
 
 
-def _result_of(work: asyncio.Task[Any]) -> dict[str, Any]:
+_TCP_CORK: int | None = getattr(_socket, "TCP_CORK", None)
+
+
+def _corkable(connection: ClientConnection) -> Any:
+    """The connection's TCP socket if this platform can cork it, else ``None``."""
+    if _TCP_CORK is None:
+        return None
+    transport = getattr(connection, "transport", None)
+    raw = transport.get_extra_info("socket") if transport is not None else None
+    if raw is None or raw.family not in (_socket.AF_INET, _socket.AF_INET6):
+        return None
+    return raw
+
+
+def _set_cork(raw: Any, on: bool) -> None:
+    with contextlib.suppress(OSError):
+        raw.setsockopt(_socket.IPPROTO_TCP, _TCP_CORK, 1 if on else 0)
+
+
+def _encode(message: dict[str, Any]) -> str | None:
+    """The message as JSON text. A result that is not JSON fails its attempt `permanent`;
+    a log, progress or partial message that is not JSON is dropped with a warning."""
+    try:
+        return _dumps(message)
+    except (TypeError, ValueError) as e:
+        if message["type"] == "result":
+            failure = _failure(f"the output is not JSON: {e}", "permanent", "invalid_output", None)
+            failure["task_id"] = message["task_id"]
+            failure["attempt"] = message["attempt"]
+            return _dumps(failure)
+        log.warning("dropped a %s message that is not JSON: %s", message["type"], e)
+        return None
+
+
+def _raise_if_done(links: tuple[asyncio.Task[None], ...]) -> None:
+    """A link task (receiver, sender, heartbeats) only ends by failing: re-raise that."""
+    for link in links:
+        if link.done():
+            link.result()
+            raise _Lost("a connection task ended")
+
+
+def _addressed(outcome: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    outcome["task_id"] = ctx.task_id
+    outcome["attempt"] = ctx.attempt
+    return outcome
+
+
+def _timeout_failure(ctx: TaskContext) -> dict[str, Any]:
+    ms = round(ctx.timeout * 1000)
+    return _failure(f"the attempt did not finish within {ms} ms", "retryable", "timeout", None)
+
+
+def _result_of(work: asyncio.Future[Any]) -> dict[str, Any]:
     try:
         output = work.result()
     except TaskError as e:
@@ -624,10 +758,7 @@ def _result_of(work: asyncio.Task[Any]) -> dict[str, Any]:
     except Exception as e:
         log.exception("handler raised")
         return _failure(f"{type(e).__name__}: {e}", "retryable", "exception", None)
-    try:
-        json.dumps(output)
-    except (TypeError, ValueError) as e:
-        return _failure(f"the output is not JSON: {e}", "permanent", "invalid_output", None)
+    # Whether it is JSON is found when it is written (see `_encode`): encoded once.
     return {"type": "result", "output": output}
 
 

@@ -1,0 +1,123 @@
+// The TypeScript SDK's worker for the protocol conformance suite (sdks/conformance/): serves the
+// same agents as crates/sdk/src/bin/switchyard-conformance-worker.rs and
+// sdks/python/examples/conformance_worker.py, with the same names, schemas and timeouts.
+//
+//   npm run build
+//   SWITCHYARD_API_KEY=sy_… WORKER_NAME=ts-a node build/examples/conformance-worker.js URL
+//
+// Environment: SWITCHYARD_API_KEY (scope `worker`, required), WORKER_NAME, WORKER_SLOTS
+// (default 4). Drains on SIGTERM or SIGINT: takes nothing new, finishes the running tasks,
+// exits 0.
+import { PermanentError, RateLimitedError, RetryableError, Worker } from "@switchyard/sdk";
+
+/** `conf-sleep`'s per-attempt timeout; the scenarios' sleeps stay well below it, except the
+ * timeout scenario's. */
+const SLEEP_TIMEOUT_MS = 6000;
+
+const url = process.argv[2] ?? "http://127.0.0.1:8080";
+const apiKey = process.env["SWITCHYARD_API_KEY"];
+if (!apiKey) {
+  console.error("set SWITCHYARD_API_KEY to an API key with the worker scope");
+  process.exit(2);
+}
+const workerName = process.env["WORKER_NAME"] ?? "";
+const worker = new Worker({
+  url,
+  apiKey,
+  slots: Number(process.env["WORKER_SLOTS"] ?? 4),
+  ...(workerName ? { name: workerName } : {}),
+});
+
+function objectSchema(properties: Record<string, unknown>, required: string[]): Record<string, unknown> {
+  return { type: "object", properties, required };
+}
+
+worker.agent(
+  "conf-echo",
+  { description: "Returns its input.", inputSchema: objectSchema({ message: { type: "string" } }, ["message"]) },
+  (_ctx, input: unknown) => ({ echo: input, worker: workerName }),
+);
+
+worker.agent(
+  "conf-stream",
+  {
+    description: "Streams `parts` as partial output, with logs and progress.",
+    inputSchema: objectSchema({ parts: { type: "array" } }, ["parts"]),
+  },
+  async (ctx, input: { parts?: unknown }) => {
+    const parts = input.parts;
+    if (!Array.isArray(parts)) throw new PermanentError("`parts` must be an array");
+    await ctx.log("info", `streaming ${parts.length} parts`);
+    for (const [i, part] of parts.entries()) {
+      await ctx.partial(part);
+      await ctx.progress((i + 1) / parts.length, `part ${i + 1}`);
+    }
+    await ctx.log("warn", "stream finished");
+    return { parts: parts.length, worker: workerName };
+  },
+);
+
+worker.agent(
+  "conf-fail",
+  {
+    description: "Fails with the error class named in `class`.",
+    inputSchema: objectSchema(
+      {
+        class: { enum: ["retryable", "permanent", "rate_limited"] },
+        message: { type: "string" },
+        code: { type: "string" },
+        retry_after_ms: { type: "integer", minimum: 0 },
+      },
+      ["class"],
+    ),
+  },
+  (_ctx, input: { class?: string; message?: string; code?: string; retry_after_ms?: number }) => {
+    const message = input.message ?? "conformance failure";
+    const code = input.code !== undefined ? { code: input.code } : {};
+    switch (input.class) {
+      case "retryable":
+        throw new RetryableError(message, code);
+      case "permanent":
+        throw new PermanentError(message, code);
+      case "rate_limited":
+        throw new RateLimitedError(message, {
+          ...code,
+          ...(input.retry_after_ms !== undefined ? { retryAfter: input.retry_after_ms / 1000 } : {}),
+        });
+      default:
+        throw new PermanentError(`unknown class ${JSON.stringify(input.class)}`);
+    }
+  },
+);
+
+worker.agent(
+  "conf-sleep",
+  {
+    description: "Sleeps `ms` milliseconds, cooperatively cancellable.",
+    inputSchema: objectSchema({ ms: { type: "integer", minimum: 0 } }, ["ms"]),
+    timeoutMs: SLEEP_TIMEOUT_MS,
+  },
+  async (ctx, input: { ms: number }) => {
+    await ctx.log("info", `sleeping ${input.ms} ms`);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, input.ms);
+      ctx.signal.addEventListener("abort", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    if (ctx.cancelled) throw new RetryableError("cancelled while sleeping", { code: "cancelled" });
+    return { slept_ms: input.ms, worker: workerName };
+  },
+);
+
+worker.run().then(
+  () => {
+    console.error("worker drained and stopped");
+    process.exit(0);
+  },
+  (e: unknown) => {
+    console.error(`worker stopped: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  },
+);
