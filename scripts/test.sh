@@ -35,6 +35,8 @@ echo "==> Python SDK: ruff, mypy --strict, pytest"
 ./sdks/python/run-tests.sh
 echo "==> TypeScript SDK: tsc --strict, build, vitest"
 ./sdks/typescript/run-tests.sh
+echo "==> SDK protocol conformance: the same scenarios against the Rust, Python and TypeScript workers"
+./sdks/conformance/run-tests.sh
 
 if $web; then
   echo "==> web: end-to-end tests (Playwright + /usr/bin/chromium, the binary cargo test built)"
