@@ -8,11 +8,42 @@ use parking_lot::RwLock;
 use switchyard_core::agent::{Agent, AgentKind, AgentSpec, builtin_agents, check_fallback_chain};
 use switchyard_core::auth::{Permission, Principal};
 use switchyard_core::cache::EventBus;
+use serde_json::Value;
 use switchyard_core::error::ErrorCode;
 use switchyard_core::event::BusMessage;
+use switchyard_core::retry::RetryPolicy;
 use switchyard_core::schema::CompiledSchema;
 use switchyard_core::store::Store;
 use switchyard_core::{Error, Result, Timestamp};
+
+/// An agent as a remote worker declares it in its `hello`. The version and schemas are the
+/// worker's; a policy it leaves out (`None`) keeps the agent's own, or the default for a new one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeclaredAgent {
+    pub name: String,
+    pub version: String,
+    /// Left out, the agent keeps its description.
+    pub description: Option<String>,
+    pub input_schema: Option<Value>,
+    pub output_schema: Option<Value>,
+    pub timeout_ms: Option<u64>,
+    pub retry: Option<RetryPolicy>,
+}
+
+impl DeclaredAgent {
+    /// `base` with what this declaration sets.
+    fn onto(self, base: AgentSpec) -> AgentSpec {
+        AgentSpec {
+            version: self.version,
+            input_schema: self.input_schema,
+            output_schema: self.output_schema,
+            description: self.description.or(base.description.clone()),
+            timeout_ms: self.timeout_ms.unwrap_or(base.timeout_ms),
+            retry: self.retry.unwrap_or(base.retry),
+            ..base
+        }
+    }
+}
 
 /// An agent ready for use: its definition and compiled schemas.
 #[derive(Debug)]
@@ -240,17 +271,21 @@ impl AgentRegistry {
         Ok(())
     }
 
-    /// A remote worker declares an agent it serves: registers it as `remote`, or updates
-    /// the version and schemas of an existing remote agent (keeping its policies).
+    /// A remote worker declares an agent it serves: registers it as `remote`, or updates an
+    /// existing remote agent with what the worker declared (its fallback, concurrency and
+    /// cache settings stay as configured).
     pub async fn declare_remote(
         &self,
         principal: &Principal,
-        declared: AgentSpec,
+        declared: DeclaredAgent,
     ) -> Result<Agent> {
         principal.require(Permission::Work)?;
         match self.store.get_agent(&declared.name).await? {
             // Two workers declaring a new agent at once: the loser updates the winner's row.
-            None => match self.install(declared.clone()).await {
+            None => match self
+                .install(declared.clone().onto(AgentSpec::new(&declared.name, AgentKind::Remote)))
+                .await
+            {
                 Err(e) if e.code == ErrorCode::AgentExists => {
                     Box::pin(self.declare_remote(principal, declared)).await
                 }
@@ -265,21 +300,10 @@ impl AgentRegistry {
                 ),
             )),
             Some(existing) => {
-                let unchanged = existing.spec.version == declared.version
-                    && existing.spec.input_schema == declared.input_schema
-                    && existing.spec.output_schema == declared.output_schema
-                    && (declared.description.is_none()
-                        || existing.spec.description == declared.description);
-                if unchanged {
+                let spec = declared.onto(existing.spec.clone());
+                if spec == existing.spec {
                     return Ok(existing);
                 }
-                let spec = AgentSpec {
-                    version: declared.version,
-                    input_schema: declared.input_schema,
-                    output_schema: declared.output_schema,
-                    description: declared.description.or(existing.spec.description.clone()),
-                    ..existing.spec.clone()
-                };
                 spec.validate()?;
                 let agent = Agent {
                     spec,

@@ -30,9 +30,27 @@ pub struct AgentDecl {
     pub input_schema: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_schema: Option<Value>,
-    /// Per-attempt timeout, when registering a new agent.
+    /// Per-attempt timeout. Declared, it replaces the agent's; left out, the agent keeps its own
+    /// (the server default for a new agent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// Retry policy. Declared, it replaces the agent's, its left-out fields taking the server
+    /// defaults; left out, the agent keeps its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryDecl>,
+}
+
+/// A retry policy as a worker declares it: attempts in total (the first included) and the
+/// exponential backoff's base and cap. Each field left out takes the server default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryDecl {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_ms: Option<u64>,
 }
 
 fn default_version() -> String {
@@ -48,6 +66,7 @@ impl AgentDecl {
             input_schema: None,
             output_schema: None,
             timeout_ms: None,
+            retry: None,
         }
     }
 }
@@ -198,5 +217,30 @@ mod tests {
         assert_eq!(v["type"], "error");
         assert_eq!(v["class"], "rate_limited");
         assert_eq!(serde_json::from_value::<WorkerMessage>(v).unwrap(), err);
+    }
+
+    #[test]
+    fn a_declared_retry_keeps_what_it_leaves_out_unset_and_refuses_unknown_fields() {
+        let decl: AgentDecl = serde_json::from_value(json!({
+            "name": "summarize", "retry": {"max_attempts": 3}
+        }))
+        .unwrap();
+        assert_eq!(
+            decl.retry,
+            Some(RetryDecl {
+                max_attempts: Some(3),
+                ..RetryDecl::default()
+            })
+        );
+        assert_eq!(
+            serde_json::to_value(&decl).unwrap()["retry"],
+            json!({"max_attempts": 3})
+        );
+        let typo = serde_json::from_value::<AgentDecl>(json!({
+            "name": "summarize", "retry": {"max_attempt": 3}
+        }))
+        .unwrap_err();
+        assert!(typo.to_string().contains("max_attempt"), "{typo}");
+        assert_eq!(AgentDecl::new("x").retry, None);
     }
 }

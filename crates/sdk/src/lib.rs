@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use switchyard_protocol::worker::WorkerMessage;
-pub use switchyard_protocol::worker::{AgentDecl, ErrorClass, Level};
+pub use switchyard_protocol::worker::{AgentDecl, ErrorClass, Level, RetryDecl};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 

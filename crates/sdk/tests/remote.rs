@@ -384,3 +384,90 @@ async fn a_full_set_of_assignments_fits_a_worker_that_is_not_reading() {
     );
     app.stop().await;
 }
+
+/// The agent `name` once `check` holds for it.
+async fn agent_when(app: &TestApp, name: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let (status, agent) = app.get(&format!("/api/v1/agents/{name}")).await;
+        if status == StatusCode::OK && check(&agent) {
+            return agent;
+        }
+        assert!(start.elapsed() < WAIT, "agent {name} never matched: {agent}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A worker's declared retry policy replaces the agent's on every deployment; a declaration
+/// without one keeps it; a policy the server cannot take refuses the hello, naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_retry_policy_is_the_agent_s() {
+    let app = TestApp::spawn().await;
+    let key = app.api_key(&[Scope::Worker]).await;
+    let serve = |retry: Option<switchyard_sdk::RetryDecl>| {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = switchyard_sdk::Worker::connect(app.base.clone(), key.clone()).declare(
+            switchyard_sdk::AgentDecl {
+                retry,
+                ..switchyard_sdk::AgentDecl::new("flaky")
+            },
+            |_, _| async { Err(switchyard_sdk::TaskError::retryable("always")) },
+        );
+        let running = tokio::spawn(async move {
+            worker
+                .run_until(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        (stop, running)
+    };
+
+    let (stop, running) = serve(Some(switchyard_sdk::RetryDecl {
+        max_attempts: Some(2),
+        base_ms: Some(50),
+        cap_ms: Some(100),
+    }));
+    let policy = json!({"max_attempts": 2, "base_ms": 50, "cap_ms": 100});
+    agent_when(&app, "flaky", |a| a["retry"] == policy).await;
+    let task = app.submit("flaky", json!({})).await;
+    let done = app
+        .wait_status(task["id"].as_str().unwrap(), &["dead"])
+        .await;
+    assert_eq!(done["attempts"].as_array().unwrap().len(), 2, "{done}");
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+
+    // No policy declared: the agent keeps its own (the task runs only once the worker has
+    // declared its agent).
+    let (stop, running) = serve(None);
+    let task = app.submit("flaky", json!({})).await;
+    let done = app
+        .wait_status(task["id"].as_str().unwrap(), &["dead"])
+        .await;
+    assert_eq!(done["attempts"].as_array().unwrap().len(), 2, "{done}");
+    let (_, agent) = app.get("/api/v1/agents/flaky").await;
+    assert_eq!(agent["retry"], policy);
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+
+    // A new policy: what it leaves out takes the defaults.
+    let (stop, running) = serve(Some(switchyard_sdk::RetryDecl {
+        max_attempts: Some(3),
+        ..Default::default()
+    }));
+    agent_when(&app, "flaky", |a| {
+        a["retry"] == json!({"max_attempts": 3, "base_ms": 200, "cap_ms": 30000})
+    })
+    .await;
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+
+    let (_, running) = serve(Some(switchyard_sdk::RetryDecl {
+        max_attempts: Some(0),
+        ..Default::default()
+    }));
+    let err = running.await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("retry.max_attempts"), "{err}");
+    app.stop().await;
+}

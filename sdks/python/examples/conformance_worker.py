@@ -1,6 +1,7 @@
 """The Python SDK's worker for the protocol conformance suite (``sdks/conformance/``): serves
 the same agents as ``crates/sdk/src/bin/switchyard-conformance-worker.rs`` and
-``sdks/typescript/examples/conformance-worker.ts``, with the same names, schemas and timeouts.
+``sdks/typescript/examples/conformance-worker.ts``, with the same names, schemas, timeouts
+and retry policies.
 
     SWITCHYARD_API_KEY=sy_... WORKER_NAME=py-a python examples/conformance_worker.py URL
 
@@ -22,6 +23,7 @@ from switchyard import (
     PermanentError,
     RateLimitedError,
     RetryableError,
+    RetryPolicy,
     TaskContext,
     Worker,
     WorkerRefusedError,
@@ -30,6 +32,9 @@ from switchyard import (
 #: ``conf-sleep``'s per-attempt timeout; the scenarios' sleeps stay well below it, except the
 #: timeout scenario's.
 SLEEP_TIMEOUT = 6.0
+
+#: The retry policy ``conf-fail`` and ``conf-sleep`` declare: one retry, soon.
+SCENARIO_RETRY: RetryPolicy = {"max_attempts": 2, "base_ms": 100, "cap_ms": 1000}
 
 
 def _object_schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -81,6 +86,7 @@ def build(url: str, api_key: str) -> Worker:
             },
             ["class"],
         ),
+        retry=SCENARIO_RETRY,
     )
     async def fail(ctx: TaskContext, input: dict[str, Any]) -> dict[str, Any]:
         message = str(input.get("message", "conformance failure"))
@@ -102,6 +108,7 @@ def build(url: str, api_key: str) -> Worker:
         description="Sleeps `ms` milliseconds, cooperatively cancellable.",
         input_schema=_object_schema({"ms": {"type": "integer", "minimum": 0}}, ["ms"]),
         timeout=SLEEP_TIMEOUT,
+        retry=SCENARIO_RETRY,
     )
     async def sleep(ctx: TaskContext, input: dict[str, Any]) -> dict[str, Any]:
         ms = int(input["ms"])

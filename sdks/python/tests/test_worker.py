@@ -21,6 +21,7 @@ from switchyard import (
     RetryableError,
     SwitchyardError,
     TaskContext,
+    Worker,
     WorkerRefusedError,
 )
 
@@ -215,6 +216,39 @@ async def test_wrong_key_is_a_clear_error(server: Any) -> None:
     assert "API key" in str(caught.value)
 
 
+async def test_worker_connects_with_a_fresh_ticket_per_connection(server: Any) -> None:
+    name = unique("ticketed")
+    minted = 0
+    async with Client(server.url, api_key=server.worker_key) as minter:
+
+        async def ticket() -> str:
+            nonlocal minted
+            minted += 1
+            return await minter.ws_ticket()
+
+        worker = Worker(server.url, ticket=ticket, handle_signals=False)
+
+        @worker.agent(name)
+        async def echo(ctx: TaskContext, input: Any) -> Any:
+            return input
+
+        async with running(worker), Client(server.url, api_key=server.client_key) as client:
+            task = await client.submit(name, {"via": "ticket"}, wait=WAIT)
+            task = await wait_until(client, task.id, lambda t: t.done)
+    assert task.output == {"via": "ticket"} and minted == 1
+
+    async def made_up() -> str:
+        return "not-a-ticket"
+
+    refused = Worker(server.url, ticket=made_up, handle_signals=False)
+    refused.agent(unique("never"))(echo)
+    with pytest.raises(WorkerRefusedError) as caught:
+        await asyncio.wait_for(refused.run(), WAIT)
+    assert caught.value.status == 401 and "ticket" in str(caught.value)
+    with pytest.raises(ValueError, match="api_key"):
+        Worker(server.url)
+
+
 async def test_key_without_worker_scope_is_refused(server: Any) -> None:
     worker = make_worker(server, key=server.client_key)
 
@@ -268,38 +302,45 @@ async def test_unknown_agent_and_schema_violations_list_each_field(server: Any) 
         assert unknown.value.code == "unknown_agent" and unknown.value.status is not None
 
 
-async def test_retry_policy_is_applied_with_a_key_that_may_manage_agents(server: Any) -> None:
+async def test_retry_policy_is_declared_with_the_agent(server: Any) -> None:
     name = unique("policy")
-    worker = make_worker(server, key=server.admin_key)
+    worker = make_worker(server)  # a worker key: no right to manage agents over REST
 
     @worker.agent(name, retry={"max_attempts": 2, "base_ms": 50, "cap_ms": 100})
     async def failing(ctx: TaskContext, input: Any) -> Any:
         raise RetryableError("always")
 
     async with running(worker), Client(server.url, api_key=server.client_key) as client:
-        agent = await _agent_when(server, name, lambda a: a["retry"]["max_attempts"] == 2)
-        assert agent["retry"]["base_ms"] == 50
+        agent = await _agent_when(server, name, lambda a: True)
+        assert agent["retry"] == {"max_attempts": 2, "base_ms": 50, "cap_ms": 100}
         submitted = await client.submit(name, {})
         task = await wait_until(client, submitted.id, lambda t: t.done)
     assert task.status == "dead" and len(task.attempts) == 2
 
+    # A new deployment declares another policy: it replaces the old one, and the fields it
+    # leaves out take the server defaults.
+    redeployed = make_worker(server)
+    redeployed.agent(name, retry={"max_attempts": 3})(failing)
+    async with running(redeployed):
+        agent = await _agent_when(server, name, lambda a: True)
+    assert agent["retry"] == {"max_attempts": 3, "base_ms": 200, "cap_ms": 30000}
 
-async def test_retry_policy_without_permission_is_reported_not_faked(
-    server: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    name = unique("nopolicy")
+
+async def test_bad_retry_policy_is_a_clear_error(server: Any) -> None:
     worker = make_worker(server)
+    with pytest.raises(ValueError, match="max_attempt"):
 
-    @worker.agent(name, retry={"max_attempts": 2})
-    async def ok(ctx: TaskContext, input: Any) -> Any:
+        @worker.agent(unique("typo"), retry={"max_attempt": 2})  # type: ignore[arg-type]
+        async def typo(ctx: TaskContext, input: Any) -> Any:
+            return None
+
+    @worker.agent(unique("zero"), retry={"max_attempts": 0})
+    async def never(ctx: TaskContext, input: Any) -> Any:
         return None
 
-    with caplog.at_level(logging.WARNING, logger="switchyard.worker"):
-        async with running(worker):
-            await asyncio.sleep(0.5)
-            agent = await _agent_when(server, name, lambda a: True)
-    assert agent["retry"]["max_attempts"] != 2
-    assert any("could not apply the retry policy" in r.getMessage() for r in caplog.records)
+    with pytest.raises(WorkerRefusedError) as caught:
+        await asyncio.wait_for(worker.run(), WAIT)
+    assert "retry.max_attempts" in str(caught.value), caught.value
 
 
 async def _agent_when(server: Any, name: str, check: Any) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 // The TypeScript SDK's worker for the protocol conformance suite (sdks/conformance/): serves the
 // same agents as crates/sdk/src/bin/switchyard-conformance-worker.rs and
-// sdks/python/examples/conformance_worker.py, with the same names, schemas and timeouts.
+// sdks/python/examples/conformance_worker.py, with the same names, schemas, timeouts and retry policies.
 //
 //   npm run build
 //   SWITCHYARD_API_KEY=sy_… WORKER_NAME=ts-a node build/examples/conformance-worker.js URL
@@ -8,11 +8,14 @@
 // Environment: SWITCHYARD_API_KEY (scope `worker`, required), WORKER_NAME, WORKER_SLOTS
 // (default 4). Drains on SIGTERM or SIGINT: takes nothing new, finishes the running tasks,
 // exits 0.
-import { PermanentError, RateLimitedError, RetryableError, Worker } from "@switchyard/sdk";
+import { PermanentError, RateLimitedError, RetryableError, Worker, type RetryPolicy } from "@switchyard/sdk";
 
 /** `conf-sleep`'s per-attempt timeout; the scenarios' sleeps stay well below it, except the
  * timeout scenario's. */
 const SLEEP_TIMEOUT_MS = 6000;
+
+/** The retry policy `conf-fail` and `conf-sleep` declare: one retry, soon. */
+const SCENARIO_RETRY: RetryPolicy = { maxAttempts: 2, baseMs: 100, capMs: 1000 };
 
 const url = process.argv[2] ?? "http://127.0.0.1:8080";
 const apiKey = process.env["SWITCHYARD_API_KEY"];
@@ -70,6 +73,7 @@ worker.agent(
       },
       ["class"],
     ),
+    retry: SCENARIO_RETRY,
   },
   (_ctx, input: { class?: string; message?: string; code?: string; retry_after_ms?: number }) => {
     const message = input.message ?? "conformance failure";
@@ -96,6 +100,7 @@ worker.agent(
     description: "Sleeps `ms` milliseconds, cooperatively cancellable.",
     inputSchema: objectSchema({ ms: { type: "integer", minimum: 0 } }, ["ms"]),
     timeoutMs: SLEEP_TIMEOUT_MS,
+    retry: SCENARIO_RETRY,
   },
   async (ctx, input: { ms: number }) => {
     await ctx.log("info", `sleeping ${input.ms} ms`);

@@ -1,7 +1,7 @@
 export { Client, isFinalEvent } from "./client.js";
 export type { ClientOptions, SubmitOptions, BatchSubmitOptions, FollowOptions, Task, TaskEvent, TaskStatus, TaskErrorInfo, Attempt } from "./client.js";
 export { Worker } from "./worker.js";
-export type { WorkerOptions, AgentOptions, TaskContext, Handler, LogLevel } from "./worker.js";
+export type { WorkerOptions, AgentOptions, RetryPolicy, TaskContext, Handler, LogLevel } from "./worker.js";
 export {
   SwitchyardError,
   ConnectionError,

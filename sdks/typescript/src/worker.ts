@@ -10,11 +10,38 @@ export interface AgentOptions {
   inputSchema?: Record<string, unknown>;
   /** JSON Schema the output must satisfy; a non-conforming output fails the attempt permanently. */
   outputSchema?: Record<string, unknown>;
-  /** Per-attempt timeout in milliseconds, applied when this registers a new agent. */
+  /** Per-attempt timeout in milliseconds. Left out, the agent keeps its own (60 s when new). */
   timeoutMs?: number;
+  /** Retry policy. Declared, it replaces the agent's; left out, the agent keeps its own. */
+  retry?: RetryPolicy;
   /** Agent version (default "1"). */
   version?: string;
   description?: string;
+}
+
+/**
+ * An agent's retry policy. Each field left out takes the server default (5 attempts, 200 ms
+ * base, 30 s cap). Attempts count the first one; after the n-th failure the task waits a random
+ * delay up to `min(capMs, baseMs * 2 ** (n - 1))`.
+ */
+export interface RetryPolicy {
+  maxAttempts?: number;
+  baseMs?: number;
+  capMs?: number;
+}
+
+const RETRY_FIELDS = { maxAttempts: "max_attempts", baseMs: "base_ms", capMs: "cap_ms" } as const;
+
+/** `policy` as the worker protocol spells it; unknown fields are refused here, by name. */
+function retryDeclaration(agent: string, policy: RetryPolicy): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [field, value] of Object.entries(policy)) {
+    if (!Object.hasOwn(RETRY_FIELDS, field)) {
+      throw new TypeError(`agent ${agent}: unknown retry field ${JSON.stringify(field)}; the fields are maxAttempts, baseMs and capMs`);
+    }
+    if (value !== undefined) out[RETRY_FIELDS[field as keyof RetryPolicy]] = value as number;
+  }
+  return out;
 }
 
 /** What a handler can see and do while it runs one attempt. */
@@ -50,8 +77,15 @@ export type Handler<Input = unknown> = (ctx: TaskContext, input: Input) => unkno
 export interface WorkerOptions {
   /** The server's base URL, `http(s)://host:port`. */
   url: string;
-  /** An API key with the `worker` scope. */
-  apiKey: string;
+  /** An API key with the `worker` scope, sent as `Authorization: Bearer` on the upgrade. */
+  apiKey?: string;
+  /**
+   * Instead of `apiKey`: where WebSocket tickets come from (`POST /api/v1/auth/ws-ticket`, minted
+   * with a credential that may act as a worker; single use, valid 30 s). Called once per
+   * connection, reconnections included; the ticket goes in the URL (`?ticket=`), for places that
+   * cannot set headers.
+   */
+  ticket?: () => string | Promise<string>;
   /** Tasks run at once (1 to 4096, default 4). */
   slots?: number;
   /** Shown in the server's workers list (default: host name and process id). */
@@ -79,7 +113,8 @@ export class Worker {
   readonly url: string;
   readonly name: string;
   readonly slots: number;
-  readonly #apiKey: string;
+  readonly #apiKey: string | undefined;
+  readonly #ticket: (() => string | Promise<string>) | undefined;
   readonly #maxBackoffMs: number;
   readonly #logger: Pick<Console, "info" | "warn">;
   readonly #agents = new Map<string, { decl: Record<string, unknown>; handler: Handler<unknown> }>();
@@ -90,10 +125,11 @@ export class Worker {
   #onStop: (() => void) | undefined;
 
   constructor(options: WorkerOptions) {
-    if (!options.apiKey) throw new TypeError("Worker needs an apiKey with the worker scope");
+    if (!options.apiKey && !options.ticket) throw new TypeError("Worker needs an apiKey with the worker scope, or a ticket source");
     this.url = options.url;
     wsUrl(options.url, ""); // validates the URL
     this.#apiKey = options.apiKey;
+    this.#ticket = options.ticket;
     this.slots = Math.max(1, Math.min(4096, Math.floor(options.slots ?? 4)));
     this.name = options.name ?? defaultName();
     this.#maxBackoffMs = (options.maxBackoff ?? 30) * 1000;
@@ -112,6 +148,7 @@ export class Worker {
     if (options.inputSchema !== undefined) decl["input_schema"] = options.inputSchema;
     if (options.outputSchema !== undefined) decl["output_schema"] = options.outputSchema;
     if (options.timeoutMs !== undefined) decl["timeout_ms"] = options.timeoutMs;
+    if (options.retry !== undefined) decl["retry"] = retryDeclaration(name, options.retry);
     // The server validated the input against `inputSchema`; the handler's `Input` is its word for it.
     this.#agents.set(name, { decl, handler: handler as Handler<unknown> });
     return this;
@@ -188,7 +225,9 @@ export class Worker {
   }
 
   async #session(url: string): Promise<"stopped" | "lost"> {
-    const socket = await openSocket(url, { authorization: `Bearer ${this.#apiKey}` }, HANDSHAKE_TIMEOUT_MS);
+    const socket = this.#ticket
+      ? await openSocket(`${url}?ticket=${encodeURIComponent(await this.#ticket())}`, {}, HANDSHAKE_TIMEOUT_MS)
+      : await openSocket(url, { authorization: `Bearer ${this.#apiKey ?? ""}` }, HANDSHAKE_TIMEOUT_MS);
     const { welcome, early } = await this.#handshake(socket);
     this.#workerId = String(welcome["worker_id"]);
     this.#logger.info(`switchyard worker ${this.name} connected as ${this.#workerId}`);

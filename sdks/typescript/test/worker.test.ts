@@ -278,5 +278,70 @@ describe("worker", () => {
     const e3 = await builtin.start().catch((e: unknown) => e);
     expect(e3).toBeInstanceOf(SwitchyardError);
     expect((e3 as SwitchyardError).message).toMatch(/echo/);
+
+    // A retry policy the server cannot take is refused with the hello, naming the field;
+    // an unknown field is refused at once, by name.
+    const zero = new Worker({ url: server.url, apiKey: server.workerKey, logger: quiet });
+    zero.agent(agentName("zero"), { retry: { maxAttempts: 0 } }, () => null);
+    const e4 = await zero.start().catch((e: unknown) => e);
+    expect(e4).toBeInstanceOf(SwitchyardError);
+    expect((e4 as SwitchyardError).message).toMatch(/retry\.max_attempts/);
+    const typo = { retry: { maxAtempts: 2 } } as unknown as AgentOptions;
+    expect(() => zero.agent(agentName("typo"), typo, () => null)).toThrow(/maxAtempts/);
+  });
+
+  it("connects with a fresh ticket per connection instead of an API key", async () => {
+    const minter = new Client({ url: server.url, apiKey: server.workerKey });
+    let minted = 0;
+    const name = agentName("ticketed");
+    const worker = new Worker({
+      url: server.url,
+      ticket: async () => {
+        minted += 1;
+        return minter.wsTicket();
+      },
+      logger: quiet,
+    });
+    worker.agent(name, (_ctx, input) => input);
+    const running = worker.start();
+    running.catch(() => {});
+    await worker.connected();
+    try {
+      const task = await finished((await client.submit(name, { via: "ticket" })).id);
+      expect(task.output).toEqual({ via: "ticket" });
+      expect(minted).toBe(1);
+    } finally {
+      worker.stop();
+      await running;
+    }
+    // A ticket is single use and checked like a key: a spent or made-up one is refused.
+    const bad = new Worker({ url: server.url, ticket: () => "not-a-ticket", logger: quiet });
+    bad.agent(agentName("x"), () => null);
+    const e = await bad.start().catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(SwitchyardError);
+    expect((e as SwitchyardError).status).toBe(401);
+    expect(() => new Worker({ url: server.url })).toThrow(/apiKey/);
+  });
+
+  it("declares its retry policy in hello, replacing the agent's on every deployment", async () => {
+    const name = agentName("policy");
+    const agent = async () => (await server.rest<{ retry: Record<string, number> }>("GET", `/api/v1/agents/${name}`)).body;
+    await withWorker(
+      name,
+      { retry: { maxAttempts: 2, baseMs: 50, capMs: 100 } },
+      () => {
+        throw new RetryableError("always");
+      },
+      async () => {
+        expect((await agent()).retry).toEqual({ max_attempts: 2, base_ms: 50, cap_ms: 100 });
+        const task = await finished((await client.submit(name, {})).id);
+        expect(task.status).toBe("dead");
+        expect(task.attempts.length).toBe(2);
+      },
+    );
+    // The next deployment declares another policy; what it leaves out takes the defaults.
+    await withWorker(name, { retry: { maxAttempts: 3 } }, () => null, async () => {
+      expect((await agent()).retry).toEqual({ max_attempts: 3, base_ms: 200, cap_ms: 30_000 });
+    });
   });
 });

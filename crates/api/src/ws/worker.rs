@@ -16,13 +16,14 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use switchyard_core::agent::{AgentKind, AgentSpec};
+use switchyard_core::retry::RetryPolicy;
 use switchyard_core::auth::{Permission, Principal};
 use switchyard_core::event::{EventBody, LogLevel};
 use switchyard_core::store::AttemptRef;
 use switchyard_core::store::{ClaimedTask, EventDraft};
 use switchyard_core::task::{ErrorClass, TaskError};
 use switchyard_core::{Error, ErrorCode, TaskId, Timestamp};
+use switchyard_engine::agents::DeclaredAgent;
 use switchyard_engine::completer::AttemptOutcome;
 use switchyard_engine::dispatch::Serves;
 use switchyard_engine::worker_session::{Assignments, Handover, WorkerProfile, WorkerSession};
@@ -142,16 +143,23 @@ async fn session(state: AppState, socket: WebSocket, principal: Principal) {
     session.disconnected().await;
 }
 
-fn to_spec(decl: AgentDecl) -> AgentSpec {
-    let mut spec = AgentSpec::new(decl.name, AgentKind::Remote);
-    spec.version = decl.version;
-    spec.description = decl.description;
-    spec.input_schema = decl.input_schema;
-    spec.output_schema = decl.output_schema;
-    if let Some(t) = decl.timeout_ms {
-        spec.timeout_ms = t;
+fn to_declared(decl: AgentDecl) -> DeclaredAgent {
+    DeclaredAgent {
+        name: decl.name,
+        version: decl.version,
+        description: decl.description,
+        input_schema: decl.input_schema,
+        output_schema: decl.output_schema,
+        timeout_ms: decl.timeout_ms,
+        retry: decl.retry.map(|r| {
+            let defaults = RetryPolicy::default();
+            RetryPolicy {
+                max_attempts: r.max_attempts.unwrap_or(defaults.max_attempts),
+                base_ms: r.base_ms.unwrap_or(defaults.base_ms),
+                cap_ms: r.cap_ms.unwrap_or(defaults.cap_ms),
+            }
+        }),
     }
-    spec
 }
 
 impl Session {
@@ -199,7 +207,7 @@ impl Session {
             let agent = state
                 .engine
                 .agents()
-                .declare_remote(&principal, to_spec(decl))
+                .declare_remote(&principal, to_declared(decl))
                 .await?;
             names.insert(agent.spec.name);
         }

@@ -1,7 +1,7 @@
 //! The Rust SDK's worker for the protocol conformance suite (`sdks/conformance/`): serves
 //! the same agents as `sdks/python/examples/conformance_worker.py` and
-//! `sdks/typescript/examples/conformance-worker.ts`, with the same names, schemas and
-//! timeouts, so one set of scenarios plays against all three SDKs.
+//! `sdks/typescript/examples/conformance-worker.ts`, with the same names, schemas, timeouts
+//! and retry policies, so one set of scenarios plays against all three SDKs.
 //!
 //! ```sh
 //! SWITCHYARD_API_KEY=sy_… WORKER_NAME=rust-a switchyard-conformance-worker http://127.0.0.1:8080
@@ -14,11 +14,18 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchyard_sdk::{AgentDecl, Level, TaskContext, TaskError, Worker};
+use switchyard_sdk::{AgentDecl, Level, RetryDecl, TaskContext, TaskError, Worker};
 
 /// `conf-sleep`'s per-attempt timeout; the scenarios' sleeps stay well below it, except the
 /// timeout scenario's.
 const SLEEP_TIMEOUT_MS: u64 = 6000;
+
+/// The retry policy `conf-fail` and `conf-sleep` declare: one retry, soon.
+const SCENARIO_RETRY: RetryDecl = RetryDecl {
+    max_attempts: Some(2),
+    base_ms: Some(100),
+    cap_ms: Some(1000),
+};
 
 fn worker_name() -> String {
     std::env::var("WORKER_NAME").unwrap_or_default()
@@ -142,6 +149,7 @@ async fn main() {
                     }),
                     &["class"],
                 ),
+                retry: Some(SCENARIO_RETRY),
                 ..AgentDecl::new("conf-fail")
             },
             fail,
@@ -154,6 +162,7 @@ async fn main() {
                     &["ms"],
                 ),
                 timeout_ms: Some(SLEEP_TIMEOUT_MS),
+                retry: Some(SCENARIO_RETRY),
                 ..AgentDecl::new("conf-sleep")
             },
             sleep,

@@ -13,7 +13,7 @@ from .errors import (
     WorkerRefusedError,
 )
 from .models import Attempt, Task, is_final_event
-from .worker import AgentSpec, TaskContext, Worker
+from .worker import AgentSpec, RetryPolicy, TaskContext, Worker
 
 __all__ = [
     "AgentSpec",
@@ -21,6 +21,7 @@ __all__ = [
     "Client",
     "PermanentError",
     "RateLimitedError",
+    "RetryPolicy",
     "RetryableError",
     "SwitchyardError",
     "Task",

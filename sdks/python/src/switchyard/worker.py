@@ -13,18 +13,18 @@ import random
 import signal
 import socket as _socket
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
+from urllib.parse import quote
 
-import httpx
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from . import __version__
 from ._urls import http_url, ws_url
-from .errors import SwitchyardError, TaskError, WorkerRefusedError
+from .errors import TaskError, WorkerRefusedError
 
 log = logging.getLogger("switchyard.worker")
 
@@ -151,6 +151,17 @@ class TaskContext:
         return self._send({"type": "partial", "data": data})
 
 
+class RetryPolicy(TypedDict, total=False):
+    """An agent's retry policy, declared with its worker's ``hello``. It replaces the policy
+    the agent has on the server; each field left out takes the server default (5 attempts,
+    200 ms base, 30 s cap). Attempts count the first one; the backoff after the n-th failure
+    is a random delay up to ``min(cap_ms, base_ms * 2**(n-1))``."""
+
+    max_attempts: int
+    base_ms: int
+    cap_ms: int
+
+
 @dataclass
 class AgentSpec:
     name: str
@@ -160,7 +171,16 @@ class AgentSpec:
     input_schema: dict[str, Any] | None = None
     output_schema: dict[str, Any] | None = None
     timeout: float | None = None
-    retry: dict[str, Any] | None = None
+    retry: RetryPolicy | None = None
+
+    def __post_init__(self) -> None:
+        if self.retry is not None:
+            unknown = set(self.retry) - set(RetryPolicy.__annotations__)
+            if unknown:
+                raise ValueError(
+                    f"agent {self.name!r}: unknown retry field(s) {sorted(unknown)}; "
+                    "the fields are max_attempts, base_ms and cap_ms"
+                )
 
     def declaration(self) -> dict[str, Any]:
         decl: dict[str, Any] = {"name": self.name, "version": self.version}
@@ -172,6 +192,8 @@ class AgentSpec:
             decl["output_schema"] = self.output_schema
         if self.timeout is not None:
             decl["timeout_ms"] = max(1, round(self.timeout * 1000))
+        if self.retry is not None:
+            decl["retry"] = dict(self.retry)
         return decl
 
 
@@ -233,7 +255,8 @@ class _Session:
 
 
 class Worker:
-    """Serves agents: connects with an API key of scope ``worker``, declares its agents in
+    """Serves agents: connects with an API key of scope ``worker`` (or, with ``ticket=``, a
+    single-use WebSocket ticket from an async source, fresh per connection), declares its agents in
     ``hello``, runs what the server assigns (at most ``slots`` at once), reconnects with
     backoff and jitter, and on SIGINT/SIGTERM (or :meth:`stop`) drains: takes nothing new,
     finishes what it runs, and returns."""
@@ -241,8 +264,9 @@ class Worker:
     def __init__(
         self,
         url: str,
-        api_key: str,
+        api_key: str | None = None,
         *,
+        ticket: Callable[[], Awaitable[str]] | None = None,
         slots: int = 4,
         name: str | None = None,
         version: str | None = None,
@@ -253,7 +277,10 @@ class Worker:
     ) -> None:
         self.url = http_url(url)
         self._ws_url = ws_url(url, "/api/v1/workers/ws")
+        if not api_key and ticket is None:
+            raise ValueError("Worker needs an api_key with the worker scope, or a ticket source")
         self._api_key = api_key
+        self._ticket = ticket
         self.slots = max(1, min(4096, int(slots)))
         self.name = name or _default_name()
         self.version = version
@@ -268,7 +295,6 @@ class Worker:
         self._connected: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._retry_applied = False
         #: The id the server gave this worker on its last connection.
         self.worker_id: str | None = None
 
@@ -281,7 +307,7 @@ class Worker:
         timeout: float | None = None,
         version: str = "1",
         description: str | None = None,
-        retry: dict[str, Any] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Callable[[H], H]:
         """Declares agent ``name`` served by the decorated handler ``(ctx, input) -> output``
         (``async def``, or a plain ``def`` that runs in a thread pool)."""
@@ -384,10 +410,15 @@ class Worker:
             backoff = min(backoff * 2, self.max_backoff)
 
     async def _connect(self) -> ClientConnection:
+        if self._ticket is not None:
+            # A fresh single-use ticket per connection, reconnections included.
+            address, headers = f"{self._ws_url}?ticket={quote(await self._ticket())}", {}
+        else:
+            address, headers = self._ws_url, {"authorization": f"Bearer {self._api_key}"}
         try:
             return await ws_connect(
-                self._ws_url,
-                additional_headers={"authorization": f"Bearer {self._api_key}"},
+                address,
+                additional_headers=headers,
                 max_size=2**20 * 2,
                 open_timeout=HANDSHAKE_TIMEOUT,
                 ping_interval=None,
@@ -395,6 +426,7 @@ class Worker:
         except InvalidStatus as e:
             status = e.response.status_code
             if status in (401, 403):
+                credential = "API key" if self._ticket is None else "ticket"
                 code, message = "unauthorized" if status == 401 else "forbidden", ""
                 body = e.response.body or b""
                 with contextlib.suppress(ValueError, AttributeError):
@@ -404,8 +436,9 @@ class Worker:
                     message = body.decode("utf-8", "replace")
                 raise WorkerRefusedError(
                     code,
-                    f"the server refused the worker's API key ({message or 'no reason given'}); "
-                    "use an API key with the `worker` scope",
+                    f"the server refused the worker's {credential} "
+                    f"({message or 'no reason given'}); "
+                    "use an API key with the `worker` scope, or a ticket minted with one",
                     status=status,
                 ) from None
             raise
@@ -432,9 +465,6 @@ class Worker:
             heartbeat = max(0.1, float(welcome.get("heartbeat_ms", 5000)) / 2000)
             log.info("connected as %s (%s)", self.name, self.worker_id)
             self._connected.set()
-            if not self._retry_applied:
-                self._retry_applied = True
-                await self._apply_retry_policies()
             await self._serve(session, heartbeat)
         finally:
             session.closed = True
@@ -458,42 +488,6 @@ class Worker:
             "version": self.version or f"switchyard-sdk-python/{__version__}",
             "agents": [a.declaration() for a in self._agents.values()],
         }
-
-    async def _apply_retry_policies(self) -> None:
-        """``hello`` cannot set a retry policy, so an agent's ``retry=`` is applied over REST
-        (``PUT /api/v1/agents/{name}``) — which needs a key that may manage agents. Without
-        that permission it is logged and skipped, never pretended."""
-        wanted = [a for a in self._agents.values() if a.retry is not None]
-        if not wanted:
-            return
-        headers = {"authorization": f"Bearer {self._api_key}"}
-        async with httpx.AsyncClient(base_url=self.url, headers=headers, timeout=15) as http:
-            for spec in wanted:
-                try:
-                    current = await http.get(f"/api/v1/agents/{spec.name}")
-                    if current.status_code >= 400:
-                        raise _refusal(current)
-                    body = current.json()
-                    retry = dict(body.get("retry") or {})
-                    retry.update(spec.retry or {})
-                    update = {
-                        k: v
-                        for k, v in body.items()
-                        if k not in ("created_at", "updated_at", "builtin", "secrets")
-                    }
-                    update["retry"] = retry
-                    answer = await http.put(f"/api/v1/agents/{spec.name}", json=update)
-                    if answer.status_code >= 400:
-                        raise _refusal(answer)
-                except (SwitchyardError, httpx.HTTPError) as e:
-                    log.warning(
-                        "could not apply the retry policy of agent %r (%s): the worker "
-                        "protocol cannot set it and this key may not update agents; set it "
-                        "with PUT /api/v1/agents/%s using an admin credential",
-                        spec.name,
-                        e,
-                        spec.name,
-                    )
 
     async def _serve(self, session: _Session, heartbeat: float) -> None:
         assert self._stop is not None
@@ -771,13 +765,3 @@ def _failure(
     if retry_after_ms is not None:
         body["retry_after_ms"] = retry_after_ms
     return body
-
-
-def _refusal(response: httpx.Response) -> SwitchyardError:
-    try:
-        error = response.json()["error"]
-        return SwitchyardError(
-            str(error["code"]), str(error["message"]), status=response.status_code
-        )
-    except (ValueError, KeyError, TypeError):
-        return SwitchyardError("http_error", response.text[:200], status=response.status_code)
