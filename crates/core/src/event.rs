@@ -11,6 +11,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::ids::{TaskId, UserId, WorkerId};
+use crate::step::{Step, StepStatus};
 use crate::store::{ClaimedTask, RecordedEvent, TaskLogLine, Transition};
 use crate::task::{Task, TaskError, TaskStatus};
 use crate::time::Timestamp;
@@ -51,7 +52,8 @@ impl std::str::FromStr for LogLevel {
 }
 
 /// What happened. Serialized with a `kind` tag: `status`, `log`, `progress`, `partial`,
-/// `result` (succeeded, with the output) or `error` (failed or dead, with the error).
+/// `result` (succeeded, with the output), `error` (failed or dead, with the error) or
+/// `step_finished` (a durable step was recorded).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventBody {
@@ -92,9 +94,30 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fallback_task_id: Option<TaskId>,
     },
+    /// A durable step of the running attempt was recorded (see [`crate::step`]).
+    StepFinished {
+        name: String,
+        status: StepStatus,
+        attempt: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<TaskError>,
+    },
 }
 
 impl EventBody {
+    /// The event of a recorded step.
+    pub fn step_finished(step: Step) -> EventBody {
+        EventBody::StepFinished {
+            name: step.name,
+            status: step.status,
+            attempt: step.attempt,
+            output: step.output,
+            error: step.error,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             EventBody::Status { .. } => "status",
@@ -103,6 +126,7 @@ impl EventBody {
             EventBody::Partial { .. } => "partial",
             EventBody::Result { .. } => "result",
             EventBody::Error { .. } => "error",
+            EventBody::StepFinished { .. } => "step_finished",
         }
     }
 
@@ -150,6 +174,9 @@ impl Serialize for TaskEvent {
             EventBody::Error {
                 fallback_task_id, ..
             } => 3 + usize::from(fallback_task_id.is_some()),
+            EventBody::StepFinished { output, error, .. } => {
+                3 + usize::from(output.is_some()) + usize::from(error.is_some())
+            }
         };
         let len = 5 + usize::from(self.owner_id.is_some()) + body_entries;
         let mut m = s.serialize_map(Some(len))?;
@@ -212,6 +239,23 @@ impl Serialize for TaskEvent {
                 m.serialize_entry("error", error)?;
                 if let Some(id) = fallback_task_id {
                     m.serialize_entry("fallback_task_id", id)?;
+                }
+            }
+            EventBody::StepFinished {
+                name,
+                status,
+                attempt,
+                output,
+                error,
+            } => {
+                m.serialize_entry("name", name)?;
+                m.serialize_entry("status", status)?;
+                m.serialize_entry("attempt", attempt)?;
+                if let Some(output) = output {
+                    m.serialize_entry("output", output)?;
+                }
+                if let Some(error) = error {
+                    m.serialize_entry("error", error)?;
                 }
             }
         }
@@ -388,8 +432,22 @@ impl TaskEvent {
             EventBody::Error {
                 status: TaskStatus::Dead,
                 attempt: 1,
-                error,
+                error: error.clone(),
                 fallback_task_id: None,
+            },
+            EventBody::StepFinished {
+                name: "search".into(),
+                status: StepStatus::Succeeded,
+                attempt: 2,
+                output: Some(json!({"hits": [1, 2], "q": "hé"})),
+                error: None,
+            },
+            EventBody::StepFinished {
+                name: "review".into(),
+                status: StepStatus::Failed,
+                attempt: 1,
+                output: None,
+                error: Some(error),
             },
         ];
         bodies

@@ -16,6 +16,7 @@ pub mod json;
 pub mod monitoring;
 pub mod retry;
 pub mod schema;
+pub mod step;
 pub mod store;
 pub mod task;
 pub mod text;

@@ -18,6 +18,7 @@ use crate::monitoring::{
     AgentReportRow, AlertEvent, AlertEventQuery, AlertRule, AlertState, LogQuery, MetricPoint,
     MetricRow, MetricRowQuery, NotifyUpdate,
 };
+use crate::step::{Step, StepDraft, StepRecord};
 use crate::task::{Task, TaskError, TaskStatus};
 use crate::time::Timestamp;
 
@@ -475,6 +476,19 @@ pub trait TaskStore: Send + Sync {
     async fn expire_idempotency_keys(&self, before: Timestamp) -> Result<u64>;
 }
 
+/// Storage of durable steps (see [`crate::step`]).
+#[async_trait]
+pub trait StepStore: Send + Sync {
+    /// Records a step's outcome, if the task is running `draft.attempt`: a new step (when
+    /// the task holds fewer than `max_steps`), or the next run of a failed one. A step
+    /// that succeeded before is kept as it is.
+    async fn record_step(&self, draft: &StepDraft, max_steps: u32) -> Result<StepRecord>;
+    /// The task's steps, in the order they were first recorded.
+    async fn task_steps(&self, id: TaskId) -> Result<Vec<Step>>;
+    /// The outputs of the task's steps that succeeded, by name, in recorded order.
+    async fn succeeded_steps(&self, id: TaskId) -> Result<Vec<(String, Value)>>;
+}
+
 #[async_trait]
 pub trait AgentStore: Send + Sync {
     /// Inserts or replaces an agent definition.
@@ -693,6 +707,7 @@ impl Leadership for SoleLeader {
 #[async_trait]
 pub trait Store:
     TaskStore
+    + StepStore
     + AgentStore
     + IdentityStore
     + WorkerStore

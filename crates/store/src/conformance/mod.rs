@@ -9,6 +9,7 @@ mod events;
 mod monitoring;
 mod queries;
 mod registry;
+mod steps;
 mod submissions;
 
 pub use auth::*;
@@ -18,6 +19,7 @@ pub use events::*;
 pub use monitoring::*;
 pub use queries::*;
 pub use registry::*;
+pub use steps::*;
 pub use submissions::*;
 
 use std::collections::HashSet;
@@ -49,7 +51,8 @@ macro_rules! conformance_tests {
             sessions_rotate_and_expire, metric_rollups_add_and_downsample, alert_rules_and_events,
             agent_report_counts_tasks, task_logs_filter_and_expire, full_text_search,
             tasks_inserted_claimed, null_outputs_stay_distinct, duplicate_ids_fail_the_whole_batch,
-            large_idempotent_batches, content_keeps_nul_and_the_escape_character);
+            large_idempotent_batches, content_keeps_nul_and_the_escape_character,
+            steps_are_kept_across_runs);
     };
     (@each $make_store:path; $($check:ident),* $(,)?) => {
         $(

@@ -8,6 +8,7 @@ mod monitoring;
 pub(crate) mod search;
 mod sessions;
 mod settings;
+mod steps;
 mod tasks;
 mod workers;
 

@@ -1,0 +1,1 @@
+SELECT status, attempt FROM tasks WHERE id = $1
