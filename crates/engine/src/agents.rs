@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+use serde_json::Value;
 use switchyard_core::agent::{Agent, AgentKind, AgentSpec, builtin_agents, check_fallback_chain};
 use switchyard_core::auth::{Permission, Principal};
 use switchyard_core::cache::EventBus;
-use serde_json::Value;
 use switchyard_core::error::ErrorCode;
 use switchyard_core::event::BusMessage;
 use switchyard_core::retry::RetryPolicy;
@@ -283,7 +283,11 @@ impl AgentRegistry {
         match self.store.get_agent(&declared.name).await? {
             // Two workers declaring a new agent at once: the loser updates the winner's row.
             None => match self
-                .install(declared.clone().onto(AgentSpec::new(&declared.name, AgentKind::Remote)))
+                .install(
+                    declared
+                        .clone()
+                        .onto(AgentSpec::new(&declared.name, AgentKind::Remote)),
+                )
                 .await
             {
                 Err(e) if e.code == ErrorCode::AgentExists => {

@@ -38,6 +38,10 @@ pub struct QueueConfig {
     pub max_delay_ms: u64,
     /// Recent task events kept in memory per server for clients that resume with `since`.
     pub replay_events: usize,
+    /// Largest result of one durable step (its JSON text), in bytes.
+    pub max_step_output_bytes: usize,
+    /// Most durable steps one task may record.
+    pub max_steps_per_task: u32,
 }
 
 impl Default for QueueConfig {
@@ -54,6 +58,8 @@ impl Default for QueueConfig {
             max_wait_ms: 60_000,
             max_delay_ms: 365 * 86_400_000,
             replay_events: 65_536,
+            max_step_output_bytes: 1 << 20,
+            max_steps_per_task: 1_000,
         }
     }
 }

@@ -32,13 +32,21 @@ pub enum Filter {
 }
 
 /// The event kinds a subscriber wants (`status`, `log`, `progress`, `partial`,
-/// `result`, `error`). Filtered at delivery, so unwanted events never take buffer space.
+/// `result`, `error`, `step_finished`). Filtered at delivery, so unwanted events never take buffer space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Kinds(u8);
 
 impl Kinds {
-    const NAMES: [&'static str; 6] = ["status", "log", "progress", "partial", "result", "error"];
-    pub const ALL: Kinds = Kinds(0b11_1111);
+    const NAMES: [&'static str; 7] = [
+        "status",
+        "log",
+        "progress",
+        "partial",
+        "result",
+        "error",
+        "step_finished",
+    ];
+    pub const ALL: Kinds = Kinds(0b111_1111);
 
     /// Kinds from their names; an unknown name is returned as the error.
     pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Kinds, String> {

@@ -11,6 +11,7 @@ use switchyard_core::cache::{Cache, EventBus};
 use switchyard_core::error::ErrorCode;
 use switchyard_core::event::{BusMessage, SharedEvent, TaskEvent};
 use switchyard_core::monitoring::LogQuery;
+use switchyard_core::step::Step;
 use switchyard_core::store::{CancelOutcome, NewTask, Store, Submitted, TaskLogLine, TaskQuery};
 use switchyard_core::task::{Task, TaskStatus};
 use switchyard_core::{Error, Result, TaskId, Timestamp};
@@ -282,6 +283,12 @@ impl TaskService {
         self.store.get_task(id).await
     }
 
+    /// A visible task's durable steps, in the order they were first recorded.
+    pub async fn steps(&self, principal: &Principal, id: TaskId) -> Result<Vec<Step>> {
+        self.visible(principal, id).await?;
+        self.store.task_steps(id).await
+    }
+
     /// A visible task's log lines, filtered by level and text when the query asks for it.
     pub async fn logs(&self, principal: &Principal, query: &LogQuery) -> Result<Vec<TaskLogLine>> {
         self.visible(principal, query.task_id).await?;
@@ -395,8 +402,8 @@ impl TaskService {
 }
 
 /// The task after `event`, if the event leaves it fully known without reading the store:
-/// the next in sequence, and either a live event (logs, progress and partial output are
-/// not part of the task) or the end of the attempt the task is running. A new attempt
+/// the next in sequence, and either a live event (logs, progress, partial output and steps
+/// are not part of the task) or the end of the attempt the task is running. A new attempt
 /// (whose worker no event names), a gap or anything else gives `None`: read the store.
 fn advanced(mut task: Task, event: &switchyard_core::event::TaskEvent) -> Option<Task> {
     use switchyard_core::event::EventBody;
@@ -410,7 +417,10 @@ fn advanced(mut task: Task, event: &switchyard_core::event::TaskEvent) -> Option
     }
     task.seq = event.seq;
     let (status, attempt, error) = match &event.body {
-        EventBody::Log { .. } | EventBody::Progress { .. } | EventBody::Partial { .. } => {
+        EventBody::Log { .. }
+        | EventBody::Progress { .. }
+        | EventBody::Partial { .. }
+        | EventBody::StepFinished { .. } => {
             return Some(task);
         }
         EventBody::Result {

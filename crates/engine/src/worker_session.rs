@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
-use switchyard_core::event::BusMessage;
+use serde_json::Value;
+use switchyard_core::event::{BusMessage, EventBody};
+use switchyard_core::step::{StepDraft, StepOutcome, StepRecord, check_step_name, refusals};
 use switchyard_core::store::{ClaimedTask, EventDraft, WorkerInfo};
 use switchyard_core::task::{TaskError, codes};
 use switchyard_core::{Result, TaskId, Timestamp, WorkerId};
@@ -99,6 +101,14 @@ pub enum Handover {
     Handed,
     /// The worker does not hold that attempt (any more): nothing was recorded.
     NotHeld,
+}
+
+/// A durable step the engine would not record: a code of
+/// [`switchyard_core::step::refusals`] and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepRefusal {
+    pub code: &'static str,
+    pub message: String,
 }
 
 /// A request to stop an attempt the worker holds.
@@ -274,6 +284,75 @@ impl WorkerSession {
     /// Hands in a live event (log, progress, partial output) of a held attempt.
     pub async fn emit(&self, draft: EventDraft) -> Result<()> {
         self.inner.engine.completer.emit(draft).await
+    }
+
+    /// The results of the durable steps that succeeded in earlier runs of `task`, by name,
+    /// to send with its assignment. A first attempt has none, and costs no query.
+    pub async fn memoized_steps(&self, task: &ClaimedTask) -> Result<Vec<(String, Value)>> {
+        if task.attempt <= 1 {
+            return Ok(Vec::new());
+        }
+        self.inner.engine.store.succeeded_steps(task.id).await
+    }
+
+    /// Records the outcome of a durable step of a held attempt, then announces it as a
+    /// `step_finished` event. `Ok(Err(_))` is a refusal the worker is told about (the
+    /// attempt no longer holds its lease, a limit, a bad name); `Err` a storage failure.
+    pub async fn record_step(
+        &self,
+        draft: StepDraft,
+    ) -> Result<std::result::Result<(), StepRefusal>> {
+        let queue = &self.inner.engine.config.queue;
+        let refuse = |code: &'static str, message: String| Ok(Err(StepRefusal { code, message }));
+        if let Err(e) = check_step_name(&draft.name) {
+            return refuse(refusals::INVALID_STEP, e.message);
+        }
+        if !self.holds(draft.task_id, draft.attempt) {
+            return refuse(
+                refusals::LEASE_LOST,
+                "the attempt no longer holds its lease".into(),
+            );
+        }
+        if let StepOutcome::Succeeded(output) = &draft.outcome {
+            let bytes = serde_json::to_vec(output).map_or(usize::MAX, |v| v.len());
+            if bytes > queue.max_step_output_bytes {
+                return refuse(
+                    refusals::OUTPUT_TOO_LARGE,
+                    format!(
+                        "step {:?} returned {bytes} bytes of JSON; the most is {} (queue.max_step_output_bytes)",
+                        draft.name, queue.max_step_output_bytes
+                    ),
+                );
+            }
+        }
+        let store = &self.inner.engine.store;
+        match store.record_step(&draft, queue.max_steps_per_task).await? {
+            StepRecord::Recorded => {}
+            StepRecord::Kept => return Ok(Ok(())),
+            StepRecord::LeaseLost => {
+                return refuse(
+                    refusals::LEASE_LOST,
+                    "the task is no longer running this attempt".into(),
+                );
+            }
+            StepRecord::TooMany => {
+                return refuse(
+                    refusals::TOO_MANY_STEPS,
+                    format!(
+                        "the task already has {} steps, the most allowed (queue.max_steps_per_task)",
+                        queue.max_steps_per_task
+                    ),
+                );
+            }
+        }
+        let event = EventDraft {
+            task_id: draft.task_id,
+            attempt: draft.attempt,
+            at: draft.finished_at,
+            body: EventBody::step_finished(draft.to_step()),
+        };
+        self.emit(event).await?;
+        Ok(Ok(()))
     }
 
     /// Hands the outcome of a held attempt to the completer, frees its slot and forgets it.

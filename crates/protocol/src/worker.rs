@@ -7,6 +7,8 @@
 //!                                   ◀──    assign {task_id, attempt, agent, input, …}   (≤ slots in flight)
 //!   heartbeat                       ──▶    (extends the leases of every task in flight)
 //!   log / progress / partial        ──▶
+//!   step {name, output | error}     ──▶
+//!                                   ◀──    step_recorded {task_id, attempt, name, accepted}
 //!   result | error | cancelled      ──▶
 //!                                   ◀──    ack {task_id, attempt, accepted}
 //!                                   ◀──    cancel {task_id, attempt}
@@ -69,6 +71,18 @@ impl AgentDecl {
             retry: None,
         }
     }
+}
+
+/// Why a durable step failed, as the worker reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepError {
+    pub message: String,
+    /// Default `retryable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<ErrorClass>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 /// How a failed attempt is classified.
@@ -138,6 +152,20 @@ pub enum WorkerMessage {
     },
     /// The attempt stopped because the server asked it to.
     Cancelled { task_id: uuid::Uuid, attempt: u32 },
+    /// A durable step ran: its `output`, or the `error` it raised. Answered with
+    /// `step_recorded` once stored.
+    Step {
+        task_id: uuid::Uuid,
+        attempt: u32,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<StepError>,
+        /// How long the step ran.
+        #[serde(default)]
+        duration_ms: u64,
+    },
     /// Finish the tasks in flight, take nothing new.
     Drain {},
 }
@@ -165,6 +193,9 @@ pub enum ServerMessage {
         traceparent: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         parent_id: Option<uuid::Uuid>,
+        /// Results of the task's durable steps that succeeded in earlier runs, by name.
+        #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+        steps: serde_json::Map<String, Value>,
     },
     /// Stop working on this attempt (report `cancelled`).
     Cancel {
@@ -176,6 +207,18 @@ pub enum ServerMessage {
         task_id: uuid::Uuid,
         attempt: u32,
         accepted: bool,
+    },
+    /// Answers `step`: stored (`accepted`), or refused with a `code` and `message`
+    /// (`lease_lost`, `step_output_too_large`, `too_many_steps`, `invalid_step`).
+    StepRecorded {
+        task_id: uuid::Uuid,
+        attempt: u32,
+        name: String,
+        accepted: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     /// Acknowledges `drain`: no new work will be assigned.
     Draining {},

@@ -326,6 +326,14 @@ const KEY_DOCS: &[(&str, &str)] = &[
         "queue.replay_events",
         "Recent task events kept in memory per server for clients that resume.",
     ),
+    (
+        "queue.max_step_output_bytes",
+        "Largest result of one durable step (its JSON text), in bytes (default 1 MiB).",
+    ),
+    (
+        "queue.max_steps_per_task",
+        "Most durable steps one task may record.",
+    ),
     ("auth", "Sessions, tokens and login limits."),
     (
         "auth.access_ttl_s",

@@ -16,7 +16,7 @@ use crate::sse::follow_many;
 pub struct StreamParams {
     /// Only this agent's tasks.
     pub agent: Option<String>,
-    /// Only these event kinds, comma-separated (`status,log,progress,partial,result,error`).
+    /// Only these event kinds, comma-separated (`status,log,progress,partial,result,error,step_finished`).
     pub kinds: Option<String>,
     /// Resume: first resend the recent events that happened after this time (Unix
     /// milliseconds), from the server's replay window. Deduplicate by `task_id` + `seq`.

@@ -50,6 +50,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tasks::retry::retry))
         .routes(routes!(tasks::events::events))
         .routes(routes!(tasks::logs::logs))
+        .routes(routes!(tasks::steps::steps))
         .routes(routes!(events::events))
         .routes(routes!(agents::create::create, agents::list::list))
         .routes(routes!(

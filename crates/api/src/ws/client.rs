@@ -70,7 +70,8 @@ pub async fn client_ws(
             ));
         }
     };
-    Ok(with_limits(ws).on_upgrade(move |socket| session(state, socket, principal)))
+    Ok(with_limits(ws, switchyard_protocol::MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| session(state, socket, principal)))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

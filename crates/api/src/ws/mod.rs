@@ -99,11 +99,11 @@ impl Outbox {
 /// The limits every WebSocket endpoint applies to its upgrade: message and frame size,
 /// and small buffers that grow for big messages (an idle socket costs a few KiB, not
 /// tungstenite's default 128 KiB read buffer).
-pub(crate) fn with_limits(ws: WebSocketUpgrade) -> WebSocketUpgrade {
-    ws.max_message_size(switchyard_protocol::MAX_MESSAGE_BYTES)
+pub(crate) fn with_limits(ws: WebSocketUpgrade, max_message_bytes: usize) -> WebSocketUpgrade {
+    ws.max_message_size(max_message_bytes)
         .read_buffer_size(switchyard_protocol::SOCKET_BUFFER_BYTES)
         .write_buffer_size(switchyard_protocol::SOCKET_BUFFER_BYTES)
-        .max_frame_size(switchyard_protocol::MAX_MESSAGE_BYTES)
+        .max_frame_size(max_message_bytes)
 }
 
 /// Splits a socket into an [`Outbox`] of `capacity` frames served by a writer task that

@@ -16,9 +16,10 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use switchyard_core::retry::RetryPolicy;
 use switchyard_core::auth::{Permission, Principal};
 use switchyard_core::event::{EventBody, LogLevel};
+use switchyard_core::retry::RetryPolicy;
+use switchyard_core::step::{StepDraft, StepOutcome, refusals};
 use switchyard_core::store::AttemptRef;
 use switchyard_core::store::{ClaimedTask, EventDraft};
 use switchyard_core::task::{ErrorClass, TaskError};
@@ -26,7 +27,9 @@ use switchyard_core::{Error, ErrorCode, TaskId, Timestamp};
 use switchyard_engine::agents::DeclaredAgent;
 use switchyard_engine::completer::AttemptOutcome;
 use switchyard_engine::dispatch::Serves;
-use switchyard_engine::worker_session::{Assignments, Handover, WorkerProfile, WorkerSession};
+use switchyard_engine::worker_session::{
+    Assignments, Handover, StepRefusal, WorkerProfile, WorkerSession,
+};
 use switchyard_protocol::worker::{self as proto, AgentDecl, ServerMessage, WorkerMessage};
 
 use super::{
@@ -73,7 +76,11 @@ pub async fn worker_ws(
             format!("expected a WebSocket upgrade: {e}"),
         )
     })?;
-    Ok(with_limits(ws).on_upgrade(move |socket| session(state, socket, principal)))
+    // A step's result, as large as the configuration allows, fits a message with room for
+    // its envelope.
+    let max_step = state.engine.config().queue.max_step_output_bytes;
+    let max_message = switchyard_protocol::MAX_MESSAGE_BYTES.max(max_step + 64 * 1024);
+    Ok(with_limits(ws, max_message).on_upgrade(move |socket| session(state, socket, principal)))
 }
 
 struct Session {
@@ -141,6 +148,44 @@ async fn session(state: AppState, socket: WebSocket, principal: Principal) {
         }
     }
     session.disconnected().await;
+}
+
+fn error_class(class: proto::ErrorClass) -> ErrorClass {
+    match class {
+        proto::ErrorClass::Retryable => ErrorClass::Retryable,
+        proto::ErrorClass::Permanent => ErrorClass::Permanent,
+        proto::ErrorClass::RateLimited => ErrorClass::RateLimited,
+    }
+}
+
+/// Sends `task`'s assignment and hands the task back. The message borrows the agent and
+/// input while it is encoded, instead of the input being copied for every assignment.
+fn send_assignment(
+    outbox: &Outbox,
+    mut task: ClaimedTask,
+    timeout_ms: u64,
+    steps: serde_json::Map<String, serde_json::Value>,
+) -> ClaimedTask {
+    let traceparent = task
+        .trace_id
+        .as_ref()
+        .map(|t| format!("00-{t}-{}-01", &task.id.0.simple().to_string()[16..]));
+    let message = ServerMessage::Assign {
+        task_id: task.id.0,
+        attempt: task.attempt,
+        agent: std::mem::take(&mut task.agent),
+        input: task.input.take(),
+        timeout_ms,
+        traceparent,
+        parent_id: task.parent_id.map(|p| p.0),
+        steps,
+    };
+    outbox.send(&message);
+    if let ServerMessage::Assign { agent, input, .. } = message {
+        task.agent = agent;
+        task.input = input;
+    }
+    task
 }
 
 fn to_declared(decl: AgentDecl) -> DeclaredAgent {
@@ -245,7 +290,7 @@ impl Session {
     }
 
     fn assign(&mut self, batch: Vec<ClaimedTask>) {
-        for mut task in batch {
+        for task in batch {
             let timeout_ms = self
                 .state
                 .engine
@@ -254,28 +299,40 @@ impl Session {
                 .map_or(switchyard_core::agent::DEFAULT_TIMEOUT_MS, |e| {
                     e.spec().timeout_ms
                 });
-            let traceparent = task
-                .trace_id
-                .as_ref()
-                .map(|t| format!("00-{t}-{}-01", &task.id.0.simple().to_string()[16..]));
-            // The message is encoded at once: it borrows the agent and input for that and
-            // hands them back, instead of the input being copied for every assignment.
-            let message = ServerMessage::Assign {
-                task_id: task.id.0,
-                attempt: task.attempt,
-                agent: std::mem::take(&mut task.agent),
-                input: task.input.take(),
-                timeout_ms,
-                traceparent,
-                parent_id: task.parent_id.map(|p| p.0),
-            };
-            self.outbox.send(&message);
-            if let ServerMessage::Assign { agent, input, .. } = message {
-                task.agent = agent;
-                task.input = input;
+            if task.attempt > 1 {
+                // A later run: its durable steps that succeeded go along with it.
+                self.assign_later_run(task, timeout_ms);
+                continue;
             }
+            let task = send_assignment(&self.outbox, task, timeout_ms, serde_json::Map::new());
             self.worker.hold(Arc::new(AttemptRef::from(task)));
         }
+    }
+
+    /// Assigns a task that ran before, once its memoized steps are read. It is held from
+    /// the start, so a worker's early answer finds it; when the steps cannot be read, the
+    /// attempt goes back to the queue instead of running its steps again.
+    fn assign_later_run(&self, task: ClaimedTask, timeout_ms: u64) {
+        let worker = self.worker.clone();
+        let outbox = self.outbox.clone();
+        worker.hold(Arc::new(AttemptRef::from(task.clone())));
+        tokio::spawn(async move {
+            match worker.memoized_steps(&task).await {
+                Ok(steps) => {
+                    send_assignment(&outbox, task, timeout_ms, steps.into_iter().collect());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, task = %task.id, "could not read a task's steps; it goes back to the queue");
+                    let error = TaskError::retryable(
+                        "steps_unavailable",
+                        format!("the task's durable steps could not be read: {}", e.message),
+                    );
+                    let _ = worker
+                        .finish(task.id, task.attempt, AttemptOutcome::Failed(error), None)
+                        .await;
+                }
+            }
+        });
     }
 
     /// The in-flight attempt a message refers to, if this worker still holds it.
@@ -352,13 +409,8 @@ impl Session {
                 code,
                 retry_after_ms,
             } => {
-                let class = match class {
-                    proto::ErrorClass::Retryable => ErrorClass::Retryable,
-                    proto::ErrorClass::Permanent => ErrorClass::Permanent,
-                    proto::ErrorClass::RateLimited => ErrorClass::RateLimited,
-                };
                 let error = TaskError {
-                    class,
+                    class: error_class(class),
                     code: code.unwrap_or_else(|| "worker_error".into()),
                     message,
                     retry_after_ms,
@@ -371,11 +423,78 @@ impl Session {
                 self.finish(task_id, attempt, AttemptOutcome::Cancelled(None))
                     .await;
             }
+            WorkerMessage::Step {
+                task_id,
+                attempt,
+                name,
+                output,
+                error,
+                duration_ms,
+            } => {
+                let outcome = match error {
+                    Some(e) => StepOutcome::Failed(TaskError {
+                        class: error_class(e.class.unwrap_or(proto::ErrorClass::Retryable)),
+                        code: e.code.unwrap_or_else(|| "step_error".into()),
+                        message: e.message,
+                        retry_after_ms: None,
+                        details: None,
+                    }),
+                    // `"output": null` reads as no output: a step may return null.
+                    None => StepOutcome::Succeeded(output.unwrap_or(serde_json::Value::Null)),
+                };
+                let finished_at = Timestamp::now();
+                let draft = StepDraft {
+                    task_id: TaskId(task_id),
+                    attempt,
+                    name,
+                    outcome,
+                    started_at: finished_at.minus_ms(duration_ms),
+                    finished_at,
+                };
+                self.step(draft);
+            }
             WorkerMessage::Drain {} => {
                 self.assignments.drain();
                 self.outbox.send(&ServerMessage::Draining {});
             }
         }
+    }
+
+    /// Records a durable step off the read loop (a durable write must not hold up the
+    /// worker's other messages) and answers `step_recorded`. A step that cannot be
+    /// stored fails its attempt, to be retried: the worker is told its lease is lost.
+    fn step(&self, draft: StepDraft) {
+        let worker = self.worker.clone();
+        let outbox = self.outbox.clone();
+        tokio::spawn(async move {
+            let (task_id, attempt, name) = (draft.task_id, draft.attempt, draft.name.clone());
+            let refusal = match worker.record_step(draft).await {
+                Ok(Ok(())) => None,
+                Ok(Err(refusal)) => Some(refusal),
+                Err(e) => {
+                    tracing::warn!(error = %e, task = %task_id, "could not record a step");
+                    let error = TaskError::retryable(
+                        "step_not_recorded",
+                        format!("step {name:?} could not be stored: {}", e.message),
+                    );
+                    let _ = worker
+                        .finish(task_id, attempt, AttemptOutcome::Failed(error), None)
+                        .await;
+                    Some(StepRefusal {
+                        code: refusals::LEASE_LOST,
+                        message: "the step could not be stored; the attempt is retried".into(),
+                    })
+                }
+            };
+            outbox.send(&ServerMessage::StepRecorded {
+                task_id: task_id.0,
+                attempt,
+                name,
+                accepted: refusal.is_none(),
+                code: refusal.as_ref().map(|r| r.code.to_owned()),
+                message: refusal.map(|r| r.message),
+            });
+        });
     }
 
     async fn live(&mut self, task_id: uuid::Uuid, attempt: u32, body: EventBody) {

@@ -536,6 +536,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tasks/{id}/steps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The task's durable steps (`ctx.step` in the SDKs), in the order they were first
+         *     recorded: a succeeded step with its output, a failed one with the error of its last run.
+         */
+        get: operations["list_task_steps"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tasks/{id}/trace": {
         parameters: {
             query?: never;
@@ -1184,6 +1204,23 @@ export interface components {
             }[];
         };
         /** @description A list response. */
+        Items_Step: {
+            items: {
+                /**
+                 * Format: int32
+                 * @description The attempt that ran it (last, for a step that failed before).
+                 */
+                attempt: number;
+                error?: components["schemas"]["TaskError"] | null;
+                finished_at: components["schemas"]["Timestamp"];
+                name: string;
+                /** @description What it returned, once it succeeded. */
+                output?: unknown;
+                started_at: components["schemas"]["Timestamp"];
+                status: components["schemas"]["StepStatus"];
+            }[];
+        };
+        /** @description A list response. */
         Items_String: {
             items: string[];
         };
@@ -1371,6 +1408,23 @@ export interface components {
             last_refreshed_at: components["schemas"]["Timestamp"];
             user_agent?: string | null;
         };
+        /** @description A step of a task, as stored and listed (`GET /api/v1/tasks/{id}/steps`). */
+        Step: {
+            /**
+             * Format: int32
+             * @description The attempt that ran it (last, for a step that failed before).
+             */
+            attempt: number;
+            error?: components["schemas"]["TaskError"] | null;
+            finished_at: components["schemas"]["Timestamp"];
+            name: string;
+            /** @description What it returned, once it succeeded. */
+            output?: unknown;
+            started_at: components["schemas"]["Timestamp"];
+            status: components["schemas"]["StepStatus"];
+        };
+        /** @enum {string} */
+        StepStatus: "succeeded" | "failed";
         /** @description A task to submit. */
         SubmitBody: {
             agent: string;
@@ -3035,7 +3089,7 @@ export interface operations {
             query?: {
                 /** @description Only this agent's tasks. */
                 agent?: string;
-                /** @description Only these event kinds, comma-separated (`status,log,progress,partial,result,error`). */
+                /** @description Only these event kinds, comma-separated (`status,log,progress,partial,result,error,step_finished`). */
                 kinds?: string;
                 /**
                  * @description Resume: first resend the recent events that happened after this time (Unix
@@ -4075,6 +4129,73 @@ export interface operations {
             };
             /** @description Not in a replayable state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_task_steps: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["TaskId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Items_Step"];
+                };
+            };
+            /** @description A bad parameter (`invalid_parameter`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential: missing, malformed, expired or revoked (`unauthorized`, `token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the permission (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -5,5 +5,6 @@ pub mod get;
 pub mod list;
 pub mod logs;
 pub mod retry;
+pub mod steps;
 pub mod submit;
 pub mod trace;
