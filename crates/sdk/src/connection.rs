@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 
+use crate::step::{PendingSteps, StepMemory};
 use crate::{SdkError, TaskContext, TaskError, WorkerBuilder};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -174,6 +175,7 @@ async fn session(
     let (out_tx, mut out_rx) = mpsc::channel::<WorkerMessage>(OUTBOUND_QUEUE);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<uuid::Uuid>();
     let mut running: HashMap<uuid::Uuid, Running> = HashMap::new();
+    let pending_steps = PendingSteps::default();
     let mut heartbeat = tokio::time::interval(Duration::from_millis((heartbeat_ms / 2).max(100)));
     let mut draining = false;
     // The server's `draining` answer: until it arrives, an assignment may be on its way
@@ -198,16 +200,27 @@ async fn session(
             }
             _ = heartbeat.tick() => send(&mut sink, &WorkerMessage::Heartbeat {}).await?,
             msg = next_message(&mut stream) => match msg {
-                Some(ServerMessage::Assign { task_id, attempt, agent, input, timeout_ms, traceparent, parent_id }) => {
+                Some(ServerMessage::Assign { task_id, attempt, agent, input, timeout_ms, traceparent, parent_id, steps }) => {
                     let cancel = CancellationToken::new();
                     running.insert(task_id, Running { attempt, cancel: cancel.clone() });
-                    let ctx = TaskContext { task_id, attempt, agent, traceparent, parent_id, cancel, out: out_tx.clone() };
+                    let ctx = TaskContext {
+                        task_id, attempt, agent, traceparent, parent_id, cancel,
+                        out: out_tx.clone(),
+                        steps: StepMemory::new(steps),
+                        pending: pending_steps.clone(),
+                    };
                     spawn_attempt(builder, ctx, input, Duration::from_millis(timeout_ms), done_tx.clone());
                 }
                 Some(ServerMessage::Cancel { task_id, attempt }) => {
                     if let Some(r) = running.get(&task_id).filter(|r| r.attempt == attempt) {
                         r.cancel.cancel();
                     }
+                }
+                Some(ServerMessage::StepRecorded { task_id, attempt, name, accepted, code, message }) => {
+                    let refusal = (!accepted).then(|| {
+                        (code.unwrap_or_else(|| "step_refused".into()), message.unwrap_or_default())
+                    });
+                    pending_steps.answer(task_id, attempt, name, refusal);
                 }
                 Some(ServerMessage::Ack { task_id, attempt, accepted: false }) => {
                     tracing::warn!(%task_id, attempt, "the server rejected a result: the attempt had lost its lease");
@@ -231,6 +244,7 @@ async fn session(
     for r in running.values() {
         r.cancel.cancel();
     }
+    pending_steps.clear();
     if matches!(end, End::Stopped) {
         let _ = sink.close().await;
     }

@@ -25,10 +25,11 @@
 //!
 //! The worker reconnects with backoff when the connection drops, renews its leases with
 //! heartbeats, enforces each attempt's timeout, passes cancellation to handlers through
-//! [`TaskContext::cancelled`], and on shutdown (Ctrl-C, or the future given to
+//! [`TaskContext::cancelled`], keeps durable steps ([`TaskContext::step`]) and on shutdown (Ctrl-C, or the future given to
 //! [`WorkerBuilder::run_until`]) stops taking work and finishes what it has.
 
 mod connection;
+mod step;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -115,6 +116,8 @@ pub struct TaskContext {
     pub parent_id: Option<uuid::Uuid>,
     cancel: CancellationToken,
     out: mpsc::Sender<WorkerMessage>,
+    steps: step::StepMemory,
+    pending: step::PendingSteps,
 }
 
 impl TaskContext {

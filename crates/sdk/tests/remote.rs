@@ -393,7 +393,10 @@ async fn agent_when(app: &TestApp, name: &str, check: impl Fn(&Value) -> bool) -
         if status == StatusCode::OK && check(&agent) {
             return agent;
         }
-        assert!(start.elapsed() < WAIT, "agent {name} never matched: {agent}");
+        assert!(
+            start.elapsed() < WAIT,
+            "agent {name} never matched: {agent}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -469,5 +472,174 @@ async fn a_declared_retry_policy_is_the_agent_s() {
     }));
     let err = running.await.unwrap().unwrap_err();
     assert!(err.to_string().contains("retry.max_attempts"), "{err}");
+    app.stop().await;
+}
+
+/// Durable steps through the Rust SDK: a retry does not run the steps that succeeded
+/// before, a failed step runs again, and the server's refusals reach the handler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_steps_run_once_per_task() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let app = TestApp::spawn_with(|c| c.queue.max_step_output_bytes = 1_000).await;
+    let key = app.api_key(&[Scope::Worker]).await;
+    let runs: Arc<[AtomicUsize; 4]> = Arc::new(Default::default());
+    let counted = runs.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = switchyard_sdk::Worker::connect(app.base.clone(), key).declare(
+        switchyard_sdk::AgentDecl {
+            retry: Some(switchyard_sdk::RetryDecl {
+                max_attempts: Some(3),
+                base_ms: Some(10),
+                cap_ms: Some(10),
+            }),
+            ..switchyard_sdk::AgentDecl::new("stepper")
+        },
+        move |input: Value, ctx: switchyard_sdk::TaskContext| {
+            let runs = counted.clone();
+            async move {
+                if input["big"].as_bool() == Some(true) {
+                    ctx.step("big", || async { Ok("x".repeat(2_000)) }).await?;
+                    return Ok(json!("unreachable"));
+                }
+                let attempt = ctx.attempt;
+                let a: u32 = ctx
+                    .step("a", || async {
+                        runs[0].fetch_add(1, Ordering::SeqCst);
+                        Ok(attempt)
+                    })
+                    .await?;
+                // The same name again in one run: the first result, no second run.
+                let again: u32 = ctx
+                    .step("a", || async {
+                        runs[3].fetch_add(1, Ordering::SeqCst);
+                        Ok(99)
+                    })
+                    .await?;
+                let b: String = ctx
+                    .step("b", || async {
+                        runs[1].fetch_add(1, Ordering::SeqCst);
+                        if attempt == 1 {
+                            Err(switchyard_sdk::TaskError::retryable("b is busy").with_code("busy"))
+                        } else {
+                            Ok(format!("b{attempt}"))
+                        }
+                    })
+                    .await?;
+                let c: Value = ctx
+                    .step("c", || async {
+                        runs[2].fetch_add(1, Ordering::SeqCst);
+                        Ok(json!({"run": attempt}))
+                    })
+                    .await?;
+                Ok(json!({"a": a, "again": again, "b": b, "c": c}))
+            }
+        },
+    );
+    let running = tokio::spawn(worker.run_until(async {
+        let _ = stopped.await;
+    }));
+    wait_for_workers(&app, 1).await;
+
+    let task = app.submit("stepper", json!({})).await;
+    let id = task["id"].as_str().unwrap();
+    let done = app.wait_status(id, &["succeeded", "dead"]).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        done["output"],
+        json!({"a": 1, "again": 1, "b": "b2", "c": {"run": 2}})
+    );
+    let counts: Vec<usize> = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+    assert_eq!(
+        counts,
+        [1, 2, 1, 0],
+        "a once, b failed once then ran again, c once"
+    );
+    let (status, steps) = app.get(&format!("/api/v1/tasks/{id}/steps")).await;
+    assert_eq!(status, StatusCode::OK, "{steps}");
+    let steps = steps["items"].as_array().unwrap();
+    let summary: Vec<(&str, &str, u64)> = steps
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap(),
+                s["status"].as_str().unwrap(),
+                s["attempt"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("a", "succeeded", 1),
+            ("b", "succeeded", 2),
+            ("c", "succeeded", 2)
+        ]
+    );
+    assert_eq!(steps[1]["output"], "b2");
+    assert!(steps[1].get("error").is_none(), "{}", steps[1]);
+    let (_, first) = app.get(&format!("/api/v1/tasks/{id}")).await;
+    assert_eq!(first["attempts"][0]["error"]["code"], "busy", "{first}");
+
+    // Over queue.max_step_output_bytes: a permanent failure naming the limit.
+    let big = app.submit("stepper", json!({"big": true})).await;
+    let dead = app
+        .wait_status(big["id"].as_str().unwrap(), &["dead"])
+        .await;
+    assert_eq!(dead["error"]["code"], "step_output_too_large", "{dead}");
+    assert_eq!(dead["attempts"].as_array().unwrap().len(), 1);
+
+    // Steps of another task are not visible without the right to read it; unknown tasks 404.
+    let (status, _) = app
+        .get(&format!("/api/v1/tasks/{}/steps", uuid::Uuid::now_v7()))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    app.stop().await;
+}
+
+/// The protocol's answers to steps a worker may not record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_outside_a_held_attempt_are_refused() {
+    let app = TestApp::spawn().await;
+    let key = app.api_key(&[Scope::Worker]).await;
+    let mut w = RawWorker::connect(&app, &key, "manual-steps", 1).await;
+    let task = app.submit("manual-steps", json!({})).await;
+    let assign = w.expect("assign").await;
+    assert_eq!(assign["task_id"], task["id"]);
+    assert!(
+        assign.get("steps").is_none(),
+        "a first run has no steps: {assign}"
+    );
+    let (task_id, attempt) = (assign["task_id"].clone(), assign["attempt"].clone());
+    let step = |name: &str, attempt: &Value| {
+        json!({"type": "step", "task_id": task_id, "attempt": attempt, "name": name,
+               "output": {"n": 1}, "duration_ms": 5})
+    };
+    w.send(step("", &attempt)).await;
+    let refused = w.expect("step_recorded").await;
+    assert_eq!(
+        (&refused["accepted"], &refused["code"]),
+        (&json!(false), &json!("invalid_step")),
+        "{refused}"
+    );
+    w.send(step("fetch", &json!(7))).await;
+    let refused = w.expect("step_recorded").await;
+    assert_eq!(refused["code"], "lease_lost", "{refused}");
+    w.send(step("fetch", &attempt)).await;
+    let recorded = w.expect("step_recorded").await;
+    assert_eq!(
+        (&recorded["accepted"], &recorded["name"]),
+        (&json!(true), &json!("fetch"))
+    );
+    // The attempt fails; the next assignment carries the step.
+    w.send(
+        json!({"type": "error", "task_id": task_id, "attempt": attempt,
+                  "class": "retryable", "message": "again"}),
+    )
+    .await;
+    let again = w.expect("assign").await;
+    assert_eq!(again["steps"], json!({"fetch": {"n": 1}}), "{again}");
     app.stop().await;
 }

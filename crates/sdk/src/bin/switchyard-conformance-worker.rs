@@ -20,7 +20,7 @@ use switchyard_sdk::{AgentDecl, Level, RetryDecl, TaskContext, TaskError, Worker
 /// timeout scenario's.
 const SLEEP_TIMEOUT_MS: u64 = 6000;
 
-/// The retry policy `conf-fail` and `conf-sleep` declare: one retry, soon.
+/// The retry policy `conf-fail`, `conf-sleep` and `conf-steps` declare: one retry, soon.
 const SCENARIO_RETRY: RetryDecl = RetryDecl {
     max_attempts: Some(2),
     base_ms: Some(100),
@@ -83,6 +83,34 @@ async fn sleep(input: Value, ctx: TaskContext) -> Result<Value, TaskError> {
         }
     }
     Ok(json!({ "slept_ms": ms, "worker": worker_name() }))
+}
+
+/// Runs each of `steps` as a durable step returning which run ran it; fails once, on the
+/// first attempt, after the step named `fail_after`.
+async fn steps(input: Value, ctx: TaskContext) -> Result<Value, TaskError> {
+    let names = input["steps"]
+        .as_array()
+        .ok_or_else(|| TaskError::permanent("`steps` must be an array"))?;
+    let mut results = Vec::new();
+    for name in names {
+        let name = name
+            .as_str()
+            .ok_or_else(|| TaskError::permanent("step names are strings"))?;
+        let run = ctx.attempt;
+        let result: Value = ctx
+            .step(
+                name,
+                || async move { Ok(json!({ "step": name, "run": run })) },
+            )
+            .await?;
+        results.push(result);
+        if input["fail_after"].as_str() == Some(name) && ctx.attempt == 1 {
+            return Err(
+                TaskError::retryable(format!("failing after {name}")).with_code("after_step")
+            );
+        }
+    }
+    Ok(json!({ "results": results, "worker": worker_name() }))
 }
 
 fn object_schema(properties: Value, required: &[&str]) -> Option<Value> {
@@ -153,6 +181,23 @@ async fn main() {
                 ..AgentDecl::new("conf-fail")
             },
             fail,
+        )
+        .declare(
+            AgentDecl {
+                description: Some(
+                    "Runs `steps` as durable steps, failing once after `fail_after`.".into(),
+                ),
+                input_schema: object_schema(
+                    json!({
+                        "steps": {"type": "array", "items": {"type": "string"}},
+                        "fail_after": {"type": "string"}
+                    }),
+                    &["steps"],
+                ),
+                retry: Some(SCENARIO_RETRY),
+                ..AgentDecl::new("conf-steps")
+            },
+            steps,
         )
         .declare(
             AgentDecl {
