@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from switchyard import (
@@ -118,6 +119,29 @@ def build(url: str, api_key: str) -> Worker:
         if ctx.cancelled:
             raise RetryableError("cancelled while sleeping", code="cancelled")
         return {"slept_ms": ms, "worker": name}
+
+    @worker.agent(
+        "conf-steps",
+        description="Runs a durable step per name in `steps`; fails once after `fail_after`.",
+        input_schema=_object_schema(
+            {
+                "steps": {"type": "array", "items": {"type": "string"}},
+                "fail_after": {"type": "string"},
+            },
+            ["steps"],
+        ),
+        retry=SCENARIO_RETRY,
+    )
+    async def steps(ctx: TaskContext, input: dict[str, Any]) -> dict[str, Any]:
+        def run(step: str) -> Callable[[], dict[str, Any]]:
+            return lambda: {"step": step, "run": ctx.attempt}
+
+        results: list[dict[str, Any]] = []
+        for step in input["steps"]:
+            results.append(await ctx.step(step, run(step)))
+            if ctx.attempt == 1 and step == input.get("fail_after"):
+                raise RetryableError(f"failing after {step}", code="after_step")
+        return {"results": results, "worker": name}
 
     return worker
 

@@ -18,6 +18,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SDK_ROOT = Path(__file__).resolve().parents[1]
+#: `queue.max_step_output_bytes` of the test server.
+MAX_STEP_OUTPUT_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ def server() -> Iterator[Server]:
             # Short leases: a task outlives its lease only if the worker's heartbeats renew it.
             SWITCHYARD__QUEUE__LEASE_MS="3000",
             SWITCHYARD__QUEUE__HEARTBEAT_MS="500",
+            # A small limit on a step's output, so that test_steps.py can go over it cheaply.
+            SWITCHYARD__QUEUE__MAX_STEP_OUTPUT_BYTES=str(MAX_STEP_OUTPUT_BYTES),
         )
         process = subprocess.Popen(
             [_binary(), "dev", "--listen", "127.0.0.1:0", "--data-dir", data_dir],

@@ -13,9 +13,10 @@ import random
 import signal
 import socket as _socket
 import threading
-from collections.abc import Awaitable, Callable, Generator
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import Any, TypedDict, TypeVar
+from typing import Any, TypedDict, TypeVar, overload
 from urllib.parse import quote
 
 from websockets.asyncio.client import ClientConnection
@@ -24,7 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from . import __version__
 from ._urls import http_url, ws_url
-from .errors import TaskError, WorkerRefusedError
+from .errors import PermanentError, TaskError, WorkerRefusedError
 
 log = logging.getLogger("switchyard.worker")
 
@@ -51,6 +52,9 @@ def _loads(raw: str | bytes) -> Any:
 
 
 HANDSHAKE_TIMEOUT = 15.0
+#: The largest message the worker accepts from the server (an ``assign`` carries the results of
+#: the task's earlier steps).
+MAX_MESSAGE_BYTES = 16 * 2**20
 #: How long a draining worker waits for the server to acknowledge its last outcomes.
 ACK_WAIT = 10.0
 _OUTCOMES = frozenset({"result", "error", "cancelled"})
@@ -60,6 +64,9 @@ _TRANSIENT_CODES = frozenset({"internal", "unavailable", "rate_limited"})
 #: ``(ctx, input) -> output``: an ``async def`` or a plain ``def`` (run in a thread pool).
 Handler = Callable[["TaskContext", Any], Any]
 H = TypeVar("H", bound=Handler)
+T = TypeVar("T")
+#: Waiters for ``step_recorded``, by (task id, attempt, step name).
+_StepKey = tuple[str, int, str]
 
 
 class Sent:
@@ -93,6 +100,7 @@ class TaskContext:
         parent_id: str | None,
         timeout: float,
         session: _Session,
+        steps: dict[str, Any] | None = None,
     ) -> None:
         self.task_id = task_id
         self.attempt = attempt
@@ -108,6 +116,10 @@ class TaskContext:
         # A plain flag: a bool is read and written atomically, from any thread.
         self._cancelled = False
         self._session = session
+        #: Results of the task's steps: those of earlier runs (from `assign`), then this run's.
+        self._steps: dict[str, Any] = dict(steps) if steps else {}
+        #: Steps of this run being run now, by name: done when the run ends (event loop only).
+        self._steps_running: dict[str, asyncio.Future[None]] = {}
 
     @property
     def cancelled(self) -> bool:
@@ -149,6 +161,180 @@ class TaskContext:
     def partial(self, data: Any) -> Sent:
         """A piece of output before the result (e.g. LLM tokens)."""
         return self._send({"type": "partial", "data": data})
+
+    @overload
+    def step(self, name: str, fn: Callable[[], Awaitable[T]]) -> Coroutine[Any, Any, T]: ...
+
+    @overload
+    def step(self, name: str, fn: Callable[[], T]) -> Coroutine[Any, Any, T]: ...
+
+    def step(self, name: str, fn: Callable[[], Any]) -> Coroutine[Any, Any, Any]:
+        """A durable step: ``await ctx.step(name, fn)`` runs ``fn()`` (a plain function, or one
+        that returns an awaitable, e.g. an ``async def``) once per task and returns its result.
+
+        The result, which must be JSON, is stored on the server before this returns; every later
+        run of the task (a retry, after a lost worker) gets it back without running ``fn``, as
+        does a second call with the same name in this run. What is returned is the result as
+        JSON gives it back (a tuple comes back as a list), the same on every run.
+
+        If ``fn`` raises, the failure is recorded on the step and the exception is re-raised
+        unchanged. A result that is not JSON raises :class:`PermanentError`
+        (``invalid_step_output``); a step the server refuses raises :class:`PermanentError` with
+        the server's code (``step_output_too_large``, ``too_many_steps``, ``invalid_step``); if the
+        attempt lost its lease or the connection, it raises :class:`asyncio.CancelledError`, as
+        does a step that would run once ``ctx.cancelled`` is set (``fn`` does not run).
+
+        For async handlers, on the worker's event loop; a plain ``def`` handler (in a thread)
+        calls :meth:`step_sync`.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"a step name is a str, not {type(name).__name__}")
+        if not self._on_loop():
+            raise RuntimeError(
+                "ctx.step is awaited in an async handler; a plain def handler, which runs in a "
+                "thread, calls ctx.step_sync(name, fn)"
+            )
+        return self._step(name, fn)
+
+    @overload
+    def step_sync(self, name: str, fn: Callable[[], Awaitable[T]]) -> T: ...
+
+    @overload
+    def step_sync(self, name: str, fn: Callable[[], T]) -> T: ...
+
+    def step_sync(self, name: str, fn: Callable[[], Any]) -> Any:
+        """:meth:`step` for a plain ``def`` handler: runs ``fn`` in the calling thread (an
+        awaitable it returns is awaited on the worker's event loop) and blocks until the server
+        stored the result. Not for the event loop's thread: there, ``await ctx.step(...)``."""
+        if not isinstance(name, str):
+            raise TypeError(f"a step name is a str, not {type(name).__name__}")
+        if self._on_loop():
+            raise RuntimeError(
+                "ctx.step_sync blocks: it is for plain def handlers, which run in a thread; "
+                "an async handler awaits ctx.step(name, fn)"
+            )
+        if name in self._steps:
+            return self._steps[name]
+        if not self._blocking(self._claim_step(name)):
+            return self._steps[name]
+        try:
+            self._raise_if_cancelled()
+            started = time.monotonic()
+            try:
+                output = fn()
+                if inspect.isawaitable(output):
+                    output = self._blocking(_awaited(output))
+            except Exception as error:
+                self._blocking(self._record_step(name, started, error=error))
+                raise
+            stored = _step_output(name, output)
+            return self._blocking(self._record_step(name, started, output=stored))
+        finally:
+            with contextlib.suppress(RuntimeError):  # the event loop is gone: nothing waits
+                self._session.loop.call_soon_threadsafe(self._release_step, name)
+
+    async def _step(self, name: str, fn: Callable[[], Any]) -> Any:
+        if name in self._steps:
+            return self._steps[name]
+        if not await self._claim_step(name):
+            return self._steps[name]
+        try:
+            self._raise_if_cancelled()
+            started = time.monotonic()
+            try:
+                output = fn()
+                if inspect.isawaitable(output):
+                    output = await output
+            except Exception as error:
+                await self._record_step(name, started, error=error)
+                raise
+            stored = _step_output(name, output)
+            return await self._record_step(name, started, output=stored)
+        finally:
+            self._release_step(name)
+
+    def _raise_if_cancelled(self) -> None:
+        """A step that would run once the attempt is cancelled, timed out or lost its connection
+        does not start: its result could not be used."""
+        if self._cancelled:
+            raise asyncio.CancelledError("the attempt was cancelled")
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._session.loop
+        except RuntimeError:
+            return False
+
+    def _blocking(self, work: Coroutine[Any, Any, T]) -> T:
+        """Runs ``work`` on the worker's event loop and waits for it (from a handler's thread)."""
+        try:
+            future = asyncio.run_coroutine_threadsafe(work, self._session.loop)
+        except RuntimeError:  # the event loop is closed: the worker is gone
+            work.close()
+            raise asyncio.CancelledError("the worker stopped") from None
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            raise asyncio.CancelledError() from None
+
+    async def _claim_step(self, name: str) -> bool:
+        """Whether the caller is to run step ``name``: not if it has a result, and only once
+        another run of it in this attempt (a concurrent call with the same name) ended."""
+        while name not in self._steps:
+            running = self._steps_running.get(name)
+            if running is None:
+                self._steps_running[name] = self._session.loop.create_future()
+                return True
+            await asyncio.shield(running)
+        return False
+
+    def _release_step(self, name: str) -> None:
+        running = self._steps_running.pop(name, None)
+        if running is not None and not running.done():
+            running.set_result(None)
+
+    async def _record_step(
+        self,
+        name: str,
+        started: float,
+        *,
+        output: Any = None,
+        error: Exception | None = None,
+    ) -> Any:
+        """Sends the step's outcome and waits for the server's ``step_recorded``; returns the
+        output once stored, raises if the server refused it."""
+        message: dict[str, Any] = {
+            "type": "step",
+            "name": name,
+            "duration_ms": max(0, round((time.monotonic() - started) * 1000)),
+        }
+        if error is None:
+            message["output"] = output
+        else:
+            message["error"] = _step_error(error)
+        session = self._session
+        if session.closed:
+            self._cancel()
+            raise asyncio.CancelledError("the connection was lost")
+        key: _StepKey = (self.task_id, self.attempt, name)
+        waiter: asyncio.Future[dict[str, Any]] = session.loop.create_future()
+        session.step_waiters[key] = waiter
+        try:
+            self._send(message)
+            answer = await waiter
+        finally:
+            if session.step_waiters.get(key) is waiter:
+                del session.step_waiters[key]
+        if answer.get("accepted") is False:
+            code = str(answer.get("code") or "step_refused")
+            reason = str(answer.get("message") or f"the server refused step {name!r}")
+            if code == "lease_lost":
+                self._cancel()
+                raise asyncio.CancelledError(reason)
+            raise PermanentError(reason, code=code) from error
+        if error is None:
+            self._steps[name] = output
+        return output
 
 
 class RetryPolicy(TypedDict, total=False):
@@ -234,6 +420,15 @@ class _Session:
         #: The server answered `drain` with `draining`: every assignment it made came before.
         self.drain_confirmed = False
         self.closed = False
+        #: Steps sent and waiting for their `step_recorded`.
+        self.step_waiters: dict[_StepKey, asyncio.Future[dict[str, Any]]] = {}
+
+    def cancel_step_waiters(self, task_id: str | None = None, attempt: int | None = None) -> None:
+        """Ends the waits for ``step_recorded`` (of one attempt, or all) with a cancellation."""
+        for key, waiter in list(self.step_waiters.items()):
+            if task_id is None or (key[0], key[1]) == (task_id, attempt):
+                del self.step_waiters[key]
+                waiter.cancel()
 
     def enqueue(self, message: dict[str, Any]) -> None:
         if self.closed:
@@ -419,7 +614,7 @@ class Worker:
             return await ws_connect(
                 address,
                 additional_headers=headers,
-                max_size=2**20 * 2,
+                max_size=MAX_MESSAGE_BYTES,
                 open_timeout=HANDSHAKE_TIMEOUT,
                 ping_interval=None,
             )
@@ -468,6 +663,7 @@ class Worker:
             await self._serve(session, heartbeat)
         finally:
             session.closed = True
+            session.cancel_step_waiters()
             # The connection is gone: the server re-queues these attempts. Each handler sees
             # `ctx.cancelled` and gets `cancel_grace` seconds to stop by itself.
             for r in session.running.values():
@@ -587,6 +783,15 @@ class Worker:
                     message.get("task_id"),
                     message.get("attempt"),
                 )
+        elif kind == "step_recorded":
+            key = (
+                str(message.get("task_id")),
+                int(message.get("attempt", 0)),
+                str(message.get("name")),
+            )
+            waiter = session.step_waiters.pop(key, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(message)
         elif kind == "cancel":
             running = session.running.get(str(message.get("task_id")))
             if running is not None and running.ctx.attempt == message.get("attempt"):
@@ -602,6 +807,7 @@ class Worker:
         Whichever ends first (the handler, the deadline, a cancellation) decides the outcome."""
         task_id = str(message["task_id"])
         timeout_ms = message.get("timeout_ms") or 60_000
+        steps = message.get("steps")
         ctx = TaskContext(
             task_id=task_id,
             attempt=int(message["attempt"]),
@@ -610,6 +816,7 @@ class Worker:
             parent_id=message.get("parent_id"),
             timeout=float(timeout_ms) / 1000,
             session=session,
+            steps=steps if isinstance(steps, dict) else None,
         )
         spec = self._agents.get(ctx.agent)
         if spec is None:
@@ -676,6 +883,7 @@ class Worker:
                 self._report(session, running, _timeout_failure(running.ctx))
             else:
                 self._report(session, running, {"type": "cancelled"})
+            session.cancel_step_waiters(running.ctx.task_id, running.ctx.attempt)
             if running.task is not None:
                 running.task.cancel()
 
@@ -721,6 +929,32 @@ def _encode(message: dict[str, Any]) -> str | None:
             return _dumps(failure)
         log.warning("dropped a %s message that is not JSON: %s", message["type"], e)
         return None
+
+
+async def _awaited(value: Awaitable[T]) -> T:
+    return await value
+
+
+def _step_output(name: str, output: Any) -> Any:
+    """The step's result as JSON gives it back (what later runs get), or a
+    :class:`PermanentError` if it is not JSON."""
+    try:
+        return json.loads(json.dumps(output, allow_nan=False))
+    except (TypeError, ValueError, RecursionError) as e:
+        raise PermanentError(
+            f"the result of step {name!r} is not JSON: {e}", code="invalid_step_output"
+        ) from e
+
+
+def _step_error(error: Exception) -> dict[str, Any]:
+    """A failed step's ``error``, classified like an attempt's."""
+    if isinstance(error, TaskError):
+        body: dict[str, Any] = {"message": str(error.message), "class": error.error_class}
+        if error.code is not None:
+            body["code"] = str(error.code)
+        return body
+    message = f"{type(error).__name__}: {error}"
+    return {"message": message, "class": "retryable", "code": "exception"}
 
 
 def _raise_if_done(links: tuple[asyncio.Task[None], ...]) -> None:
