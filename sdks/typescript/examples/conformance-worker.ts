@@ -14,7 +14,7 @@ import { PermanentError, RateLimitedError, RetryableError, Worker, type RetryPol
  * timeout scenario's. */
 const SLEEP_TIMEOUT_MS = 6000;
 
-/** The retry policy `conf-fail` and `conf-sleep` declare: one retry, soon. */
+/** The retry policy `conf-fail`, `conf-sleep` and `conf-steps` declare: one retry, soon. */
 const SCENARIO_RETRY: RetryPolicy = { maxAttempts: 2, baseMs: 100, capMs: 1000 };
 
 const url = process.argv[2] ?? "http://127.0.0.1:8080";
@@ -113,6 +113,28 @@ worker.agent(
     });
     if (ctx.cancelled) throw new RetryableError("cancelled while sleeping", { code: "cancelled" });
     return { slept_ms: input.ms, worker: workerName };
+  },
+);
+
+worker.agent(
+  "conf-steps",
+  {
+    description: "Runs the durable steps named in `steps`; fails once after `fail_after` on attempt 1.",
+    inputSchema: objectSchema(
+      { steps: { type: "array", items: { type: "string" } }, fail_after: { type: "string" } },
+      ["steps"],
+    ),
+    retry: SCENARIO_RETRY,
+  },
+  async (ctx, input: { steps: string[]; fail_after?: string }) => {
+    const results: unknown[] = [];
+    for (const name of input.steps) {
+      results.push(await ctx.step(name, () => ({ step: name, run: ctx.attempt })));
+      if (name === input.fail_after && ctx.attempt === 1) {
+        throw new RetryableError(`failing after ${name}`, { code: "after_step" });
+      }
+    }
+    return { results, worker: workerName };
   },
 );
 

@@ -12,8 +12,11 @@ export interface Socket {
   readonly isOpen: boolean;
 }
 
-/** Largest message either side accepts (switchyard_protocol::MAX_MESSAGE_BYTES). */
-const MAX_MESSAGE_BYTES = 1024 * 1024;
+/**
+ * Largest message this SDK accepts from the server (Node): 16 MiB. An `assign` carries the
+ * results of the task's durable steps, so it can be far larger than the other messages.
+ */
+const MAX_INCOMING_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 interface BrowserSocket {
   readyState: number;
@@ -64,7 +67,7 @@ export async function openSocket(
 async function openNodeSocket(url: string, headers: Record<string, string>, timeoutMs: number): Promise<Socket> {
   const { WebSocket } = await import("ws");
   return new Promise<Socket>((resolve, reject) => {
-    const ws = new WebSocket(url, { headers, maxPayload: MAX_MESSAGE_BYTES + 1024, handshakeTimeout: timeoutMs });
+    const ws = new WebSocket(url, { headers, maxPayload: MAX_INCOMING_MESSAGE_BYTES, handshakeTimeout: timeoutMs });
     let settled = false;
     // Frames sent in one turn of the event loop (a burst of results, each with its own
     // `ws.send`) leave in one write: the TCP socket is corked at the first and uncorked

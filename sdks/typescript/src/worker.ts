@@ -1,4 +1,4 @@
-import { ConnectionError, SwitchyardError, TaskError, RateLimitedError, textOr, type ErrorClass } from "./errors.js";
+import { ConnectionError, PermanentError, SwitchyardError, TaskError, RateLimitedError, textOr, type ErrorClass } from "./errors.js";
 import { jitter, openSocket, sleep, wsUrl, type Socket } from "./socket.js";
 import { VERSION } from "./version.js";
 
@@ -66,6 +66,22 @@ export interface TaskContext {
   progress(progress: number | null | undefined, message?: string): Promise<void>;
   /** Streams a piece of output before the result (e.g. LLM tokens). */
   partial(data: unknown): Promise<void>;
+  /**
+   * A durable step: runs `fn` once per task. Its result (JSON; `undefined` becomes `null`) is
+   * stored on the server before this resolves, and on every later run of the task (a retry, a
+   * lost worker) the step resolves to the stored result without running `fn`. It resolves to
+   * the result as JSON carries it (as stored), the same on the first run as on later ones.
+   *
+   * If `fn` throws, the failure is recorded on the step and the original error is rethrown; the
+   * next run of the task runs the step again. A result that is not JSON-serialisable rejects
+   * with a `PermanentError` (code `invalid_step_output`) without being sent. A step the server
+   * refuses rejects with a `PermanentError` carrying the server's code (`step_output_too_large`,
+   * `too_many_steps`, `invalid_step`); an attempt that lost its lease, was cancelled, timed out
+   * or lost its connection rejects with the attempt's abort reason (`ctx.signal.reason`).
+   * Calling a step again with the same name in one run resolves to the first result (calls
+   * with one name run one at a time: a call made while another runs waits for it).
+   */
+  step<T>(name: string, fn: () => T | Promise<T>): Promise<T>;
 }
 
 /**
@@ -101,6 +117,17 @@ interface Running {
   /** Aborts the attempt's signal (once; later reasons are ignored). */
   abort: (reason: DOMException) => void;
   finish: (msg: Record<string, unknown>) => void;
+}
+
+/** A `step` message waiting for its `step_recorded` answer. */
+interface StepWaiter {
+  resolve: (answer: Record<string, unknown>) => void;
+  reject: (reason: unknown) => void;
+}
+
+/** Waiters are matched to answers by task, attempt and step name. */
+function stepKey(taskId: string, attempt: number, name: string): string {
+  return `${taskId}\u0000${attempt}\u0000${name}`;
 }
 
 const HANDSHAKE_TIMEOUT_MS = 15_000;
@@ -234,6 +261,9 @@ export class Worker {
     for (const resolve of this.#connected.splice(0)) resolve();
     const heartbeatMs = Math.max(100, Number(welcome["heartbeat_ms"] ?? 5000) / 2);
     const running = new Map<string, Running>();
+    // Steps of this connection's attempts waiting for `step_recorded` (several tasks may wait
+    // at once). A lost connection aborts the attempts, which rejects their waiters.
+    const stepWaiters = new Map<string, StepWaiter>();
     let draining = false;
     // Assignments the server sent before it read `drain` arrive before its `draining` answer:
     // the drain is over only when that answer came and nothing runs.
@@ -254,8 +284,12 @@ export class Worker {
         this.#onStop = undefined;
         this.#workerId = undefined;
         // Whatever still runs belongs to a lost connection; the server has re-queued it.
-        for (const r of running.values()) r.abort(new DOMException("the connection to the server was lost", "AbortError"));
+        const lost = new DOMException("the connection to the server was lost", "AbortError");
+        for (const r of running.values()) r.abort(lost);
         running.clear();
+        // (Aborting an attempt rejects its steps' waiters; these are any left over.)
+        for (const waiter of stepWaiters.values()) waiter.reject(lost);
+        stepWaiters.clear();
         if (how === "stopped") socket.close(1000, "drained");
         resolve(how);
       };
@@ -284,8 +318,17 @@ export class Worker {
         }
         switch (msg["type"]) {
           case "assign":
-            this.#runAttempt(msg, running, send, maybeDrained);
+            this.#runAttempt(msg, running, stepWaiters, send, maybeDrained);
             break;
+          case "step_recorded": {
+            const key = stepKey(String(msg["task_id"]), Number(msg["attempt"]), String(msg["name"]));
+            const waiter = stepWaiters.get(key);
+            if (waiter) {
+              stepWaiters.delete(key);
+              waiter.resolve(msg);
+            }
+            break;
+          }
           case "draining":
             drainAcknowledged = true;
             maybeDrained();
@@ -376,6 +419,7 @@ export class Worker {
   #runAttempt(
     msg: Record<string, unknown>,
     running: Map<string, Running>,
+    stepWaiters: Map<string, StepWaiter>,
     send: (msg: Record<string, unknown>) => void,
     afterFinish: () => void,
   ): void {
@@ -387,10 +431,21 @@ export class Worker {
     // (already aborted, if the attempt was), not for every task.
     let controller: AbortController | undefined;
     let abortReason: DOMException | undefined;
+    // Names of this attempt's steps waiting for `step_recorded`.
+    const waiting = new Set<string>();
+    const rejectWaiting = (reason: unknown) => {
+      for (const name of waiting) {
+        const key = stepKey(taskId, attempt, name);
+        stepWaiters.get(key)?.reject(reason);
+        stepWaiters.delete(key);
+      }
+      waiting.clear();
+    };
     const abort = (reason: DOMException) => {
       if (abortReason !== undefined) return;
       abortReason = reason;
       controller?.abort(reason);
+      rejectWaiting(reason);
     };
     let done = false;
     const finish = (out: Record<string, unknown>) => {
@@ -399,6 +454,8 @@ export class Worker {
       clearTimeout(timer);
       if (running.get(taskId)?.attempt === attempt) running.delete(taskId);
       send({ ...out, task_id: taskId, attempt });
+      // A step the handler left running without awaiting it will not be answered now.
+      rejectWaiting(abortReason ?? new DOMException("the attempt is over", "AbortError"));
       afterFinish();
     };
     const timer = setTimeout(() => {
@@ -408,6 +465,88 @@ export class Worker {
     running.set(taskId, { attempt, abort, finish });
 
     const about = { task_id: taskId, attempt };
+
+    // Durable steps: results stored by earlier runs (from `assign`) and by this one.
+    const stored = new Map<string, unknown>();
+    const previous = msg["steps"];
+    if (previous !== null && typeof previous === "object" && !Array.isArray(previous)) {
+      for (const [name, output] of Object.entries(previous as Record<string, unknown>)) stored.set(name, output);
+    }
+    // Steps of this run that have not ended yet: a second call with the same name waits for the
+    // first, then returns its result (or, if it failed, runs).
+    const inFlight = new Map<string, Promise<unknown>>();
+    /** The attempt is over: what a step started now rejects with. */
+    const gone = () => abortReason ?? (done ? new DOMException("the attempt is over", "AbortError") : undefined);
+    /** Sends `step` and resolves with the server's answer (rejects if the attempt ends first). */
+    const record = (name: string, m: Record<string, unknown>): Promise<Record<string, unknown>> =>
+      new Promise((resolve, reject) => {
+        const ended = gone();
+        if (ended !== undefined) return reject(ended);
+        waiting.add(name);
+        stepWaiters.set(stepKey(taskId, attempt, name), {
+          resolve: (answer) => {
+            waiting.delete(name);
+            resolve(answer);
+          },
+          reject,
+        });
+        send({ type: "step", ...about, name, ...m });
+      });
+    /** `step_recorded` with `accepted: false` as the error the handler sees. */
+    const refusal = (answer: Record<string, unknown>): Error => {
+      const code = textOr(answer["code"], "step_refused");
+      const message = textOr(answer["message"], `the server refused step ${code}`);
+      if (code === "lease_lost") {
+        // The attempt is no longer ours: stop as when the server cancels it.
+        const reason = new DOMException(`the attempt lost its lease: ${message}`, "AbortError");
+        abort(reason);
+        finish({ type: "cancelled" });
+        return abortReason ?? reason;
+      }
+      return new PermanentError(message, { code });
+    };
+    const runStep = async (name: string, fn: () => unknown): Promise<unknown> => {
+      const ended = gone();
+      if (ended !== undefined) throw ended;
+      const started = performance.now();
+      let value: unknown;
+      try {
+        value = await fn();
+      } catch (error) {
+        // Ended meanwhile (cancelled, timed out, disconnected): nothing more to report.
+        if (gone() !== undefined) throw error;
+        const failed = failure(error);
+        const stepError: Record<string, unknown> = { message: failed["message"], class: failed["class"] };
+        if (failed["code"] !== undefined) stepError["code"] = failed["code"];
+        else if (!(error instanceof TaskError)) stepError["code"] = "exception";
+        const answer = await record(name, { duration_ms: elapsed(started), error: stepError });
+        if (answer["accepted"] === false) throw refusal(answer);
+        throw error;
+      }
+      const output = asJson(name, value);
+      const answer = await record(name, { output, duration_ms: elapsed(started) });
+      if (answer["accepted"] === false) throw refusal(answer);
+      stored.set(name, output);
+      return output;
+    };
+    const step = <T>(name: string, fn: () => T | Promise<T>): Promise<T> => {
+      if (typeof name !== "string") return Promise.reject(new TypeError("a step's name must be a string"));
+      if (typeof fn !== "function") return Promise.reject(new TypeError(`step ${name}: a function is required`));
+      // Stored results are JSON as it was recorded; `T` is the handler's word for it.
+      if (stored.has(name)) return Promise.resolve(stored.get(name) as T);
+      const pending = inFlight.get(name);
+      if (pending !== undefined) {
+        const again = () => step(name, fn);
+        return pending.then(again, again);
+      }
+      const p = runStep(name, fn);
+      inFlight.set(name, p);
+      const settled = () => {
+        inFlight.delete(name);
+      };
+      p.then(settled, settled);
+      return p as Promise<T>;
+    };
     // Reports are queued on the socket in order; the promise lets handlers `await` them as
     // they would a network call, without a round trip.
     const report = (m: Record<string, unknown>): Promise<void> => {
@@ -439,6 +578,7 @@ export class Worker {
         return report(m);
       },
       partial: (data) => report({ type: "partial", data: data === undefined ? null : data }),
+      step,
     };
 
     const entry = this.#agents.get(agent);
@@ -483,6 +623,32 @@ function failure(error: unknown): Record<string, unknown> {
   if (code !== undefined) out["code"] = code;
   if (retryAfterMs !== undefined) out["retry_after_ms"] = retryAfterMs;
   return out;
+}
+
+/** Milliseconds since `started` (a `performance.now()`), as a whole number. */
+function elapsed(started: number): number {
+  return Math.max(0, Math.round(performance.now() - started));
+}
+
+/**
+ * A step's result as JSON carries it (`undefined` is `null`): what the server stores and
+ * later runs get. Not serialisable (a BigInt, a cycle, a function) is a permanent error.
+ */
+function asJson(name: string, value: unknown): unknown {
+  if (value === undefined) return null;
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (e) {
+    throw new PermanentError(`step ${name}: the result is not JSON-serialisable: ${e instanceof Error ? e.message : String(e)}`, {
+      code: "invalid_step_output",
+      cause: e,
+    });
+  }
+  if (text === undefined) {
+    throw new PermanentError(`step ${name}: the result (a ${typeof value}) is not JSON-serialisable`, { code: "invalid_step_output" });
+  }
+  return JSON.parse(text) as unknown;
 }
 
 function defaultName(): string {
