@@ -286,6 +286,9 @@ def check(scenario: Scenario, expect: dict[str, Any], task: dict[str, Any]) -> N
             assert _in_order(events, expect["events"]), described
         for kind, count in expect.get("event_counts", {}).items():
             assert [e.get("kind") for e in events].count(kind) == count, described
+    if "steps" in expect:
+        steps = api.get(f"/api/v1/tasks/{task['id']}/steps")["items"]
+        assert _matches(steps, expect["steps"]), json.dumps(steps, indent=1)
     if "logs" in expect:
         logs = api.logs(task["id"])
         assert _in_order(logs, expect["logs"]), json.dumps(logs, indent=1)
