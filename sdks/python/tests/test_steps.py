@@ -77,6 +77,11 @@ async def test_steps_are_memoized_across_a_retry(server: Any) -> None:
         ("c", "succeeded", 2),
     ]
     assert steps[0]["output"] == {"step": "a", "attempt": 1}
+    async with Client(server.url, api_key=server.client_key) as client:
+        typed = await client.steps(task.id)
+    assert [(s.name, s.status, s.attempt, s.output) for s in typed] == [
+        (s["name"], s["status"], s["attempt"], s["output"]) for s in steps
+    ]
     finished = [e for e in events if e["kind"] == "step_finished"]
     assert [(e["name"], e["status"], e["attempt"]) for e in finished] == [
         ("a", "succeeded", 1),

@@ -21,6 +21,21 @@ export interface Attempt {
   [key: string]: unknown;
 }
 
+/**
+ * A durable step of a task (`ctx.step`), as `GET /api/v1/tasks/{id}/steps` lists it: a succeeded
+ * step with its `output`, a failed one with the `error` of its last run.
+ */
+export interface Step {
+  name: string;
+  status: "succeeded" | "failed";
+  /** The attempt that ran it (last, for a step that failed before). */
+  attempt: number;
+  output?: unknown;
+  error?: TaskErrorInfo | null;
+  started_at: string;
+  finished_at: string;
+}
+
 /** A task as `GET /api/v1/tasks/{id}` returns it (field names as on the wire). */
 export interface Task {
   id: string;
@@ -153,6 +168,12 @@ export class Client {
 
   async get(taskId: string): Promise<Task> {
     return this.#request<Task>("GET", `/api/v1/tasks/${encodeURIComponent(taskId)}`);
+  }
+
+  /** The task's durable steps, in the order they were first recorded. */
+  async steps(taskId: string): Promise<Step[]> {
+    const page = await this.#request<{ items: Step[] }>("GET", `/api/v1/tasks/${encodeURIComponent(taskId)}/steps`);
+    return page.items;
   }
 
   /** Cancels a task: a waiting one at once, a running one after its worker stops. */

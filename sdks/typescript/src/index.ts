@@ -1,5 +1,5 @@
 export { Client, isFinalEvent } from "./client.js";
-export type { ClientOptions, SubmitOptions, BatchSubmitOptions, FollowOptions, Task, TaskEvent, TaskStatus, TaskErrorInfo, Attempt } from "./client.js";
+export type { ClientOptions, SubmitOptions, BatchSubmitOptions, FollowOptions, Task, TaskEvent, TaskStatus, TaskErrorInfo, Attempt, Step } from "./client.js";
 export { Worker } from "./worker.js";
 export type { WorkerOptions, AgentOptions, RetryPolicy, TaskContext, Handler, LogLevel } from "./worker.js";
 export {

@@ -102,6 +102,7 @@ describe("durable steps", () => {
         expect(task.output).toEqual({ a: { letter: "A", attempt: 1 }, b: ["B", 1], c: "C2" });
         expect(runs).toEqual({ a: 1, b: 1, c: 1 });
         const listed = await steps(task.id);
+        expect(await client.steps(task.id)).toEqual(listed);
         expect(listed.map((s) => [s.name, s.status, s.attempt])).toEqual([
           ["a", "succeeded", 1],
           ["b", "succeeded", 1],

@@ -12,7 +12,7 @@ from .errors import (
     TaskError,
     WorkerRefusedError,
 )
-from .models import Attempt, Task, is_final_event
+from .models import Attempt, Step, Task, is_final_event
 from .worker import AgentSpec, RetryPolicy, TaskContext, Worker
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "RateLimitedError",
     "RetryPolicy",
     "RetryableError",
+    "Step",
     "SwitchyardError",
     "Task",
     "TaskContext",

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from ._urls import http_url, ws_url
 from .errors import SwitchyardError
-from .models import Task, is_final_event
+from .models import Step, Task, is_final_event
 
 Transport = Literal["websocket", "sse"]
 WsAuth = Literal["header", "ticket"]
@@ -172,6 +172,11 @@ class Client:
 
     async def get(self, task_id: str) -> Task:
         return Task.from_json(await self._request("GET", f"/api/v1/tasks/{task_id}"))
+
+    async def steps(self, task_id: str) -> list[Step]:
+        """The task's durable steps, in the order they were first recorded."""
+        data = await self._request("GET", f"/api/v1/tasks/{task_id}/steps")
+        return [Step.from_json(s) for s in data.get("items", []) if isinstance(s, dict)]
 
     async def cancel(self, task_id: str) -> Task:
         """Cancels a task: a waiting one at once, a running one once its worker stopped it

@@ -35,6 +35,32 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class Step:
+    """A durable step of a task (``ctx.step``), as ``GET /api/v1/tasks/{id}/steps`` lists it:
+    a succeeded step with its ``output``, a failed one with the ``error`` of its last run."""
+
+    name: str
+    status: str
+    attempt: int
+    output: Any = None
+    error: dict[str, Any] | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Step:
+        return cls(
+            name=str(data.get("name", "")),
+            status=str(data.get("status", "")),
+            attempt=int(data.get("attempt", 0)),
+            output=data.get("output"),
+            error=data.get("error"),
+            started_at=data.get("started_at"),
+            finished_at=data.get("finished_at"),
+        )
+
+
+@dataclass(frozen=True)
 class Task:
     """A task as ``GET /api/v1/tasks/{id}`` returns it. ``raw`` keeps every field."""
 
