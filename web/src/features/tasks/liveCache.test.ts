@@ -4,7 +4,7 @@ import { makeStore } from '@/app/store';
 import { tokensFromPair } from '@/app/session';
 import { watchTask } from '@/app/live/liveSlice';
 import type { Transport, TransportOptions } from '@/app/live/transports';
-import type { TaskEvent } from '@/shared/api/events';
+import { asTaskEvent, type TaskEvent } from '@/shared/api/events';
 import type { Task } from '@/shared/api/types';
 import { tasksApi } from './tasksApi';
 
@@ -113,6 +113,50 @@ describe('live events patch the cache', () => {
     expect(stream).toMatchObject({ progress: 0.5, progressMessage: 'half way' });
   });
 
+  it('records steps in first-recorded order: new names appended, failed ones replaced by later reports, succeeded ones final', async () => {
+    const { store, emit } = setup();
+    await flush();
+    await store.dispatch(tasksApi.util.upsertQueryData('getTask', 't1', task('t1', { status: 'running', seq: 2, attempts: [{ number: 1, status: 'running', started_at: '2026-01-01T00:00:00.500Z' }] })));
+    await store.dispatch(tasksApi.util.upsertQueryData('getTaskLogs', 't1', { items: [] }));
+    await store.dispatch(
+      tasksApi.util.upsertQueryData('getTaskSteps', 't1', {
+        items: [{ name: 'search', status: 'succeeded', attempt: 1, output: { hits: 12 }, started_at: '2026-01-01T00:00:00.600Z', finished_at: '2026-01-01T00:00:00.900Z' }],
+      }),
+    );
+    const busy = { class: 'retryable', code: 'busy', message: 'upstream busy' } as const;
+    emit({ task_id: 't1', seq: 3, kind: 'step_finished', name: 'draft', status: 'failed', attempt: 1, error: busy, at: '2026-01-01T00:00:01.000Z' });
+    // The same report again (a replay) and an older one change nothing.
+    emit({ task_id: 't1', seq: 3, kind: 'step_finished', name: 'draft', status: 'failed', attempt: 1, error: busy, at: '2026-01-01T00:00:01.000Z' });
+    emit({ task_id: 't1', seq: 4, kind: 'step_finished', name: 'draft', status: 'failed', attempt: 1, error: { ...busy, message: 'older' }, at: '2026-01-01T00:00:00.950Z' });
+    const steps = () => tasksApi.endpoints.getTaskSteps.select('t1')(store.getState()).data!.items;
+    expect(steps().map((s) => [s.name, s.status])).toEqual([
+      ['search', 'succeeded'],
+      ['draft', 'failed'],
+    ]);
+    expect(steps()[1]).toEqual({ name: 'draft', status: 'failed', attempt: 1, error: busy, started_at: null, finished_at: '2026-01-01T00:00:01.000Z' });
+    // A later failure, then a success, replace it in place.
+    emit({ task_id: 't1', seq: 5, kind: 'step_finished', name: 'draft', status: 'failed', attempt: 1, error: { ...busy, message: 'still busy' }, at: '2026-01-01T00:00:01.500Z' });
+    expect(steps()[1]!.error?.message).toBe('still busy');
+    emit({ task_id: 't1', seq: 6, kind: 'step_finished', name: 'draft', status: 'succeeded', attempt: 2, output: { text: 'hi' }, at: '2026-01-01T00:00:03.000Z' });
+    emit({ task_id: 't1', seq: 7, kind: 'step_finished', name: 'search', status: 'failed', attempt: 2, error: busy, at: '2026-01-01T00:00:04.000Z' });
+    emit({ task_id: 't1', seq: 8, kind: 'step_finished', name: 'draft', status: 'failed', attempt: 3, error: busy, at: '2026-01-01T00:00:05.000Z' });
+    expect(steps()).toEqual([
+      { name: 'search', status: 'succeeded', attempt: 1, output: { hits: 12 }, started_at: '2026-01-01T00:00:00.600Z', finished_at: '2026-01-01T00:00:00.900Z' },
+      { name: 'draft', status: 'succeeded', attempt: 2, output: { text: 'hi' }, started_at: null, finished_at: '2026-01-01T00:00:03.000Z' },
+    ]);
+    // Not a status change, not a log line: the task only moves on in seq.
+    const t = tasksApi.endpoints.getTask.select('t1')(store.getState()).data!;
+    expect(t).toMatchObject({ status: 'running', seq: 8, output: null, error: null });
+    expect(t.attempts).toMatchObject([{ number: 1, status: 'running' }]);
+    expect(tasksApi.endpoints.getTaskLogs.select('t1')(store.getState()).data!.items).toEqual([]);
+  });
+
+  it('accepts step_finished messages from the wire', () => {
+    const wire = { type: 'event', task_id: 't1', seq: 3, agent: 'slow', at: '2026-01-01T00:00:01Z', kind: 'step_finished', name: 'draft', status: 'succeeded', attempt: 1, output: 1 };
+    expect(asTaskEvent(wire)).toEqual(wire);
+    expect(asTaskEvent({ ...wire, kind: 'step_started' })).toBeNull();
+  });
+
   it('subscribes to a watched task from the sequence number already loaded', async () => {
     const { store, opened } = setup();
     await flush();
@@ -148,6 +192,42 @@ describe('a response that left before an event arrived', () => {
     await flush();
     const page = tasksApi.endpoints.listTasks.select({ limit: 50 })(store.getState()).data!;
     expect(page.items[0]).toMatchObject({ id: 't1', status: 'succeeded', seq: 4, output: { ok: true } });
+    server.close();
+  });
+
+  it('gets the steps reported meanwhile, then asks again for their start times', async () => {
+    const { store, emit } = setup();
+    await flush();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const search = { name: 'search', status: 'succeeded', attempt: 1, output: 1, started_at: '2026-01-01T00:00:00.600Z', finished_at: '2026-01-01T00:00:00.900Z' };
+    const draft = { name: 'draft', status: 'succeeded', attempt: 1, output: 2, started_at: '2026-01-01T00:00:01.000Z', finished_at: '2026-01-01T00:00:01.200Z' };
+    let requests = 0;
+    const { server } = await import('@/test/msw');
+    const { http, HttpResponse } = await import('msw');
+    server.listen({ onUnhandledRequest: 'bypass' });
+    server.use(
+      http.get('*/api/v1/tasks/t1/steps', async () => {
+        requests += 1;
+        if (requests === 1) {
+          await gate;
+          return HttpResponse.json({ items: [search] });
+        }
+        return HttpResponse.json({ items: [search, draft] });
+      }),
+    );
+    const sub = store.dispatch(tasksApi.endpoints.getTaskSteps.initiate('t1'));
+    // The step is recorded while the (older) list is on its way.
+    emit({ task_id: 't1', seq: 4, kind: 'step_finished', name: 'draft', status: 'succeeded', attempt: 1, output: 2, at: draft.finished_at });
+    release();
+    await sub;
+    await flush();
+    expect(tasksApi.endpoints.getTaskSteps.select('t1')(store.getState()).data!.items.map((s) => s.name)).toEqual(['search', 'draft']);
+    // Fetched again for when `draft` started, which its event did not say.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(requests).toBe(2);
+    expect(tasksApi.endpoints.getTaskSteps.select('t1')(store.getState()).data!.items).toEqual([search, draft]);
+    sub.unsubscribe();
     server.close();
   });
 });

@@ -1,4 +1,4 @@
-// Patches cached task data (details, lists, logs, live output) with live events, so pages
+// Patches cached task data (details, lists, logs, steps, live output) with live events, so pages
 // update without refetching. Anything an event cannot tell exactly (a new task's input, a
 // finished attempt's worker, queue counts) is refetched shortly after, at most once a second.
 import type { MiddlewareAPI, ThunkDispatch, UnknownAction } from '@reduxjs/toolkit';
@@ -6,7 +6,7 @@ import { api } from '@/app/api';
 import type { TaskEvent } from '@/shared/api/events';
 import { TERMINAL_STATUSES } from '@/shared/api/types';
 import { rememberEvent } from './recentEvents';
-import { applyEventToTask, eventStatus, listAccepts, taskFromFirstEvent } from './taskEvents';
+import { applyEventToTask, applyStepEvent, eventStatus, listAccepts, taskFromFirstEvent } from './taskEvents';
 import { tasksApi, type TaskListArgs } from './tasksApi';
 
 // RTK Query thunks are typed against the full root state, which this module does not know.
@@ -93,6 +93,12 @@ export function applyTaskEventToCache(event: TaskEvent, store: MiddlewareAPI): v
     );
   }
 
+  if (event.kind === 'step_finished' && tasksApi.endpoints.getTaskSteps.select(id)(state).data) {
+    const patch = dispatch(tasksApi.util.updateQueryData('getTaskSteps', id, (steps) => void applyStepEvent(steps.items, event)));
+    // The event does not say when the step started: the list, fetched shortly, does.
+    if (patch.patches.length > 0) later(dispatch, `steps:${id}`, [{ type: 'TaskSteps', id }]);
+  }
+
   if ((event.kind === 'partial' || event.kind === 'progress') && tasksApi.endpoints.getTaskStream.select(id)(state).data) {
     dispatch(
       tasksApi.util.updateQueryData('getTaskStream', id, (stream) => {
@@ -109,5 +115,5 @@ export function applyTaskEventToCache(event: TaskEvent, store: MiddlewareAPI): v
 
 /** After a reconnect, events for unwatched tasks may be missing: refetch what is shown. */
 export function refetchAfterReconnect(store: MiddlewareAPI): void {
-  (store.dispatch as Dispatch)(api.util.invalidateTags(['TaskList', 'Queue', 'Task', 'TaskLogs']));
+  (store.dispatch as Dispatch)(api.util.invalidateTags(['TaskList', 'Queue', 'Task', 'TaskLogs', 'TaskSteps']));
 }

@@ -1,7 +1,7 @@
 // Pure functions that apply a live task event to task data.
 import type { TaskEvent } from '@/shared/api/events';
 import type { Attempt, Task, TaskStatus } from '@/shared/api/types';
-import type { TaskListArgs } from './tasksApi';
+import type { TaskListArgs, TaskStep } from './tasksApi';
 
 function attemptNumbered(task: Task, n: number): Attempt | undefined {
   return task.attempts.find((a) => a.number === n);
@@ -69,9 +69,36 @@ export function applyEventToTask(task: Task, event: TaskEvent): boolean {
       if (event.fallback_task_id) task.fallback_task_id = event.fallback_task_id;
       closeAttempt(task, event.attempt, event.at, 'failed', event);
       break;
+    case 'step_finished':
+      // Steps are kept apart (`getTaskSteps`, see `applyStepEvent`): the task only moves on in `seq`.
+      break;
     default:
       break;
   }
+  return true;
+}
+
+/**
+ * Records a `step_finished` event in a task's steps (an Immer draft or a plain array), which
+ * stay in first-recorded order: a new name is appended; a failed step is replaced in place by
+ * a later report of it; a succeeded step is final (as on the server), so an older or repeated
+ * report never overwrites it. The event does not say when the step started: `started_at` is
+ * null until the list is fetched again. Returns whether anything changed.
+ */
+export function applyStepEvent(steps: TaskStep[], event: TaskEvent): boolean {
+  if (event.kind !== 'step_finished') return false;
+  const i = steps.findIndex((s) => s.name === event.name);
+  const have = i >= 0 ? steps[i]! : undefined;
+  if (have) {
+    if (have.status === 'succeeded') return false;
+    // Failed before: only a report that finished later replaces it (not this one again).
+    if (event.status === 'failed' && !(Date.parse(event.at) > Date.parse(have.finished_at))) return false;
+  }
+  const step: TaskStep = { name: event.name, status: event.status, attempt: event.attempt, started_at: null, finished_at: event.at };
+  if (event.status === 'succeeded') step.output = event.output ?? null;
+  if (event.error) step.error = event.error;
+  if (have) steps[i] = step;
+  else steps.push(step);
   return true;
 }
 

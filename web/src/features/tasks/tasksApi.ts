@@ -1,8 +1,8 @@
 // Task endpoints. Lists and details are patched live by `liveCache.ts`.
 import { api } from '@/app/api';
-import type { Items, LogLine, SubmitBody, Task, TaskPage, TaskStatus } from '@/shared/api/types';
+import type { Items, LogLine, Step, SubmitBody, Task, TaskPage, TaskStatus } from '@/shared/api/types';
 import { recentEvents } from './recentEvents';
-import { applyEventToTask, catchUpPage } from './taskEvents';
+import { applyEventToTask, applyStepEvent, catchUpPage } from './taskEvents';
 
 export interface TaskListArgs {
   agent?: string;
@@ -23,6 +23,12 @@ export interface TaskStream {
   progressMessage: string | null;
   partials: { seq: number; at: string; data: unknown }[];
 }
+
+/**
+ * A durable step as cached: as listed, except that a step just reported by a live event has
+ * no `started_at` (the event does not tell it) until the list is fetched again.
+ */
+export type TaskStep = Omit<Step, 'started_at'> & { started_at: string | null };
 
 export interface SubmitArgs extends SubmitBody {
   /** `?wait=`: answer when the task finishes or this long has passed. */
@@ -79,6 +85,19 @@ export const tasksApi = api.injectEndpoints({
         );
       },
     }),
+    /** Durable steps, in first-recorded order; patched live by `step_finished` events. */
+    getTaskSteps: build.query<Items<TaskStep>, string>({
+      query: (id) => `/tasks/${encodeURIComponent(id)}/steps`,
+      providesTags: (_r, _e, id) => [{ type: 'TaskSteps', id }],
+      async onQueryStarted(id, { dispatch, queryFulfilled }) {
+        if (!(await queryFulfilled.then(() => true, () => false))) return;
+        const events = recentEvents(id).filter((e) => e.kind === 'step_finished');
+        if (events.length === 0) return;
+        const patch = dispatch(tasksApi.util.updateQueryData('getTaskSteps', id, (steps) => void events.forEach((e) => applyStepEvent(steps.items, e))));
+        // A step this answer missed: fetch again for the start time the event does not tell.
+        if (patch.patches.length > 0) dispatch(tasksApi.util.invalidateTags([{ type: 'TaskSteps', id }]));
+      },
+    }),
     /** Filled only by live events; starts empty when a task page opens. */
     getTaskStream: build.query<TaskStream, string>({
       queryFn: () => ({ data: { progress: null, progressMessage: null, partials: [] } }),
@@ -103,6 +122,7 @@ export const {
   useListTasksQuery,
   useGetTaskQuery,
   useGetTaskLogsQuery,
+  useGetTaskStepsQuery,
   useGetTaskStreamQuery,
   useSubmitTaskMutation,
   useCancelTaskMutation,

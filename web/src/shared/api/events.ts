@@ -1,6 +1,6 @@
 // Live task events, as sent over the WebSocket (`type: "event"`) and Server-Sent Events.
 // The OpenAPI document does not describe stream payloads, so the shape is written here.
-import type { AlertEvent, LogLevel, TaskError, TaskStatus } from './types';
+import type { AlertEvent, LogLevel, StepStatus, TaskError, TaskStatus } from './types';
 
 interface EventBase {
   type: 'event';
@@ -19,11 +19,13 @@ export type TaskEvent = EventBase &
     | { kind: 'partial'; data: unknown }
     | { kind: 'result'; status: TaskStatus; attempt: number; output: unknown; cached: boolean }
     | { kind: 'error'; status: TaskStatus; attempt: number; error: TaskError; fallback_task_id?: string | null }
+    // A durable step was recorded (`at` is when it finished). Not a status change, not a log line.
+    | { kind: 'step_finished'; name: string; status: StepStatus; attempt: number; output?: unknown; error?: TaskError | null }
   );
 
 export type TaskEventKind = TaskEvent['kind'];
 
-const KINDS: ReadonlySet<string> = new Set(['status', 'log', 'progress', 'partial', 'result', 'error']);
+const KINDS: ReadonlySet<string> = new Set(['status', 'log', 'progress', 'partial', 'result', 'error', 'step_finished']);
 
 /** Accepts a parsed message if it looks like a task event; anything else is ignored by callers. */
 export function asTaskEvent(value: unknown): TaskEvent | null {

@@ -24,9 +24,18 @@ function highlight(json: string): ReactNode[] {
   return out;
 }
 
+/** The highlighted, scrollable (and so focusable) block of `JSON.stringify(value, null, 2)`. */
+export function JsonCode({ text }: { text: string }) {
+  const lines = text.split('\n').length;
+  return (
+    <pre className={lines > 40 ? 'json tall' : 'json'} tabIndex={0}>
+      <code>{highlight(text)}</code>
+    </pre>
+  );
+}
+
 export function JsonView({ value, label, emptyText = 'Nothing yet.' }: { value: unknown; label: string; emptyText?: string }) {
   const text = useMemo(() => (value === undefined ? '' : JSON.stringify(value, null, 2)), [value]);
-  const lines = text.split('\n').length;
   return (
     <section className="json-view" aria-label={label}>
       <div className="json-head">
@@ -36,9 +45,7 @@ export function JsonView({ value, label, emptyText = 'Nothing yet.' }: { value: 
       {value === undefined || value === null ? (
         <p className="muted">{emptyText}</p>
       ) : (
-        <pre className={lines > 40 ? 'json tall' : 'json'} tabIndex={0}>
-          <code>{highlight(text)}</code>
-        </pre>
+        <JsonCode text={text} />
       )}
     </section>
   );

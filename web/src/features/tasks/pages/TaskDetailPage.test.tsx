@@ -1,8 +1,16 @@
-import { screen } from '@testing-library/react';
+import { act, screen, waitFor, within } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
 import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
+import { makeStore } from '@/app/store';
+import { tokensFromPair } from '@/app/session';
+import type { Transport, TransportOptions } from '@/app/live/transports';
+import { authApi } from '@/features/auth/authApi';
+import type { TaskEvent } from '@/shared/api/events';
+import type { Step } from '@/shared/api/types';
 import { renderWithStore, signedInStore, USER_ID } from '@/test/utils';
 import { server, useMockServer, errorBody } from '@/test/msw';
+import { tasksApi } from '../tasksApi';
 import { TaskDetailPage } from './TaskDetailPage';
 
 useMockServer();
@@ -32,14 +40,66 @@ const task = {
   seq: 6,
 };
 
+const STEPS: Step[] = [
+  { name: 'search', status: 'succeeded', attempt: 1, output: { hits: 12 }, started_at: '2026-01-01T00:00:00.200Z', finished_at: '2026-01-01T00:00:01.012Z' },
+  {
+    name: 'review',
+    status: 'failed',
+    attempt: 2,
+    error: { class: 'retryable', code: 'busy', message: 'upstream busy' },
+    started_at: '2026-01-01T00:00:01.500Z',
+    finished_at: '2026-01-01T00:00:01.540Z',
+  },
+];
+
+const running = {
+  ...task,
+  status: 'running',
+  output: null,
+  finished_at: null,
+  attempts: [{ number: 2, status: 'running', started_at: '2026-01-01T00:00:01Z', finished_at: null, worker: 'w1' }],
+};
+
+type EventInput = TaskEvent extends infer E ? (E extends TaskEvent ? Omit<E, 'type' | 'agent' | 'task_id'> : never) : never;
+
+/** A signed-in store whose live connection is a fake: `emit` delivers a task event. */
+function liveStore() {
+  const opened: TransportOptions[] = [];
+  const store = makeStore({
+    live: {
+      connection: {
+        openWebSocket: (_url, opts): Transport => {
+          opened.push(opts);
+          return { kind: 'websocket', watchTask: () => {}, unwatchTask: () => {}, close: () => {} };
+        },
+      },
+    },
+    preloadedState: {
+      session: { tokens: tokensFromPair({ access_token: 'a', refresh_token: 'r', expires_in: 900, token_type: 'Bearer' }), endedMessage: null },
+    },
+  });
+  store.dispatch(
+    authApi.util.upsertQueryEntries([
+      {
+        endpointName: 'me',
+        arg: undefined,
+        value: { user: { id: USER_ID, email: 'operator@example.com', role: 'operator', disabled: false, created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' } },
+      },
+    ]),
+  );
+  const emit = (e: EventInput) => opened.at(-1)!.callbacks.onEvent({ type: 'event', task_id: ID, agent: 'flaky', ...e } as TaskEvent);
+  return { store, emit };
+}
+
 describe('TaskDetailPage', () => {
   it('shows input, output, the attempts timeline, the log and the actions that apply', async () => {
     server.use(
       http.get(`*/api/v1/tasks/${ID}`, () => HttpResponse.json(task)),
       http.get(`*/api/v1/tasks/${ID}/logs`, () => HttpResponse.json({ items: [{ seq: 3, attempt: 1, at: '2026-01-01T00:00:00.150Z', level: 'warn', message: 'about to fail' }] })),
+      http.get(`*/api/v1/tasks/${ID}/steps`, () => HttpResponse.json({ items: [] })),
       http.get('*/api/v1/tasks', () => HttpResponse.json({ items: [], next_cursor: null })),
     );
-    renderWithStore(<TaskDetailPage />, { store: signedInStore('operator'), path: '/tasks/:id', route: `/tasks/${ID}` });
+    const { store } = renderWithStore(<TaskDetailPage />, { store: signedInStore('operator'), path: '/tasks/:id', route: `/tasks/${ID}` });
     expect(await screen.findByTestId('task-status')).toHaveTextContent('Succeeded');
     expect(screen.getByRole('region', { name: 'Input' })).toHaveTextContent('"times": 1');
     expect(screen.getByRole('region', { name: 'Output' })).toHaveTextContent('"attempts": 2');
@@ -51,12 +111,100 @@ describe('TaskDetailPage', () => {
     expect(screen.getByText('you')).toBeInTheDocument();
     // Succeeded: nothing to cancel, nothing to retry.
     expect(screen.queryByRole('button', { name: /cancel task|retry task/i })).toBeNull();
+    // A task without durable steps has no Steps section.
+    await waitFor(() => expect(tasksApi.endpoints.getTaskSteps.select(ID)(store.getState()).isSuccess).toBe(true));
+    expect(screen.queryByRole('heading', { name: /^Steps/ })).toBeNull();
+    expect(screen.queryByRole('list', { name: 'Steps' })).toBeNull();
+  });
+
+  it('shows the durable steps: succeeded ones with their output folded, failed ones with their error', async () => {
+    server.use(
+      http.get(`*/api/v1/tasks/${ID}`, () => HttpResponse.json(task)),
+      http.get(`*/api/v1/tasks/${ID}/logs`, () => HttpResponse.json({ items: [] })),
+      http.get(`*/api/v1/tasks/${ID}/steps`, () => HttpResponse.json({ items: STEPS })),
+      http.get('*/api/v1/tasks', () => HttpResponse.json({ items: [], next_cursor: null })),
+    );
+    renderWithStore(<TaskDetailPage />, { store: signedInStore('operator'), path: '/tasks/:id', route: `/tasks/${ID}` });
+    expect(await screen.findByRole('heading', { name: 'Steps (2)' })).toBeInTheDocument();
+    const list = screen.getByRole('list', { name: 'Steps' });
+    const [search, review] = within(list).getAllByRole('listitem');
+    // In recorded order, each under its own heading.
+    expect(within(list).getAllByRole('heading').map((h) => h.textContent)).toEqual(['search', 'review']);
+
+    expect(search).toHaveTextContent('Succeeded');
+    expect(search).toHaveTextContent('Attempt 1');
+    expect(search).toHaveTextContent('812 ms');
+    // The output is folded; its summary is focusable (browsers unfold it with Enter or Space, too).
+    const json = search!.querySelector('pre')!;
+    expect(json).not.toBeVisible();
+    const summary = within(search!).getByText('Output');
+    summary.focus();
+    expect(summary).toHaveFocus();
+    await userEvent.click(summary);
+    expect(json).toBeVisible();
+    expect(json).toHaveTextContent('"hits": 12');
+
+    expect(review).toHaveTextContent('Failed');
+    expect(review).toHaveTextContent('Attempt 2');
+    expect(review).toHaveTextContent('retryable');
+    expect(review).toHaveTextContent('busy');
+    expect(review).toHaveTextContent('upstream busy');
+    expect(within(review!).queryByText('Output')).toBeNull();
+  });
+
+  it('adds and updates steps live as step_finished events arrive', async () => {
+    let listed: Step[] = [STEPS[0]!];
+    server.use(
+      http.get(`*/api/v1/tasks/${ID}`, () => HttpResponse.json(running)),
+      http.get(`*/api/v1/tasks/${ID}/logs`, () => HttpResponse.json({ items: [] })),
+      http.get(`*/api/v1/tasks/${ID}/steps`, () => HttpResponse.json({ items: listed })),
+      http.get('*/api/v1/tasks', () => HttpResponse.json({ items: [], next_cursor: null })),
+      http.get('*/api/v1/queues', () => HttpResponse.json({ items: [] })),
+    );
+    const { store, emit } = liveStore();
+    renderWithStore(<TaskDetailPage />, { store, path: '/tasks/:id', route: `/tasks/${ID}` });
+    const list = await screen.findByRole('list', { name: 'Steps' });
+    expect(within(list).getAllByRole('listitem')).toHaveLength(1);
+
+    // A new step appears at once; the list, fetched shortly after, tells when it started.
+    const review = STEPS[1]!;
+    listed = [STEPS[0]!, review];
+    act(() => emit({ seq: 7, kind: 'step_finished', name: 'review', status: 'failed', attempt: 2, error: review.error, at: review.finished_at }));
+    expect(await screen.findByRole('heading', { name: 'Steps (2)' })).toBeInTheDocument();
+    let item = within(list).getAllByRole('listitem')[1]!;
+    expect(item).toHaveTextContent('review');
+    expect(item).toHaveTextContent('Failed');
+    expect(item).toHaveTextContent('upstream busy');
+    expect(item).toHaveTextContent('finished');
+    await waitFor(() => expect(within(list).getAllByRole('listitem')[1]).toHaveTextContent('40 ms'), { timeout: 3000 });
+
+    // Its next run succeeds: the same entry (same place) now shows the output.
+    const done: Step = { name: 'review', status: 'succeeded', attempt: 3, output: { ok: true }, started_at: '2026-01-01T00:00:05.000Z', finished_at: '2026-01-01T00:00:05.250Z' };
+    listed = [STEPS[0]!, done];
+    act(() => emit({ seq: 8, kind: 'step_finished', name: 'review', status: 'succeeded', attempt: 3, output: { ok: true }, at: done.finished_at }));
+    // (RTK batches store notifications: the page re-renders a moment later.)
+    await waitFor(() => expect(within(list).getAllByRole('listitem')[1]).toHaveTextContent('Succeeded'));
+    item = within(list).getAllByRole('listitem')[1]!;
+    expect(within(list).getAllByRole('listitem')).toHaveLength(2);
+    expect(item).toHaveTextContent('Attempt 3');
+    expect(item).not.toHaveTextContent('upstream busy');
+    expect(within(item).getByText('Output')).toBeInTheDocument();
+
+    // A late failure report never replaces a step that succeeded; and none of this is a log line or a status change.
+    act(() => emit({ seq: 9, kind: 'step_finished', name: 'review', status: 'failed', attempt: 3, error: review.error, at: '2026-01-01T00:00:06.000Z' }));
+    expect(tasksApi.endpoints.getTaskSteps.select(ID)(store.getState()).data!.items[1]).toMatchObject({ name: 'review', status: 'succeeded', output: { ok: true } });
+    await act(() => new Promise((r) => setTimeout(r, 50)));
+    expect(within(list).getAllByRole('listitem')[1]).toHaveTextContent('Succeeded');
+    expect(screen.getByTestId('task-status')).toHaveTextContent('Running');
+    expect(screen.getByRole('log', { name: 'Task log' })).toHaveTextContent('No log lines yet');
+    await waitFor(() => expect(within(list).getAllByRole('listitem')[1]).toHaveTextContent('250 ms'), { timeout: 3000 });
   });
 
   it('says so when the task does not exist', async () => {
     server.use(
       http.get(`*/api/v1/tasks/${ID}`, () => HttpResponse.json(errorBody('task_not_found', 'no task with that id'), { status: 404 })),
       http.get(`*/api/v1/tasks/${ID}/logs`, () => HttpResponse.json(errorBody('task_not_found', 'no task with that id'), { status: 404 })),
+      http.get(`*/api/v1/tasks/${ID}/steps`, () => HttpResponse.json(errorBody('task_not_found', 'no task with that id'), { status: 404 })),
     );
     renderWithStore(<TaskDetailPage />, { path: '/tasks/:id', route: `/tasks/${ID}` });
     expect(await screen.findByRole('alert')).toHaveTextContent('No such task: no task with that id');

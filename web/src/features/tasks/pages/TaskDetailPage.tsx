@@ -11,10 +11,11 @@ import { AttemptsTimeline } from '../components/AttemptsTimeline';
 import { ChildTasks } from '../components/ChildTasks';
 import { LiveLog } from '../components/LiveLog';
 import { PartialOutput } from '../components/PartialOutput';
+import { StepsTimeline } from '../components/StepsTimeline';
 import { TaskActions } from '../components/TaskActions';
-import { useGetTaskLogsQuery, useGetTaskQuery } from '../tasksApi';
+import { useGetTaskLogsQuery, useGetTaskQuery, useGetTaskStepsQuery } from '../tasksApi';
 import { useTaskLive } from '../useTaskLive';
-import { apiErrorInfo } from '@/shared/api/errors';
+import { apiErrorInfo, isNotAvailable } from '@/shared/api/errors';
 
 function TaskLink({ id }: { id: string | null | undefined }) {
   if (!id) return <span className="muted">—</span>;
@@ -29,6 +30,7 @@ export function TaskDetailPage() {
   const { id = '' } = useParams();
   const task = useGetTaskQuery(id);
   const logs = useGetTaskLogsQuery(id);
+  const steps = useGetTaskStepsQuery(id);
   const me = useMeQuery();
   const now = Math.max(useNow(), Date.now());
   // `currentData`, not `data`: while another task loads, `data` still holds the previous one.
@@ -170,6 +172,15 @@ export function TaskDetailPage() {
         <h2>Attempts</h2>
         <AttemptsTimeline task={t} />
       </section>
+      {/* Only for tasks with durable steps (none on a server without them). */}
+      {steps.currentData && steps.currentData.items.length > 0 ? (
+        <section className="card" aria-labelledby="task-steps-title">
+          <h2 id="task-steps-title">Steps ({steps.currentData.items.length})</h2>
+          <StepsTimeline task={t} steps={steps.currentData.items} />
+        </section>
+      ) : steps.error && !isNotAvailable(steps.error) ? (
+        <ErrorAlert error={steps.error} title="Could not load the steps" onRetry={steps.refetch} />
+      ) : null}
       <section className="card">
         <h2>Log</h2>
         {logs.error ? (
