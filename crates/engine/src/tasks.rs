@@ -342,15 +342,37 @@ impl TaskService {
         self.store.list_tasks(&query).await
     }
 
+    /// Cancels a task: a waiting one at once, a running one by asking its worker. Its
+    /// unfinished descendants (child tasks, theirs, ...) are cancelled with it.
     pub async fn cancel(&self, principal: &Principal, id: TaskId) -> Result<Task> {
         principal.require(Permission::ManageTasks)?;
         let task = self.visible(principal, id).await?;
+        match self.stop(&task).await? {
+            CancelOutcome::AlreadyFinished(status) => {
+                return Err(Error::invalid_state(format!(
+                    "task {id} already finished ({status}); nothing to cancel"
+                )));
+            }
+            CancelOutcome::NotFound => return Err(Error::task_not_found(id)),
+            CancelOutcome::Cancelled(_) | CancelOutcome::Requested { .. } => {}
+        }
+        self.cancel_descendants(id).await;
+        self.store
+            .get_task(id)
+            .await?
+            .ok_or_else(|| Error::task_not_found(id))
+    }
+
+    /// Cancels `task` in the store and tells whoever must know: followers of a task that
+    /// was waiting, the worker of one that runs.
+    async fn stop(&self, task: &Task) -> Result<CancelOutcome> {
         let now = Timestamp::now();
-        match self.store.cancel_task(id, now).await? {
+        let outcome = self.store.cancel_task(task.id, now).await?;
+        match &outcome {
             CancelOutcome::Cancelled(t) => {
                 self.metrics
                     .finished(&task.agent, TaskStatus::Cancelled, Some(task.created_at));
-                announce(&self.bus, vec![*t], now).await
+                announce(&self.bus, vec![(**t).clone()], now).await;
             }
             CancelOutcome::Requested {
                 worker_id: Some(worker_id),
@@ -358,26 +380,59 @@ impl TaskService {
             } => {
                 self.bus
                     .send(BusMessage::Cancel {
-                        task_id: id,
-                        attempt,
-                        worker_id,
+                        task_id: task.id,
+                        attempt: *attempt,
+                        worker_id: *worker_id,
                     })
                     .await;
             }
-            CancelOutcome::Requested {
-                worker_id: None, ..
-            } => {}
-            CancelOutcome::AlreadyFinished(status) => {
-                return Err(Error::invalid_state(format!(
-                    "task {id} already finished ({status}); nothing to cancel"
-                )));
-            }
-            CancelOutcome::NotFound => return Err(Error::task_not_found(id)),
+            _ => {}
         }
-        self.store
-            .get_task(id)
-            .await?
-            .ok_or_else(|| Error::task_not_found(id))
+        Ok(outcome)
+    }
+
+    /// Cancels the unfinished tasks below `root` in its tree of child tasks, level by level.
+    /// Best effort: a child that cannot be cancelled now is logged and the rest go on.
+    async fn cancel_descendants(&self, root: TaskId) {
+        const PAGE: u32 = 500;
+        let mut parents = vec![root];
+        // Parents are named at submit time, so a tree cannot loop; the set makes sure.
+        let mut visited = std::collections::HashSet::from([root]);
+        while let Some(parent) = parents.pop() {
+            let mut query = TaskQuery {
+                parent_id: Some(parent),
+                statuses: vec![
+                    TaskStatus::Queued,
+                    TaskStatus::Retrying,
+                    TaskStatus::Running,
+                ],
+                limit: PAGE,
+                ..TaskQuery::default()
+            };
+            loop {
+                let children = match self.store.list_tasks(&query).await {
+                    Ok(children) => children,
+                    Err(e) => {
+                        tracing::warn!(error = %e, %parent, "could not list child tasks to cancel");
+                        break;
+                    }
+                };
+                for child in &children {
+                    if let Err(e) = self.stop(child).await {
+                        tracing::warn!(error = %e, task = %child.id, "could not cancel a child task");
+                    }
+                    if visited.insert(child.id) {
+                        parents.push(child.id);
+                    }
+                }
+                match children.last() {
+                    Some(last) if children.len() == PAGE as usize => {
+                        query.before_id = Some(last.id)
+                    }
+                    _ => break,
+                }
+            }
+        }
     }
 
     pub async fn retry(&self, principal: &Principal, id: TaskId) -> Result<Task> {

@@ -171,6 +171,44 @@ async fn attempts_time_out() {
     app.stop().await;
 }
 
+/// Cancelling a task cancels its unfinished descendants, waiting or running; finished
+/// ones and unrelated tasks keep their status.
+#[tokio::test]
+async fn cancel_cascades_to_child_tasks() {
+    let app = TestApp::spawn().await;
+    let client = &app;
+    let submit = |body: serde_json::Value| async move {
+        let (status, task) = client.post("/api/v1/tasks", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{task}");
+        task["id"].as_str().unwrap().to_owned()
+    };
+    let parent = submit(json!({"agent": "sleep", "input": {"ms": 30000}})).await;
+    let done_child = submit(json!({"agent": "echo", "parent_id": parent})).await;
+    app.wait_status(&done_child, &["succeeded"]).await;
+    let running_child =
+        submit(json!({"agent": "sleep", "input": {"ms": 30000}, "parent_id": parent})).await;
+    let waiting_child =
+        submit(json!({"agent": "echo", "delay_ms": 60000, "parent_id": parent})).await;
+    let grandchild =
+        submit(json!({"agent": "echo", "delay_ms": 60000, "parent_id": running_child})).await;
+    let stranger = submit(json!({"agent": "echo", "delay_ms": 60000})).await;
+    app.wait_status(&parent, &["running"]).await;
+    app.wait_status(&running_child, &["running"]).await;
+
+    let (status, _) = app
+        .post(&format!("/api/v1/tasks/{parent}/cancel"), json!({}))
+        .await;
+    assert!(status.is_success(), "{status}");
+    for id in [&parent, &running_child, &waiting_child, &grandchild] {
+        app.wait_status(id, &["cancelled"]).await;
+    }
+    assert_eq!(app.task(&done_child).await["status"], "succeeded");
+    assert_eq!(app.task(&stranger).await["status"], "queued");
+    let (_, children) = app.get(&format!("/api/v1/tasks?parent_id={parent}")).await;
+    assert_eq!(children["items"].as_array().unwrap().len(), 3, "{children}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn cancel_waiting_and_running_tasks() {
     let app = TestApp::spawn().await;

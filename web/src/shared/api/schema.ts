@@ -472,7 +472,8 @@ export interface paths {
         put?: never;
         /**
          * Cancel a task. A waiting task is cancelled at once (`200`); a running one is asked to
-         *     stop (`202`, `cancel_requested: true`) and is forced after the grace period.
+         *     stop (`202`, `cancel_requested: true`) and is forced after the grace period. Its
+         *     unfinished child tasks (`parent_id`), and theirs, are cancelled with it.
          */
         post: operations["cancel_task"];
         delete?: never;

@@ -9,7 +9,8 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiPath, Auth, perm};
 
 /// Cancel a task. A waiting task is cancelled at once (`200`); a running one is asked to
-/// stop (`202`, `cancel_requested: true`) and is forced after the grace period.
+/// stop (`202`, `cancel_requested: true`) and is forced after the grace period. Its
+/// unfinished child tasks (`parent_id`), and theirs, are cancelled with it.
 #[utoipa::path(post, operation_id = "cancel_task", path = "/api/v1/tasks/{id}/cancel", tag = "tasks", params(("id" = TaskId, Path)),
     security(("bearer" = [])),
     responses((status = 200, body = Task), (status = 202, body = Task), (status = 404, body = ErrorBody),
