@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { Worker, type AgentOptions, type Handler, type WorkerOptions } from "../src/index.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const SDK_DIR = resolve(here, "..");
@@ -143,4 +144,29 @@ export async function startProxy(target: string): Promise<{ url: string; cutAll(
       server.close();
     },
   };
+}
+
+/**
+ * Runs `body` while a worker serves agent `name` on `on` (quietly; `worker` adds options such as
+ * `url` or `slots`), then drains the worker.
+ */
+export async function serveAgent<Input>(
+  on: TestServer,
+  name: string,
+  options: AgentOptions,
+  handler: Handler<Input>,
+  body: () => Promise<void>,
+  worker: Partial<WorkerOptions> = {},
+): Promise<void> {
+  const w = new Worker({ url: on.url, apiKey: on.workerKey, logger: { info() {}, warn() {} }, ...worker });
+  w.agent(name, options, handler);
+  const running = w.start();
+  running.catch(() => {});
+  await w.connected();
+  try {
+    await body();
+  } finally {
+    w.stop();
+    await running;
+  }
 }

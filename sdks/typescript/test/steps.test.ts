@@ -1,10 +1,9 @@
 // Durable steps (`ctx.step`) against the real server: results memoized across retries, failed
 // steps run again, refusals by the server, and the step listing (`GET /api/v1/tasks/{id}/steps`).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Client, PermanentError, RetryableError, Worker, type AgentOptions, type Handler, type Task, type TaskEvent } from "../src/index.js";
-import { agentName, startProxy, startServer, until, type TestServer } from "./harness.js";
+import { Client, PermanentError, RetryableError, type AgentOptions, type Handler, type Task, type TaskEvent } from "../src/index.js";
+import { agentName, serveAgent, startProxy, startServer, until, type TestServer } from "./harness.js";
 
-const quiet = { info() {}, warn() {} };
 /** Retries come soon, so the tests do not wait for the default backoff. */
 const FAST_RETRY: AgentOptions = { retry: { maxAttempts: 3, baseMs: 50, capMs: 100 } };
 let server: TestServer;
@@ -49,7 +48,7 @@ async function events(id: string): Promise<TaskEvent[]> {
 }
 
 /** Runs `body` with a worker serving one agent, then drains it. */
-async function withWorker<Input>(
+function withWorker<Input>(
   name: string,
   options: AgentOptions,
   handler: Handler<Input>,
@@ -57,17 +56,7 @@ async function withWorker<Input>(
   on = server,
   url = on.url,
 ): Promise<void> {
-  const worker = new Worker({ url, apiKey: on.workerKey, slots: 8, logger: quiet, maxBackoff: 1 });
-  worker.agent(name, options, handler);
-  const running = worker.start();
-  running.catch(() => {});
-  await worker.connected();
-  try {
-    await body();
-  } finally {
-    worker.stop();
-    await running;
-  }
+  return serveAgent(on, name, options, handler, body, { url, slots: 8, maxBackoff: 1 });
 }
 
 describe("durable steps", () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Client, PermanentError, RateLimitedError, RetryableError, SwitchyardError, Worker, type AgentOptions, type Handler, type Task, type TaskEvent } from "../src/index.js";
-import { agentName, startProxy, startServer, until, type TestServer } from "./harness.js";
+import { agentName, serveAgent, startProxy, startServer, until, type TestServer } from "./harness.js";
 
 const quiet = { info() {}, warn() {} };
 let server: TestServer;
@@ -23,24 +23,14 @@ async function finished(id: string): Promise<Task> {
 }
 
 /** Runs `body` with a worker serving one agent, then drains it. */
-async function withWorker<Input>(
+function withWorker<Input>(
   name: string,
   options: AgentOptions,
   handler: Handler<Input>,
   body: () => Promise<void>,
   url = server.url,
 ): Promise<void> {
-  const worker = new Worker({ url, apiKey: server.workerKey, slots: 4, logger: quiet });
-  worker.agent(name, options, handler);
-  const running = worker.start();
-  running.catch(() => {});
-  await worker.connected();
-  try {
-    await body();
-  } finally {
-    worker.stop();
-    await running;
-  }
+  return serveAgent(server, name, options, handler, body, { url, slots: 4 });
 }
 
 describe("worker", () => {
