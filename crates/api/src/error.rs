@@ -54,7 +54,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | AlertRuleNotFound | RouteNotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-        AgentExists | AgentBuiltin | AgentInUse | EmailTaken | InvalidState => StatusCode::CONFLICT,
+        AgentExists | AgentBuiltin | AgentInUse | EmailTaken | InvalidState | TaskFinished => {
+            StatusCode::CONFLICT
+        }
         PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         InvalidBody | ValidationFailed | UnknownAgent | InvalidAgent | FallbackCycle

@@ -52,6 +52,7 @@ error_codes! {
     AgentInUse = "agent_in_use",
     EmailTaken = "email_taken",
     InvalidState = "invalid_state",
+    TaskFinished = "task_finished",
     Unauthorized = "unauthorized",
     TokenExpired = "token_expired",
     InvalidCredentials = "invalid_credentials",

@@ -12,9 +12,10 @@ use utoipa::ToSchema;
 
 use crate::ids::{TaskId, UserId, WorkerId};
 use crate::step::{Step, StepStatus};
-use crate::store::{ClaimedTask, RecordedEvent, TaskLogLine, Transition};
+use crate::store::{AttemptRef, ClaimedTask, RecordedEvent, TaskLogLine, Transition};
 use crate::task::{Task, TaskError, TaskStatus};
 use crate::time::Timestamp;
+use crate::wait::{ResumeReason, Resumed, Wait};
 
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
@@ -52,8 +53,9 @@ impl std::str::FromStr for LogLevel {
 }
 
 /// What happened. Serialized with a `kind` tag: `status`, `log`, `progress`, `partial`,
-/// `result` (succeeded, with the output), `error` (failed or dead, with the error) or
-/// `step_finished` (a durable step was recorded).
+/// `result` (succeeded, with the output), `error` (failed or dead, with the error),
+/// `step_finished` (a durable step was recorded), `waiting` (the run ended in a durable
+/// wait), `resumed` (the wait is over: queued again) or `signal_received`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventBody {
@@ -104,6 +106,20 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<TaskError>,
     },
+    /// The run ended in a durable wait (see [`crate::wait`]): the task is `waiting`.
+    Waiting {
+        attempt: u32,
+        wait: Wait,
+    },
+    /// The wait is over: the task is `queued` again.
+    Resumed {
+        reason: ResumeReason,
+    },
+    /// A signal was sent to the task (kept until it waits for it, or waking it).
+    SignalReceived {
+        name: String,
+        payload: Value,
+    },
 }
 
 impl EventBody {
@@ -127,6 +143,9 @@ impl EventBody {
             EventBody::Result { .. } => "result",
             EventBody::Error { .. } => "error",
             EventBody::StepFinished { .. } => "step_finished",
+            EventBody::Waiting { .. } => "waiting",
+            EventBody::Resumed { .. } => "resumed",
+            EventBody::SignalReceived { .. } => "signal_received",
         }
     }
 
@@ -136,6 +155,8 @@ impl EventBody {
             EventBody::Status { status, .. }
             | EventBody::Result { status, .. }
             | EventBody::Error { status, .. } => Some(*status),
+            EventBody::Waiting { .. } => Some(TaskStatus::Waiting),
+            EventBody::Resumed { .. } => Some(TaskStatus::Queued),
             _ => None,
         }
     }
@@ -177,6 +198,8 @@ impl Serialize for TaskEvent {
             EventBody::StepFinished { output, error, .. } => {
                 3 + usize::from(output.is_some()) + usize::from(error.is_some())
             }
+            EventBody::Waiting { .. } | EventBody::SignalReceived { .. } => 2,
+            EventBody::Resumed { .. } => 1,
         };
         let len = 5 + usize::from(self.owner_id.is_some()) + body_entries;
         let mut m = s.serialize_map(Some(len))?;
@@ -258,6 +281,15 @@ impl Serialize for TaskEvent {
                     m.serialize_entry("error", error)?;
                 }
             }
+            EventBody::Waiting { attempt, wait } => {
+                m.serialize_entry("attempt", attempt)?;
+                m.serialize_entry("wait", wait)?;
+            }
+            EventBody::Resumed { reason } => m.serialize_entry("reason", reason)?,
+            EventBody::SignalReceived { name, payload } => {
+                m.serialize_entry("name", name)?;
+                m.serialize_entry("payload", payload)?;
+            }
         }
         m.end()
     }
@@ -289,11 +321,14 @@ impl TaskEvent {
                     .unwrap_or_else(|| TaskError::permanent("unknown", "")),
                 fallback_task_id: task.fallback_task_id,
             },
+            TaskStatus::Waiting if let Some(wait) = task.wait.clone() => {
+                EventBody::Waiting { attempt, wait }
+            }
             status => EventBody::Status {
                 status,
                 attempt,
                 error: task.error.clone(),
-                run_at: status.is_waiting().then_some(task.run_at),
+                run_at: status.is_queued().then_some(task.run_at),
             },
         };
         TaskEvent {
@@ -331,6 +366,59 @@ impl TaskEvent {
                 attempt: c.attempt,
                 error: None,
                 run_at: None,
+            },
+        }
+    }
+
+    /// The `waiting` event of an attempt that ended in a durable wait.
+    pub fn waiting(a: &AttemptRef, wait: Wait, seq: u64, at: Timestamp) -> TaskEvent {
+        TaskEvent {
+            task_id: a.task_id,
+            seq,
+            agent: a.agent.clone(),
+            owner_id: a.owner_id,
+            at,
+            body: EventBody::Waiting {
+                attempt: a.attempt,
+                wait,
+            },
+        }
+    }
+
+    /// The events of a waiting task queued again: its wait's `step_finished`, then
+    /// `resumed`.
+    pub fn resumed(r: &Resumed, at: Timestamp) -> [TaskEvent; 2] {
+        let event = |seq, body| TaskEvent {
+            task_id: r.task_id,
+            seq,
+            agent: r.agent.clone(),
+            owner_id: r.owner_id,
+            at,
+            body,
+        };
+        [
+            event(r.seq - 1, EventBody::step_finished(r.step.clone())),
+            event(r.seq, EventBody::Resumed { reason: r.reason }),
+        ]
+    }
+
+    /// A signal sent to `task`, numbered `seq`.
+    pub fn signal_received(
+        task: &Task,
+        seq: u64,
+        name: &str,
+        payload: Value,
+        at: Timestamp,
+    ) -> TaskEvent {
+        TaskEvent {
+            task_id: task.id,
+            seq,
+            agent: task.agent.clone(),
+            owner_id: task.owner_id,
+            at,
+            body: EventBody::SignalReceived {
+                name: name.to_owned(),
+                payload,
             },
         }
     }

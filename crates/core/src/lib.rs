@@ -21,6 +21,7 @@ pub mod store;
 pub mod task;
 pub mod text;
 pub mod time;
+pub mod wait;
 
 pub use error::{Error, ErrorCode, Result};
 pub use ids::{ApiKeyId, SessionId, TaskId, UserId, WorkerId};

@@ -21,6 +21,7 @@ use crate::monitoring::{
 use crate::step::{Step, StepDraft, StepRecord};
 use crate::task::{Task, TaskError, TaskStatus};
 use crate::time::Timestamp;
+use crate::wait::{Resumed, SignalSent, Wait, WaitBegun};
 
 /// A task about to be inserted.
 #[derive(Clone, Debug, PartialEq)]
@@ -280,7 +281,7 @@ impl Transition {
                 status,
                 attempt: self.attempt,
                 error: error.clone(),
-                run_at: status.is_waiting().then_some(self.run_at),
+                run_at: status.is_queued().then_some(self.run_at),
             },
         }
     }
@@ -487,6 +488,50 @@ pub trait StepStore: Send + Sync {
     async fn task_steps(&self, id: TaskId) -> Result<Vec<Step>>;
     /// The outputs of the task's steps that succeeded, by name, in recorded order.
     async fn succeeded_steps(&self, id: TaskId) -> Result<Vec<(String, Value)>>;
+}
+
+/// Durable waits and signals (see [`crate::wait`]).
+#[async_trait]
+pub trait WaitStore: Send + Sync {
+    /// Begins `wait` for the running `attempt` of `task`, as one transaction: a wait whose
+    /// step succeeded before gives its result; one already over (the time passed, a kept
+    /// signal, finished children) is recorded as a succeeded step and given; otherwise
+    /// the attempt ends (`suspended`) and the task is `waiting`. `max_steps` bounds the
+    /// task's steps as for [`StepStore::record_step`].
+    async fn begin_wait(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        wait: &Wait,
+        now: Timestamp,
+        max_steps: u32,
+    ) -> Result<WaitBegun>;
+    /// Queues again up to `limit` waiting tasks whose time is up (a sleep over: its step
+    /// succeeds with `null`; a signal wait timed out: its step fails with `wait_timeout`).
+    async fn resume_due(&self, now: Timestamp, limit: u32) -> Result<Vec<Resumed>>;
+    /// Queues again the tasks among `parents` (all waiting joins, when `None`) whose
+    /// joined children have all finished; the join's step succeeds with their results.
+    async fn resume_joined(
+        &self,
+        parents: Option<&[TaskId]>,
+        now: Timestamp,
+    ) -> Result<Vec<Resumed>>;
+    /// When the next waiting task's time is up, if any has a time.
+    async fn next_wait_deadline(&self) -> Result<Option<Timestamp>>;
+    /// Sends a signal: wakes the task if it waits for it, keeps it for a later wait
+    /// otherwise. `None`: no such task. Refused (`conflict`) for a finished task or one
+    /// that holds [`crate::wait::MAX_PENDING_SIGNALS`] signals already.
+    async fn send_signal(
+        &self,
+        task: TaskId,
+        name: &str,
+        payload: &Value,
+        now: Timestamp,
+    ) -> Result<Option<SignalSent>>;
+    /// The step named `name` of `task`, if recorded.
+    async fn get_step(&self, task: TaskId, name: &str) -> Result<Option<Step>>;
+    /// How many child tasks `parent` has.
+    async fn count_children(&self, parent: TaskId) -> Result<u64>;
 }
 
 #[async_trait]
@@ -708,6 +753,7 @@ impl Leadership for SoleLeader {
 pub trait Store:
     TaskStore
     + StepStore
+    + WaitStore
     + AgentStore
     + IdentityStore
     + WorkerStore

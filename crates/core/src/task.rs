@@ -7,7 +7,9 @@
 //!     │  │  backoff done │ │ └─ cancel ───────▶ cancelled
 //!     │  └── retrying ◀──┘ │
 //!     │                    ├─ out of attempts / permanent, fallback ─▶ failed (+ new fallback task)
-//!     │                    └─ out of attempts / permanent, none ─────▶ dead
+//!     │                    ├─ out of attempts / permanent, none ─────▶ dead
+//!     │                    └─ durable wait ──▶ waiting ──┐
+//!     ├──────────── wait over (time, signal, children) ◀─┘
 //!     └──────────── replay (dead, failed, cancelled)
 //! ```
 
@@ -37,10 +39,13 @@ pub enum TaskStatus {
     Cancelled,
     /// Failed for good with no fallback: the dead-letter queue.
     Dead,
+    /// Its last run ended in a durable wait (time, a signal, child tasks): it holds no
+    /// worker and is queued again when the wait is over (see [`crate::wait`]).
+    Waiting,
 }
 
 impl TaskStatus {
-    pub const ALL: [TaskStatus; 7] = [
+    pub const ALL: [TaskStatus; 8] = [
         TaskStatus::Queued,
         TaskStatus::Running,
         TaskStatus::Retrying,
@@ -48,6 +53,7 @@ impl TaskStatus {
         TaskStatus::Failed,
         TaskStatus::Cancelled,
         TaskStatus::Dead,
+        TaskStatus::Waiting,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +65,7 @@ impl TaskStatus {
             TaskStatus::Failed => "failed",
             TaskStatus::Cancelled => "cancelled",
             TaskStatus::Dead => "dead",
+            TaskStatus::Waiting => "waiting",
         }
     }
 
@@ -71,7 +78,7 @@ impl TaskStatus {
     }
 
     /// Waiting in the queue to be claimed.
-    pub fn is_waiting(self) -> bool {
+    pub fn is_queued(self) -> bool {
         matches!(self, TaskStatus::Queued | TaskStatus::Retrying)
     }
 
@@ -81,7 +88,11 @@ impl TaskStatus {
         matches!(
             (self, to),
             (Queued | Retrying, Running | Cancelled)
-                | (Running, Succeeded | Retrying | Failed | Dead | Cancelled)
+                | (
+                    Running,
+                    Succeeded | Retrying | Failed | Dead | Cancelled | Waiting
+                )
+                | (Waiting, Queued | Cancelled)
                 | (Dead | Failed | Cancelled, Queued)
         )
     }
@@ -205,6 +216,8 @@ pub enum AttemptStatus {
     Succeeded,
     Failed,
     Cancelled,
+    /// The run ended in a durable wait; the task runs again when it is over.
+    Suspended,
 }
 
 impl AttemptStatus {
@@ -214,6 +227,7 @@ impl AttemptStatus {
             AttemptStatus::Succeeded => "succeeded",
             AttemptStatus::Failed => "failed",
             AttemptStatus::Cancelled => "cancelled",
+            AttemptStatus::Suspended => "suspended",
         }
     }
 }
@@ -226,6 +240,7 @@ impl FromStr for AttemptStatus {
             "succeeded" => Ok(AttemptStatus::Succeeded),
             "failed" => Ok(AttemptStatus::Failed),
             "cancelled" => Ok(AttemptStatus::Cancelled),
+            "suspended" => Ok(AttemptStatus::Suspended),
             _ => Err(format!("unknown attempt status {s:?}")),
         }
     }
@@ -277,6 +292,9 @@ pub struct Task {
     pub cancel_requested: bool,
     /// The sequence number of the latest event of this task.
     pub seq: u64,
+    /// While `waiting`: what for, and until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<crate::wait::Wait>,
 }
 
 impl Task {
@@ -461,7 +479,7 @@ mod tests {
             let mut total_attempts = 0u32;
             for s in steps {
                 let next = match (&s, status) {
-                    (Step::Claim, st) if st.is_waiting() => {
+                    (Step::Claim, st) if st.is_queued() => {
                         attempts_in_run += 1;
                         total_attempts += 1;
                         Some(TaskStatus::Running)

@@ -40,7 +40,7 @@ impl Timestamp {
     }
 
     /// Within [`Timestamp::MIN`]..=[`Timestamp::MAX`].
-    fn clamped(self) -> Self {
+    pub fn clamped(self) -> Self {
         self.clamp(Self::MIN, Self::MAX)
     }
 

@@ -8,6 +8,7 @@ use switchyard_core::cache::EventBus;
 use switchyard_core::event::{BusMessage, SharedEvent, TaskEvent};
 use switchyard_core::store::Transition;
 use switchyard_core::task::TaskStatus;
+use switchyard_core::wait::Resumed;
 
 /// Publishes the events of `transitions` and wakes dispatchers for what became runnable.
 /// Bus failures are logged, not returned: the state is already durable, and clients and
@@ -45,5 +46,32 @@ pub async fn announce(bus: &Arc<dyn EventBus>, transitions: Vec<Transition>, now
     }
     if let Some(at) = earliest {
         bus.send(BusMessage::Scheduled { at }).await;
+    }
+}
+
+/// Publishes the events of waiting tasks queued again (each wait's `step_finished`, then
+/// `resumed`), preceded by `before` (a `signal_received` that woke one), and wakes the
+/// dispatchers of their agents.
+pub async fn announce_resumed(
+    bus: &Arc<dyn EventBus>,
+    before: Option<TaskEvent>,
+    resumed: &[Resumed],
+    now: Timestamp,
+) {
+    let mut events: Vec<SharedEvent> = before.into_iter().map(Arc::new).collect();
+    let mut agents = BTreeSet::new();
+    for r in resumed {
+        events.extend(TaskEvent::resumed(r, now).map(Arc::new));
+        agents.insert(r.agent.clone());
+    }
+    if events.is_empty() {
+        return;
+    }
+    bus.send(BusMessage::Tasks { events }).await;
+    if !agents.is_empty() {
+        bus.send(BusMessage::Wake {
+            agents: agents.into_iter().collect(),
+        })
+        .await;
     }
 }

@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::agents::{AgentEntry, AgentRegistry};
 use crate::announcer::announce;
+use crate::waker::Waker;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum AttemptOutcome {
@@ -57,6 +58,8 @@ pub struct CompleterDeps {
     pub agents: Arc<AgentRegistry>,
     pub max_batch: usize,
     pub metrics: Arc<switchyard_monitoring::Metrics>,
+    /// Told when a child task finishes, for its parent's join.
+    pub waker: Waker,
 }
 
 impl Completer {
@@ -323,8 +326,14 @@ async fn recorded(
     }
     let mut limited_agents = BTreeSet::new();
     let mut cache_after = Vec::new();
-    for d in decided {
+    for (d, c) in decided.into_iter().zip(&completions) {
         let accepted = !done.rejected.contains(&d.attempt.task_id);
+        if accepted
+            && !matches!(c.outcome, Outcome::Retry { .. })
+            && let Some(parent) = d.attempt.parent_id
+        {
+            deps.waker.child_finished(parent);
+        }
         if let Some(ack) = d.ack {
             let _ = ack.send(accepted);
         }

@@ -42,6 +42,10 @@ pub struct QueueConfig {
     pub max_step_output_bytes: usize,
     /// Most durable steps one task may record.
     pub max_steps_per_task: u32,
+    /// Most child tasks one task may spawn.
+    pub max_children_per_task: u64,
+    /// Largest signal payload (its JSON text), in bytes.
+    pub max_signal_bytes: usize,
 }
 
 impl Default for QueueConfig {
@@ -60,6 +64,8 @@ impl Default for QueueConfig {
             replay_events: 65_536,
             max_step_output_bytes: 1 << 20,
             max_steps_per_task: 1_000,
+            max_children_per_task: 10_000,
+            max_signal_bytes: 64 << 10,
         }
     }
 }

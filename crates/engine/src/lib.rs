@@ -16,6 +16,7 @@ pub mod events;
 pub mod maintenance;
 pub mod submitter;
 pub mod tasks;
+pub mod waker;
 pub mod worker_session;
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ use crate::events::EventHub;
 use crate::maintenance::Maintenance;
 use crate::submitter::Submitter;
 use crate::tasks::TaskService;
+use crate::waker::Waker;
 use switchyard_auth::AuthService;
 use switchyard_monitoring::{Monitoring, Watched};
 
@@ -84,6 +86,7 @@ pub struct Engine {
     completer: Completer,
     dispatcher: Arc<Dispatcher>,
     monitoring: Arc<Monitoring>,
+    waker: Waker,
     shutdown: CancellationToken,
     background: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -139,6 +142,7 @@ impl Engine {
             config.queue.max_write_batch,
             metrics.clone(),
         );
+        let (waker, waker_loop) = Waker::new(store.clone(), bus.clone());
         let completer = Completer::start(CompleterDeps {
             store: store.clone(),
             bus: bus.clone(),
@@ -146,6 +150,7 @@ impl Engine {
             agents: agents.clone(),
             max_batch: config.queue.max_write_batch,
             metrics: metrics.clone(),
+            waker: waker.clone(),
         });
         let tasks = TaskService {
             store: store.clone(),
@@ -156,6 +161,7 @@ impl Engine {
             submitter,
             config: config.queue.clone(),
             metrics,
+            waker: waker.clone(),
         };
         let shutdown = CancellationToken::new();
         let mut background = vec![
@@ -163,6 +169,7 @@ impl Engine {
             tokio::spawn(invalidations(bus.subscribe(), agents.clone(), auth.clone())),
             tokio::spawn(monitoring.clone().run_bus_listener(bus.subscribe())),
             tokio::spawn(monitoring.clone().run_flusher(shutdown.clone())),
+            tokio::spawn(waker_loop.run(shutdown.clone())),
         ];
         if duties.dispatch {
             background.push(tokio::spawn(
@@ -194,6 +201,7 @@ impl Engine {
             completer,
             dispatcher,
             monitoring,
+            waker,
             shutdown,
             background: Mutex::new(background),
         }))
@@ -230,6 +238,10 @@ impl Engine {
 
     pub fn monitoring(&self) -> &Arc<Monitoring> {
         &self.monitoring
+    }
+
+    pub fn waker(&self) -> &Waker {
+        &self.waker
     }
 
     /// Asks the database and the cache whether they answer, each within `timeout`.

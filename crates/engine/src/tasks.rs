@@ -12,16 +12,20 @@ use switchyard_core::error::ErrorCode;
 use switchyard_core::event::{BusMessage, SharedEvent, TaskEvent};
 use switchyard_core::monitoring::LogQuery;
 use switchyard_core::step::Step;
-use switchyard_core::store::{CancelOutcome, NewTask, Store, Submitted, TaskLogLine, TaskQuery};
+use switchyard_core::store::{
+    AttemptRef, CancelOutcome, NewTask, Store, Submitted, TaskLogLine, TaskQuery,
+};
 use switchyard_core::task::{Task, TaskStatus};
-use switchyard_core::{Error, Result, TaskId, Timestamp};
+use switchyard_core::wait::SignalSent;
+use switchyard_core::{Error, Result, TaskId, Timestamp, UserId};
 
 use crate::agents::AgentRegistry;
-use crate::announcer::announce;
+use crate::announcer::{announce, announce_resumed};
 use crate::completer::result_cache_key;
 use crate::config::QueueConfig;
 use crate::events::{EventHub, Filter};
 use crate::submitter::Submitter;
+use crate::waker::Waker;
 
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 pub const MAX_LIST_LIMIT: u32 = 500;
@@ -50,6 +54,14 @@ pub struct TaskService {
     pub(crate) submitter: Submitter,
     pub(crate) config: QueueConfig,
     pub(crate) metrics: Arc<switchyard_monitoring::Metrics>,
+    pub(crate) waker: Waker,
+}
+
+/// What a signal did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignalOutcome {
+    /// The task was waiting for it and is queued again (false: kept for a later wait).
+    pub resumed: bool,
 }
 
 /// The outcome of a submission that may wait for the result.
@@ -70,6 +82,20 @@ impl TaskService {
         now: Timestamp,
     ) -> Result<NewTask> {
         principal.require(Permission::SubmitTasks)?;
+        if let Some(parent) = req.parent_id {
+            self.visible(principal, parent).await?;
+        }
+        self.prepare_for(Some(principal.user_id), req, now).await
+    }
+
+    /// [`TaskService::prepare`] of a task owned by `owner`, once the submitter's rights
+    /// (and its right to see the parent task) are checked.
+    async fn prepare_for(
+        &self,
+        owner: Option<UserId>,
+        req: SubmitRequest,
+        now: Timestamp,
+    ) -> Result<NewTask> {
         switchyard_core::text::refuse_nul("agent", &req.agent)?;
         if let Some(key) = &req.idempotency_key {
             switchyard_core::text::refuse_nul("idempotency_key", key)?;
@@ -98,9 +124,6 @@ impl TaskService {
                 "idempotency_key must be 1-{MAX_IDEMPOTENCY_KEY_LEN} characters"
             )));
         }
-        if let Some(parent) = req.parent_id {
-            self.visible(principal, parent).await?;
-        }
         let run_at = req.run_at.map_or(now, |t| t.max(now));
         if run_at.since(now) > self.config.max_delay_ms {
             return Err(Error::new(
@@ -126,7 +149,7 @@ impl TaskService {
             input,
             priority,
             run_at,
-            owner_id: Some(principal.user_id),
+            owner_id: owner,
             idempotency_key: req.idempotency_key,
             parent_id: req.parent_id,
             fallback_of: None,
@@ -161,6 +184,87 @@ impl TaskService {
             tracing::Instrument::instrument(self.submitter.submit(vec![task]), span).await?;
         out.pop()
             .ok_or_else(|| Error::internal_msg("submission returned nothing"))
+    }
+
+    /// Submits a child task of a running task, as its owner: once per (parent, `name`)
+    /// (the submission's idempotency key), so a later run that spawns it again gets the
+    /// same child. Refused past `queue.max_children_per_task`.
+    pub async fn spawn_child(
+        &self,
+        parent: &AttemptRef,
+        name: &str,
+        mut req: SubmitRequest,
+    ) -> Result<TaskId> {
+        let children = self.store.count_children(parent.task_id).await?;
+        if children >= self.config.max_children_per_task {
+            return Err(Error::new(
+                ErrorCode::InvalidState,
+                format!(
+                    "task {} has {children} child tasks, the most allowed (queue.max_children_per_task)",
+                    parent.task_id
+                ),
+            ));
+        }
+        req.parent_id = Some(parent.task_id);
+        req.idempotency_key = Some(format!("spawn:{}:{name}", parent.task_id));
+        req.trace_id = req.trace_id.or_else(|| parent.trace_id.clone());
+        let task = self
+            .prepare_for(parent.owner_id, req, Timestamp::now())
+            .await?;
+        let mut out = self.submitter.submit(vec![task]).await?;
+        match out.pop() {
+            Some(Submitted::Created(t) | Submitted::Existing(t)) => Ok(t.id),
+            None => Err(Error::internal_msg("submission returned nothing")),
+        }
+    }
+
+    /// Sends a signal to a visible task: wakes it if it waits for `name`, or keeps it
+    /// until it does.
+    pub async fn signal(
+        &self,
+        principal: &Principal,
+        id: TaskId,
+        name: &str,
+        payload: Value,
+    ) -> Result<SignalOutcome> {
+        principal.require(Permission::ManageTasks)?;
+        switchyard_core::wait::check_signal_name(name)?;
+        let bytes = serde_json::to_vec(&payload).map_or(usize::MAX, |v| v.len());
+        if bytes > self.config.max_signal_bytes {
+            return Err(Error::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "the signal's payload is {bytes} bytes of JSON; the most is {} (queue.max_signal_bytes)",
+                    self.config.max_signal_bytes
+                ),
+            ));
+        }
+        let task = self.visible(principal, id).await?;
+        let now = Timestamp::now();
+        let sent = self
+            .store
+            .send_signal(id, name, &payload, now)
+            .await?
+            .ok_or_else(|| Error::task_not_found(id))?;
+        match sent {
+            SignalSent::Kept { seq } => {
+                let event = TaskEvent::signal_received(&task, seq, name, payload, now);
+                self.bus
+                    .send(BusMessage::Tasks {
+                        events: vec![Arc::new(event)],
+                    })
+                    .await;
+                Ok(SignalOutcome { resumed: false })
+            }
+            SignalSent::Resumed {
+                signal_seq,
+                resumed,
+            } => {
+                let event = TaskEvent::signal_received(&task, signal_seq, name, payload, now);
+                announce_resumed(&self.bus, Some(event), &[*resumed], now).await;
+                Ok(SignalOutcome { resumed: true })
+            }
+        }
     }
 
     /// Submits many tasks in one transaction: all are accepted or none. Validation
@@ -370,6 +474,9 @@ impl TaskService {
         let outcome = self.store.cancel_task(task.id, now).await?;
         match &outcome {
             CancelOutcome::Cancelled(t) => {
+                if let Some(parent) = task.parent_id {
+                    self.waker.child_finished(parent);
+                }
                 self.metrics
                     .finished(&task.agent, TaskStatus::Cancelled, Some(task.created_at));
                 announce(&self.bus, vec![(**t).clone()], now).await;
@@ -405,6 +512,7 @@ impl TaskService {
                     TaskStatus::Queued,
                     TaskStatus::Retrying,
                     TaskStatus::Running,
+                    TaskStatus::Waiting,
                 ],
                 limit: PAGE,
                 ..TaskQuery::default()
@@ -475,9 +583,11 @@ fn advanced(mut task: Task, event: &switchyard_core::event::TaskEvent) -> Option
         EventBody::Log { .. }
         | EventBody::Progress { .. }
         | EventBody::Partial { .. }
-        | EventBody::StepFinished { .. } => {
+        | EventBody::StepFinished { .. }
+        | EventBody::SignalReceived { .. } => {
             return Some(task);
         }
+        EventBody::Waiting { .. } | EventBody::Resumed { .. } => return None,
         EventBody::Result {
             status,
             attempt,
@@ -577,6 +687,7 @@ mod tests {
             trace_id: None,
             cancel_requested: false,
             seq: 2,
+            wait: None,
         }
     }
 

@@ -16,17 +16,19 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use serde_json::Value;
-use switchyard_core::event::{BusMessage, EventBody};
+use switchyard_core::event::{BusMessage, EventBody, TaskEvent};
 use switchyard_core::step::{StepDraft, StepOutcome, StepRecord, check_step_name, refusals};
 use switchyard_core::store::{ClaimedTask, EventDraft, WorkerInfo};
 use switchyard_core::task::{TaskError, codes};
-use switchyard_core::{Result, TaskId, Timestamp, WorkerId};
+use switchyard_core::wait::{Wait, WaitBegun, codes as wait_codes};
+use switchyard_core::{ErrorCode, Result, TaskId, Timestamp, WorkerId};
 use tokio::sync::{broadcast, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::Engine;
 use crate::completer::{AttemptOutcome, AttemptResult};
 use crate::dispatch::{Consumer, ConsumerConfig, Releaser, Serves};
+use crate::tasks::SubmitRequest;
 use switchyard_core::store::AttemptRef;
 
 /// Who the worker is: what it serves, with how many slots, and how the workers view
@@ -109,6 +111,17 @@ pub enum Handover {
 pub struct StepRefusal {
     pub code: &'static str,
     pub message: String,
+}
+
+/// How a durable wait a held attempt asked for stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WaitAnswer {
+    /// Already over: go on with this result.
+    Ready(Value),
+    /// The run is over: the task waits, the attempt is no longer held, its slot is free.
+    Suspended,
+    /// The signal wait timed out (in an earlier run).
+    TimedOut,
 }
 
 /// A request to stop an attempt the worker holds.
@@ -353,6 +366,156 @@ impl WorkerSession {
         };
         self.emit(event).await?;
         Ok(Ok(()))
+    }
+
+    /// Begins a durable wait of a held attempt (see [`switchyard_core::wait`]). When the
+    /// wait is not over yet, the attempt ends: the session forgets it, frees its slot and
+    /// announces the task's `waiting` event.
+    pub async fn wait(
+        &self,
+        task_id: TaskId,
+        attempt: u32,
+        wait: Wait,
+    ) -> Result<std::result::Result<WaitAnswer, StepRefusal>> {
+        let engine = &self.inner.engine;
+        let refuse = |code: &'static str, message: String| Ok(Err(StepRefusal { code, message }));
+        if let Err(e) = wait.check() {
+            return refuse(wait_codes::INVALID_WAIT, e.message);
+        }
+        if !self.holds(task_id, attempt) {
+            return refuse(
+                refusals::LEASE_LOST,
+                "the attempt no longer holds its lease".into(),
+            );
+        }
+        let now = Timestamp::now();
+        let max_steps = engine.config.queue.max_steps_per_task;
+        let begun = engine
+            .store
+            .begin_wait(task_id, attempt, &wait, now, max_steps)
+            .await?;
+        match begun {
+            WaitBegun::Ready { step, recorded } => {
+                let output = step.output.clone().unwrap_or(Value::Null);
+                if recorded {
+                    self.emit(EventDraft {
+                        task_id,
+                        attempt,
+                        at: now,
+                        body: EventBody::step_finished(step),
+                    })
+                    .await?;
+                }
+                Ok(Ok(WaitAnswer::Ready(output)))
+            }
+            WaitBegun::TimedOut => Ok(Ok(WaitAnswer::TimedOut)),
+            WaitBegun::Suspended { seq } => {
+                let detail = self
+                    .inner
+                    .in_flight
+                    .remove_if(&task_id, |_, h| h.attempt == attempt)
+                    .and_then(|(_, h)| h.detail);
+                self.inner.slots.release(1);
+                if let Some(until) = wait.until {
+                    engine.waker.due_at(until);
+                }
+                if let Some(detail) = detail {
+                    let limited = engine
+                        .agents
+                        .get(&detail.agent)
+                        .await
+                        .ok()
+                        .flatten()
+                        .is_some_and(|e| e.spec().concurrency.is_some());
+                    let event = TaskEvent::waiting(&detail, wait, seq, now);
+                    engine
+                        .bus
+                        .send(BusMessage::Tasks {
+                            events: vec![Arc::new(event)],
+                        })
+                        .await;
+                    if limited {
+                        engine
+                            .bus
+                            .send(BusMessage::Wake {
+                                agents: vec![detail.agent.clone()],
+                            })
+                            .await;
+                    }
+                }
+                Ok(Ok(WaitAnswer::Suspended))
+            }
+            WaitBegun::LeaseLost => refuse(
+                refusals::LEASE_LOST,
+                "the task is no longer running this attempt".into(),
+            ),
+            WaitBegun::NotAChild(id) => refuse(
+                wait_codes::INVALID_WAIT,
+                format!("task {id} is not a child task of task {task_id}"),
+            ),
+            WaitBegun::TooManySteps => refuse(
+                refusals::TOO_MANY_STEPS,
+                format!(
+                    "the task already has {max_steps} steps, the most allowed (queue.max_steps_per_task)"
+                ),
+            ),
+        }
+    }
+
+    /// Creates a child task of a held attempt's task, once per step `name` (a later run
+    /// spawning under the same name gets the same child), recorded as a succeeded step
+    /// whose output is the child's id.
+    pub async fn spawn(
+        &self,
+        task_id: TaskId,
+        attempt: u32,
+        name: String,
+        req: SubmitRequest,
+    ) -> Result<std::result::Result<TaskId, StepRefusal>> {
+        let engine = &self.inner.engine;
+        let refuse = |code: &'static str, message: String| Ok(Err(StepRefusal { code, message }));
+        if let Err(e) = check_step_name(&name) {
+            return refuse(refusals::INVALID_STEP, e.message);
+        }
+        let held = self
+            .inner
+            .in_flight
+            .get(&task_id)
+            .filter(|h| h.attempt == attempt)
+            .and_then(|h| h.detail.clone());
+        let Some(parent) = held else {
+            return refuse(
+                refusals::LEASE_LOST,
+                "the attempt no longer holds its lease".into(),
+            );
+        };
+        if let Some(step) = engine.store.get_step(task_id, &name).await?
+            && let Some(id) = step.output.as_ref().and_then(|v| v.as_str())
+            && let Ok(id) = id.parse::<TaskId>()
+        {
+            return Ok(Ok(id));
+        }
+        let started_at = Timestamp::now();
+        let child = match engine.tasks.spawn_child(&parent, &name, req).await {
+            Ok(id) => id,
+            Err(e) if e.is_internal() || e.code == ErrorCode::Unavailable => return Err(e),
+            Err(e) => {
+                let code = match e.code {
+                    ErrorCode::InvalidState => wait_codes::TOO_MANY_CHILDREN,
+                    other => other.as_str(),
+                };
+                return refuse(code, e.message);
+            }
+        };
+        let draft = StepDraft {
+            task_id,
+            attempt,
+            name,
+            outcome: StepOutcome::Succeeded(Value::String(child.to_string())),
+            started_at,
+            finished_at: Timestamp::now(),
+        };
+        Ok(self.record_step(draft).await?.map(|()| child))
     }
 
     /// Hands the outcome of a held attempt to the completer, frees its slot and forgets it.

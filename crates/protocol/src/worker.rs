@@ -9,6 +9,10 @@
 //!   log / progress / partial        ──▶
 //!   step {name, output | error}     ──▶
 //!                                   ◀──    step_recorded {task_id, attempt, name, accepted}
+//!   wait {name, kind, …}            ──▶
+//!                                   ◀──    wait_result {status: ready | suspended | timed_out | refused}
+//!   spawn {name, agent, input}      ──▶
+//!                                   ◀──    spawned {child_id | code, message}
 //!   result | error | cancelled      ──▶
 //!                                   ◀──    ack {task_id, attempt, accepted}
 //!                                   ◀──    cancel {task_id, attempt}
@@ -166,8 +170,66 @@ pub enum WorkerMessage {
         #[serde(default)]
         duration_ms: u64,
     },
+    /// A durable wait: answered with `wait_result`. `ready` goes on; `suspended` ends
+    /// the run (the task waits without a worker and runs again when the wait is over).
+    Wait {
+        task_id: uuid::Uuid,
+        attempt: u32,
+        /// The wait's step name.
+        name: String,
+        kind: WaitKind,
+        /// `sleep`: for this long, from when the server receives the message...
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<u64>,
+        /// ... or until then (milliseconds since the Unix epoch).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<i64>,
+        /// `signal`: the signal's name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<String>,
+        /// `signal`: give up after this long (the wait then times out).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+        /// `children`: the child tasks to join.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        children: Vec<uuid::Uuid>,
+    },
+    /// Creates a child task once per (task, `name`): answered with `spawned`.
+    Spawn {
+        task_id: uuid::Uuid,
+        attempt: u32,
+        /// The spawn's step name.
+        name: String,
+        agent: String,
+        input: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        priority: Option<i32>,
+    },
     /// Finish the tasks in flight, take nothing new.
     Drain {},
+}
+
+/// What a durable wait waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitKind {
+    Sleep,
+    Signal,
+    Children,
+}
+
+/// How a `wait` stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitStatus {
+    /// Over already: go on with `output`.
+    Ready,
+    /// The run is over: stop the handler, send nothing more for this attempt.
+    Suspended,
+    /// The signal wait timed out: raise the SDK's timeout error.
+    TimedOut,
+    /// Not taken: `code` and `message` say why.
+    Refused,
 }
 
 /// Server → worker.
@@ -215,6 +277,32 @@ pub enum ServerMessage {
         attempt: u32,
         name: String,
         accepted: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// Answers `wait`.
+    WaitResult {
+        task_id: uuid::Uuid,
+        attempt: u32,
+        name: String,
+        status: WaitStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// Answers `spawn`: the child's id, or why there is none.
+    Spawned {
+        task_id: uuid::Uuid,
+        attempt: u32,
+        name: String,
+        accepted: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        child_id: Option<uuid::Uuid>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         code: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]

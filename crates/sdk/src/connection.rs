@@ -173,7 +173,7 @@ async fn session(
         };
 
     let (out_tx, mut out_rx) = mpsc::channel::<WorkerMessage>(OUTBOUND_QUEUE);
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<uuid::Uuid>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(uuid::Uuid, u32)>();
     let mut running: HashMap<uuid::Uuid, Running> = HashMap::new();
     let pending_steps = PendingSteps::default();
     let mut heartbeat = tokio::time::interval(Duration::from_millis((heartbeat_ms / 2).max(100)));
@@ -188,8 +188,11 @@ async fn session(
                 send(&mut sink, &WorkerMessage::Drain {}).await?;
             }
             Some(msg) = out_rx.recv() => send_queued(&mut sink, msg, &mut out_rx).await?,
-            Some(id) = done_rx.recv() => {
-                running.remove(&id);
+            Some((id, attempt)) = done_rx.recv() => {
+                // A later attempt of the same task (a wait's next run) may be running already.
+                if running.get(&id).is_some_and(|r| r.attempt == attempt) {
+                    running.remove(&id);
+                }
                 if drained && running.is_empty() {
                     // Flush the last results before leaving.
                     while let Ok(msg) = out_rx.try_recv() {
@@ -208,6 +211,8 @@ async fn session(
                         out: out_tx.clone(),
                         steps: StepMemory::new(steps),
                         pending: pending_steps.clone(),
+                        suspend: CancellationToken::new(),
+                        calls: Default::default(),
                     };
                     spawn_attempt(builder, ctx, input, Duration::from_millis(timeout_ms), done_tx.clone());
                 }
@@ -216,12 +221,9 @@ async fn session(
                         r.cancel.cancel();
                     }
                 }
-                Some(ServerMessage::StepRecorded { task_id, attempt, name, accepted, code, message }) => {
-                    let refusal = (!accepted).then(|| {
-                        (code.unwrap_or_else(|| "step_refused".into()), message.unwrap_or_default())
-                    });
-                    pending_steps.answer(task_id, attempt, name, refusal);
-                }
+                Some(answer @ (ServerMessage::StepRecorded { .. }
+                    | ServerMessage::WaitResult { .. }
+                    | ServerMessage::Spawned { .. })) => pending_steps.answer(answer),
                 Some(ServerMessage::Ack { task_id, attempt, accepted: false }) => {
                     tracing::warn!(%task_id, attempt, "the server rejected a result: the attempt had lost its lease");
                 }
@@ -256,27 +258,31 @@ fn spawn_attempt(
     ctx: TaskContext,
     input: serde_json::Value,
     timeout: Duration,
-    done: mpsc::UnboundedSender<uuid::Uuid>,
+    done: mpsc::UnboundedSender<(uuid::Uuid, u32)>,
 ) {
     let handler = builder.handlers.get(&ctx.agent).cloned();
     tokio::spawn(async move {
         let (task_id, attempt) = (ctx.task_id, ctx.attempt);
         let cancel = ctx.cancel.clone();
+        let suspend = ctx.suspend.clone();
         let out = ctx.out.clone();
         let message = match handler {
-            None => failure(
+            None => Some(failure(
                 task_id,
                 attempt,
                 TaskError::permanent(format!("this worker does not serve {:?}", ctx.agent)),
-            ),
+            )),
             Some(handler) => {
                 let work = AssertUnwindSafe(handler(input, ctx)).catch_unwind();
                 // Cancellation first: a handler that honours it returns at the same moment,
                 // and its error must not stand in for `cancelled` (the server would retry it).
+                // A wait that ends the run drops the handler: the server has ended the
+                // attempt, so nothing is reported.
                 tokio::select! {
                     biased;
-                    _ = cancel.cancelled() => WorkerMessage::Cancelled { task_id, attempt },
-                    r = tokio::time::timeout(timeout, work) => match r {
+                    _ = suspend.cancelled() => None,
+                    _ = cancel.cancelled() => Some(WorkerMessage::Cancelled { task_id, attempt }),
+                    r = tokio::time::timeout(timeout, work) => Some(match r {
                         Ok(Ok(Ok(output))) => WorkerMessage::Result { task_id, attempt, output },
                         Ok(Ok(Err(error))) => failure(task_id, attempt, error),
                         Ok(Err(_panic)) => failure(task_id, attempt, TaskError::retryable("the handler panicked").with_code("panic")),
@@ -286,12 +292,14 @@ fn spawn_attempt(
                             TaskError::retryable(format!("the attempt did not finish within {} ms", timeout.as_millis()))
                                 .with_code("timeout"),
                         ),
-                    },
+                    }),
                 }
             }
         };
-        let _ = out.send(message).await;
-        let _ = done.send(task_id);
+        if let Some(message) = message {
+            let _ = out.send(message).await;
+        }
+        let _ = done.send((task_id, attempt));
     });
 }
 

@@ -25,11 +25,17 @@
 //!
 //! The worker reconnects with backoff when the connection drops, renews its leases with
 //! heartbeats, enforces each attempt's timeout, passes cancellation to handlers through
-//! [`TaskContext::cancelled`], keeps durable steps ([`TaskContext::step`]) and on shutdown (Ctrl-C, or the future given to
-//! [`WorkerBuilder::run_until`]) stops taking work and finishes what it has.
+//! [`TaskContext::cancelled`], keeps durable steps ([`TaskContext::step`]), waits without
+//! holding a slot ([`TaskContext::sleep`], [`TaskContext::wait_for_signal`],
+//! [`TaskContext::join`] of children from [`TaskContext::spawn`]) and on shutdown (Ctrl-C,
+//! or the future given to [`WorkerBuilder::run_until`]) stops taking work and finishes
+//! what it has.
 
 mod connection;
 mod step;
+mod wait;
+
+pub use wait::{ChildFailure, WAIT_TIMEOUT};
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -118,6 +124,9 @@ pub struct TaskContext {
     out: mpsc::Sender<WorkerMessage>,
     steps: step::StepMemory,
     pending: step::PendingSteps,
+    /// Fired when a wait ends the run: the runner drops the handler and reports nothing.
+    suspend: CancellationToken,
+    calls: Arc<wait::CallCounts>,
 }
 
 impl TaskContext {

@@ -10,25 +10,27 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use switchyard_protocol::worker::{StepError, WorkerMessage};
+use switchyard_protocol::worker::{ServerMessage, StepError, WorkerMessage};
 use tokio::sync::oneshot;
 
 use crate::{TaskContext, TaskError};
 
-/// The server's answer to one `step` message: `None` accepted, or the refusal's code
-/// and message.
-pub(crate) type StepAnswer = Option<(String, String)>;
-
-/// Which step of which attempt: the key `step_recorded` answers are matched by.
+/// Which step of which attempt: the key the server's answers (`step_recorded`,
+/// `wait_result`, `spawned`) are matched by.
 type StepKey = (uuid::Uuid, u32, String);
 
-/// Steps awaiting `step_recorded` on one connection. Dropped with the connection, which
-/// ends every wait.
+/// Steps (and waits, spawns) awaiting the server's answer on one connection. Dropped with
+/// the connection, which ends every wait.
 #[derive(Clone, Default)]
-pub(crate) struct PendingSteps(Arc<Mutex<HashMap<StepKey, oneshot::Sender<StepAnswer>>>>);
+pub(crate) struct PendingSteps(Arc<Mutex<HashMap<StepKey, oneshot::Sender<ServerMessage>>>>);
 
 impl PendingSteps {
-    fn wait(&self, task_id: uuid::Uuid, attempt: u32, name: &str) -> oneshot::Receiver<StepAnswer> {
+    pub(crate) fn wait(
+        &self,
+        task_id: uuid::Uuid,
+        attempt: u32,
+        name: &str,
+    ) -> oneshot::Receiver<ServerMessage> {
         let (tx, rx) = oneshot::channel();
         self.0
             .lock()
@@ -36,15 +38,31 @@ impl PendingSteps {
         rx
     }
 
-    /// Hands the server's answer to whoever waits for it.
-    pub(crate) fn answer(
-        &self,
-        task_id: uuid::Uuid,
-        attempt: u32,
-        name: String,
-        answer: StepAnswer,
-    ) {
-        if let Some(tx) = self.0.lock().remove(&(task_id, attempt, name)) {
+    /// Hands the server's answer (`step_recorded`, `wait_result`, `spawned`) to whoever
+    /// waits for it.
+    pub(crate) fn answer(&self, answer: ServerMessage) {
+        let key = match &answer {
+            ServerMessage::StepRecorded {
+                task_id,
+                attempt,
+                name,
+                ..
+            }
+            | ServerMessage::WaitResult {
+                task_id,
+                attempt,
+                name,
+                ..
+            }
+            | ServerMessage::Spawned {
+                task_id,
+                attempt,
+                name,
+                ..
+            } => (*task_id, *attempt, name.clone()),
+            _ => return,
+        };
+        if let Some(tx) = self.0.lock().remove(&key) {
             let _ = tx.send(answer);
         }
     }
@@ -64,6 +82,24 @@ impl StepMemory {
     pub(crate) fn new(steps: serde_json::Map<String, Value>) -> Self {
         StepMemory(Arc::new(Mutex::new(steps.into_iter().collect())))
     }
+
+    pub(crate) fn get(&self, name: &str) -> Option<Value> {
+        self.0.lock().get(name).cloned()
+    }
+
+    pub(crate) fn insert(&self, name: &str, value: Value) {
+        self.0.lock().insert(name.to_owned(), value);
+    }
+}
+
+/// A stored step result as the type the handler asks for.
+pub(crate) fn stored<T: DeserializeOwned>(name: &str, stored: Value) -> Result<T, TaskError> {
+    serde_json::from_value(stored).map_err(|e| {
+        TaskError::permanent(format!(
+            "step {name:?}: its stored result does not fit the type asked for: {e}"
+        ))
+        .with_code("step_type_mismatch")
+    })
 }
 
 impl TaskContext {
@@ -81,14 +117,8 @@ impl TaskContext {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, TaskError>>,
     {
-        let known = self.steps.0.lock().get(name).cloned();
-        if let Some(stored) = known {
-            return serde_json::from_value(stored).map_err(|e| {
-                TaskError::permanent(format!(
-                    "step {name:?}: its stored result does not fit the type asked for: {e}"
-                ))
-                .with_code("step_type_mismatch")
-            });
+        if let Some(value) = self.steps.get(name) {
+            return stored(name, value);
         }
         let started = Instant::now();
         let outcome = work().await;
@@ -112,7 +142,6 @@ impl TaskContext {
                 }),
             ),
         };
-        let answer = self.pending.wait(self.task_id, self.attempt, name);
         let message = WorkerMessage::Step {
             task_id: self.task_id,
             attempt: self.attempt,
@@ -121,23 +150,45 @@ impl TaskContext {
             error,
             duration_ms,
         };
-        if self.out.send(message).await.is_err() {
-            return Err(self.lost(name));
-        }
-        match answer.await {
-            Ok(None) => {
+        match self.ask(name, message).await? {
+            ServerMessage::StepRecorded {
+                accepted: false,
+                code,
+                message,
+                ..
+            } => Err(self.refused(code, message)),
+            _ => {
                 if let Some(value) = output {
-                    self.steps.0.lock().insert(name.to_owned(), value);
+                    self.steps.insert(name, value);
                 }
                 outcome
             }
-            Ok(Some((code, message))) if code == "lease_lost" => {
-                self.cancel.cancel();
-                Err(TaskError::retryable(message).with_code(code))
-            }
-            Ok(Some((code, message))) => Err(TaskError::permanent(message).with_code(code)),
-            Err(_) => Err(self.lost(name)),
         }
+    }
+
+    /// Sends a step's (a wait's, a spawn's) message and waits for the server's answer.
+    pub(crate) async fn ask(
+        &self,
+        name: &str,
+        message: WorkerMessage,
+    ) -> Result<ServerMessage, TaskError> {
+        let answer = self.pending.wait(self.task_id, self.attempt, name);
+        if self.out.send(message).await.is_err() {
+            return Err(self.lost(name));
+        }
+        answer.await.map_err(|_| self.lost(name))
+    }
+
+    /// A refusal by the server: a permanent error with its code, or, when the attempt lost
+    /// its lease, the attempt's cancellation.
+    pub(crate) fn refused(&self, code: Option<String>, message: Option<String>) -> TaskError {
+        let code = code.unwrap_or_else(|| "step_refused".into());
+        let message = message.unwrap_or_default();
+        if code == "lease_lost" {
+            self.cancel.cancel();
+            return TaskError::retryable(message).with_code(code);
+        }
+        TaskError::permanent(message).with_code(code)
     }
 
     /// The connection went while a step waited: the attempt is over (the server retries

@@ -643,3 +643,271 @@ async fn steps_outside_a_held_attempt_are_refused() {
     assert_eq!(again["steps"], json!({"fetch": {"n": 1}}), "{again}");
     app.stop().await;
 }
+
+/// Runs `worker` in the background until the returned sender fires (or is dropped).
+fn serve(
+    worker: switchyard_sdk::WorkerBuilder,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), switchyard_sdk::SdkError>>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run_until(async {
+        let _ = stopped.await;
+    }));
+    (stop, running)
+}
+
+/// Tasks waiting for a signal hold no worker slot: two slots, ten tasks waiting at once.
+/// A signal sent before the wait is kept for it, one sent during the wait wakes the task,
+/// one sent after it finished is refused; the REST endpoint's errors are clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_tasks_hold_no_slot_and_signals_wake_them() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let app = TestApp::spawn_with(|c| c.queue.max_signal_bytes = 1_000).await;
+    let key = app.api_key(&[Scope::Worker]).await;
+    let before_wait = Arc::new(AtomicUsize::new(0));
+    let counted = before_wait.clone();
+    let worker = switchyard_sdk::Worker::connect(app.base.clone(), key)
+        .slots(2)
+        .agent(
+            "approver",
+            move |input: Value, ctx: switchyard_sdk::TaskContext| {
+                let before_wait = counted.clone();
+                async move {
+                    let n: u32 = ctx
+                        .step("prepare", || async {
+                            before_wait.fetch_add(1, Ordering::SeqCst);
+                            Ok(input["n"].as_u64().unwrap_or(0) as u32)
+                        })
+                        .await?;
+                    if input["nap_ms"].is_u64() {
+                        let ms = input["nap_ms"].as_u64().unwrap();
+                        ctx.sleep("nap", Duration::from_millis(ms)).await?;
+                    }
+                    let payload: Value = ctx.wait_for_signal("approval", None).await?;
+                    Ok(json!({"n": n, "payload": payload, "run": ctx.attempt}))
+                }
+            },
+        );
+    let (stop, running) = serve(worker);
+    wait_for_workers(&app, 1).await;
+
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        let t = app.submit("approver", json!({"n": n})).await;
+        ids.push(t["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        let t = app.wait_status(id, &["waiting"]).await;
+        assert_eq!(t["wait"]["kind"], "signal", "{t}");
+        assert_eq!(t["wait"]["signal"], "approval", "{t}");
+    }
+    let (_, workers) = app.get("/api/v1/workers").await;
+    let remote = workers["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["kind"] == "remote")
+        .unwrap();
+    assert_eq!(remote["slots"], 2, "{remote}");
+    for (n, id) in ids.iter().enumerate() {
+        let (status, body) = app
+            .post(
+                &format!("/api/v1/tasks/{id}/signals/approval"),
+                json!({"ok": n}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["resumed"], true, "{body}");
+    }
+    for (n, id) in ids.iter().enumerate() {
+        let done = app.wait_status(id, &["succeeded", "dead"]).await;
+        assert_eq!(
+            done["output"],
+            json!({"n": n, "payload": {"ok": n}, "run": 2}),
+            "{done}"
+        );
+        let attempts = done["attempts"].as_array().unwrap();
+        assert_eq!(attempts[0]["status"], "suspended", "{done}");
+    }
+    assert_eq!(
+        before_wait.load(Ordering::SeqCst),
+        10,
+        "each task's step ran once"
+    );
+
+    // Sent while the task sleeps (before its signal wait): kept, then taken by the wait.
+    let t = app.submit("approver", json!({"n": 7, "nap_ms": 300})).await;
+    let id = t["id"].as_str().unwrap();
+    let napping = app.wait_status(id, &["waiting"]).await;
+    assert_eq!(napping["wait"]["kind"], "sleep", "{napping}");
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/tasks/{id}/signals/approval"),
+            json!("early \u{0} bird"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["resumed"], false, "kept: {body}");
+    let done = app.wait_status(id, &["succeeded", "dead"]).await;
+    assert_eq!(done["output"]["payload"], "early \u{0} bird", "{done}");
+    assert_eq!(
+        done["output"]["run"], 2,
+        "run 1 slept; run 2 found the kept signal and went on"
+    );
+
+    // After the end: refused. Unknown task, bad name, too large, no right: clear errors.
+    let signal = |id: &str, name: &str| format!("/api/v1/tasks/{id}/signals/{name}");
+    let (status, body) = app.post(&signal(id, "approval"), json!(1)).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "task_finished")
+    );
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let (status, body) = app.post(&signal(&unknown, "approval"), json!(1)).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "task_not_found")
+    );
+    let (status, body) = app.post(&signal(id, &"x".repeat(201)), json!(1)).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_parameter")
+    );
+    let (status, body) = app
+        .post(&signal(id, "approval"), json!("y".repeat(2_000)))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        "{body}"
+    );
+    let reader = app.api_key(&[Scope::Read]).await;
+    let (status, _) = app
+        .call(
+            "POST",
+            &signal(id, "approval"),
+            Some(&reader),
+            Some(json!(1)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    app.stop().await;
+}
+
+/// A parent spawns 100 children served by another worker and joins them; a retry after
+/// the join spawns nothing new. Cancelling a parent that waits on its children cancels them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_joins_children_run_by_another_worker() {
+    const CHILDREN: u64 = 100;
+    let app = TestApp::spawn().await;
+    let key = app.api_key(&[Scope::Worker]).await;
+    let parents = switchyard_sdk::Worker::connect(app.base.clone(), key.clone())
+        .name("parents")
+        .declare(
+            switchyard_sdk::AgentDecl {
+                retry: Some(switchyard_sdk::RetryDecl {
+                    max_attempts: Some(3),
+                    base_ms: Some(10),
+                    cap_ms: Some(10),
+                }),
+                ..switchyard_sdk::AgentDecl::new("fan-out")
+            },
+            |input: Value, ctx: switchyard_sdk::TaskContext| async move {
+                let agent = input["agent"].as_str().unwrap_or("square").to_owned();
+                let mut ids = Vec::new();
+                for n in 0..input["children"].as_u64().unwrap_or(0) {
+                    ids.push(ctx.spawn(&agent, json!({ "n": n }), None).await?);
+                }
+                let keyed = ctx.spawn(&agent, json!({"n": 0}), Some("extra")).await?;
+                ids.push(keyed);
+                let results = ctx.join(&ids).await?;
+                // The first run after the join fails: the next one must not spawn again.
+                if ctx.attempt == 2 {
+                    return Err(switchyard_sdk::TaskError::retryable("once more"));
+                }
+                let mut sum = 0;
+                for r in results {
+                    sum += r.map_err(|f| switchyard_sdk::TaskError::permanent(f.status))?["sq"]
+                        .as_u64()
+                        .unwrap_or(0);
+                }
+                Ok(json!({ "sum": sum, "children": ids.len() }))
+            },
+        );
+    let children = switchyard_sdk::Worker::connect(app.base.clone(), key)
+        .name("children")
+        .slots(8)
+        .agent("square", |input: Value, _ctx| async move {
+            let n = input["n"].as_u64().unwrap_or(0);
+            Ok(json!({ "sq": n * n }))
+        });
+    let (stop_parents, parents) = serve(parents);
+    wait_for_workers(&app, 1).await;
+
+    // The children's worker comes once the parent waits for them: the join suspends.
+    app.register(json!({"name": "square", "kind": "remote"}))
+        .await;
+    let started = Instant::now();
+    let t = app.submit("fan-out", json!({"children": CHILDREN})).await;
+    let id = t["id"].as_str().unwrap();
+    let waiting = app.wait_status(id, &["waiting"]).await;
+    assert_eq!(waiting["wait"]["kind"], "children", "{waiting}");
+    let (stop_children, children) = serve(children);
+    let done = app.wait_status(id, &["succeeded", "dead"]).await;
+    let elapsed = started.elapsed();
+    let expected: u64 = (0..CHILDREN).map(|n| n * n).sum();
+    assert_eq!(
+        done["output"],
+        json!({"sum": expected, "children": CHILDREN + 1}),
+        "{done}"
+    );
+    let (_, listed) = app
+        .get(&format!("/api/v1/tasks?parent_id={id}&limit=500"))
+        .await;
+    assert_eq!(
+        listed["items"].as_array().unwrap().len() as u64,
+        CHILDREN + 1,
+        "every child once, across three runs"
+    );
+    let statuses: Vec<&str> = done["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses[0], "suspended", "{done}");
+    eprintln!("100 children spawned, run and joined in {elapsed:?}");
+
+    // Children of an agent nobody serves stay queued; cancelling the waiting parent
+    // cancels it at once, and them with it.
+    app.register(json!({"name": "idle", "kind": "remote"}))
+        .await;
+    let t = app
+        .submit("fan-out", json!({"children": 3, "agent": "idle"}))
+        .await;
+    let id = t["id"].as_str().unwrap();
+    let waiting = app.wait_status(id, &["waiting"]).await;
+    assert_eq!(waiting["wait"]["kind"], "children", "{waiting}");
+    assert_eq!(waiting["wait"]["children"].as_array().unwrap().len(), 4);
+    let (status, cancelled) = app
+        .post(&format!("/api/v1/tasks/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    for child in waiting["wait"]["children"].as_array().unwrap() {
+        let c = app
+            .wait_status(child.as_str().unwrap(), &["cancelled"])
+            .await;
+        assert_eq!(c["parent_id"], id);
+    }
+    stop_parents.send(()).unwrap();
+    stop_children.send(()).unwrap();
+    parents.await.unwrap().unwrap();
+    children.await.unwrap().unwrap();
+    app.stop().await;
+}

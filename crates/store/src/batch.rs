@@ -254,6 +254,7 @@ pub(crate) fn inserted_task(t: &NewTask) -> switchyard_core::task::Task {
         trace_id: t.trace_id.clone(),
         cancel_requested: false,
         seq: t.initial_seq(),
+        wait: None,
     }
 }
 

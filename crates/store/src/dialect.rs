@@ -52,6 +52,12 @@ pub struct Statements {
     pub extend_leases: &'static str,
     /// The session row, locked for a refresh (`FOR UPDATE` where there is row locking).
     pub lock_session: &'static str,
+    /// A task's row, locked for a wait or a signal.
+    pub lock_task: &'static str,
+    /// Waits whose time is up (skipping rows another server is resuming, where it can).
+    pub due_waits: &'static str,
+    /// Tasks waiting for child tasks, a page at a time.
+    pub joining_tasks: &'static str,
     pub add_metric_points: &'static str,
     pub set_metric_gauges: &'static str,
     pub downsample_metrics: &'static str,

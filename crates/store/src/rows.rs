@@ -247,6 +247,10 @@ pub(crate) fn task<R: Col>(r: &R, attempts: Vec<Attempt>) -> Result<Task> {
         trace_id: r.opt_string("trace_id")?,
         cancel_requested: r.opt_i64("cancel_requested_at")?.is_some(),
         seq: r.i64("seq")? as u64,
+        wait: match r.opt_json_value("wait")? {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(serde_json::from_value(v).map_err(|e| corrupt("wait", e))?),
+        },
     })
 }
 

@@ -51,6 +51,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tasks::events::events))
         .routes(routes!(tasks::logs::logs))
         .routes(routes!(tasks::steps::steps))
+        .routes(routes!(tasks::signals::signal))
         .routes(routes!(events::events))
         .routes(routes!(agents::create::create, agents::list::list))
         .routes(routes!(

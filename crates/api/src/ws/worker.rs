@@ -23,12 +23,14 @@ use switchyard_core::step::{StepDraft, StepOutcome, refusals};
 use switchyard_core::store::AttemptRef;
 use switchyard_core::store::{ClaimedTask, EventDraft};
 use switchyard_core::task::{ErrorClass, TaskError};
+use switchyard_core::wait::{Wait, WaitKind};
 use switchyard_core::{Error, ErrorCode, TaskId, Timestamp};
 use switchyard_engine::agents::DeclaredAgent;
 use switchyard_engine::completer::AttemptOutcome;
 use switchyard_engine::dispatch::Serves;
+use switchyard_engine::tasks::SubmitRequest;
 use switchyard_engine::worker_session::{
-    Assignments, Handover, StepRefusal, WorkerProfile, WorkerSession,
+    Assignments, Handover, StepRefusal, WaitAnswer, WorkerProfile, WorkerSession,
 };
 use switchyard_protocol::worker::{self as proto, AgentDecl, ServerMessage, WorkerMessage};
 
@@ -186,6 +188,29 @@ fn send_assignment(
         task.input = input;
     }
     task
+}
+
+/// A step (a wait, a spawn) the database would not take: its attempt fails, to be
+/// retried, and the worker is told its lease is lost.
+async fn unrecorded(
+    worker: &WorkerSession,
+    task_id: TaskId,
+    attempt: u32,
+    name: &str,
+    e: Error,
+) -> StepRefusal {
+    tracing::warn!(error = %e, task = %task_id, "could not record a step");
+    let error = TaskError::retryable(
+        "step_not_recorded",
+        format!("step {name:?} could not be stored: {}", e.message),
+    );
+    let _ = worker
+        .finish(task_id, attempt, AttemptOutcome::Failed(error), None)
+        .await;
+    StepRefusal {
+        code: refusals::LEASE_LOST,
+        message: "the step could not be stored; the attempt is retried".into(),
+    }
 }
 
 fn to_declared(decl: AgentDecl) -> DeclaredAgent {
@@ -453,6 +478,56 @@ impl Session {
                 };
                 self.step(draft);
             }
+            WorkerMessage::Wait {
+                task_id,
+                attempt,
+                name,
+                kind,
+                duration_ms,
+                until,
+                signal,
+                timeout_ms,
+                children,
+            } => {
+                let now = Timestamp::now();
+                let wait = match kind {
+                    proto::WaitKind::Sleep => Wait {
+                        kind: WaitKind::Sleep,
+                        until: match (duration_ms, until) {
+                            (Some(ms), None) => Some(now.plus_ms(ms)),
+                            (None, Some(at)) => Some(Timestamp::from_millis(at).clamped()),
+                            _ => None,
+                        },
+                        ..Wait::named(WaitKind::Sleep, name)
+                    },
+                    proto::WaitKind::Signal => Wait {
+                        signal,
+                        until: timeout_ms.map(|ms| now.plus_ms(ms)),
+                        ..Wait::named(WaitKind::Signal, name)
+                    },
+                    proto::WaitKind::Children => Wait {
+                        children: children.into_iter().map(TaskId).collect(),
+                        ..Wait::named(WaitKind::Children, name)
+                    },
+                };
+                self.wait(TaskId(task_id), attempt, wait);
+            }
+            WorkerMessage::Spawn {
+                task_id,
+                attempt,
+                name,
+                agent,
+                input,
+                priority,
+            } => {
+                let req = SubmitRequest {
+                    agent,
+                    input,
+                    priority,
+                    ..SubmitRequest::default()
+                };
+                self.spawn(TaskId(task_id), attempt, name, req);
+            }
             WorkerMessage::Drain {} => {
                 self.assignments.drain();
                 self.outbox.send(&ServerMessage::Draining {});
@@ -471,26 +546,69 @@ impl Session {
             let refusal = match worker.record_step(draft).await {
                 Ok(Ok(())) => None,
                 Ok(Err(refusal)) => Some(refusal),
-                Err(e) => {
-                    tracing::warn!(error = %e, task = %task_id, "could not record a step");
-                    let error = TaskError::retryable(
-                        "step_not_recorded",
-                        format!("step {name:?} could not be stored: {}", e.message),
-                    );
-                    let _ = worker
-                        .finish(task_id, attempt, AttemptOutcome::Failed(error), None)
-                        .await;
-                    Some(StepRefusal {
-                        code: refusals::LEASE_LOST,
-                        message: "the step could not be stored; the attempt is retried".into(),
-                    })
-                }
+                Err(e) => Some(unrecorded(&worker, task_id, attempt, &name, e).await),
             };
             outbox.send(&ServerMessage::StepRecorded {
                 task_id: task_id.0,
                 attempt,
                 name,
                 accepted: refusal.is_none(),
+                code: refusal.as_ref().map(|r| r.code.to_owned()),
+                message: refusal.map(|r| r.message),
+            });
+        });
+    }
+
+    /// Begins a durable wait off the read loop and answers `wait_result`.
+    fn wait(&self, task_id: TaskId, attempt: u32, wait: Wait) {
+        let worker = self.worker.clone();
+        let outbox = self.outbox.clone();
+        tokio::spawn(async move {
+            let name = wait.name.clone();
+            let answer = |status, output, refusal: Option<StepRefusal>| ServerMessage::WaitResult {
+                task_id: task_id.0,
+                attempt,
+                name: name.clone(),
+                status,
+                output,
+                code: refusal.as_ref().map(|r| r.code.to_owned()),
+                message: refusal.map(|r| r.message),
+            };
+            let message = match worker.wait(task_id, attempt, wait).await {
+                Ok(Ok(WaitAnswer::Ready(output))) => {
+                    answer(proto::WaitStatus::Ready, Some(output), None)
+                }
+                Ok(Ok(WaitAnswer::Suspended)) => answer(proto::WaitStatus::Suspended, None, None),
+                Ok(Ok(WaitAnswer::TimedOut)) => answer(proto::WaitStatus::TimedOut, None, None),
+                Ok(Err(refusal)) => answer(proto::WaitStatus::Refused, None, Some(refusal)),
+                Err(e) => {
+                    let refusal = unrecorded(&worker, task_id, attempt, &name, e).await;
+                    answer(proto::WaitStatus::Refused, None, Some(refusal))
+                }
+            };
+            outbox.send(&message);
+        });
+    }
+
+    /// Spawns a child task off the read loop and answers `spawned`.
+    fn spawn(&self, task_id: TaskId, attempt: u32, name: String, req: SubmitRequest) {
+        let worker = self.worker.clone();
+        let outbox = self.outbox.clone();
+        tokio::spawn(async move {
+            let result = match worker.spawn(task_id, attempt, name.clone(), req).await {
+                Ok(result) => result,
+                Err(e) => Err(unrecorded(&worker, task_id, attempt, &name, e).await),
+            };
+            let (child_id, refusal) = match result {
+                Ok(id) => (Some(id.0), None),
+                Err(refusal) => (None, Some(refusal)),
+            };
+            outbox.send(&ServerMessage::Spawned {
+                task_id: task_id.0,
+                attempt,
+                name,
+                accepted: refusal.is_none(),
+                child_id,
                 code: refusal.as_ref().map(|r| r.code.to_owned()),
                 message: refusal.map(|r| r.message),
             });

@@ -18,6 +18,7 @@ use switchyard_core::store::ClaimedTask;
 use switchyard_monitoring::Metrics;
 
 use super::*;
+use crate::waker::Waker;
 
 /// A completion batch in which the database refuses one result (here a trigger
 /// refuses outputs marked `poison`): the others are recorded, the refused one is
@@ -47,11 +48,12 @@ async fn one_refused_result_fails_its_attempt_alone() {
     agents.init().await.unwrap();
     let completer = Completer::start(CompleterDeps {
         store: store.clone(),
-        bus,
+        bus: bus.clone(),
         cache: Arc::new(MemoryCache::new(100)),
         agents,
         max_batch: 100,
         metrics: Arc::new(Metrics::new(false)),
+        waker: Waker::new(store.clone(), bus).0,
     });
     let now = Timestamp::now();
     insert(&store, (0..3).map(|_| new_task("echo", 0, now)).collect()).await;
@@ -124,6 +126,7 @@ async fn fixture() -> Fixture {
         agents: agents.clone(),
         max_batch: 100,
         metrics: Arc::new(Metrics::new(true)),
+        waker: Waker::new(store.clone(), bus.clone()).0,
     });
     Fixture {
         _dir: dir,

@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchyard_sdk::{AgentDecl, Level, RetryDecl, TaskContext, TaskError, Worker};
+use switchyard_sdk::{AgentDecl, Level, RetryDecl, TaskContext, TaskError, WAIT_TIMEOUT, Worker};
 
 /// `conf-sleep`'s per-attempt timeout; the scenarios' sleeps stay well below it, except the
 /// timeout scenario's.
@@ -113,6 +113,50 @@ async fn steps(input: Value, ctx: TaskContext) -> Result<Value, TaskError> {
     Ok(json!({ "results": results, "worker": worker_name() }))
 }
 
+/// Sleeps durably `sleep_ms`, then waits for the signal `signal` (up to `timeout_ms`).
+async fn wait(input: Value, ctx: TaskContext) -> Result<Value, TaskError> {
+    let sleep_ms = input["sleep_ms"].as_u64();
+    if let Some(ms) = sleep_ms {
+        ctx.sleep("nap", Duration::from_millis(ms)).await?;
+    }
+    let (mut payload, mut timed_out) = (Value::Null, false);
+    if let Some(signal) = input["signal"].as_str() {
+        let timeout = input["timeout_ms"].as_u64().map(Duration::from_millis);
+        match ctx.wait_for_signal::<Value>(signal, timeout).await {
+            Ok(p) => payload = p,
+            Err(e) if e.code.as_deref() == Some(WAIT_TIMEOUT) => timed_out = true,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(json!({
+        "slept": sleep_ms.is_some(), "signal": payload, "timed_out": timed_out, "run": ctx.attempt
+    }))
+}
+
+/// Spawns a `conf-echo` child per message of `messages`, then joins them.
+async fn parent(input: Value, ctx: TaskContext) -> Result<Value, TaskError> {
+    let messages = input["messages"]
+        .as_array()
+        .ok_or_else(|| TaskError::permanent("`messages` must be an array"))?;
+    let mut ids = Vec::with_capacity(messages.len());
+    for m in messages {
+        ids.push(
+            ctx.spawn("conf-echo", json!({ "message": m }), None)
+                .await?,
+        );
+    }
+    let children: Vec<Value> = ctx
+        .join(&ids)
+        .await?
+        .into_iter()
+        .map(|child| match child {
+            Ok(output) => output,
+            Err(failure) => json!({ "failed": failure.status }),
+        })
+        .collect();
+    Ok(json!({ "children": children, "ids": ids }))
+}
+
 fn object_schema(properties: Value, required: &[&str]) -> Option<Value> {
     Some(json!({ "type": "object", "properties": properties, "required": required }))
 }
@@ -198,6 +242,39 @@ async fn main() {
                 ..AgentDecl::new("conf-steps")
             },
             steps,
+        )
+        .declare(
+            AgentDecl {
+                description: Some(
+                    "Sleeps durably `sleep_ms`, then waits for the signal `signal` (up to `timeout_ms`)."
+                        .into(),
+                ),
+                input_schema: Some(json!({
+                    "type": "object",
+                    "properties": {
+                        "sleep_ms": {"type": "integer", "minimum": 0},
+                        "signal": {"type": "string"},
+                        "timeout_ms": {"type": "integer", "minimum": 0}
+                    },
+                    "additionalProperties": false
+                })),
+                ..AgentDecl::new("conf-wait")
+            },
+            wait,
+        )
+        .declare(
+            AgentDecl {
+                description: Some(
+                    "Spawns a `conf-echo` child per message of `messages`, then joins them."
+                        .into(),
+                ),
+                input_schema: object_schema(
+                    json!({"messages": {"type": "array", "items": {"type": "string"}}}),
+                    &["messages"],
+                ),
+                ..AgentDecl::new("conf-parent")
+            },
+            parent,
         )
         .declare(
             AgentDecl {

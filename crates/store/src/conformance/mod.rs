@@ -11,6 +11,7 @@ mod queries;
 mod registry;
 mod steps;
 mod submissions;
+mod waits;
 
 pub use auth::*;
 pub use claims::*;
@@ -21,6 +22,7 @@ pub use queries::*;
 pub use registry::*;
 pub use steps::*;
 pub use submissions::*;
+pub use waits::*;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -52,7 +54,8 @@ macro_rules! conformance_tests {
             agent_report_counts_tasks, task_logs_filter_and_expire, full_text_search,
             tasks_inserted_claimed, null_outputs_stay_distinct, duplicate_ids_fail_the_whole_batch,
             large_idempotent_batches, content_keeps_nul_and_the_escape_character,
-            steps_are_kept_across_runs);
+            steps_are_kept_across_runs, waits_suspend_and_resume_on_time,
+            signals_wake_waits_or_are_kept, joins_wait_for_their_children);
     };
     (@each $make_store:path; $($check:ident),* $(,)?) => {
         $(

@@ -206,6 +206,9 @@ impl Dialect for PgDialect {
     const SQL: Statements = Statements {
         extend_leases: sql!("postgres", "extend_leases"),
         lock_session: sql!("postgres", "lock_session"),
+        lock_task: sql!("postgres", "lock_task"),
+        due_waits: sql!("postgres", "due_waits"),
+        joining_tasks: sql!("postgres", "joining_tasks"),
         add_metric_points: sql!("postgres", "add_metric_points"),
         set_metric_gauges: sql!("postgres", "set_metric_gauges"),
         downsample_metrics: sql!("postgres", "downsample_metrics"),

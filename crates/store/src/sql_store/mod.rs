@@ -10,6 +10,7 @@ mod sessions;
 mod settings;
 mod steps;
 mod tasks;
+mod waits;
 mod workers;
 
 use switchyard_core::store::TaskQuery;

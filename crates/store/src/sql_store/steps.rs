@@ -80,26 +80,7 @@ impl<D: Dialect> StepStore for SqlStore<D> {
             .fetch_all(self.fresh_reader())
             .await
             .map_err(db_err("list steps"))?;
-        rows.iter()
-            .map(|r| {
-                let status: StepStatus = r.parsed("status")?;
-                let (output, error) = match status {
-                    StepStatus::Succeeded => {
-                        (Some(r.opt_content("output")?.unwrap_or(Value::Null)), None)
-                    }
-                    StepStatus::Failed => (None, r.opt_error("error")?),
-                };
-                Ok(Step {
-                    name: r.string("name")?,
-                    status,
-                    attempt: r.u32("attempt")?,
-                    output,
-                    error,
-                    started_at: r.ts("started_at")?,
-                    finished_at: r.ts("finished_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| step(r, r.string("name")?)).collect()
     }
 
     async fn succeeded_steps(&self, id: TaskId) -> Result<Vec<(String, Value)>> {
@@ -117,4 +98,22 @@ impl<D: Dialect> StepStore for SqlStore<D> {
             })
             .collect()
     }
+}
+
+/// A row of `task_steps` (status, attempt, output, error, started_at, finished_at).
+pub(super) fn step<R: Col>(r: &R, name: String) -> Result<Step> {
+    let status: StepStatus = r.parsed("status")?;
+    let (output, error) = match status {
+        StepStatus::Succeeded => (Some(r.opt_content("output")?.unwrap_or(Value::Null)), None),
+        StepStatus::Failed => (None, r.opt_error("error")?),
+    };
+    Ok(Step {
+        name,
+        status,
+        attempt: r.u32("attempt")?,
+        output,
+        error,
+        started_at: r.ts("started_at")?,
+        finished_at: r.ts("finished_at")?,
+    })
 }

@@ -174,6 +174,9 @@ impl Dialect for SqliteDialect {
     const SQL: Statements = Statements {
         extend_leases: sql!("sqlite", "extend_leases"),
         lock_session: sql!("sqlite", "lock_session"),
+        lock_task: sql!("sqlite", "lock_task"),
+        due_waits: sql!("sqlite", "due_waits"),
+        joining_tasks: sql!("sqlite", "joining_tasks"),
         add_metric_points: sql!("sqlite", "add_metric_points"),
         set_metric_gauges: sql!("sqlite", "set_metric_gauges"),
         downsample_metrics: sql!("sqlite", "downsample_metrics"),

@@ -1,0 +1,1 @@
+SELECT count(*) AS n FROM tasks WHERE parent_id = $1

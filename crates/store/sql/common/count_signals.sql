@@ -1,0 +1,1 @@
+SELECT count(*) AS n FROM task_signals WHERE task_id = $1

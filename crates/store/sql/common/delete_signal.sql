@@ -1,0 +1,1 @@
+DELETE FROM task_signals WHERE task_id = $1 AND id = $2
