@@ -49,10 +49,18 @@ class Api:
         task: dict[str, Any] = self.get(f"/api/v1/tasks/{task_id}")
         return task
 
-    def connected_workers(self) -> set[str]:
+    def workers(self) -> list[dict[str, Any]]:
         body = self.get("/api/v1/workers")
         items = body.get("items", body) if isinstance(body, dict) else body
-        return {str(w.get("name")) for w in items if isinstance(w, dict)}
+        return [w for w in items if isinstance(w, dict)]
+
+    def connected_workers(self) -> set[str]:
+        return {str(w.get("name")) for w in self.workers()}
+
+    def children(self, task_id: str) -> list[dict[str, Any]]:
+        body = self.get(f"/api/v1/tasks?parent_id={task_id}")
+        items: list[dict[str, Any]] = body.get("items", body) if isinstance(body, dict) else body
+        return items
 
     def events(self, task_id: str) -> list[dict[str, Any]]:
         """Every event of a finished task, replayed from the start (SSE, `since=0`)."""
@@ -167,6 +175,22 @@ class Scenario:
                 ),
                 f"task {self.task_id} to log {action['message']!r}",
             )
+        elif what == "wait_status":
+            task = wait_for(
+                lambda: (t := self.api.task(self.task_id))["status"] == action["status"] and t,
+                f"task {self.task_id} to be {action['status']}",
+            )
+            if "wait" in action:  # what a waiting task shows it waits for
+                assert _matches(task.get("wait"), action["wait"]), json.dumps(task, indent=1)
+        elif what == "expect_worker_idle":
+            # Right after `wait_status`: the waiting task holds none of the worker's slots.
+            held = {str(w.get("name")): w.get("slots_in_use") for w in self.api.workers()}
+            assert held.get(worker.name) == 0, held
+            assert self.api.task(self.task_id)["status"] == "waiting"
+        elif what == "signal":
+            path = f"/api/v1/tasks/{self.task_id}/signals/{action['name']}"
+            response = self.api.request("POST", path, action["payload"])
+            assert response.status_code == 202, response.text
         elif what == "cancel":
             response = self.api.request("POST", f"/api/v1/tasks/{self.task_id}/cancel")
             assert response.status_code < 300, response.text
@@ -269,6 +293,8 @@ def check(scenario: Scenario, expect: dict[str, Any], task: dict[str, Any]) -> N
     assert task["status"] == expect["status"], described
     if "output" in expect:
         assert task["output"] == expect["output"], described
+    if "output_matches" in expect:
+        assert _matches(task["output"], expect["output_matches"]), described
     attempts = task.get("attempts") or []
     if "attempts" in expect:
         assert _matches(attempts, expect["attempts"]), described
@@ -292,6 +318,8 @@ def check(scenario: Scenario, expect: dict[str, Any], task: dict[str, Any]) -> N
     if "logs" in expect:
         logs = api.logs(task["id"])
         assert _in_order(logs, expect["logs"]), json.dumps(logs, indent=1)
+    if "children" in expect:
+        _check_children(api, task, expect["children"])
     if "later" in expect:
         assert scenario.later_id is not None
         later = api.task(scenario.later_id)
@@ -310,6 +338,18 @@ def _check_retry_after(api: Api, task: dict[str, Any], retry_after_ms: int) -> N
     for wait in waits:
         at, run_at = _millis(wait["at"]), _millis(wait["run_at"])
         assert run_at - at >= retry_after_ms - 5, json.dumps(wait)
+
+
+def _check_children(api: Api, task: dict[str, Any], expected: dict[str, Any]) -> None:
+    """The task's children (`GET /api/v1/tasks?parent_id=`): how many, each a subset of
+    `each`, and their ids are the output's `ids`."""
+    children = api.children(task["id"])
+    described = json.dumps(children, indent=1)
+    assert len(children) == expected["count"], described
+    assert all(_matches(c, expected.get("each", {})) for c in children), described
+    assert all(c.get("parent_id") == task["id"] for c in children), described
+    ids = (task.get("output") or {}).get("ids")
+    assert sorted(ids or []) == sorted(str(c["id"]) for c in children), described
 
 
 def _millis(timestamp: str) -> float:

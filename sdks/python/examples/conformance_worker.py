@@ -21,11 +21,13 @@ from collections.abc import Callable
 from typing import Any
 
 from switchyard import (
+    ChildFailure,
     PermanentError,
     RateLimitedError,
     RetryableError,
     RetryPolicy,
     TaskContext,
+    WaitTimeout,
     Worker,
     WorkerRefusedError,
 )
@@ -142,6 +144,58 @@ def build(url: str, api_key: str) -> Worker:
             if ctx.attempt == 1 and step == input.get("fail_after"):
                 raise RetryableError(f"failing after {step}", code="after_step")
         return {"results": results, "worker": name}
+
+    @worker.agent(
+        "conf-wait",
+        description="Sleeps durably `sleep_ms`, then waits for the signal `signal` "
+        "(up to `timeout_ms`).",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "sleep_ms": {"type": "integer", "minimum": 0},
+                "signal": {"type": "string"},
+                "timeout_ms": {"type": "integer", "minimum": 0},
+            },
+            "additionalProperties": False,
+        },
+    )
+    async def wait(ctx: TaskContext, input: dict[str, Any]) -> dict[str, Any]:
+        sleep_ms = input.get("sleep_ms")
+        if sleep_ms is not None:
+            await ctx.sleep("nap", sleep_ms / 1000)
+        payload: Any = None
+        timed_out = False
+        signal = input.get("signal")
+        if signal is not None:
+            timeout_ms = input.get("timeout_ms")
+            try:
+                payload = await ctx.wait_for_signal(
+                    signal, timeout=None if timeout_ms is None else timeout_ms / 1000
+                )
+            except WaitTimeout:
+                timed_out = True
+        return {
+            "slept": sleep_ms is not None,
+            "signal": payload,
+            "timed_out": timed_out,
+            "run": ctx.attempt,
+        }
+
+    @worker.agent(
+        "conf-parent",
+        description="Spawns a `conf-echo` child per message of `messages`, then joins them.",
+        input_schema=_object_schema(
+            {"messages": {"type": "array", "items": {"type": "string"}}}, ["messages"]
+        ),
+    )
+    async def parent(ctx: TaskContext, input: dict[str, Any]) -> dict[str, Any]:
+        ids = [await ctx.spawn("conf-echo", {"message": m}) for m in input["messages"]]
+        joined = await ctx.join(ids)
+        children = [
+            {"failed": child.status} if isinstance(child, ChildFailure) else child
+            for child in joined
+        ]
+        return {"children": children, "ids": ids}
 
     return worker
 

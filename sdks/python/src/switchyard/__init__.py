@@ -5,19 +5,24 @@ __version__ = "0.1.0"
 
 from .client import Client
 from .errors import (
+    ChildFailure,
+    ChildTaskFailed,
     PermanentError,
     RateLimitedError,
     RetryableError,
     SwitchyardError,
     TaskError,
+    WaitTimeout,
     WorkerRefusedError,
 )
-from .models import Attempt, Step, Task, is_final_event
+from .models import Attempt, Step, Task, Wait, is_final_event
 from .worker import AgentSpec, RetryPolicy, TaskContext, Worker
 
 __all__ = [
     "AgentSpec",
     "Attempt",
+    "ChildFailure",
+    "ChildTaskFailed",
     "Client",
     "PermanentError",
     "RateLimitedError",
@@ -28,6 +33,8 @@ __all__ = [
     "Task",
     "TaskContext",
     "TaskError",
+    "Wait",
+    "WaitTimeout",
     "Worker",
     "WorkerRefusedError",
     "__version__",

@@ -8,6 +8,7 @@ import random
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
 from websockets.asyncio.client import connect as ws_connect
@@ -98,12 +99,16 @@ class Client:
         path: str,
         *,
         json_body: Any = None,
+        content: bytes | None = None,
         params: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> Any:
         kwargs: dict[str, Any] = {}
         if timeout is not None:
             kwargs["timeout"] = timeout
+        if content is not None:  # a JSON body already encoded (e.g. `null`, which json= omits)
+            kwargs["content"] = content
+            kwargs["headers"] = {"content-type": "application/json"}
         response = await self._http.request(method, path, json=json_body, params=params, **kwargs)
         if response.status_code >= 400:
             raise _error_from_response(response)
@@ -182,6 +187,21 @@ class Client:
         """Cancels a task: a waiting one at once, a running one once its worker stopped it
         (or the server's grace period ended)."""
         return Task.from_json(await self._request("POST", f"/api/v1/tasks/{task_id}/cancel"))
+
+    async def signal(self, task_id: str, name: str, payload: Any = None) -> dict[str, Any]:
+        """Sends the signal ``name`` with ``payload`` (any JSON, ``None`` included) to a task
+        (``POST /api/v1/tasks/{id}/signals/{name}``). A task waiting for it
+        (``ctx.wait_for_signal(name)``) runs again with the payload; otherwise the signal is
+        kept until the task waits for it. Returns ``{"task_id", "name", "resumed"}``
+        (``resumed``: the task was waiting for it). Raises :class:`SwitchyardError`:
+        ``not_found``, ``task_finished`` (409), ``signal_too_large``."""
+        data = await self._request(
+            "POST",
+            f"/api/v1/tasks/{task_id}/signals/{quote(name, safe='')}",
+            content=json.dumps(payload, allow_nan=False).encode(),
+        )
+        result: dict[str, Any] = data if isinstance(data, dict) else {}
+        return result
 
     async def retry(self, task_id: str) -> Task:
         """Runs a failed, dead or cancelled task again."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -100,3 +101,40 @@ class RateLimitedError(TaskError):
         if self.retry_after is None:
             return None
         return max(0, round(self.retry_after * 1000))
+
+
+class WaitTimeout(PermanentError):
+    """``ctx.wait_for_signal(name, timeout=…)`` timed out: the signal ``signal`` did not come
+    in time. The handler may catch it; uncaught, it fails the attempt ``permanent`` with code
+    ``wait_timeout`` (a retry would time out again: the timeout is recorded on the wait's
+    step)."""
+
+    def __init__(self, signal: str) -> None:
+        super().__init__(f"the wait for signal {signal!r} timed out", code="wait_timeout")
+        self.signal = signal
+
+
+@dataclass(frozen=True)
+class ChildFailure:
+    """What ``ctx.join`` returns in place of the output of a child task that did not succeed:
+    its id, its final status (``failed``, ``dead`` or ``cancelled``) and its error
+    (``{"class", "code", "message", …}``, or ``None`` for a cancellation without one)."""
+
+    task_id: str
+    status: str
+    error: dict[str, Any] | None = None
+
+
+class ChildTaskFailed(PermanentError):
+    """Raised by ``ctx.join(ids, raise_on_failure=True)`` for the first child task that did not
+    succeed (``failure``). Uncaught, it fails the attempt ``permanent`` with code
+    ``child_failed``: the join's result is recorded, so a retry would meet the same failure."""
+
+    def __init__(self, failure: ChildFailure) -> None:
+        reason = ""
+        if failure.error is not None and failure.error.get("message"):
+            reason = f": {failure.error['message']}"
+        super().__init__(
+            f"child task {failure.task_id} ended {failure.status}{reason}", code="child_failed"
+        )
+        self.failure = failure

@@ -61,8 +61,36 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Wait:
+    """What a ``waiting`` task waits for (its ``wait``): ``kind`` ``sleep`` (until ``until``),
+    ``signal`` (the signal ``signal``, until ``until`` if it has a timeout) or ``children``
+    (the child tasks ``children``); ``name`` is the wait's step name."""
+
+    kind: str
+    name: str
+    signal: str | None = None
+    until: str | None = None
+    children: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Wait:
+        children = data.get("children") or []
+        return cls(
+            kind=str(data.get("kind", "")),
+            name=str(data.get("name", "")),
+            signal=data.get("signal"),
+            until=data.get("until"),
+            children=[str(c) for c in children] if isinstance(children, list) else [],
+        )
+
+
+@dataclass(frozen=True)
 class Task:
-    """A task as ``GET /api/v1/tasks/{id}`` returns it. ``raw`` keeps every field."""
+    """A task as ``GET /api/v1/tasks/{id}`` returns it. ``raw`` keeps every field.
+
+    ``status`` is ``queued``, ``running``, ``retrying``, ``waiting`` (its last run ended in a
+    durable wait, described by ``wait``), ``succeeded``, ``failed``, ``dead`` or
+    ``cancelled``."""
 
     id: str
     agent: str
@@ -74,6 +102,8 @@ class Task:
     priority: int = 0
     cached: bool = False
     fallback_task_id: str | None = None
+    parent_id: str | None = None
+    wait: Wait | None = None
     created_at: str | None = None
     finished_at: str | None = None
     seq: int = 0
@@ -87,6 +117,7 @@ class Task:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Task:
         attempts = data.get("attempts") or []
+        wait = data.get("wait")
         return cls(
             id=str(data["id"]),
             agent=str(data.get("agent", "")),
@@ -98,6 +129,8 @@ class Task:
             priority=int(data.get("priority") or 0),
             cached=bool(data.get("cached", False)),
             fallback_task_id=data.get("fallback_task_id"),
+            parent_id=data.get("parent_id"),
+            wait=Wait.from_json(wait) if isinstance(wait, dict) else None,
             created_at=data.get("created_at"),
             finished_at=data.get("finished_at"),
             seq=int(data.get("seq") or 0),

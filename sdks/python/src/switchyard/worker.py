@@ -8,14 +8,17 @@ import contextlib
 import inspect
 import json
 import logging
+import math
 import os
 import random
 import signal
 import socket as _socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, TypedDict, TypeVar, overload
 from urllib.parse import quote
 
@@ -25,7 +28,14 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from . import __version__
 from ._urls import http_url, ws_url
-from .errors import PermanentError, TaskError, WorkerRefusedError
+from .errors import (
+    ChildFailure,
+    ChildTaskFailed,
+    PermanentError,
+    TaskError,
+    WaitTimeout,
+    WorkerRefusedError,
+)
 
 log = logging.getLogger("switchyard.worker")
 
@@ -65,8 +75,11 @@ _TRANSIENT_CODES = frozenset({"internal", "unavailable", "rate_limited"})
 Handler = Callable[["TaskContext", Any], Any]
 H = TypeVar("H", bound=Handler)
 T = TypeVar("T")
-#: Waiters for ``step_recorded``, by (task id, attempt, step name).
+#: Waiters for the server's answer about a step (``step_recorded``, ``wait_result``,
+#: ``spawned``), by (task id, attempt, step name).
 _StepKey = tuple[str, int, str]
+#: The server's answers about a step, a wait and a spawn.
+_STEP_ANSWERS = frozenset({"step_recorded", "wait_result", "spawned"})
 
 
 class Sent:
@@ -85,6 +98,12 @@ _SENT = Sent()
 
 class _Lost(Exception):
     """The connection broke; reconnect."""
+
+
+class _Suspended(BaseException):
+    """The run ended in a durable wait: the server has ended the attempt and freed its slot.
+    Raised in the handler to unwind it; a ``BaseException``, so that ``except Exception`` in a
+    handler lets it through. The worker sends nothing more for the attempt."""
 
 
 class TaskContext:
@@ -120,6 +139,11 @@ class TaskContext:
         self._steps: dict[str, Any] = dict(steps) if steps else {}
         #: Steps of this run being run now, by name: done when the run ends (event loop only).
         self._steps_running: dict[str, asyncio.Future[None]] = {}
+        #: The run ended in a durable wait: nothing more is sent for this attempt.
+        self._suspended = False
+        #: This run's key-less spawns and joins so far: their step names count them.
+        self._spawns = 0
+        self._joins = 0
 
     @property
     def cancelled(self) -> bool:
@@ -138,6 +162,8 @@ class TaskContext:
         self.cancel_event.set()
 
     def _send(self, message: dict[str, Any]) -> Sent:
+        if self._suspended:
+            return _SENT  # the attempt is over: the server would refuse it
         message["task_id"] = self.task_id
         message["attempt"] = self.attempt
         self._session.enqueue(message)
@@ -253,9 +279,149 @@ class TaskContext:
         finally:
             self._release_step(name)
 
+    def sleep(self, name: str, seconds: float) -> Coroutine[Any, Any, None]:
+        """A durable sleep: ``await ctx.sleep(name, seconds)`` ends this run and frees the
+        worker's slot; the task shows ``waiting`` and runs again once ``seconds`` have passed
+        (measured by the server), when the same call returns ``None`` at once. ``name`` is the
+        wait's step name, unique within the task like a step's."""
+        return self._wait(
+            "sleep", name, {"kind": "sleep", "duration_ms": _millis(seconds, "seconds")}
+        )
+
+    def sleep_until(self, name: str, when: datetime | float) -> Coroutine[Any, Any, None]:
+        """:meth:`sleep` until ``when``: a ``datetime`` (one without a time zone is taken as
+        UTC) or seconds since the Unix epoch. A time already past returns at once."""
+        if isinstance(when, datetime):
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=timezone.utc)
+            epoch = when.timestamp()
+        else:
+            epoch = when
+        return self._wait("sleep_until", name, {"kind": "sleep", "until": _millis(epoch, "when")})
+
+    def wait_for_signal(self, name: str, timeout: float | None = None) -> Coroutine[Any, Any, Any]:
+        """Waits for the signal ``name`` (``client.signal(task_id, name, payload)``, or
+        ``POST /api/v1/tasks/{id}/signals/{name}``) and returns its payload. A signal sent
+        before the wait is kept for it, so this returns at once; otherwise the run ends and the
+        task runs again when the signal comes. With ``timeout`` (seconds), a signal that has
+        not come by then raises :class:`WaitTimeout` (in the next run), which the handler may
+        catch. The step name is ``signal:{name}``."""
+        if not isinstance(name, str):
+            raise TypeError(f"a signal name is a str, not {type(name).__name__}")
+        message: dict[str, Any] = {"kind": "signal", "signal": name}
+        if timeout is not None:
+            message["timeout_ms"] = _millis(timeout, "timeout")
+        return self._wait("wait_for_signal", f"signal:{name}", message)
+
+    def spawn(
+        self, agent: str, input: Any, key: str | None = None, priority: int | None = None
+    ) -> Coroutine[Any, Any, str]:
+        """Creates a child task of ``agent`` with ``input`` (its ``parent_id`` is this task)
+        and returns its id. Once per task: a later run that spawns under the same step name
+        gets the same child. The name is ``spawn:{key}``, or without ``key``
+        ``spawn:#{n}``, ``n`` counting this run's key-less spawns from 1 (so a handler that
+        spawns in the same order on every run meets its children again)."""
+        if key is not None and not isinstance(key, str):
+            raise TypeError(f"a spawn key is a str, not {type(key).__name__}")
+        if key is None:
+            self._spawns += 1
+            name = f"spawn:#{self._spawns}"
+        else:
+            name = f"spawn:{key}"
+        message: dict[str, Any] = {
+            "type": "spawn",
+            "agent": agent,
+            "input": _as_json(input, f"the input of spawn {name!r}", "invalid_input"),
+        }
+        if priority is not None:
+            message["priority"] = int(priority)
+        return self._wait("spawn", name, message)
+
+    def join(
+        self, ids: Iterable[str], raise_on_failure: bool = False
+    ) -> Coroutine[Any, Any, list[Any]]:
+        """Waits until every child task in ``ids`` (from :meth:`spawn`, or submitted with this
+        task as ``parent_id``) has finished, and returns, in the same order, each one's output,
+        or a :class:`ChildFailure` for one that failed, died or was cancelled. With
+        ``raise_on_failure``, the first such child raises :class:`ChildTaskFailed` instead.
+        Unless they have all finished already, the run ends and the task runs again when they
+        have. The step name is ``join:#{n}``, ``n`` counting this run's joins from 1."""
+        children = list(ids)
+        if not all(isinstance(child, str) for child in children):
+            raise TypeError("ctx.join takes task ids (str), as ctx.spawn returns them")
+        for child in children:
+            try:
+                uuid.UUID(child)
+            except ValueError:
+                raise PermanentError(
+                    f"ctx.join: {child!r} is not a task id", code="invalid_wait"
+                ) from None
+        self._joins += 1
+        name = f"join:#{self._joins}"
+        if not children:
+            self._check_on_loop("join")
+            return _nothing()
+        joined = self._wait("join", name, {"kind": "children", "children": children})
+        return _joined(joined, raise_on_failure)
+
+    def _wait(self, what: str, name: str, message: dict[str, Any]) -> Coroutine[Any, Any, Any]:
+        """A step the server completes (a wait, a spawn): ``message`` without its name."""
+        if not isinstance(name, str):
+            raise TypeError(f"a step name is a str, not {type(name).__name__}")
+        self._check_on_loop(what)
+        message.setdefault("type", "wait")
+        message["name"] = name
+        return self._server_step(name, message)
+
+    def _check_on_loop(self, what: str) -> None:
+        if not self._on_loop():
+            raise RuntimeError(
+                f"ctx.{what} is awaited in an async handler, on the worker's event loop (a plain "
+                "def handler, which runs in a thread, cannot wait durably)"
+            )
+
+    async def _server_step(self, name: str, message: dict[str, Any]) -> Any:
+        """Runs a wait or a spawn: its result from an earlier run, or the server's answer."""
+        if name in self._steps:
+            return self._steps[name]
+        if not await self._claim_step(name):
+            return self._steps[name]
+        try:
+            self._raise_if_cancelled()
+            answer = await self._ask(message)
+            if answer.get("type") == "spawned":
+                output = answer.get("child_id")
+                if answer.get("accepted") is not True or not isinstance(output, str):
+                    raise self._refused(name, answer)
+            else:
+                status = answer.get("status")
+                if status == "suspended":
+                    self._suspend()
+                    raise _Suspended(name)
+                if status == "timed_out":
+                    raise WaitTimeout(str(message.get("signal", name)))
+                if status != "ready":
+                    raise self._refused(name, answer)
+                output = answer.get("output")
+            self._steps[name] = output
+            return output
+        finally:
+            self._release_step(name)
+
+    def _suspend(self) -> None:
+        """The server ended this run in a wait: the slot is free at once, and nothing more is
+        sent for the attempt (the handler unwinds with :class:`_Suspended`)."""
+        if self._suspended:
+            return
+        self._suspended = True
+        self._cancel()
+        self._session.end_run(self)
+
     def _raise_if_cancelled(self) -> None:
-        """A step that would run once the attempt is cancelled, timed out or lost its connection
-        does not start: its result could not be used."""
+        """A step that would run once the attempt is cancelled, timed out, lost its connection
+        or ended in a wait does not start: its result could not be used."""
+        if self._suspended:
+            raise _Suspended("the run ended in a wait")
         if self._cancelled:
             raise asyncio.CancelledError("the attempt was cancelled")
 
@@ -312,29 +478,45 @@ class TaskContext:
             message["output"] = output
         else:
             message["error"] = _step_error(error)
+        answer = await self._ask(message)
+        if answer.get("accepted") is False:
+            raise self._refused(name, answer) from error
+        if error is None:
+            self._steps[name] = output
+        return output
+
+    async def _ask(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Sends a message about the step ``message["name"]`` (``step``, ``wait``, ``spawn``)
+        and waits for the server's answer (``step_recorded``, ``wait_result``, ``spawned``)."""
+        if self._suspended:
+            raise _Suspended("the run ended in a wait")
         session = self._session
         if session.closed:
             self._cancel()
             raise asyncio.CancelledError("the connection was lost")
-        key: _StepKey = (self.task_id, self.attempt, name)
+        key: _StepKey = (self.task_id, self.attempt, message["name"])
         waiter: asyncio.Future[dict[str, Any]] = session.loop.create_future()
         session.step_waiters[key] = waiter
         try:
             self._send(message)
-            answer = await waiter
+            return await waiter
+        except asyncio.CancelledError:
+            if self._suspended:  # another wait of this run ended it
+                raise _Suspended("the run ended in a wait") from None
+            raise
         finally:
             if session.step_waiters.get(key) is waiter:
                 del session.step_waiters[key]
-        if answer.get("accepted") is False:
-            code = str(answer.get("code") or "step_refused")
-            reason = str(answer.get("message") or f"the server refused step {name!r}")
-            if code == "lease_lost":
-                self._cancel()
-                raise asyncio.CancelledError(reason)
-            raise PermanentError(reason, code=code) from error
-        if error is None:
-            self._steps[name] = output
-        return output
+
+    def _refused(self, name: str, answer: dict[str, Any]) -> BaseException:
+        """The server refused step ``name``: a permanent error with its code; ``lease_lost``
+        (the attempt is no longer this worker's) as a cancellation."""
+        code = str(answer.get("code") or "step_refused")
+        reason = str(answer.get("message") or f"the server refused step {name!r}")
+        if code == "lease_lost":
+            self._cancel()
+            return asyncio.CancelledError(reason)
+        return PermanentError(reason, code=code)
 
 
 class RetryPolicy(TypedDict, total=False):
@@ -420,8 +602,20 @@ class _Session:
         #: The server answered `drain` with `draining`: every assignment it made came before.
         self.drain_confirmed = False
         self.closed = False
-        #: Steps sent and waiting for their `step_recorded`.
+        #: Steps, waits and spawns sent and waiting for the server's answer.
         self.step_waiters: dict[_StepKey, asyncio.Future[dict[str, Any]]] = {}
+
+    def end_run(self, ctx: TaskContext) -> None:
+        """The attempt's run ended in a durable wait (the server ended the attempt): its slot
+        is free at once and nothing is reported for it, whatever its handler does next."""
+        running = self.running.get(ctx.task_id)
+        if running is not None and running.ctx is ctx:
+            running.reported = True
+            if running.timer is not None:
+                running.timer.cancel()
+            del self.running[ctx.task_id]
+            self.changed.set()
+        self.cancel_step_waiters(ctx.task_id, ctx.attempt)
 
     def cancel_step_waiters(self, task_id: str | None = None, attempt: int | None = None) -> None:
         """Ends the waits for ``step_recorded`` (of one attempt, or all) with a cancellation."""
@@ -783,7 +977,7 @@ class Worker:
                     message.get("task_id"),
                     message.get("attempt"),
                 )
-        elif kind == "step_recorded":
+        elif kind in _STEP_ANSWERS:
             key = (
                 str(message.get("task_id")),
                 int(message.get("attempt", 0)),
@@ -938,12 +1132,57 @@ async def _awaited(value: Awaitable[T]) -> T:
 def _step_output(name: str, output: Any) -> Any:
     """The step's result as JSON gives it back (what later runs get), or a
     :class:`PermanentError` if it is not JSON."""
+    return _as_json(output, f"the result of step {name!r}", "invalid_step_output")
+
+
+def _as_json(value: Any, what: str, code: str) -> Any:
+    """``value`` as JSON gives it back, or a :class:`PermanentError` with ``code``."""
     try:
-        return json.loads(json.dumps(output, allow_nan=False))
+        return json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError, RecursionError) as e:
-        raise PermanentError(
-            f"the result of step {name!r} is not JSON: {e}", code="invalid_step_output"
-        ) from e
+        raise PermanentError(f"{what} is not JSON: {e}", code=code) from e
+
+
+def _millis(seconds: float, what: str) -> int:
+    """Seconds as whole milliseconds (at least 0), for a wait's ``duration_ms``, ``until`` or
+    ``timeout_ms``."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"{what} is a number of seconds, not {type(seconds).__name__}")
+    if not math.isfinite(seconds):
+        raise ValueError(f"{what} must be finite, got {seconds}")
+    return max(0, round(seconds * 1000))
+
+
+async def _nothing() -> list[Any]:
+    return []
+
+
+async def _joined(results: Awaitable[Any], raise_on_failure: bool) -> list[Any]:
+    return _join_results(await results, raise_on_failure)
+
+
+def _join_results(results: Any, raise_on_failure: bool) -> list[Any]:
+    """A join's results as ``ctx.join`` returns them: each succeeded child's output, a
+    :class:`ChildFailure` for each other one (or, with ``raise_on_failure``, the first of
+    those raised as :class:`ChildTaskFailed`)."""
+    if not isinstance(results, list):
+        raise PermanentError(f"a join's result is a list, got {results!r}", code="invalid_join")
+    joined: list[Any] = []
+    for item in results:
+        child = item if isinstance(item, dict) else {}
+        if child.get("status") == "succeeded":
+            joined.append(child.get("output"))
+            continue
+        error = child.get("error")
+        failure = ChildFailure(
+            task_id=str(child.get("task_id", "")),
+            status=str(child.get("status", "")),
+            error=error if isinstance(error, dict) else None,
+        )
+        if raise_on_failure:
+            raise ChildTaskFailed(failure)
+        joined.append(failure)
+    return joined
 
 
 def _step_error(error: Exception) -> dict[str, Any]:
