@@ -8,7 +8,15 @@
 // Environment: SWITCHYARD_API_KEY (scope `worker`, required), WORKER_NAME, WORKER_SLOTS
 // (default 4). Drains on SIGTERM or SIGINT: takes nothing new, finishes the running tasks,
 // exits 0.
-import { PermanentError, RateLimitedError, RetryableError, Worker, type RetryPolicy } from "@switchyard/sdk";
+import {
+  ChildFailure,
+  PermanentError,
+  RateLimitedError,
+  RetryableError,
+  WaitTimeoutError,
+  Worker,
+  type RetryPolicy,
+} from "@switchyard/sdk";
 
 /** `conf-sleep`'s per-attempt timeout; the scenarios' sleeps stay well below it, except the
  * timeout scenario's. */
@@ -135,6 +143,51 @@ worker.agent(
       }
     }
     return { results, worker: workerName };
+  },
+);
+
+worker.agent(
+  "conf-wait",
+  {
+    description: "Sleeps durably `sleep_ms`, then waits for the signal `signal` (up to `timeout_ms`).",
+    inputSchema: {
+      type: "object",
+      properties: {
+        sleep_ms: { type: "integer", minimum: 0 },
+        signal: { type: "string" },
+        timeout_ms: { type: "integer", minimum: 0 },
+      },
+      additionalProperties: false,
+    },
+  },
+  async (ctx, input: { sleep_ms?: number; signal?: string; timeout_ms?: number }) => {
+    if (input.sleep_ms !== undefined) await ctx.sleep("nap", input.sleep_ms / 1000);
+    let payload: unknown = null;
+    let timedOut = false;
+    if (input.signal !== undefined) {
+      try {
+        payload = await ctx.waitForSignal(input.signal, input.timeout_ms !== undefined ? { timeout: input.timeout_ms / 1000 } : {});
+      } catch (e) {
+        if (!(e instanceof WaitTimeoutError)) throw e;
+        timedOut = true;
+      }
+    }
+    return { slept: input.sleep_ms !== undefined, signal: payload, timed_out: timedOut, run: ctx.attempt };
+  },
+);
+
+worker.agent(
+  "conf-parent",
+  {
+    description: "Spawns a `conf-echo` child per message of `messages`, then joins them.",
+    inputSchema: objectSchema({ messages: { type: "array", items: { type: "string" } } }, ["messages"]),
+  },
+  async (ctx, input: { messages: string[] }) => {
+    const ids: string[] = [];
+    for (const message of input.messages) ids.push(await ctx.spawn("conf-echo", { message }));
+    const joined = await ctx.join(ids);
+    const children = joined.map((child) => (child instanceof ChildFailure ? { failed: child.status } : child));
+    return { children, ids };
   },
 );
 

@@ -1,7 +1,31 @@
 import { ConnectionError, errorFromResponse, SwitchyardError, textOr } from "./errors.js";
 import { jitter, openSocket, sleep, wsUrl, type Socket } from "./socket.js";
 
-export type TaskStatus = "queued" | "running" | "retrying" | "succeeded" | "failed" | "cancelled" | "dead";
+export type TaskStatus = "queued" | "running" | "retrying" | "waiting" | "succeeded" | "failed" | "cancelled" | "dead";
+
+/**
+ * What a `waiting` task waits for (`Task.wait`): a sleep until `until`, a signal named `signal`
+ * (until `until`, its timeout, if it has one), or its child tasks `children` to finish. `name` is
+ * the wait's step name.
+ */
+export interface TaskWait {
+  kind: "sleep" | "signal" | "children";
+  name: string;
+  signal?: string;
+  /** RFC 3339. */
+  until?: string;
+  children?: string[];
+  [key: string]: unknown;
+}
+
+/** The answer to `Client.signal`: whether the signal ended the task's wait at once. */
+export interface SignalResult {
+  task_id: string;
+  name: string;
+  /** `true` if the task was waiting for it (and is queued again); else it is kept for a later wait. */
+  resumed: boolean;
+  [key: string]: unknown;
+}
 
 export interface TaskErrorInfo {
   class: "retryable" | "permanent" | "rate_limited";
@@ -51,18 +75,36 @@ export interface Task {
   finished_at?: string | null;
   fallback_task_id?: string | null;
   cancel_requested?: boolean;
+  /** The parent task's id (a child spawned by `ctx.spawn` or submitted with `parentId`). */
+  parent_id?: string | null;
+  /** While the task is `waiting`: what it waits for. */
+  wait?: TaskWait | null;
   /** The last event's sequence number. */
   seq?: number;
   [key: string]: unknown;
 }
 
-/** One event of a task (`kind`: status, log, progress, partial, result, error). */
+/**
+ * One event of a task (`kind`: status, log, progress, partial, result, error, step_finished,
+ * waiting, resumed, signal_received).
+ */
 export interface TaskEvent {
   task_id: string;
   seq: number;
   agent: string;
   at: string;
-  kind: "status" | "log" | "progress" | "partial" | "result" | "error" | (string & {});
+  kind:
+    | "status"
+    | "log"
+    | "progress"
+    | "partial"
+    | "result"
+    | "error"
+    | "step_finished"
+    | "waiting"
+    | "resumed"
+    | "signal_received"
+    | (string & {});
   status?: TaskStatus;
   attempt?: number;
   level?: string;
@@ -71,6 +113,12 @@ export interface TaskEvent {
   data?: unknown;
   output?: unknown;
   error?: TaskErrorInfo;
+  /** `waiting`: what the task waits for. */
+  wait?: TaskWait;
+  /** `resumed`: why the wait ended (`time`, `signal`, `children` or `timeout`). */
+  reason?: string;
+  /** `signal_received`: the signal's payload (`name` is the signal's name). */
+  payload?: unknown;
   cached?: boolean;
   fallback_task_id?: string | null;
   [key: string]: unknown;
@@ -176,9 +224,20 @@ export class Client {
     return page.items;
   }
 
-  /** Cancels a task: a waiting one at once, a running one after its worker stops. */
+  /** Cancels a task (and its unfinished child tasks): a queued or waiting one at once, a running one after its worker stops. */
   async cancel(taskId: string): Promise<Task> {
     return this.#request<Task>("POST", `/api/v1/tasks/${encodeURIComponent(taskId)}/cancel`);
+  }
+
+  /**
+   * Sends the signal `name` to a task, with `payload` (any JSON; `undefined` is sent as `null`).
+   * A task waiting for it (`ctx.waitForSignal(name)`) is queued again and gets the payload;
+   * otherwise the signal is kept for the task's next wait for it. Rejects with a
+   * `SwitchyardError`: `task_not_found` (404), `task_finished` (409), `signal_too_large`.
+   */
+  async signal(taskId: string, name: string, payload?: unknown): Promise<SignalResult> {
+    const path = `/api/v1/tasks/${encodeURIComponent(taskId)}/signals/${encodeURIComponent(name)}`;
+    return this.#request<SignalResult>("POST", path, payload === undefined ? null : payload);
   }
 
   /** Runs a finished task (failed, dead, cancelled) again. */

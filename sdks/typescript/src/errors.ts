@@ -1,3 +1,5 @@
+import type { TaskErrorInfo } from "./client.js";
+
 /** An error the Switchyard server answered, or a refusal of this SDK's connection. */
 export class SwitchyardError extends Error {
   /** Stable snake_case code (`unauthorized`, `validation_failed`, `unknown_agent`, …). */
@@ -136,4 +138,55 @@ export async function errorFromResponse(response: Response): Promise<SwitchyardE
 /** `value` when the server sent a string there, else `fallback` (never `[object Object]`). */
 export function textOr(value: unknown, fallback: string): string {
   return typeof value === "string" ? value : fallback;
+}
+
+/**
+ * A signal wait (`ctx.waitForSignal(name, { timeout })`) whose timeout passed before the signal
+ * came. The handler may catch it and go on; left uncaught it fails the attempt permanently (code
+ * `wait_timeout`): a later run would meet the same timed-out wait.
+ */
+export class WaitTimeoutError extends PermanentError {
+  /** The signal's name, as given to `waitForSignal`. */
+  readonly signal: string;
+
+  constructor(signal: string) {
+    super(`the wait for signal ${JSON.stringify(signal)} timed out`, { code: "wait_timeout" });
+    this.name = "WaitTimeoutError";
+    this.signal = signal;
+  }
+}
+
+/** How a child task that did not succeed ended. */
+export type ChildFailureStatus = "failed" | "dead" | "cancelled";
+
+/**
+ * A child task that did not succeed, as `ctx.join` returns it in place of the child's output
+ * (a value, not thrown; see `ChildTaskFailed` for `{ raiseOnFailure: true }`).
+ */
+export class ChildFailure {
+  constructor(
+    /** The child task's id. */
+    readonly taskId: string,
+    /** How it ended: `failed`, `dead` or `cancelled`. */
+    readonly status: ChildFailureStatus,
+    /** Its error (`class`, `code`, `message`, …), as the server reports it; `null` if it has none. */
+    readonly error: TaskErrorInfo | null,
+  ) {}
+}
+
+/**
+ * Thrown by `ctx.join(ids, { raiseOnFailure: true })` for the first child (in the order of `ids`)
+ * that did not succeed. Left uncaught it fails the attempt permanently (code `child_failed`): the
+ * join's result is stored, so a later run would meet the same failure.
+ */
+export class ChildTaskFailed extends PermanentError {
+  /** The child that did not succeed. */
+  readonly failure: ChildFailure;
+
+  constructor(failure: ChildFailure) {
+    const why = failure.error?.message ? `: ${failure.error.message}` : "";
+    super(`child task ${failure.taskId} ended ${failure.status}${why}`, { code: "child_failed" });
+    this.name = "ChildTaskFailed";
+    this.failure = failure;
+  }
 }

@@ -1,7 +1,30 @@
 export { Client, isFinalEvent } from "./client.js";
-export type { ClientOptions, SubmitOptions, BatchSubmitOptions, FollowOptions, Task, TaskEvent, TaskStatus, TaskErrorInfo, Attempt, Step } from "./client.js";
+export type {
+  ClientOptions,
+  SubmitOptions,
+  BatchSubmitOptions,
+  FollowOptions,
+  Task,
+  TaskEvent,
+  TaskStatus,
+  TaskErrorInfo,
+  TaskWait,
+  SignalResult,
+  Attempt,
+  Step,
+} from "./client.js";
 export { Worker } from "./worker.js";
-export type { WorkerOptions, AgentOptions, RetryPolicy, TaskContext, Handler, LogLevel } from "./worker.js";
+export type {
+  WorkerOptions,
+  AgentOptions,
+  RetryPolicy,
+  TaskContext,
+  Handler,
+  LogLevel,
+  WaitForSignalOptions,
+  SpawnOptions,
+  JoinOptions,
+} from "./worker.js";
 export {
   SwitchyardError,
   ConnectionError,
@@ -9,6 +32,9 @@ export {
   RetryableError,
   PermanentError,
   RateLimitedError,
+  WaitTimeoutError,
+  ChildFailure,
+  ChildTaskFailed,
 } from "./errors.js";
-export type { ErrorClass, Violation, RateLimitedOptions } from "./errors.js";
+export type { ErrorClass, Violation, RateLimitedOptions, ChildFailureStatus } from "./errors.js";
 export { VERSION } from "./version.js";

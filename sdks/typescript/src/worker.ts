@@ -1,4 +1,17 @@
-import { ConnectionError, PermanentError, SwitchyardError, TaskError, RateLimitedError, textOr, type ErrorClass } from "./errors.js";
+import type { TaskErrorInfo } from "./client.js";
+import {
+  ChildFailure,
+  ChildTaskFailed,
+  ConnectionError,
+  PermanentError,
+  SwitchyardError,
+  TaskError,
+  RateLimitedError,
+  WaitTimeoutError,
+  textOr,
+  type ChildFailureStatus,
+  type ErrorClass,
+} from "./errors.js";
 import { jitter, openSocket, sleep, wsUrl, type Socket } from "./socket.js";
 import { VERSION } from "./version.js";
 
@@ -56,7 +69,8 @@ export interface TaskContext {
   readonly timeoutMs: number;
   /**
    * Aborts when the task is cancelled (reason: an `AbortError` DOMException), the attempt
-   * times out (a `TimeoutError` DOMException) or the connection to the server is lost.
+   * times out (a `TimeoutError` DOMException), the connection to the server is lost, or the run
+   * ends in a wait (reason: the SDK's internal suspension, see `sleep`).
    */
   readonly signal: AbortSignal;
   /** `signal.aborted`. */
@@ -82,6 +96,59 @@ export interface TaskContext {
    * with one name run one at a time: a call made while another runs waits for it).
    */
   step<T>(name: string, fn: () => T | Promise<T>): Promise<T>;
+  /**
+   * A durable sleep of `seconds`, named `name` (a step name). The first time, this run ends
+   * here: the promise rejects with the SDK's internal suspension, which the handler must let
+   * through (whatever the handler does afterwards, nothing more is sent for this run), the
+   * worker's slot is free at once, and the task runs again once the time has passed, finding
+   * the sleep over (it then resolves at once). Rejects with a `PermanentError` when the server
+   * refuses the wait (`invalid_wait`, `too_many_steps`).
+   */
+  sleep(name: string, seconds: number): Promise<void>;
+  /** `sleep` until `when`: a `Date`, or milliseconds since the Unix epoch. */
+  sleepUntil(name: string, when: Date | number): Promise<void>;
+  /**
+   * Waits for the signal `name` (sent with `Client.signal` or `POST
+   * /api/v1/tasks/{id}/signals/{name}`) and resolves to its payload; the step is `signal:{name}`.
+   * A signal sent before the wait is kept for it. If none is there, this run ends as with `sleep`
+   * and the task runs again when the signal comes. With `timeout` (seconds), a signal that does
+   * not come in time makes a later run's wait reject with `WaitTimeoutError`, which the handler
+   * may catch.
+   */
+  waitForSignal<T = unknown>(name: string, options?: WaitForSignalOptions): Promise<T>;
+  /**
+   * Submits a child task of this task (agent `agent`, `input`) and resolves to its id, once per
+   * task: the step is `spawn:{key}`, or `spawn:#{n}` without a key (`n` counts this run's
+   * key-less spawns from 1), so later runs get the same child. Rejects with a `PermanentError`
+   * carrying the server's code when it refuses (`agent_not_found`, `invalid_input`,
+   * `too_many_children`, …).
+   */
+  spawn(agent: string, input: unknown, options?: SpawnOptions): Promise<string>;
+  /**
+   * Waits until the child tasks `ids` have all finished and resolves to their results in the
+   * same order: a succeeded child's output, or a `ChildFailure` for one that failed, went dead
+   * or was cancelled (`{ raiseOnFailure: true }` rejects with `ChildTaskFailed` for the first of
+   * those instead). The step is `join:#{n}` (`n` counts this run's joins from 1). Until they
+   * have finished, this run ends as with `sleep` and the task runs again when they have.
+   */
+  join(ids: readonly string[], options?: JoinOptions): Promise<unknown[]>;
+}
+
+export interface WaitForSignalOptions {
+  /** Seconds to wait for the signal before the wait times out; left out, no timeout. */
+  timeout?: number;
+}
+
+export interface SpawnOptions {
+  /** Names the spawn's step `spawn:{key}` (instead of counting key-less spawns). */
+  key?: string;
+  /** The child task's priority (higher runs first). */
+  priority?: number;
+}
+
+export interface JoinOptions {
+  /** Reject with `ChildTaskFailed` for the first child that did not succeed. */
+  raiseOnFailure?: boolean;
 }
 
 /**
@@ -119,15 +186,37 @@ interface Running {
   finish: (msg: Record<string, unknown>) => void;
 }
 
-/** A `step` message waiting for its `step_recorded` answer. */
-interface StepWaiter {
+/** The server's answer to each request an attempt makes about a step. */
+const ANSWERS = { step: "step_recorded", wait: "wait_result", spawn: "spawned" } as const;
+type StepRequest = keyof typeof ANSWERS;
+
+/** A `step`, `wait` or `spawn` message waiting for its answer. */
+interface AnswerWaiter {
   resolve: (answer: Record<string, unknown>) => void;
   reject: (reason: unknown) => void;
 }
 
-/** Waiters are matched to answers by task, attempt and step name. */
-function stepKey(taskId: string, attempt: number, name: string): string {
-  return `${taskId}\u0000${attempt}\u0000${name}`;
+/** Waiters are matched to answers by the answer's type, task, attempt and step name. */
+function answerKey(answer: string, taskId: string, attempt: number, name: string): string {
+  return `${answer}\u0000${taskId}\u0000${attempt}\u0000${name}`;
+}
+
+/**
+ * What a run that ended in a wait throws through its handler (the server has ended the
+ * attempt and freed the slot): not an `Error`, so that it is not mistaken for a failure. A
+ * handler that catches it must rethrow it; whatever it does, nothing more is sent for the run.
+ */
+class Suspension {
+  readonly name = "Suspension";
+  readonly message: string;
+
+  constructor(taskId: string, attempt: number, step: string) {
+    this.message = `task ${taskId} waits (${step}): run ${attempt} is over and resumes when the wait ends`;
+  }
+
+  toString(): string {
+    return `${this.name}: ${this.message}`;
+  }
 }
 
 const HANDSHAKE_TIMEOUT_MS = 15_000;
@@ -261,9 +350,9 @@ export class Worker {
     for (const resolve of this.#connected.splice(0)) resolve();
     const heartbeatMs = Math.max(100, Number(welcome["heartbeat_ms"] ?? 5000) / 2);
     const running = new Map<string, Running>();
-    // Steps of this connection's attempts waiting for `step_recorded` (several tasks may wait
-    // at once). A lost connection aborts the attempts, which rejects their waiters.
-    const stepWaiters = new Map<string, StepWaiter>();
+    // Steps, waits and spawns of this connection's attempts waiting for their answers (several
+    // tasks may wait at once). A lost connection aborts the attempts, which rejects their waiters.
+    const answerWaiters = new Map<string, AnswerWaiter>();
     let draining = false;
     // Assignments the server sent before it read `drain` arrive before its `draining` answer:
     // the drain is over only when that answer came and nothing runs.
@@ -288,8 +377,8 @@ export class Worker {
         for (const r of running.values()) r.abort(lost);
         running.clear();
         // (Aborting an attempt rejects its steps' waiters; these are any left over.)
-        for (const waiter of stepWaiters.values()) waiter.reject(lost);
-        stepWaiters.clear();
+        for (const waiter of answerWaiters.values()) waiter.reject(lost);
+        answerWaiters.clear();
         if (how === "stopped") socket.close(1000, "drained");
         resolve(how);
       };
@@ -318,13 +407,15 @@ export class Worker {
         }
         switch (msg["type"]) {
           case "assign":
-            this.#runAttempt(msg, running, stepWaiters, send, maybeDrained);
+            this.#runAttempt(msg, running, answerWaiters, send, maybeDrained);
             break;
-          case "step_recorded": {
-            const key = stepKey(String(msg["task_id"]), Number(msg["attempt"]), String(msg["name"]));
-            const waiter = stepWaiters.get(key);
+          case "step_recorded":
+          case "wait_result":
+          case "spawned": {
+            const key = answerKey(msg["type"], String(msg["task_id"]), Number(msg["attempt"]), String(msg["name"]));
+            const waiter = answerWaiters.get(key);
             if (waiter) {
-              stepWaiters.delete(key);
+              answerWaiters.delete(key);
               waiter.resolve(msg);
             }
             break;
@@ -419,7 +510,7 @@ export class Worker {
   #runAttempt(
     msg: Record<string, unknown>,
     running: Map<string, Running>,
-    stepWaiters: Map<string, StepWaiter>,
+    answerWaiters: Map<string, AnswerWaiter>,
     send: (msg: Record<string, unknown>) => void,
     afterFinish: () => void,
   ): void {
@@ -430,34 +521,37 @@ export class Worker {
     // Most handlers never look at their signal: its AbortController is made on first use
     // (already aborted, if the attempt was), not for every task.
     let controller: AbortController | undefined;
-    let abortReason: DOMException | undefined;
-    // Names of this attempt's steps waiting for `step_recorded`.
+    let abortReason: unknown;
+    let aborted = false;
+    // Keys (see `answerKey`) of this attempt's requests waiting for their answers.
     const waiting = new Set<string>();
     const rejectWaiting = (reason: unknown) => {
-      for (const name of waiting) {
-        const key = stepKey(taskId, attempt, name);
-        stepWaiters.get(key)?.reject(reason);
-        stepWaiters.delete(key);
+      for (const key of waiting) {
+        answerWaiters.get(key)?.reject(reason);
+        answerWaiters.delete(key);
       }
       waiting.clear();
     };
-    const abort = (reason: DOMException) => {
-      if (abortReason !== undefined) return;
+    const abort = (reason: unknown) => {
+      if (aborted) return;
+      aborted = true;
       abortReason = reason;
       controller?.abort(reason);
       rejectWaiting(reason);
     };
     let done = false;
-    const finish = (out: Record<string, unknown>) => {
+    /** Ends the attempt here: sends `out`, if any (a run that ended in a wait sends nothing). */
+    const close = (out: Record<string, unknown> | undefined) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       if (running.get(taskId)?.attempt === attempt) running.delete(taskId);
-      send({ ...out, task_id: taskId, attempt });
-      // A step the handler left running without awaiting it will not be answered now.
-      rejectWaiting(abortReason ?? new DOMException("the attempt is over", "AbortError"));
+      if (out !== undefined) send({ ...out, task_id: taskId, attempt });
+      // A request the handler left without awaiting it will not be answered now.
+      rejectWaiting(aborted ? abortReason : new DOMException("the attempt is over", "AbortError"));
       afterFinish();
     };
+    const finish = (out: Record<string, unknown>) => close(out);
     const timer = setTimeout(() => {
       abort(new DOMException(`the attempt did not finish within ${timeoutMs} ms`, "TimeoutError"));
       finish(failure(new TaskError("retryable", `the attempt did not finish within ${timeoutMs} ms`, { code: "timeout" })));
@@ -465,6 +559,19 @@ export class Worker {
     running.set(taskId, { attempt, abort, finish });
 
     const about = { task_id: taskId, attempt };
+
+    /**
+     * The server answered a wait `suspended`: it has ended the attempt and freed the slot. The
+     * handler unwinds with the suspension (it is also the signal's abort reason and what every
+     * later request rejects with), and nothing more is sent for the attempt.
+     */
+    const suspend = (step: string): unknown => {
+      if (!done) {
+        abort(new Suspension(taskId, attempt, step));
+        close(undefined);
+      }
+      return abortReason;
+    };
 
     // Durable steps: results stored by earlier runs (from `assign`) and by this one.
     const stored = new Map<string, unknown>();
@@ -475,39 +582,63 @@ export class Worker {
     // Steps of this run that have not ended yet: a second call with the same name waits for the
     // first, then returns its result (or, if it failed, runs).
     const inFlight = new Map<string, Promise<unknown>>();
-    /** The attempt is over: what a step started now rejects with. */
-    const gone = () => abortReason ?? (done ? new DOMException("the attempt is over", "AbortError") : undefined);
-    /** Sends `step` and resolves with the server's answer (rejects if the attempt ends first). */
-    const record = (name: string, m: Record<string, unknown>): Promise<Record<string, unknown>> =>
-      new Promise((resolve, reject) => {
-        const ended = gone();
-        if (ended !== undefined) return reject(ended);
-        waiting.add(name);
-        stepWaiters.set(stepKey(taskId, attempt, name), {
+    /** The attempt is over: what a request made now rejects with. */
+    const gone = (): { reason: unknown } | undefined => {
+      if (aborted) return { reason: abortReason };
+      return done ? { reason: new DOMException("the attempt is over", "AbortError") } : undefined;
+    };
+    /** Sends a `step`, `wait` or `spawn` and resolves with the server's answer (rejects if the attempt ends first). */
+    const ask = async (type: StepRequest, name: string, m: Record<string, unknown>): Promise<Record<string, unknown>> => {
+      const ended = gone();
+      if (ended !== undefined) throw ended.reason;
+      return new Promise((resolve, reject) => {
+        const key = answerKey(ANSWERS[type], taskId, attempt, name);
+        waiting.add(key);
+        answerWaiters.set(key, {
           resolve: (answer) => {
-            waiting.delete(name);
+            waiting.delete(key);
             resolve(answer);
           },
           reject,
         });
-        send({ type: "step", ...about, name, ...m });
+        send({ type, ...about, name, ...m });
       });
-    /** `step_recorded` with `accepted: false` as the error the handler sees. */
-    const refusal = (answer: Record<string, unknown>): Error => {
-      const code = textOr(answer["code"], "step_refused");
-      const message = textOr(answer["message"], `the server refused step ${code}`);
+    };
+    /** A refused step, wait or spawn as the error the handler sees. */
+    const refusal = (name: string, answer: Record<string, unknown>): unknown => {
+      const code = textOr(answer["code"], "refused");
+      const message = textOr(answer["message"], `the server refused ${name}: ${code}`);
       if (code === "lease_lost") {
         // The attempt is no longer ours: stop as when the server cancels it.
-        const reason = new DOMException(`the attempt lost its lease: ${message}`, "AbortError");
-        abort(reason);
+        abort(new DOMException(`the attempt lost its lease: ${message}`, "AbortError"));
         finish({ type: "cancelled" });
-        return abortReason ?? reason;
+        return abortReason;
       }
       return new PermanentError(message, { code });
     };
+    /**
+     * Runs a durable piece of the handler once per name: resolves to the stored result if there
+     * is one; otherwise `run` produces it (and stores it, once the server has). Calls with one
+     * name run one at a time.
+     */
+    const durable = (name: string, run: () => Promise<unknown>): Promise<unknown> => {
+      if (stored.has(name)) return Promise.resolve(stored.get(name));
+      const pending = inFlight.get(name);
+      if (pending !== undefined) {
+        const again = () => durable(name, run);
+        return pending.then(again, again);
+      }
+      const p = run();
+      inFlight.set(name, p);
+      const settled = () => {
+        inFlight.delete(name);
+      };
+      p.then(settled, settled);
+      return p;
+    };
     const runStep = async (name: string, fn: () => unknown): Promise<unknown> => {
       const ended = gone();
-      if (ended !== undefined) throw ended;
+      if (ended !== undefined) throw ended.reason;
       const started = performance.now();
       let value: unknown;
       try {
@@ -519,33 +650,101 @@ export class Worker {
         const stepError: Record<string, unknown> = { message: failed["message"], class: failed["class"] };
         if (failed["code"] !== undefined) stepError["code"] = failed["code"];
         else if (!(error instanceof TaskError)) stepError["code"] = "exception";
-        const answer = await record(name, { duration_ms: elapsed(started), error: stepError });
-        if (answer["accepted"] === false) throw refusal(answer);
+        const answer = await ask("step", name, { duration_ms: elapsed(started), error: stepError });
+        if (answer["accepted"] === false) throw refusal(name, answer);
         throw error;
       }
-      const output = asJson(name, value);
-      const answer = await record(name, { output, duration_ms: elapsed(started) });
-      if (answer["accepted"] === false) throw refusal(answer);
+      const output = asJson(`step ${name}: the result`, value, "invalid_step_output");
+      const answer = await ask("step", name, { output, duration_ms: elapsed(started) });
+      if (answer["accepted"] === false) throw refusal(name, answer);
       stored.set(name, output);
       return output;
     };
+    /** Sends a `wait` and ends as its `wait_result` says. `signal` names a signal wait's signal. */
+    const runWait = async (name: string, m: Record<string, unknown>, signal?: string): Promise<unknown> => {
+      const answer = await ask("wait", name, m);
+      switch (answer["status"]) {
+        case "ready": {
+          const output = answer["output"] === undefined ? null : answer["output"];
+          stored.set(name, output);
+          return output;
+        }
+        case "suspended":
+          throw suspend(name);
+        case "timed_out":
+          throw new WaitTimeoutError(signal ?? name);
+        default:
+          throw refusal(name, answer);
+      }
+    };
+    const wait = (name: string, m: Record<string, unknown>, signal?: string): Promise<unknown> =>
+      durable(name, () => runWait(name, m, signal));
     const step = <T>(name: string, fn: () => T | Promise<T>): Promise<T> => {
       if (typeof name !== "string") return Promise.reject(new TypeError("a step's name must be a string"));
       if (typeof fn !== "function") return Promise.reject(new TypeError(`step ${name}: a function is required`));
       // Stored results are JSON as it was recorded; `T` is the handler's word for it.
-      if (stored.has(name)) return Promise.resolve(stored.get(name) as T);
-      const pending = inFlight.get(name);
-      if (pending !== undefined) {
-        const again = () => step(name, fn);
-        return pending.then(again, again);
+      return durable(name, () => runStep(name, fn)) as Promise<T>;
+    };
+    const sleepFor = async (name: string, seconds: number): Promise<void> => {
+      if (typeof name !== "string") throw new TypeError("a sleep's name must be a string");
+      if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) {
+        throw new RangeError(`sleep ${name}: seconds must be a finite number >= 0, got ${String(seconds)}`);
       }
-      const p = runStep(name, fn);
-      inFlight.set(name, p);
-      const settled = () => {
-        inFlight.delete(name);
-      };
-      p.then(settled, settled);
-      return p as Promise<T>;
+      await wait(name, { kind: "sleep", duration_ms: Math.round(seconds * 1000) });
+    };
+    const sleepUntil = async (name: string, when: Date | number): Promise<void> => {
+      if (typeof name !== "string") throw new TypeError("a sleep's name must be a string");
+      const until = when instanceof Date ? when.getTime() : when;
+      if (typeof until !== "number" || !Number.isFinite(until)) {
+        throw new RangeError(`sleepUntil ${name}: when must be a valid Date or milliseconds since the epoch`);
+      }
+      await wait(name, { kind: "sleep", until: Math.round(until) });
+    };
+    const waitForSignal = async <T>(signal: string, options: WaitForSignalOptions = {}): Promise<T> => {
+      if (typeof signal !== "string") throw new TypeError("a signal's name must be a string");
+      const m: Record<string, unknown> = { kind: "signal", signal };
+      if (options.timeout !== undefined) {
+        if (typeof options.timeout !== "number" || !Number.isFinite(options.timeout) || options.timeout < 0) {
+          throw new RangeError(`waitForSignal ${signal}: timeout is in seconds and must be a finite number >= 0`);
+        }
+        m["timeout_ms"] = Math.round(options.timeout * 1000);
+      }
+      // The payload is JSON as the server stored it; `T` is the handler's word for it.
+      return (await wait(`signal:${signal}`, m, signal)) as T;
+    };
+    // Key-less spawns and joins are named by their count in this run, so that a run that makes
+    // its calls in the same order meets its own steps again.
+    let spawns = 0;
+    let joins = 0;
+    const spawn = async (childAgent: string, input: unknown, options: SpawnOptions = {}): Promise<string> => {
+      if (typeof childAgent !== "string") throw new TypeError("spawn: the agent's name must be a string");
+      if (options.key !== undefined && typeof options.key !== "string") throw new TypeError("spawn: key must be a string");
+      const name = options.key !== undefined ? `spawn:${options.key}` : `spawn:#${++spawns}`;
+      const id = await durable(name, async () => {
+        const m: Record<string, unknown> = {
+          agent: childAgent,
+          input: asJson(`${name}: the input`, input ?? {}, "invalid_input"),
+        };
+        if (options.priority !== undefined) m["priority"] = options.priority;
+        const answer = await ask("spawn", name, m);
+        if (answer["accepted"] !== true || typeof answer["child_id"] !== "string") throw refusal(name, answer);
+        stored.set(name, answer["child_id"]);
+        return answer["child_id"];
+      });
+      return String(id);
+    };
+    const join = async (ids: readonly string[], options: JoinOptions = {}): Promise<unknown[]> => {
+      if (!Array.isArray(ids) || !ids.every((id) => typeof id === "string")) {
+        throw new TypeError("join: ids must be an array of task ids (strings)");
+      }
+      const name = `join:#${++joins}`;
+      const results = await wait(name, { kind: "children", children: [...ids] });
+      const out = childResults(name, results);
+      if (options.raiseOnFailure) {
+        const failed = out.find((r) => r instanceof ChildFailure);
+        if (failed !== undefined) throw new ChildTaskFailed(failed);
+      }
+      return out;
     };
     // Reports are queued on the socket in order; the promise lets handlers `await` them as
     // they would a network call, without a round trip.
@@ -563,12 +762,12 @@ export class Worker {
       get signal() {
         if (controller === undefined) {
           controller = new AbortController();
-          if (abortReason !== undefined) controller.abort(abortReason);
+          if (aborted) controller.abort(abortReason);
         }
         return controller.signal;
       },
       get cancelled() {
-        return abortReason !== undefined;
+        return aborted;
       },
       log: (level, message) => report({ type: "log", level, message: String(message) }),
       progress: (progress, message) => {
@@ -579,6 +778,11 @@ export class Worker {
       },
       partial: (data) => report({ type: "partial", data: data === undefined ? null : data }),
       step,
+      sleep: sleepFor,
+      sleepUntil,
+      waitForSignal,
+      spawn,
+      join,
     };
 
     const entry = this.#agents.get(agent);
@@ -591,7 +795,7 @@ export class Worker {
       .then(
         (output) => finish({ type: "result", output: output === undefined ? null : output }),
         (error: unknown) => {
-          if (abortReason !== undefined && !(error instanceof TaskError)) {
+          if (aborted && !(error instanceof TaskError)) {
             // The handler gave up because of its signal; `finish` has already reported why.
             finish({ type: "cancelled" });
             return;
@@ -631,24 +835,38 @@ function elapsed(started: number): number {
 }
 
 /**
- * A step's result as JSON carries it (`undefined` is `null`): what the server stores and
- * later runs get. Not serialisable (a BigInt, a cycle, a function) is a permanent error.
+ * A value as JSON carries it (`undefined` is `null`): what the server stores and later runs
+ * get. Not serialisable (a BigInt, a cycle, a function) is a permanent error with `code`;
+ * `what` names the value in its message (`step draft: the result`).
  */
-function asJson(name: string, value: unknown): unknown {
+function asJson(what: string, value: unknown, code: string): unknown {
   if (value === undefined) return null;
   let text: string | undefined;
   try {
     text = JSON.stringify(value);
   } catch (e) {
-    throw new PermanentError(`step ${name}: the result is not JSON-serialisable: ${e instanceof Error ? e.message : String(e)}`, {
-      code: "invalid_step_output",
-      cause: e,
-    });
+    throw new PermanentError(`${what} is not JSON-serialisable: ${e instanceof Error ? e.message : String(e)}`, { code, cause: e });
   }
   if (text === undefined) {
-    throw new PermanentError(`step ${name}: the result (a ${typeof value}) is not JSON-serialisable`, { code: "invalid_step_output" });
+    throw new PermanentError(`${what} (a ${typeof value}) is not JSON-serialisable`, { code });
   }
   return JSON.parse(text) as unknown;
+}
+
+/**
+ * A join's stored result (`[{task_id, status, output | error}]`) as `ctx.join` returns it: the
+ * output of each child that succeeded, a `ChildFailure` for each other one, in order.
+ */
+function childResults(name: string, results: unknown): unknown[] {
+  if (!Array.isArray(results)) {
+    throw new PermanentError(`${name}: the server's result is not a list of children`, { code: "invalid_wait_result" });
+  }
+  return results.map((item: unknown) => {
+    const child = (item !== null && typeof item === "object" ? item : {}) as Record<string, unknown>;
+    if (child["status"] === "succeeded") return child["output"] === undefined ? null : child["output"];
+    const error = child["error"] !== null && typeof child["error"] === "object" ? (child["error"] as TaskErrorInfo) : null;
+    return new ChildFailure(String(child["task_id"]), String(child["status"]) as ChildFailureStatus, error);
+  });
 }
 
 function defaultName(): string {

@@ -17,7 +17,7 @@ describe("package", () => {
 
   it("resolves through its exports map to the built ESM with declarations", async () => {
     const mod = (await import("@switchyard/sdk")) as Record<string, unknown>;
-    for (const name of ["Client", "Worker", "SwitchyardError", "RetryableError", "PermanentError", "RateLimitedError"]) {
+    for (const name of ["Client", "Worker", "SwitchyardError", "RetryableError", "PermanentError", "RateLimitedError", "WaitTimeoutError", "ChildFailure", "ChildTaskFailed"]) {
       expect(typeof mod[name]).toBe("function");
     }
     const files = readdirSync(join(SDK_DIR, "dist"));
