@@ -5,7 +5,7 @@ import { tokensFromPair } from '@/app/session';
 import { watchTask } from '@/app/live/liveSlice';
 import type { Transport, TransportOptions } from '@/app/live/transports';
 import { asTaskEvent, type TaskEvent } from '@/shared/api/events';
-import type { Task } from '@/shared/api/types';
+import type { Task, TaskWait } from '@/shared/api/types';
 import { tasksApi } from './tasksApi';
 
 function task(id: string, over: Partial<Task> = {}): Task {
@@ -155,6 +155,38 @@ describe('live events patch the cache', () => {
     const wire = { type: 'event', task_id: 't1', seq: 3, agent: 'slow', at: '2026-01-01T00:00:01Z', kind: 'step_finished', name: 'draft', status: 'succeeded', attempt: 1, output: 1 };
     expect(asTaskEvent(wire)).toEqual(wire);
     expect(asTaskEvent({ ...wire, kind: 'step_started' })).toBeNull();
+  });
+
+  it('takes waiting, resumed and signal_received from the wire: status and wait on details and lists, signals in the live stream', async () => {
+    const { store, emit } = setup();
+    await flush();
+    const wait: TaskWait = { kind: 'children', name: 'join:#1', children: ['c1', 'c2'] };
+    for (const kind of ['waiting', 'resumed', 'signal_received']) {
+      const wire = { type: 'event', task_id: 't1', seq: 3, agent: 'slow', at: '2026-01-01T00:00:01Z', kind };
+      expect(asTaskEvent(wire)).toEqual(wire);
+    }
+    await store.dispatch(tasksApi.util.upsertQueryData('getTask', 't1', task('t1', { status: 'running', seq: 2 })));
+    await store.dispatch(tasksApi.util.upsertQueryData('listTasks', { limit: 500 }, { items: [task('t1', { status: 'running', seq: 2 })], next_cursor: null }));
+    await store.dispatch(tasksApi.endpoints.getTaskStream.initiate('t1'));
+    const detail = () => tasksApi.endpoints.getTask.select('t1')(store.getState()).data!;
+    const listed = () => tasksApi.endpoints.listTasks.select({ limit: 500 })(store.getState()).data!.items[0]!;
+
+    emit({ task_id: 't1', seq: 3, kind: 'waiting', attempt: 1, wait });
+    expect(detail()).toMatchObject({ status: 'waiting', wait, seq: 3 });
+    // The run is over, not the task: its attempt is suspended, not failed.
+    expect(detail().attempts).toMatchObject([{ number: 1, status: 'suspended', finished_at: '2026-01-01T00:00:01.000Z' }]);
+    expect(listed()).toMatchObject({ status: 'waiting', wait });
+
+    emit({ task_id: 't1', seq: 4, kind: 'signal_received', name: 'approval', payload: { approved: true } });
+    emit({ task_id: 't1', seq: 4, kind: 'signal_received', name: 'approval', payload: { approved: true } });
+    expect(tasksApi.endpoints.getTaskStream.select('t1')(store.getState()).data!.signals).toEqual([
+      { seq: 4, at: '2026-01-01T00:00:01.000Z', name: 'approval', payload: { approved: true } },
+    ]);
+    expect(detail()).toMatchObject({ status: 'waiting', wait, seq: 4 });
+
+    emit({ task_id: 't1', seq: 5, kind: 'resumed', reason: 'children', at: '2026-01-01T00:00:02.000Z' });
+    expect(detail()).toMatchObject({ status: 'queued', wait: null, run_at: '2026-01-01T00:00:02.000Z', seq: 5 });
+    expect(listed()).toMatchObject({ status: 'queued', wait: null });
   });
 
   it('subscribes to a watched task from the sequence number already loaded', async () => {

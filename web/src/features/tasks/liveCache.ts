@@ -16,6 +16,8 @@ type RootLike = Parameters<typeof tasksApi.util.selectCachedArgsForQuery>[0];
 /** Lists up to this size get refetched after new tasks appear (bigger ones rely on patches). */
 const REFETCH_LIST_LIMIT = 100;
 const REFETCH_DELAY_MS = 1_000;
+/** Signals received while a task page is open: the newest this many are kept. */
+const MAX_SIGNALS_SHOWN = 20;
 
 const pending = new Map<string, { tags: Parameters<typeof api.util.invalidateTags>[0] }>();
 let flushTimer: ReturnType<typeof setTimeout> | undefined;
@@ -97,6 +99,16 @@ export function applyTaskEventToCache(event: TaskEvent, store: MiddlewareAPI): v
     const patch = dispatch(tasksApi.util.updateQueryData('getTaskSteps', id, (steps) => void applyStepEvent(steps.items, event)));
     // The event does not say when the step started: the list, fetched shortly, does.
     if (patch.patches.length > 0) later(dispatch, `steps:${id}`, [{ type: 'TaskSteps', id }]);
+  }
+
+  if (event.kind === 'signal_received' && tasksApi.endpoints.getTaskStream.select(id)(state).data) {
+    dispatch(
+      tasksApi.util.updateQueryData('getTaskStream', id, (stream) => {
+        if (stream.signals.some((r) => r.seq === event.seq)) return;
+        stream.signals.push({ seq: event.seq, at: event.at, name: event.name, payload: event.payload });
+        if (stream.signals.length > MAX_SIGNALS_SHOWN) stream.signals.splice(0, stream.signals.length - MAX_SIGNALS_SHOWN);
+      }),
+    );
   }
 
   if ((event.kind === 'partial' || event.kind === 'progress') && tasksApi.endpoints.getTaskStream.select(id)(state).data) {

@@ -72,9 +72,24 @@ export function applyEventToTask(task: Task, event: TaskEvent): boolean {
     case 'step_finished':
       // Steps are kept apart (`getTaskSteps`, see `applyStepEvent`): the task only moves on in `seq`.
       break;
+    case 'waiting':
+      // The run is over, not the task.
+      task.status = 'waiting';
+      task.wait = event.wait;
+      closeAttempt(task, event.attempt, event.at, 'suspended', event);
+      break;
+    case 'resumed':
+      task.status = 'queued';
+      task.run_at = event.at;
+      break;
+    case 'signal_received':
+      // Kept apart too (the live stream, see liveCache.ts); `resumed` follows if it ends the wait.
+      break;
     default:
       break;
   }
+  // A task says what it waits for only while it waits.
+  if (task.status !== 'waiting' && task.wait) task.wait = null;
   return true;
 }
 
@@ -102,8 +117,20 @@ export function applyStepEvent(steps: TaskStep[], event: TaskEvent): boolean {
   return true;
 }
 
+/** The task's status after this event, if the event changes it. */
 export function eventStatus(event: TaskEvent): TaskStatus | null {
-  return event.kind === 'status' || event.kind === 'result' || event.kind === 'error' ? event.status : null;
+  switch (event.kind) {
+    case 'status':
+    case 'result':
+    case 'error':
+      return event.status;
+    case 'waiting':
+      return 'waiting';
+    case 'resumed':
+      return 'queued';
+    default:
+      return null;
+  }
 }
 
 /** A task as far as its first event tells (until the list is refetched). */

@@ -1,6 +1,6 @@
 // Task endpoints. Lists and details are patched live by `liveCache.ts`.
 import { api } from '@/app/api';
-import type { Items, LogLine, Step, SubmitBody, Task, TaskPage, TaskStatus } from '@/shared/api/types';
+import type { Items, LogLine, SignalSent, Step, SubmitBody, Task, TaskPage, TaskStatus } from '@/shared/api/types';
 import { recentEvents } from './recentEvents';
 import { applyEventToTask, applyStepEvent, catchUpPage } from './taskEvents';
 
@@ -22,6 +22,22 @@ export interface TaskStream {
   progress: number | null;
   progressMessage: string | null;
   partials: { seq: number; at: string; data: unknown }[];
+  /** Signals received while the page is open (`signal_received`), oldest first. */
+  signals: ReceivedSignal[];
+}
+
+export interface ReceivedSignal {
+  seq: number;
+  at: string;
+  name: string;
+  payload: unknown;
+}
+
+export interface SignalArgs {
+  taskId: string;
+  name: string;
+  /** Any JSON value: it is sent as the request body. */
+  payload: unknown;
 }
 
 /**
@@ -100,7 +116,7 @@ export const tasksApi = api.injectEndpoints({
     }),
     /** Filled only by live events; starts empty when a task page opens. */
     getTaskStream: build.query<TaskStream, string>({
-      queryFn: () => ({ data: { progress: null, progressMessage: null, partials: [] } }),
+      queryFn: () => ({ data: { progress: null, progressMessage: null, partials: [], signals: [] } }),
       keepUnusedDataFor: 30,
     }),
     submitTask: build.mutation<Task, SubmitArgs>({
@@ -110,6 +126,16 @@ export const tasksApi = api.injectEndpoints({
     cancelTask: build.mutation<Task, string>({
       query: (id) => ({ url: `/tasks/${encodeURIComponent(id)}/cancel`, method: 'POST' }),
       invalidatesTags: (_r, _e, id) => [{ type: 'Task', id }, 'Queue'],
+    }),
+    /** `POST /tasks/{id}/signals/{name}`; the task's events tell the rest (`signal_received`, `resumed`). */
+    sendSignal: build.mutation<SignalSent, SignalArgs>({
+      query: ({ taskId, name, payload }) => ({
+        url: `/tasks/${encodeURIComponent(taskId)}/signals/${encodeURIComponent(name)}`,
+        method: 'POST',
+        // Serialized here: fetchBaseQuery sends only objects and arrays as JSON, and any value is a payload.
+        body: JSON.stringify(payload),
+        headers: { 'content-type': 'application/json' },
+      }),
     }),
     retryTask: build.mutation<Task, string>({
       query: (id) => ({ url: `/tasks/${encodeURIComponent(id)}/retry`, method: 'POST' }),
@@ -127,4 +153,5 @@ export const {
   useSubmitTaskMutation,
   useCancelTaskMutation,
   useRetryTaskMutation,
+  useSendSignalMutation,
 } = tasksApi;

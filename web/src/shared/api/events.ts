@@ -1,6 +1,6 @@
 // Live task events, as sent over the WebSocket (`type: "event"`) and Server-Sent Events.
 // The OpenAPI document does not describe stream payloads, so the shape is written here.
-import type { AlertEvent, LogLevel, StepStatus, TaskError, TaskStatus } from './types';
+import type { AlertEvent, LogLevel, ResumeReason, StepStatus, TaskError, TaskStatus, TaskWait } from './types';
 
 interface EventBase {
   type: 'event';
@@ -21,11 +21,17 @@ export type TaskEvent = EventBase &
     | { kind: 'error'; status: TaskStatus; attempt: number; error: TaskError; fallback_task_id?: string | null }
     // A durable step was recorded (`at` is when it finished). Not a status change, not a log line.
     | { kind: 'step_finished'; name: string; status: StepStatus; attempt: number; output?: unknown; error?: TaskError | null }
+    // The run ended in a durable wait: the task is `waiting` for `wait`.
+    | { kind: 'waiting'; attempt: number; wait: TaskWait }
+    // The wait is over: the task is queued again.
+    | { kind: 'resumed'; reason: ResumeReason }
+    // A signal arrived (it resumes the task if the task waits for it, else it is kept for a later wait).
+    | { kind: 'signal_received'; name: string; payload: unknown }
   );
 
 export type TaskEventKind = TaskEvent['kind'];
 
-const KINDS: ReadonlySet<string> = new Set(['status', 'log', 'progress', 'partial', 'result', 'error', 'step_finished']);
+const KINDS: ReadonlySet<string> = new Set(['status', 'log', 'progress', 'partial', 'result', 'error', 'step_finished', 'waiting', 'resumed', 'signal_received']);
 
 /** Accepts a parsed message if it looks like a task event; anything else is ignored by callers. */
 export function asTaskEvent(value: unknown): TaskEvent | null {

@@ -537,6 +537,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tasks/{id}/signals/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a signal to a task, with any JSON body as its payload. A task waiting for the
+         *     signal (`ctx.wait_for_signal(name)`) is queued again with the payload as the wait's
+         *     result; otherwise the signal is kept for its next wait (oldest first, at most 100).
+         */
+        post: operations["signal_task"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tasks/{id}/steps": {
         parameters: {
             query?: never;
@@ -1038,7 +1059,7 @@ export interface components {
             worker?: string | null;
         };
         /** @enum {string} */
-        AttemptStatus: "running" | "succeeded" | "failed" | "cancelled";
+        AttemptStatus: "running" | "succeeded" | "failed" | "cancelled" | "suspended";
         BatchBody: {
             tasks: components["schemas"]["SubmitBody"][];
         };
@@ -1260,6 +1281,7 @@ export interface components {
                 status: components["schemas"]["TaskStatus"];
                 trace_id?: string | null;
                 updated_at: components["schemas"]["Timestamp"];
+                wait?: components["schemas"]["Wait"] | null;
             }[];
         };
         /** @description A list response. */
@@ -1409,6 +1431,15 @@ export interface components {
             last_refreshed_at: components["schemas"]["Timestamp"];
             user_agent?: string | null;
         };
+        SignalAccepted: {
+            name: string;
+            /**
+             * @description The task was waiting for this signal and is queued again; `false`: the signal is
+             *     kept until the task waits for it.
+             */
+            resumed: boolean;
+            task_id: components["schemas"]["TaskId"];
+        };
         /** @description A step of a task, as stored and listed (`GET /api/v1/tasks/{id}/steps`). */
         Step: {
             /**
@@ -1483,6 +1514,7 @@ export interface components {
             status: components["schemas"]["TaskStatus"];
             trace_id?: string | null;
             updated_at: components["schemas"]["Timestamp"];
+            wait?: components["schemas"]["Wait"] | null;
         };
         /** @description A classified failure of one attempt, or of the whole task. */
         TaskError: {
@@ -1501,7 +1533,7 @@ export interface components {
             next_cursor?: components["schemas"]["TaskId"] | null;
         };
         /** @enum {string} */
-        TaskStatus: "queued" | "running" | "retrying" | "succeeded" | "failed" | "cancelled" | "dead";
+        TaskStatus: "queued" | "running" | "retrying" | "succeeded" | "failed" | "cancelled" | "dead" | "waiting";
         /** @description A task's trace: its W3C trace id and the timeline of its attempts. */
         TaskTrace: {
             attempts: components["schemas"]["AttemptSpan"][];
@@ -1560,6 +1592,19 @@ export interface components {
         };
         /** Format: uuid */
         UserId: string;
+        /** @description What a `waiting` task waits for (`wait` on the task, and on its `waiting` event). */
+        Wait: {
+            /** @description For `children`: the child tasks joined. */
+            children?: components["schemas"]["TaskId"][];
+            kind: components["schemas"]["WaitKind"];
+            /** @description The wait's step name. */
+            name: string;
+            /** @description For `signal`: the signal's name. */
+            signal?: string | null;
+            until?: components["schemas"]["Timestamp"] | null;
+        };
+        /** @enum {string} */
+        WaitKind: "sleep" | "signal" | "children";
         /** Format: uuid */
         WorkerId: string;
         /** @description A process or connection that runs tasks. */
@@ -4130,6 +4175,125 @@ export interface operations {
             };
             /** @description Not in a replayable state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    signal_task: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["TaskId"];
+                /** @description The signal's name (1-200 characters) */
+                name: string;
+            };
+            cookie?: never;
+        };
+        /** @description The payload: any JSON value */
+        requestBody: {
+            content: {
+                "application/json": Record<string, unknown>;
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignalAccepted"];
+                };
+            };
+            /** @description A bad name or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential: missing, malformed, expired or revoked (`unauthorized`, `token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the permission (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive within `server.body_read_timeout_ms` (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The task has finished (`task_finished`), or holds 100 signals it has not waited for (`invalid_state`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The payload is over `queue.max_signal_bytes` (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body has the wrong shape or fails validation (`invalid_body`, `validation_failed`, …) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

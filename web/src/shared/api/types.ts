@@ -3,11 +3,17 @@ import type { components } from './schema';
 
 type Schemas = components['schemas'];
 
-export type Task = Schemas['Task'];
 export type TaskStatus = Schemas['TaskStatus'];
+export type AttemptStatus = Schemas['AttemptStatus'];
+export type Attempt = Schemas['Attempt'];
+export type Task = Schemas['Task'];
 export type TaskError = Schemas['TaskError'];
 export type TaskPage = Schemas['TaskPage'];
-export type Attempt = Schemas['Attempt'];
+export type TaskWait = Schemas['Wait'];
+export type WaitKind = Schemas['WaitKind'];
+export type SignalSent = Schemas['SignalAccepted'];
+// Task events are not part of the OpenAPI document.
+export type ResumeReason = 'time' | 'signal' | 'children' | 'timeout';
 export type SubmitBody = Schemas['SubmitBody'];
 export type LogLine = Schemas['LogLine'];
 export type LogLevel = Schemas['LogLevel'];
@@ -39,6 +45,7 @@ export interface Items<T> {
 export const TASK_STATUSES: readonly TaskStatus[] = [
   'queued',
   'running',
+  'waiting',
   'retrying',
   'succeeded',
   'failed',

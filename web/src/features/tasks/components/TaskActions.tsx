@@ -5,7 +5,7 @@ import { ConfirmButton } from '@/shared/ui/ConfirmButton';
 import { shortId } from '@/shared/lib/format';
 import { useCancelTaskMutation, useRetryTaskMutation } from '../tasksApi';
 
-export const CANCELLABLE = new Set<Task['status']>(['queued', 'running', 'retrying']);
+export const CANCELLABLE = new Set<Task['status']>(['queued', 'running', 'waiting', 'retrying']);
 export const RETRYABLE = new Set<Task['status']>(['dead', 'failed', 'cancelled']);
 
 export function TaskActions({ task, compact }: { task: Task; compact?: boolean }) {
@@ -25,7 +25,9 @@ export function TaskActions({ task, compact }: { task: Task; compact?: boolean }
           message={
             task.status === 'running'
               ? 'The agent is asked to stop; the task is cancelled once it does (or after a grace period).'
-              : 'The task will not run.'
+              : task.status === 'waiting'
+                ? 'The task stops waiting and is cancelled at once, with its unfinished child tasks.'
+                : 'The task will not run.'
           }
           confirmLabel="Cancel task"
           danger

@@ -5,6 +5,7 @@ import { useNow } from '@/shared/lib/useNow';
 import { RelativeTime } from '@/shared/ui/RelativeTime';
 import { StatusBadge } from '@/shared/ui/StatusBadge';
 import type { ReactNode } from 'react';
+import { describeWait } from './WaitDescription';
 
 export function TaskTable({ tasks, caption, showError, actions }: { tasks: Task[]; caption: string; showError?: boolean; actions?: (task: Task) => ReactNode }) {
   const now = useNow();
@@ -43,7 +44,11 @@ export function TaskTable({ tasks, caption, showError, actions }: { tasks: Task[
               </td>
               <td>{t.agent}</td>
               <td>
-                <StatusBadge status={t.status} pending={t.cancel_requested && !['cancelled', 'succeeded', 'failed', 'dead'].includes(t.status)} />
+                <StatusBadge
+                  status={t.status}
+                  pending={t.cancel_requested && !['cancelled', 'succeeded', 'failed', 'dead'].includes(t.status)}
+                  title={t.status === 'waiting' && t.wait ? describeWait(t.wait) : undefined}
+                />
               </td>
               <td className="num hide-narrow">{t.attempts.length}</td>
               <td>

@@ -8,7 +8,8 @@ import type { Transport, TransportOptions } from '@/app/live/transports';
 import { authApi } from '@/features/auth/authApi';
 import type { TaskEvent } from '@/shared/api/events';
 import type { Step } from '@/shared/api/types';
-import { renderWithStore, signedInStore, USER_ID } from '@/test/utils';
+import { formatDateTime } from '@/shared/lib/format';
+import { liveStore as liveTestStore, renderWithStore, signedInStore, USER_ID } from '@/test/utils';
 import { server, useMockServer, errorBody } from '@/test/msw';
 import { tasksApi } from '../tasksApi';
 import { TaskDetailPage } from './TaskDetailPage';
@@ -198,6 +199,68 @@ describe('TaskDetailPage', () => {
     expect(screen.getByTestId('task-status')).toHaveTextContent('Running');
     expect(screen.getByRole('log', { name: 'Task log' })).toHaveTextContent('No log lines yet');
     await waitFor(() => expect(within(list).getAllByRole('listitem')[1]).toHaveTextContent('250 ms'), { timeout: 3000 });
+  });
+
+  it('says what a waiting task waits for, sends it its signal, and follows waiting, signal_received and resumed live', async () => {
+    const until = new Date(Date.now() + 3_600_000).toISOString();
+    const approvalWait = { kind: 'signal', name: 'signal:approval', signal: 'approval', until } as const;
+    // What the server says when the page (re)fetches the task.
+    let current: Record<string, unknown> = { ...running, status: 'waiting', wait: approvalWait, attempts: [{ ...running.attempts[0], status: 'succeeded', finished_at: '2026-01-01T00:00:01.500Z' }] };
+    const sent: unknown[] = [];
+    server.use(
+      http.get(`*/api/v1/tasks/${ID}`, () => HttpResponse.json(current)),
+      http.get(`*/api/v1/tasks/${ID}/logs`, () => HttpResponse.json({ items: [] })),
+      http.get(`*/api/v1/tasks/${ID}/steps`, () => HttpResponse.json({ items: [] })),
+      http.get('*/api/v1/tasks', () => HttpResponse.json({ items: [], next_cursor: null })),
+      http.get('*/api/v1/queues', () => HttpResponse.json({ items: [] })),
+      http.post(`*/api/v1/tasks/${ID}/signals/approval`, async ({ request }) => {
+        sent.push(await request.json());
+        return HttpResponse.json({ task_id: ID, name: 'approval', resumed: true }, { status: 202 });
+      }),
+    );
+    const { store, emit } = liveTestStore('operator');
+    renderWithStore(<TaskDetailPage />, { store, path: '/tasks/:id', route: `/tasks/${ID}` });
+    expect(await screen.findByTestId('task-status')).toHaveTextContent('Waiting');
+    expect(screen.getByTestId('task-wait')).toHaveTextContent(`Waiting for signal approval (until ${formatDateTime(until)}, in 1 h)`);
+
+    const form = screen.getByRole('form', { name: 'Send signal approval' });
+    await userEvent.click(within(form).getByRole('button', { name: 'Approve' }));
+    expect(await within(form).findByRole('status')).toHaveTextContent('the task resumes');
+    expect(sent).toEqual([{ approved: true }]);
+
+    // The server's events: the signal arrived, the task is queued again.
+    act(() => emit({ task_id: ID, seq: 7, kind: 'signal_received', name: 'approval', payload: { approved: true } }));
+    const received = await screen.findByRole('list', { name: 'Signals received' });
+    expect(received).toHaveTextContent('approval');
+    expect(received).toHaveTextContent('{"approved":true}');
+    current = { ...current, status: 'queued', wait: null, seq: 8 };
+    act(() => emit({ task_id: ID, seq: 8, kind: 'resumed', reason: 'signal' }));
+    await waitFor(() => expect(screen.getByTestId('task-status')).toHaveTextContent('Queued'));
+    expect(screen.queryByTestId('task-wait')).toBeNull();
+    expect(screen.queryByRole('form', { name: 'Send signal approval' })).toBeNull();
+    expect(screen.getByRole('list', { name: 'Signals received' })).toBeInTheDocument();
+
+    // Its next run sleeps: the page says until when.
+    const wakes = new Date(Date.now() + 600_000).toISOString();
+    current = { ...current, status: 'waiting', wait: { kind: 'sleep', name: 'nap', until: wakes }, seq: 10 };
+    act(() => emit({ task_id: ID, seq: 9, kind: 'status', status: 'running', attempt: 3 }));
+    act(() => emit({ task_id: ID, seq: 10, kind: 'waiting', attempt: 3, wait: { kind: 'sleep', name: 'nap', until: wakes } }));
+    expect(await screen.findByTestId('task-wait')).toHaveTextContent(`Sleeping until ${formatDateTime(wakes)} (in 10 min)`);
+    expect(screen.getByTestId('task-status')).toHaveTextContent('Waiting');
+    expect(screen.queryByRole('form', { name: /Send signal/ })).toBeNull();
+  });
+
+  it('shows a viewer what the task waits for, without the form to send it', async () => {
+    server.use(
+      http.get(`*/api/v1/tasks/${ID}`, () => HttpResponse.json({ ...running, status: 'waiting', wait: { kind: 'signal', name: 'signal:approval', signal: 'approval' } })),
+      http.get(`*/api/v1/tasks/${ID}/logs`, () => HttpResponse.json({ items: [] })),
+      http.get(`*/api/v1/tasks/${ID}/steps`, () => HttpResponse.json({ items: [] })),
+      http.get('*/api/v1/tasks', () => HttpResponse.json({ items: [], next_cursor: null })),
+    );
+    renderWithStore(<TaskDetailPage />, { store: signedInStore('viewer'), path: '/tasks/:id', route: `/tasks/${ID}` });
+    expect(await screen.findByTestId('task-wait')).toHaveTextContent(/^Waiting for signal approval$/);
+    expect(screen.getByText('The task waits for this signal. Its owner or an admin can send it.')).toBeInTheDocument();
+    expect(screen.queryByRole('button', { name: 'Approve' })).toBeNull();
   });
 
   it('says so when the task does not exist', async () => {

@@ -1,5 +1,6 @@
 import { Link, useParams } from 'react-router';
 import { useMeQuery } from '@/features/auth/authApi';
+import { usePermissions } from '@/features/auth/permissions';
 import { TERMINAL_STATUSES } from '@/shared/api/types';
 import { durationBetween, formatDateTime, formatDuration } from '@/shared/lib/format';
 import { useNow } from '@/shared/lib/useNow';
@@ -13,6 +14,8 @@ import { LiveLog } from '../components/LiveLog';
 import { PartialOutput } from '../components/PartialOutput';
 import { StepsTimeline } from '../components/StepsTimeline';
 import { TaskActions } from '../components/TaskActions';
+import { TaskSignals, WaitBanner } from '../components/TaskWait';
+import { describeWait } from '../components/WaitDescription';
 import { useGetTaskLogsQuery, useGetTaskQuery, useGetTaskStepsQuery } from '../tasksApi';
 import { useTaskLive } from '../useTaskLive';
 import { apiErrorInfo, isNotAvailable } from '@/shared/api/errors';
@@ -32,6 +35,7 @@ export function TaskDetailPage() {
   const logs = useGetTaskLogsQuery(id);
   const steps = useGetTaskStepsQuery(id);
   const me = useMeQuery();
+  const can = usePermissions();
   const now = Math.max(useNow(), Date.now());
   // `currentData`, not `data`: while another task loads, `data` still holds the previous one.
   const current = task.currentData;
@@ -52,6 +56,7 @@ export function TaskDetailPage() {
   }
   const t = current;
   const finished = TERMINAL_STATUSES.has(t.status);
+  const waitTitle = t.status === 'waiting' && t.wait ? describeWait(t.wait) : undefined;
   const waitingUntil = (t.status === 'queued' || t.status === 'retrying') && Date.parse(t.run_at) > now ? t.run_at : null;
 
   return (
@@ -64,7 +69,7 @@ export function TaskDetailPage() {
         }
         description={
           <>
-            <Link to={`/tasks?agent=${encodeURIComponent(t.agent)}`}>{t.agent}</Link> · <StatusBadge status={t.status} pending={t.cancel_requested && !finished} />
+            <Link to={`/tasks?agent=${encodeURIComponent(t.agent)}`}>{t.agent}</Link> · <StatusBadge status={t.status} pending={t.cancel_requested && !finished} title={waitTitle} />
             {t.cached && <span className="tag">from cache</span>}
           </>
         }
@@ -82,12 +87,13 @@ export function TaskDetailPage() {
           )}
         </div>
       )}
+      <WaitBanner task={t} />
       <section className="card">
         <dl className="facts">
           <div>
             <dt>Status</dt>
             <dd data-testid="task-status">
-              <StatusBadge status={t.status} pending={t.cancel_requested && !finished} />
+              <StatusBadge status={t.status} pending={t.cancel_requested && !finished} title={waitTitle} />
             </dd>
           </div>
           <div>
@@ -158,6 +164,7 @@ export function TaskDetailPage() {
           )}
         </dl>
       </section>
+      <TaskSignals task={t} stream={stream} canSend={can.canManageTask(t)} />
       <PartialOutput stream={stream} />
       <div className="grid-2">
         <div className="card">
