@@ -176,12 +176,14 @@ class Scenario:
                 f"task {self.task_id} to log {action['message']!r}",
             )
         elif what == "wait_status":
-            task = wait_for(
-                lambda: (t := self.api.task(self.task_id))["status"] == action["status"] and t,
-                f"task {self.task_id} to be {action['status']}",
+            # Until the task has the status and, if given, waits for what `wait` describes.
+            expected_wait = action.get("wait")
+            wait_for(
+                lambda: (t := self.api.task(self.task_id))["status"] == action["status"]
+                and (expected_wait is None or _matches(t.get("wait"), expected_wait)),
+                f"task {self.task_id} to be {action['status']}"
+                + (f" waiting for {json.dumps(expected_wait)}" if expected_wait else ""),
             )
-            if "wait" in action:  # what a waiting task shows it waits for
-                assert _matches(task.get("wait"), action["wait"]), json.dumps(task, indent=1)
         elif what == "expect_worker_idle":
             # Right after `wait_status`: the waiting task holds none of the worker's slots.
             held = {str(w.get("name")): w.get("slots_in_use") for w in self.api.workers()}

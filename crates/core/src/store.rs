@@ -155,6 +155,14 @@ pub struct ClaimedTask {
     pub claimed_at: Timestamp,
 }
 
+impl ClaimedTask {
+    /// Whether an earlier run may have recorded durable steps: a first attempt has none,
+    /// so its assignment needs no read of them.
+    pub fn ran_before(&self) -> bool {
+        self.attempt > 1
+    }
+}
+
 /// A running attempt, with what running it and deciding its outcome need: as a claim
 /// hands it to a worker, or as the store finds it running (leases the reaper recovers,
 /// orphans of a restart).

@@ -302,7 +302,7 @@ impl WorkerSession {
     /// The results of the durable steps that succeeded in earlier runs of `task`, by name,
     /// to send with its assignment. A first attempt has none, and costs no query.
     pub async fn memoized_steps(&self, task: &ClaimedTask) -> Result<Vec<(String, Value)>> {
-        if task.attempt <= 1 {
+        if !task.ran_before() {
             return Ok(Vec::new());
         }
         self.inner.engine.store.succeeded_steps(task.id).await

@@ -124,11 +124,13 @@ def build(url: str, api_key: str) -> Worker:
 
     @worker.agent(
         "conf-steps",
-        description="Runs a durable step per name in `steps`; fails once after `fail_after`.",
+        description="Runs a durable step per name in `steps`; fails once after `fail_after`; "
+        "pauses before `pause_in` on attempt 1.",
         input_schema=_object_schema(
             {
                 "steps": {"type": "array", "items": {"type": "string"}},
                 "fail_after": {"type": "string"},
+                "pause_in": {"type": "string"},
             },
             ["steps"],
         ),
@@ -140,6 +142,10 @@ def build(url: str, api_key: str) -> Worker:
 
         results: list[dict[str, Any]] = []
         for step in input["steps"]:
+            if ctx.attempt == 1 and step == input.get("pause_in"):
+                # Long enough for the scenario to SIGKILL this worker here.
+                await ctx.log("info", f"pausing in {step}")
+                await asyncio.sleep(30)
             results.append(await ctx.step(step, run(step)))
             if ctx.attempt == 1 and step == input.get("fail_after"):
                 raise RetryableError(f"failing after {step}", code="after_step")

@@ -127,16 +127,26 @@ worker.agent(
 worker.agent(
   "conf-steps",
   {
-    description: "Runs the durable steps named in `steps`; fails once after `fail_after` on attempt 1.",
+    description:
+      "Runs the durable steps named in `steps`; fails once after `fail_after` and pauses before `pause_in` on attempt 1.",
     inputSchema: objectSchema(
-      { steps: { type: "array", items: { type: "string" } }, fail_after: { type: "string" } },
+      {
+        steps: { type: "array", items: { type: "string" } },
+        fail_after: { type: "string" },
+        pause_in: { type: "string" },
+      },
       ["steps"],
     ),
     retry: SCENARIO_RETRY,
   },
-  async (ctx, input: { steps: string[]; fail_after?: string }) => {
+  async (ctx, input: { steps: string[]; fail_after?: string; pause_in?: string }) => {
     const results: unknown[] = [];
     for (const name of input.steps) {
+      if (name === input.pause_in && ctx.attempt === 1) {
+        // Long enough for the scenario to SIGKILL this worker here.
+        await ctx.log("info", `pausing in ${name}`);
+        await new Promise((resolve) => setTimeout(resolve, 30_000));
+      }
       results.push(await ctx.step(name, () => ({ step: name, run: ctx.attempt })));
       if (name === input.fail_after && ctx.attempt === 1) {
         throw new RetryableError(`failing after ${name}`, { code: "after_step" });

@@ -324,7 +324,7 @@ impl Session {
                 .map_or(switchyard_core::agent::DEFAULT_TIMEOUT_MS, |e| {
                     e.spec().timeout_ms
                 });
-            if task.attempt > 1 {
+            if task.ran_before() {
                 // A later run: its durable steps that succeeded go along with it.
                 self.assign_later_run(task, timeout_ms);
                 continue;

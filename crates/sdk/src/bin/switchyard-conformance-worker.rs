@@ -97,6 +97,11 @@ async fn steps(input: Value, ctx: TaskContext) -> Result<Value, TaskError> {
             .as_str()
             .ok_or_else(|| TaskError::permanent("step names are strings"))?;
         let run = ctx.attempt;
+        if run == 1 && input["pause_in"].as_str() == Some(name) {
+            // Long enough for the scenario to SIGKILL this worker here.
+            ctx.info(format!("pausing in {name}")).await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
         let result: Value = ctx
             .step(
                 name,
@@ -229,12 +234,14 @@ async fn main() {
         .declare(
             AgentDecl {
                 description: Some(
-                    "Runs `steps` as durable steps, failing once after `fail_after`.".into(),
+                    "Runs `steps` as durable steps, failing once after `fail_after`, pausing before `pause_in`."
+                        .into(),
                 ),
                 input_schema: object_schema(
                     json!({
                         "steps": {"type": "array", "items": {"type": "string"}},
-                        "fail_after": {"type": "string"}
+                        "fail_after": {"type": "string"},
+                        "pause_in": {"type": "string"}
                     }),
                     &["steps"],
                 ),

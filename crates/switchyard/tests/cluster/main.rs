@@ -77,9 +77,15 @@ fn scale_out_survives_sigkill_of_an_api_server_and_a_worker() {
     runtime.block_on(run.every_task_finished_exactly_once_and_replicated());
     run.redis_replica_follows_its_primary();
     run.survivors_are_ready(survivors);
+    runtime.block_on(run.waits_span_the_cluster(survivors));
     eprintln!("cluster test passed in {:.1?}", run.started.elapsed());
     drop(run);
 }
+
+/// Tasks that wait, served by an SDK worker on one API server: signals sent through the
+/// other wake them, sleeps resume once each whichever server's waker sees them due, and
+/// parents join children run by the cluster.
+const WAITING_TASKS: usize = 12;
 
 /// The running cluster and what the phases share.
 struct Scenario {
@@ -508,6 +514,139 @@ impl Scenario {
 
     /// Every task finished exactly once, checked in the database, and the replica streams
     /// from the primary.
+    async fn waits_span_the_cluster(&mut self, survivors: [u16; 2]) {
+        let (http, token) = (self.http.clone(), self.token.clone());
+        let [worker_api, other_api] = survivors.map(|p| format!("http://127.0.0.1:{p}"));
+        let key: Value = http
+            .post(format!("{other_api}/api/v1/api-keys"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "cluster-sdk-worker", "scopes": ["worker"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        // The Rust SDK's conformance worker, built beside this package's binary.
+        let bin = Path::new(env!("CARGO_BIN_EXE_switchyard"))
+            .with_file_name("switchyard-conformance-worker");
+        assert!(
+            bin.exists(),
+            "no {}: build it with `cargo build -p switchyard-sdk --bins`",
+            bin.display()
+        );
+        let mut cmd = Command::new(bin);
+        cmd.arg(&worker_api)
+            .env(
+                "SWITCHYARD_API_KEY",
+                key["secret"].as_str().expect("secret"),
+            )
+            .env("WORKER_NAME", "cluster-sdk")
+            .env("WORKER_SLOTS", "2");
+        let worker = harness::Proc::spawn("sdk-worker", cmd, self.cluster.dir.path());
+        self.cluster.procs.push(worker);
+        // Its hello registers the agents.
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            let agent = http
+                .get(format!("{other_api}/api/v1/agents/conf-parent"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            if agent.status().is_success() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the SDK worker never registered its agents"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        let submit_wait = |i: usize, input: Value| {
+            let (http, token, base) = (http.clone(), token.clone(), other_api.clone());
+            let key = format!("{}-wait-{i}", self.run_id);
+            async move {
+                let body = json!({"agent": "conf-wait", "input": input});
+                submit(&http, &base, &token, &key, &body).await.0
+            }
+        };
+        let mut signalled = Vec::new();
+        let mut sleepers = Vec::new();
+        for i in 0..WAITING_TASKS {
+            signalled.push(submit_wait(i, json!({"signal": "go"})).await);
+            sleepers.push(submit_wait(WAITING_TASKS + i, json!({"sleep_ms": 300})).await);
+        }
+        let parent = {
+            let body = json!({"agent": "conf-parent", "input": {"messages": ["a", "b", "c"]}});
+            let key = format!("{}-wait-parent", self.run_id);
+            submit(&http, &other_api, &token, &key, &body).await.0
+        };
+        let task = |id: String| {
+            let (http, token, base) = (http.clone(), token.clone(), other_api.clone());
+            async move {
+                let t: Value = http
+                    .get(format!("{base}/api/v1/tasks/{id}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                t
+            }
+        };
+        let until = |id: String, statuses: &'static [&'static str]| {
+            let task = &task;
+            async move {
+                let deadline = Instant::now() + STARTUP;
+                loop {
+                    let t = task(id.clone()).await;
+                    if statuses.contains(&t["status"].as_str().unwrap_or_default()) {
+                        return t;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "task never reached {statuses:?}: {t}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        // Twelve tasks wait for a signal at once on a worker with two slots.
+        for id in &signalled {
+            until(id.clone(), &["waiting"]).await;
+        }
+        for (n, id) in signalled.iter().enumerate() {
+            let r = http
+                .post(format!("{other_api}/api/v1/tasks/{id}/signals/go"))
+                .bearer_auth(&token)
+                .json(&json!({ "n": n }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 202, "{:?}", r.text().await);
+        }
+        for (n, id) in signalled.iter().enumerate() {
+            let t = until(id.clone(), &["succeeded", "dead"]).await;
+            assert_eq!(t["output"]["signal"], json!({ "n": n }), "{t}");
+        }
+        for id in &sleepers {
+            let t = until(id.clone(), &["succeeded", "dead"]).await;
+            assert_eq!(t["output"]["slept"], true, "{t}");
+            assert_eq!(t["output"]["run"], 2, "resumed once: {t}");
+        }
+        let t = until(parent, &["succeeded", "dead"]).await;
+        assert_eq!(
+            t["output"]["children"].as_array().map(Vec::len),
+            Some(3),
+            "{t}"
+        );
+        eprintln!("waits across the cluster: {} tasks", 2 * WAITING_TASKS + 4);
+    }
+
     async fn every_task_finished_exactly_once_and_replicated(&self) {
         use sqlx::Connection;
         let cluster = &self.cluster;
