@@ -8,7 +8,8 @@
 //! `fanout P C`: P parents each spawn C children and join them; prints end-to-end tasks/s
 //! (parents and children). `sleepers N`: N tasks each begin a one-hour durable sleep;
 //! prints how fast they reach it (measure the server's memory and database then).
-//! `SWITCHYARD_API_KEY` needs the `admin` scope (it submits and serves).
+//! `SWITCHYARD_API_KEY` submits (scope `submit` or `admin`); `SWITCHYARD_WORKER_KEY`
+//! serves (scope `worker`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,11 +32,13 @@ async fn main() {
         }
     };
     let number = |i: usize| -> u64 { args.get(i).and_then(|s| s.parse().ok()).unwrap_or(0) };
-    let key = std::env::var("SWITCHYARD_API_KEY").expect("set SWITCHYARD_API_KEY (admin scope)");
+    let key = std::env::var("SWITCHYARD_API_KEY").expect("set SWITCHYARD_API_KEY (submit scope)");
+    let worker_key =
+        std::env::var("SWITCHYARD_WORKER_KEY").expect("set SWITCHYARD_WORKER_KEY (worker scope)");
     let done = Arc::new(AtomicU64::new(0));
     let counted = done.clone();
     let counted_sleepers = done.clone();
-    let worker = Worker::connect(url.clone(), key.clone())
+    let worker = Worker::connect(url.clone(), worker_key)
         .name("waits-bench")
         .slots(SLOTS)
         .agent("bench-parent", move |input: Value, ctx: TaskContext| {
@@ -67,7 +70,19 @@ async fn main() {
         let _ = stopped.await;
     }));
     let http = reqwest::Client::new();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The worker's hello registers the agents.
+    loop {
+        let agent = http
+            .get(format!("{url}/api/v1/agents/bench-sleeper"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("the server answers");
+        if agent.status().is_success() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (agent, total, input, tasks_per_unit) = match mode.as_str() {
         "fanout" => {
             let children = number(4);
@@ -98,11 +113,13 @@ async fn main() {
             .send()
             .await
             .expect("submit");
-        assert!(
-            response.status().is_success(),
-            "{}",
-            response.text().await.unwrap_or_default()
-        );
+        if !response.status().is_success() {
+            let text = response.text().await.unwrap_or_default();
+            panic!(
+                "submit failed: {}",
+                text.chars().take(500).collect::<String>()
+            );
+        }
         submitted += n;
     }
     let submit_time = started.elapsed();

@@ -146,6 +146,9 @@ impl TaskContext {
             "join:#{}",
             self.calls.joins.fetch_add(1, Ordering::Relaxed) + 1
         );
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let wait = WaitFor {
             children: ids.to_vec(),
             ..WaitFor::new(WaitKind::Children)

@@ -911,3 +911,72 @@ async fn a_parent_joins_children_run_by_another_worker() {
     children.await.unwrap().unwrap();
     app.stop().await;
 }
+
+/// A thousand tasks sleep at once on a worker with four slots: none holds a slot, and
+/// every one ran its first part exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_sleeping_tasks_hold_no_slot() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use switchyard_core::store::TaskQuery;
+    use switchyard_core::task::TaskStatus;
+    const TASKS: usize = 1_000;
+    let app = TestApp::spawn().await;
+    let key = app.api_key(&[Scope::Worker]).await;
+    let started = Arc::new(AtomicUsize::new(0));
+    let counted = started.clone();
+    let worker = switchyard_sdk::Worker::connect(app.base.clone(), key)
+        .slots(4)
+        .agent(
+            "sleeper",
+            move |_input: Value, ctx: switchyard_sdk::TaskContext| {
+                let started = counted.clone();
+                async move {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    ctx.sleep("nap", Duration::from_secs(3_600)).await?;
+                    Ok(json!("woke"))
+                }
+            },
+        );
+    let (stop, running) = serve(worker);
+    wait_for_workers(&app, 1).await;
+    let tasks: Vec<Value> = (0..TASKS)
+        .map(|_| json!({"agent": "sleeper", "input": {}}))
+        .collect();
+    let (status, body) = app
+        .post("/api/v1/tasks/batch", json!({ "tasks": tasks }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let query = TaskQuery {
+        agent: Some("sleeper".into()),
+        statuses: vec![TaskStatus::Waiting],
+        limit: TASKS as u32,
+        ..TaskQuery::default()
+    };
+    let start = Instant::now();
+    loop {
+        let waiting = app.store().list_tasks(&query).await.unwrap().len();
+        if waiting == TASKS {
+            break;
+        }
+        assert!(
+            start.elapsed() < WAIT * 4,
+            "only {waiting} of {TASKS} tasks are waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("{TASKS} tasks asleep in {:?}", start.elapsed());
+    assert_eq!(started.load(Ordering::SeqCst), TASKS, "each ran once");
+    let (_, workers) = app.get("/api/v1/workers").await;
+    let remote = workers["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["kind"] == "remote")
+        .cloned()
+        .unwrap();
+    assert_eq!(remote["slots"], 4, "{remote}");
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    app.stop().await;
+}

@@ -52,12 +52,14 @@ pub struct Statements {
     pub extend_leases: &'static str,
     /// The session row, locked for a refresh (`FOR UPDATE` where there is row locking).
     pub lock_session: &'static str,
+    /// Frees an idempotency key older than the window (through the index).
+    pub clear_stale_idempotency: &'static str,
+    /// The task holding an idempotency key (through the index).
+    pub find_by_idempotency: &'static str,
     /// A task's row, locked for a wait or a signal.
     pub lock_task: &'static str,
     /// Waits whose time is up (skipping rows another server is resuming, where it can).
     pub due_waits: &'static str,
-    /// Tasks waiting for child tasks, a page at a time.
-    pub joining_tasks: &'static str,
     pub add_metric_points: &'static str,
     pub set_metric_gauges: &'static str,
     pub downsample_metrics: &'static str,
@@ -96,6 +98,12 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     async fn begin_write(&self, durable: bool) -> Result<Transaction<Self>>;
     /// A write transaction of the task path (claims, completions, events).
     async fn begin_task_path(&self) -> Result<Transaction<Self>>;
+    /// A write transaction that is durable once [`Dialect::flushed`], asked for after its
+    /// commit, resolves: many small writes (steps, waits, signals) share their flushes
+    /// instead of each flushing inside its commit.
+    async fn begin_flushed(&self) -> Result<Transaction<Self>>;
+    /// Resolves once every transaction committed before the call is on disk.
+    fn flushed(&self) -> Synced;
 
     /// Runs `query`: every row.
     async fn fetch_all(on: On<'_, Self>, query: Query<'_>) -> sqlx::Result<Vec<Self::Row>>;

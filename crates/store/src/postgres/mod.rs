@@ -206,9 +206,10 @@ impl Dialect for PgDialect {
     const SQL: Statements = Statements {
         extend_leases: sql!("postgres", "extend_leases"),
         lock_session: sql!("postgres", "lock_session"),
+        clear_stale_idempotency: sql!("postgres", "clear_stale_idempotency"),
+        find_by_idempotency: sql!("postgres", "find_by_idempotency"),
         lock_task: sql!("postgres", "lock_task"),
         due_waits: sql!("postgres", "due_waits"),
-        joining_tasks: sql!("postgres", "joining_tasks"),
         add_metric_points: sql!("postgres", "add_metric_points"),
         set_metric_gauges: sql!("postgres", "set_metric_gauges"),
         downsample_metrics: sql!("postgres", "downsample_metrics"),
@@ -255,6 +256,15 @@ impl Dialect for PgDialect {
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.calls.add(2);
         self.writer.begin().await.map_err(db_err("begin"))
+    }
+
+    /// PostgreSQL flushes on commit (and groups concurrent commits' flushes itself).
+    async fn begin_flushed(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.begin_write(true).await
+    }
+
+    fn flushed(&self) -> Synced {
+        already_synced()
     }
 
     /// On the connections with [`POINT_PLANS`].

@@ -75,6 +75,18 @@ impl<D: Dialect> SqlStore<D> {
         self.dialect.begin_write(durable).await.map(Tx)
     }
 
+    /// A durable write that shares its flush with others ([`Dialect::begin_flushed`]);
+    /// finish it with [`SqlStore::commit_flushed`].
+    async fn begin_flushed(&self) -> Result<Tx<D>> {
+        self.dialect.begin_flushed().await.map(Tx)
+    }
+
+    /// Commits `tx` and returns once it is on disk.
+    async fn commit_flushed(&self, tx: Tx<D>, what: &'static str) -> Result<()> {
+        tx.commit().await.map_err(db_err(what))?;
+        self.dialect.flushed().await
+    }
+
     async fn begin_task_path(&self) -> Result<Tx<D>> {
         self.dialect.begin_task_path().await.map(Tx)
     }

@@ -16,7 +16,7 @@ use crate::sql::sql;
 #[async_trait]
 impl<D: Dialect> StepStore for SqlStore<D> {
     async fn record_step(&self, draft: &StepDraft, max_steps: u32) -> Result<StepRecord> {
-        let mut tx = self.begin_write(true).await?;
+        let mut tx = self.begin_flushed().await?;
         let task = Query::new(sql!("common", "step_task_state"))
             .bind(draft.task_id.0)
             .fetch_optional(tx.on())
@@ -70,7 +70,7 @@ impl<D: Dialect> StepStore for SqlStore<D> {
             .execute(tx.on())
             .await
             .map_err(db_err("record step"))?;
-        tx.commit().await.map_err(db_err("commit step"))?;
+        self.commit_flushed(tx, "commit step").await?;
         Ok(StepRecord::Recorded)
     }
 

@@ -39,7 +39,7 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
         let mut tx = self.begin_write(true).await?;
         for t in batch.iter().filter(|t| t.idempotency_key.is_some()) {
             self.count(1);
-            Query::new(sql!("common", "clear_stale_idempotency"))
+            Query::new(D::SQL.clear_stale_idempotency)
                 .bind(t.owner_id.map(|u| u.0))
                 .bind(t.idempotency_key.as_deref())
                 .bind(idempotency_since.millis())
@@ -61,7 +61,7 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
                 ))
             })?;
             self.count(1);
-            let existing = Query::new(sql!("common", "find_by_idempotency"))
+            let existing = Query::new(D::SQL.find_by_idempotency)
                 .bind(t.owner_id.map(|u| u.0))
                 .bind(key)
                 .fetch_one(tx.on())

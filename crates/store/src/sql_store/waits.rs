@@ -19,7 +19,7 @@ use switchyard_core::{Error, ErrorCode, Result, TaskId, Timestamp};
 use uuid::Uuid;
 
 use super::{SqlStore, Tx, steps};
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, On};
 use crate::query::Query;
 use crate::rows::{Col, db_err};
 use crate::sql::sql;
@@ -45,7 +45,7 @@ impl<D: Dialect> WaitStore for SqlStore<D> {
         now: Timestamp,
         max_steps: u32,
     ) -> Result<WaitBegun> {
-        let mut tx = self.begin_write(true).await?;
+        let mut tx = self.begin_flushed().await?;
         let Some(locked) = lock_task(&mut tx, task).await? else {
             return Ok(WaitBegun::LeaseLost);
         };
@@ -89,7 +89,7 @@ impl<D: Dialect> WaitStore for SqlStore<D> {
                 let name = wait.signal.as_deref().unwrap_or_default();
                 take_signal(&mut tx, task, name).await?
             }
-            WaitKind::Children => match joined(&mut tx, task, &wait.children).await? {
+            WaitKind::Children => match joined(tx.on(), task, &wait.children).await? {
                 Joined::Done(results) => Some(results),
                 Joined::Pending => None,
                 Joined::NotAChild(id) => return Ok(WaitBegun::NotAChild(id)),
@@ -98,7 +98,7 @@ impl<D: Dialect> WaitStore for SqlStore<D> {
         if let Some(output) = ready {
             let step = succeeded_step(&wait.name, attempt, output, now);
             record_step(&mut tx, task, &step).await?;
-            tx.commit().await.map_err(db_err("commit wait"))?;
+            self.commit_flushed(tx, "commit wait").await?;
             return Ok(WaitBegun::Ready {
                 step,
                 recorded: true,
@@ -121,12 +121,12 @@ impl<D: Dialect> WaitStore for SqlStore<D> {
             .await
             .map_err(db_err("suspend task"))?;
         let seq = row.i64("seq")? as u64;
-        tx.commit().await.map_err(db_err("commit wait"))?;
+        self.commit_flushed(tx, "commit wait").await?;
         Ok(WaitBegun::Suspended { seq })
     }
 
     async fn resume_due(&self, now: Timestamp, limit: u32) -> Result<Vec<Resumed>> {
-        let mut tx = self.begin_write(true).await?;
+        let mut tx = self.begin_flushed().await?;
         let rows = Query::new(D::SQL.due_waits)
             .bind(now.millis())
             .bind(i64::from(limit.clamp(1, RESUME_PAGE)))
@@ -148,7 +148,7 @@ impl<D: Dialect> WaitStore for SqlStore<D> {
             };
             resumed.extend(resume(&mut tx, id, reason, step, now).await?);
         }
-        tx.commit().await.map_err(db_err("commit resumed waits"))?;
+        self.commit_flushed(tx, "commit resumed waits").await?;
         Ok(resumed)
     }
 
@@ -157,45 +157,63 @@ impl<D: Dialect> WaitStore for SqlStore<D> {
         parents: Option<&[TaskId]>,
         now: Timestamp,
     ) -> Result<Vec<Resumed>> {
-        let mut resumed = Vec::new();
+        // Joins that look over, read without a lock (most nudges find children still
+        // running); each is then checked again and resumed under its row's lock.
+        let mut over = Vec::new();
         match parents {
             Some(parents) => {
                 for &parent in parents {
-                    let mut tx = self.begin_write(true).await?;
-                    let Some(locked) = lock_task(&mut tx, parent).await? else {
-                        continue;
-                    };
-                    if let (TaskStatus::Waiting, Some(wait)) = (locked.status, locked.wait)
+                    let row = Query::new(sql!("common", "task_wait"))
+                        .bind(parent.0)
+                        .fetch_optional(self.fresh_reader())
+                        .await
+                        .map_err(db_err("read a join"))?;
+                    if let Some(row) = row
+                        && row.parsed::<TaskStatus>("status")? == TaskStatus::Waiting
+                        && let Some(wait) = parse_wait(row.opt_json_value("wait")?)?
                         && wait.kind == WaitKind::Children
+                        && self.join_looks_over(parent, &wait).await?
                     {
-                        resumed.extend(join_over(&mut tx, parent, &wait, now).await?);
+                        over.push(parent);
                     }
-                    tx.commit().await.map_err(db_err("commit joins"))?;
                 }
             }
             None => {
                 let mut after = Uuid::nil();
                 loop {
-                    let mut tx = self.begin_write(true).await?;
-                    let rows = Query::new(D::SQL.joining_tasks)
+                    let rows = Query::new(sql!("common", "joining_tasks"))
                         .bind(after)
                         .bind(i64::from(RESUME_PAGE))
-                        .fetch_all(tx.on())
+                        .fetch_all(self.fresh_reader())
                         .await
                         .map_err(db_err("read joins"))?;
                     for row in &rows {
                         let id = TaskId(row.uuid("id")?);
                         after = id.0;
-                        if let Some(wait) = parse_wait(row.opt_json_value("wait")?)? {
-                            resumed.extend(join_over(&mut tx, id, &wait, now).await?);
+                        if let Some(wait) = parse_wait(row.opt_json_value("wait")?)?
+                            && self.join_looks_over(id, &wait).await?
+                        {
+                            over.push(id);
                         }
                     }
-                    tx.commit().await.map_err(db_err("commit joins"))?;
                     if rows.len() < RESUME_PAGE as usize {
                         break;
                     }
                 }
             }
+        }
+        let mut resumed = Vec::new();
+        for parent in over {
+            let mut tx = self.begin_flushed().await?;
+            let Some(locked) = lock_task(&mut tx, parent).await? else {
+                continue;
+            };
+            if let (TaskStatus::Waiting, Some(wait)) = (locked.status, locked.wait)
+                && wait.kind == WaitKind::Children
+            {
+                resumed.extend(join_over(&mut tx, parent, &wait, now).await?);
+            }
+            self.commit_flushed(tx, "commit joins").await?;
         }
         Ok(resumed)
     }
@@ -219,7 +237,7 @@ impl<D: Dialect> WaitStore for SqlStore<D> {
         payload: &Value,
         now: Timestamp,
     ) -> Result<Option<SignalSent>> {
-        let mut tx = self.begin_write(true).await?;
+        let mut tx = self.begin_flushed().await?;
         let Some(locked) = lock_task(&mut tx, task).await? else {
             return Ok(None);
         };
@@ -242,7 +260,7 @@ impl<D: Dialect> WaitStore for SqlStore<D> {
             let resumed = resume_numbered(&mut tx, task, ResumeReason::Signal, step, now, 3)
                 .await?
                 .ok_or_else(|| Error::internal_msg("a locked waiting task did not resume"))?;
-            tx.commit().await.map_err(db_err("commit signal"))?;
+            self.commit_flushed(tx, "commit signal").await?;
             return Ok(Some(SignalSent::Resumed {
                 signal_seq: resumed.seq - 2,
                 resumed: Box::new(resumed),
@@ -274,7 +292,7 @@ impl<D: Dialect> WaitStore for SqlStore<D> {
             .execute(tx.on())
             .await
             .map_err(db_err("keep signal"))?;
-        tx.commit().await.map_err(db_err("commit signal"))?;
+        self.commit_flushed(tx, "commit signal").await?;
         Ok(Some(SignalSent::Kept { seq: seq as u64 }))
     }
 
@@ -296,6 +314,14 @@ impl<D: Dialect> WaitStore for SqlStore<D> {
             .await
             .map_err(db_err("count children"))?;
         Ok(row.i64("n")? as u64)
+    }
+}
+
+impl<D: Dialect> SqlStore<D> {
+    /// Whether every child a join waits for has finished, as a reader sees it now.
+    async fn join_looks_over(&self, parent: TaskId, wait: &Wait) -> Result<bool> {
+        let state = joined(self.fresh_reader(), parent, &wait.children).await?;
+        Ok(matches!(state, Joined::Done(_)))
     }
 }
 
@@ -367,10 +393,10 @@ enum Joined {
     NotAChild(TaskId),
 }
 
-async fn joined<D: Dialect>(tx: &mut Tx<D>, parent: TaskId, ids: &[TaskId]) -> Result<Joined> {
+async fn joined<D: Dialect>(on: On<'_, D>, parent: TaskId, ids: &[TaskId]) -> Result<Joined> {
     let rows = Query::new(sql!("common", "task_children"))
         .bind(parent.0)
-        .fetch_all(tx.on())
+        .fetch_all(on)
         .await
         .map_err(db_err("read child tasks"))?;
     let mut children = HashMap::with_capacity(rows.len());
@@ -411,7 +437,7 @@ async fn join_over<D: Dialect>(
     wait: &Wait,
     now: Timestamp,
 ) -> Result<Option<Resumed>> {
-    match joined(tx, parent, &wait.children).await? {
+    match joined(tx.on(), parent, &wait.children).await? {
         Joined::Done(results) => {
             let step = succeeded_step(&wait.name, 0, results, now);
             resume(tx, parent, ResumeReason::Children, step, now).await

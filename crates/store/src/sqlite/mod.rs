@@ -174,9 +174,10 @@ impl Dialect for SqliteDialect {
     const SQL: Statements = Statements {
         extend_leases: sql!("sqlite", "extend_leases"),
         lock_session: sql!("sqlite", "lock_session"),
+        clear_stale_idempotency: sql!("sqlite", "clear_stale_idempotency"),
+        find_by_idempotency: sql!("sqlite", "find_by_idempotency"),
         lock_task: sql!("sqlite", "lock_task"),
         due_waits: sql!("sqlite", "due_waits"),
-        joining_tasks: sql!("sqlite", "joining_tasks"),
         add_metric_points: sql!("sqlite", "add_metric_points"),
         set_metric_gauges: sql!("sqlite", "set_metric_gauges"),
         downsample_metrics: sql!("sqlite", "downsample_metrics"),
@@ -229,6 +230,19 @@ impl Dialect for SqliteDialect {
         self.begin_write(false).await
     }
 
+    /// Committed without flushing; [`Dialect::flushed`] waits for the WAL flusher, outside
+    /// the write lock (see [`WalSync`]).
+    async fn begin_flushed(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.begin_write(false).await
+    }
+
+    fn flushed(&self) -> Synced {
+        match self.durability {
+            Durability::Full => self.wal_sync.after_commit(),
+            Durability::Normal => already_synced(),
+        }
+    }
+
     async fn fetch_all(on: On<'_, Self>, query: Query<'_>) -> sqlx::Result<Vec<SqliteRow>> {
         let query = query.into_sqlx::<sqlx::Sqlite>();
         match on {
@@ -274,10 +288,7 @@ impl Dialect for SqliteDialect {
             self.insert_chunks(&mut tx, Insert::Plain, batch).await?;
             tx.commit().await.map_err(db_err("commit insert"))?;
         }
-        Ok(match self.durability {
-            Durability::Full => self.wal_sync.after_commit(),
-            Durability::Normal => already_synced(),
-        })
+        Ok(self.flushed())
     }
 
     async fn insert_batch(
