@@ -124,6 +124,11 @@ pub enum WaitAnswer {
     TimedOut,
 }
 
+/// A refusal of a step, a wait or a spawn, as the session's methods answer it.
+fn refuse<T>(code: &'static str, message: String) -> Result<std::result::Result<T, StepRefusal>> {
+    Ok(Err(StepRefusal { code, message }))
+}
+
 /// A request to stop an attempt the worker holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CancelRequest {
@@ -316,7 +321,6 @@ impl WorkerSession {
         draft: StepDraft,
     ) -> Result<std::result::Result<(), StepRefusal>> {
         let queue = &self.inner.engine.config.queue;
-        let refuse = |code: &'static str, message: String| Ok(Err(StepRefusal { code, message }));
         if let Err(e) = check_step_name(&draft.name) {
             return refuse(refusals::INVALID_STEP, e.message);
         }
@@ -378,7 +382,6 @@ impl WorkerSession {
         wait: Wait,
     ) -> Result<std::result::Result<WaitAnswer, StepRefusal>> {
         let engine = &self.inner.engine;
-        let refuse = |code: &'static str, message: String| Ok(Err(StepRefusal { code, message }));
         if let Err(e) = wait.check() {
             return refuse(wait_codes::INVALID_WAIT, e.message);
         }
@@ -473,7 +476,6 @@ impl WorkerSession {
         req: SubmitRequest,
     ) -> Result<std::result::Result<TaskId, StepRefusal>> {
         let engine = &self.inner.engine;
-        let refuse = |code: &'static str, message: String| Ok(Err(StepRefusal { code, message }));
         if let Err(e) = check_step_name(&name) {
             return refuse(refusals::INVALID_STEP, e.message);
         }

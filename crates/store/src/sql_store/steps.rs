@@ -2,13 +2,13 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
-use switchyard_core::step::{Step, StepDraft, StepOutcome, StepRecord, StepStatus};
+use switchyard_core::step::{Step, StepDraft, StepRecord, StepStatus};
 use switchyard_core::store::StepStore;
 use switchyard_core::task::TaskStatus;
 use switchyard_core::{Error, Result, TaskId};
 
-use super::SqlStore;
-use crate::dialect::Dialect;
+use super::{SqlStore, Tx};
+use crate::dialect::{Dialect, On};
 use crate::query::Query;
 use crate::rows::{Col, db_err};
 use crate::sql::sql;
@@ -44,32 +44,7 @@ impl<D: Dialect> StepStore for SqlStore<D> {
             None if steps >= i64::from(max_steps) => return Ok(StepRecord::TooMany),
             _ => {}
         }
-        let (status, output, error) = match &draft.outcome {
-            StepOutcome::Succeeded(output) => (
-                StepStatus::Succeeded,
-                crate::content::escape_value(output).into_owned(),
-                Value::Null,
-            ),
-            StepOutcome::Failed(error) => (
-                StepStatus::Failed,
-                Value::Null,
-                serde_json::to_value(crate::content::escape_error(error))
-                    .map_err(|e| Error::internal("encode step error", e))?,
-            ),
-        };
-        Query::new(sql!("common", "upsert_step"))
-            .bind(draft.task_id.0)
-            .bind(&draft.name)
-            .bind(steps)
-            .bind(status.as_str())
-            .bind(i64::from(draft.attempt))
-            .bind(output)
-            .bind(error)
-            .bind(draft.started_at.millis())
-            .bind(draft.finished_at.millis())
-            .execute(tx.on())
-            .await
-            .map_err(db_err("record step"))?;
+        write_step(&mut tx, draft.task_id, &draft.to_step()).await?;
         self.commit_flushed(tx, "commit step").await?;
         Ok(StepRecord::Recorded)
     }
@@ -116,4 +91,50 @@ pub(super) fn step<R: Col>(r: &R, name: String) -> Result<Step> {
         started_at: r.ts("started_at")?,
         finished_at: r.ts("finished_at")?,
     })
+}
+
+/// Writes a step: a new one, or the next run of a failed one (a succeeded step is never
+/// replaced).
+pub(super) async fn write_step<D: Dialect>(
+    tx: &mut Tx<D>,
+    task: TaskId,
+    step: &Step,
+) -> Result<()> {
+    let output = step.output.as_ref().map_or(Value::Null, |v| {
+        crate::content::escape_value(v).into_owned()
+    });
+    let error = match &step.error {
+        Some(e) => serde_json::to_value(crate::content::escape_error(e))
+            .map_err(|e| Error::internal("encode step error", e))?,
+        None => Value::Null,
+    };
+    Query::new(sql!("common", "upsert_step"))
+        .bind(task.0)
+        .bind(&step.name)
+        .bind(step.status.as_str())
+        .bind(i64::from(step.attempt))
+        .bind(output)
+        .bind(error)
+        .bind(step.started_at.millis())
+        .bind(step.finished_at.millis())
+        .execute(tx.on())
+        .await
+        .map_err(db_err("record step"))?;
+    Ok(())
+}
+
+/// The step named `name` of `task`, if recorded.
+pub(super) async fn read_step<D: Dialect>(
+    on: On<'_, D>,
+    task: TaskId,
+    name: &str,
+) -> Result<Option<Step>> {
+    Query::new(sql!("common", "get_step"))
+        .bind(task.0)
+        .bind(name)
+        .fetch_optional(on)
+        .await
+        .map_err(db_err("read step"))?
+        .map(|r| step(&r, name.to_owned()))
+        .transpose()
 }

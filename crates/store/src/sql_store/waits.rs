@@ -18,7 +18,8 @@ use switchyard_core::wait::{
 use switchyard_core::{Error, ErrorCode, Result, TaskId, Timestamp};
 use uuid::Uuid;
 
-use super::{SqlStore, Tx, steps};
+use super::steps::{read_step, write_step};
+use super::{SqlStore, Tx};
 use crate::dialect::{Dialect, On};
 use crate::query::Query;
 use crate::rows::{Col, db_err};
@@ -62,7 +63,7 @@ impl<D: Dialect> WaitStore for SqlStore<D> {
             .await
             .map_err(db_err("count steps"))?;
         if census.opt_string("existing")?.is_some() {
-            let step = read_step(&mut tx, task, &wait.name).await?;
+            let step = read_step(tx.on(), task, &wait.name).await?;
             match step {
                 Some(step) if step.status == StepStatus::Succeeded => {
                     return Ok(WaitBegun::Ready {
@@ -97,7 +98,7 @@ impl<D: Dialect> WaitStore for SqlStore<D> {
         };
         if let Some(output) = ready {
             let step = succeeded_step(&wait.name, attempt, output, now);
-            record_step(&mut tx, task, &step).await?;
+            write_step(&mut tx, task, &step).await?;
             self.commit_flushed(tx, "commit wait").await?;
             return Ok(WaitBegun::Ready {
                 step,
@@ -297,14 +298,7 @@ impl<D: Dialect> WaitStore for SqlStore<D> {
     }
 
     async fn get_step(&self, task: TaskId, name: &str) -> Result<Option<Step>> {
-        Query::new(sql!("common", "get_step"))
-            .bind(task.0)
-            .bind(name)
-            .fetch_optional(self.fresh_reader())
-            .await
-            .map_err(db_err("read step"))?
-            .map(|r| steps::step(&r, name.to_owned()))
-            .transpose()
+        read_step(self.fresh_reader(), task, name).await
     }
 
     async fn count_children(&self, parent: TaskId) -> Result<u64> {
@@ -349,17 +343,6 @@ fn parse_wait(v: Option<Value>) -> Result<Option<Wait>> {
             .map(Some)
             .map_err(|e| Error::internal("read a task's wait", e)),
     }
-}
-
-async fn read_step<D: Dialect>(tx: &mut Tx<D>, task: TaskId, name: &str) -> Result<Option<Step>> {
-    Query::new(sql!("common", "get_step"))
-        .bind(task.0)
-        .bind(name)
-        .fetch_optional(tx.on())
-        .await
-        .map_err(db_err("read step"))?
-        .map(|r| steps::step(&r, name.to_owned()))
-        .transpose()
 }
 
 /// The oldest kept signal named `name`, consumed.
@@ -490,7 +473,7 @@ async fn resume_numbered<D: Dialect>(
         .map_err(db_err("read task"))?
         .u32("attempt")?;
     step.attempt = attempt;
-    record_step(tx, id, &step).await?;
+    write_step(tx, id, &step).await?;
     Ok(Some(Resumed {
         task_id: id,
         agent: row.string("agent")?,
@@ -527,28 +510,4 @@ fn timed_out_step(wait: &Wait, now: Timestamp) -> Step {
         started_at: now,
         finished_at: now,
     }
-}
-
-async fn record_step<D: Dialect>(tx: &mut Tx<D>, task: TaskId, step: &Step) -> Result<()> {
-    let output = step.output.as_ref().map_or(Value::Null, |v| {
-        crate::content::escape_value(v).into_owned()
-    });
-    let error = match &step.error {
-        Some(e) => serde_json::to_value(crate::content::escape_error(e))
-            .map_err(|e| Error::internal("encode step error", e))?,
-        None => Value::Null,
-    };
-    Query::new(sql!("common", "record_wait_step"))
-        .bind(task.0)
-        .bind(&step.name)
-        .bind(step.status.as_str())
-        .bind(i64::from(step.attempt))
-        .bind(output)
-        .bind(error)
-        .bind(step.started_at.millis())
-        .bind(step.finished_at.millis())
-        .execute(tx.on())
-        .await
-        .map_err(db_err("record wait step"))?;
-    Ok(())
 }
