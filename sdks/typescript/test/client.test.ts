@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Client, SwitchyardError, Worker, type Task, type TaskEvent } from "../src/index.js";
-import { agentName, startProxy, startServer, until, type TestServer } from "./harness.js";
+import { Client, SwitchyardError, Worker, type TaskEvent } from "../src/index.js";
+import { agentName, startProxy, startServer, until, finished, type TestServer } from "./harness.js";
 
 const quiet = { info() {}, warn() {} };
 let server: TestServer;
@@ -13,13 +13,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
 });
-
-async function finished(id: string): Promise<Task> {
-  return until(`task ${id} to finish`, async () => {
-    const t = await client.get(id);
-    return ["succeeded", "failed", "dead", "cancelled"].includes(t.status) ? t : undefined;
-  });
-}
 
 describe("client", () => {
   it("submits and waits, gets, and submits a batch", async () => {
@@ -35,30 +28,30 @@ describe("client", () => {
 
     const queued = await client.submit("echo", { x: 2 }, { priority: 3, idempotencyKey: agentName("idem") });
     expect(queued.id).toBeTruthy();
-    expect((await finished(queued.id)).output).toEqual({ x: 2 });
+    expect((await finished(client, queued.id)).output).toEqual({ x: 2 });
 
     const tasks = await client.submitBatch("echo", [{ x: 1 }, { x: 2 }, { x: 3 }]);
     expect(tasks.map((t) => t.input)).toEqual([{ x: 1 }, { x: 2 }, { x: 3 }]);
-    const outputs = await Promise.all(tasks.map(async (t) => (await finished(t.id)).output));
+    const outputs = await Promise.all(tasks.map(async (t) => (await finished(client, t.id)).output));
     expect(outputs).toEqual([{ x: 1 }, { x: 2 }, { x: 3 }]);
   });
 
   it("answers a wait that ends before the task with the running task", async () => {
     const task = await client.submit("sleep", { ms: 3_000 }, { wait: 0.3 });
     expect(["queued", "running"]).toContain(task.status);
-    expect((await finished(task.id)).status).toBe("succeeded");
+    expect((await finished(client, task.id)).status).toBe("succeeded");
   });
 
   it("cancels a running task and retries it", async () => {
     const task = await client.submit("sleep", { ms: 60_000 });
     await until("the task to run", async () => (await client.get(task.id)).status === "running");
     await client.cancel(task.id);
-    const cancelled = await finished(task.id);
+    const cancelled = await finished(client, task.id);
     expect(cancelled.status).toBe("cancelled");
     const retried = await client.retry(task.id);
     expect(["queued", "running"]).toContain(retried.status);
     await client.cancel(retried.id);
-    expect((await finished(retried.id)).status).toBe("cancelled");
+    expect((await finished(client, retried.id)).status).toBe("cancelled");
   });
 
   it("surfaces server errors as SwitchyardError: wrong key, unknown agent, schema violations, unknown task", async () => {

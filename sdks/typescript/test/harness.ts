@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { Worker, type AgentOptions, type Handler, type WorkerOptions } from "../src/index.js";
+import { Worker, type AgentOptions, type Client, type Handler, type Task, type WorkerOptions } from "../src/index.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const SDK_DIR = resolve(here, "..");
@@ -108,6 +108,17 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined 
     if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** The statuses a task stops at. */
+export const FINAL_STATUSES = ["succeeded", "failed", "dead", "cancelled"];
+
+/** Polls `client` until task `id` has finished, and returns it. */
+export async function finished(client: Client, id: string, timeoutMs?: number): Promise<Task> {
+  return until(`task ${id} to finish`, async () => {
+    const t = await client.get(id);
+    return FINAL_STATUSES.includes(t.status) ? t : undefined;
+  }, timeoutMs);
 }
 
 /** A TCP proxy in front of the server whose connections can be cut: a real forced disconnect. */

@@ -4,8 +4,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Client, type Task, type TaskEvent } from "../src/index.js";
-import { SDK_DIR, agentName, startServer, until, type TestServer } from "./harness.js";
+import { Client, type TaskEvent } from "../src/index.js";
+import { SDK_DIR, agentName, startServer, until, finished, type TestServer } from "./harness.js";
 
 const EXAMPLE = join(SDK_DIR, "build/examples/worker.js");
 let server: TestServer;
@@ -38,13 +38,6 @@ async function remoteWorkers(): Promise<string[]> {
   return r.body.items.filter((w) => w.kind === "remote").map((w) => w.name);
 }
 
-async function finished(id: string): Promise<Task> {
-  return until(`task ${id} to finish`, async () => {
-    const t = await client.get(id);
-    return ["succeeded", "failed", "dead", "cancelled"].includes(t.status) ? t : undefined;
-  }, 90_000);
-}
-
 const words = (n: number) => Array.from({ length: n }, (_, i) => `w${i}`).join(" ");
 
 describe("worker processes", () => {
@@ -62,7 +55,7 @@ describe("worker processes", () => {
     a.kill("SIGKILL");
     await exited;
 
-    const done = await finished(task.id);
+    const done = await finished(client, task.id, 90_000);
     expect(done.status).toBe("succeeded");
     expect(done.output).toEqual({ words: 40, worker: "survivor" });
     expect(done.attempts.filter((at) => at.status === "succeeded").length).toBe(1);
@@ -104,7 +97,7 @@ describe("worker processes", () => {
     expect(waiting.attempts.length).toBe(0);
 
     startWorker("after", agent);
-    const served = await finished(later.id);
+    const served = await finished(client, later.id, 90_000);
     expect(served.status).toBe("succeeded");
     expect(served.output).toMatchObject({ worker: "after" });
   });

@@ -1,8 +1,8 @@
 // Durable steps (`ctx.step`) against the real server: results memoized across retries, failed
 // steps run again, refusals by the server, and the step listing (`GET /api/v1/tasks/{id}/steps`).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Client, PermanentError, RetryableError, type AgentOptions, type Handler, type Task, type TaskEvent } from "../src/index.js";
-import { agentName, serveAgent, startProxy, startServer, until, type TestServer } from "./harness.js";
+import { Client, PermanentError, RetryableError, type AgentOptions, type Handler, type TaskEvent } from "../src/index.js";
+import { agentName, serveAgent, startProxy, startServer, finished, type TestServer } from "./harness.js";
 
 /** Retries come soon, so the tests do not wait for the default backoff. */
 const FAST_RETRY: AgentOptions = { retry: { maxAttempts: 3, baseMs: 50, capMs: 100 } };
@@ -16,14 +16,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
 });
-
-const FINAL = ["succeeded", "failed", "dead", "cancelled"];
-async function finished(id: string, c = client): Promise<Task> {
-  return until(`task ${id} to finish`, async () => {
-    const t = await c.get(id);
-    return FINAL.includes(t.status) ? t : undefined;
-  });
-}
 
 /** One entry of `GET /api/v1/tasks/{id}/steps`. */
 interface StepRow {
@@ -84,7 +76,7 @@ describe("durable steps", () => {
         return { a, b, c };
       },
       async () => {
-        const task = await finished((await client.submit(name, {})).id);
+        const task = await finished(client, (await client.submit(name, {})).id);
         expect(task.status).toBe("succeeded");
         expect(task.attempts.length).toBe(2);
         expect(task.attempts[0].error?.code).toBe("after_b");
@@ -134,7 +126,7 @@ describe("durable steps", () => {
         }
       },
       async () => {
-        const task = await finished((await client.submit(name, {})).id);
+        const task = await finished(client, (await client.submit(name, {})).id);
         expect(task.status).toBe("succeeded");
         expect(task.output).toEqual({ ok: 2 });
         expect(runs).toBe(2);
@@ -166,7 +158,7 @@ describe("durable steps", () => {
         throw new PermanentError("no such account", { code: "no_account" });
       }),
       async () => {
-        const task = await finished((await client.submit(name, {})).id);
+        const task = await finished(client, (await client.submit(name, {})).id);
         expect(task.status).toBe("dead");
         expect(task.attempts.length).toBe(1);
         expect(task.error).toMatchObject({ class: "permanent", code: "no_account", message: "no such account" });
@@ -209,7 +201,7 @@ describe("durable steps", () => {
         return { first, second, x, y, nothing, when };
       },
       async () => {
-        const task = await finished((await client.submit(name, {})).id);
+        const task = await finished(client, (await client.submit(name, {})).id);
         expect(task.status).toBe("succeeded");
         expect(task.output).toEqual({ first: { n: 1 }, second: { n: 1 }, x: "x", y: "x", nothing: null, when: "1970-01-01T00:00:00.000Z" });
         expect(runs).toBe(2);
@@ -241,7 +233,7 @@ describe("durable steps", () => {
           return null;
         },
         async () => {
-          const task = await finished((await smallClient.submit(name, {})).id, smallClient);
+          const task = await finished(smallClient, (await smallClient.submit(name, {})).id);
           expect(task.status).toBe("dead");
           expect(task.attempts.length).toBe(1);
           expect(task.error?.class).toBe("permanent");
@@ -269,13 +261,13 @@ describe("durable steps", () => {
         return ctx.step("", () => 1);
       },
       async () => {
-        const bigint = await finished((await client.submit(name, { mode: "bigint" })).id);
+        const bigint = await finished(client, (await client.submit(name, { mode: "bigint" })).id);
         expect(bigint.status).toBe("dead");
         expect(bigint.attempts.length).toBe(1);
         expect(bigint.error).toMatchObject({ class: "permanent", code: "invalid_step_output" });
         expect(await steps(bigint.id)).toEqual([]);
 
-        const unnamed = await finished((await client.submit(name, { mode: "empty-name" })).id);
+        const unnamed = await finished(client, (await client.submit(name, { mode: "empty-name" })).id);
         expect(unnamed.status).toBe("dead");
         expect(unnamed.attempts.length).toBe(1);
         expect(unnamed.error).toMatchObject({ class: "permanent", code: "invalid_step" });
@@ -299,7 +291,7 @@ describe("durable steps", () => {
       },
       async () => {
         const tasks = await client.submitBatch(name, Array.from({ length: 24 }, (_, n) => ({ n })));
-        const done = await Promise.all(tasks.map((t) => finished(t.id)));
+        const done = await Promise.all(tasks.map((t) => finished(client, t.id)));
         expect(done.map((t) => t.status)).toEqual(tasks.map(() => "succeeded"));
         expect(done.map((t) => t.output)).toEqual(tasks.map((_, n) => `p${n},q${n},r${n}`));
       },
@@ -338,7 +330,7 @@ describe("durable steps", () => {
           const task = await client.submit(name, {});
           await enteredP;
           expect(proxy.cutAll()).toBeGreaterThan(0);
-          const done = await finished(task.id);
+          const done = await finished(client, task.id);
           expect(done.status).toBe("succeeded");
           expect(done.output).toEqual({ run: 2 });
           expect(runs).toBe(2);

@@ -15,7 +15,7 @@ import {
   type Task,
   type TaskEvent,
 } from "../src/index.js";
-import { agentName, serveAgent, startServer, until, type TestServer } from "./harness.js";
+import { agentName, serveAgent, startServer, until, finished, type TestServer } from "./harness.js";
 
 const FAST_RETRY: AgentOptions = { retry: { maxAttempts: 3, baseMs: 50, capMs: 100 } };
 let server: TestServer;
@@ -28,14 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
 });
-
-const FINAL = ["succeeded", "failed", "dead", "cancelled"];
-async function finished(id: string): Promise<Task> {
-  return until(`task ${id} to finish`, async () => {
-    const t = await client.get(id);
-    return FINAL.includes(t.status) ? t : undefined;
-  });
-}
 
 async function waiting(id: string): Promise<Task> {
   return until(`task ${id} to wait`, async () => {
@@ -106,7 +98,7 @@ describe("durable waits", () => {
         expect(quick.status).toBe("succeeded");
         expect((await client.get(task.id)).status).toBe("waiting");
 
-        const done = await finished(task.id);
+        const done = await finished(client, task.id);
         expect(done.status).toBe("succeeded");
         expect(done.output).toEqual({ slept: true, run: 2 });
         expect(done.attempts.map((a) => a.status)).toEqual(["suspended", "succeeded"]);
@@ -141,7 +133,7 @@ describe("durable waits", () => {
         return { run: ctx.attempt };
       },
       async () => {
-        const done = await finished((await client.submit(name, {})).id);
+        const done = await finished(client, (await client.submit(name, {})).id);
         expect(done.status).toBe("succeeded");
         expect(done.output).toEqual({ run: 1 });
       },
@@ -169,7 +161,7 @@ describe("durable waits", () => {
           name: "approval",
           resumed: true,
         });
-        const lateDone = await finished(late.id);
+        const lateDone = await finished(client, late.id);
         expect(lateDone.output).toEqual({ payload: { approved: true }, run: 2 });
         const seen = await events(late.id);
         expect(seen.filter((e) => e.kind === "signal_received").map((e) => [e["name"], e.payload])).toEqual([
@@ -177,7 +169,7 @@ describe("durable waits", () => {
         ]);
         expect(seen.filter((e) => e.kind === "resumed").map((e) => e.reason)).toEqual(["signal"]);
 
-        const early = await finished((await client.submit(name, { early: ["yes"] })).id);
+        const early = await finished(client, (await client.submit(name, { early: ["yes"] })).id);
         expect(early.output).toEqual({ payload: ["yes"], run: 1 });
         expect(early.attempts.map((a) => a.status)).toEqual(["succeeded"]);
 
@@ -206,11 +198,11 @@ describe("durable waits", () => {
       },
       async () => {
         const [caught, uncaught] = await Promise.all([client.submit(name, { catch: true }), client.submit(name, { catch: false })]);
-        const caughtDone = await finished(caught.id);
+        const caughtDone = await finished(client, caught.id);
         expect(caughtDone.status).toBe("succeeded");
         expect(caughtDone.output).toEqual({ timedOut: "never", code: "wait_timeout", permanent: true, run: 2 });
         expect((await events(caught.id)).filter((e) => e.kind === "resumed").map((e) => e.reason)).toEqual(["timeout"]);
-        const uncaughtDone = await finished(uncaught.id);
+        const uncaughtDone = await finished(client, uncaught.id);
         expect(uncaughtDone.status).toBe("dead");
         expect(uncaughtDone.error).toMatchObject({ class: "permanent", code: "wait_timeout" });
       },
@@ -263,7 +255,7 @@ describe("child tasks", () => {
             expect(joining.wait).toMatchObject({ kind: "children", name: "join:#1" });
             expect(joining.wait?.children?.length).toBe(3);
             release();
-            const done = await finished(task.id);
+            const done = await finished(client, task.id);
             expect(done.status).toBe("succeeded");
             const out = done.output as { ids: string[] };
             expect(out).toEqual({
@@ -301,13 +293,13 @@ describe("child tasks", () => {
       },
       async () => {
         const task = await client.submit(parent, {});
-        const done = await finished(task.id);
+        const done = await finished(client, task.id);
         expect(done.status).toBe("succeeded");
         expect(seen.length).toBe(2);
         expect(seen[1]).toBe(seen[0]);
         expect(done.output).toEqual({ id: seen[0], run: 2 });
         expect(await children(task.id)).toEqual([seen[0]]);
-        expect((await finished(seen[0])).output).toEqual({ hello: 1 });
+        expect((await finished(client, seen[0])).output).toEqual({ hello: 1 });
       },
     );
   });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Client, PermanentError, RateLimitedError, RetryableError, SwitchyardError, Worker, type AgentOptions, type Handler, type Task, type TaskEvent } from "../src/index.js";
-import { agentName, serveAgent, startProxy, startServer, until, type TestServer } from "./harness.js";
+import { Client, PermanentError, RateLimitedError, RetryableError, SwitchyardError, Worker, type AgentOptions, type Handler, type TaskEvent } from "../src/index.js";
+import { agentName, serveAgent, startProxy, startServer, until, finished, type TestServer } from "./harness.js";
 
 const quiet = { info() {}, warn() {} };
 let server: TestServer;
@@ -13,14 +13,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
 });
-
-const FINAL = ["succeeded", "failed", "dead", "cancelled"];
-async function finished(id: string): Promise<Task> {
-  return until(`task ${id} to finish`, async () => {
-    const t = await client.get(id);
-    return FINAL.includes(t.status) ? t : undefined;
-  });
-}
 
 /** Runs `body` with a worker serving one agent, then drains it. */
 function withWorker<Input>(
@@ -82,14 +74,14 @@ describe("worker", () => {
         return { attempt: ctx.attempt };
       },
       async () => {
-        const retried = await finished((await client.submit(name, { mode: "retry" })).id);
+        const retried = await finished(client, (await client.submit(name, { mode: "retry" })).id);
         expect(retried.status).toBe("succeeded");
         expect(retried.output).toEqual({ attempt: 2 });
         expect(retried.attempts.length).toBe(2);
         expect(retried.attempts[0].error?.class).toBe("retryable");
         expect(retried.attempts[0].error?.code).toBe("busy");
 
-        const dead = await finished((await client.submit(name, { mode: "permanent" })).id);
+        const dead = await finished(client, (await client.submit(name, { mode: "permanent" })).id);
         expect(dead.status).toBe("dead");
         expect(dead.attempts.length).toBe(1);
         expect(dead.error?.class).toBe("permanent");
@@ -111,7 +103,7 @@ describe("worker", () => {
         return { ok: true };
       },
       async () => {
-        const task = await finished((await client.submit(name, {})).id);
+        const task = await finished(client, (await client.submit(name, {})).id);
         expect(task.status).toBe("succeeded");
         expect(task.attempts[0].error?.class).toBe("rate_limited");
         expect(startedAt.length).toBe(2);
@@ -134,7 +126,7 @@ describe("worker", () => {
         return { late: true };
       },
       async () => {
-        const task = await finished((await client.submit(name, {})).id);
+        const task = await finished(client, (await client.submit(name, {})).id);
         expect(task.status).toBe("succeeded");
         expect(task.output).toEqual({ attempt: 2 });
         expect(task.attempts[0].error?.code).toBe("timeout");
@@ -166,11 +158,11 @@ describe("worker", () => {
         await startedP;
         await client.cancel(task.id);
         expect(await sawCancel).toBe("AbortError");
-        const done = await finished(task.id);
+        const done = await finished(client, task.id);
         expect(done.status).toBe("cancelled");
         // A cancelled task can be run again.
         const again = await client.retry(task.id);
-        const rerun = await finished(again.id);
+        const rerun = await finished(client, again.id);
         expect(rerun.status).toBe("succeeded");
         expect(rerun.output).toEqual({ run: 2 });
       },
@@ -198,7 +190,7 @@ describe("worker", () => {
         await startedP;
         await client.cancel(task.id);
         expect(await seenP).toEqual({ aborted: true, reason: "AbortError" });
-        expect((await finished(task.id)).status).toBe("cancelled");
+        expect((await finished(client, task.id)).status).toBe("cancelled");
       },
     );
   });
@@ -297,7 +289,7 @@ describe("worker", () => {
     running.catch(() => {});
     await worker.connected();
     try {
-      const task = await finished((await client.submit(name, { via: "ticket" })).id);
+      const task = await finished(client, (await client.submit(name, { via: "ticket" })).id);
       expect(task.output).toEqual({ via: "ticket" });
       expect(minted).toBe(1);
     } finally {
@@ -324,7 +316,7 @@ describe("worker", () => {
       },
       async () => {
         expect((await agent()).retry).toEqual({ max_attempts: 2, base_ms: 50, cap_ms: 100 });
-        const task = await finished((await client.submit(name, {})).id);
+        const task = await finished(client, (await client.submit(name, {})).id);
         expect(task.status).toBe("dead");
         expect(task.attempts.length).toBe(2);
       },
