@@ -51,16 +51,15 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         Unauthorized | TokenExpired | InvalidCredentials => StatusCode::UNAUTHORIZED,
         Forbidden => StatusCode::FORBIDDEN,
         TaskNotFound | AgentNotFound | UserNotFound | ApiKeyNotFound | SessionNotFound
-        | AlertRuleNotFound | RouteNotFound => StatusCode::NOT_FOUND,
+        | AlertRuleNotFound | ScheduleNotFound | RouteNotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-        AgentExists | AgentBuiltin | AgentInUse | EmailTaken | InvalidState | TaskFinished => {
-            StatusCode::CONFLICT
-        }
+        AgentExists | ScheduleExists | AgentBuiltin | AgentInUse | EmailTaken | InvalidState
+        | TaskFinished => StatusCode::CONFLICT,
         PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         InvalidBody | ValidationFailed | UnknownAgent | InvalidAgent | FallbackCycle
-        | WeakPassword => StatusCode::UNPROCESSABLE_ENTITY,
+        | WeakPassword | InvalidSchedule => StatusCode::UNPROCESSABLE_ENTITY,
         RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
         QueueFull | Unavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -32,6 +32,10 @@ pub trait JsonBody {
 impl JsonBody for serde_json::Value {}
 impl JsonBody for switchyard_core::agent::AgentSpec {}
 impl JsonBody for switchyard_core::monitoring::AlertRuleSpec {}
+// A schedule's input is task input.
+impl JsonBody for switchyard_core::schedule::ScheduleSpec {
+    const CONTENT: &'static [&'static str] = &["/input"];
+}
 
 impl<T: DeserializeOwned + JsonBody, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;

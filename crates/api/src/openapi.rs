@@ -18,6 +18,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
     tags(
         (name = "tasks", description = "Submit, follow, cancel and retry tasks"),
         (name = "agents", description = "Agent definitions"),
+        (name = "schedules", description = "Cron schedules that submit tasks"),
         (name = "auth", description = "Login, tokens and sessions"),
         (name = "api-keys", description = "API keys for scripts and workers"),
         (name = "users", description = "User accounts (admins)"),

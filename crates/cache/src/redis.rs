@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use switchyard_core::auth::{RefreshOutcome, Rotation, Session};
 use switchyard_core::cache::{Cache, EventBus};
 use switchyard_core::event::{BusMessage, SharedBusMessage};
+use switchyard_core::flow::{Grant, RateLimit, RateLimiter, gcra_retry_at};
 use switchyard_core::store::MAX_USED_HASHES;
 use switchyard_core::{Error, Result, SessionId, Timestamp, UserId};
 
@@ -133,11 +134,37 @@ end
 return {'invalid', '', ''}
 ";
 
+/// KEYS: the limiter. ARGV: operation (`acquire`, `refund`, `pause`), now (µs), then
+/// for `acquire` wanted, interval (µs), burst (µs); for `refund` the µs to give back; for
+/// `pause` the µs to wait until. The stored value is the GCRA theoretical arrival time
+/// (µs), the rule of `switchyard_core::flow::gcra`. Returns `{granted, tat}`.
+const GCRA_SCRIPT: &str = r"
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local now = tonumber(ARGV[2])
+local granted = 0
+if ARGV[1] == 'acquire' then
+  local want, interval, burst = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+  if tat < now then tat = now end
+  if tat <= now + burst then
+    granted = math.min(want, math.floor((now + burst - tat) / interval) + 1)
+  end
+  tat = tat + granted * interval
+elseif ARGV[1] == 'refund' then
+  tat = math.max(0, tat - tonumber(ARGV[3]))
+else
+  tat = math.max(tat, tonumber(ARGV[3]))
+end
+local ttl = math.max(1000, math.ceil((tat - now) / 1000) + 1000)
+redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', ttl)
+return {granted, string.format('%.0f', tat)}
+";
+
 pub struct RedisCache {
     conn: Lazy,
     prefix: String,
     incr: Script,
     rotate: Script,
+    gcra: Script,
 }
 
 impl RedisCache {
@@ -148,7 +175,24 @@ impl RedisCache {
             prefix: settings.prefix.clone(),
             incr: Script::new(INCR_SCRIPT),
             rotate: Script::new(ROTATE_SCRIPT),
+            gcra: Script::new(GCRA_SCRIPT),
         })
+    }
+
+    /// Runs the GCRA script: `(granted, tat µs)`.
+    async fn gcra(&self, key: &str, args: &[u64], op: &str) -> Result<(u32, u64)> {
+        let mut conn = self.conn.get().await?;
+        let mut invocation = self.gcra.key(format!("{}rate:{key}", self.prefix));
+        invocation.arg(op);
+        for a in args {
+            invocation.arg(*a);
+        }
+        let (granted, tat): (u32, String) =
+            tokio::time::timeout(IO_TIMEOUT, invocation.invoke_async(&mut conn))
+                .await
+                .map_err(|_| Error::unavailable("cache unavailable (rate limit timed out)"))?
+                .map_err(unavailable("rate limit"))?;
+        Ok((granted, tat.parse().unwrap_or(0)))
     }
 
     fn kv_key(&self, key: &str) -> String {
@@ -218,6 +262,40 @@ impl RedisCache {
             return Ok(None);
         }
         Ok(Some(session))
+    }
+}
+
+fn micros(t: Timestamp) -> u64 {
+    u64::try_from(t.millis()).unwrap_or(0) * 1_000
+}
+
+#[async_trait]
+impl RateLimiter for RedisCache {
+    async fn acquire(
+        &self,
+        key: &str,
+        want: u32,
+        limit: &RateLimit,
+        now: Timestamp,
+    ) -> Result<Grant> {
+        let burst = limit.burst_us();
+        let args = [micros(now), u64::from(want), limit.interval_us(), burst];
+        let (granted, tat) = self.gcra(key, &args, "acquire").await?;
+        let retry_at = (granted < want).then(|| gcra_retry_at(tat, burst));
+        Ok(Grant { granted, retry_at })
+    }
+
+    async fn refund(&self, key: &str, n: u32, limit: &RateLimit) -> Result<()> {
+        let back = u64::from(n) * limit.interval_us();
+        self.gcra(key, &[micros(Timestamp::now()), back], "refund")
+            .await
+            .map(drop)
+    }
+
+    async fn pause(&self, key: &str, until: Timestamp) -> Result<()> {
+        self.gcra(key, &[micros(Timestamp::now()), micros(until)], "pause")
+            .await
+            .map(drop)
     }
 }
 

@@ -133,6 +133,16 @@ pub struct AgentSpec {
     /// Default priority of its tasks (higher runs first).
     #[serde(default)]
     pub priority: i32,
+    /// A JSON pointer into the input (`"/customer_id"`): tasks with the same value there
+    /// share `concurrency_per_key`, and dispatch takes turns between the values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
+    /// At most this many tasks of one concurrency key run at once, across all workers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_per_key: Option<u32>,
+    /// How fast its tasks may start, across the whole cluster (per agent, or per key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<crate::flow::RateLimit>,
 }
 
 impl AgentSpec {
@@ -152,6 +162,9 @@ impl AgentSpec {
             cache_ttl_ms: None,
             fallback: None,
             priority: 0,
+            concurrency_key: None,
+            concurrency_per_key: None,
+            rate_limit: None,
         }
     }
 }
@@ -174,7 +187,28 @@ impl std::fmt::Debug for AgentSpec {
             .field("cache_ttl_ms", &shown.cache_ttl_ms)
             .field("fallback", &shown.fallback)
             .field("priority", &shown.priority)
+            .field("concurrency_key", &shown.concurrency_key)
+            .field("concurrency_per_key", &shown.concurrency_per_key)
+            .field("rate_limit", &shown.rate_limit)
             .finish()
+    }
+}
+
+impl AgentSpec {
+    /// The JSON pointer a task's flow key is read from: `concurrency_key`, else the
+    /// rate limit's `key`.
+    pub fn flow_key_pointer(&self) -> Option<&str> {
+        self.concurrency_key
+            .as_deref()
+            .or_else(|| self.rate_limit.as_ref().and_then(|r| r.key.as_deref()))
+    }
+
+    /// Whether dispatch must count this agent's running tasks (per agent or per key)
+    /// before claiming, so no task may skip the queue.
+    pub fn has_start_limits(&self) -> bool {
+        self.concurrency.is_some()
+            || self.concurrency_per_key.is_some()
+            || self.rate_limit.is_some()
     }
 }
 
@@ -314,6 +348,22 @@ impl AgentSpec {
         }
         if self.concurrency == Some(0) {
             return bad("concurrency must be at least 1 (omit it for no limit)".into());
+        }
+        if self.concurrency_per_key == Some(0) {
+            return bad("concurrency_per_key must be at least 1 (omit it for no limit)".into());
+        }
+        if let Some(pointer) = &self.concurrency_key {
+            crate::flow::check_pointer("concurrency_key", pointer)?;
+        }
+        if let Some(limit) = &self.rate_limit {
+            limit.validate()?;
+            if let (Some(a), Some(b)) = (&self.concurrency_key, &limit.key)
+                && a != b
+            {
+                return bad(format!(
+                    "rate_limit.key {b:?} must be the same pointer as concurrency_key {a:?}: a task has one flow key"
+                ));
+            }
         }
         if self.priority.abs() > MAX_PRIORITY {
             return bad(format!(

@@ -37,6 +37,11 @@ pub struct NewTask {
     pub fallback_of: Option<TaskId>,
     pub trace_id: Option<String>,
     pub created_at: Timestamp,
+    /// Its flow key (see `flow::flow_key`).
+    pub flow_key: Option<String>,
+    /// The schedule that fired it, and the tick.
+    pub schedule: Option<String>,
+    pub scheduled_for: Option<Timestamp>,
     /// Set when the result cache answered: the task is inserted already `succeeded`.
     pub cached_output: Option<Value>,
     /// Set when a local consumer had a free slot: the task is inserted already `running`
@@ -116,12 +121,42 @@ pub struct TaskQuery {
 }
 
 /// How many tasks of one agent a claimer can take now.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// A claim takes turns between the agent's fair keys (see `flow`) at the highest
+/// priority level that has runnable tasks: each key gets an equal share of `max`
+/// (what a key cannot use goes to the others), starting after `after`, so a key's
+/// backlog never holds up another key's tasks by more than one claim.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AgentDemand {
     pub agent: String,
     pub max: u32,
     /// The agent's cluster-wide concurrency limit; the claim never exceeds it.
     pub concurrency: Option<u32>,
+    /// The agent's `concurrency_per_key`: at most this many running tasks per flow key.
+    pub per_key: Option<u32>,
+    /// The fair key the previous claim ended with: turns start after it.
+    pub after: Option<String>,
+    /// The keys to claim from and at most how many of each (found by
+    /// [`TaskStore::runnable_keys`] and rate-limited per key by the caller); `None`: the
+    /// claim finds them itself.
+    pub keys: Option<Vec<KeyQuota>>,
+}
+
+/// At most `max` tasks of one fair key at one priority level.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyQuota {
+    pub fair_key: String,
+    pub priority: i32,
+    pub max: u32,
+}
+
+/// A fair key with runnable tasks at the highest runnable priority level of its agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunnableKey {
+    pub fair_key: String,
+    pub priority: i32,
+    /// Running tasks of its flow key (counted only when asked, else 0).
+    pub running: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,6 +188,8 @@ pub struct ClaimedTask {
     pub run_at: Timestamp,
     /// When this claim was made.
     pub claimed_at: Timestamp,
+    /// The key dispatch took turns by (see `flow::fair_key`).
+    pub fair_key: String,
 }
 
 impl ClaimedTask {
@@ -437,6 +474,18 @@ pub trait TaskStore: Send + Sync {
     /// Claims up to each demand's `max` runnable tasks (highest priority, then oldest),
     /// respecting concurrency limits, and leases them to the worker.
     async fn claim_tasks(&self, request: &ClaimRequest) -> Result<Vec<ClaimedTask>>;
+
+    /// Up to `limit` fair keys of `agent` with tasks runnable at `now` at its highest
+    /// runnable priority level, in key order after `after` (wrapping around), with the
+    /// running tasks of each flow key when `count_running`.
+    async fn runnable_keys(
+        &self,
+        agent: &str,
+        now: Timestamp,
+        after: Option<&str>,
+        limit: u32,
+        count_running: bool,
+    ) -> Result<Vec<RunnableKey>>;
 
     /// Records the end of attempts. Results for attempts that no longer hold their
     /// lease (cancelled, reaped, already completed) are rejected, never recorded twice.
@@ -762,6 +811,8 @@ pub trait Store:
     TaskStore
     + StepStore
     + WaitStore
+    + crate::schedule::ScheduleStore
+    + crate::flow::RateLimiter
     + AgentStore
     + IdentityStore
     + WorkerStore

@@ -295,6 +295,14 @@ pub struct Task {
     /// While `waiting`: what for, and until when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait: Option<crate::wait::Wait>,
+    /// The flow key it shares concurrency and rate limits under (see `flow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
+    /// The schedule that fired it, and the tick it fired for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_for: Option<Timestamp>,
 }
 
 impl Task {

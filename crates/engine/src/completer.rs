@@ -60,6 +60,8 @@ pub struct CompleterDeps {
     pub metrics: Arc<switchyard_monitoring::Metrics>,
     /// Told when a child task finishes, for its parent's join.
     pub waker: Waker,
+    /// Paused when a worker reports `rate_limited` with a Retry-After.
+    pub limiter: Arc<dyn switchyard_core::flow::RateLimiter>,
 }
 
 impl Completer {
@@ -184,7 +186,7 @@ async fn decide_result(deps: &CompleterDeps, r: AttemptResult, now: Timestamp) -
     let entry = deps.agents.get(&r.attempt.agent).await.ok().flatten();
     let limited = entry
         .as_ref()
-        .is_some_and(|e| e.spec().concurrency.is_some());
+        .is_some_and(|e| e.spec().concurrency.is_some() || e.spec().concurrency_per_key.is_some());
     let outcome = decide(deps, entry.as_deref(), &r.attempt, r.outcome, now).await;
     let cache = match (&outcome, &entry) {
         (Outcome::Succeeded { output }, Some(entry)) => entry.spec().cache_ttl_ms.map(|ttl| {
@@ -389,6 +391,41 @@ pub fn result_cache_key(entry: &AgentEntry, input: &Value) -> String {
     )
 }
 
+/// A worker reported `rate_limited` with a Retry-After for an agent with a rate limit:
+/// none of the agent's tasks (of the task's key, for a per-key limit) start before then.
+async fn pause_if_rate_limited(
+    deps: &CompleterDeps,
+    entry: Option<&AgentEntry>,
+    attempt: &AttemptRef,
+    error: &TaskError,
+    now: Timestamp,
+) {
+    use switchyard_core::flow::{flow_key, limiter_key};
+    use switchyard_core::task::ErrorClass;
+    let (Some(entry), Some(after_ms)) = (entry, error.retry_after_ms) else {
+        return;
+    };
+    let spec = entry.spec();
+    let Some(limit) = &spec.rate_limit else {
+        return;
+    };
+    if error.class != ErrorClass::RateLimited {
+        return;
+    }
+    let key = limit
+        .key
+        .as_deref()
+        .and_then(|pointer| flow_key(None, Some(pointer), &attempt.input));
+    let until = now.plus_ms(after_ms.min(24 * 3_600_000));
+    if let Err(e) = deps
+        .limiter
+        .pause(&limiter_key(&spec.name, key.as_deref()), until)
+        .await
+    {
+        tracing::warn!(agent = %spec.name, error = %e, "could not pause the agent's starts");
+    }
+}
+
 async fn decide(
     deps: &CompleterDeps,
     entry: Option<&AgentEntry>,
@@ -423,6 +460,7 @@ async fn decide(
         }
         AttemptOutcome::Failed(e) => e,
     };
+    pause_if_rate_limited(deps, entry, attempt, &error, now).await;
     let default_policy = Default::default();
     let (policy, fallback) = match entry {
         Some(e) => (&e.spec().retry, e.spec().fallback.as_deref()),
@@ -481,6 +519,7 @@ async fn fallback_task(
         Some(schema) => schema.prepare(from.input.clone(), "the input")?,
         None => from.input.clone(),
     };
+    let flow_key = switchyard_core::flow::flow_key(None, entry.spec().flow_key_pointer(), &input);
     Ok(NewTask {
         id: TaskId::new(),
         agent: agent.to_owned(),
@@ -493,6 +532,9 @@ async fn fallback_task(
         fallback_of: Some(from.task_id),
         trace_id: from.trace_id.clone(),
         created_at: now,
+        flow_key,
+        schedule: None,
+        scheduled_for: None,
         cached_output: None,
         claim: None,
     })

@@ -15,7 +15,8 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 use switchyard_core::cache::EventBus;
 use switchyard_core::event::{BusMessage, TaskEvent};
-use switchyard_core::store::{AgentDemand, ClaimRequest, ClaimedTask, Store};
+use switchyard_core::flow::{RateLimit, RateLimiter, flow_key_of_fair, limiter_key, share_turns};
+use switchyard_core::store::{AgentDemand, ClaimRequest, ClaimedTask, KeyQuota, Store};
 use switchyard_core::{Timestamp, WorkerId};
 use tokio::sync::{Notify, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -37,7 +38,16 @@ pub enum Serves {
 enum Takes {
     No,
     Unlimited,
-    UpTo(u32),
+    /// Under a concurrency limit (per agent or per key) or a rate limit.
+    Limited,
+}
+
+/// A demand with the rate-limited starts taken for it.
+struct Rationed {
+    demand: AgentDemand,
+    /// Limiter keys and the starts taken from each.
+    permits: Vec<(String, u32)>,
+    limit: Option<RateLimit>,
 }
 
 #[derive(Clone, Debug)]
@@ -220,6 +230,9 @@ pub struct Dispatcher {
     wake: Notify,
     rotate: AtomicUsize,
     metrics: Arc<switchyard_monitoring::Metrics>,
+    limiter: Arc<dyn RateLimiter>,
+    /// Per agent, the fair key its last claim ended with (see `AgentDemand::after`).
+    cursors: Mutex<HashMap<String, String>>,
 }
 
 impl Dispatcher {
@@ -230,6 +243,7 @@ impl Dispatcher {
         lease_ms: u64,
         poll_interval_ms: u64,
         metrics: Arc<switchyard_monitoring::Metrics>,
+        limiter: Arc<dyn RateLimiter>,
     ) -> Arc<Self> {
         Arc::new(Dispatcher {
             store,
@@ -243,6 +257,8 @@ impl Dispatcher {
             wake: Notify::new(),
             rotate: AtomicUsize::new(0),
             metrics,
+            limiter,
+            cursors: Mutex::new(HashMap::new()),
         })
     }
 
@@ -373,10 +389,146 @@ impl Dispatcher {
             Serves::BuiltinKinds => entry.spec().kind.is_builtin(),
             Serves::Agents(names) => names.contains(name),
         };
-        match (served, entry.spec().concurrency) {
-            (false, _) => Takes::No,
-            (true, None) => Takes::Unlimited,
-            (true, Some(n)) => Takes::UpTo(n),
+        match served {
+            false => Takes::No,
+            // Only a claim can count running tasks across processes and ration starts.
+            true if entry.spec().has_start_limits() => Takes::Limited,
+            true => Takes::Unlimited,
+        }
+    }
+
+    /// What to ask the store for on behalf of `agent` (up to `want` tasks): its limits,
+    /// where its turns continue, and the starts its rate limit allows now. `None` when
+    /// the rate limit allows none (a wake-up is scheduled for when it will).
+    async fn demand(&self, agent: &str, want: u32, now: Timestamp) -> Option<Rationed> {
+        let entry = self.agents.cached(agent)?;
+        let spec = entry.spec();
+        let mut demand = AgentDemand {
+            agent: agent.to_owned(),
+            max: want,
+            concurrency: spec.concurrency,
+            per_key: spec.concurrency_per_key,
+            after: self.cursors.lock().get(agent).cloned(),
+            keys: None,
+        };
+        let Some(limit) = spec.rate_limit.clone() else {
+            return Some(Rationed {
+                demand,
+                permits: Vec::new(),
+                limit: None,
+            });
+        };
+        let mut permits = Vec::new();
+        let mut retry_at: Option<Timestamp> = None;
+        let mut ask = async |key: String, n: u32| -> u32 {
+            match self.limiter.acquire(&key, n, &limit, now).await {
+                Ok(grant) => {
+                    if let Some(at) = grant.retry_at {
+                        retry_at = Some(retry_at.map_or(at, |r| r.min(at)));
+                    }
+                    if grant.granted > 0 {
+                        permits.push((key, grant.granted));
+                    }
+                    grant.granted
+                }
+                Err(e) => {
+                    tracing::warn!(agent, error = %e, "rate limiter unavailable; starting nothing of the agent");
+                    retry_at = Some(now.plus_ms(1_000));
+                    0
+                }
+            }
+        };
+        if limit.key.is_none() {
+            demand.max = ask(limiter_key(agent, None), want).await;
+        } else {
+            // Per key: ration each key's turn.
+            let keys = match self
+                .store
+                .runnable_keys(
+                    agent,
+                    now,
+                    demand.after.as_deref(),
+                    want,
+                    demand.per_key.is_some(),
+                )
+                .await
+            {
+                Ok(keys) => keys,
+                Err(e) => {
+                    tracing::error!(agent, error = %e, "reading runnable keys failed");
+                    return None;
+                }
+            };
+            let rooms: Vec<u32> = keys
+                .iter()
+                .map(|k| match (demand.per_key, flow_key_of_fair(&k.fair_key)) {
+                    (Some(n), Some(_)) => n.saturating_sub(k.running),
+                    _ => want,
+                })
+                .collect();
+            let mut quotas = Vec::new();
+            for (key, share) in keys.iter().zip(share_turns(want, &rooms)) {
+                if share == 0 {
+                    continue;
+                }
+                let granted = ask(limiter_key(agent, flow_key_of_fair(&key.fair_key)), share).await;
+                quotas.push(KeyQuota {
+                    fair_key: key.fair_key.clone(),
+                    priority: key.priority,
+                    max: granted,
+                });
+            }
+            demand.max = quotas.iter().map(|q| q.max).sum();
+            demand.keys = Some(quotas);
+        }
+        if let Some(at) = retry_at {
+            self.schedule(at);
+        }
+        (demand.max > 0).then_some(Rationed {
+            demand,
+            permits,
+            limit: Some(limit),
+        })
+    }
+
+    /// Gives back the starts a claim took from the rate limiter but found no task for.
+    async fn refund(&self, rationed: &[Rationed], claimed: &[ClaimedTask]) {
+        for r in rationed {
+            let Some(limit) = &r.limit else { continue };
+            for (key, granted) in &r.permits {
+                let used = claimed
+                    .iter()
+                    .filter(|c| {
+                        c.agent == r.demand.agent
+                            && (limit.key.is_none()
+                                || limiter_key(&c.agent, flow_key_of_fair(&c.fair_key)) == *key)
+                    })
+                    .count() as u32;
+                if used < *granted
+                    && let Err(e) = self.limiter.refund(key, granted - used, limit).await
+                {
+                    tracing::warn!(error = %e, "could not give back unused starts");
+                }
+            }
+        }
+    }
+
+    /// Where `agent`'s next turns start: after the last key this claim served, in turn
+    /// order (the keys after the previous cursor, then the ones before it).
+    fn advance_cursor(&self, agent: &str, claimed: &[ClaimedTask]) {
+        let mut cursors = self.cursors.lock();
+        let old = cursors.get(agent).cloned().unwrap_or_default();
+        let keys = claimed
+            .iter()
+            .filter(|c| c.agent == agent)
+            .map(|c| &c.fair_key);
+        let (wrapped, ahead): (Vec<&String>, Vec<&String>) = keys.partition(|k| **k <= old);
+        if let Some(last) = wrapped
+            .into_iter()
+            .max()
+            .or_else(|| ahead.into_iter().max())
+        {
+            cursors.insert(agent.to_owned(), last.clone());
         }
     }
 
@@ -402,37 +554,31 @@ impl Dispatcher {
                 outcome.deferred = true;
                 continue;
             }
-            let candidates: Vec<(String, u64, Option<u32>)> = {
+            let candidates: Vec<(String, u64)> = {
                 let dirty = self.dirty.lock();
                 dirty
                     .iter()
-                    .filter_map(|(name, d)| {
-                        let limit = match Self::takes(consumer, &self.agents, name) {
-                            Takes::No => return None,
-                            Takes::Unlimited => None,
-                            Takes::UpTo(n) => Some(n),
-                        };
-                        Some((name.clone(), d.generation, limit))
-                    })
+                    .filter(|(name, _)| Self::takes(consumer, &self.agents, name) != Takes::No)
+                    .map(|(name, d)| (name.clone(), d.generation))
                     .collect()
             };
             if candidates.is_empty() {
                 continue;
             }
             let share = free.div_ceil(candidates.len() as u32).max(1);
+            let now = Timestamp::now();
+            let mut rationed = Vec::with_capacity(candidates.len());
+            for (agent, _) in &candidates {
+                if let Some(r) = self.demand(agent, share.min(free), now).await {
+                    rationed.push(r);
+                }
+            }
             let request = ClaimRequest {
                 worker_id: consumer.config.worker_id,
                 worker_name: consumer.config.name.clone(),
-                now: Timestamp::now(),
+                now,
                 lease_ms: self.lease_ms,
-                demands: candidates
-                    .iter()
-                    .map(|(agent, _, limit)| AgentDemand {
-                        agent: agent.clone(),
-                        max: share.min(free),
-                        concurrency: *limit,
-                    })
-                    .collect(),
+                demands: rationed.iter().map(|r| r.demand.clone()).collect(),
             };
             let claimed = match self.store.claim_tasks(&request).await {
                 Ok(c) => {
@@ -447,13 +593,17 @@ impl Dispatcher {
                 }
             };
             *consumer.last_claim.lock() = std::time::Instant::now();
+            self.refund(&rationed, &claimed).await;
+            for (agent, _) in &candidates {
+                self.advance_cursor(agent, &claimed);
+            }
             let mut per_agent: HashMap<&str, u32> = HashMap::new();
             for c in &claimed {
                 *per_agent.entry(c.agent.as_str()).or_default() += 1;
             }
             {
                 let mut dirty = self.dirty.lock();
-                for (agent, generation, _) in &candidates {
+                for (agent, generation) in &candidates {
                     let got = per_agent.get(agent.as_str()).copied().unwrap_or(0);
                     if got < share.min(free) {
                         // Drained (or at its concurrency limit), unless woken meanwhile.

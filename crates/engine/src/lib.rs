@@ -13,7 +13,9 @@ pub mod completer;
 pub mod config;
 pub mod dispatch;
 pub mod events;
+pub mod limiter;
 pub mod maintenance;
+pub mod schedules;
 pub mod submitter;
 pub mod tasks;
 pub mod waker;
@@ -26,6 +28,7 @@ use parking_lot::Mutex;
 use switchyard_core::Result;
 use switchyard_core::cache::{Cache, EventBus};
 use switchyard_core::event::BusMessage;
+use switchyard_core::flow::RateLimiter;
 use switchyard_core::store::{Leadership, Store};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -38,6 +41,7 @@ use crate::completer::{Completer, CompleterDeps};
 use crate::dispatch::Dispatcher;
 use crate::events::EventHub;
 use crate::maintenance::Maintenance;
+use crate::schedules::ScheduleService;
 use crate::submitter::Submitter;
 use crate::tasks::TaskService;
 use crate::waker::Waker;
@@ -52,6 +56,8 @@ pub struct Backends {
     pub bus: Arc<dyn EventBus>,
     /// Decides which process runs the cluster duties (`SoleLeader` on embedded storage).
     pub leader: Arc<dyn Leadership>,
+    /// Rate limits shared by the cluster (Redis); `None`: the database keeps them.
+    pub limiter: Option<Arc<dyn RateLimiter>>,
 }
 
 /// A backend's answer to a readiness probe.
@@ -82,6 +88,7 @@ pub struct Engine {
     agents: Arc<AgentRegistry>,
     hub: Arc<EventHub>,
     tasks: TaskService,
+    schedules: ScheduleService,
     auth: Arc<AuthService>,
     completer: Completer,
     dispatcher: Arc<Dispatcher>,
@@ -102,7 +109,9 @@ impl Engine {
             cache,
             bus,
             leader,
+            limiter,
         } = backends;
+        let limiter: Arc<dyn RateLimiter> = Arc::new(limiter::Limiter::new(limiter, store.clone()));
         let agents = Arc::new(AgentRegistry::new(store.clone(), bus.clone()));
         agents.init().await?;
         let hub = EventHub::new(config.queue.replay_events);
@@ -133,6 +142,7 @@ impl Engine {
             config.queue.lease_ms,
             config.queue.poll_interval_ms,
             metrics.clone(),
+            limiter.clone(),
         );
         let submitter = Submitter::start(
             store.clone(),
@@ -151,6 +161,7 @@ impl Engine {
             max_batch: config.queue.max_write_batch,
             metrics: metrics.clone(),
             waker: waker.clone(),
+            limiter: limiter.clone(),
         });
         let tasks = TaskService {
             store: store.clone(),
@@ -162,6 +173,12 @@ impl Engine {
             config: config.queue.clone(),
             metrics,
             waker: waker.clone(),
+        };
+        let schedules = ScheduleService {
+            store: store.clone(),
+            tasks: tasks.clone(),
+            agents: agents.clone(),
+            changed: Arc::new(tokio::sync::Notify::new()),
         };
         let shutdown = CancellationToken::new();
         let mut background = vec![
@@ -185,6 +202,8 @@ impl Engine {
                 leader: leader.clone(),
             };
             background.push(tokio::spawn(m.run(shutdown.clone())));
+            // Every such server fires schedules; each tick fires once (see `schedules`).
+            background.push(tokio::spawn(schedules.clone().run(shutdown.clone())));
             background.push(tokio::spawn(
                 monitoring.clone().run_duties(leader, shutdown.clone()),
             ));
@@ -197,6 +216,7 @@ impl Engine {
             agents,
             hub,
             tasks,
+            schedules,
             auth,
             completer,
             dispatcher,
@@ -222,6 +242,10 @@ impl Engine {
 
     pub fn tasks(&self) -> &TaskService {
         &self.tasks
+    }
+
+    pub fn schedules(&self) -> &ScheduleService {
+        &self.schedules
     }
 
     pub fn auth(&self) -> &Arc<AuthService> {

@@ -396,6 +396,7 @@ fn claim_of(t: &Task) -> Option<(WorkerId, ClaimedTask)> {
             created_at: t.created_at,
             run_at: t.run_at,
             claimed_at: t.created_at,
+            fair_key: switchyard_core::flow::fair_key(t.concurrency_key.as_deref(), t.owner_id),
         },
     ))
 }
@@ -570,6 +571,7 @@ mod tests {
             30_000,
             1_000,
             metrics.clone(),
+            store.clone(),
         );
         let mut consumers: Vec<_> = (0..2)
             .map(|i| {

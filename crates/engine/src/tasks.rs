@@ -42,6 +42,10 @@ pub struct SubmitRequest {
     pub idempotency_key: Option<String>,
     pub parent_id: Option<TaskId>,
     pub trace_id: Option<String>,
+    /// The flow key (overrides the agent's `concurrency_key` pointer).
+    pub concurrency_key: Option<String>,
+    /// Set on tasks a schedule fires: its name and the tick.
+    pub schedule: Option<(String, Timestamp)>,
 }
 
 #[derive(Clone)]
@@ -100,6 +104,9 @@ impl TaskService {
         if let Some(key) = &req.idempotency_key {
             switchyard_core::text::refuse_nul("idempotency_key", key)?;
         }
+        if let Some(key) = &req.concurrency_key {
+            switchyard_core::flow::check_flow_key(key)?;
+        }
         let entry = self.agents.get(&req.agent).await?.ok_or_else(|| {
             Error::new(
                 ErrorCode::UnknownAgent,
@@ -143,6 +150,12 @@ impl TaskService {
             }
             _ => None,
         };
+        let flow_key = switchyard_core::flow::flow_key(
+            req.concurrency_key.as_deref(),
+            entry.spec().flow_key_pointer(),
+            &input,
+        );
+        let (schedule, scheduled_for) = req.schedule.unzip();
         Ok(NewTask {
             id: req.id.unwrap_or_default(),
             agent: entry.spec().name.clone(),
@@ -155,6 +168,9 @@ impl TaskService {
             fallback_of: None,
             trace_id: req.trace_id.or_else(|| Some(new_trace_id())),
             created_at: now,
+            flow_key,
+            schedule,
+            scheduled_for,
             cached_output,
             claim: None,
         })
@@ -184,6 +200,29 @@ impl TaskService {
             tracing::Instrument::instrument(self.submitter.submit(vec![task]), span).await?;
         out.pop()
             .ok_or_else(|| Error::internal_msg("submission returned nothing"))
+    }
+
+    /// Submits a task owned by `owner` whose right to submit it was checked before (a
+    /// schedule's tick fires as the schedule's owner).
+    pub async fn submit_for(&self, owner: Option<UserId>, req: SubmitRequest) -> Result<Submitted> {
+        let task = self.prepare_for(owner, req, Timestamp::now()).await?;
+        let mut out = self.submitter.submit(vec![task]).await?;
+        out.pop()
+            .ok_or_else(|| Error::internal_msg("submission returned nothing"))
+    }
+
+    /// Cancels a task and its descendants without a caller to check (a schedule's
+    /// `cancel_previous`); a task that already finished is left alone.
+    pub async fn cancel_for_schedule(&self, id: TaskId) -> Result<()> {
+        let Some(task) = self.store.get_task(id).await? else {
+            return Ok(());
+        };
+        if let CancelOutcome::Cancelled(_) | CancelOutcome::Requested { .. } =
+            self.stop(&task).await?
+        {
+            self.cancel_descendants(id).await;
+        }
+        Ok(())
     }
 
     /// Submits a child task of a running task, as its owner: once per (parent, `name`)
@@ -688,6 +727,9 @@ mod tests {
             cancel_requested: false,
             seq: 2,
             wait: None,
+            concurrency_key: None,
+            schedule: None,
+            scheduled_for: None,
         }
     }
 

@@ -62,6 +62,9 @@ pub enum ClientMessage {
         delay_ms: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         idempotency_key: Option<String>,
+        /// The task's flow key (see the REST submission's `concurrency_key`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        concurrency_key: Option<String>,
     },
     /// Cancel a task; answered by `ack` with the task if a `ref` is given.
     Cancel {

@@ -49,7 +49,7 @@ fn wrapped<T: Serialize + Clone, S: Serializer>(
 }
 
 /// One row of `insert_tasks`: an array, by position (see the SQL file), written straight
-/// from the task (nothing is copied but into the JSON text). The lease fields (16–20)
+/// from the task (nothing is copied but into the JSON text). The lease fields (20–24)
 /// only for a task inserted claimed.
 struct NewTaskRow<'a>(&'a NewTask);
 
@@ -58,7 +58,7 @@ impl Serialize for NewTaskRow<'_> {
         let t = self.0;
         let cached = t.cached_output.is_some();
         let claim = t.claim.as_ref().filter(|_| !cached);
-        let mut row = s.serialize_seq(Some(if claim.is_some() { 21 } else { 16 }))?;
+        let mut row = s.serialize_seq(Some(if claim.is_some() { 25 } else { 20 }))?;
         row.serialize_element(&Hex(&t.id.0))?;
         row.serialize_element(&t.agent)?;
         row.serialize_element(t.initial_status().as_str())?;
@@ -76,6 +76,13 @@ impl Serialize for NewTaskRow<'_> {
         row.serialize_element(&t.parent_id.as_ref().map(|u| Hex(&u.0)))?;
         row.serialize_element(&t.fallback_of.as_ref().map(|u| Hex(&u.0)))?;
         row.serialize_element(&t.trace_id)?;
+        row.serialize_element(&t.flow_key)?;
+        row.serialize_element(&switchyard_core::flow::fair_key(
+            t.flow_key.as_deref(),
+            t.owner_id,
+        ))?;
+        row.serialize_element(&t.schedule)?;
+        row.serialize_element(&t.scheduled_for.map(|s| s.millis()))?;
         if let Some(c) = claim {
             row.serialize_element(&1)?;
             row.serialize_element(&Hex(&c.worker_id.0))?;
@@ -255,6 +262,9 @@ pub(crate) fn inserted_task(t: &NewTask) -> switchyard_core::task::Task {
         cancel_requested: false,
         seq: t.initial_seq(),
         wait: None,
+        concurrency_key: t.flow_key.clone(),
+        schedule: t.schedule.clone(),
+        scheduled_for: t.scheduled_for,
     }
 }
 

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use switchyard_core::Result;
-use switchyard_core::store::{ClaimRequest, ClaimedTask, Completion, NewTask, PoolStats};
+use switchyard_core::store::{ClaimRequest, ClaimedTask, Completion, KeyQuota, NewTask, PoolStats};
 use switchyard_core::store::{Synced, Transition};
 use switchyard_core::task::Attempt;
 use switchyard_core::{TaskId, UserId};
@@ -120,20 +120,20 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     /// Inserts tasks in `tx`, skipping those whose idempotency key (or id) exists; the ids
     /// inserted.
     async fn insert_batch(&self, tx: &mut Conn<Self>, batch: &[NewTask]) -> Result<HashSet<Uuid>>;
-    /// Claims up to `limit` ready tasks of `agent` as one transaction.
-    async fn claim_agent_atomic(
+    /// Claims each key's quota of runnable tasks of `agent` as one transaction.
+    async fn claim_keys_atomic(
         &self,
         req: &ClaimRequest,
         agent: &str,
-        limit: i64,
+        keys: &[KeyQuota],
     ) -> Result<Vec<ClaimedTask>>;
-    /// Claims up to `limit` ready tasks of `agent` in `tx`.
-    async fn claim_agent(
+    /// Claims each key's quota of runnable tasks of `agent` in `tx`.
+    async fn claim_keys(
         &self,
         tx: &mut Conn<Self>,
         req: &ClaimRequest,
         agent: &str,
-        limit: i64,
+        keys: &[KeyQuota],
     ) -> Result<Vec<ClaimedTask>>;
     /// Serialises claims of `agent` until `tx` ends (for its concurrency limit).
     async fn lock_agent(&self, tx: &mut Conn<Self>, agent: &str) -> Result<()>;

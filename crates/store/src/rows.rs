@@ -74,7 +74,7 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-fn corrupt(column: &str, detail: impl std::fmt::Display) -> Error {
+pub(crate) fn corrupt(column: &str, detail: impl std::fmt::Display) -> Error {
     Error::internal_msg(format!("unreadable value in column {column}: {detail}"))
 }
 
@@ -251,6 +251,9 @@ pub(crate) fn task<R: Col>(r: &R, attempts: Vec<Attempt>) -> Result<Task> {
             None | Some(Value::Null) => None,
             Some(v) => Some(serde_json::from_value(v).map_err(|e| corrupt("wait", e))?),
         },
+        concurrency_key: r.opt_string("flow_key")?,
+        schedule: r.opt_string("schedule")?,
+        scheduled_for: r.opt_ts("scheduled_for")?,
     })
 }
 
@@ -284,6 +287,7 @@ pub(crate) fn claimed<R: Col>(r: &R) -> Result<ClaimedTask> {
         created_at: r.ts("created_at")?,
         run_at: r.ts("run_at")?,
         claimed_at: r.ts("started_at")?,
+        fair_key: r.string("fair_key")?,
     })
 }
 

@@ -359,7 +359,7 @@ async fn kept_connections_that_sat_idle_are_checked_before_use() {
             demands: vec![switchyard_core::store::AgentDemand {
                 agent: "kept".into(),
                 max: 2,
-                concurrency: None,
+                ..Default::default()
             }],
         })
         .await
@@ -413,8 +413,12 @@ async fn task_path_plans_stay_fit_as_the_table_grows() {
             include_str!("../sql/postgres/complete_tasks.sql"),
         ),
         (
-            "claim_p(uuid, text, bigint, bigint, text, bigint)",
+            "claim_p(uuid, text, bigint, bigint, text, jsonb)",
             include_str!("../sql/postgres/claim_tasks.sql"),
+        ),
+        (
+            "keys_p(text, bigint, text, bigint, boolean)",
+            include_str!("../sql/common/runnable_keys.sql"),
         ),
         (
             "seqs_p(jsonb)",
@@ -491,7 +495,7 @@ async fn task_path_plans_stay_fit_as_the_table_grows() {
         run(&mut conn, complete(&ids)).await;
         run(
             &mut conn,
-            "EXECUTE claim_p(gen_random_uuid(), 'w', 9, 1, 'a', 10)".into(),
+            r#"EXECUTE claim_p(gen_random_uuid(), 'w', 9, 1, 'a', '[{"key": "u:", "priority": 0, "quota": 10}]')"#.into(),
         )
         .await;
     }
@@ -512,7 +516,10 @@ async fn task_path_plans_stay_fit_as_the_table_grows() {
     for statement in [
         format!("EXECUTE seqs_p('{seq}')"),
         complete(&ids),
-        format!("EXECUTE claim_p(gen_random_uuid(), 'w', 9, 1, 'a', {batch})"),
+        format!(
+            r#"EXECUTE claim_p(gen_random_uuid(), 'w', 9, 1, 'a', '[{{"key": "u:", "priority": 0, "quota": {batch}}}]')"#
+        ),
+        "EXECUTE keys_p('a', 1, '', 64, true)".into(),
     ] {
         let plan: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "EXPLAIN (ANALYZE, FORMAT JSON) {statement}"

@@ -53,7 +53,7 @@ async fn queue_stats_read_the_queue_not_the_history() {
     assert_eq!(reads.len(), 2, "{plan:#?}");
     for line in reads {
         assert!(
-            ["tasks_ready", "tasks_waiting_run_at", "tasks_running"]
+            ["tasks_fair", "tasks_waiting_run_at", "tasks_running"]
                 .iter()
                 .any(|index| line.contains(&format!("INDEX {index}"))),
             "reads tasks without the queue's or the running set's index: {plan:#?}"
@@ -63,7 +63,7 @@ async fn queue_stats_read_the_queue_not_the_history() {
     // grouping's, over a row per agent and the running set. Sorting the queue itself held
     // the whole backlog in memory on every gauge sample.
     assert!(
-        plan.iter().any(|l| l.contains("INDEX tasks_ready")),
+        plan.iter().any(|l| l.contains("INDEX tasks_fair")),
         "the queue is not read in agent order: {plan:#?}"
     );
     let sorts = plan.iter().filter(|l| l.contains("TEMP B-TREE")).count();

@@ -13,6 +13,7 @@ use switchyard_cache::{
     ClusterCache, FailoverBus, LocalBus, MemoryCache, RedisBus, RedisCache, RedisSettings,
 };
 use switchyard_core::cache::{Cache, EventBus};
+use switchyard_core::flow::RateLimiter;
 use switchyard_core::store::{Leadership, SessionStore, SoleLeader, Store};
 use switchyard_engine::{Backends, Duties, Engine, EngineConfig};
 use switchyard_store::{PgBus, PgLeadership, PgSettings, PgStore, SqliteStore};
@@ -133,6 +134,7 @@ pub async fn open_backends(config: &Config) -> anyhow::Result<OpenBackends> {
     } = open_database(config, &url, &shown).await?;
     let single_node = lock.is_some();
     let sessions: Arc<dyn SessionStore> = store.clone();
+    let mut limiter: Option<Arc<dyn RateLimiter>> = None;
     let (cache, bus): (Arc<dyn Cache>, Arc<dyn EventBus>) = match &config.redis.url {
         Some(redis_url) => {
             let settings = RedisSettings {
@@ -140,6 +142,7 @@ pub async fn open_backends(config: &Config) -> anyhow::Result<OpenBackends> {
                 prefix: config.redis.prefix.clone(),
             };
             let redis = Arc::new(RedisCache::new(&settings)?);
+            limiter = Some(redis.clone());
             let cache = ClusterCache::new(Some(redis), sessions);
             let redis_bus = RedisBus::start(&settings).await?;
             let bus = FailoverBus::new(redis_bus, db_bus, cache.health());
@@ -163,6 +166,7 @@ pub async fn open_backends(config: &Config) -> anyhow::Result<OpenBackends> {
             cache,
             bus,
             leader,
+            limiter,
         },
         single_node,
         _lock: lock,

@@ -10,6 +10,7 @@ mod metrics;
 pub mod period;
 mod queues;
 mod reports;
+mod schedules;
 pub(crate) mod tasks;
 mod users;
 mod workers;
@@ -59,6 +60,14 @@ pub fn router() -> OpenApiRouter<AppState> {
             agents::update::update,
             agents::delete::delete
         ))
+        .routes(routes!(schedules::create::create, schedules::list::list))
+        .routes(routes!(schedules::preview::preview))
+        .routes(routes!(
+            schedules::get::get,
+            schedules::update::update,
+            schedules::delete::delete
+        ))
+        .routes(routes!(schedules::trigger::trigger))
         .routes(routes!(api_keys::create::create, api_keys::list::list))
         .routes(routes!(api_keys::revoke::revoke))
         .routes(routes!(workers::list))

@@ -34,6 +34,16 @@ pub struct AgentView {
     pub cache_ttl_ms: Option<u64>,
     pub fallback: Option<String>,
     pub priority: i32,
+    /// A JSON pointer into the input: tasks with the same value there share
+    /// `concurrency_per_key`, and dispatch takes turns between the values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
+    /// At most this many tasks of one concurrency key run at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency_per_key: Option<u32>,
+    /// How fast its tasks may start, across the cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<switchyard_core::flow::RateLimit>,
     /// Built-in agents exist on every install and cannot be deleted.
     pub builtin: bool,
     /// JSON pointers of the secrets that are set (each shown as `"***"`), e.g.
@@ -61,6 +71,9 @@ impl From<Agent> for AgentView {
             cache_ttl_ms: spec.cache_ttl_ms,
             fallback: spec.fallback,
             priority: spec.priority,
+            concurrency_key: spec.concurrency_key,
+            concurrency_per_key: spec.concurrency_per_key,
+            rate_limit: spec.rate_limit,
             builtin: agent.builtin,
             secrets,
             created_at: agent.created_at,

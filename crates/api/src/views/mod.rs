@@ -11,9 +11,11 @@
 mod agents;
 mod auth;
 mod monitoring;
+mod schedules;
 mod tasks;
 
 pub use agents::AgentView;
 pub use auth::SessionView;
 pub use monitoring::{AlertEventView, AlertRuleView};
+pub use schedules::ScheduleView;
 pub use tasks::{AttemptSpan, LogLine, TaskTrace};

@@ -281,6 +281,7 @@ impl Session {
                 priority,
                 delay_ms,
                 idempotency_key,
+                concurrency_key,
             } => {
                 // Absent is `{}`, as over REST; any other non-object is refused.
                 let input = if input.is_null() {
@@ -301,6 +302,8 @@ impl Session {
                     idempotency_key,
                     parent_id: None,
                     trace_id: None,
+                    concurrency_key,
+                    schedule: None,
                 };
                 self.submit(reference, req).await;
                 Ok(())

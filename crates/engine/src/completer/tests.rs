@@ -54,6 +54,7 @@ async fn one_refused_result_fails_its_attempt_alone() {
         max_batch: 100,
         metrics: Arc::new(Metrics::new(false)),
         waker: Waker::new(store.clone(), bus).0,
+        limiter: store.clone(),
     });
     let now = Timestamp::now();
     insert(&store, (0..3).map(|_| new_task("echo", 0, now)).collect()).await;
@@ -127,6 +128,7 @@ async fn fixture() -> Fixture {
         max_batch: 100,
         metrics: Arc::new(Metrics::new(true)),
         waker: Waker::new(store.clone(), bus.clone()).0,
+        limiter: store.clone(),
     });
     Fixture {
         _dir: dir,

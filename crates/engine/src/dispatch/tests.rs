@@ -46,6 +46,7 @@ async fn fixture() -> Fixture {
         30_000,
         1_000,
         Arc::new(Metrics::new(true)),
+        store.clone(),
     );
     Fixture {
         _dir: dir,
@@ -92,7 +93,7 @@ async fn a_consumer_takes_the_agents_it_serves_under_their_limits() {
     assert_eq!(Dispatcher::takes(&b, &d.agents, "summarize"), Takes::No);
     assert_eq!(
         Dispatcher::takes(&r, &d.agents, "summarize"),
-        Takes::UpTo(2)
+        Takes::Limited
     );
     assert_eq!(Dispatcher::takes(&r, &d.agents, "scrape"), Takes::Unlimited);
     // A remote worker may declare a name that is a built-in agent: it serves it too.
@@ -163,6 +164,7 @@ async fn a_delivered_reservation_holds_its_slots_until_released() {
             created_at: now,
             run_at: now,
             claimed_at: now,
+            fair_key: "u:".into(),
         })
         .collect();
     reservation.deliver(claimed);

@@ -34,6 +34,7 @@ async fn engine(heartbeat_ms: u64) -> (tempfile::TempDir, Arc<Engine>) {
             cache: Arc::new(MemoryCache::default()),
             bus: Arc::new(LocalBus::default()),
             leader: Arc::new(SoleLeader),
+            limiter: None,
         },
         config,
         Duties {

@@ -1,9 +1,9 @@
 -- Per agent: tasks ready now, scheduled for later, running, and the oldest ready one.
 -- Two branches, each with exactly the predicate of a partial index (the queue's,
--- tasks_ready / tasks_waiting_run_at, and tasks_running), so that the cost follows the
+-- tasks_fair / tasks_waiting_run_at, and tasks_running), so that the cost follows the
 -- queue and the running set, never the finished history: one condition covering both
 -- sets matches neither index, and both SQLite and PostgreSQL then read every task.
--- The queue is grouped as it is read (tasks_ready is in agent order), so the final
+-- The queue is grouped as it is read (tasks_fair is in agent order), so the final
 -- grouping sorts one row per agent plus the running set, never the backlog: sorting the
 -- whole queue held it in memory (SQLite's temp store is in memory), and the server grew
 -- with the backlog.

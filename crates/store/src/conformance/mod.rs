@@ -6,6 +6,7 @@ mod auth;
 mod claims;
 mod completions;
 mod events;
+mod flow;
 mod monitoring;
 mod queries;
 mod registry;
@@ -17,6 +18,7 @@ pub use auth::*;
 pub use claims::*;
 pub use completions::*;
 pub use events::*;
+pub use flow::*;
 pub use monitoring::*;
 pub use queries::*;
 pub use registry::*;
@@ -55,7 +57,9 @@ macro_rules! conformance_tests {
             tasks_inserted_claimed, null_outputs_stay_distinct, duplicate_ids_fail_the_whole_batch,
             large_idempotent_batches, content_keeps_nul_and_the_escape_character,
             steps_are_kept_across_runs, waits_suspend_and_resume_on_time,
-            signals_wake_waits_or_are_kept, joins_wait_for_their_children);
+            signals_wake_waits_or_are_kept, joins_wait_for_their_children, keys_take_turns,
+            priority_comes_before_turns, per_key_limits_hold_without_blocking_other_keys,
+            rate_limits_space_starts, schedules_fire_once_per_tick);
     };
     (@each $make_store:path; $($check:ident),* $(,)?) => {
         $(
@@ -89,6 +93,9 @@ pub fn new_task(agent: &str, priority: i32, at: Timestamp) -> NewTask {
         fallback_of: None,
         trace_id: Some("0af7651916cd43dd8448eb211c80319c".into()),
         created_at: at,
+        flow_key: None,
+        schedule: None,
+        scheduled_for: None,
         cached_output: None,
         claim: None,
     }
@@ -110,6 +117,7 @@ fn claim_req(
                 agent: (*agent).to_owned(),
                 max: *max,
                 concurrency: *concurrency,
+                ..AgentDemand::default()
             })
             .collect(),
     }

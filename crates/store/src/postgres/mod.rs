@@ -30,7 +30,7 @@ use crate::rows::db_err;
 use crate::sql::{insert_or_skip, sql};
 use crate::sql_store::SqlStore;
 use switchyard_core::store::{
-    ClaimRequest, ClaimedTask, Completion, NewTask, PoolStats, Store, Synced, Transition,
+    ClaimRequest, ClaimedTask, Completion, KeyQuota, NewTask, PoolStats, Store, Synced, Transition,
     already_synced,
 };
 use switchyard_core::task::Attempt;
@@ -102,6 +102,25 @@ pub const POINT_PLANS: [(&str, &str); 2] =
 /// Most connections of the task-path pool: the submitter, the completion loop (results
 /// and live events) and the dispatchers' claims each hold at most one at a time.
 const TASK_PATH_CONNECTIONS: u32 = 8;
+
+/// `claim_tasks.sql` with its parameters: every key's quota in one statement.
+fn claim_keys_query<'q>(
+    req: &'q ClaimRequest,
+    agent: &'q str,
+    keys: &[KeyQuota],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let quotas: Vec<Value> = keys
+        .iter()
+        .map(|k| json!({"key": k.fair_key, "priority": k.priority, "quota": k.max}))
+        .collect();
+    sqlx::query(sql!("postgres", "claim_tasks"))
+        .bind(req.worker_id.0)
+        .bind(req.worker_name.as_str())
+        .bind(req.now.plus_ms(req.lease_ms).millis())
+        .bind(req.now.millis())
+        .bind(agent)
+        .bind(Value::Array(quotas))
+}
 
 /// The production store: [`SqlStore`] on PostgreSQL.
 pub type PgStore = SqlStore<PgDialect>;
@@ -337,40 +356,28 @@ impl Dialect for PgDialect {
         Ok(ids.into_iter().collect())
     }
 
-    async fn claim_agent_atomic(
+    async fn claim_keys_atomic(
         &self,
         req: &ClaimRequest,
         agent: &str,
-        limit: i64,
+        keys: &[KeyQuota],
     ) -> Result<Vec<ClaimedTask>> {
-        let rows = sqlx::query(sql!("postgres", "claim_tasks"))
-            .bind(req.worker_id.0)
-            .bind(&req.worker_name)
-            .bind(req.now.plus_ms(req.lease_ms).millis())
-            .bind(req.now.millis())
-            .bind(agent)
-            .bind(limit)
+        let rows = claim_keys_query(req, agent, keys)
             .fetch_all(self.task_path())
             .await
             .map_err(db_err("claim tasks"))?;
         rows.iter().map(crate::rows::claimed).collect()
     }
 
-    async fn claim_agent(
+    async fn claim_keys(
         &self,
         tx: &mut PgConnection,
         req: &ClaimRequest,
         agent: &str,
-        limit: i64,
+        keys: &[KeyQuota],
     ) -> Result<Vec<ClaimedTask>> {
         self.calls.add(1);
-        let rows = sqlx::query(sql!("postgres", "claim_tasks"))
-            .bind(req.worker_id.0)
-            .bind(&req.worker_name)
-            .bind(req.now.plus_ms(req.lease_ms).millis())
-            .bind(req.now.millis())
-            .bind(agent)
-            .bind(limit)
+        let rows = claim_keys_query(req, agent, keys)
             .fetch_all(&mut *tx)
             .await
             .map_err(db_err("claim tasks"))?;

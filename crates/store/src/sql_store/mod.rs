@@ -5,6 +5,8 @@
 mod agents;
 mod identity;
 mod monitoring;
+mod rate_limits;
+mod schedules;
 pub(crate) mod search;
 mod sessions;
 mod settings;
@@ -46,6 +48,12 @@ impl<D: Dialect> Tx<D> {
 
     pub(crate) async fn commit(self) -> sqlx::Result<()> {
         self.0.commit().await
+    }
+
+    /// Ends the transaction now (a dropped one is rolled back only when its connection
+    /// is next used, and holds its locks until then).
+    pub(crate) async fn rollback(self) -> sqlx::Result<()> {
+        self.0.rollback().await
     }
 }
 

@@ -9,12 +9,246 @@ use switchyard_core::store::*;
 use switchyard_core::task::{Task, TaskError};
 use switchyard_core::{Error, Result, TaskId, Timestamp, UserId, WorkerId};
 
-use super::SqlStore;
+use super::{SqlStore, Tx};
 use crate::batch;
 use crate::dialect::Dialect;
 use crate::query::Query;
 use crate::rows::{self, Col, db_err};
 use crate::sql::sql;
+
+/// Pages of fair keys a claim reads at most to find keys with room (keys at their
+/// `concurrency_per_key` have none).
+const MAX_KEY_PAGES: usize = 8;
+/// Priority levels one claim goes down at most.
+const MAX_LEVELS: usize = 4;
+
+impl<D: Dialect> SqlStore<D> {
+    /// Fair keys with runnable tasks after `after`, wrapping around (see
+    /// [`TaskStore::runnable_keys`]); in `tx` if given.
+    async fn turns(
+        &self,
+        mut tx: Option<&mut Tx<D>>,
+        agent: &str,
+        now: Timestamp,
+        after: Option<&str>,
+        limit: u32,
+        count_running: bool,
+    ) -> Result<Vec<RunnableKey>> {
+        let mut keys = self
+            .keys_page(
+                tx.as_deref_mut(),
+                agent,
+                now,
+                after.unwrap_or(""),
+                limit,
+                count_running,
+            )
+            .await?;
+        if let Some(cursor) = after
+            && (keys.len() as u32) < limit
+        {
+            // Wrap around: the keys up to the cursor, once.
+            let more = self
+                .keys_page(tx, agent, now, "", limit - keys.len() as u32, count_running)
+                .await?;
+            let level = keys.first().map(|k| k.priority);
+            keys.extend(more.into_iter().filter(|k| {
+                k.fair_key.as_str() <= cursor && level.is_none_or(|p| p == k.priority)
+            }));
+        }
+        Ok(keys)
+    }
+
+    async fn keys_page(
+        &self,
+        tx: Option<&mut Tx<D>>,
+        agent: &str,
+        now: Timestamp,
+        after: &str,
+        limit: u32,
+        count_running: bool,
+    ) -> Result<Vec<RunnableKey>> {
+        self.count(1);
+        let query = Query::new(sql!("common", "runnable_keys"))
+            .bind(agent)
+            .bind(now.millis())
+            .bind(after)
+            .bind(i64::from(limit))
+            .bind(count_running);
+        let rows = match tx {
+            Some(tx) => query.fetch_all(tx.on()).await,
+            None => query.fetch_all(self.fresh_reader()).await,
+        }
+        .map_err(db_err("runnable keys"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(RunnableKey {
+                    fair_key: r.string("fair_key")?,
+                    priority: i32::try_from(r.i64("priority")?).unwrap_or_default(),
+                    running: u32::try_from(r.i64("running")?).unwrap_or(u32::MAX),
+                })
+            })
+            .collect()
+    }
+
+    /// Claims up to `max` tasks of the demand's agent, taking turns between its fair
+    /// keys (see [`AgentDemand`]); in `tx` (the agent locked) if given.
+    async fn claim_turns(
+        &self,
+        mut tx: Option<&mut Tx<D>>,
+        request: &ClaimRequest,
+        demand: &AgentDemand,
+        max: u32,
+    ) -> Result<Vec<ClaimedTask>> {
+        // The caller's caps, less what each key was given so far.
+        let mut caps: Option<HashMap<&str, u32>> = demand
+            .keys
+            .as_ref()
+            .map(|keys| keys.iter().map(|k| (k.fair_key.as_str(), k.max)).collect());
+        let mut claimed: Vec<ClaimedTask> = Vec::new();
+        let mut left = max;
+        // A level's tasks all claimed, the next level down gets the rest.
+        for _ in 0..MAX_LEVELS {
+            if left == 0 {
+                break;
+            }
+            let open = self
+                .open_keys(tx.as_deref_mut(), request, demand, caps.as_ref(), left)
+                .await?;
+            if open.is_empty() {
+                break;
+            }
+            let got = self
+                .claim_shares(tx.as_deref_mut(), request, demand, open, left)
+                .await?;
+            if got.is_empty() {
+                break;
+            }
+            if let Some(caps) = caps.as_mut() {
+                for c in &got {
+                    if let Some(cap) = caps.get_mut(c.fair_key.as_str()) {
+                        *cap = cap.saturating_sub(1);
+                    }
+                }
+            }
+            left -= got.len() as u32;
+            claimed.extend(got);
+        }
+        Ok(claimed)
+    }
+
+    /// Keys with room at the highest runnable level, in turn order, up to `want` of them;
+    /// keys at their per-key limit (or without starts in `caps`) are passed over.
+    async fn open_keys(
+        &self,
+        mut tx: Option<&mut Tx<D>>,
+        request: &ClaimRequest,
+        demand: &AgentDemand,
+        caps: Option<&HashMap<&str, u32>>,
+        want: u32,
+    ) -> Result<Vec<(RunnableKey, u32)>> {
+        let mut open: Vec<(RunnableKey, u32)> = Vec::new();
+        let mut after = demand.after.clone();
+        let mut seen = HashSet::new();
+        for _ in 0..MAX_KEY_PAGES {
+            let page = self
+                .turns(
+                    tx.as_deref_mut(),
+                    &demand.agent,
+                    request.now,
+                    after.as_deref(),
+                    want,
+                    demand.per_key.is_some(),
+                )
+                .await?;
+            let full = page.len() as u32 >= want;
+            for key in page {
+                if !seen.insert(key.fair_key.clone()) {
+                    continue;
+                }
+                let mut room = u32::MAX;
+                if let Some(per_key) = demand.per_key
+                    && switchyard_core::flow::flow_key_of_fair(&key.fair_key).is_some()
+                {
+                    room = per_key.saturating_sub(key.running);
+                }
+                if let Some(caps) = caps {
+                    room = room.min(caps.get(key.fair_key.as_str()).copied().unwrap_or(0));
+                }
+                after = Some(key.fair_key.clone());
+                if room > 0 {
+                    open.push((key, room));
+                }
+            }
+            if !full || open.len() as u32 >= want {
+                break;
+            }
+        }
+        Ok(open)
+    }
+
+    /// Claims up to `max` tasks from `open` keys in two passes: equal shares, then what
+    /// keys with fewer tasks left over goes to the keys that used their whole share.
+    async fn claim_shares(
+        &self,
+        mut tx: Option<&mut Tx<D>>,
+        request: &ClaimRequest,
+        demand: &AgentDemand,
+        mut open: Vec<(RunnableKey, u32)>,
+        max: u32,
+    ) -> Result<Vec<ClaimedTask>> {
+        let mut claimed: Vec<ClaimedTask> = Vec::new();
+        let mut left = max;
+        for _ in 0..2 {
+            if left == 0 || open.is_empty() {
+                break;
+            }
+            let rooms: Vec<u32> = open.iter().map(|(_, room)| *room).collect();
+            let quotas: Vec<KeyQuota> = switchyard_core::flow::share_turns(left, &rooms)
+                .into_iter()
+                .zip(&open)
+                .filter(|(n, _)| *n > 0)
+                .map(|(n, (k, _))| KeyQuota {
+                    fair_key: k.fair_key.clone(),
+                    priority: k.priority,
+                    max: n,
+                })
+                .collect();
+            let got = match tx.as_deref_mut() {
+                Some(tx) => {
+                    self.dialect
+                        .claim_keys(tx.conn(), request, &demand.agent, &quotas)
+                        .await?
+                }
+                None => {
+                    self.dialect
+                        .claim_keys_atomic(request, &demand.agent, &quotas)
+                        .await?
+                }
+            };
+            let mut took: HashMap<&str, u32> = HashMap::new();
+            for c in &got {
+                *took.entry(c.fair_key.as_str()).or_default() += 1;
+            }
+            let quota_of: HashMap<&str, u32> = quotas
+                .iter()
+                .map(|q| (q.fair_key.as_str(), q.max))
+                .collect();
+            // Keys that filled their share may have more; the others are drained.
+            open = open
+                .into_iter()
+                .filter_map(|(k, room)| {
+                    let quota = quota_of.get(k.fair_key.as_str()).copied().unwrap_or(0);
+                    let n = took.get(k.fair_key.as_str()).copied().unwrap_or(0);
+                    (quota > 0 && n == quota && room > n).then(|| (k, room - n))
+                })
+                .collect();
+            left -= got.len() as u32;
+            claimed.extend(got);
+        }
+        Ok(claimed)
+    }
+}
 
 #[async_trait]
 impl<D: Dialect> TaskStore for SqlStore<D> {
@@ -106,45 +340,48 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
     }
 
     async fn claim_tasks(&self, request: &ClaimRequest) -> Result<Vec<ClaimedTask>> {
-        let demands: Vec<&AgentDemand> = request.demands.iter().filter(|d| d.max > 0).collect();
         let mut claimed = Vec::new();
-        if demands.iter().all(|d| d.concurrency.is_none()) {
-            // No running count to respect: each agent's claim is one statement.
-            for demand in demands {
-                let max = i64::from(demand.max);
-                let tasks = self
-                    .dialect
-                    .claim_agent_atomic(request, &demand.agent, max)
-                    .await?;
-                claimed.extend(tasks);
+        for demand in request.demands.iter().filter(|d| d.max > 0) {
+            if demand.concurrency.is_none() && demand.per_key.is_none() {
+                // No running count to respect: no lock, each claim its own transaction.
+                claimed.extend(self.claim_turns(None, request, demand, demand.max).await?);
+                continue;
             }
-        } else {
             let mut tx = self.begin_task_path().await?;
-            for demand in demands {
-                let mut limit = i64::from(demand.max);
-                if let Some(concurrency) = demand.concurrency {
-                    self.dialect.lock_agent(tx.conn(), &demand.agent).await?;
-                    self.count(1);
-                    let running = Query::new(sql!("common", "count_running"))
-                        .bind(&demand.agent)
-                        .fetch_one(tx.on())
-                        .await
-                        .map_err(db_err("count running"))?
-                        .i64_at(0)?;
-                    limit = limit.min(i64::from(concurrency) - running);
-                }
-                if limit > 0 {
-                    let tasks = self
-                        .dialect
-                        .claim_agent(tx.conn(), request, &demand.agent, limit)
-                        .await?;
-                    claimed.extend(tasks);
-                }
+            self.dialect.lock_agent(tx.conn(), &demand.agent).await?;
+            let mut max = demand.max;
+            if let Some(concurrency) = demand.concurrency {
+                self.count(1);
+                let running = Query::new(sql!("common", "count_running"))
+                    .bind(&demand.agent)
+                    .fetch_one(tx.on())
+                    .await
+                    .map_err(db_err("count running"))?
+                    .i64_at(0)?;
+                max = max.min(u32::try_from(i64::from(concurrency) - running).unwrap_or(0));
+            }
+            if max > 0 {
+                claimed.extend(
+                    self.claim_turns(Some(&mut tx), request, demand, max)
+                        .await?,
+                );
             }
             tx.commit().await.map_err(db_err("commit claim"))?;
         }
         claimed.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
         Ok(claimed)
+    }
+
+    async fn runnable_keys(
+        &self,
+        agent: &str,
+        now: Timestamp,
+        after: Option<&str>,
+        limit: u32,
+        count_running: bool,
+    ) -> Result<Vec<RunnableKey>> {
+        self.turns(None, agent, now, after, limit, count_running)
+            .await
     }
 
     async fn complete_tasks(&self, batch: &[Completion]) -> Result<CompletionResult> {

@@ -47,83 +47,14 @@ impl<D: Dialect> WaitStore for SqlStore<D> {
         max_steps: u32,
     ) -> Result<WaitBegun> {
         let mut tx = self.begin_flushed().await?;
-        let Some(locked) = lock_task(&mut tx, task).await? else {
-            return Ok(WaitBegun::LeaseLost);
-        };
-        if locked.status != TaskStatus::Running
-            || locked.attempt != attempt
-            || locked.cancel_requested
-        {
-            return Ok(WaitBegun::LeaseLost);
-        }
-        let census = Query::new(sql!("common", "step_census"))
-            .bind(task.0)
-            .bind(&wait.name)
-            .fetch_one(tx.on())
-            .await
-            .map_err(db_err("count steps"))?;
-        if census.opt_string("existing")?.is_some() {
-            let step = read_step(tx.on(), task, &wait.name).await?;
-            match step {
-                Some(step) if step.status == StepStatus::Succeeded => {
-                    return Ok(WaitBegun::Ready {
-                        step,
-                        recorded: false,
-                    });
-                }
-                Some(step)
-                    if step
-                        .error
-                        .as_ref()
-                        .is_some_and(|e| e.code == codes::WAIT_TIMEOUT) =>
-                {
-                    return Ok(WaitBegun::TimedOut);
-                }
-                _ => {}
-            }
-        } else if census.i64("steps")? >= i64::from(max_steps) {
-            return Ok(WaitBegun::TooManySteps);
-        }
-        let ready = match wait.kind {
-            WaitKind::Sleep => wait.until.is_some_and(|t| t <= now).then_some(Value::Null),
-            WaitKind::Signal => {
-                let name = wait.signal.as_deref().unwrap_or_default();
-                take_signal(&mut tx, task, name).await?
-            }
-            WaitKind::Children => match joined(tx.on(), task, &wait.children).await? {
-                Joined::Done(results) => Some(results),
-                Joined::Pending => None,
-                Joined::NotAChild(id) => return Ok(WaitBegun::NotAChild(id)),
-            },
-        };
-        if let Some(output) = ready {
-            let step = succeeded_step(&wait.name, attempt, output, now);
-            write_step(&mut tx, task, &step).await?;
+        let (begun, wrote) = begin_wait_in(&mut tx, task, attempt, wait, now, max_steps).await?;
+        if wrote {
             self.commit_flushed(tx, "commit wait").await?;
-            return Ok(WaitBegun::Ready {
-                step,
-                recorded: true,
-            });
+        } else {
+            // Ended now, not when the connection is next used: the row lock goes with it.
+            tx.rollback().await.map_err(db_err("end wait check"))?;
         }
-        Query::new(sql!("common", "suspend_attempt"))
-            .bind(task.0)
-            .bind(now.millis())
-            .execute(tx.on())
-            .await
-            .map_err(db_err("end attempt in a wait"))?;
-        let stored = serde_json::to_value(wait).map_err(|e| Error::internal("encode wait", e))?;
-        let row = Query::new(sql!("common", "suspend_task"))
-            .bind(task.0)
-            .bind(stored)
-            .bind(wait.kind.as_str())
-            .bind(wait.until.unwrap_or(Timestamp::MAX).millis())
-            .bind(now.millis())
-            .fetch_one(tx.on())
-            .await
-            .map_err(db_err("suspend task"))?;
-        let seq = row.i64("seq")? as u64;
-        self.commit_flushed(tx, "commit wait").await?;
-        Ok(WaitBegun::Suspended { seq })
+        Ok(begun)
     }
 
     async fn resume_due(&self, now: Timestamp, limit: u32) -> Result<Vec<Resumed>> {
@@ -510,4 +441,94 @@ fn timed_out_step(wait: &Wait, now: Timestamp) -> Step {
         started_at: now,
         finished_at: now,
     }
+}
+
+/// [`WaitStore::begin_wait`] in `tx`: what it found, and whether it wrote anything.
+async fn begin_wait_in<D: Dialect>(
+    tx: &mut Tx<D>,
+    task: TaskId,
+    attempt: u32,
+    wait: &Wait,
+    now: Timestamp,
+    max_steps: u32,
+) -> Result<(WaitBegun, bool)> {
+    let Some(locked) = lock_task(tx, task).await? else {
+        return Ok((WaitBegun::LeaseLost, false));
+    };
+    if locked.status != TaskStatus::Running || locked.attempt != attempt || locked.cancel_requested
+    {
+        return Ok((WaitBegun::LeaseLost, false));
+    }
+    let census = Query::new(sql!("common", "step_census"))
+        .bind(task.0)
+        .bind(&wait.name)
+        .fetch_one(tx.on())
+        .await
+        .map_err(db_err("count steps"))?;
+    if census.opt_string("existing")?.is_some() {
+        let step = read_step(tx.on(), task, &wait.name).await?;
+        match step {
+            Some(step) if step.status == StepStatus::Succeeded => {
+                return Ok((
+                    WaitBegun::Ready {
+                        step,
+                        recorded: false,
+                    },
+                    false,
+                ));
+            }
+            Some(step)
+                if step
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| e.code == codes::WAIT_TIMEOUT) =>
+            {
+                return Ok((WaitBegun::TimedOut, false));
+            }
+            _ => {}
+        }
+    } else if census.i64("steps")? >= i64::from(max_steps) {
+        return Ok((WaitBegun::TooManySteps, false));
+    }
+    let ready = match wait.kind {
+        WaitKind::Sleep => wait.until.is_some_and(|t| t <= now).then_some(Value::Null),
+        WaitKind::Signal => {
+            let name = wait.signal.as_deref().unwrap_or_default();
+            take_signal(tx, task, name).await?
+        }
+        WaitKind::Children => match joined(tx.on(), task, &wait.children).await? {
+            Joined::Done(results) => Some(results),
+            Joined::Pending => None,
+            Joined::NotAChild(id) => return Ok((WaitBegun::NotAChild(id), false)),
+        },
+    };
+    if let Some(output) = ready {
+        let step = succeeded_step(&wait.name, attempt, output, now);
+        write_step(tx, task, &step).await?;
+        return Ok((
+            WaitBegun::Ready {
+                step,
+                recorded: true,
+            },
+            true,
+        ));
+    }
+    Query::new(sql!("common", "suspend_attempt"))
+        .bind(task.0)
+        .bind(now.millis())
+        .execute(tx.on())
+        .await
+        .map_err(db_err("end attempt in a wait"))?;
+    let stored = serde_json::to_value(wait).map_err(|e| Error::internal("encode wait", e))?;
+    let row = Query::new(sql!("common", "suspend_task"))
+        .bind(task.0)
+        .bind(stored)
+        .bind(wait.kind.as_str())
+        .bind(wait.until.unwrap_or(Timestamp::MAX).millis())
+        .bind(now.millis())
+        .fetch_one(tx.on())
+        .await
+        .map_err(db_err("suspend task"))?;
+    let seq = row.i64("seq")? as u64;
+    Ok((WaitBegun::Suspended { seq }, true))
 }

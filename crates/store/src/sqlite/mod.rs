@@ -28,7 +28,7 @@ use crate::rows::db_err;
 use crate::sql::sql;
 use crate::sql_store::SqlStore;
 use switchyard_core::store::{
-    ClaimRequest, ClaimedTask, Completion, NewTask, PoolStats, Store, Synced, Transition,
+    ClaimRequest, ClaimedTask, Completion, KeyQuota, NewTask, PoolStats, Store, Synced, Transition,
     already_synced,
 };
 use switchyard_core::task::Attempt;
@@ -65,6 +65,24 @@ macro_rules! in_one_trip {
             "COMMIT"
         )
     };
+}
+
+/// `claim_tasks.sql`'s parameters for one key's quota.
+fn claim_key<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    req: &'q ClaimRequest,
+    agent: &'q str,
+    key: &'q KeyQuota,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    query
+        .bind(req.worker_id.0)
+        .bind(req.worker_name.as_str())
+        .bind(req.now.plus_ms(req.lease_ms).millis())
+        .bind(req.now.millis())
+        .bind(agent)
+        .bind(i64::from(key.max))
+        .bind(key.priority)
+        .bind(key.fair_key.as_str())
 }
 
 /// The embedded store: [`SqlStore`] on SQLite.
@@ -302,42 +320,49 @@ impl Dialect for SqliteDialect {
             .collect()
     }
 
-    async fn claim_agent_atomic(
+    /// One key is one command; more, one transaction of a statement per key (each a
+    /// seek in tasks_fair, cheaper than any single statement SQLite could plan).
+    async fn claim_keys_atomic(
         &self,
         req: &ClaimRequest,
         agent: &str,
-        limit: i64,
+        keys: &[KeyQuota],
     ) -> Result<Vec<ClaimedTask>> {
-        let query = sqlx::query(in_one_trip!("NORMAL", "claim_tasks"))
-            .bind(req.worker_id.0)
-            .bind(&req.worker_name)
-            .bind(req.now.plus_ms(req.lease_ms).millis())
-            .bind(req.now.millis())
-            .bind(agent)
-            .bind(limit);
-        let rows = self.one_trip(query, "claim tasks").await?;
-        rows.iter().map(crate::rows::claimed).collect()
+        if let [key] = keys {
+            let query = claim_key(
+                sqlx::query(in_one_trip!("NORMAL", "claim_tasks")),
+                req,
+                agent,
+                key,
+            );
+            let rows = self.one_trip(query, "claim tasks").await?;
+            return rows.iter().map(crate::rows::claimed).collect();
+        }
+        let mut tx = self.begin_task_path().await?;
+        let claimed = self.claim_keys(&mut tx, req, agent, keys).await?;
+        tx.commit().await.map_err(db_err("commit claim"))?;
+        Ok(claimed)
     }
 
-    async fn claim_agent(
+    async fn claim_keys(
         &self,
         tx: &mut SqliteConnection,
         req: &ClaimRequest,
         agent: &str,
-        limit: i64,
+        keys: &[KeyQuota],
     ) -> Result<Vec<ClaimedTask>> {
-        self.calls.add(1);
-        let rows = sqlx::query(sql!("sqlite", "claim_tasks"))
-            .bind(req.worker_id.0)
-            .bind(&req.worker_name)
-            .bind(req.now.plus_ms(req.lease_ms).millis())
-            .bind(req.now.millis())
-            .bind(agent)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_err("claim tasks"))?;
-        rows.iter().map(crate::rows::claimed).collect()
+        let mut claimed = Vec::new();
+        for key in keys.iter().filter(|k| k.max > 0) {
+            self.calls.add(1);
+            let rows = claim_key(sqlx::query(sql!("sqlite", "claim_tasks")), req, agent, key)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err("claim tasks"))?;
+            for r in &rows {
+                claimed.push(crate::rows::claimed(r)?);
+            }
+        }
+        Ok(claimed)
     }
 
     async fn lock_agent(&self, _tx: &mut SqliteConnection, _agent: &str) -> Result<()> {

@@ -30,7 +30,7 @@ const SHAPES: [usize; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 /// Rows of the largest statement: a bigger batch is several statements.
 pub(crate) const CHUNK: usize = SHAPES[SHAPES.len() - 1];
 
-const INSERT_COLUMNS: usize = 21;
+const INSERT_COLUMNS: usize = 25;
 const COMPLETION_COLUMNS: usize = 10;
 /// SQLite's limit on parameters per statement (`SQLITE_MAX_VARIABLE_NUMBER`).
 const _: () = assert!(CHUNK * INSERT_COLUMNS <= 32_766 && 2 * CHUNK * COMPLETION_COLUMNS <= 32_766);
@@ -158,6 +158,13 @@ pub(crate) fn insert(kind: Insert, chunk: &[NewTask]) -> Query<'static, Sqlite, 
             .bind(t.parent_id.map(|p| p.0))
             .bind(t.fallback_of.map(|p| p.0))
             .bind(t.trace_id.as_deref())
+            .bind(t.flow_key.as_deref())
+            .bind(switchyard_core::flow::fair_key(
+                t.flow_key.as_deref(),
+                t.owner_id,
+            ))
+            .bind(t.schedule.as_deref())
+            .bind(t.scheduled_for.map(|s| s.millis()))
             .bind(if claim.is_some() { 1_i64 } else { 0 })
             .bind(claim.map(|c| c.worker_id.0))
             .bind(claim.map(|c| c.worker_name.as_str()))

@@ -38,6 +38,7 @@ export function AppShell() {
     { to: '/tasks/new', label: 'Submit task', show: can.canSubmit },
     { to: '/dead-letters', label: 'Dead letters' },
     { to: '/agents', label: 'Agents' },
+    { to: '/schedules', label: 'Schedules' },
     { to: '/workers', label: 'Workers' },
     { to: '/alerts', label: 'Alerts' },
     { to: '/api-keys', label: 'API keys' },

@@ -17,6 +17,11 @@ export function specOf(agent: Agent): AgentSpec {
     cache_ttl_ms: agent.cache_ttl_ms ?? null,
     fallback: agent.fallback ?? null,
     priority: agent.priority,
+    ...(agent.concurrency_key != null ? { concurrency_key: agent.concurrency_key } : {}),
+    ...(agent.concurrency_per_key != null ? { concurrency_per_key: agent.concurrency_per_key } : {}),
+    ...(agent.rate_limit != null
+      ? { rate_limit: { limit: agent.rate_limit.limit, period_s: agent.rate_limit.period_s, ...(agent.rate_limit.key ? { key: agent.rate_limit.key } : {}) } }
+      : {}),
   };
 }
 

@@ -7,6 +7,8 @@ export interface Permissions {
   userId: string | null;
   canSubmit: boolean;
   canManageAgents: boolean;
+  /** Create, change, pause, run now and delete schedules: the same permission as agents. */
+  canManageSchedules: boolean;
   canManageUsers: boolean;
   /** Create and delete alert rules (everyone may read them). */
   canManageAlerts: boolean;
@@ -20,6 +22,7 @@ export function permissionsFor(role: Role | null, userId: string | null): Permis
     userId,
     canSubmit: role === 'admin' || role === 'operator',
     canManageAgents: role === 'admin',
+    canManageSchedules: role === 'admin',
     canManageUsers: role === 'admin',
     canManageAlerts: role === 'admin',
     canManageTask: (task) => role === 'admin' || (role === 'operator' && !!userId && task.owner_id === userId),

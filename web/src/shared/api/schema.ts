@@ -402,6 +402,87 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every schedule, by name, with its next fire times and latest tasks. */
+        get: operations["list_schedules"];
+        put?: never;
+        /**
+         * Create a schedule: the agent's task with this input, submitted at every tick of the
+         *     cron expression (5 fields, or 6 with seconds first) in the time zone. Its tasks are
+         *     owned by the caller and carry `schedule` and `scheduled_for`.
+         */
+        post: operations["create_schedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schedules/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The next 5 fire times of a cron expression in a time zone, or a 422 naming what is
+         *     wrong with it (for the schedule form's helper).
+         */
+        get: operations["preview_schedule"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schedules/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One schedule, with its next 5 fire times and its latest tasks. */
+        get: operations["get_schedule"];
+        /**
+         * Replace a schedule (pause or resume it by sending it with `paused` set). Its tasks
+         *     are owned by the caller from now on; a changed timetable starts over from now.
+         */
+        put: operations["update_schedule"];
+        post?: never;
+        /** Delete a schedule. The tasks it fired stay. */
+        delete: operations["delete_schedule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schedules/{name}/trigger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run a schedule's task now, outside its timetable (also while paused). */
+        post: operations["trigger_schedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tasks": {
         parameters: {
             query?: never;
@@ -758,6 +839,16 @@ export interface components {
             cache_ttl_ms?: number | null;
             /** Format: int32 */
             concurrency?: number | null;
+            /**
+             * @description A JSON pointer into the input: tasks with the same value there share
+             *     `concurrency_per_key`, and dispatch takes turns between the values.
+             */
+            concurrency_key?: string | null;
+            /**
+             * Format: int32
+             * @description At most this many tasks of one concurrency key run at once.
+             */
+            concurrency_per_key?: number | null;
             /** @description Kind-specific settings (`http`: `{"url", "headers"}`), secrets shown as `"***"`. */
             config: Record<string, unknown>;
             created_at: components["schemas"]["Timestamp"];
@@ -771,6 +862,7 @@ export interface components {
             output_schema?: Record<string, unknown> | null;
             /** Format: int32 */
             priority: number;
+            rate_limit?: components["schemas"]["RateLimit"] | null;
             retry: components["schemas"]["RetryPolicy"];
             /**
              * @description JSON pointers of the secrets that are set (each shown as `"***"`), e.g.
@@ -882,6 +974,16 @@ export interface components {
              * @description At most this many tasks of this agent run at once, across all workers.
              */
             concurrency?: number | null;
+            /**
+             * @description A JSON pointer into the input (`"/customer_id"`): tasks with the same value there
+             *     share `concurrency_per_key`, and dispatch takes turns between the values.
+             */
+            concurrency_key?: string | null;
+            /**
+             * Format: int32
+             * @description At most this many tasks of one concurrency key run at once, across all workers.
+             */
+            concurrency_per_key?: number | null;
             /** @description Kind-specific settings (`http`: `{"url", "headers"}`). */
             config?: Record<string, unknown>;
             description?: string | null;
@@ -899,6 +1001,7 @@ export interface components {
              * @description Default priority of its tasks (higher runs first).
              */
             priority?: number;
+            rate_limit?: components["schemas"]["RateLimit"] | null;
             retry?: components["schemas"]["RetryPolicy"];
             /**
              * Format: int64
@@ -1063,6 +1166,11 @@ export interface components {
         BatchBody: {
             tasks: components["schemas"]["SubmitBody"][];
         };
+        /**
+         * @description What happens to ticks missed while no server ran (or the schedule was paused).
+         * @enum {string}
+         */
+        Catchup: "none" | "latest" | "all";
         Check: {
             backend: string;
             /** @description What runs on a fallback, and why. */
@@ -1113,6 +1221,16 @@ export interface components {
                 cache_ttl_ms?: number | null;
                 /** Format: int32 */
                 concurrency?: number | null;
+                /**
+                 * @description A JSON pointer into the input: tasks with the same value there share
+                 *     `concurrency_per_key`, and dispatch takes turns between the values.
+                 */
+                concurrency_key?: string | null;
+                /**
+                 * Format: int32
+                 * @description At most this many tasks of one concurrency key run at once.
+                 */
+                concurrency_per_key?: number | null;
                 /** @description Kind-specific settings (`http`: `{"url", "headers"}`), secrets shown as `"***"`. */
                 config: Record<string, unknown>;
                 created_at: components["schemas"]["Timestamp"];
@@ -1126,6 +1244,7 @@ export interface components {
                 output_schema?: Record<string, unknown> | null;
                 /** Format: int32 */
                 priority: number;
+                rate_limit?: components["schemas"]["RateLimit"] | null;
                 retry: components["schemas"]["RetryPolicy"];
                 /**
                  * @description JSON pointers of the secrets that are set (each shown as `"***"`), e.g.
@@ -1213,6 +1332,26 @@ export interface components {
             }[];
         };
         /** @description A list response. */
+        Items_Schedule: {
+            items: {
+                agent: string;
+                catchup: components["schemas"]["Catchup"];
+                created_at: components["schemas"]["Timestamp"];
+                cron: string;
+                input: Record<string, unknown>;
+                /** @description The latest tasks it fired, newest first. */
+                last_runs: components["schemas"]["ScheduleRun"][];
+                name: string;
+                /** @description The next fire times (none while paused). */
+                next_runs: components["schemas"]["Timestamp"][];
+                overlap: components["schemas"]["Overlap"];
+                owner?: components["schemas"]["UserId"] | null;
+                paused: boolean;
+                timezone: string;
+                updated_at: components["schemas"]["Timestamp"];
+            }[];
+        };
+        /** @description A list response. */
         Items_SessionView: {
             items: {
                 created_at: components["schemas"]["Timestamp"];
@@ -1255,6 +1394,8 @@ export interface components {
                 /** @description True when the output came from the result cache without running the agent. */
                 cached: boolean;
                 cancel_requested: boolean;
+                /** @description The flow key it shares concurrency and rate limits under (see `flow`). */
+                concurrency_key?: string | null;
                 created_at: components["schemas"]["Timestamp"];
                 error?: components["schemas"]["TaskError"] | null;
                 fallback_of?: components["schemas"]["TaskId"] | null;
@@ -1272,6 +1413,9 @@ export interface components {
                  */
                 priority: number;
                 run_at: components["schemas"]["Timestamp"];
+                /** @description The schedule that fired it, and the tick it fired for. */
+                schedule?: string | null;
+                scheduled_for?: components["schemas"]["Timestamp"] | null;
                 /**
                  * Format: int64
                  * @description The sequence number of the latest event of this task.
@@ -1340,6 +1484,27 @@ export interface components {
          * @enum {string}
          */
         NotifyStatus: "none" | "pending" | "sent" | "failed";
+        /**
+         * @description What a tick does while the schedule's previous task is still unfinished.
+         * @enum {string}
+         */
+        Overlap: "allow" | "skip" | "cancel_previous";
+        /** @description How fast an agent's tasks may start, across the whole cluster. */
+        RateLimit: {
+            /** @description A JSON pointer into the input: the limit holds per value instead of per agent. */
+            key?: string | null;
+            /**
+             * Format: int32
+             * @description At most this many starts…
+             */
+            limit: number;
+            /**
+             * Format: int64
+             * @description …per this many seconds. Starts are spread evenly: one every `period_s / limit`
+             *     seconds, with a burst of at most 100 ms worth of starts.
+             */
+            period_s: number;
+        };
         Readiness: {
             cache: components["schemas"]["Check"];
             database: components["schemas"]["Check"];
@@ -1380,6 +1545,56 @@ export interface components {
         };
         /** @enum {string} */
         Role: "viewer" | "operator" | "admin";
+        Schedule: {
+            agent: string;
+            catchup: components["schemas"]["Catchup"];
+            created_at: components["schemas"]["Timestamp"];
+            cron: string;
+            input: Record<string, unknown>;
+            /** @description The latest tasks it fired, newest first. */
+            last_runs: components["schemas"]["ScheduleRun"][];
+            name: string;
+            /** @description The next fire times (none while paused). */
+            next_runs: components["schemas"]["Timestamp"][];
+            overlap: components["schemas"]["Overlap"];
+            owner?: components["schemas"]["UserId"] | null;
+            paused: boolean;
+            timezone: string;
+            updated_at: components["schemas"]["Timestamp"];
+        };
+        /** @description When a cron expression fires next. */
+        SchedulePreview: {
+            next_runs: components["schemas"]["Timestamp"][];
+        };
+        /** @description A task a schedule fired. */
+        ScheduleRun: {
+            fired_at: components["schemas"]["Timestamp"];
+            scheduled_for: components["schemas"]["Timestamp"];
+            status: components["schemas"]["TaskStatus"];
+            task_id: components["schemas"]["TaskId"];
+        };
+        /** @description A schedule as created or replaced (`POST /api/v1/schedules`, `PUT …/{name}`). */
+        ScheduleSpec: {
+            /** @description The agent whose task each tick submits. */
+            agent: string;
+            catchup?: components["schemas"]["Catchup"];
+            /**
+             * @description Five fields (minute hour day-of-month month day-of-week), or six with seconds
+             *     first (`*\/2 * * * * *` is every two seconds).
+             */
+            cron: string;
+            /** @description The task input. */
+            input?: Record<string, unknown>;
+            /**
+             * @description Unique name: 1–64 of `a-z 0-9 _ - .`, starting with a letter or digit. May be
+             *     omitted in a `PUT` (the path names it).
+             */
+            name?: string;
+            overlap?: components["schemas"]["Overlap"];
+            paused?: boolean;
+            /** @description An IANA time zone (`Europe/Berlin`); the cron fields are read in it. */
+            timezone?: string;
+        };
         /**
          * @description What an API key may be used for.
          * @enum {string}
@@ -1461,6 +1676,12 @@ export interface components {
         SubmitBody: {
             agent: string;
             /**
+             * @description Its flow key: tasks of one key share the agent's `concurrency_per_key` and
+             *     per-key rate limit, and dispatch takes turns between keys. Overrides the agent's
+             *     `concurrency_key` pointer.
+             */
+            concurrency_key?: string | null;
+            /**
              * Format: int64
              * @description Run no earlier than this many milliseconds from now.
              */
@@ -1488,6 +1709,8 @@ export interface components {
             /** @description True when the output came from the result cache without running the agent. */
             cached: boolean;
             cancel_requested: boolean;
+            /** @description The flow key it shares concurrency and rate limits under (see `flow`). */
+            concurrency_key?: string | null;
             created_at: components["schemas"]["Timestamp"];
             error?: components["schemas"]["TaskError"] | null;
             fallback_of?: components["schemas"]["TaskId"] | null;
@@ -1505,6 +1728,9 @@ export interface components {
              */
             priority: number;
             run_at: components["schemas"]["Timestamp"];
+            /** @description The schedule that fired it, and the tick it fired for. */
+            schedule?: string | null;
+            scheduled_for?: components["schemas"]["Timestamp"] | null;
             /**
              * Format: int64
              * @description The sequence number of the latest event of this task.
@@ -1575,6 +1801,12 @@ export interface components {
             expires_in: number;
             refresh_token: string;
             token_type: string;
+        };
+        /** @description The task a run-now submitted. */
+        Triggered: {
+            schedule: string;
+            scheduled_for: components["schemas"]["Timestamp"];
+            task_id: components["schemas"]["TaskId"];
         };
         UpdateUserBody: {
             disabled?: boolean | null;
@@ -3475,6 +3707,543 @@ export interface operations {
             };
             /** @description Not allowed (`forbidden`) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_schedules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every schedule */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Items_Schedule"];
+                };
+            };
+            /** @description No valid credential: missing, malformed, expired or revoked (`unauthorized`, `token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the permission (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleSpec"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description Malformed JSON (`malformed_json`) or an invalid path or query parameter (`invalid_parameter`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential: missing, malformed, expired or revoked (`unauthorized`, `token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the permission (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive within `server.body_read_timeout_ms` (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The name is taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than `server.body_limit_bytes` (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An invalid schedule or an unknown agent */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    preview_schedule: {
+        parameters: {
+            query: {
+                /** @description 5 fields, or 6 with seconds first. */
+                cron: string;
+                /** @description An IANA time zone; default `UTC`. */
+                timezone?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The next fire times */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SchedulePreview"];
+                };
+            };
+            /** @description Malformed JSON (`malformed_json`) or an invalid path or query parameter (`invalid_parameter`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential: missing, malformed, expired or revoked (`unauthorized`, `token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the permission (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An invalid cron expression or time zone */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The schedule */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description Malformed JSON (`malformed_json`) or an invalid path or query parameter (`invalid_parameter`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential: missing, malformed, expired or revoked (`unauthorized`, `token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the permission (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such schedule */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleSpec"];
+            };
+        };
+        responses: {
+            /** @description Replaced */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description Malformed JSON (`malformed_json`) or an invalid path or query parameter (`invalid_parameter`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential: missing, malformed, expired or revoked (`unauthorized`, `token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the permission (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such schedule */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive within `server.body_read_timeout_ms` (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than `server.body_limit_bytes` (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An invalid schedule or an unknown agent */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed JSON (`malformed_json`) or an invalid path or query parameter (`invalid_parameter`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential: missing, malformed, expired or revoked (`unauthorized`, `token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    trigger_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Submitted */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Triggered"];
+                };
+            };
+            /** @description Malformed JSON (`malformed_json`) or an invalid path or query parameter (`invalid_parameter`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential: missing, malformed, expired or revoked (`unauthorized`, `token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the permission (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such schedule */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The agent refused the input */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

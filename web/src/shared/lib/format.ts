@@ -74,3 +74,55 @@ export function isoToLocalInput(iso: string | undefined | null): string {
   const pad = (n: number) => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
+
+const UNITS: [number, string][] = [
+  [86400, 'day'],
+  [3600, 'hour'],
+  [60, 'minute'],
+  [1, 'second'],
+];
+
+/** How far a time is from now, in words: "in 2 minutes", "5 seconds ago", "now". */
+export function formatInWords(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return '—';
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return iso;
+  const seconds = (t - now) / 1000;
+  const a = Math.abs(seconds);
+  if (a < 0.5) return 'now';
+  const [size, unit] = UNITS.find(([size]) => a >= size) ?? [1, 'second'];
+  const n = Math.max(1, Math.round(a / size));
+  const text = `${n} ${unit}${n === 1 ? '' : 's'}`;
+  return seconds > 0 ? `in ${text}` : `${text} ago`;
+}
+
+/** A time zone Intl knows, else UTC (a name still being typed, or one the browser lacks). */
+export function knownTimeZone(timeZone: string | null | undefined): string {
+  if (!timeZone) return 'UTC';
+  try {
+    new Intl.DateTimeFormat('en-GB', { timeZone });
+    return timeZone;
+  } catch {
+    return 'UTC';
+  }
+}
+
+/**
+ * A wall-clock time in a time zone, the way a schedule reads: "Sat 6 Dec 02:00", with seconds
+ * when they are not :00 and the year when it is not this one.
+ */
+export function formatWallClock(iso: string, timeZone = 'UTC', now = Date.now()): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const zone = knownTimeZone(timeZone);
+  const parts = (date: Date) =>
+    Object.fromEntries(
+      new Intl.DateTimeFormat('en-GB', { timeZone: zone, weekday: 'short', day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' })
+        .formatToParts(date)
+        .map((p) => [p.type, p.value]),
+    ) as Record<string, string>;
+  const p = parts(d);
+  const year = p.year !== parts(new Date(now)).year ? ` ${p.year}` : '';
+  const seconds = p.second && p.second !== '00' ? `:${p.second}` : '';
+  return `${p.weekday} ${p.day} ${p.month}${year} ${p.hour}:${p.minute}${seconds}`;
+}

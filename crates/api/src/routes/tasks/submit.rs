@@ -35,6 +35,10 @@ pub struct SubmitBody {
     pub idempotency_key: Option<String>,
     /// The task that spawned this one.
     pub parent_id: Option<TaskId>,
+    /// Its flow key: tasks of one key share the agent's `concurrency_per_key` and
+    /// per-key rate limit, and dispatch takes turns between keys. Overrides the agent's
+    /// `concurrency_key` pointer.
+    pub concurrency_key: Option<String>,
 }
 
 impl JsonBody for SubmitBody {
@@ -136,6 +140,8 @@ impl SubmitBody {
             idempotency_key: self.idempotency_key.or(header_key),
             parent_id: self.parent_id,
             trace_id: trace_id(headers),
+            concurrency_key: self.concurrency_key,
+            schedule: None,
         })
     }
 }

@@ -19,6 +19,11 @@ interface Draft {
   priority: string;
   config: string;
   inputSchema: string;
+  concurrencyKey: string;
+  concurrencyPerKey: string;
+  rateLimit: string;
+  ratePeriodS: string;
+  rateKey: string;
 }
 
 function draftOf(spec: AgentSpec | null): Draft {
@@ -36,6 +41,11 @@ function draftOf(spec: AgentSpec | null): Draft {
     priority: String(spec?.priority ?? 0),
     config: JSON.stringify(spec?.config ?? {}, null, 2),
     inputSchema: spec?.input_schema == null ? '' : JSON.stringify(spec.input_schema, null, 2),
+    concurrencyKey: spec?.concurrency_key ?? '',
+    concurrencyPerKey: spec?.concurrency_per_key == null ? '' : String(spec.concurrency_per_key),
+    rateLimit: spec?.rate_limit == null ? '' : String(spec.rate_limit.limit),
+    ratePeriodS: spec?.rate_limit == null ? '' : String(spec.rate_limit.period_s),
+    rateKey: spec?.rate_limit?.key ?? '',
   };
 }
 
@@ -73,6 +83,14 @@ function jsonValue(text: string, errors: Errors, key: keyof Draft, optional: boo
   }
 }
 
+/** A JSON pointer into the task input (`/customer_id`); empty text is no pointer. */
+function pointer(text: string, errors: Errors, key: keyof Draft): string | null {
+  const t = text.trim();
+  if (t === '') return null;
+  if (!t.startsWith('/')) errors[key] = 'must be a JSON pointer starting with /, e.g. /customer_id';
+  return t;
+}
+
 export function parseDraft(d: Draft, base: AgentSpec | null): { spec: AgentSpec | null; errors: Errors } {
   const errors: Errors = {};
   if (!/^[a-z0-9][a-z0-9_.-]{0,63}$/.test(d.name)) errors.name = 'use 1–64 of a-z 0-9 _ - ., starting with a letter or digit';
@@ -87,10 +105,25 @@ export function parseDraft(d: Draft, base: AgentSpec | null): { spec: AgentSpec 
   if (d.fallback && d.fallback === d.name) errors.fallback = 'an agent cannot fall back to itself';
   const config = jsonValue(d.config, errors, 'config', true);
   const inputSchema = jsonValue(d.inputSchema, errors, 'inputSchema', true);
+  const concurrencyKey = pointer(d.concurrencyKey, errors, 'concurrencyKey');
+  const concurrencyPerKey = wholeNumber(d.concurrencyPerKey, errors, 'concurrencyPerKey', { min: 1, optional: true });
+  const rateLimit = wholeNumber(d.rateLimit, errors, 'rateLimit', { min: 1, optional: true });
+  const ratePeriodS = wholeNumber(d.ratePeriodS, errors, 'ratePeriodS', { min: 1, optional: true });
+  const rateKey = pointer(d.rateKey, errors, 'rateKey');
+  if (rateLimit != null && ratePeriodS == null && !errors.ratePeriodS) errors.ratePeriodS = 'is required with a rate limit';
+  if (ratePeriodS != null && rateLimit == null && !errors.rateLimit) errors.rateLimit = 'is required with a period';
+  if (rateKey !== null && rateLimit == null && ratePeriodS == null && !errors.rateLimit) errors.rateLimit = 'is required with a rate limit key';
+  // A task has one flow key: a per-key rate limit reads the same pointer as the concurrency key.
+  if (rateKey !== null && concurrencyKey !== null && rateKey !== concurrencyKey && !errors.rateKey) errors.rateKey = `must be the concurrency key (${concurrencyKey}) or empty`;
   if (Object.keys(errors).length > 0) return { spec: null, errors };
+  // Flow control left empty is left out of the body (not sent as null).
+  const rest: AgentSpec = { ...(base ?? ({} as AgentSpec)) };
+  delete rest.concurrency_key;
+  delete rest.concurrency_per_key;
+  delete rest.rate_limit;
   return {
     spec: {
-      ...(base ?? {}),
+      ...rest,
       name: d.name,
       kind: d.kind,
       description: d.description.trim() || null,
@@ -102,6 +135,9 @@ export function parseDraft(d: Draft, base: AgentSpec | null): { spec: AgentSpec 
       priority,
       config: (config ?? {}) as Record<string, unknown>,
       input_schema: (inputSchema ?? null) as Record<string, unknown> | null,
+      ...(concurrencyKey !== null ? { concurrency_key: concurrencyKey } : {}),
+      ...(concurrencyPerKey != null ? { concurrency_per_key: concurrencyPerKey } : {}),
+      ...(rateLimit != null && ratePeriodS != null ? { rate_limit: { limit: rateLimit, period_s: ratePeriodS, ...(rateKey !== null ? { key: rateKey } : {}) } } : {}),
     },
     errors,
   };
@@ -191,6 +227,21 @@ export function AgentForm({
         {field('cacheTtlMs', 'Result cache (ms)', { type: 'number', hint: 'Empty: no caching.', placeholder: 'off' })}
         {field('priority', 'Default priority', { type: 'number' })}
       </div>
+      <fieldset className="fieldset">
+        <legend>Flow control</legend>
+        <div className="fields fields-row">
+          {field('concurrencyKey', 'Concurrency key', {
+            placeholder: '/customer_id',
+            hint: 'A JSON pointer into the task input, e.g. /customer_id. Tasks with the same value share the per-key limit and take turns fairly. Empty: none.',
+          })}
+          {field('concurrencyPerKey', 'Concurrency per key', { type: 'number', placeholder: 'no limit', hint: 'At most this many running tasks per key. Empty: no per-key limit.' })}
+        </div>
+        <div className="fields fields-row">
+          {field('rateLimit', 'Rate limit (tasks)', { type: 'number', placeholder: 'no limit', hint: 'At most this many task starts per period. Empty: no rate limit.' })}
+          {field('ratePeriodS', 'Rate period (s)', { type: 'number', placeholder: '60' })}
+          {field('rateKey', 'Rate limit key', { placeholder: '/api_key_id', hint: 'Optional JSON pointer: a limit per value instead of per agent (the concurrency key, when there is one).' })}
+        </div>
+      </fieldset>
       <div className={`field${errors.fallback ? ' has-error' : ''}`}>
         <label htmlFor={`${id}-fallback`}>Fallback agent</label>
         <select id={`${id}-fallback`} value={draft.fallback} onChange={set('fallback')} disabled={submitting} aria-describedby={`${id}-fallback-hint`}>

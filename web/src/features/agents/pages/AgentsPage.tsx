@@ -71,7 +71,26 @@ export function AgentsPage() {
                     </div>
                   </td>
                   <td className="num">{formatDuration(a.timeout_ms ?? 0)}</td>
-                  <td className="num">{a.concurrency ?? <span className="muted">no limit</span>}</td>
+                  <td className="num">
+                    {a.concurrency ?? <span className="muted">no limit</span>}
+                    {a.concurrency_key && (
+                      <div className="muted small nowrap" title="Concurrency key (a JSON pointer into the input)">
+                        {a.concurrency_per_key ?? '∞'} per <code>{a.concurrency_key}</code>
+                      </div>
+                    )}
+                    {!a.concurrency_key && a.concurrency_per_key != null && <div className="muted small nowrap">{a.concurrency_per_key} per key</div>}
+                    {a.rate_limit && (
+                      <div className="muted small nowrap" title="Rate limit">
+                        {a.rate_limit.limit} / {formatDuration(a.rate_limit.period_s * 1000)}
+                        {a.rate_limit.key && (
+                          <>
+                            {' '}
+                            per <code>{a.rate_limit.key}</code>
+                          </>
+                        )}
+                      </div>
+                    )}
+                  </td>
                   <td>{a.fallback ? <Link to={`/agents/${encodeURIComponent(a.fallback)}`}>{a.fallback}</Link> : <span className="muted">—</span>}</td>
                   <td className="row-actions">
                     {can.canSubmit && (

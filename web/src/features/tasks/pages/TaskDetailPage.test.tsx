@@ -263,6 +263,35 @@ describe('TaskDetailPage', () => {
     expect(screen.queryByRole('button', { name: 'Approve' })).toBeNull();
   });
 
+  it('shows the schedule that fired the task, when it was due, and its concurrency key', async () => {
+    const fired = { ...task, schedule: 'nightly', scheduled_for: '2026-01-01T02:00:00Z', concurrency_key: 'customer-42' };
+    server.use(
+      http.get(`*/api/v1/tasks/${ID}`, () => HttpResponse.json(fired)),
+      http.get(`*/api/v1/tasks/${ID}/logs`, () => HttpResponse.json({ items: [] })),
+      http.get(`*/api/v1/tasks/${ID}/steps`, () => HttpResponse.json({ items: [] })),
+      http.get('*/api/v1/tasks', () => HttpResponse.json({ items: [], next_cursor: null })),
+    );
+    renderWithStore(<TaskDetailPage />, { store: signedInStore('viewer'), path: '/tasks/:id', route: `/tasks/${ID}` });
+    const schedule = await screen.findByText('Schedule');
+    expect(within(schedule.parentElement!).getByRole('link', { name: 'nightly' })).toHaveAttribute('href', '/schedules/nightly');
+    expect(screen.getByText('Scheduled for').nextElementSibling).toHaveTextContent(formatDateTime('2026-01-01T02:00:00Z'));
+    expect(screen.getByText('Concurrency key').nextElementSibling).toHaveTextContent('customer-42');
+  });
+
+  it('has no schedule facts for a task submitted by hand', async () => {
+    server.use(
+      http.get(`*/api/v1/tasks/${ID}`, () => HttpResponse.json(task)),
+      http.get(`*/api/v1/tasks/${ID}/logs`, () => HttpResponse.json({ items: [] })),
+      http.get(`*/api/v1/tasks/${ID}/steps`, () => HttpResponse.json({ items: [] })),
+      http.get('*/api/v1/tasks', () => HttpResponse.json({ items: [], next_cursor: null })),
+    );
+    renderWithStore(<TaskDetailPage />, { store: signedInStore('viewer'), path: '/tasks/:id', route: `/tasks/${ID}` });
+    await screen.findByTestId('task-status');
+    expect(screen.queryByText('Schedule')).toBeNull();
+    expect(screen.queryByText('Scheduled for')).toBeNull();
+    expect(screen.queryByText('Concurrency key')).toBeNull();
+  });
+
   it('says so when the task does not exist', async () => {
     server.use(
       http.get(`*/api/v1/tasks/${ID}`, () => HttpResponse.json(errorBody('task_not_found', 'no task with that id'), { status: 404 })),

@@ -138,6 +138,26 @@ export function TaskDetailPage() {
               <dd className="mono">{t.trace_id}</dd>
             </div>
           )}
+          {t.schedule && (
+            <div>
+              <dt>Schedule</dt>
+              <dd>
+                <Link to={`/schedules/${encodeURIComponent(t.schedule)}`}>{t.schedule}</Link>
+              </dd>
+            </div>
+          )}
+          {t.scheduled_for && (
+            <div>
+              <dt>Scheduled for</dt>
+              <dd>{formatDateTime(t.scheduled_for)}</dd>
+            </div>
+          )}
+          {t.concurrency_key && (
+            <div>
+              <dt>Concurrency key</dt>
+              <dd className="mono">{t.concurrency_key}</dd>
+            </div>
+          )}
           {t.parent_id && (
             <div>
               <dt>Parent task</dt>

@@ -1,0 +1,26 @@
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use switchyard_core::schedule::ScheduleSpec;
+
+use crate::AppState;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiJson, Auth, perm};
+use crate::views::ScheduleView;
+
+/// Create a schedule: the agent's task with this input, submitted at every tick of the
+/// cron expression (5 fields, or 6 with seconds first) in the time zone. Its tasks are
+/// owned by the caller and carry `schedule` and `scheduled_for`.
+#[utoipa::path(post, operation_id = "create_schedule", path = "/api/v1/schedules", tag = "schedules",
+    request_body = ScheduleSpec, security(("bearer" = [])),
+    responses((status = 201, description = "Created", body = ScheduleView),
+        (status = 409, description = "The name is taken", body = ErrorBody),
+        (status = 422, description = "An invalid schedule or an unknown agent", body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth<perm::ManageAgents>,
+    ApiJson(spec): ApiJson<ScheduleSpec>,
+) -> ApiResult<(StatusCode, Json<ScheduleView>)> {
+    let detail = state.engine.schedules().create(&auth, spec).await?;
+    Ok((StatusCode::CREATED, Json(detail.into())))
+}

@@ -1,0 +1,1 @@
+SELECT tat FROM rate_limits WHERE key = $1

@@ -1,0 +1,1 @@
+SELECT min(next_at) FROM schedules WHERE next_at IS NOT NULL
