@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use switchyard_core::auth::{RefreshOutcome, Rotation, Session};
 use switchyard_core::cache::{Cache, EventBus};
 use switchyard_core::event::{BusMessage, SharedBusMessage};
-use switchyard_core::flow::{Grant, RateLimit, RateLimiter, gcra_retry_at};
+use switchyard_core::flow::{Cell, Grant, RateLimit, RateLimiter, micros};
 use switchyard_core::store::MAX_USED_HASHES;
 use switchyard_core::{Error, Result, SessionId, Timestamp, UserId};
 
@@ -136,27 +136,31 @@ return {'invalid', '', ''}
 
 /// KEYS: the limiter. ARGV: operation (`acquire`, `refund`, `pause`), now (µs), then
 /// for `acquire` wanted, interval (µs), burst (µs); for `refund` the µs to give back; for
-/// `pause` the µs to wait until. The stored value is the GCRA theoretical arrival time
-/// (µs), the rule of `switchyard_core::flow::gcra`. Returns `{granted, tat}`.
+/// `pause` the µs to wait until. The hash holds `switchyard_core::flow::Cell` (`tat`,
+/// `paused`) and this is its rule. Returns `{granted, tat, paused}`.
 const GCRA_SCRIPT: &str = r"
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local cell = redis.call('HMGET', KEYS[1], 'tat', 'paused')
+local tat, paused = tonumber(cell[1] or '0'), tonumber(cell[2] or '0')
 local now = tonumber(ARGV[2])
 local granted = 0
 if ARGV[1] == 'acquire' then
   local want, interval, burst = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-  if tat < now then tat = now end
-  if tat <= now + burst then
-    granted = math.min(want, math.floor((now + burst - tat) / interval) + 1)
+  if now >= paused then
+    if tat < now then tat = now end
+    if tat <= now + burst then
+      granted = math.min(want, math.floor((now + burst - tat) / interval) + 1)
+    end
+    tat = tat + granted * interval
   end
-  tat = tat + granted * interval
 elseif ARGV[1] == 'refund' then
   tat = math.max(0, tat - tonumber(ARGV[3]))
 else
-  tat = math.max(tat, tonumber(ARGV[3]))
+  paused = math.max(paused, tonumber(ARGV[3]))
 end
-local ttl = math.max(1000, math.ceil((tat - now) / 1000) + 1000)
-redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', ttl)
-return {granted, string.format('%.0f', tat)}
+local fmt = function(v) return string.format('%.0f', v) end
+redis.call('HSET', KEYS[1], 'tat', fmt(tat), 'paused', fmt(paused))
+redis.call('PEXPIRE', KEYS[1], math.max(1000, math.ceil((math.max(tat, paused) - now) / 1000) + 1000))
+return {granted, fmt(tat), fmt(paused)}
 ";
 
 pub struct RedisCache {
@@ -179,20 +183,24 @@ impl RedisCache {
         })
     }
 
-    /// Runs the GCRA script: `(granted, tat µs)`.
-    async fn gcra(&self, key: &str, args: &[u64], op: &str) -> Result<(u32, u64)> {
+    /// Runs the rate-limiter script: what it granted, and the key's state after.
+    async fn gcra(&self, key: &str, args: &[u64], op: &str) -> Result<(u32, Cell)> {
         let mut conn = self.conn.get().await?;
         let mut invocation = self.gcra.key(format!("{}rate:{key}", self.prefix));
         invocation.arg(op);
         for a in args {
             invocation.arg(*a);
         }
-        let (granted, tat): (u32, String) =
+        let (granted, tat, paused): (u32, String, String) =
             tokio::time::timeout(IO_TIMEOUT, invocation.invoke_async(&mut conn))
                 .await
                 .map_err(|_| Error::unavailable("cache unavailable (rate limit timed out)"))?
                 .map_err(unavailable("rate limit"))?;
-        Ok((granted, tat.parse().unwrap_or(0)))
+        let cell = Cell {
+            tat_us: tat.parse().unwrap_or(0),
+            paused_until_us: paused.parse().unwrap_or(0),
+        };
+        Ok((granted, cell))
     }
 
     fn kv_key(&self, key: &str) -> String {
@@ -265,10 +273,6 @@ impl RedisCache {
     }
 }
 
-fn micros(t: Timestamp) -> u64 {
-    u64::try_from(t.millis()).unwrap_or(0) * 1_000
-}
-
 #[async_trait]
 impl RateLimiter for RedisCache {
     async fn acquire(
@@ -278,10 +282,17 @@ impl RateLimiter for RedisCache {
         limit: &RateLimit,
         now: Timestamp,
     ) -> Result<Grant> {
-        let burst = limit.burst_us();
-        let args = [micros(now), u64::from(want), limit.interval_us(), burst];
-        let (granted, tat) = self.gcra(key, &args, "acquire").await?;
-        let retry_at = (granted < want).then(|| gcra_retry_at(tat, burst));
+        let args = [
+            micros(now),
+            u64::from(want),
+            limit.interval_us(),
+            limit.burst_us(),
+        ];
+        let (granted, after) = self.gcra(key, &args, "acquire").await?;
+        // Short of starts: when the next is allowed, by the same rule, from the state after.
+        let retry_at = (granted < want)
+            .then(|| after.acquire(micros(now), 1, limit).0.retry_at)
+            .flatten();
         Ok(Grant { granted, retry_at })
     }
 

@@ -70,3 +70,18 @@ async fn bus_spans_processes() {
         assert_eq!(*next(rx).await, *second, "a message arrived twice");
     }
 }
+
+/// The Redis rate limiter: the same rule as the database's, shared by every process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_space_starts() {
+    let Ok(url) = std::env::var("TEST_REDIS_URL") else {
+        eprintln!("SKIPPED: TEST_REDIS_URL not set — Redis cache conformance suite did not run");
+        return;
+    };
+    let mut settings = RedisSettings::new(url);
+    settings.prefix = format!("sy-test:{}:", SessionId::new());
+    let cache = RedisCache::new(&settings).unwrap();
+    // The pause and refund use the real clock for key expiry: start from now.
+    let now = switchyard_core::Timestamp::now();
+    switchyard_core::flow::conformance::rate_limiter_spaces_starts(&cache, "limited", now).await;
+}

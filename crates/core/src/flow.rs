@@ -169,23 +169,68 @@ pub struct Grant {
     pub retry_at: Option<Timestamp>,
 }
 
-/// The pure Generic Cell Rate Algorithm: given the stored theoretical arrival time
-/// (`tat_us`, microseconds since the epoch; 0 for a new key), grants up to `want` starts
-/// at `now_us` and returns the grant with the new stored value.
-pub fn gcra(tat_us: u64, now_us: u64, want: u32, interval_us: u64, burst_us: u64) -> (u32, u64) {
-    let mut tat = tat_us.max(now_us);
-    let mut granted = 0;
-    // A start is allowed while it would not push the arrival time beyond now + burst.
-    while granted < want && tat <= now_us + burst_us {
-        tat += interval_us;
-        granted += 1;
-    }
-    (granted, tat)
+/// What a limiter keeps per key (microseconds since the epoch; 0 for a new key): the
+/// Generic Cell Rate Algorithm's theoretical arrival time, and the end of a pause a
+/// worker asked for. The two are kept apart so that giving back unused starts never
+/// shortens a pause.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cell {
+    pub tat_us: u64,
+    pub paused_until_us: u64,
 }
 
-/// When the next start is allowed after `tat_us` (the inverse of [`gcra`]'s test).
-pub fn gcra_retry_at(tat_us: u64, burst_us: u64) -> Timestamp {
-    Timestamp::from_millis(tat_us.saturating_sub(burst_us).div_ceil(1_000) as i64)
+impl Cell {
+    /// Takes up to `want` starts at `now_us`: the grant and the new state.
+    pub fn acquire(self, now_us: u64, want: u32, limit: &RateLimit) -> (Grant, Cell) {
+        let (interval, burst) = (limit.interval_us(), limit.burst_us());
+        if now_us < self.paused_until_us {
+            let retry_at = Timestamp::from_millis(self.paused_until_us.div_ceil(1_000) as i64);
+            let grant = Grant {
+                granted: 0,
+                retry_at: (want > 0).then_some(retry_at),
+            };
+            return (grant, self);
+        }
+        let mut tat = self.tat_us.max(now_us);
+        let mut granted = 0;
+        // A start is allowed while it would not push the arrival time beyond now + burst.
+        while granted < want && tat <= now_us + burst {
+            tat += interval;
+            granted += 1;
+        }
+        let retry_at = (granted < want)
+            .then(|| Timestamp::from_millis(tat.saturating_sub(burst).div_ceil(1_000) as i64));
+        (
+            Grant { granted, retry_at },
+            Cell {
+                tat_us: tat,
+                ..self
+            },
+        )
+    }
+
+    /// Gives back `n` starts taken but not used.
+    pub fn refund(self, n: u32, limit: &RateLimit) -> Cell {
+        Cell {
+            tat_us: self
+                .tat_us
+                .saturating_sub(u64::from(n) * limit.interval_us()),
+            ..self
+        }
+    }
+
+    /// No start before `until_us`.
+    pub fn pause(self, until_us: u64) -> Cell {
+        Cell {
+            paused_until_us: self.paused_until_us.max(until_us),
+            ..self
+        }
+    }
+}
+
+/// Microseconds since the epoch.
+pub fn micros(t: Timestamp) -> u64 {
+    u64::try_from(t.millis()).unwrap_or(0) * 1_000
 }
 
 /// Counts task starts against rate limits, shared by every server of a cluster (Redis
@@ -214,50 +259,116 @@ pub fn limiter_key(agent: &str, flow_key: Option<&str>) -> String {
     }
 }
 
+/// The checks every [`RateLimiter`] passes (the database's, Redis's), for their tests.
+#[doc(hidden)]
+pub mod conformance {
+    use super::{RateLimit, RateLimiter};
+    use crate::time::Timestamp;
+
+    /// Starts spaced by the limit with a burst of 100 ms worth, unused ones given back,
+    /// a pause holding every start until it ends. `key` must be fresh; `t0` is the clock.
+    pub async fn rate_limiter_spaces_starts(limiter: &dyn RateLimiter, key: &str, t0: Timestamp) {
+        let limit = RateLimit {
+            limit: 10,
+            period_s: 1,
+            key: None,
+        };
+        let g = limiter.acquire(key, 50, &limit, t0).await.unwrap();
+        assert_eq!(g.granted, 2, "one start and a burst of 100 ms worth");
+        assert!(g.retry_at.is_some_and(|at| at > t0));
+        assert_eq!(
+            limiter.acquire(key, 5, &limit, t0).await.unwrap().granted,
+            0
+        );
+        limiter.refund(key, 2, &limit).await.unwrap();
+        assert_eq!(
+            limiter.acquire(key, 5, &limit, t0).await.unwrap().granted,
+            2
+        );
+        let later = t0.plus_ms(1_000);
+        assert_eq!(
+            limiter
+                .acquire(key, 50, &limit, later)
+                .await
+                .unwrap()
+                .granted,
+            2
+        );
+        limiter.pause(key, later.plus_ms(5_000)).await.unwrap();
+        // Starts given back during a pause do not shorten it.
+        limiter.refund(key, 50, &limit).await.unwrap();
+        let paused = limiter
+            .acquire(key, 5, &limit, later.plus_ms(2_000))
+            .await
+            .unwrap();
+        assert_eq!(paused.granted, 0);
+        assert_eq!(paused.retry_at, Some(later.plus_ms(5_000)));
+        let after = limiter
+            .acquire(key, 1, &limit, later.plus_ms(5_000))
+            .await
+            .unwrap();
+        assert_eq!(after.granted, 1, "the pause is over");
+        // Over five seconds of asking all the time: 50 starts and the burst.
+        let (key2, mut total) = (format!("{key}:steady"), 0);
+        let start = later.plus_ms(60_000);
+        for ms in (0..5_000).step_by(10) {
+            total += limiter
+                .acquire(&key2, 100, &limit, start.plus_ms(ms))
+                .await
+                .unwrap()
+                .granted;
+        }
+        assert!((50..=52).contains(&total), "{total} starts in 5 s at 10/s");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     #[test]
-    fn gcra_spaces_starts_and_allows_a_small_burst() {
+    fn starts_are_spaced_with_a_small_burst() {
         let limit = RateLimit {
             limit: 10,
             period_s: 1,
             key: None,
         };
-        let (i, b) = (limit.interval_us(), limit.burst_us());
-        assert_eq!((i, b), (100_000, 100_000));
+        assert_eq!((limit.interval_us(), limit.burst_us()), (100_000, 100_000));
         let now = 1_000_000_000;
-        let (g, tat) = gcra(0, now, 50, i, b);
-        assert_eq!(g, 2, "a burst of 100 ms worth plus one");
-        let (g, _) = gcra(tat, now + 50_000, 5, i, b);
-        assert_eq!(g, 0);
-        let (g, tat2) = gcra(tat, now + 100_000, 5, i, b);
-        assert_eq!(g, 1);
-        assert_eq!(tat2, tat + i);
+        let (g, cell) = Cell::default().acquire(now, 50, &limit);
+        assert_eq!(g.granted, 2, "a burst of 100 ms worth plus one");
+        assert_eq!(cell.acquire(now + 50_000, 5, &limit).0.granted, 0);
+        let (g, next) = cell.acquire(now + 100_000, 5, &limit);
+        assert_eq!(g.granted, 1);
+        assert_eq!(next.tat_us, cell.tat_us + 100_000);
         // Over five seconds, asking all the time: 50 starts and the burst.
-        let mut tat = 0;
-        let mut total = 0;
+        let (mut cell, mut total) = (Cell::default(), 0);
         for ms in 0..5_000 {
-            let (g, t) = gcra(tat, now + ms * 1_000, 100, i, b);
-            tat = t;
-            total += g;
+            let (g, c) = cell.acquire(now + ms * 1_000, 100, &limit);
+            cell = c;
+            total += g.granted;
         }
         assert!((50..=52).contains(&total), "{total}");
     }
 
     #[test]
-    fn a_slow_limit_has_no_burst() {
+    fn a_slow_limit_has_no_burst_and_refunds_never_shorten_a_pause() {
         let limit = RateLimit {
             limit: 1,
             period_s: 60,
             key: None,
         };
-        let (g, tat) = gcra(0, 0, 5, limit.interval_us(), limit.burst_us());
-        assert_eq!(g, 1);
-        let retry = gcra_retry_at(tat, limit.burst_us());
-        assert_eq!((limit.burst_us(), retry.millis()), (0, 60_000));
+        let (g, cell) = Cell::default().acquire(0, 5, &limit);
+        assert_eq!(g.granted, 1);
+        assert_eq!(
+            (limit.burst_us(), g.retry_at.unwrap().millis()),
+            (0, 60_000)
+        );
+        let paused = cell.pause(90_000_000).refund(1, &limit);
+        let (g, _) = paused.acquire(1_000_000, 1, &limit);
+        assert_eq!((g.granted, g.retry_at.unwrap().millis()), (0, 90_000));
+        assert_eq!(paused.acquire(90_000_000, 1, &limit).0.granted, 1);
     }
 
     #[test]

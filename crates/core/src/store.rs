@@ -496,6 +496,11 @@ pub trait TaskStore: Send + Sync {
 
     async fn task_logs(&self, id: TaskId, after_seq: u64, limit: u32) -> Result<Vec<TaskLogLine>>;
 
+    /// Puts back in the queue what a claim made at `claimed_at` leased to `worker_id`,
+    /// when the claim failed after it may have committed (its answer never came back);
+    /// returns how many tasks.
+    async fn release_claim(&self, worker_id: WorkerId, claimed_at: Timestamp) -> Result<u64>;
+
     /// Extends the leases of every task the worker holds; returns how many.
     async fn extend_leases(&self, worker_id: WorkerId, until: Timestamp) -> Result<u64>;
 

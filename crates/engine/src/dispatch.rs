@@ -74,6 +74,9 @@ fn min_batch(slots: u32) -> u32 {
     (slots / 8).clamp(1, 64)
 }
 
+/// How long a failed claim is retried to be taken back (the database may be restarting).
+const RELEASE_FOR: Duration = Duration::from_secs(120);
+
 /// The longest a busy consumer with free slots waits to fill a batch.
 const COALESCE: Duration = Duration::from_millis(2);
 
@@ -491,6 +494,37 @@ impl Dispatcher {
         })
     }
 
+    /// A claim failed, perhaps after it committed (the connection died before its
+    /// answer came): once the database answers again, the tasks it may have leased to the
+    /// consumer go back to the queue. The consumer never got them, and its heartbeats
+    /// would otherwise renew their leases for as long as it lives.
+    fn release_failed_claim(&self, request: &ClaimRequest) {
+        let (store, worker, at) = (self.store.clone(), request.worker_id, request.now);
+        let agents: Vec<String> = request.demands.iter().map(|d| d.agent.clone()).collect();
+        let wake = self.bus.clone();
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + RELEASE_FOR;
+            loop {
+                match store.release_claim(worker, at).await {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        tracing::warn!(tasks = n, worker = %worker, "took back the tasks of a claim whose answer was lost");
+                        wake.send(BusMessage::Wake { agents }).await;
+                        return;
+                    }
+                    Err(e) if tokio::time::Instant::now() < deadline => {
+                        tracing::debug!(error = %e, "cannot release a failed claim yet");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, worker = %worker, "could not release a failed claim; its tasks wait for the worker's leases to end");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
     /// Gives back the starts a claim took from the rate limiter but found no task for.
     async fn refund(&self, rationed: &[Rationed], claimed: &[ClaimedTask]) {
         for r in rationed {
@@ -587,6 +621,7 @@ impl Dispatcher {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "claiming tasks failed");
+                    self.release_failed_claim(&request);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     outcome.more = true;
                     return outcome;

@@ -81,7 +81,83 @@ export interface Task {
   wait?: TaskWait | null;
   /** The last event's sequence number. */
   seq?: number;
+  /**
+   * The flow key the task is grouped under: given at submit (`concurrencyKey`) or read from the
+   * input by the agent's `concurrency_key` pointer.
+   */
+  concurrency_key?: string | null;
+  /** The schedule that fired the task. */
+  schedule?: string | null;
+  /** The tick the schedule fired it for (RFC 3339). */
+  scheduled_for?: string | null;
   [key: string]: unknown;
+}
+
+/** What a schedule's tick does while its previous task is unfinished. */
+export type ScheduleOverlap = "allow" | "skip" | "cancel_previous";
+
+/** What happens to ticks missed while no server ran (or the schedule was paused). */
+export type ScheduleCatchup = "none" | "latest" | "all";
+
+/** A task a schedule fired, as `Schedule.last_runs` lists it. */
+export interface ScheduleRun {
+  task_id: string;
+  /** The tick it was fired for (RFC 3339). */
+  scheduled_for: string;
+  /** When it was submitted (RFC 3339). */
+  fired_at: string;
+  /** The task's status; `null` once the task is gone. */
+  status: TaskStatus | null;
+  [key: string]: unknown;
+}
+
+/**
+ * A cron schedule as `GET /api/v1/schedules/{name}` returns it (field names as on the wire):
+ * every tick of `cron` in `timezone` submits a task of `agent` with `input`, owned by `owner`
+ * (who created or last replaced it).
+ */
+export interface Schedule {
+  name: string;
+  agent: string;
+  input: unknown;
+  /** 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first. */
+  cron: string;
+  /** An IANA time zone (`UTC`, `Europe/Berlin`). */
+  timezone: string;
+  overlap: ScheduleOverlap;
+  catchup: ScheduleCatchup;
+  paused: boolean;
+  owner: string | null;
+  created_at: string;
+  updated_at: string;
+  /** The next 5 fire times (RFC 3339); empty while paused. */
+  next_runs: string[];
+  /** The latest tasks it fired, newest first. */
+  last_runs: ScheduleRun[];
+  [key: string]: unknown;
+}
+
+/** What `triggerSchedule` answers: the task it submitted and the time it stands for. */
+export interface ScheduleTriggered {
+  task_id: string;
+  schedule: string;
+  /** The moment of the trigger (RFC 3339), also the task's `scheduled_for`. */
+  scheduled_for: string;
+  [key: string]: unknown;
+}
+
+/**
+ * The optional parts of a schedule (`createSchedule`, `updateSchedule`). Left out, each takes
+ * the server's default: `input` `{}`, `timezone` `UTC`, `overlap` `allow`, `catchup` `none`,
+ * `paused` `false`.
+ */
+export interface ScheduleOptions {
+  /** The input of every task it fires. */
+  input?: unknown;
+  timezone?: string;
+  overlap?: ScheduleOverlap;
+  catchup?: ScheduleCatchup;
+  paused?: boolean;
 }
 
 /**
@@ -153,6 +229,12 @@ export interface SubmitOptions {
   idempotencyKey?: string;
   /** Make the task a child of this task. */
   parentId?: string;
+  /**
+   * The task's flow key (1-256 bytes): tasks of one key share the agent's `concurrency_per_key`
+   * and per-key rate limit, and dispatch takes turns between keys. Overrides the agent's
+   * `concurrency_key` pointer.
+   */
+  concurrencyKey?: string;
 }
 
 /**
@@ -245,6 +327,83 @@ export class Client {
     return this.#request<Task>("POST", `/api/v1/tasks/${encodeURIComponent(taskId)}/retry`);
   }
 
+  /**
+   * Creates a schedule (`POST /api/v1/schedules`): every tick of `cron` (5 fields, or 6 with
+   * seconds first) submits a task of `agent`. Needs the ManageAgents permission (an admin).
+   * Rejects with a `SwitchyardError`: `invalid_schedule` (422: a bad name, cron or time zone;
+   * the message names it), `unknown_agent` (422), `schedule_exists` (409), `forbidden` (403).
+   */
+  async createSchedule(name: string, agent: string, cron: string, options: ScheduleOptions = {}): Promise<Schedule> {
+    return this.#request<Schedule>("POST", "/api/v1/schedules", { name, ...scheduleBody(agent, cron, options) });
+  }
+
+  /** Every schedule, by name. */
+  async listSchedules(): Promise<Schedule[]> {
+    const page = await this.#request<{ items: Schedule[] }>("GET", "/api/v1/schedules");
+    return page.items;
+  }
+
+  /** One schedule, with its next 5 fire times and its latest tasks; `schedule_not_found` (404). */
+  async getSchedule(name: string): Promise<Schedule> {
+    return this.#request<Schedule>("GET", schedulePath(name));
+  }
+
+  /**
+   * Replaces a schedule (`PUT /api/v1/schedules/{name}`): as in `createSchedule`, an option left
+   * out takes the server's default, not its stored value. The caller becomes its owner.
+   * `schedule_not_found` (404), and what `createSchedule` rejects with.
+   */
+  async updateSchedule(name: string, agent: string, cron: string, options: ScheduleOptions = {}): Promise<Schedule> {
+    return this.#request<Schedule>("PUT", schedulePath(name), scheduleBody(agent, cron, options));
+  }
+
+  /**
+   * Pauses a schedule: no ticks until `resumeSchedule` (`triggerSchedule` still runs it). Reads
+   * the schedule and replaces it with `paused` set; one already paused is returned as it is.
+   */
+  async pauseSchedule(name: string): Promise<Schedule> {
+    return this.#setPaused(name, true);
+  }
+
+  /**
+   * Resumes a paused schedule (its `catchup` decides about the ticks missed). Reads the schedule
+   * and replaces it with `paused` cleared; one not paused is returned as it is.
+   */
+  async resumeSchedule(name: string): Promise<Schedule> {
+    return this.#setPaused(name, false);
+  }
+
+  async #setPaused(name: string, paused: boolean): Promise<Schedule> {
+    const current = await this.getSchedule(name);
+    if (current.paused === paused) return current;
+    const { agent, cron, input, timezone, overlap, catchup } = current;
+    return this.#request<Schedule>("PUT", schedulePath(name), { agent, cron, input, timezone, overlap, catchup, paused });
+  }
+
+  /** Deletes a schedule; the tasks it fired stay. `schedule_not_found` (404). */
+  async deleteSchedule(name: string): Promise<void> {
+    await this.#request<null>("DELETE", schedulePath(name));
+  }
+
+  /**
+   * Submits the schedule's task now, outside its timetable (a paused schedule too); the task
+   * carries `schedule` and `scheduled_for` like a fired one.
+   */
+  async triggerSchedule(name: string): Promise<ScheduleTriggered> {
+    return this.#request<ScheduleTriggered>("POST", `${schedulePath(name)}/trigger`);
+  }
+
+  /**
+   * The next 5 fire times (RFC 3339) of `cron` in `timezone` (default `UTC`), creating nothing.
+   * `invalid_schedule` (422) for a bad expression or time zone.
+   */
+  async previewSchedule(cron: string, timezone?: string): Promise<string[]> {
+    const query = new URLSearchParams({ cron });
+    if (timezone !== undefined) query.set("timezone", timezone);
+    const answer = await this.#request<{ next_runs: string[] }>("GET", `/api/v1/schedules/preview?${query.toString()}`);
+    return answer.next_runs;
+  }
+
   /** A single-use WebSocket ticket (valid 30 s), e.g. to hand to a browser. */
   async wsTicket(): Promise<string> {
     const answer = await this.#request<{ ticket: string }>("POST", "/api/v1/auth/ws-ticket");
@@ -311,6 +470,7 @@ export class Client {
       throw new ConnectionError(`${method} ${path}: ${(e as Error).message}`, { cause: e });
     }
     if (!response.ok) throw await errorFromResponse(response);
+    if (response.status === 204) return null as T;
     return (await response.json()) as T;
   }
 }
@@ -329,6 +489,21 @@ function submitBody(agent: string, input: unknown, options: SubmitOptions): Reco
   }
   if (options.idempotencyKey !== undefined) body["idempotency_key"] = options.idempotencyKey;
   if (options.parentId !== undefined) body["parent_id"] = options.parentId;
+  if (options.concurrencyKey !== undefined) body["concurrency_key"] = options.concurrencyKey;
+  return body;
+}
+
+function schedulePath(name: string): string {
+  return `/api/v1/schedules/${encodeURIComponent(name)}`;
+}
+
+function scheduleBody(agent: string, cron: string, options: ScheduleOptions): Record<string, unknown> {
+  const body: Record<string, unknown> = { agent, cron };
+  if (options.input !== undefined) body["input"] = options.input;
+  if (options.timezone !== undefined) body["timezone"] = options.timezone;
+  if (options.overlap !== undefined) body["overlap"] = options.overlap;
+  if (options.catchup !== undefined) body["catchup"] = options.catchup;
+  if (options.paused !== undefined) body["paused"] = options.paused;
   return body;
 }
 

@@ -12,6 +12,12 @@ export type {
   SignalResult,
   Attempt,
   Step,
+  Schedule,
+  ScheduleRun,
+  ScheduleTriggered,
+  ScheduleOptions,
+  ScheduleOverlap,
+  ScheduleCatchup,
 } from "./client.js";
 export { Worker } from "./worker.js";
 export type {

@@ -30,8 +30,10 @@ CREATE TABLE schedules (
 );
 CREATE INDEX schedules_due ON schedules (next_at) WHERE next_at IS NOT NULL;
 
--- Rate limiters without Redis: the GCRA theoretical arrival time per key, in µs.
+-- Rate limiters without Redis, per key (µs since the epoch): the GCRA theoretical arrival
+-- time, and the end of a pause a worker's rate_limited error asked for.
 CREATE TABLE rate_limits (
     key text PRIMARY KEY,
-    tat bigint NOT NULL
+    tat bigint NOT NULL,
+    paused_until bigint NOT NULL DEFAULT 0
 );

@@ -1,1 +1,1 @@
-SELECT tat FROM rate_limits WHERE key = $1
+SELECT tat, paused_until FROM rate_limits WHERE key = $1

@@ -217,3 +217,35 @@ pub async fn tasks_inserted_claimed(store: SharedStore) {
         "the unfinished direct claim's lease expires"
     );
 }
+
+/// A claim whose answer was lost (the connection died after its commit) is taken back:
+/// its tasks are queued again as they were, for any worker to claim.
+pub async fn a_lost_claim_is_released(store: SharedStore) {
+    insert(&store, (0..3).map(|_| new_task("lost", 0, t0())).collect()).await;
+    let (lost, other) = (WorkerId::new(), WorkerId::new());
+    let claimed = claim(&store, lost, t0(), "lost", 2).await;
+    assert_eq!(claimed.len(), 2);
+    let kept = claim(&store, other, t0(), "lost", 1).await;
+    assert_eq!(
+        store.release_claim(lost, t0().plus_ms(1)).await.unwrap(),
+        0,
+        "another claim"
+    );
+    assert_eq!(store.release_claim(lost, t0()).await.unwrap(), 2);
+    for c in &claimed {
+        let t = store.get_task(c.id).await.unwrap().unwrap();
+        assert_eq!(
+            (t.status, t.attempts.len()),
+            (TaskStatus::Queued, 0),
+            "{t:?}"
+        );
+    }
+    assert_eq!(
+        store.get_task(kept[0].id).await.unwrap().unwrap().status,
+        TaskStatus::Running,
+        "another worker's claim is untouched"
+    );
+    let again = claim(&store, other, t0().plus_ms(5), "lost", 5).await;
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().all(|c| c.attempt == 1), "{again:?}");
+}

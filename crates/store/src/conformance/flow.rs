@@ -1,6 +1,5 @@
 //! Flow control: turns between keys, per-key concurrency, rate limiters, schedules.
 
-use switchyard_core::flow::RateLimit;
 use switchyard_core::schedule::{Catchup, Overlap, Schedule, ScheduleSpec};
 
 use super::*;
@@ -173,39 +172,14 @@ pub async fn per_key_limits_hold_without_blocking_other_keys(store: SharedStore)
     assert_eq!(busy_key.running, 2);
 }
 
-/// The database rate limiter: starts spaced by the limit, unused ones given back, a
-/// pause holds every start until it ends.
+/// The database rate limiter (the checks every limiter passes).
 pub async fn rate_limits_space_starts(store: SharedStore) {
-    let limit = RateLimit {
-        limit: 10,
-        period_s: 1,
-        key: None,
-    };
-    let key = "rate:conformance";
-    let g = store.acquire(key, 50, &limit, t0()).await.unwrap();
-    assert_eq!(g.granted, 2, "one start and a burst of 100 ms worth");
-    assert!(g.retry_at.is_some_and(|at| at > t0()));
-    assert_eq!(
-        store.acquire(key, 5, &limit, t0()).await.unwrap().granted,
-        0
-    );
-    store.refund(key, 2, &limit).await.unwrap();
-    assert_eq!(
-        store.acquire(key, 5, &limit, t0()).await.unwrap().granted,
-        2
-    );
-    let later = t0().plus_ms(1_000);
-    assert_eq!(
-        store.acquire(key, 50, &limit, later).await.unwrap().granted,
-        2
-    );
-    store.pause(key, later.plus_ms(5_000)).await.unwrap();
-    let paused = store
-        .acquire(key, 5, &limit, later.plus_ms(2_000))
-        .await
-        .unwrap();
-    assert_eq!(paused.granted, 0);
-    assert!(paused.retry_at.unwrap() >= later.plus_ms(4_900));
+    switchyard_core::flow::conformance::rate_limiter_spaces_starts(
+        store.as_ref(),
+        "rate:conformance",
+        t0(),
+    )
+    .await;
 }
 
 fn spec(name: &str) -> ScheduleSpec {

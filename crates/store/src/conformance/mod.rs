@@ -59,7 +59,7 @@ macro_rules! conformance_tests {
             steps_are_kept_across_runs, waits_suspend_and_resume_on_time,
             signals_wake_waits_or_are_kept, joins_wait_for_their_children, keys_take_turns,
             priority_comes_before_turns, per_key_limits_hold_without_blocking_other_keys,
-            rate_limits_space_starts, schedules_fire_once_per_tick);
+            rate_limits_space_starts, schedules_fire_once_per_tick, a_lost_claim_is_released);
     };
     (@each $make_store:path; $($check:ident),* $(,)?) => {
         $(

@@ -500,6 +500,18 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
         rows.iter().map(rows::log_line).collect()
     }
 
+    async fn release_claim(&self, worker_id: WorkerId, claimed_at: Timestamp) -> Result<u64> {
+        let mut tx = self.begin_write(true).await?;
+        let released = Query::new(sql!("common", "release_claim"))
+            .bind(worker_id.0)
+            .bind(claimed_at.millis())
+            .execute(tx.on())
+            .await
+            .map_err(db_err("release claim"))?;
+        tx.commit().await.map_err(db_err("commit released claim"))?;
+        Ok(released)
+    }
+
     async fn extend_leases(&self, worker_id: WorkerId, until: Timestamp) -> Result<u64> {
         Query::new(D::SQL.extend_leases)
             .bind(worker_id.0)

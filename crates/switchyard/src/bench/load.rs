@@ -21,17 +21,44 @@ pub(super) fn task_body(agent: &str, i: usize) -> Value {
 }
 
 pub(super) async fn latency(target: &Target, args: &BenchArgs) -> anyhow::Result<Value> {
+    latency_of(target, args, &TaskBody::keyed(&args.agent, args.keys)?).await
+}
+
+/// `--behind N`: `N` tasks of key `a` queued at once, then one task at a time of key `b`
+/// (submit → completion with `?wait`) while `a`'s backlog drains: how long another
+/// customer's task waits behind a big one's.
+pub(super) async fn behind(target: &Target, args: &BenchArgs, n: usize) -> anyhow::Result<Value> {
+    let backlog = TaskBody::of_key(&args.agent, "a")?;
+    let mut poster = Poster::connect(target).await?;
+    let mut sent = 0;
+    while sent < n {
+        let end = (sent + 1_000).min(n);
+        let (status, reply) = poster
+            .post("/api/v1/tasks/batch", &backlog.batch(sent..end))
+            .await?;
+        anyhow::ensure!(
+            (200..300).contains(&status),
+            "backlog submit failed: HTTP {status}: {}",
+            String::from_utf8_lossy(reply)
+        );
+        sent = end;
+    }
+    let mut report = latency_of(target, args, &TaskBody::of_key(&args.agent, "b")?).await?;
+    report["behind"] = n.into();
+    Ok(report)
+}
+
+async fn latency_of(target: &Target, args: &BenchArgs, body: &TaskBody) -> anyhow::Result<Value> {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut poster = Poster::connect(target).await?;
-    let body = TaskBody::new(&args.agent)?;
     // Warm up connections and caches.
     for i in 0..args.tasks.min(50) {
-        submit_wait(&mut poster, &body, i).await?;
+        submit_wait(&mut poster, body, i).await?;
     }
     let started = Instant::now();
     for i in 0..args.tasks {
         let t = Instant::now();
-        submit_wait(&mut poster, &body, i).await?;
+        submit_wait(&mut poster, body, i).await?;
         hist.record(t.elapsed().as_micros().max(1) as u64)?;
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -67,24 +94,56 @@ struct TaskStatusOnly<'a> {
     status: &'a str,
 }
 
-/// Task bodies for the load, written straight into bytes (`{"agent":…,"input":{"i":N}}`).
-struct TaskBody {
+/// Task bodies for the load, written straight into bytes (`{"agent":…,"input":{"i":N}}`,
+/// with `"k":N % keys` for `--keys`, or a fixed key).
+pub(super) struct TaskBody {
     /// `{"agent":"<agent>","input":{"i":`
     head: Vec<u8>,
+    /// `--keys`: the input's `k` is `i % keys`.
+    keys: Option<usize>,
+    /// A fixed key (`--behind`'s tasks).
+    key: Option<String>,
 }
 
 impl TaskBody {
-    fn new(agent: &str) -> anyhow::Result<Self> {
+    pub(super) fn new(agent: &str) -> anyhow::Result<Self> {
         let mut head = b"{\"agent\":".to_vec();
         serde_json::to_writer(&mut head, agent)?;
         head.extend_from_slice(b",\"input\":{\"i\":");
-        Ok(TaskBody { head })
+        Ok(TaskBody {
+            head,
+            keys: None,
+            key: None,
+        })
+    }
+
+    /// Tasks spread over `keys` concurrency keys (`k` in the input).
+    pub(super) fn keyed(agent: &str, keys: Option<usize>) -> anyhow::Result<Self> {
+        Ok(TaskBody {
+            keys: keys.filter(|&k| k > 0),
+            ..TaskBody::new(agent)?
+        })
+    }
+
+    /// Tasks of one key.
+    pub(super) fn of_key(agent: &str, key: &str) -> anyhow::Result<Self> {
+        Ok(TaskBody {
+            key: Some(serde_json::to_string(key)?),
+            ..TaskBody::new(agent)?
+        })
     }
 
     fn write(&self, out: &mut Vec<u8>, i: usize) {
         use std::io::Write;
         out.extend_from_slice(&self.head);
-        let _ = write!(out, "{i}}}}}");
+        let _ = write!(out, "{i}");
+        if let Some(keys) = self.keys {
+            let _ = write!(out, ",\"k\":{}", i % keys);
+        }
+        if let Some(key) = &self.key {
+            let _ = write!(out, ",\"k\":{key}");
+        }
+        out.extend_from_slice(b"}}");
     }
 
     fn single(&self, i: usize) -> Vec<u8> {
@@ -186,7 +245,7 @@ pub(super) async fn throughput(target: &Target, args: &BenchArgs) -> anyhow::Res
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let submitted: Arc<Mutex<HashMap<String, Instant>>> =
         Arc::new(Mutex::new(HashMap::with_capacity(args.tasks)));
-    let body = Arc::new(TaskBody::new(&args.agent)?);
+    let body = Arc::new(TaskBody::keyed(&args.agent, args.keys)?);
     let mut clients = Vec::new();
     for _ in 0..args.concurrency {
         let next = next.clone();

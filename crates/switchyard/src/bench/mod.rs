@@ -12,9 +12,9 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 
-use self::load::{latency, throughput};
+use self::load::{behind, latency, throughput};
 use self::report::{mb, print_summary, print_table, summarize};
-use self::target::{connect, queue_backlog, server_rss, start_remote_workers};
+use self::target::{connect, queue_backlog, register_agent, server_rss, start_remote_workers};
 use self::websockets::websockets;
 
 mod completions;
@@ -75,7 +75,23 @@ pub struct BenchArgs {
     /// every socket. Use with --url (a separate server), as each socket has two ends.
     #[arg(long, value_name = "N")]
     pub websockets: Option<usize>,
+    /// Spread the tasks over N concurrency keys: the load runs on `bench-keyed`, an echo
+    /// agent whose `concurrency_key` is the input's `k` (dispatch takes turns by key).
+    #[arg(long, value_name = "N")]
+    pub keys: Option<usize>,
+    /// Run the load on `bench-rated`, an echo agent with a rate limit of N starts a
+    /// second (the limiter's cost; set N above the throughput to measure only that).
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<u32>,
+    /// Fairness: queue N tasks of one key of `bench-keyed`, then measure another key's
+    /// tasks one at a time (as --latency) while that backlog drains.
+    #[arg(long, value_name = "N")]
+    pub behind: Option<usize>,
 }
+
+/// The agents of `--keys`/`--behind` and `--rate-limit`.
+pub const KEYED_AGENT: &str = "bench-keyed";
+pub const RATED_AGENT: &str = "bench-rated";
 
 /// The agent the tasks of `--backlog` wait for: a remote agent with no worker.
 pub const BACKLOG_AGENT: &str = "bench-backlog";
@@ -116,6 +132,24 @@ pub async fn run(config_file: Option<PathBuf>, args: BenchArgs) -> anyhow::Resul
         }
         return Ok(());
     }
+    if args.keys.is_some() || args.behind.is_some() {
+        anyhow::ensure!(args.keys != Some(0), "--keys must be at least 1");
+        register_agent(
+            &target,
+            json!({"name": KEYED_AGENT, "kind": "echo", "concurrency_key": "/k"}),
+        )
+        .await?;
+        args.agent = KEYED_AGENT.to_owned();
+    }
+    if let Some(limit) = args.rate_limit {
+        anyhow::ensure!(limit > 0, "--rate-limit must be at least 1");
+        register_agent(
+            &target,
+            json!({"name": RATED_AGENT, "kind": "echo", "rate_limit": {"limit": limit, "period_s": 1}}),
+        )
+        .await?;
+        args.agent = RATED_AGENT.to_owned();
+    }
     let rss_start = server_rss(&target).await;
     if args.prefill > 0 {
         let fill = BenchArgs {
@@ -131,7 +165,9 @@ pub async fn run(config_file: Option<PathBuf>, args: BenchArgs) -> anyhow::Resul
     }
     let mut reports = Vec::with_capacity(args.runs);
     for _ in 0..args.runs {
-        let mut report = if args.latency {
+        let mut report = if let Some(n) = args.behind {
+            behind(&target, &args, n).await?
+        } else if args.latency {
             latency(&target, &args).await?
         } else {
             throughput(&target, &args).await?

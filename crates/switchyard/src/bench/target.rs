@@ -101,20 +101,27 @@ pub(super) async fn server_rss(target: &Target) -> Option<u64> {
         .map(|v| v as u64)
 }
 
-/// Queues `n` tasks of [`BACKLOG_AGENT`], a remote agent no worker serves.
-pub(super) async fn queue_backlog(target: &Target, n: usize) -> anyhow::Result<()> {
+/// Registers an agent the load needs (one already there is kept).
+pub(super) async fn register_agent(target: &Target, spec: serde_json::Value) -> anyhow::Result<()> {
     let r = target
         .client
         .post(format!("{}/api/v1/agents", target.base))
         .bearer_auth(&target.key)
-        .json(&json!({"name": BACKLOG_AGENT, "kind": "remote"}))
+        .json(&spec)
         .send()
         .await?;
     anyhow::ensure!(
         r.status().is_success() || r.status() == reqwest::StatusCode::CONFLICT,
-        "could not register {BACKLOG_AGENT}: HTTP {}",
+        "could not register {}: HTTP {}",
+        spec["name"],
         r.status()
     );
+    Ok(())
+}
+
+/// Queues `n` tasks of [`BACKLOG_AGENT`], a remote agent no worker serves.
+pub(super) async fn queue_backlog(target: &Target, n: usize) -> anyhow::Result<()> {
+    register_agent(target, json!({"name": BACKLOG_AGENT, "kind": "remote"})).await?;
     let url = format!("{}/api/v1/tasks/batch", target.base);
     let mut sent = 0;
     while sent < n {

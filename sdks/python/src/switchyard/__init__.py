@@ -3,7 +3,7 @@ remote worker (:class:`Worker`)."""
 
 __version__ = "0.1.0"
 
-from .client import Client
+from .client import Client, ScheduleCatchup, ScheduleOverlap
 from .errors import (
     ChildFailure,
     ChildTaskFailed,
@@ -15,7 +15,16 @@ from .errors import (
     WaitTimeout,
     WorkerRefusedError,
 )
-from .models import Attempt, Step, Task, Wait, is_final_event
+from .models import (
+    Attempt,
+    Schedule,
+    ScheduleRun,
+    ScheduleTriggered,
+    Step,
+    Task,
+    Wait,
+    is_final_event,
+)
 from .worker import AgentSpec, RetryPolicy, TaskContext, Worker
 
 __all__ = [
@@ -28,6 +37,11 @@ __all__ = [
     "RateLimitedError",
     "RetryPolicy",
     "RetryableError",
+    "Schedule",
+    "ScheduleCatchup",
+    "ScheduleOverlap",
+    "ScheduleRun",
+    "ScheduleTriggered",
     "Step",
     "SwitchyardError",
     "Task",

@@ -16,10 +16,14 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from ._urls import http_url, ws_url
 from .errors import SwitchyardError
-from .models import Step, Task, is_final_event
+from .models import Schedule, ScheduleTriggered, Step, Task, is_final_event
 
 Transport = Literal["websocket", "sse"]
 WsAuth = Literal["header", "ticket"]
+#: What a schedule's tick does while its previous task is unfinished.
+ScheduleOverlap = Literal["allow", "skip", "cancel_previous"]
+#: What happens to ticks missed while no server ran (or the schedule was paused).
+ScheduleCatchup = Literal["none", "latest", "all"]
 
 #: Exceptions after which ``follow`` reconnects and resumes.
 _DISCONNECTS: tuple[type[BaseException], ...] = (
@@ -127,9 +131,13 @@ class Client:
         run_at: str | None = None,
         idempotency_key: str | None = None,
         parent_id: str | None = None,
+        concurrency_key: str | None = None,
     ) -> Task:
         """Submits a task. With ``wait`` (seconds), answers when the task finished or the wait
-        ran out (then the task is still queued or running)."""
+        ran out (then the task is still queued or running). ``concurrency_key`` (1-256 bytes)
+        is the task's flow key: tasks of one key share the agent's ``concurrency_per_key`` and
+        per-key rate limit, and dispatch takes turns between keys (it overrides the agent's
+        ``concurrency_key`` pointer)."""
         body: dict[str, Any] = {"agent": agent, "input": {} if input is None else input}
         for key, value in (
             ("priority", priority),
@@ -137,6 +145,7 @@ class Client:
             ("run_at", run_at),
             ("idempotency_key", idempotency_key),
             ("parent_id", parent_id),
+            ("concurrency_key", concurrency_key),
         ):
             if value is not None:
                 body[key] = value
@@ -158,9 +167,12 @@ class Client:
         wait: float | None = None,
         priority: int | None = None,
         delay_ms: int | None = None,
+        concurrency_key: str | None = None,
     ) -> list[Task]:
         """Submits many tasks of one agent in one transaction: all or none. With ``wait``
-        (seconds), answers when every task finished or the wait ran out."""
+        (seconds), answers when every task finished or the wait ran out. ``concurrency_key``
+        is the flow key of every task of the batch (per-input keys come from the agent's
+        ``concurrency_key`` pointer)."""
         items: list[dict[str, Any]] = []
         for value in inputs:
             item: dict[str, Any] = {"agent": agent, "input": value}
@@ -168,6 +180,8 @@ class Client:
                 item["priority"] = priority
             if delay_ms is not None:
                 item["delay_ms"] = delay_ms
+            if concurrency_key is not None:
+                item["concurrency_key"] = concurrency_key
             items.append(item)
         data = await self._request("POST", "/api/v1/tasks/batch", json_body={"tasks": items})
         tasks = [Task.from_json(t) for t in data["items"]]
@@ -219,6 +233,108 @@ class Client:
                 return task
             await asyncio.sleep(min(pause, left))
             pause = min(pause * 2, 0.5)
+
+    async def create_schedule(
+        self,
+        name: str,
+        agent: str,
+        cron: str,
+        *,
+        input: Any = None,
+        timezone: str | None = None,
+        overlap: ScheduleOverlap | None = None,
+        catchup: ScheduleCatchup | None = None,
+        paused: bool | None = None,
+    ) -> Schedule:
+        """Creates a schedule (``POST /api/v1/schedules``): every tick of ``cron`` (5 fields,
+        or 6 with seconds first: ``*/2 * * * * *``) in ``timezone`` (IANA, default ``UTC``)
+        submits a task of ``agent`` with ``input`` (default ``{}``). ``overlap`` (default
+        ``allow``), ``catchup`` (default ``none``) and ``paused`` (default ``False``) are
+        left to the server when ``None``. Needs the ``ManageAgents`` permission (an admin).
+        Raises :class:`SwitchyardError`: ``invalid_schedule`` (422: a bad name, cron or time
+        zone; the message names it), ``unknown_agent`` (422), ``schedule_exists`` (409),
+        ``forbidden`` (403)."""
+        body = _schedule_body(agent, cron, input, timezone, overlap, catchup, paused)
+        body["name"] = name
+        return Schedule.from_json(await self._request("POST", "/api/v1/schedules", json_body=body))
+
+    async def list_schedules(self) -> list[Schedule]:
+        """Every schedule, by name (``GET /api/v1/schedules``)."""
+        data = await self._request("GET", "/api/v1/schedules")
+        return [Schedule.from_json(s) for s in data.get("items", []) if isinstance(s, dict)]
+
+    async def get_schedule(self, name: str) -> Schedule:
+        """One schedule, with its next 5 fire times and its latest tasks. Raises
+        :class:`SwitchyardError` ``schedule_not_found`` (404)."""
+        return Schedule.from_json(await self._request("GET", _schedule_path(name)))
+
+    async def update_schedule(
+        self,
+        name: str,
+        agent: str,
+        cron: str,
+        *,
+        input: Any = None,
+        timezone: str | None = None,
+        overlap: ScheduleOverlap | None = None,
+        catchup: ScheduleCatchup | None = None,
+        paused: bool | None = None,
+    ) -> Schedule:
+        """Replaces a schedule (``PUT /api/v1/schedules/{name}``): like :meth:`create_schedule`,
+        a field left ``None`` takes the server's default, not its stored value. The caller
+        becomes the schedule's owner. Raises ``schedule_not_found`` (404) and what
+        :meth:`create_schedule` raises."""
+        body = _schedule_body(agent, cron, input, timezone, overlap, catchup, paused)
+        data = await self._request("PUT", _schedule_path(name), json_body=body)
+        return Schedule.from_json(data)
+
+    async def pause_schedule(self, name: str) -> Schedule:
+        """Pauses a schedule: no more ticks until :meth:`resume_schedule` (``trigger_schedule``
+        still runs it). Reads the schedule and replaces it with ``paused`` set; a schedule
+        already paused is returned as it is."""
+        return await self._set_paused(name, True)
+
+    async def resume_schedule(self, name: str) -> Schedule:
+        """Resumes a paused schedule (its ``catchup`` policy decides about the ticks missed).
+        Reads the schedule and replaces it with ``paused`` cleared; a schedule that is not
+        paused is returned as it is."""
+        return await self._set_paused(name, False)
+
+    async def _set_paused(self, name: str, paused: bool) -> Schedule:
+        current = await self.get_schedule(name)
+        if current.paused == paused:
+            return current
+        body = _schedule_body(
+            current.agent,
+            current.cron,
+            current.input,
+            current.timezone,
+            current.overlap,
+            current.catchup,
+            paused,
+        )
+        data = await self._request("PUT", _schedule_path(name), json_body=body)
+        return Schedule.from_json(data)
+
+    async def delete_schedule(self, name: str) -> None:
+        """Deletes a schedule; the tasks it fired stay. Raises ``schedule_not_found`` (404)."""
+        await self._request("DELETE", _schedule_path(name))
+
+    async def trigger_schedule(self, name: str) -> ScheduleTriggered:
+        """Submits the schedule's task now, outside its timetable (a paused schedule too).
+        The task carries ``schedule`` and ``scheduled_for`` like a fired one."""
+        data = await self._request("POST", f"{_schedule_path(name)}/trigger")
+        return ScheduleTriggered.from_json(data)
+
+    async def preview_schedule(self, cron: str, timezone: str | None = None) -> list[str]:
+        """The next 5 fire times (RFC 3339) of ``cron`` in ``timezone`` (default ``UTC``),
+        without creating anything. Raises ``invalid_schedule`` (422) for a bad expression or
+        time zone."""
+        params = {"cron": cron}
+        if timezone is not None:
+            params["timezone"] = timezone
+        data = await self._request("GET", "/api/v1/schedules/preview", params=params)
+        return [str(t) for t in data.get("next_runs", [])]
 
     async def ws_ticket(self) -> str:
         """A single-use ticket (valid 30 s) for ``/api/v1/ws?ticket=…``, for code that cannot
@@ -326,6 +442,32 @@ class Client:
                             yield message
                 elif line.startswith("data:"):
                     data.append(line[5:].lstrip(" "))
+
+
+def _schedule_path(name: str) -> str:
+    return f"/api/v1/schedules/{quote(name, safe='')}"
+
+
+def _schedule_body(
+    agent: str,
+    cron: str,
+    input: Any,
+    timezone: str | None,
+    overlap: str | None,
+    catchup: str | None,
+    paused: bool | None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"agent": agent, "cron": cron}
+    for key, value in (
+        ("input", input),
+        ("timezone", timezone),
+        ("overlap", overlap),
+        ("catchup", catchup),
+        ("paused", paused),
+    ):
+        if value is not None:
+            body[key] = value
+    return body
 
 
 def _error_from_body(body: str, status: int) -> SwitchyardError:

@@ -90,7 +90,9 @@ class Task:
 
     ``status`` is ``queued``, ``running``, ``retrying``, ``waiting`` (its last run ended in a
     durable wait, described by ``wait``), ``succeeded``, ``failed``, ``dead`` or
-    ``cancelled``."""
+    ``cancelled``. ``concurrency_key`` is the flow key the task is grouped under (given at
+    submit or read from the input by the agent's ``concurrency_key`` pointer); ``schedule`` and
+    ``scheduled_for`` (RFC 3339) are set on a task a schedule fired."""
 
     id: str
     agent: str
@@ -107,6 +109,9 @@ class Task:
     created_at: str | None = None
     finished_at: str | None = None
     seq: int = 0
+    concurrency_key: str | None = None
+    schedule: str | None = None
+    scheduled_for: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -134,7 +139,98 @@ class Task:
             created_at=data.get("created_at"),
             finished_at=data.get("finished_at"),
             seq=int(data.get("seq") or 0),
+            concurrency_key=data.get("concurrency_key"),
+            schedule=data.get("schedule"),
+            scheduled_for=data.get("scheduled_for"),
             raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class ScheduleRun:
+    """A task a schedule fired, as ``Schedule.last_runs`` lists it: its id, the tick it was
+    fired for (``scheduled_for``), when it was submitted (``fired_at``) and the task's status
+    (``None`` once the task is gone)."""
+
+    task_id: str
+    scheduled_for: str
+    fired_at: str
+    status: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ScheduleRun:
+        return cls(
+            task_id=str(data.get("task_id", "")),
+            scheduled_for=str(data.get("scheduled_for", "")),
+            fired_at=str(data.get("fired_at", "")),
+            status=data.get("status"),
+        )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A cron schedule (``GET /api/v1/schedules/{name}``): every tick of ``cron`` (5 fields, or
+    6 with seconds first) in ``timezone`` submits a task of ``agent`` with ``input``, owned by
+    ``owner`` (who created or last replaced it). ``overlap`` (``allow``, ``skip``,
+    ``cancel_previous``) decides what a tick does while the previous task is unfinished,
+    ``catchup`` (``none``, ``latest``, ``all``) what happens to ticks missed while no server
+    ran or it was paused. ``next_runs``: the next 5 fire times (empty while ``paused``);
+    ``last_runs``: the latest tasks it fired, newest first. ``raw`` keeps every field."""
+
+    name: str
+    agent: str
+    cron: str
+    input: Any = None
+    timezone: str = "UTC"
+    overlap: str = "allow"
+    catchup: str = "none"
+    paused: bool = False
+    owner: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    next_runs: list[str] = field(default_factory=list)
+    last_runs: list[ScheduleRun] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Schedule:
+        next_runs = data.get("next_runs") or []
+        last_runs = data.get("last_runs") or []
+        return cls(
+            name=str(data.get("name", "")),
+            agent=str(data.get("agent", "")),
+            cron=str(data.get("cron", "")),
+            input=data.get("input"),
+            timezone=str(data.get("timezone") or "UTC"),
+            overlap=str(data.get("overlap") or "allow"),
+            catchup=str(data.get("catchup") or "none"),
+            paused=bool(data.get("paused", False)),
+            owner=data.get("owner"),
+            created_at=data.get("created_at"),
+            updated_at=data.get("updated_at"),
+            next_runs=[str(t) for t in next_runs] if isinstance(next_runs, list) else [],
+            last_runs=[ScheduleRun.from_json(r) for r in last_runs if isinstance(r, dict)]
+            if isinstance(last_runs, list)
+            else [],
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class ScheduleTriggered:
+    """What ``trigger_schedule`` answers: the task it submitted (``task_id``), the schedule's
+    name and the time it stands for (``scheduled_for``, the moment of the trigger)."""
+
+    task_id: str
+    schedule: str
+    scheduled_for: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ScheduleTriggered:
+        return cls(
+            task_id=str(data["task_id"]),
+            schedule=str(data.get("schedule", "")),
+            scheduled_for=str(data.get("scheduled_for", "")),
         )
 
 
