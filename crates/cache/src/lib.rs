@@ -7,9 +7,11 @@
 #[cfg(feature = "testing")]
 pub mod conformance;
 pub mod failover;
+pub mod limiter;
 pub mod memory;
 pub mod redis;
 
 pub use failover::{ClusterCache, FailoverBus, RedisHealth};
+pub use limiter::MemoryLimiter;
 pub use memory::{LocalBus, MemoryCache};
 pub use redis::{RedisBus, RedisCache, RedisSettings};

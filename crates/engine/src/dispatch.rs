@@ -38,7 +38,10 @@ pub enum Serves {
 enum Takes {
     No,
     Unlimited,
-    /// Under a concurrency limit (per agent or per key) or a rate limit.
+    /// Under an agent-wide rate limit only: direct claims take starts from the limiter.
+    Paced,
+    /// Under a concurrency limit (per agent or per key) or a per-key rate limit, which
+    /// only a claim can enforce across processes.
     Limited,
 }
 
@@ -289,15 +292,51 @@ impl Dispatcher {
     /// to be inserted already claimed ([`NewTask::claim`]): they skip the queue and the
     /// claim's round trip. Only when nothing of the agent is known to be waiting (so no
     /// queued task is overtaken) and the agent has no concurrency limit (which only a
-    /// claim can enforce across processes). The slots come from as many consumers as it
+    /// claim can enforce across processes); an agent-wide rate limit gives as many
+    /// starts as it allows now. The slots come from as many consumers as it
     /// takes, starting from a different one each time: a group bigger than one
     /// consumer's free slots goes to the next ones instead of to the queue, where it would
     /// keep every later task of the agent waiting for claims.
     ///
     /// [`NewTask::claim`]: switchyard_core::store::NewTask::claim
-    pub fn reserve(self: &Arc<Self>, agent: &str, want: u32) -> Vec<Reservation> {
-        let mut held = Vec::new();
+    pub async fn reserve(self: &Arc<Self>, agent: &str, want: u32) -> Vec<Reservation> {
         if want == 0 || self.dirty.lock().get(agent).is_some_and(|d| d.backlog) {
+            return Vec::new();
+        }
+        let pace = self
+            .agents
+            .cached(agent)
+            .and_then(|e| e.spec().rate_limit.clone())
+            .filter(|l| l.key.is_none());
+        let Some(limit) = pace else {
+            return self.reserve_slots(agent, want, Takes::Unlimited);
+        };
+        let key = limiter_key(agent, None);
+        let granted = match self
+            .limiter
+            .acquire(&key, want, &limit, Timestamp::now())
+            .await
+        {
+            Ok(grant) => grant.granted,
+            Err(e) => {
+                tracing::warn!(agent, error = %e, "rate limiter unavailable; queueing");
+                0
+            }
+        };
+        let held = self.reserve_slots(agent, granted, Takes::Paced);
+        let used: u32 = held.iter().map(|r| r.slots).sum();
+        if used < granted
+            && let Err(e) = self.limiter.refund(&key, granted - used, &limit).await
+        {
+            tracing::warn!(agent, error = %e, "could not give back unused starts");
+        }
+        held
+    }
+
+    /// [`Dispatcher::reserve`]'s slots, on consumers that take `agent` as `kind`.
+    fn reserve_slots(self: &Arc<Self>, agent: &str, want: u32, kind: Takes) -> Vec<Reservation> {
+        let mut held = Vec::new();
+        if want == 0 {
             return held;
         }
         let consumers = self.consumers.read();
@@ -308,7 +347,7 @@ impl Dispatcher {
                 break;
             }
             let consumer = &consumers[(start + i) % consumers.len()];
-            if Self::takes(consumer, &self.agents, agent) != Takes::Unlimited {
+            if Self::takes(consumer, &self.agents, agent) != kind {
                 continue;
             }
             let mut granted = 0;
@@ -392,10 +431,14 @@ impl Dispatcher {
             Serves::BuiltinKinds => entry.spec().kind.is_builtin(),
             Serves::Agents(names) => names.contains(name),
         };
+        let spec = entry.spec();
+        let counted = spec.concurrency.is_some()
+            || spec.concurrency_per_key.is_some()
+            || spec.rate_limit.as_ref().is_some_and(|l| l.key.is_some());
         match served {
             false => Takes::No,
-            // Only a claim can count running tasks across processes and ration starts.
-            true if entry.spec().has_start_limits() => Takes::Limited,
+            true if counted => Takes::Limited,
+            true if spec.rate_limit.is_some() => Takes::Paced,
             true => Takes::Unlimited,
         }
     }

@@ -56,7 +56,8 @@ pub struct Backends {
     pub bus: Arc<dyn EventBus>,
     /// Decides which process runs the cluster duties (`SoleLeader` on embedded storage).
     pub leader: Arc<dyn Leadership>,
-    /// Rate limits shared by the cluster (Redis); `None`: the database keeps them.
+    /// Where rate limits are kept: Redis in a cluster that has it, memory on embedded
+    /// storage (one process); `None`: the database.
     pub limiter: Option<Arc<dyn RateLimiter>>,
 }
 

@@ -64,7 +64,7 @@ impl ScheduleService {
         cron: &str,
         timezone: &str,
     ) -> Result<Vec<Timestamp>> {
-        principal.require(Permission::ReadAgents)?;
+        principal.require(Permission::ReadSystem)?;
         Ok(Timetable::new(cron, timezone)?.upcoming(Timestamp::now(), NEXT_RUNS))
     }
 
@@ -161,7 +161,7 @@ impl ScheduleService {
     }
 
     pub async fn get(&self, principal: &Principal, name: &str) -> Result<ScheduleDetail> {
-        principal.require(Permission::ReadAgents)?;
+        principal.require(Permission::ReadSystem)?;
         let schedule = self
             .store
             .get_schedule(name)
@@ -171,7 +171,7 @@ impl ScheduleService {
     }
 
     pub async fn list(&self, principal: &Principal) -> Result<Vec<ScheduleDetail>> {
-        principal.require(Permission::ReadAgents)?;
+        principal.require(Permission::ReadSystem)?;
         let mut out = Vec::new();
         for schedule in self.store.list_schedules().await? {
             out.push(self.detail(schedule).await?);

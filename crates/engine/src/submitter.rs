@@ -172,7 +172,7 @@ impl Loop {
         let (tasks, replies): (Vec<Vec<NewTask>>, Vec<_>) =
             group.into_iter().map(|p| (p.tasks, p.reply)).unzip();
         let mut batch: Vec<NewTask> = tasks.into_iter().flatten().collect();
-        let reservations = self.reserve(&mut batch, now);
+        let reservations = self.reserve(&mut batch, now).await;
         let since = now.minus_ms(self.window_ms);
         match self.store.insert_tasks_then_sync(&batch, since).await {
             Ok((results, synced)) => {
@@ -272,7 +272,11 @@ impl Loop {
     /// Claims, on local consumers with free slots, the tasks that can run now: per
     /// agent, the highest priorities first. Slots not used are released when the
     /// reservations drop.
-    fn reserve(&self, batch: &mut [NewTask], now: Timestamp) -> HashMap<WorkerId, Reservation> {
+    async fn reserve(
+        &self,
+        batch: &mut [NewTask],
+        now: Timestamp,
+    ) -> HashMap<WorkerId, Reservation> {
         let mut held = HashMap::new();
         let Some(dispatcher) = &self.dispatcher else {
             return held;
@@ -285,7 +289,7 @@ impl Loop {
         }
         let mut grants = Vec::new();
         for (agent, mut indexes) in by_agent {
-            let reservations = dispatcher.reserve(agent, indexes.len() as u32);
+            let reservations = dispatcher.reserve(agent, indexes.len() as u32).await;
             if reservations.is_empty() {
                 continue;
             }

@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use switchyard_api::AppState;
 use switchyard_cache::{
-    ClusterCache, FailoverBus, LocalBus, MemoryCache, RedisBus, RedisCache, RedisSettings,
+    ClusterCache, FailoverBus, LocalBus, MemoryCache, MemoryLimiter, RedisBus, RedisCache,
+    RedisSettings,
 };
 use switchyard_core::cache::{Cache, EventBus};
 use switchyard_core::flow::RateLimiter;
@@ -148,8 +149,11 @@ pub async fn open_backends(config: &Config) -> anyhow::Result<OpenBackends> {
             let bus = FailoverBus::new(redis_bus, db_bus, cache.health());
             (Arc::new(cache), Arc::new(bus))
         }
-        // One process owns everything: in-process sessions and caches are exact.
-        None if single_node => (Arc::new(MemoryCache::default()), db_bus),
+        // One process owns everything: in-process sessions, caches and rate limits are exact.
+        None if single_node => {
+            limiter = Some(Arc::new(MemoryLimiter::default()));
+            (Arc::new(MemoryCache::default()), db_bus)
+        }
         // A cluster without Redis: sessions every server sees, from the database.
         None => (Arc::new(ClusterCache::new(None, sessions)), db_bus),
     };

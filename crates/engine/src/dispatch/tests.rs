@@ -108,12 +108,12 @@ async fn reservations_spread_over_consumers_and_give_back_what_they_do_not_deliv
     let d = &f.dispatcher;
     let first = d.register(builtin(3));
     let second = d.register(builtin(3));
-    let held = d.reserve("echo", 5);
+    let held = d.reserve("echo", 5).await;
     assert_eq!(held.iter().map(Reservation::slots).sum::<u32>(), 5);
     assert_eq!(first.in_use() + second.in_use(), 5);
     assert!(first.in_use() <= 3 && second.in_use() <= 3);
     // Nothing left beyond the free slots.
-    let more = d.reserve("echo", 5);
+    let more = d.reserve("echo", 5).await;
     assert_eq!(more.iter().map(Reservation::slots).sum::<u32>(), 1);
     drop(more);
     drop(held);
@@ -126,15 +126,15 @@ async fn no_reservation_overtakes_queued_work_a_limit_or_a_draining_consumer() {
     let d = &f.dispatcher;
     let worker = d.register(remote(8, &["summarize", "scrape"]));
     // A concurrency limit is only enforced by a claim.
-    assert!(d.reserve("summarize", 1).is_empty());
+    assert!(d.reserve("summarize", 1).await.is_empty());
     // Tasks this process queued must be claimed before anything skips the queue.
     d.mark_queued(["scrape".to_owned()]);
-    assert!(d.reserve("scrape", 1).is_empty());
+    assert!(d.reserve("scrape", 1).await.is_empty());
     d.dirty.lock().clear();
-    assert_eq!(d.reserve("scrape", 1).len(), 1);
+    assert_eq!(d.reserve("scrape", 1).await.len(), 1);
     worker.drain();
     assert!(
-        d.reserve("scrape", 1).is_empty(),
+        d.reserve("scrape", 1).await.is_empty(),
         "a draining consumer takes nothing"
     );
     assert_eq!(worker.in_use(), 0);
@@ -145,7 +145,7 @@ async fn a_delivered_reservation_holds_its_slots_until_released() {
     let f = fixture().await;
     let d = &f.dispatcher;
     let mut worker = d.register(builtin(4));
-    let mut held = d.reserve("echo", 2);
+    let mut held = d.reserve("echo", 2).await;
     assert_eq!(held.len(), 1);
     let reservation = held.pop().unwrap();
     let now = Timestamp::now();
@@ -209,4 +209,38 @@ async fn a_round_claims_within_free_slots_and_the_agent_limit() {
     let next = worker.rx.recv().await.unwrap();
     assert!(next.iter().all(|t| t.agent == "scrape"), "{next:?}");
     assert_eq!(next.len(), 2);
+}
+
+/// An agent-wide rate limit lets direct claims take as many starts as it allows now; a
+/// per-key one (like a concurrency limit) leaves every start to claims.
+#[tokio::test(flavor = "current_thread")]
+async fn rate_limited_reservations_take_only_the_starts_allowed() {
+    let f = fixture().await;
+    let d = &f.dispatcher;
+    let mut paced = AgentSpec::new("paced", AgentKind::Remote);
+    paced.rate_limit = Some(switchyard_core::flow::RateLimit {
+        limit: 1,
+        period_s: 60,
+        key: None,
+    });
+    let mut per_key = paced.clone();
+    per_key.name = "per-key".into();
+    per_key.rate_limit.as_mut().unwrap().key = Some("/k".into());
+    d.agents.install(paced).await.unwrap();
+    d.agents.install(per_key).await.unwrap();
+    let worker = d.register(remote(8, &["paced", "per-key"]));
+    let w = state_of(d, worker.worker_id());
+    assert_eq!(Dispatcher::takes(&w, &d.agents, "paced"), Takes::Paced);
+    assert_eq!(Dispatcher::takes(&w, &d.agents, "per-key"), Takes::Limited);
+    let held = d.reserve("paced", 5).await;
+    assert_eq!(
+        held.iter().map(Reservation::slots).sum::<u32>(),
+        1,
+        "one start a minute"
+    );
+    assert!(
+        d.reserve("paced", 5).await.is_empty(),
+        "the next start is a minute away"
+    );
+    assert!(d.reserve("per-key", 1).await.is_empty());
 }

@@ -19,6 +19,10 @@ use crate::sql::sql;
 /// Pages of fair keys a claim reads at most to find keys with room (keys at their
 /// `concurrency_per_key` have none).
 const MAX_KEY_PAGES: usize = 8;
+/// Keys one claim takes turns between at most: more keys are served by the next claims,
+/// in turn (a claim reads an index seek per key, so thousands of keys in every claim cost
+/// more than the turns are worth).
+const KEYS_PER_CLAIM: u32 = 128;
 /// Priority levels one claim goes down at most.
 const MAX_LEVELS: usize = 4;
 
@@ -157,11 +161,11 @@ impl<D: Dialect> SqlStore<D> {
                     &demand.agent,
                     request.now,
                     after.as_deref(),
-                    want,
+                    want.min(KEYS_PER_CLAIM),
                     demand.per_key.is_some(),
                 )
                 .await?;
-            let full = page.len() as u32 >= want;
+            let full = page.len() as u32 >= want.min(KEYS_PER_CLAIM);
             for key in page {
                 if !seen.insert(key.fair_key.clone()) {
                     continue;
@@ -180,7 +184,7 @@ impl<D: Dialect> SqlStore<D> {
                     open.push((key, room));
                 }
             }
-            if !full || open.len() as u32 >= want {
+            if !full || open.len() as u32 >= want.min(KEYS_PER_CLAIM) {
                 break;
             }
         }

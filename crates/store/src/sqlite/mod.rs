@@ -67,22 +67,24 @@ macro_rules! in_one_trip {
     };
 }
 
-/// `claim_tasks.sql`'s parameters for one key's quota.
-fn claim_key<'q>(
+/// `claim_tasks.sql`'s parameters: every key's share as one JSON array.
+fn claim_query<'q>(
     query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
     req: &'q ClaimRequest,
     agent: &'q str,
-    key: &'q KeyQuota,
+    keys: &[KeyQuota],
 ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    let quotas: Vec<Value> = keys
+        .iter()
+        .map(|k| json!([k.fair_key, k.priority, k.max]))
+        .collect();
     query
         .bind(req.worker_id.0)
         .bind(req.worker_name.as_str())
         .bind(req.now.plus_ms(req.lease_ms).millis())
         .bind(req.now.millis())
         .bind(agent)
-        .bind(i64::from(key.max))
-        .bind(key.priority)
-        .bind(key.fair_key.as_str())
+        .bind(Value::Array(quotas).to_string())
 }
 
 /// The embedded store: [`SqlStore`] on SQLite.
@@ -320,28 +322,20 @@ impl Dialect for SqliteDialect {
             .collect()
     }
 
-    /// One key is one command; more, one transaction of a statement per key (each a
-    /// seek in tasks_fair, cheaper than any single statement SQLite could plan).
     async fn claim_keys_atomic(
         &self,
         req: &ClaimRequest,
         agent: &str,
         keys: &[KeyQuota],
     ) -> Result<Vec<ClaimedTask>> {
-        if let [key] = keys {
-            let query = claim_key(
-                sqlx::query(in_one_trip!("NORMAL", "claim_tasks")),
-                req,
-                agent,
-                key,
-            );
-            let rows = self.one_trip(query, "claim tasks").await?;
-            return rows.iter().map(crate::rows::claimed).collect();
-        }
-        let mut tx = self.begin_task_path().await?;
-        let claimed = self.claim_keys(&mut tx, req, agent, keys).await?;
-        tx.commit().await.map_err(db_err("commit claim"))?;
-        Ok(claimed)
+        let query = claim_query(
+            sqlx::query(in_one_trip!("NORMAL", "claim_tasks")),
+            req,
+            agent,
+            keys,
+        );
+        let rows = self.one_trip(query, "claim tasks").await?;
+        rows.iter().map(crate::rows::claimed).collect()
     }
 
     async fn claim_keys(
@@ -351,18 +345,12 @@ impl Dialect for SqliteDialect {
         agent: &str,
         keys: &[KeyQuota],
     ) -> Result<Vec<ClaimedTask>> {
-        let mut claimed = Vec::new();
-        for key in keys.iter().filter(|k| k.max > 0) {
-            self.calls.add(1);
-            let rows = claim_key(sqlx::query(sql!("sqlite", "claim_tasks")), req, agent, key)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_err("claim tasks"))?;
-            for r in &rows {
-                claimed.push(crate::rows::claimed(r)?);
-            }
-        }
-        Ok(claimed)
+        self.calls.add(1);
+        let rows = claim_query(sqlx::query(sql!("sqlite", "claim_tasks")), req, agent, keys)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err("claim tasks"))?;
+        rows.iter().map(crate::rows::claimed).collect()
     }
 
     async fn lock_agent(&self, _tx: &mut SqliteConnection, _agent: &str) -> Result<()> {

@@ -24,11 +24,12 @@ pub(super) async fn latency(target: &Target, args: &BenchArgs) -> anyhow::Result
     latency_of(target, args, &TaskBody::keyed(&args.agent, args.keys)?).await
 }
 
-/// `--behind N`: `N` tasks of key `a` queued at once, then one task at a time of key `b`
-/// (submit → completion with `?wait`) while `a`'s backlog drains: how long another
-/// customer's task waits behind a big one's.
+/// `--behind N`: `N` tasks of key `a` that sleep a second each (at most 1,000 of them
+/// running), then one task at a time of key `b` (submit → completion with `?wait`, no
+/// sleep) while `a`'s backlog waits: how long another customer's task waits behind a
+/// big one's. In queue order `b` would wait for the whole backlog (N / 1,000 seconds).
 pub(super) async fn behind(target: &Target, args: &BenchArgs, n: usize) -> anyhow::Result<Value> {
-    let backlog = TaskBody::of_key(&args.agent, "a")?;
+    let backlog = TaskBody::of_key(&args.agent, "a", 1_000)?;
     let mut poster = Poster::connect(target).await?;
     let mut sent = 0;
     while sent < n {
@@ -43,8 +44,21 @@ pub(super) async fn behind(target: &Target, args: &BenchArgs, n: usize) -> anyho
         );
         sent = end;
     }
-    let mut report = latency_of(target, args, &TaskBody::of_key(&args.agent, "b")?).await?;
+    let mut report = latency_of(target, args, &TaskBody::of_key(&args.agent, "b", 0)?).await?;
     report["behind"] = n.into();
+    // Proof the backlog was there all along: what of it is still queued.
+    let queues: Value = target
+        .client
+        .get(format!("{}/api/v1/queues", target.base))
+        .bearer_auth(&target.key)
+        .send()
+        .await?
+        .json()
+        .await?;
+    report["backlog_still_queued"] = queues["items"]
+        .as_array()
+        .and_then(|q| q.iter().find(|a| a["agent"] == args.agent.as_str()))
+        .map_or(Value::Null, |a| a["ready"].clone());
     Ok(report)
 }
 
@@ -101,7 +115,7 @@ pub(super) struct TaskBody {
     head: Vec<u8>,
     /// `--keys`: the input's `k` is `i % keys`.
     keys: Option<usize>,
-    /// A fixed key (`--behind`'s tasks).
+    /// A fixed key and the rest of the input, as JSON text (`--behind`'s tasks).
     key: Option<String>,
 }
 
@@ -125,10 +139,10 @@ impl TaskBody {
         })
     }
 
-    /// Tasks of one key.
-    pub(super) fn of_key(agent: &str, key: &str) -> anyhow::Result<Self> {
+    /// Tasks of one key that sleep `ms` (the `sleep` kind).
+    pub(super) fn of_key(agent: &str, key: &str, ms: u64) -> anyhow::Result<Self> {
         Ok(TaskBody {
-            key: Some(serde_json::to_string(key)?),
+            key: Some(format!("{},\"ms\":{ms}", serde_json::to_string(key)?)),
             ..TaskBody::new(agent)?
         })
     }

@@ -83,14 +83,19 @@ pub struct BenchArgs {
     /// second (the limiter's cost; set N above the throughput to measure only that).
     #[arg(long, value_name = "N")]
     pub rate_limit: Option<u32>,
-    /// Fairness: queue N tasks of one key of `bench-keyed`, then measure another key's
-    /// tasks one at a time (as --latency) while that backlog drains.
+    /// Fairness: queue N one-second tasks of one key of `bench-fair` (a `sleep` agent
+    /// keyed by the input's `k`, at most 1,000 running per key), then measure another
+    /// key's instant tasks one at a time (as --latency) behind that backlog.
     #[arg(long, value_name = "N")]
     pub behind: Option<usize>,
 }
 
-/// The agents of `--keys`/`--behind` and `--rate-limit`.
+/// The agents of `--keys`, `--behind` and `--rate-limit`.
 pub const KEYED_AGENT: &str = "bench-keyed";
+pub const FAIR_AGENT: &str = "bench-fair";
+/// `bench-fair`'s `concurrency_per_key`: a customer's backlog takes at most this many
+/// slots, so the other key's tasks measure dispatch, not waiting for a free slot.
+const FAIR_PER_KEY: u32 = 1_000;
 pub const RATED_AGENT: &str = "bench-rated";
 
 /// The agent the tasks of `--backlog` wait for: a remote agent with no worker.
@@ -132,7 +137,7 @@ pub async fn run(config_file: Option<PathBuf>, args: BenchArgs) -> anyhow::Resul
         }
         return Ok(());
     }
-    if args.keys.is_some() || args.behind.is_some() {
+    if args.keys.is_some() {
         anyhow::ensure!(args.keys != Some(0), "--keys must be at least 1");
         register_agent(
             &target,
@@ -140,6 +145,15 @@ pub async fn run(config_file: Option<PathBuf>, args: BenchArgs) -> anyhow::Resul
         )
         .await?;
         args.agent = KEYED_AGENT.to_owned();
+    }
+    if args.behind.is_some() {
+        register_agent(
+            &target,
+            json!({"name": FAIR_AGENT, "kind": "sleep", "concurrency_key": "/k",
+                   "concurrency_per_key": FAIR_PER_KEY}),
+        )
+        .await?;
+        args.agent = FAIR_AGENT.to_owned();
     }
     if let Some(limit) = args.rate_limit {
         anyhow::ensure!(limit > 0, "--rate-limit must be at least 1");

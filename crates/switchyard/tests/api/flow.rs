@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use switchyard_core::Timestamp;
-use switchyard_core::auth::Role;
+use switchyard_core::auth::{Role, Scope};
 
 use crate::common::*;
 
@@ -154,6 +154,14 @@ async fn schedules_are_created_read_paused_triggered_and_deleted() {
         .call("GET", "/api/v1/schedules", Some(&viewer), None)
         .await;
     assert_eq!(status, StatusCode::OK);
+    // Schedules hold task input: keys made for submitting or working cannot read them.
+    for scope in [Scope::Submit, Scope::Worker] {
+        let key = app.api_key(&[scope]).await;
+        let (status, _) = app
+            .call("GET", "/api/v1/schedules/every-2s", Some(&key), None)
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{scope:?}");
+    }
     for (method, path) in [
         ("POST", "/api/v1/schedules/every-2s/trigger"),
         ("DELETE", "/api/v1/schedules/every-2s"),

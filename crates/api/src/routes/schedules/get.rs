@@ -12,7 +12,7 @@ use crate::views::ScheduleView;
     responses((status = 200, description = "The schedule", body = ScheduleView), (status = 404, description = "No such schedule", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
-    auth: Auth<perm::ReadAgents>,
+    auth: Auth<perm::ReadSystem>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<ScheduleView>> {
     Ok(Json(

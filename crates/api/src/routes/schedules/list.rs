@@ -12,7 +12,7 @@ use crate::views::ScheduleView;
     responses((status = 200, description = "Every schedule", body = Items<ScheduleView>)))]
 pub async fn list(
     State(state): State<AppState>,
-    auth: Auth<perm::ReadAgents>,
+    auth: Auth<perm::ReadSystem>,
 ) -> ApiResult<Json<Items<ScheduleView>>> {
     let items = state.engine.schedules().list(&auth).await?;
     Ok(Json(Items {

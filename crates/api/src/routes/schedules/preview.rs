@@ -32,7 +32,7 @@ pub struct SchedulePreview {
         (status = 422, description = "An invalid cron expression or time zone", body = ErrorBody)))]
 pub async fn preview(
     State(state): State<AppState>,
-    auth: Auth<perm::ReadAgents>,
+    auth: Auth<perm::ReadSystem>,
     ApiQuery(p): ApiQuery<PreviewParams>,
 ) -> ApiResult<Json<SchedulePreview>> {
     let timezone = p.timezone.as_deref().unwrap_or("UTC");
