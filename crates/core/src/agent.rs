@@ -203,12 +203,13 @@ impl AgentSpec {
             .or_else(|| self.rate_limit.as_ref().and_then(|r| r.key.as_deref()))
     }
 
-    /// Whether dispatch must count this agent's running tasks (per agent or per key)
-    /// before claiming, so no task may skip the queue.
-    pub fn has_start_limits(&self) -> bool {
+    /// Whether only a claim can start this agent's tasks: it counts running tasks (per
+    /// agent or per key) or rations starts per key, which no task may skip the queue past.
+    /// An agent-wide rate limit alone does not: direct claims take its starts too.
+    pub fn counts_starts(&self) -> bool {
         self.concurrency.is_some()
             || self.concurrency_per_key.is_some()
-            || self.rate_limit.is_some()
+            || self.rate_limit.as_ref().is_some_and(|l| l.key.is_some())
     }
 }
 

@@ -36,7 +36,8 @@ pub enum Overlap {
     CancelPrevious,
 }
 
-/// What happens to ticks missed while no server ran (or the schedule was paused).
+/// What happens to ticks missed while no server ran. (A paused schedule resumes from its
+/// next tick: the ticks of the pause never fire.)
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Catchup {

@@ -432,12 +432,9 @@ impl Dispatcher {
             Serves::Agents(names) => names.contains(name),
         };
         let spec = entry.spec();
-        let counted = spec.concurrency.is_some()
-            || spec.concurrency_per_key.is_some()
-            || spec.rate_limit.as_ref().is_some_and(|l| l.key.is_some());
         match served {
             false => Takes::No,
-            true if counted => Takes::Limited,
+            true if spec.counts_starts() => Takes::Limited,
             true if spec.rate_limit.is_some() => Takes::Paced,
             true => Takes::Unlimited,
         }

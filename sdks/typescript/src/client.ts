@@ -96,7 +96,7 @@ export interface Task {
 /** What a schedule's tick does while its previous task is unfinished. */
 export type ScheduleOverlap = "allow" | "skip" | "cancel_previous";
 
-/** What happens to ticks missed while no server ran (or the schedule was paused). */
+/** What happens to ticks missed while no server ran (a resumed schedule fires none of its pause). */
 export type ScheduleCatchup = "none" | "latest" | "all";
 
 /** A task a schedule fired, as `Schedule.last_runs` lists it. */
@@ -366,7 +366,7 @@ export class Client {
   }
 
   /**
-   * Resumes a paused schedule (its `catchup` decides about the ticks missed). Reads the schedule
+   * Resumes a paused schedule from its next tick (the ticks of the pause never fire). Reads the schedule
    * and replaces it with `paused` cleared; one not paused is returned as it is.
    */
   async resumeSchedule(name: string): Promise<Schedule> {

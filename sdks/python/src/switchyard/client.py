@@ -22,7 +22,7 @@ Transport = Literal["websocket", "sse"]
 WsAuth = Literal["header", "ticket"]
 #: What a schedule's tick does while its previous task is unfinished.
 ScheduleOverlap = Literal["allow", "skip", "cancel_previous"]
-#: What happens to ticks missed while no server ran (or the schedule was paused).
+#: What happens to ticks missed while no server ran (a resumed schedule fires none of its pause).
 ScheduleCatchup = Literal["none", "latest", "all"]
 
 #: Exceptions after which ``follow`` reconnects and resumes.
@@ -295,7 +295,7 @@ class Client:
         return await self._set_paused(name, True)
 
     async def resume_schedule(self, name: str) -> Schedule:
-        """Resumes a paused schedule (its ``catchup`` policy decides about the ticks missed).
+        """Resumes a paused schedule from its next tick (the ticks of the pause never fire).
         Reads the schedule and replaces it with ``paused`` cleared; a schedule that is not
         paused is returned as it is."""
         return await self._set_paused(name, False)

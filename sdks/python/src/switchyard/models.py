@@ -174,8 +174,9 @@ class Schedule:
     ``owner`` (who created or last replaced it). ``overlap`` (``allow``, ``skip``,
     ``cancel_previous``) decides what a tick does while the previous task is unfinished,
     ``catchup`` (``none``, ``latest``, ``all``) what happens to ticks missed while no server
-    ran or it was paused. ``next_runs``: the next 5 fire times (empty while ``paused``);
-    ``last_runs``: the latest tasks it fired, newest first. ``raw`` keeps every field."""
+    ran (a paused schedule fires none of its pause). ``next_runs``: the next 5 fire times
+    (empty while ``paused``); ``last_runs``: the latest tasks it fired, newest first. ``raw``
+    keeps every field."""
 
     name: str
     agent: str

@@ -89,21 +89,11 @@ export type ScheduleErrors = Partial<Record<ScheduleField | 'form', string>>;
 export const EMPTY_DRAFT: ScheduleDraft = { name: '', agent: '', input: {}, cron: '', timezone: 'UTC', overlap: 'allow', catchup: 'none', paused: false };
 
 export function draftOf(schedule: Schedule | null): ScheduleDraft {
-  if (!schedule) return EMPTY_DRAFT;
-  return {
-    name: schedule.name,
-    agent: schedule.agent,
-    input: schedule.input ?? {},
-    cron: schedule.cron,
-    timezone: schedule.timezone,
-    overlap: schedule.overlap,
-    catchup: schedule.catchup,
-    paused: schedule.paused,
-  };
+  return schedule ? { name: schedule.name, ...specOf(schedule) } : EMPTY_DRAFT;
 }
 
 /** What `PUT /schedules/{name}` takes to keep a schedule as it is (the name is in the path). */
-export function specOf(schedule: Schedule): ScheduleSpec {
+export function specOf(schedule: Schedule): Required<Omit<ScheduleSpec, 'name'>> {
   return {
     agent: schedule.agent,
     input: schedule.input ?? {},

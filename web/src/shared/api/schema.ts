@@ -1167,7 +1167,8 @@ export interface components {
             tasks: components["schemas"]["SubmitBody"][];
         };
         /**
-         * @description What happens to ticks missed while no server ran (or the schedule was paused).
+         * @description What happens to ticks missed while no server ran. (A paused schedule resumes from its
+         *     next tick: the ticks of the pause never fire.)
          * @enum {string}
          */
         Catchup: "none" | "latest" | "all";
