@@ -26,19 +26,44 @@ use crate::error::ApiError;
 pub struct BodyLimits {
     pub max_bytes: usize,
     pub read_timeout: Duration,
+    /// File uploads (`POST /api/v1/files`) stream to storage: they have their own limits.
+    pub upload_max_bytes: u64,
+    pub upload_timeout: Duration,
 }
 
-pub async fn middleware(State(limits): State<BodyLimits>, req: Request, next: Next) -> Response {
-    if let Some(length) = content_length(req.headers())
-        && length > limits.max_bytes as u64
-    {
-        return closing(ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!(
-                "the request body ({length} bytes) is larger than the server accepts ({} bytes)",
-                limits.max_bytes
-            ),
-        ));
+/// The path of file uploads.
+pub const UPLOAD_PATH: &str = "/api/v1/files";
+/// What a multipart upload may add around the file itself.
+const MULTIPART_SLACK: u64 = 64 * 1024;
+
+pub async fn middleware(
+    State(mut limits): State<BodyLimits>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let upload = req.method() == axum::http::Method::POST && req.uri().path() == UPLOAD_PATH;
+    if upload {
+        limits.read_timeout = limits.upload_timeout;
+    }
+    if let Some(length) = content_length(req.headers()) {
+        if upload && length > limits.upload_max_bytes.saturating_add(MULTIPART_SLACK) {
+            return closing(ApiError::new(
+                ErrorCode::FileTooLarge,
+                format!(
+                    "the file ({length} bytes) is larger than the largest upload allowed ({} bytes, files.max_bytes)",
+                    limits.upload_max_bytes
+                ),
+            ));
+        }
+        if !upload && length > limits.max_bytes as u64 {
+            return closing(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "the request body ({length} bytes) is larger than the server accepts ({} bytes)",
+                    limits.max_bytes
+                ),
+            ));
+        }
     }
     if req.body().is_end_stream() {
         return next.run(req).await;

@@ -49,17 +49,18 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         MalformedJson | InvalidParameter => StatusCode::BAD_REQUEST,
         Unauthorized | TokenExpired | InvalidCredentials => StatusCode::UNAUTHORIZED,
-        Forbidden => StatusCode::FORBIDDEN,
+        Forbidden | InvalidSignature => StatusCode::FORBIDDEN,
         TaskNotFound | AgentNotFound | UserNotFound | ApiKeyNotFound | SessionNotFound
-        | AlertRuleNotFound | ScheduleNotFound | RouteNotFound => StatusCode::NOT_FOUND,
+        | AlertRuleNotFound | ScheduleNotFound | FileNotFound | RouteNotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         AgentExists | ScheduleExists | AgentBuiltin | AgentInUse | EmailTaken | InvalidState
-        | TaskFinished => StatusCode::CONFLICT,
-        PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        | TaskFinished | LeaseLost => StatusCode::CONFLICT,
+        PayloadTooLarge | FileTooLarge | QuotaExceeded => StatusCode::PAYLOAD_TOO_LARGE,
+        RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         InvalidBody | ValidationFailed | UnknownAgent | InvalidAgent | FallbackCycle
-        | WeakPassword | InvalidSchedule => StatusCode::UNPROCESSABLE_ENTITY,
+        | WeakPassword | InvalidSchedule | InvalidFile => StatusCode::UNPROCESSABLE_ENTITY,
         RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
         QueueFull | Unavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -31,6 +31,7 @@ use axum::http::{HeaderValue, Method, header};
 use serde::{Deserialize, Serialize};
 use switchyard_core::ErrorCode;
 use switchyard_engine::Engine;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -162,15 +163,30 @@ pub fn app(state: AppState, ui: Option<Router>) -> Router {
             body_limits::BodyLimits {
                 max_bytes: state.config.body_limit_bytes,
                 read_timeout: Duration::from_millis(state.config.body_read_timeout_ms),
+                upload_max_bytes: state.engine.files().config().max_bytes,
+                upload_timeout: Duration::from_secs(
+                    state.engine.files().config().upload_timeout_s,
+                ),
             },
             body_limits::middleware,
         ))
-        .layer(CompressionLayer::new())
+        .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(NotRanged)))
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.body_limit_bytes,
         ))
         .service(app);
     Router::new().fallback_service(stack)
+}
+
+/// Responses that offer byte ranges (file content) go out as stored: a range, an
+/// `ETag` and a `Content-Length` all refer to the bytes themselves.
+#[derive(Clone, Copy)]
+struct NotRanged;
+
+impl Predicate for NotRanged {
+    fn should_compress<B: http_body::Body>(&self, response: &axum::http::Response<B>) -> bool {
+        !response.headers().contains_key(header::ACCEPT_RANGES)
+    }
 }
 
 /// The CORS layer for the configured browser origins; none (CORS off) without any.

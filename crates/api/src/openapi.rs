@@ -19,6 +19,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
         (name = "tasks", description = "Submit, follow, cancel and retry tasks"),
         (name = "agents", description = "Agent definitions"),
         (name = "schedules", description = "Cron schedules that submit tasks"),
+        (name = "files", description = "Uploads, task input files and artifacts"),
         (name = "auth", description = "Login, tokens and sessions"),
         (name = "api-keys", description = "API keys for scripts and workers"),
         (name = "users", description = "User accounts (admins)"),

@@ -75,3 +75,7 @@ uuid_id!(
     WorkerId
 );
 uuid_id!(SessionId);
+uuid_id!(
+    /// Identifies a stored file (an upload or an artifact).
+    FileId
+);

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod cache;
 pub mod error;
 pub mod event;
+pub mod files;
 pub mod flow;
 pub mod ids;
 pub mod json;
@@ -26,5 +27,5 @@ pub mod time;
 pub mod wait;
 
 pub use error::{Error, ErrorCode, Result};
-pub use ids::{ApiKeyId, SessionId, TaskId, UserId, WorkerId};
+pub use ids::{ApiKeyId, FileId, SessionId, TaskId, UserId, WorkerId};
 pub use time::Timestamp;

@@ -817,6 +817,7 @@ pub trait Store:
     + StepStore
     + WaitStore
     + crate::schedule::ScheduleStore
+    + crate::files::FileStore
     + crate::flow::RateLimiter
     + AgentStore
     + IdentityStore

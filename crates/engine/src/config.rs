@@ -11,6 +11,68 @@ pub struct EngineConfig {
     pub queue: QueueConfig,
     pub auth: AuthConfig,
     pub monitoring: MonitoringConfig,
+    pub files: FilesConfig,
+}
+
+/// File storage: where the bytes go, and the limits on uploads.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilesConfig {
+    /// `s3://bucket/prefix`, `file:///path` or a directory. Unset: `<data_dir>/files`.
+    pub url: Option<String>,
+    /// S3-compatible servers: `http(s)://host:port`. Unset: AWS (or `AWS_ENDPOINT`).
+    pub s3_endpoint: Option<String>,
+    /// Unset: `AWS_REGION`, else `us-east-1`.
+    pub s3_region: Option<String>,
+    /// Unset: `AWS_ACCESS_KEY_ID`.
+    pub s3_access_key_id: Option<String>,
+    /// Unset: `AWS_SECRET_ACCESS_KEY`. Never logged or shown.
+    #[serde(skip_serializing)]
+    pub s3_secret_access_key: Option<String>,
+    /// Largest upload, in bytes.
+    pub max_bytes: u64,
+    /// Most bytes of files one user may keep.
+    pub quota_bytes: u64,
+    /// How long a signed download URL given to a worker stays valid.
+    pub url_ttl_s: u64,
+    /// An upload must be complete within this long; one that is not is aborted, and an
+    /// upload left unfinished by a server that died is removed after it.
+    pub upload_timeout_s: u64,
+}
+
+impl std::fmt::Debug for FilesConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilesConfig")
+            .field("url", &self.url)
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field("s3_region", &self.s3_region)
+            .field("s3_access_key_id", &self.s3_access_key_id)
+            .field(
+                "s3_secret_access_key",
+                &self.s3_secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("max_bytes", &self.max_bytes)
+            .field("quota_bytes", &self.quota_bytes)
+            .field("url_ttl_s", &self.url_ttl_s)
+            .field("upload_timeout_s", &self.upload_timeout_s)
+            .finish()
+    }
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        FilesConfig {
+            url: None,
+            s3_endpoint: None,
+            s3_region: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            max_bytes: 5 << 30,
+            quota_bytes: 50 << 30,
+            url_ttl_s: 900,
+            upload_timeout_s: 3_600,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

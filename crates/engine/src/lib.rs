@@ -13,6 +13,7 @@ pub mod completer;
 pub mod config;
 pub mod dispatch;
 pub mod events;
+pub mod files;
 pub mod limiter;
 pub mod maintenance;
 pub mod schedules;
@@ -28,18 +29,20 @@ use parking_lot::Mutex;
 use switchyard_core::Result;
 use switchyard_core::cache::{Cache, EventBus};
 use switchyard_core::event::BusMessage;
+use switchyard_core::files::{ObjectStore, UrlSigner};
 use switchyard_core::flow::RateLimiter;
 use switchyard_core::store::{Leadership, Store};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{AuthConfig, EngineConfig, MonitoringConfig, QueueConfig};
+pub use config::{AuthConfig, EngineConfig, FilesConfig, MonitoringConfig, QueueConfig};
 
 use crate::agents::AgentRegistry;
 use crate::completer::{Completer, CompleterDeps};
 use crate::dispatch::Dispatcher;
 use crate::events::EventHub;
+use crate::files::FileService;
 use crate::maintenance::Maintenance;
 use crate::schedules::ScheduleService;
 use crate::submitter::Submitter;
@@ -59,6 +62,8 @@ pub struct Backends {
     /// Where rate limits are kept: Redis in a cluster that has it, memory on embedded
     /// storage (one process); `None`: the database.
     pub limiter: Option<Arc<dyn RateLimiter>>,
+    /// Where file bytes are kept: a directory, or S3-compatible object storage.
+    pub objects: Arc<dyn ObjectStore>,
 }
 
 /// A backend's answer to a readiness probe.
@@ -90,6 +95,7 @@ pub struct Engine {
     hub: Arc<EventHub>,
     tasks: TaskService,
     schedules: ScheduleService,
+    files: FileService,
     auth: Arc<AuthService>,
     completer: Completer,
     dispatcher: Arc<Dispatcher>,
@@ -111,6 +117,7 @@ impl Engine {
             bus,
             leader,
             limiter,
+            objects,
         } = backends;
         let limiter: Arc<dyn RateLimiter> = Arc::new(limiter::Limiter::new(limiter, store.clone()));
         let agents = Arc::new(AgentRegistry::new(store.clone(), bus.clone()));
@@ -181,6 +188,16 @@ impl Engine {
             agents: agents.clone(),
             changed: Arc::new(tokio::sync::Notify::new()),
         };
+        let url_key = store
+            .init_setting(files::URL_KEY_SETTING, &random_key())
+            .await?;
+        let files = FileService {
+            store: store.clone(),
+            objects,
+            tasks: tasks.clone(),
+            signer: UrlSigner::new(url_key.as_bytes()),
+            config: config.files.clone(),
+        };
         let shutdown = CancellationToken::new();
         let mut background = vec![
             tokio::spawn(hub.clone().run(bus.subscribe())),
@@ -201,6 +218,7 @@ impl Engine {
                 completer: completer.clone(),
                 config: config.queue.clone(),
                 leader: leader.clone(),
+                files: files.clone(),
             };
             background.push(tokio::spawn(m.run(shutdown.clone())));
             // Every such server fires schedules; each tick fires once (see `schedules`).
@@ -218,6 +236,7 @@ impl Engine {
             hub,
             tasks,
             schedules,
+            files,
             auth,
             completer,
             dispatcher,
@@ -247,6 +266,10 @@ impl Engine {
 
     pub fn schedules(&self) -> &ScheduleService {
         &self.schedules
+    }
+
+    pub fn files(&self) -> &FileService {
+        &self.files
     }
 
     pub fn auth(&self) -> &Arc<AuthService> {
@@ -370,4 +393,11 @@ async fn invalidations(
             Err(broadcast::error::RecvError::Closed) => return,
         }
     }
+}
+
+/// A fresh 256-bit secret, hex encoded.
+fn random_key() -> String {
+    let mut key = [0u8; 32];
+    rand::fill(&mut key);
+    hex::encode(key)
 }

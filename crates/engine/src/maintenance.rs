@@ -16,9 +16,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::completer::{AttemptOutcome, AttemptResult, Completer};
 use crate::config::QueueConfig;
+use crate::files::FileService;
 
 const SWEEP_BATCH: u32 = 1_000;
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
+/// How often unfinished uploads and unused file bytes are collected.
+const FILES_EVERY: Duration = Duration::from_secs(5);
 
 pub struct Maintenance {
     pub store: Arc<dyn Store>,
@@ -26,6 +29,7 @@ pub struct Maintenance {
     pub completer: Completer,
     pub config: QueueConfig,
     pub leader: Arc<dyn Leadership>,
+    pub files: FileService,
 }
 
 impl Maintenance {
@@ -35,6 +39,7 @@ impl Maintenance {
         ));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_housekeeping = tokio::time::Instant::now();
+        let mut last_files = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
@@ -48,6 +53,13 @@ impl Maintenance {
             }
             if let Err(e) = self.reap().await {
                 tracing::warn!(error = %e, "reaping expired leases failed");
+            }
+            if last_files.elapsed() >= FILES_EVERY {
+                last_files = tokio::time::Instant::now();
+                let before = self.files.stale_before(Timestamp::now());
+                if let Err(e) = self.files.collect(before).await {
+                    tracing::warn!(error = %e, "collecting file storage failed");
+                }
             }
             if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
                 last_housekeeping = tokio::time::Instant::now();

@@ -89,14 +89,32 @@ impl TaskService {
         if let Some(parent) = req.parent_id {
             self.visible(principal, parent).await?;
         }
-        self.prepare_for(Some(principal.user_id), req, now).await
+        self.prepare_owned(
+            Some(principal.user_id),
+            principal.sees_all_tasks(),
+            req,
+            now,
+        )
+        .await
     }
 
     /// [`TaskService::prepare`] of a task owned by `owner`, once the submitter's rights
-    /// (and its right to see the parent task) are checked.
+    /// (and its right to see the parent task) are checked. Its input may refer to the
+    /// owner's files only.
     async fn prepare_for(
         &self,
         owner: Option<UserId>,
+        req: SubmitRequest,
+        now: Timestamp,
+    ) -> Result<NewTask> {
+        self.prepare_owned(owner, false, req, now).await
+    }
+
+    /// [`TaskService::prepare_for`]; `all_files`: the input may refer to anyone's files.
+    async fn prepare_owned(
+        &self,
+        owner: Option<UserId>,
+        all_files: bool,
         req: SubmitRequest,
         now: Timestamp,
     ) -> Result<NewTask> {
@@ -117,6 +135,7 @@ impl TaskService {
             Some(schema) => schema.prepare(req.input, "the input")?,
             None => req.input,
         };
+        crate::files::check_refs(self.store.as_ref(), &input, owner, all_files).await?;
         let priority = req.priority.unwrap_or(entry.spec().priority);
         if priority.abs() > switchyard_core::agent::MAX_PRIORITY {
             return Err(Error::invalid_parameter(format!(

@@ -232,6 +232,17 @@ pub enum WaitStatus {
     Refused,
 }
 
+/// A file an assignment's input refers to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRef {
+    /// A signed path to GET the content (no credentials needed); it expires.
+    pub url: String,
+    pub name: String,
+    pub size: u64,
+    pub content_type: String,
+    pub sha256: String,
+}
+
 /// Server → worker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -258,6 +269,14 @@ pub enum ServerMessage {
         /// Results of the task's durable steps that succeeded in earlier runs, by name.
         #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
         steps: serde_json::Map<String, Value>,
+        /// The files the input refers to (`{"$file": id}`), by id, each with a signed
+        /// download URL.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        files: std::collections::BTreeMap<String, FileRef>,
+        /// Where the attempt uploads its artifacts (POST, no credentials; append
+        /// `&name=…`). A path: resolve it against the server's HTTP address.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upload_url: Option<String>,
     },
     /// Stop working on this attempt (report `cancelled`).
     Cancel {

@@ -203,7 +203,7 @@ async fn session(
             }
             _ = heartbeat.tick() => send(&mut sink, &WorkerMessage::Heartbeat {}).await?,
             msg = next_message(&mut stream) => match msg {
-                Some(ServerMessage::Assign { task_id, attempt, agent, input, timeout_ms, traceparent, parent_id, steps }) => {
+                Some(ServerMessage::Assign { task_id, attempt, agent, input, timeout_ms, traceparent, parent_id, steps, files, upload_url }) => {
                     let cancel = CancellationToken::new();
                     running.insert(task_id, Running { attempt, cancel: cancel.clone() });
                     let ctx = TaskContext {

@@ -58,6 +58,8 @@ pub struct Statements {
     pub find_by_idempotency: &'static str,
     /// A task's row, locked for a wait or a signal.
     pub lock_task: &'static str,
+    /// A blob's row, locked before the collector deletes it.
+    pub lock_blob: &'static str,
     /// Waits whose time is up (skipping rows another server is resuming, where it can).
     pub due_waits: &'static str,
     pub add_metric_points: &'static str,

@@ -157,11 +157,25 @@ pub async fn open_backends(config: &Config) -> anyhow::Result<OpenBackends> {
         // A cluster without Redis: sessions every server sees, from the database.
         None => (Arc::new(ClusterCache::new(None, sessions)), db_bus),
     };
+    let objects = switchyard_files::open(
+        config.files.url.as_deref(),
+        &switchyard_files::S3Options {
+            endpoint: config.files.s3_endpoint.clone(),
+            region: config.files.s3_region.clone(),
+            access_key_id: config.files.s3_access_key_id.clone(),
+            secret_access_key: config.files.s3_secret_access_key.clone(),
+        },
+        &config.data_dir,
+    )
+    .await
+    .map_err(anyhow::Error::new)
+    .context("cannot open file storage")?;
     tracing::info!(
         database = %shown,
         replica = config.database.replica_url.is_some(),
         cache = cache.backend(),
         bus = bus.backend(),
+        files = objects.backend(),
         "backends ready"
     );
     Ok(OpenBackends {
@@ -171,6 +185,7 @@ pub async fn open_backends(config: &Config) -> anyhow::Result<OpenBackends> {
             bus,
             leader,
             limiter,
+            objects,
         },
         single_node,
         _lock: lock,
@@ -231,6 +246,7 @@ pub async fn start(config: &Config, role: Role) -> anyhow::Result<Running> {
         queue: config.queue.clone(),
         auth: config.auth.clone(),
         monitoring: config.monitoring.clone(),
+        files: config.files.clone(),
     };
     // Every role dispatches: worker roles to the built-in runtime, API roles to the remote
     // workers connected to them. Without consumers the dispatcher idles.
@@ -249,6 +265,11 @@ pub async fn start(config: &Config, role: Role) -> anyhow::Result<Running> {
                 "re-queued tasks that were running when the server last stopped"
             );
         }
+        // Uploads in progress when the server last stopped will never finish.
+        engine
+            .files()
+            .collect(switchyard_core::Timestamp::now())
+            .await?;
     }
     let shutdown = CancellationToken::new();
     if role.runs_work() {

@@ -305,6 +305,7 @@ async fn admin_engine(
             queue: config.queue.clone(),
             auth: config.auth.clone(),
             monitoring: config.monitoring.clone(),
+            files: config.files.clone(),
         },
         Duties {
             dispatch: false,

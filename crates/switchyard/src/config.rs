@@ -8,7 +8,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use switchyard_api::ServerConfig;
-use switchyard_engine::{AuthConfig, MonitoringConfig, QueueConfig};
+use switchyard_engine::{AuthConfig, FilesConfig, MonitoringConfig, QueueConfig};
 use switchyard_store::Durability;
 
 pub const DEFAULT_CONFIG_FILE: &str = "switchyard.toml";
@@ -29,6 +29,7 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub telemetry: TelemetryConfig,
     pub monitoring: MonitoringConfig,
+    pub files: FilesConfig,
 }
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -210,6 +211,7 @@ impl Default for Config {
             worker: WorkerConfig::default(),
             telemetry: TelemetryConfig::default(),
             monitoring: MonitoringConfig::default(),
+            files: FilesConfig::default(),
         }
     }
 }
@@ -222,6 +224,34 @@ const KEY_DOCS: &[(&str, &str)] = &[
         "Where the embedded database (SQLite) and files live.",
     ),
     ("server", "The HTTP API (roles `api` and `all`)."),
+    (
+        "files",
+        "File storage: uploads, task input files and artifacts.",
+    ),
+    (
+        "files.url",
+        "s3://bucket/prefix for S3-compatible storage, file:///path or a directory. Unset: <data_dir>/files.",
+    ),
+    (
+        "files.s3_endpoint",
+        "S3-compatible servers (MinIO, Ceph, moto): http(s)://host:port. Unset: AWS, or AWS_ENDPOINT.",
+    ),
+    ("files.s3_region", "Unset: AWS_REGION, else us-east-1."),
+    ("files.s3_access_key_id", "Unset: AWS_ACCESS_KEY_ID."),
+    (
+        "files.s3_secret_access_key",
+        "Unset: AWS_SECRET_ACCESS_KEY. Write-only: never logged or shown.",
+    ),
+    ("files.max_bytes", "Largest upload, in bytes (413 beyond)."),
+    ("files.quota_bytes", "Most bytes of files one user may keep."),
+    (
+        "files.url_ttl_s",
+        "How long a signed download URL given to a worker stays valid, in seconds.",
+    ),
+    (
+        "files.upload_timeout_s",
+        "An upload must be complete within this long, in seconds; an unfinished one is removed after it.",
+    ),
     ("server.listen", "Address to listen on."),
     (
         "server.body_limit_bytes",
@@ -479,6 +509,11 @@ const UNSET_EXAMPLES: &[(&str, &str)] = &[
         "\"postgres://switchyard:CHANGE-ME@127.0.0.1:5433/switchyard\"",
     ),
     ("redis.url", "\"redis://127.0.0.1:6379\""),
+    ("files.url", "\"s3://switchyard-files/prod\""),
+    ("files.s3_endpoint", "\"http://127.0.0.1:9000\""),
+    ("files.s3_region", "\"us-east-1\""),
+    ("files.s3_access_key_id", "\"AKIA…\""),
+    ("files.s3_secret_access_key", "\"CHANGE-ME\""),
     (
         "auth.jwt_secret",
         "\"at-least-32-random-characters-please\"",

@@ -5,6 +5,7 @@ mod alerts;
 mod api_keys;
 mod auth;
 mod events;
+mod files;
 mod health;
 mod metrics;
 pub mod period;
@@ -52,6 +53,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tasks::events::events))
         .routes(routes!(tasks::logs::logs))
         .routes(routes!(tasks::steps::steps))
+        .routes(routes!(tasks::artifacts::artifacts))
+        .routes(routes!(files::upload::upload, files::list::list))
+        .routes(routes!(files::get::get, files::delete::delete))
+        .routes(routes!(files::content::content))
         .routes(routes!(tasks::signals::signal))
         .routes(routes!(events::events))
         .routes(routes!(agents::create::create, agents::list::list))

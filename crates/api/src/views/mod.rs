@@ -10,12 +10,14 @@
 
 mod agents;
 mod auth;
+mod files;
 mod monitoring;
 mod schedules;
 mod tasks;
 
 pub use agents::AgentView;
 pub use auth::SessionView;
+pub use files::FileView;
 pub use monitoring::{AlertEventView, AlertRuleView};
 pub use schedules::ScheduleView;
 pub use tasks::{AttemptSpan, LogLine, TaskTrace};

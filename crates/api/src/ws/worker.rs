@@ -160,13 +160,24 @@ fn error_class(class: proto::ErrorClass) -> ErrorClass {
     }
 }
 
+/// What goes with an assignment beside the task itself.
+#[derive(Default)]
+struct Extras {
+    /// Results of durable steps that succeeded in earlier runs.
+    steps: serde_json::Map<String, serde_json::Value>,
+    /// The files the input refers to, with signed download URLs.
+    files: std::collections::BTreeMap<String, proto::FileRef>,
+    /// The attempt's signed upload URL.
+    upload_url: Option<String>,
+}
+
 /// Sends `task`'s assignment and hands the task back. The message borrows the agent and
 /// input while it is encoded, instead of the input being copied for every assignment.
 fn send_assignment(
     outbox: &Outbox,
     mut task: ClaimedTask,
     timeout_ms: u64,
-    steps: serde_json::Map<String, serde_json::Value>,
+    extras: Extras,
 ) -> ClaimedTask {
     let traceparent = task
         .trace_id
@@ -180,7 +191,9 @@ fn send_assignment(
         timeout_ms,
         traceparent,
         parent_id: task.parent_id.map(|p| p.0),
-        steps,
+        steps: extras.steps,
+        files: extras.files,
+        upload_url: extras.upload_url,
     };
     outbox.send(&message);
     if let ServerMessage::Assign { agent, input, .. } = message {
@@ -324,33 +337,75 @@ impl Session {
                 .map_or(switchyard_core::agent::DEFAULT_TIMEOUT_MS, |e| {
                     e.spec().timeout_ms
                 });
-            if task.ran_before() {
-                // A later run: its durable steps that succeeded go along with it.
-                self.assign_later_run(task, timeout_ms);
+            let refers_to_files = switchyard_core::files::file_refs(&task.input)
+                .is_ok_and(|refs| !refs.is_empty());
+            if task.ran_before() || refers_to_files {
+                // Its memoized steps, or its files, are read first.
+                self.assign_after_lookup(task, timeout_ms);
                 continue;
             }
-            let task = send_assignment(&self.outbox, task, timeout_ms, serde_json::Map::new());
+            let extras = Extras {
+                upload_url: Some(self.state.engine.files().upload_url(
+                    task.id,
+                    task.attempt,
+                    switchyard_core::Timestamp::now(),
+                    timeout_ms,
+                )),
+                ..Extras::default()
+            };
+            let task = send_assignment(&self.outbox, task, timeout_ms, extras);
             self.worker.hold(Arc::new(AttemptRef::from(task)));
         }
     }
 
-    /// Assigns a task that ran before, once its memoized steps are read. It is held from
-    /// the start, so a worker's early answer finds it; when the steps cannot be read, the
-    /// attempt goes back to the queue instead of running its steps again.
-    fn assign_later_run(&self, task: ClaimedTask, timeout_ms: u64) {
+    /// Assigns a task once what goes with it is read: the durable steps that succeeded
+    /// in earlier runs, signed URLs for the files its input refers to. It is held from the
+    /// start, so a worker's early answer finds it; when the lookup fails, the attempt goes
+    /// back to the queue instead of running its steps again.
+    fn assign_after_lookup(&self, task: ClaimedTask, timeout_ms: u64) {
         let worker = self.worker.clone();
         let outbox = self.outbox.clone();
+        let files = self.state.engine.files().clone();
         worker.hold(Arc::new(AttemptRef::from(task.clone())));
         tokio::spawn(async move {
-            match worker.memoized_steps(&task).await {
-                Ok(steps) => {
-                    send_assignment(&outbox, task, timeout_ms, steps.into_iter().collect());
+            let extras = async {
+                let steps = if task.ran_before() {
+                    worker.memoized_steps(&task).await?.into_iter().collect()
+                } else {
+                    serde_json::Map::new()
+                };
+                let (grants, upload_url) = files
+                    .grants(task.id, task.attempt, &task.input, timeout_ms)
+                    .await?;
+                let files = grants
+                    .into_iter()
+                    .map(|g| {
+                        let f = g.record;
+                        let r = proto::FileRef {
+                            url: g.url,
+                            name: f.name,
+                            size: f.size,
+                            content_type: f.content_type,
+                            sha256: f.sha256,
+                        };
+                        (f.id.to_string(), r)
+                    })
+                    .collect();
+                Ok::<_, switchyard_core::Error>(Extras {
+                    steps,
+                    files,
+                    upload_url: Some(upload_url),
+                })
+            };
+            match extras.await {
+                Ok(extras) => {
+                    send_assignment(&outbox, task, timeout_ms, extras);
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, task = %task.id, "could not read a task's steps; it goes back to the queue");
+                    tracing::warn!(error = %e, task = %task.id, "could not read what goes with an assignment; the task goes back to the queue");
                     let error = TaskError::retryable(
-                        "steps_unavailable",
-                        format!("the task's durable steps could not be read: {}", e.message),
+                        "assignment_unavailable",
+                        format!("the task's durable steps or files could not be read: {}", e.message),
                     );
                     let _ = worker
                         .finish(task.id, task.attempt, AttemptOutcome::Failed(error), None)

@@ -35,6 +35,11 @@ async fn engine(heartbeat_ms: u64) -> (tempfile::TempDir, Arc<Engine>) {
             bus: Arc::new(LocalBus::default()),
             leader: Arc::new(SoleLeader),
             limiter: None,
+            objects: Arc::new(
+                switchyard_files::LocalObjects::open(&dir.path().join("files"))
+                    .await
+                    .unwrap(),
+            ),
         },
         config,
         Duties {

@@ -6,6 +6,7 @@ mod auth;
 mod claims;
 mod completions;
 mod events;
+mod files;
 mod flow;
 mod monitoring;
 mod queries;
@@ -18,6 +19,7 @@ pub use auth::*;
 pub use claims::*;
 pub use completions::*;
 pub use events::*;
+pub use files::*;
 pub use flow::*;
 pub use monitoring::*;
 pub use queries::*;
@@ -59,7 +61,9 @@ macro_rules! conformance_tests {
             steps_are_kept_across_runs, waits_suspend_and_resume_on_time,
             signals_wake_waits_or_are_kept, joins_wait_for_their_children, keys_take_turns,
             priority_comes_before_turns, per_key_limits_hold_without_blocking_other_keys,
-            rate_limits_space_starts, schedules_fire_once_per_tick, a_lost_claim_is_released);
+            rate_limits_space_starts, schedules_fire_once_per_tick, a_lost_claim_is_released,
+            files_share_blobs_and_count_against_quotas, a_blob_used_again_is_kept,
+            unfinished_uploads_are_found);
     };
     (@each $make_store:path; $($check:ident),* $(,)?) => {
         $(

@@ -228,6 +228,7 @@ impl Dialect for PgDialect {
         clear_stale_idempotency: sql!("postgres", "clear_stale_idempotency"),
         find_by_idempotency: sql!("postgres", "find_by_idempotency"),
         lock_task: sql!("postgres", "lock_task"),
+        lock_blob: sql!("postgres", "lock_blob"),
         due_waits: sql!("postgres", "due_waits"),
         add_metric_points: sql!("postgres", "add_metric_points"),
         set_metric_gauges: sql!("postgres", "set_metric_gauges"),

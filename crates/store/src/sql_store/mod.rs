@@ -3,6 +3,7 @@
 //! here, one file per store trait.
 
 mod agents;
+mod files;
 mod identity;
 mod monitoring;
 mod rate_limits;

@@ -197,6 +197,7 @@ impl Dialect for SqliteDialect {
         clear_stale_idempotency: sql!("sqlite", "clear_stale_idempotency"),
         find_by_idempotency: sql!("sqlite", "find_by_idempotency"),
         lock_task: sql!("sqlite", "lock_task"),
+        lock_blob: sql!("sqlite", "lock_blob"),
         due_waits: sql!("sqlite", "due_waits"),
         add_metric_points: sql!("sqlite", "add_metric_points"),
         set_metric_gauges: sql!("sqlite", "set_metric_gauges"),

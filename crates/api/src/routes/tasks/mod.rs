@@ -1,3 +1,4 @@
+pub mod artifacts;
 pub mod batch;
 pub mod cancel;
 pub mod events;

@@ -1,0 +1,44 @@
+-- The same logical schema as migrations/sqlite/0009_files.sql.
+-- Files (see switchyard_core::files). A blob is one stored copy of some bytes, named by
+-- their SHA-256; file records point at blobs, and a blob goes once none does.
+CREATE TABLE blobs (
+    sha256     text PRIMARY KEY,
+    -- Where the object store keeps the bytes (a server-made name, never a client's).
+    object_key text NOT NULL,
+    size       bigint NOT NULL,
+    created_at bigint NOT NULL,
+    -- Set when the last file using it went: the collector removes it.
+    unused_since bigint
+);
+CREATE INDEX blobs_unused ON blobs (unused_since) WHERE unused_since IS NOT NULL;
+
+CREATE TABLE files (
+    id           uuid PRIMARY KEY,
+    name         text NOT NULL,
+    size         bigint NOT NULL,
+    content_type text NOT NULL,
+    sha256       text NOT NULL,
+    owner_id     uuid,
+    -- Set on artifacts: the task whose agent uploaded the file.
+    task_id      uuid,
+    created_at   bigint NOT NULL
+);
+CREATE INDEX files_owner ON files (owner_id, id);
+CREATE INDEX files_task ON files (task_id, id) WHERE task_id IS NOT NULL;
+CREATE INDEX files_sha256 ON files (sha256);
+
+-- Bytes of files per owner ('' for none), for the quota.
+CREATE TABLE file_usage (
+    owner_key text PRIMARY KEY,
+    bytes     bigint NOT NULL
+);
+
+-- Uploads being written: what to remove if one never finishes.
+CREATE TABLE uploads (
+    id         uuid PRIMARY KEY,
+    object_key text NOT NULL,
+    -- What the object store needs to abort it (an S3 multipart upload id).
+    token      text,
+    started_at bigint NOT NULL
+);
+CREATE INDEX uploads_started ON uploads (started_at);

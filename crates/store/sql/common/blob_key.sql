@@ -1,0 +1,1 @@
+SELECT object_key FROM blobs WHERE sha256 = $1

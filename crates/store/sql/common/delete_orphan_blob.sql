@@ -1,0 +1,2 @@
+DELETE FROM blobs
+WHERE sha256 = $1 AND NOT EXISTS (SELECT 1 FROM files f WHERE f.sha256 = $1)

@@ -1,0 +1,1 @@
+SELECT bytes FROM file_usage WHERE owner_key = $1

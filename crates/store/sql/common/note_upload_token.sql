@@ -1,0 +1,1 @@
+UPDATE uploads SET token = $2 WHERE id = $1
