@@ -1,4 +1,15 @@
-import { ConnectionError, errorFromResponse, SwitchyardError, textOr } from "./errors.js";
+import { ConnectionError, SwitchyardError, textOr } from "./errors.js";
+import {
+  postUpload,
+  readBytes,
+  send,
+  uploadBody,
+  writeTo,
+  type FileInfo,
+  type FilePage,
+  type ListFilesOptions,
+  type UploadData,
+} from "./files.js";
 import { jitter, openSocket, sleep, wsUrl, type Socket } from "./socket.js";
 
 export type TaskStatus = "queued" | "running" | "retrying" | "waiting" | "succeeded" | "failed" | "cancelled" | "dead";
@@ -453,23 +464,76 @@ export class Client {
     }
   }
 
-  async #request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /**
+   * Uploads a file (`POST /api/v1/files`, needs `submit`) and answers its `FileInfo`. `data` is
+   * bytes, a `Blob`, a `ReadableStream`, or a string: the path of a file, streamed from disk
+   * (Node). `name` defaults to a path's base name (or a `File`'s name); `contentType`, left out,
+   * is guessed by the server from the name. `file_too_large` / `quota_exceeded` (413),
+   * `invalid_file` (422).
+   */
+  async uploadFile(data: UploadData, name?: string, contentType?: string): Promise<FileInfo> {
+    const upload = await uploadBody(data);
+    const fileName = name ?? upload.name;
+    const query = fileName !== undefined ? `?name=${encodeURIComponent(fileName)}` : "";
+    return postUpload(this.#fetch, `${this.url}/api/v1/files${query}`, upload, this.#auth(), contentType);
+  }
+
+  /** A file's `FileInfo`; `file_not_found` (404) for an unknown file or someone else's. */
+  async getFile(fileId: string): Promise<FileInfo> {
+    return this.#request<FileInfo>("GET", filePath(fileId));
+  }
+
+  /** One page of files, newest first (`next_cursor` leads to the next); `task` lists a task's artifacts. */
+  async listFiles(options: ListFilesOptions = {}): Promise<FilePage> {
+    const query = new URLSearchParams();
+    if (options.task !== undefined) query.set("task", options.task);
+    if (options.owner !== undefined) query.set("owner", options.owner);
+    if (options.cursor !== undefined) query.set("cursor", options.cursor);
+    if (options.limit !== undefined) query.set("limit", String(options.limit));
+    const q = query.toString();
+    return this.#request<FilePage>("GET", `/api/v1/files${q ? `?${q}` : ""}`);
+  }
+
+  /** A file's bytes. */
+  async downloadFile(fileId: string): Promise<Uint8Array> {
+    return readBytes(await this.#send("GET", `${filePath(fileId)}/content`, {}));
+  }
+
+  /** Streams a file's bytes to `path` (Node), never holding them whole; a partial file is removed. */
+  async downloadFileTo(fileId: string, path: string): Promise<void> {
+    await writeTo(await this.#send("GET", `${filePath(fileId)}/content`, {}), path);
+  }
+
+  /** Deletes a file (its owner or an admin). */
+  async deleteFile(fileId: string): Promise<void> {
+    await this.#request<null>("DELETE", filePath(fileId));
+  }
+
+  /** The files the task's agent uploaded (`ctx.upload`). */
+  async taskArtifacts(taskId: string): Promise<FileInfo[]> {
+    const page = await this.#request<{ items: FileInfo[] }>("GET", `/api/v1/tasks/${encodeURIComponent(taskId)}/artifacts`);
+    return page.items;
+  }
+
+  #auth(): Record<string, string> {
     if (this.#credential === undefined) {
       throw new TypeError("this Client has only a ticket source; REST calls need an apiKey or a token");
     }
-    const headers: Record<string, string> = { authorization: `Bearer ${this.#credential}` };
-    const init: RequestInit = { method, headers };
+    return { authorization: `Bearer ${this.#credential}` };
+  }
+
+  async #send(method: string, path: string, init: RequestInit): Promise<Response> {
+    const headers = { ...this.#auth(), ...(init.headers as Record<string, string> | undefined) };
+    return send(this.#fetch, `${method} ${path}`, this.url + path, { ...init, method, headers });
+  }
+
+  async #request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const init: RequestInit = {};
     if (body !== undefined) {
-      headers["content-type"] = "application/json";
+      init.headers = { "content-type": "application/json" };
       init.body = JSON.stringify(body);
     }
-    let response: Response;
-    try {
-      response = await this.#fetch(this.url + path, init);
-    } catch (e) {
-      throw new ConnectionError(`${method} ${path}: ${(e as Error).message}`, { cause: e });
-    }
-    if (!response.ok) throw await errorFromResponse(response);
+    const response = await this.#send(method, path, init);
     if (response.status === 204) return null as T;
     return (await response.json()) as T;
   }
@@ -491,6 +555,10 @@ function submitBody(agent: string, input: unknown, options: SubmitOptions): Reco
   if (options.parentId !== undefined) body["parent_id"] = options.parentId;
   if (options.concurrencyKey !== undefined) body["concurrency_key"] = options.concurrencyKey;
   return body;
+}
+
+function filePath(fileId: string): string {
+  return `/api/v1/files/${encodeURIComponent(fileId)}`;
 }
 
 function schedulePath(name: string): string {

@@ -19,6 +19,7 @@ export type {
   ScheduleOverlap,
   ScheduleCatchup,
 } from "./client.js";
+export type { FileInfo, FilePage, ListFilesOptions, InputFile, UploadData } from "./files.js";
 export { Worker } from "./worker.js";
 export type {
   WorkerOptions,

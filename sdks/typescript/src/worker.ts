@@ -12,6 +12,7 @@ import {
   type ChildFailureStatus,
   type ErrorClass,
 } from "./errors.js";
+import { postUpload, readBytes, resolveUrl, send as sendRequest, uploadBody, writeTo, type InputFile, type UploadData } from "./files.js";
 import { jitter, openSocket, sleep, wsUrl, type Socket } from "./socket.js";
 import { VERSION } from "./version.js";
 
@@ -132,6 +133,27 @@ export interface TaskContext {
    * have finished, this run ends as with `sleep` and the task runs again when they have.
    */
   join(ids: readonly string[], options?: JoinOptions): Promise<unknown[]>;
+  /**
+   * The task's input files, by file id: one entry for each `{"$file": id}` in the input, with
+   * its `name`, `size`, `content_type` and `sha256` (empty when the input has none).
+   */
+  readonly files: Readonly<Record<string, InputFile>>;
+  /**
+   * Uploads an artifact of the task and resolves to its file id (put `{"$file": id}` in the
+   * output to hand it on). `data` is bytes, a `Blob`, a `ReadableStream`, or a string: the path
+   * of a file, streamed from disk. `contentType`, left out, is guessed by the server from
+   * `name`. Works while this attempt runs; rejects with a `SwitchyardError` carrying the
+   * server's code (`lease_lost`, `invalid_signature` once the URL expired, `file_too_large`,
+   * `quota_exceeded`, `invalid_file`).
+   */
+  upload(name: string, data: UploadData, contentType?: string): Promise<string>;
+  /**
+   * The bytes of the input file `fileId` (a key of `files`); a `PermanentError` (code
+   * `unknown_file`) names an id that is not one, a `SwitchyardError` carries an HTTP error.
+   */
+  download(fileId: string): Promise<Uint8Array>;
+  /** Streams the input file `fileId` to `path` (Node), never holding it whole; errors as `download`. */
+  downloadTo(fileId: string, path: string): Promise<void>;
 }
 
 export interface WaitForSignalOptions {
@@ -746,6 +768,32 @@ export class Worker {
       }
       return out;
     };
+    // Files: the input's (signed URLs to GET) and this attempt's upload URL, both paths on the
+    // server's HTTP base, sent with no Authorization header.
+    const { files, urls } = inputFiles(msg["files"]);
+    const uploadUrl = typeof msg["upload_url"] === "string" ? msg["upload_url"] : undefined;
+    const doFetch = globalThis.fetch.bind(globalThis);
+    const upload = async (name: string, data: UploadData, contentType?: string): Promise<string> => {
+      if (typeof name !== "string" || name === "") throw new TypeError("upload: a file name is required");
+      if (uploadUrl === undefined) throw new Error("upload: the server gave this attempt no upload_url (does it store files?)");
+      const ended = gone();
+      if (ended !== undefined) throw ended.reason;
+      const body = await uploadBody(data);
+      const url = `${resolveUrl(this.url, uploadUrl)}${uploadUrl.includes("?") ? "&" : "?"}name=${encodeURIComponent(name)}`;
+      const info = await postUpload(doFetch, url, body, {}, contentType, ctx.signal);
+      return info.id;
+    };
+    const fetchInput = async (fileId: string): Promise<Response> => {
+      const url = typeof fileId === "string" ? urls.get(fileId) : undefined;
+      if (url === undefined) {
+        const known = [...urls.keys()];
+        throw new PermanentError(
+          `file ${JSON.stringify(fileId)} is not an input file of task ${taskId} (ctx.files has ${known.length ? known.join(", ") : "none"})`,
+          { code: "unknown_file" },
+        );
+      }
+      return sendRequest(doFetch, `download ${fileId}`, resolveUrl(this.url, url), { signal: ctx.signal });
+    };
     // Reports are queued on the socket in order; the promise lets handlers `await` them as
     // they would a network call, without a round trip.
     const report = (m: Record<string, unknown>): Promise<void> => {
@@ -783,6 +831,10 @@ export class Worker {
       waitForSignal,
       spawn,
       join,
+      files,
+      upload,
+      download: async (fileId) => readBytes(await fetchInput(fileId)),
+      downloadTo: async (fileId, path) => writeTo(await fetchInput(fileId), path),
     };
 
     const entry = this.#agents.get(agent);
@@ -827,6 +879,26 @@ function failure(error: unknown): Record<string, unknown> {
   if (code !== undefined) out["code"] = code;
   if (retryAfterMs !== undefined) out["retry_after_ms"] = retryAfterMs;
   return out;
+}
+
+/** The `files` of an `assign`: what handlers see (`ctx.files`) and the signed URL of each. */
+function inputFiles(raw: unknown): { files: Readonly<Record<string, InputFile>>; urls: Map<string, string> } {
+  const files: Record<string, InputFile> = {};
+  const urls = new Map<string, string>();
+  if (raw !== null && typeof raw === "object" && !Array.isArray(raw)) {
+    for (const [id, value] of Object.entries(raw as Record<string, unknown>)) {
+      if (value === null || typeof value !== "object") continue;
+      const f = value as Record<string, unknown>;
+      if (typeof f["url"] === "string") urls.set(id, f["url"]);
+      files[id] = {
+        name: textOr(f["name"], ""),
+        size: Number(f["size"] ?? 0),
+        content_type: textOr(f["content_type"], "application/octet-stream"),
+        sha256: textOr(f["sha256"], ""),
+      };
+    }
+  }
+  return { files: Object.freeze(files), urls };
 }
 
 /** Milliseconds since `started` (a `performance.now()`), as a whole number. */

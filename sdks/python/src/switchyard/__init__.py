@@ -3,6 +3,7 @@ remote worker (:class:`Worker`)."""
 
 __version__ = "0.1.0"
 
+from ._http import FileData
 from .client import Client, ScheduleCatchup, ScheduleOverlap
 from .errors import (
     ChildFailure,
@@ -12,11 +13,15 @@ from .errors import (
     RetryableError,
     SwitchyardError,
     TaskError,
+    UnknownFileError,
     WaitTimeout,
     WorkerRefusedError,
 )
 from .models import (
     Attempt,
+    FileInfo,
+    FilePage,
+    InputFile,
     Schedule,
     ScheduleRun,
     ScheduleTriggered,
@@ -33,6 +38,10 @@ __all__ = [
     "ChildFailure",
     "ChildTaskFailed",
     "Client",
+    "FileData",
+    "FileInfo",
+    "FilePage",
+    "InputFile",
     "PermanentError",
     "RateLimitedError",
     "RetryPolicy",
@@ -47,6 +56,7 @@ __all__ = [
     "Task",
     "TaskContext",
     "TaskError",
+    "UnknownFileError",
     "Wait",
     "WaitTimeout",
     "Worker",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from types import TracebackType
@@ -14,9 +15,18 @@ import httpx
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from ._http import FileData, error_from_response, get_bytes, get_to_path, post_file, upload_name
 from ._urls import http_url, ws_url
 from .errors import SwitchyardError
-from .models import Schedule, ScheduleTriggered, Step, Task, is_final_event
+from .models import (
+    FileInfo,
+    FilePage,
+    Schedule,
+    ScheduleTriggered,
+    Step,
+    Task,
+    is_final_event,
+)
 
 Transport = Literal["websocket", "sse"]
 WsAuth = Literal["header", "ticket"]
@@ -33,27 +43,6 @@ _DISCONNECTS: tuple[type[BaseException], ...] = (
     httpx.TransportError,
     asyncio.TimeoutError,
 )
-
-
-def _error_from_response(response: httpx.Response) -> SwitchyardError:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        return SwitchyardError(
-            str(error.get("code", "unknown")),
-            str(error.get("message", "")),
-            status=response.status_code,
-            details=error.get("details"),
-            request_id=error.get("request_id"),
-        )
-    return SwitchyardError(
-        "http_error",
-        response.text[:500] or response.reason_phrase,
-        status=response.status_code,
-    )
 
 
 def _wait_param(wait: float) -> str:
@@ -115,7 +104,7 @@ class Client:
             kwargs["headers"] = {"content-type": "application/json"}
         response = await self._http.request(method, path, json=json_body, params=params, **kwargs)
         if response.status_code >= 400:
-            raise _error_from_response(response)
+            raise error_from_response(response)
         if not response.content:
             return None
         return response.json()
@@ -336,6 +325,66 @@ class Client:
         data = await self._request("GET", "/api/v1/schedules/preview", params=params)
         return [str(t) for t in data.get("next_runs", [])]
 
+    async def upload_file(
+        self, data: FileData, name: str | None = None, content_type: str | None = None
+    ) -> FileInfo:
+        """Stores a file (``POST /api/v1/files``) and returns it. ``data`` is the bytes, or the
+        path of a file (``str`` or ``os.PathLike``), streamed from disk in chunks, never read
+        whole. ``name`` defaults to a path's file name (bytes need one); ``content_type``
+        left ``None`` is guessed by the server from the name. Reference the file in a task's
+        input as ``{"$file": info.id}`` (``info.ref``). Needs the ``submit`` scope. Raises
+        :class:`SwitchyardError`: ``file_too_large`` or ``quota_exceeded`` (413),
+        ``invalid_file`` (422)."""
+        params = {"name": upload_name(data, name)}
+        body = await post_file(
+            self._http, "/api/v1/files", data, content_type=content_type, params=params
+        )
+        return FileInfo.from_json(body)
+
+    async def get_file(self, file_id: str) -> FileInfo:
+        """A file's metadata. Raises :class:`SwitchyardError` ``file_not_found`` (404) for an
+        unknown file or someone else's."""
+        return FileInfo.from_json(await self._request("GET", _file_path(file_id)))
+
+    async def list_files(
+        self,
+        task: str | None = None,
+        owner: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> FilePage:
+        """Files the caller may read, newest first (``GET /api/v1/files``): those of the task
+        ``task`` (its artifacts) or of the user ``owner`` only if given; ``limit`` per page,
+        the next page from ``cursor=page.next_cursor``."""
+        params: dict[str, str] = {}
+        for key, value in (("task", task), ("owner", owner), ("cursor", cursor)):
+            if value is not None:
+                params[key] = value
+        if limit is not None:
+            params["limit"] = str(int(limit))
+        data = await self._request("GET", "/api/v1/files", params=params or None)
+        return FilePage.from_json(data)
+
+    async def download_file(self, file_id: str) -> bytes:
+        """A file's content, whole in memory (:meth:`download_file_to` streams it to disk).
+        Raises ``file_not_found`` (404)."""
+        return await get_bytes(self._http, f"{_file_path(file_id)}/content")
+
+    async def download_file_to(self, file_id: str, path: str | os.PathLike[str]) -> None:
+        """Streams a file's content into ``path`` (created or replaced) chunk by chunk. An
+        error raises :class:`SwitchyardError` (``file_not_found``, 404) before ``path`` is
+        touched; a download that breaks off removes the partial file."""
+        await get_to_path(self._http, f"{_file_path(file_id)}/content", path)
+
+    async def delete_file(self, file_id: str) -> None:
+        """Deletes a file (its owner or an admin). Raises ``file_not_found`` (404)."""
+        await self._request("DELETE", _file_path(file_id))
+
+    async def task_artifacts(self, task_id: str) -> list[FileInfo]:
+        """The files the task's agent uploaded (``ctx.upload``), each with its ``task_id``."""
+        data = await self._request("GET", f"/api/v1/tasks/{quote(task_id, safe='')}/artifacts")
+        return [FileInfo.from_json(f) for f in data.get("items", []) if isinstance(f, dict)]
+
     async def ws_ticket(self) -> str:
         """A single-use ticket (valid 30 s) for ``/api/v1/ws?ticket=…``, for code that cannot
         set headers."""
@@ -431,7 +480,7 @@ class Client:
         ) as response:
             if response.status_code >= 400:
                 await response.aread()
-                raise _error_from_response(response)
+                raise error_from_response(response)
             data: list[str] = []
             async for line in response.aiter_lines():
                 if line == "":
@@ -442,6 +491,10 @@ class Client:
                             yield message
                 elif line.startswith("data:"):
                     data.append(line[5:].lstrip(" "))
+
+
+def _file_path(file_id: str) -> str:
+    return f"/api/v1/files/{quote(file_id, safe='')}"
 
 
 def _schedule_path(name: str) -> str:

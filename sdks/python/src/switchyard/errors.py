@@ -37,13 +37,14 @@ class SwitchyardError(Exception):
         if self.status is not None:
             text = f"{text} (HTTP {self.status})"
         for violation in self.violations:
-            text += f"\n  {violation.get('path') or '/'}: {violation.get('message', '')}"
+            where = violation.get("path") or violation.get("pointer") or "/"
+            text += f"\n  {where}: {violation.get('message', '')}"
         return text
 
     @property
     def violations(self) -> list[dict[str, Any]]:
         """The per-field violations of a ``validation_failed`` error (JSON pointer ``path``,
-        ``keyword``, ``message``); empty for other errors."""
+        ``keyword``, ``message``; some name it ``pointer``); empty for other errors."""
         if isinstance(self.details, dict):
             found = self.details.get("violations")
             if isinstance(found, list):
@@ -138,3 +139,21 @@ class ChildTaskFailed(PermanentError):
             f"child task {failure.task_id} ended {failure.status}{reason}", code="child_failed"
         )
         self.failure = failure
+
+
+class UnknownFileError(PermanentError, KeyError):
+    """``ctx.download(file_id)`` of a file that is not among the task's input files
+    (``ctx.files``: those referenced as ``{"$file": id}`` in its input). A ``KeyError`` to
+    catch; uncaught, it fails the attempt ``permanent`` with code ``unknown_file`` (a retry
+    would ask for the same file)."""
+
+    def __init__(self, file_id: str) -> None:
+        super().__init__(
+            f"file {file_id!r} is not among this task's input files (ctx.files): a handler "
+            'downloads the files its input references as {"$file": id}',
+            code="unknown_file",
+        )
+        self.file_id = file_id
+
+    def __str__(self) -> str:
+        return self.message

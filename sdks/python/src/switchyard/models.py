@@ -235,6 +235,75 @@ class ScheduleTriggered:
         )
 
 
+@dataclass(frozen=True)
+class FileInfo:
+    """A stored file (``GET /api/v1/files/{id}``): its ``id``, ``name``, ``size`` in bytes,
+    ``content_type``, ``sha256`` (hex; also the content's ETag), ``created_at`` (RFC 3339) and
+    ``owner`` (a user id). ``task_id`` is set on an artifact: a file a task's agent uploaded
+    (``ctx.upload``). ``raw`` keeps every field."""
+
+    id: str
+    name: str
+    size: int
+    content_type: str
+    sha256: str
+    created_at: str | None = None
+    owner: str | None = None
+    task_id: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def ref(self) -> dict[str, str]:
+        """The file as a reference in a task's input or output: ``{"$file": id}``."""
+        return {"$file": self.id}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FileInfo:
+        return cls(
+            id=str(data["id"]),
+            name=str(data.get("name", "")),
+            size=int(data.get("size") or 0),
+            content_type=str(data.get("content_type") or "application/octet-stream"),
+            sha256=str(data.get("sha256", "")),
+            created_at=data.get("created_at"),
+            owner=data.get("owner"),
+            task_id=data.get("task_id"),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class FilePage:
+    """A page of ``list_files``: ``items`` newest first, and ``next_cursor`` to pass as
+    ``cursor`` for the next page (``None`` on the last one)."""
+
+    items: list[FileInfo]
+    next_cursor: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FilePage:
+        items = data.get("items") or []
+        return cls(
+            items=[FileInfo.from_json(f) for f in items if isinstance(f, dict)],
+            next_cursor=data.get("next_cursor"),
+        )
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A file referenced in a task's input (``{"$file": id}``), as the worker's ``assign``
+    describes it (``ctx.files``): ``id``, ``name``, ``size``, ``content_type``, ``sha256``, and
+    ``url``, the absolute signed URL of its content (it needs no credential and expires,
+    15 minutes after the assignment by default)."""
+
+    id: str
+    name: str
+    size: int
+    content_type: str
+    sha256: str
+    url: str = field(repr=False)
+
+
 def is_final_event(event: dict[str, Any]) -> bool:
     """Whether a task event is the last of its task: a result, a failure, or a cancellation."""
     kind = event.get("kind")

@@ -16,26 +16,31 @@ import socket as _socket
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from types import MappingProxyType
 from typing import Any, TypedDict, TypeVar, overload
 from urllib.parse import quote
 
+import httpx
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from . import __version__
+from ._http import FileData, get_bytes, get_to_path, post_file, upload_name
 from ._urls import http_url, ws_url
 from .errors import (
     ChildFailure,
     ChildTaskFailed,
     PermanentError,
     TaskError,
+    UnknownFileError,
     WaitTimeout,
     WorkerRefusedError,
 )
+from .models import InputFile
 
 log = logging.getLogger("switchyard.worker")
 
@@ -120,6 +125,8 @@ class TaskContext:
         timeout: float,
         session: _Session,
         steps: dict[str, Any] | None = None,
+        files: dict[str, InputFile] | None = None,
+        upload_url: str | None = None,
     ) -> None:
         self.task_id = task_id
         self.attempt = attempt
@@ -144,6 +151,9 @@ class TaskContext:
         #: This run's key-less spawns and joins so far: their step names count them.
         self._spawns = 0
         self._joins = 0
+        #: The files referenced in the input (from `assign`), by id, and where artifacts go.
+        self._files: dict[str, InputFile] = files if files is not None else {}
+        self._upload_url = upload_url
 
     @property
     def cancelled(self) -> bool:
@@ -160,6 +170,104 @@ class TaskContext:
     def _cancel(self) -> None:
         self._cancelled = True
         self.cancel_event.set()
+
+    @property
+    def files(self) -> Mapping[str, InputFile]:
+        """The files referenced in the task's input as ``{"$file": id}``, by id
+        (:class:`InputFile`: ``name``, ``size``, ``content_type``, ``sha256``, ``url``); empty
+        when the input references none. Read them with :meth:`download` or
+        :meth:`download_to`."""
+        return MappingProxyType(self._files)
+
+    def upload(
+        self, name: str, data: FileData, content_type: str | None = None
+    ) -> Coroutine[Any, Any, str]:
+        """Stores an artifact of this task: ``await ctx.upload(name, data, content_type=None)``
+        returns the new file's id (put ``{"$file": id}`` in the output to point at it).
+        ``data`` is the bytes, or the path of a file (``str`` or ``os.PathLike``), streamed
+        from disk in chunks, never read whole. ``content_type`` left ``None`` is guessed by
+        the server from ``name``. The file belongs to the task's owner and is listed by
+        ``client.task_artifacts(task_id)``. Works while this attempt runs: afterwards the
+        server answers ``lease_lost`` (409). Raises :class:`SwitchyardError` with the server's
+        code (``file_too_large``, ``quota_exceeded``, ``invalid_file``, ``invalid_signature``
+        once the upload URL expired, …). A plain ``def`` handler calls :meth:`upload_sync`."""
+        upload_name(data, name)
+        self._async_only("upload", "upload_sync")
+        return self._upload(name, data, content_type)
+
+    def upload_sync(self, name: str, data: FileData, content_type: str | None = None) -> str:
+        """:meth:`upload` for a plain ``def`` handler: blocks its thread until stored."""
+        upload_name(data, name)
+        self._thread_only("upload_sync", "upload")
+        return self._blocking(self._upload(name, data, content_type))
+
+    def download(self, file_id: str) -> Coroutine[Any, Any, bytes]:
+        """``await ctx.download(file_id)``: the content of an input file (one of
+        :attr:`files`), whole in memory (:meth:`download_to` streams it to disk). A file the
+        input does not reference raises :class:`UnknownFileError` (a ``KeyError``); an error
+        answer raises :class:`SwitchyardError` (``invalid_signature``, 403, once the URL
+        expired). A plain ``def`` handler calls :meth:`download_sync`."""
+        file = self._input_file(file_id)
+        self._async_only("download", "download_sync")
+        return self._download(file)
+
+    def download_sync(self, file_id: str) -> bytes:
+        """:meth:`download` for a plain ``def`` handler: blocks its thread."""
+        file = self._input_file(file_id)
+        self._thread_only("download_sync", "download")
+        return self._blocking(self._download(file))
+
+    def download_to(self, file_id: str, path: str | os.PathLike[str]) -> Coroutine[Any, Any, None]:
+        """``await ctx.download_to(file_id, path)``: streams an input file's content into
+        ``path`` (created or replaced) chunk by chunk; a download that breaks off removes the
+        partial file. Raises like :meth:`download`. A plain ``def`` handler calls
+        :meth:`download_to_sync`."""
+        file = self._input_file(file_id)
+        self._async_only("download_to", "download_to_sync")
+        return self._download_to(file, path)
+
+    def download_to_sync(self, file_id: str, path: str | os.PathLike[str]) -> None:
+        """:meth:`download_to` for a plain ``def`` handler: blocks its thread."""
+        file = self._input_file(file_id)
+        self._thread_only("download_to_sync", "download_to")
+        self._blocking(self._download_to(file, path))
+
+    def _input_file(self, file_id: str) -> InputFile:
+        file = self._files.get(file_id) if isinstance(file_id, str) else None
+        if file is None:
+            raise UnknownFileError(str(file_id))
+        return file
+
+    def _async_only(self, what: str, instead: str) -> None:
+        if not self._on_loop():
+            raise RuntimeError(
+                f"ctx.{what} is awaited in an async handler; a plain def handler, which runs "
+                f"in a thread, calls ctx.{instead}(...)"
+            )
+
+    def _thread_only(self, what: str, instead: str) -> None:
+        if self._on_loop():
+            raise RuntimeError(
+                f"ctx.{what} blocks: it is for plain def handlers, which run in a thread; an "
+                f"async handler awaits ctx.{instead}(...)"
+            )
+
+    async def _upload(self, name: str, data: FileData, content_type: str | None) -> str:
+        if self._upload_url is None:
+            raise RuntimeError(
+                "the server sent no upload_url with this task: it does not store files"
+            )
+        files = self._session.files
+        url = files.url(self._upload_url)
+        url += ("&" if "?" in url else "?") + "name=" + quote(name, safe="")
+        stored = await post_file(files.client(), url, data, content_type=content_type)
+        return str(stored["id"])
+
+    async def _download(self, file: InputFile) -> bytes:
+        return await get_bytes(self._session.files.client(), file.url)
+
+    async def _download_to(self, file: InputFile, path: str | os.PathLike[str]) -> None:
+        await get_to_path(self._session.files.client(), file.url, path)
 
     def _send(self, message: dict[str, Any]) -> Sent:
         if self._suspended:
@@ -583,13 +691,44 @@ class _Running:
         self.reported = False
 
 
+class _FileHttp:
+    """The worker's HTTP client for input files and artifacts. Their URLs are signed, so it
+    sends no credential; made on first use, closed when :meth:`Worker.run` returns."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self._client: httpx.AsyncClient | None = None
+
+    def url(self, path: str) -> str:
+        """A URL of the server's (a path such as ``/api/v1/files/…``) made absolute against
+        the HTTP base URL the worker connects to."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return self.base + (path if path.startswith("/") else "/" + path)
+
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                headers={"user-agent": f"switchyard-sdk-python/{__version__}"},
+                timeout=httpx.Timeout(60.0, connect=15.0),
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
 class _Session:
     """One connection's state. Outgoing messages queue in ``outbox``; one sender task writes
     them, as many as are waiting at a time."""
 
-    def __init__(self, socket: ClientConnection) -> None:
+    def __init__(self, socket: ClientConnection, files: _FileHttp) -> None:
         self.socket = socket
         self.loop = asyncio.get_running_loop()
+        #: HTTP for input files and artifacts (signed URLs).
+        self.files = files
         self.outbox: list[dict[str, Any]] = []
         self.wakeup = asyncio.Event()
         #: Set whenever something a draining worker waits for changes (an attempt ended, an
@@ -684,6 +823,7 @@ class Worker:
         self._connected: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._files = _FileHttp(self.url)
         #: The id the server gave this worker on its last connection.
         self.worker_id: str | None = None
 
@@ -771,6 +911,7 @@ class Worker:
             for sig in installed:
                 self._loop.remove_signal_handler(sig)
             self._pool.shutdown(wait=False)
+            await self._files.aclose()
 
     async def _reconnecting(self) -> None:
         assert self._stop is not None
@@ -835,7 +976,7 @@ class Worker:
     async def _session(self) -> None:
         assert self._stop is not None and self._connected is not None
         socket = await self._connect()
-        session = _Session(socket)
+        session = _Session(socket, self._files)
         try:
             await socket.send(json.dumps(self._hello()))
             try:
@@ -1002,6 +1143,8 @@ class Worker:
         task_id = str(message["task_id"])
         timeout_ms = message.get("timeout_ms") or 60_000
         steps = message.get("steps")
+        files = message.get("files")
+        upload_url = message.get("upload_url")
         ctx = TaskContext(
             task_id=task_id,
             attempt=int(message["attempt"]),
@@ -1011,6 +1154,8 @@ class Worker:
             timeout=float(timeout_ms) / 1000,
             session=session,
             steps=steps if isinstance(steps, dict) else None,
+            files=_input_files(files, session.files) if files else None,
+            upload_url=upload_url if isinstance(upload_url, str) else None,
         )
         spec = self._agents.get(ctx.agent)
         if spec is None:
@@ -1089,6 +1234,25 @@ class Worker:
         if inspect.isawaitable(result):
             return await result
         return result
+
+
+def _input_files(raw: Any, http: _FileHttp) -> dict[str, InputFile]:
+    """The ``files`` of an ``assign``, by id, their URLs made absolute."""
+    found: dict[str, InputFile] = {}
+    if not isinstance(raw, dict):
+        return found
+    for file_id, info in raw.items():
+        if not isinstance(info, dict) or not isinstance(info.get("url"), str):
+            continue
+        found[str(file_id)] = InputFile(
+            id=str(file_id),
+            name=str(info.get("name", "")),
+            size=int(info.get("size") or 0),
+            content_type=str(info.get("content_type") or "application/octet-stream"),
+            sha256=str(info.get("sha256", "")),
+            url=http.url(info["url"]),
+        )
+    return found
 
 
 _TCP_CORK: int | None = getattr(_socket, "TCP_CORK", None)
