@@ -70,8 +70,14 @@ export default async function globalSetup() {
   const child = spawn(bin, ['dev', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
     cwd: dataDir,
     // Metrics roll up every second (default ten), so the overview's series show finished
-    // tasks on its next poll instead of up to one rollup interval later.
-    env: { ...process.env, SWITCHYARD_ADMIN_PASSWORD: password, SWITCHYARD__MONITORING__ROLLUP_INTERVAL_MS: '1000' },
+    // tasks on its next poll instead of up to one rollup interval later. Uploads are limited
+    // to 1 MiB, so files.spec.ts can see a file refused for its size.
+    env: {
+      ...process.env,
+      SWITCHYARD_ADMIN_PASSWORD: password,
+      SWITCHYARD__MONITORING__ROLLUP_INTERVAL_MS: '1000',
+      SWITCHYARD__FILES__MAX_BYTES: String(1024 * 1024),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout.pipe(log);

@@ -42,7 +42,7 @@ export const baseQueryWithReauth: BaseQueryFn<string | FetchArgs, unknown, Fetch
 export const api = createApi({
   reducerPath: 'api',
   baseQuery: baseQueryWithReauth,
-  tagTypes: ['Me', 'Session', 'Task', 'TaskList', 'TaskLogs', 'TaskSteps', 'Agent', 'Worker', 'Queue', 'ApiKey', 'User', 'Metrics', 'Capabilities', 'AlertRule', 'AlertEvent', 'Schedule'],
+  tagTypes: ['Me', 'Session', 'Task', 'TaskList', 'TaskLogs', 'TaskSteps', 'Agent', 'Worker', 'Queue', 'ApiKey', 'User', 'Metrics', 'Capabilities', 'AlertRule', 'AlertEvent', 'Schedule', 'File', 'TaskArtifacts'],
   refetchOnReconnect: true,
   endpoints: () => ({}),
 });

@@ -80,7 +80,8 @@ export function applyTaskEventToCache(event: TaskEvent, store: MiddlewareAPI): v
     }
     if (needsRefetch) later(dispatch, 'lists', ['TaskList']);
     later(dispatch, 'queues', ['Queue']);
-    if (TERMINAL_STATUSES.has(status)) later(dispatch, `task:${id}`, [{ type: 'Task', id }, { type: 'TaskLogs', id }]);
+    // A finished task's artifacts are complete: fetch them again if a page shows them.
+    if (TERMINAL_STATUSES.has(status)) later(dispatch, `task:${id}`, [{ type: 'Task', id }, { type: 'TaskLogs', id }, { type: 'TaskArtifacts', id }]);
   }
 
   if (event.kind === 'log' && tasksApi.endpoints.getTaskLogs.select(id)(state).data) {

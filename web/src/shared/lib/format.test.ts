@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatInWords, formatWallClock, knownTimeZone } from './format';
+import { formatBytes, formatInWords, formatWallClock, knownTimeZone } from './format';
 
 const NOW = Date.parse('2026-12-05T15:30:00.000Z');
 const at = (s: number) => new Date(NOW + s * 1000).toISOString();
@@ -30,5 +30,22 @@ describe('formatWallClock', () => {
     expect(knownTimeZone('Mars/Olympus')).toBe('UTC');
     expect(knownTimeZone('America/New_York')).toBe('America/New_York');
     expect(formatWallClock('2026-12-06T02:00:00Z', 'Mars/Olympus', NOW)).toBe('Sun 6 Dec 02:00');
+  });
+});
+
+describe('formatBytes', () => {
+  it('says sizes in binary units, with one decimal below 10', () => {
+    expect(formatBytes(0)).toBe('0 B');
+    expect(formatBytes(12)).toBe('12 B');
+    expect(formatBytes(1023)).toBe('1023 B');
+    expect(formatBytes(1024)).toBe('1 KiB');
+    expect(formatBytes(1536)).toBe('1.5 KiB');
+    expect(formatBytes(65536)).toBe('64 KiB');
+    expect(formatBytes(1024 * 1024 - 1)).toBe('1 MiB');
+    expect(formatBytes(12.3 * 1024 * 1024)).toBe('12 MiB');
+    expect(formatBytes(5 * 1024 ** 3)).toBe('5 GiB');
+    expect(formatBytes(2048 * 1024 ** 4)).toBe('2048 TiB');
+    expect(formatBytes(-1)).toBe('—');
+    expect(formatBytes(undefined)).toBe('—');
   });
 });

@@ -126,3 +126,24 @@ export function formatWallClock(iso: string, timeZone = 'UTC', now = Date.now())
   const seconds = p.second && p.second !== '00' ? `:${p.second}` : '';
   return `${p.weekday} ${p.day} ${p.month}${year} ${p.hour}:${p.minute}${seconds}`;
 }
+
+const BYTE_UNITS = ['KiB', 'MiB', 'GiB', 'TiB'];
+
+/** A size for people, in binary units: "512 B", "1.5 KiB", "12 MiB". */
+export function formatBytes(n: number | null | undefined): string {
+  if (n === null || n === undefined || !Number.isFinite(n) || n < 0) return '—';
+  if (n < 1024) return `${Math.round(n)} B`;
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < BYTE_UNITS.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  let shown = v < 10 ? Number(v.toFixed(1)) : Math.round(v);
+  // 1023.7 KiB rounds to 1024 KiB: say 1 MiB instead.
+  if (shown >= 1024 && i < BYTE_UNITS.length - 1) {
+    shown = 1;
+    i++;
+  }
+  return `${shown} ${BYTE_UNITS[i]}`;
+}

@@ -2,6 +2,7 @@
 // submit page), when (cron with presets and a preview, time zone), and what to do about overlaps
 // and missed runs. The server's refusals land on the fields they are about.
 import { useId, useMemo, useState, type FormEvent } from 'react';
+import { useFileUpload } from '@/features/files/filesApi';
 import { apiErrorInfo, type Violation } from '@/shared/api/errors';
 import type { Agent, Schedule, ScheduleCatchup, ScheduleOverlap, ScheduleSpec } from '@/shared/api/types';
 import { ErrorAlert } from '@/shared/ui/Feedback';
@@ -58,6 +59,7 @@ export function ScheduleForm({
   const [localErrors, setLocalErrors] = useState<ScheduleErrors>({});
   const [violations, setViolations] = useState<Violation[]>([]);
   const [inputTextErrors, setInputTextErrors] = useState(0);
+  const uploadFile = useFileUpload();
   const zones = useMemo(() => timeZoneChoices(), []);
   const agent = agents.find((a) => a.name === draft.agent);
   const schema = schemaOf(agent);
@@ -166,6 +168,7 @@ export function ScheduleForm({
             violations={violations.length > 0 ? violations : serverViolations}
             onLocalErrors={setInputTextErrors}
             disabled={submitting}
+            uploadFile={uploadFile}
           />
           {fieldError('input')}
         </fieldset>

@@ -1,4 +1,4 @@
-import { screen, within } from '@testing-library/react';
+import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
@@ -101,6 +101,50 @@ describe('SubmitTaskPage', () => {
     await user.click(screen.getByRole('button', { name: 'Submit task' }));
     expect(await screen.findByText('900000 is greater than the maximum of 600000')).toBeInTheDocument();
     expect(ms).toHaveAttribute('aria-invalid', 'true');
+  });
+
+  it('uploads the file picked for a file property and submits its reference', async () => {
+    const user = userEvent.setup();
+    const reader: Agent = {
+      ...slow,
+      name: 'reader',
+      input_schema: { type: 'object', required: ['doc'], properties: { doc: { type: 'object', format: 'file' }, lines: { type: 'integer', default: 3 } } },
+    };
+    const uploads: { name: string | null; type: string | null; body: string }[] = [];
+    let body: unknown;
+    server.use(
+      http.get('*/api/v1/agents', () => HttpResponse.json({ items: [reader] })),
+      http.post('*/api/v1/files', async ({ request }) => {
+        const name = new URL(request.url).searchParams.get('name');
+        uploads.push({ name, type: request.headers.get('content-type'), body: await request.text() });
+        if (name === 'huge.txt') return HttpResponse.json(errorBody('file_too_large', 'the file is larger than 1 MiB'), { status: 413 });
+        return HttpResponse.json(
+          { id: 'f-1', name, size: 12, content_type: 'text/plain', sha256: '0'.repeat(64), created_at: '2026-01-01T00:00:00Z', owner: null },
+          { status: 201 },
+        );
+      }),
+      http.post('*/api/v1/tasks', async ({ request }) => {
+        body = await request.json();
+        return HttpResponse.json({ ...created, agent: 'reader', input: { doc: { $file: 'f-1' }, lines: 3 } }, { status: 201 });
+      }),
+      http.get('*/api/v1/tasks/:id', () => HttpResponse.json(created)),
+    );
+    renderWithStore(<SubmitTaskPage />, { path: '/tasks/new', route: '/tasks/new?agent=reader' });
+    const doc = await screen.findByLabelText(/^doc/);
+
+    // Not sent without the file.
+    await user.click(screen.getByRole('button', { name: 'Submit task' }));
+    expect(doc).toHaveAccessibleDescription(/is required/);
+    expect(body).toBeUndefined();
+
+    await user.upload(doc, new File(['x'.repeat(2_000_000)], 'huge.txt', { type: 'text/plain' }));
+    expect(await screen.findByText(/huge.txt was not uploaded: the file is too large for this server \(the file is larger than 1 MiB\)/)).toBeInTheDocument();
+
+    await user.upload(doc, new File(['hello world!'], 'hello.txt', { type: 'text/plain' }));
+    expect(await screen.findByTestId('file-chosen')).toHaveTextContent('Uploaded hello.txt (12 B, text/plain)');
+    expect(uploads.at(-1)).toEqual({ name: 'hello.txt', type: 'text/plain', body: 'hello world!' });
+    await user.click(screen.getByRole('button', { name: 'Submit task' }));
+    await waitFor(() => expect(body).toEqual({ agent: 'reader', input: { doc: { $file: 'f-1' }, lines: 3 } }));
   });
 
   it('tells a viewer they cannot submit', async () => {

@@ -3,6 +3,7 @@ import { Link, useSearchParams } from 'react-router';
 import { useAppDispatch } from '@/app/hooks';
 import { useListAgentsQuery } from '@/features/agents/agentsApi';
 import { usePermissions } from '@/features/auth/permissions';
+import { useFileUpload } from '@/features/files/filesApi';
 import { apiErrorInfo, type Violation } from '@/shared/api/errors';
 import type { Agent } from '@/shared/api/types';
 import { localInputToIso, shortId } from '@/shared/lib/format';
@@ -37,6 +38,7 @@ function SubmitForm({ agent }: { agent: Agent }) {
   const [localErrors, setLocalErrors] = useState(0);
   const [submit, submitState] = useSubmitTaskMutation();
   const [lastSubmitted, setLastSubmitted] = useState<string | null>(null);
+  const uploadFile = useFileUpload();
 
   const serverError = useMemo(() => {
     const info = apiErrorInfo(submitState.error);
@@ -72,7 +74,15 @@ function SubmitForm({ agent }: { agent: Agent }) {
           <InlineText text={agent.description} />
         </p>
       )}
-      <SchemaForm schema={schema} value={input} onChange={setInput} violations={violations} onLocalErrors={setLocalErrors} disabled={submitState.isLoading} />
+      <SchemaForm
+        schema={schema}
+        value={input}
+        onChange={setInput}
+        violations={violations}
+        onLocalErrors={setLocalErrors}
+        disabled={submitState.isLoading}
+        uploadFile={uploadFile}
+      />
       <details className="advanced">
         <summary>Scheduling and options</summary>
         <div className="fields fields-row">

@@ -1,12 +1,13 @@
 import { act, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { http, HttpResponse } from 'msw';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { makeStore } from '@/app/store';
 import { tokensFromPair } from '@/app/session';
 import type { Transport, TransportOptions } from '@/app/live/transports';
 import { authApi } from '@/features/auth/authApi';
 import type { TaskEvent } from '@/shared/api/events';
+import type { FileView } from '@/features/files/filesApi';
 import type { Step } from '@/shared/api/types';
 import { formatDateTime } from '@/shared/lib/format';
 import { liveStore as liveTestStore, renderWithStore, signedInStore, USER_ID } from '@/test/utils';
@@ -15,6 +16,9 @@ import { tasksApi } from '../tasksApi';
 import { TaskDetailPage } from './TaskDetailPage';
 
 useMockServer();
+
+// Tasks without files: no artifacts (tests of files set their own).
+beforeEach(() => server.use(http.get('*/api/v1/tasks/:id/artifacts', () => HttpResponse.json({ items: [] }))));
 
 const ID = '01900000-0000-7000-8000-0000000000cc';
 
@@ -290,6 +294,141 @@ describe('TaskDetailPage', () => {
     expect(screen.queryByText('Schedule')).toBeNull();
     expect(screen.queryByText('Scheduled for')).toBeNull();
     expect(screen.queryByText('Concurrency key')).toBeNull();
+  });
+
+  describe('files', () => {
+    const file = (id: string, name: string, size: number, content_type: string, task_id?: string): FileView => ({
+      id,
+      name,
+      size,
+      content_type,
+      sha256: '0'.repeat(64),
+      created_at: '2026-01-01T00:00:00Z',
+      owner: USER_ID,
+      ...(task_id ? { task_id } : {}),
+    });
+    const TEXT = file('f-text', 'hello.txt', 12, 'text/plain');
+    const JSONF = file('f-json', 'data.json', 15, 'application/json');
+    const BIG = file('f-big', 'big.log', 100 * 1024, 'text/plain');
+    const IMAGE = file('f-image', 'chart.png', 4, 'image/png', ID);
+    const PDF = file('f-pdf', 'report.pdf', 3 * 1024 * 1024, 'application/pdf', ID);
+    const CONTENT: Record<string, string> = { 'f-text': 'hello world!', 'f-json': '{"a":1,"b":[2]}', 'f-big': 'x'.repeat(100 * 1024), 'f-image': 'PNG!', 'f-pdf': '%PDF' };
+    let ranges: Record<string, string | null>;
+    let created: Blob[];
+
+    const { createObjectURL, revokeObjectURL } = URL;
+    beforeEach(() => {
+      ranges = {};
+      created = [];
+      URL.createObjectURL = vi.fn((b: Blob) => {
+        created.push(b);
+        return `blob:test/${created.length}`;
+      });
+      URL.revokeObjectURL = vi.fn();
+    });
+    afterEach(() => {
+      URL.createObjectURL = createObjectURL;
+      URL.revokeObjectURL = revokeObjectURL;
+    });
+
+    const withFiles = {
+      ...task,
+      input: { doc: { $file: TEXT.id }, options: { data: { $file: JSONF.id }, log: { $file: BIG.id } }, gone: { $file: 'f-gone' } },
+      output: { chart: { $file: IMAGE.id }, extra: { $file: 'f-other' }, copy: { $file: TEXT.id }, note: { $file: 'f-pdf', why: 'not a reference' } },
+    };
+
+    function handlers() {
+      const byId = Object.fromEntries([TEXT, JSONF, BIG, IMAGE, PDF, file('f-other', 'other.bin', 2048, 'application/octet-stream')].map((f) => [f.id, f]));
+      server.use(
+        http.get(`*/api/v1/tasks/${ID}`, () => HttpResponse.json(withFiles)),
+        http.get(`*/api/v1/tasks/${ID}/logs`, () => HttpResponse.json({ items: [] })),
+        http.get(`*/api/v1/tasks/${ID}/steps`, () => HttpResponse.json({ items: [] })),
+        http.get(`*/api/v1/tasks/${ID}/artifacts`, () => HttpResponse.json({ items: [IMAGE, PDF] })),
+        http.get('*/api/v1/tasks', () => HttpResponse.json({ items: [], next_cursor: null })),
+        http.get('*/api/v1/files/:id', ({ params }) => {
+          const f = byId[params.id as string];
+          return f ? HttpResponse.json(f) : HttpResponse.json(errorBody('file_not_found', 'no such file'), { status: 404 });
+        }),
+        http.get('*/api/v1/files/:id/content', ({ params, request }) => {
+          const id = params.id as string;
+          ranges[id] = request.headers.get('range');
+          if (request.headers.get('authorization') !== 'Bearer access-1') return HttpResponse.json(errorBody('unauthorized', 'who are you'), { status: 401 });
+          return new HttpResponse(CONTENT[id], { headers: { 'content-type': byId[id]!.content_type } });
+        }),
+      );
+    }
+
+    it('lists the input files, the artifacts and other output files, with previews', async () => {
+      handlers();
+      renderWithStore(<TaskDetailPage />, { store: signedInStore('viewer'), path: '/tasks/:id', route: `/tasks/${ID}` });
+      const inputs = await screen.findByRole('list', { name: 'Input files' });
+      const text = await within(inputs).findByRole('listitem', { name: 'hello.txt' });
+      expect(text).toHaveAttribute('id', 'file-f-text');
+      expect(text).toHaveTextContent('12 B');
+      expect(text).toHaveTextContent('text/plain');
+      expect(await within(text).findByRole('figure', { name: 'Preview of hello.txt' })).toHaveTextContent('hello world!');
+      expect(ranges['f-text']).toBeNull();
+
+      // JSON pretty-printed; a big text file: its first 64 KiB, asked for with a Range.
+      const json = await within(inputs).findByRole('listitem', { name: 'data.json' });
+      expect((await within(json).findByRole('figure', { name: 'Preview of data.json' })).querySelector('pre')!.textContent).toBe('{\n  "a": 1,\n  "b": [\n    2\n  ]\n}');
+      const big = await within(inputs).findByRole('listitem', { name: 'big.log' });
+      expect(big).toHaveTextContent('100 KiB');
+      expect(await within(big).findByRole('figure', { name: 'Preview of big.log' })).toHaveTextContent('The first 64 KiB of 100 KiB: download the file for the rest.');
+      expect(ranges['f-big']).toBe('bytes=0-65535');
+      expect(within(big).getByRole('figure').querySelector('pre')!.textContent).toHaveLength(65536);
+      // A reference the viewer cannot read.
+      expect(within(inputs).getAllByRole('listitem')).toHaveLength(4);
+      expect(await within(inputs).findByText(/not found \(deleted, or not yours to read\)/)).toBeInTheDocument();
+
+      // Artifacts: an image shown from a blob URL, a PDF without a preview.
+      const artifacts = screen.getByRole('list', { name: 'Artifacts' });
+      const image = within(artifacts).getByRole('listitem', { name: 'chart.png' });
+      expect(await within(image).findByRole('img', { name: 'chart.png' })).toHaveAttribute('src', expect.stringMatching(/^blob:test\//));
+      const pdf = within(artifacts).getByRole('listitem', { name: 'report.pdf' });
+      expect(pdf).toHaveTextContent('3 MiB');
+      expect(within(pdf).queryByRole('figure')).toBeNull();
+      expect(ranges['f-pdf']).toBeUndefined();
+
+      // The output's other file; its references link to the entries.
+      const others = screen.getByRole('list', { name: 'Output files' });
+      expect(await within(others).findByRole('listitem', { name: 'other.bin' })).toBeInTheDocument();
+      const output = screen.getByRole('region', { name: 'Output' });
+      expect(within(output).getByRole('link', { name: '"f-image"' })).toHaveAttribute('href', '#file-f-image');
+      expect(within(output).getByRole('link', { name: '"f-other"' })).toHaveAttribute('href', '#file-f-other');
+      expect(within(output).getByRole('link', { name: '"f-text"' })).toHaveAttribute('href', '#file-f-text');
+      // Not a reference (another key beside $file): no link.
+      expect(within(output).queryByRole('link', { name: '"f-pdf"' })).toBeNull();
+      expect(within(screen.getByRole('region', { name: 'Input' })).getByRole('link', { name: '"f-json"' })).toHaveAttribute('href', '#file-f-json');
+    });
+
+    it('downloads a file through a blob URL, with the session’s token', async () => {
+      handlers();
+      const click = vi.spyOn(HTMLAnchorElement.prototype, 'click').mockImplementation(() => {});
+      renderWithStore(<TaskDetailPage />, { store: signedInStore('viewer'), path: '/tasks/:id', route: `/tasks/${ID}` });
+      const pdf = await screen.findByRole('listitem', { name: 'report.pdf' });
+      await userEvent.click(within(pdf).getByRole('button', { name: 'Download report.pdf' }));
+      await waitFor(() => expect(click).toHaveBeenCalledTimes(1));
+      const anchor = click.mock.instances[0] as unknown as HTMLAnchorElement;
+      expect(anchor.download).toBe('report.pdf');
+      expect(anchor.href).toMatch(/^blob:test\//);
+      expect(await created.at(-1)!.text()).toBe('%PDF');
+      expect(ranges['f-pdf']).toBeNull();
+      click.mockRestore();
+    });
+  });
+
+  it('has no Files section for a task without files', async () => {
+    server.use(
+      http.get(`*/api/v1/tasks/${ID}`, () => HttpResponse.json(task)),
+      http.get(`*/api/v1/tasks/${ID}/logs`, () => HttpResponse.json({ items: [] })),
+      http.get(`*/api/v1/tasks/${ID}/steps`, () => HttpResponse.json({ items: [] })),
+      http.get('*/api/v1/tasks', () => HttpResponse.json({ items: [], next_cursor: null })),
+    );
+    const { store } = renderWithStore(<TaskDetailPage />, { store: signedInStore('viewer'), path: '/tasks/:id', route: `/tasks/${ID}` });
+    await screen.findByTestId('task-status');
+    await waitFor(() => expect(store.getState().api.queries[`getTaskArtifacts("${ID}")`]?.status).toBe('fulfilled'));
+    expect(screen.queryByRole('heading', { name: 'Files' })).toBeNull();
   });
 
   it('says so when the task does not exist', async () => {

@@ -1,5 +1,6 @@
 import { Link, useParams } from 'react-router';
 import { useMeQuery } from '@/features/auth/authApi';
+import { fileAnchor } from '@/features/files/components/FileList';
 import { usePermissions } from '@/features/auth/permissions';
 import { TERMINAL_STATUSES } from '@/shared/api/types';
 import { durationBetween, formatDateTime, formatDuration } from '@/shared/lib/format';
@@ -14,11 +15,15 @@ import { LiveLog } from '../components/LiveLog';
 import { PartialOutput } from '../components/PartialOutput';
 import { StepsTimeline } from '../components/StepsTimeline';
 import { TaskActions } from '../components/TaskActions';
+import { TaskFiles } from '../components/TaskFiles';
 import { TaskSignals, WaitBanner } from '../components/TaskWait';
 import { describeWait } from '../components/WaitDescription';
 import { useGetTaskLogsQuery, useGetTaskQuery, useGetTaskStepsQuery } from '../tasksApi';
 import { useTaskLive } from '../useTaskLive';
 import { apiErrorInfo, isNotAvailable } from '@/shared/api/errors';
+
+/** `{"$file": id}` in the input and output links to the file's entry under Files. */
+const fileHref = (fileId: string) => `#${fileAnchor(fileId)}`;
 
 function TaskLink({ id }: { id: string | null | undefined }) {
   if (!id) return <span className="muted">—</span>;
@@ -188,12 +193,13 @@ export function TaskDetailPage() {
       <PartialOutput stream={stream} />
       <div className="grid-2">
         <div className="card">
-          <JsonView value={t.input} label="Input" emptyText="No input." />
+          <JsonView value={t.input} label="Input" emptyText="No input." fileHref={fileHref} />
         </div>
         <div className="card">
-          <JsonView value={t.output ?? undefined} label="Output" emptyText={finished ? 'No output.' : 'The output appears here when the task succeeds.'} />
+          <JsonView value={t.output ?? undefined} label="Output" emptyText={finished ? 'No output.' : 'The output appears here when the task succeeds.'} fileHref={fileHref} />
         </div>
       </div>
+      <TaskFiles task={t} />
       <ChildTasks task={t} />
       <section className="card">
         <h2>Attempts</h2>

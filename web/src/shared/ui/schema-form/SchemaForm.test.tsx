@@ -1,9 +1,10 @@
 import { useState } from 'react';
-import { render, screen, within } from '@testing-library/react';
+import { act, render, screen, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it } from 'vitest';
 import type { Violation } from '@/shared/api/errors';
 import { SchemaForm } from './SchemaForm';
+import type { UploadFile, UploadOptions } from './upload';
 import { fieldKind, initialValue, type JsonSchema } from './schema';
 import { validate, normalizeViolation } from './validate';
 import { setAt } from './pointer';
@@ -25,10 +26,23 @@ const schema: JsonSchema = {
 
 let lastValue: unknown;
 
-function Harness({ s = schema, violations = [] }: { s?: JsonSchema | null; violations?: Violation[] }) {
+let lastLocalErrors = 0;
+
+function Harness({ s = schema, violations = [], uploadFile }: { s?: JsonSchema | null; violations?: Violation[]; uploadFile?: UploadFile }) {
   const [value, setValue] = useState<unknown>(() => initialValue(s ?? {}) ?? {});
   lastValue = value;
-  return <SchemaForm schema={s} value={value} onChange={setValue} violations={violations} />;
+  return (
+    <SchemaForm
+      schema={s}
+      value={value}
+      onChange={setValue}
+      violations={violations}
+      uploadFile={uploadFile}
+      onLocalErrors={(n) => {
+        lastLocalErrors = n;
+      }}
+    />
+  );
 }
 
 describe('SchemaForm', () => {
@@ -122,6 +136,101 @@ describe('SchemaForm', () => {
   });
 });
 
+const fileSchema: JsonSchema = {
+  type: 'object',
+  required: ['doc'],
+  properties: {
+    doc: { type: 'object', format: 'file', description: 'The document to read' },
+    note: { type: 'string' },
+    extra: { type: 'object', properties: { picture: { contentMediaType: 'image/png' } } },
+  },
+};
+
+/** An uploader the test finishes by hand: `calls[i].resolve(...)` / `.reject(...)`. */
+function fakeUploader() {
+  const calls: { file: File; options: UploadOptions; resolve: (id: string) => void; reject: (e: Error) => void }[] = [];
+  const upload: UploadFile = (file, options = {}) =>
+    new Promise((resolve, reject) => {
+      options.signal?.addEventListener('abort', () => reject(new DOMException('cancelled', 'AbortError')));
+      calls.push({
+        file,
+        options,
+        resolve: (id) => resolve({ id, name: file.name, size: file.size, content_type: file.type || 'application/octet-stream' }),
+        reject,
+      });
+    });
+  return { upload, calls };
+}
+
+describe('file fields', () => {
+  it('upload the picked file with progress and put its reference into the input, in nested objects too', async () => {
+    const user = userEvent.setup();
+    const { upload, calls } = fakeUploader();
+    render(<Harness s={fileSchema} uploadFile={upload} />);
+    const doc = screen.getByLabelText(/^doc/);
+    expect(doc).toHaveAttribute('type', 'file');
+    expect(doc).toHaveAttribute('aria-required', 'true');
+    expect(doc).toHaveAccessibleDescription(/The document to read/);
+    expect(screen.getByLabelText(/^picture/)).toHaveAttribute('accept', 'image/png');
+
+    await user.upload(doc, new File(['hello world!'], 'hello.txt', { type: 'text/plain' }));
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.file.name).toBe('hello.txt');
+    act(() => calls[0]!.options.onProgress?.(6, 12));
+    expect(screen.getByRole('progressbar', { name: 'Uploading hello.txt' })).toHaveValue(50);
+    expect(screen.getByText(/Uploading hello.txt… 50 %/)).toBeInTheDocument();
+    // The form cannot be sent while the upload runs.
+    expect(lastLocalErrors).toBe(1);
+    // Other edits made meanwhile are kept when the upload ends.
+    await user.type(screen.getByLabelText(/^note/), 'hi');
+    await act(async () => calls[0]!.resolve('f-1'));
+    expect(lastValue).toEqual({ doc: { $file: 'f-1' }, note: 'hi', extra: {} });
+    expect(lastLocalErrors).toBe(0);
+    expect(screen.queryByRole('progressbar')).toBeNull();
+    expect(screen.getByTestId('file-chosen')).toHaveTextContent('Uploaded hello.txt (12 B, text/plain) f-1');
+
+    await user.upload(screen.getByLabelText(/^picture/), new File([new Uint8Array([137, 80, 78, 71])], 'dot.png', { type: 'image/png' }));
+    await act(async () => calls[1]!.resolve('f-2'));
+    expect(lastValue).toEqual({ doc: { $file: 'f-1' }, note: 'hi', extra: { picture: { $file: 'f-2' } } });
+
+    await user.click(screen.getByRole('button', { name: 'Remove the file of doc' }));
+    expect(lastValue).toEqual({ note: 'hi', extra: { picture: { $file: 'f-2' } } });
+  });
+
+  it('say why an upload failed, and can cancel one', async () => {
+    const user = userEvent.setup();
+    const { upload, calls } = fakeUploader();
+    render(<Harness s={fileSchema} uploadFile={upload} />);
+    const doc = screen.getByLabelText(/^doc/);
+    await user.upload(doc, new File(['x'.repeat(100)], 'big.bin'));
+    await act(async () => calls[0]!.reject(new Error('the file is too large for this server (the limit is 10 B)')));
+    expect(doc).toHaveAttribute('aria-invalid', 'true');
+    expect(doc).toHaveAccessibleDescription(/big.bin was not uploaded: the file is too large for this server \(the limit is 10 B\)/);
+    expect(lastValue).toEqual({ extra: {} });
+    expect(lastLocalErrors).toBe(0);
+
+    await user.upload(doc, new File(['abc'], 'slow.txt', { type: 'text/plain' }));
+    expect(doc).not.toHaveAttribute('aria-invalid');
+    await user.click(screen.getByRole('button', { name: 'Cancel upload' }));
+    expect(calls[1]!.options.signal?.aborted).toBe(true);
+    expect(screen.queryByRole('progressbar')).toBeNull();
+    expect(lastLocalErrors).toBe(0);
+    expect(lastValue).toEqual({ extra: {} });
+  });
+
+  it('take a file id when the form has no uploader, and are checked before sending', async () => {
+    const user = userEvent.setup();
+    render(<Harness s={fileSchema} />);
+    const doc = screen.getByLabelText(/^doc/);
+    expect(doc).toHaveAttribute('type', 'text');
+    await user.type(doc, 'f-9');
+    expect(lastValue).toEqual({ doc: { $file: 'f-9' }, extra: {} });
+    expect(validate(fileSchema, { doc: { $file: 'f-9' } })).toEqual([]);
+    expect(validate(fileSchema, {})).toEqual([{ path: '/doc', keyword: 'required', message: 'is required' }]);
+    expect(validate(fileSchema, { doc: 'f-9' })).toEqual([{ path: '/doc', keyword: 'type', message: 'must be a file: choose one to upload' }]);
+  });
+});
+
 describe('schema helpers', () => {
   it('classifies schema nodes', () => {
     expect(fieldKind({ type: 'string' })).toBe('string');
@@ -132,6 +241,10 @@ describe('schema helpers', () => {
     expect(fieldKind({ type: 'array', items: { enum: ['a'] } })).toBe('array');
     expect(fieldKind({ $ref: '#/x' })).toBe('json');
     expect(fieldKind({ type: 'object' })).toBe('json');
+    expect(fieldKind({ format: 'file' })).toBe('file');
+    expect(fieldKind({ type: 'object', format: 'file' })).toBe('file');
+    expect(fieldKind({ type: 'string', contentMediaType: 'application/pdf' })).toBe('file');
+    expect(fieldKind({ type: 'array', items: { format: 'file' } })).toBe('json');
   });
 
   it('validates like the server, with pointers', () => {

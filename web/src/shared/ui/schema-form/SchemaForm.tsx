@@ -6,6 +6,7 @@ import { JsonField, SchemaField, type ErrorMap } from './fields';
 import { childPointer, isWithin, setAt } from './pointer';
 import { asSchema, fieldKind, type JsonSchema } from './schema';
 import { normalizeViolation } from './validate';
+import { UploadContext, type UploadFile } from './upload';
 
 export interface SchemaFormProps {
   schema: JsonSchema | null | undefined;
@@ -15,6 +16,8 @@ export interface SchemaFormProps {
   /** Called with the number of fields holding text that is not a valid value yet. */
   onLocalErrors?: (count: number) => void;
   disabled?: boolean;
+  /** Uploads the file picked for a file property; without it such a property takes a file id. */
+  uploadFile?: UploadFile;
 }
 
 /** Pointers of the inputs the form shows for this schema and value. */
@@ -49,7 +52,7 @@ export function assignViolations(violations: Violation[], pointers: string[]): {
   return { byField, general };
 }
 
-export function SchemaForm({ schema, value, onChange, violations = [], onLocalErrors, disabled }: SchemaFormProps) {
+export function SchemaForm({ schema, value, onChange, violations = [], onLocalErrors, disabled, uploadFile }: SchemaFormProps) {
   const root = asSchema(schema ?? {});
   const renderable = fieldKind(root) === 'object';
   const [raw, setRaw] = useState(!renderable);
@@ -80,49 +83,51 @@ export function SchemaForm({ schema, value, onChange, violations = [], onLocalEr
   };
 
   return (
-    <div className="schema-form">
-      {renderable && (
-        <div className="schema-form-mode">
-          <button type="button" className="btn btn-small btn-link" onClick={switchMode} disabled={disabled || (raw && Object.keys(localErrors).length > 0)}>
-            {raw ? 'Use the form' : 'Edit as JSON'}
-          </button>
-        </div>
-      )}
-      {general.length > 0 && (
-        <div className="alert alert-error" role="alert">
-          <p>The input is not valid:</p>
-          <ul>
-            {general.map((v, i) => (
-              <li key={i}>
-                {v.path ? <code>{v.path}</code> : null}
-                {v.path ? ': ' : ''}
-                {v.message}
-              </li>
-            ))}
-          </ul>
-        </div>
-      )}
-      {raw || !renderable ? (
-        <>
-          {!renderable && schema && Object.keys(root).length > 0 && (
-            <p className="hint">This agent's input schema has parts the form cannot show as fields; write the input as JSON.</p>
-          )}
-          <JsonField
-            schema={root}
-            name="input"
-            pointer=""
-            value={value}
-            required
-            errors={{}}
-            onChange={(_p, v) => onChange(v)}
-            onLocalError={reportLocal}
-            disabled={disabled}
-            rows={10}
-          />
-        </>
-      ) : (
-        <SchemaField schema={root} name="input" pointer="" value={value} required errors={byField} onChange={change} onLocalError={reportLocal} disabled={disabled} />
-      )}
-    </div>
+    <UploadContext.Provider value={uploadFile ?? null}>
+      <div className="schema-form">
+        {renderable && (
+          <div className="schema-form-mode">
+            <button type="button" className="btn btn-small btn-link" onClick={switchMode} disabled={disabled || (raw && Object.keys(localErrors).length > 0)}>
+              {raw ? 'Use the form' : 'Edit as JSON'}
+            </button>
+          </div>
+        )}
+        {general.length > 0 && (
+          <div className="alert alert-error" role="alert">
+            <p>The input is not valid:</p>
+            <ul>
+              {general.map((v, i) => (
+                <li key={i}>
+                  {v.path ? <code>{v.path}</code> : null}
+                  {v.path ? ': ' : ''}
+                  {v.message}
+                </li>
+              ))}
+            </ul>
+          </div>
+        )}
+        {raw || !renderable ? (
+          <>
+            {!renderable && schema && Object.keys(root).length > 0 && (
+              <p className="hint">This agent's input schema has parts the form cannot show as fields; write the input as JSON.</p>
+            )}
+            <JsonField
+              schema={root}
+              name="input"
+              pointer=""
+              value={value}
+              required
+              errors={{}}
+              onChange={(_p, v) => onChange(v)}
+              onLocalError={reportLocal}
+              disabled={disabled}
+              rows={10}
+            />
+          </>
+        ) : (
+          <SchemaField schema={root} name="input" pointer="" value={value} required errors={byField} onChange={change} onLocalError={reportLocal} disabled={disabled} />
+        )}
+      </div>
+    </UploadContext.Provider>
   );
 }

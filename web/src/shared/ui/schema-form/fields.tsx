@@ -1,8 +1,11 @@
 // One input per schema node. Every input has a label, its hint and its errors are tied to it
 // with aria-describedby, and invalid inputs carry aria-invalid.
-import { useEffect, useId, useState, type ReactNode } from 'react';
+import { useContext, useEffect, useId, useRef, useState, type ReactNode } from 'react';
+import { isFileRef } from '@/shared/lib/files';
+import { formatBytes } from '@/shared/lib/format';
 import { asSchema, enumOptions, fieldKind, isRequired, schemaTypes, type JsonSchema } from './schema';
 import { childPointer } from './pointer';
+import { UploadContext, type UploadedFile } from './upload';
 
 export type ErrorMap = Record<string, string[]>;
 
@@ -119,6 +122,8 @@ export function SchemaField(props: FieldProps) {
       return <ObjectField {...props} />;
     case 'array':
       return <ArrayField {...props} />;
+    case 'file':
+      return <FileField {...props} />;
     default:
       return <JsonField {...props} />;
   }
@@ -361,6 +366,164 @@ function ArrayField({ schema, name, pointer, value, required, errors, onChange, 
         Add {label}
       </button>
     </fieldset>
+  );
+}
+
+const UPLOADING = 'wait for the upload to finish';
+
+function isAbort(err: unknown): boolean {
+  return err instanceof Error && err.name === 'AbortError';
+}
+
+/**
+ * A file property: picking a file uploads it (with progress, and the reason when the server
+ * refuses it) and puts `{"$file": id}` into the input. Without an uploader (none passed to the
+ * form) the id of a file uploaded elsewhere is typed in.
+ */
+function FileField({ schema, name, pointer, value, required, errors, onChange, onLocalError, disabled }: FieldProps) {
+  const upload = useContext(UploadContext);
+  const base = useId();
+  const id = fieldId(pointer, base);
+  const label = labelText(schema, name);
+  const picker = useRef<HTMLInputElement>(null);
+  const inflight = useRef<AbortController | null>(null);
+  const [uploaded, setUploaded] = useState<UploadedFile | null>(null);
+  const [progress, setProgress] = useState<{ name: string; loaded: number; total: number } | null>(null);
+  const [failure, setFailure] = useState<string | null>(null);
+  const currentId = isFileRef(value) ? value.$file : null;
+
+  // The upload ends after later renders: report to the form's callbacks of then, whose value
+  // has any other edits made in the meantime.
+  const report = useRef(onLocalError);
+  const change = useRef(onChange);
+  useEffect(() => {
+    report.current = onLocalError;
+    change.current = onChange;
+  });
+  // Leaving the form mid-upload cancels it.
+  useEffect(
+    () => () => {
+      const ctrl = inflight.current;
+      if (!ctrl) return;
+      inflight.current = null;
+      ctrl.abort();
+      report.current?.(pointer, null);
+    },
+    [pointer],
+  );
+  // The value was cleared elsewhere (reset, the JSON editor): forget the picked file too.
+  useEffect(() => {
+    if (currentId === null && !inflight.current && picker.current) picker.current.value = '';
+  }, [currentId]);
+
+  const finish = (ctrl: AbortController) => {
+    if (inflight.current !== ctrl) return;
+    inflight.current = null;
+    setProgress(null);
+    report.current?.(pointer, null);
+  };
+
+  const pick = async (file: File | undefined) => {
+    if (!file || !upload) return;
+    inflight.current?.abort();
+    const ctrl = new AbortController();
+    inflight.current = ctrl;
+    setFailure(null);
+    setProgress({ name: file.name, loaded: 0, total: file.size });
+    onLocalError?.(pointer, UPLOADING);
+    try {
+      const f = await upload(file, {
+        signal: ctrl.signal,
+        onProgress: (loaded, total) => {
+          if (inflight.current === ctrl) setProgress({ name: file.name, loaded, total });
+        },
+      });
+      if (inflight.current !== ctrl) return;
+      setUploaded(f);
+      change.current(pointer, { $file: f.id });
+    } catch (err) {
+      if (inflight.current !== ctrl || isAbort(err)) return;
+      setFailure(`${file.name} was not uploaded: ${err instanceof Error ? err.message : String(err)}`);
+      if (picker.current) picker.current.value = '';
+    } finally {
+      finish(ctrl);
+    }
+  };
+
+  const cancel = () => {
+    const ctrl = inflight.current;
+    if (!ctrl) return;
+    ctrl.abort();
+    finish(ctrl);
+    if (picker.current) picker.current.value = '';
+  };
+
+  const remove = () => {
+    setUploaded(null);
+    setFailure(null);
+    if (picker.current) picker.current.value = '';
+    onChange(pointer, undefined);
+  };
+
+  const errs = [...(failure ? [failure] : []), ...(errors[pointer] ?? [])];
+  const hint = joinHints(
+    schema.description,
+    schema.contentMediaType ? `type: ${schema.contentMediaType}` : undefined,
+    upload ? undefined : 'the id of an uploaded file',
+  );
+  const common = {
+    id,
+    name: pointer,
+    disabled,
+    'aria-required': required || undefined,
+    'aria-invalid': errs.length > 0 || undefined,
+    'aria-describedby': describedBy(id, hint, errs),
+  };
+  const percent = progress && progress.total > 0 ? Math.min(100, Math.round((progress.loaded / progress.total) * 100)) : 0;
+
+  return (
+    <FieldShell id={id} label={label} required={required} hint={hint} errors={errs}>
+      {upload ? (
+        <input {...common} ref={picker} type="file" accept={schema.contentMediaType} onChange={(e) => void pick(e.target.files?.[0])} />
+      ) : (
+        <input
+          {...common}
+          type="text"
+          className="mono"
+          spellCheck={false}
+          value={currentId ?? ''}
+          onChange={(e) => onChange(pointer, e.target.value.trim() === '' ? undefined : { $file: e.target.value.trim() })}
+        />
+      )}
+      {progress && (
+        <div className="progress-row" role="status">
+          <progress max={100} value={percent} aria-label={`Uploading ${progress.name}`} />
+          <span>
+            Uploading {progress.name}… {percent} %
+          </span>
+          <button type="button" className="btn btn-small" onClick={cancel}>
+            Cancel upload
+          </button>
+        </div>
+      )}
+      {upload && currentId && !progress && (
+        <div className="file-chosen" data-testid="file-chosen">
+          <span role="status">
+            {uploaded?.id === currentId ? (
+              <>
+                Uploaded <strong>{uploaded.name}</strong> ({formatBytes(uploaded.size)}, {uploaded.content_type})
+              </>
+            ) : (
+              <>File</>
+            )}{' '}
+            <code className="muted small">{currentId}</code>
+          </span>
+          <button type="button" className="btn btn-small" aria-label={`Remove the file of ${label}`} onClick={remove} disabled={disabled}>
+            Remove
+          </button>
+        </div>
+      )}
+    </FieldShell>
   );
 }
 

@@ -1,3 +1,4 @@
 export { SchemaForm, assignViolations, renderedPointers } from './SchemaForm';
-export { initialValue, fieldKind, asSchema, type JsonSchema } from './schema';
+export { initialValue, fieldKind, asSchema, isFileSchema, type JsonSchema } from './schema';
+export type { UploadFile, UploadOptions, UploadedFile } from './upload';
 export { validate, normalizeViolation } from './validate';

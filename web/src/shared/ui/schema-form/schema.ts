@@ -22,10 +22,11 @@ export interface JsonSchema {
   maxLength?: number;
   pattern?: string;
   format?: string;
+  contentMediaType?: string;
   [keyword: string]: unknown;
 }
 
-export type FieldKind = 'string' | 'number' | 'integer' | 'boolean' | 'enum' | 'object' | 'array' | 'json';
+export type FieldKind = 'string' | 'number' | 'integer' | 'boolean' | 'enum' | 'object' | 'array' | 'file' | 'json';
 
 const COMPOSITION = ['oneOf', 'anyOf', 'allOf', '$ref', '$dynamicRef', 'not', 'if', 'patternProperties', 'prefixItems', 'dependentSchemas'];
 
@@ -51,7 +52,16 @@ function typeOfValue(v: unknown): string | null {
 
 const SIMPLE: ReadonlySet<FieldKind> = new Set(['string', 'number', 'integer', 'boolean', 'enum']);
 
+/**
+ * A property to fill with an uploaded file's reference (`{"$file": id}`): its schema says
+ * `"format": "file"` or has a `contentMediaType`.
+ */
+export function isFileSchema(schema: JsonSchema): boolean {
+  return schema.format === 'file' || typeof schema.contentMediaType === 'string';
+}
+
 export function fieldKind(schema: JsonSchema): FieldKind {
+  if (isFileSchema(schema)) return 'file';
   if (COMPOSITION.some((k) => k in schema)) return 'json';
   if (Array.isArray(schema.enum) && schema.enum.length > 0) return 'enum';
   if ('const' in schema) return 'enum';

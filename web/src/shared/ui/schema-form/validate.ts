@@ -1,6 +1,7 @@
 // Checks what the form can check before sending (the server validates again, and its
 // messages are shown the same way). Violations use the server's shape: {path, keyword, message}.
 import type { Violation } from '@/shared/api/errors';
+import { isFileRef } from '@/shared/lib/files';
 import { asSchema, enumOptions, fieldKind, schemaTypes, type JsonSchema } from './schema';
 import { childPointer } from './pointer';
 
@@ -46,6 +47,10 @@ export function validate(schema: JsonSchema, value: unknown, path = ''): Violati
       const q = value / schema.multipleOf;
       if (Math.abs(q - Math.round(q)) > 1e-9) out.push({ path, keyword: 'multipleOf', message: `must be a multiple of ${schema.multipleOf}` });
     }
+    return out;
+  }
+  if (kind === 'file') {
+    if (!isFileRef(value)) out.push({ path, keyword: 'type', message: 'must be a file: choose one to upload' });
     return out;
   }
   if (kind === 'boolean') {
