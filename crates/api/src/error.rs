@@ -51,7 +51,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         Unauthorized | TokenExpired | InvalidCredentials => StatusCode::UNAUTHORIZED,
         Forbidden | InvalidSignature => StatusCode::FORBIDDEN,
         TaskNotFound | AgentNotFound | UserNotFound | ApiKeyNotFound | SessionNotFound
-        | AlertRuleNotFound | ScheduleNotFound | FileNotFound | RouteNotFound => StatusCode::NOT_FOUND,
+        | AlertRuleNotFound | ScheduleNotFound | FileNotFound | RouteNotFound => {
+            StatusCode::NOT_FOUND
+        }
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         AgentExists | ScheduleExists | AgentBuiltin | AgentInUse | EmailTaken | InvalidState

@@ -31,8 +31,8 @@ use axum::http::{HeaderValue, Method, header};
 use serde::{Deserialize, Serialize};
 use switchyard_core::ErrorCode;
 use switchyard_engine::Engine;
-use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::ApiError;
@@ -164,9 +164,7 @@ pub fn app(state: AppState, ui: Option<Router>) -> Router {
                 max_bytes: state.config.body_limit_bytes,
                 read_timeout: Duration::from_millis(state.config.body_read_timeout_ms),
                 upload_max_bytes: state.engine.files().config().max_bytes,
-                upload_timeout: Duration::from_secs(
-                    state.engine.files().config().upload_timeout_s,
-                ),
+                upload_timeout: Duration::from_secs(state.engine.files().config().upload_timeout_s),
             },
             body_limits::middleware,
         ))

@@ -400,7 +400,10 @@ mod tests {
         let pointers: Vec<_> = refs.iter().map(|r| r.pointer.as_str()).collect();
         assert_eq!(pointers, ["/doc", "/pages/1", "/a~1b"]);
         assert_eq!(refs[1].id, b);
-        assert_eq!(file_refs(&json!({"$file": a.to_string()})).unwrap()[0].pointer, "/");
+        assert_eq!(
+            file_refs(&json!({"$file": a.to_string()})).unwrap()[0].pointer,
+            "/"
+        );
     }
 
     #[test]
@@ -416,7 +419,10 @@ mod tests {
 
     #[test]
     fn names_lose_their_paths_and_control_characters_are_refused() {
-        assert_eq!(clean_name("C:\\Users\\me\\report.pdf").unwrap(), "report.pdf");
+        assert_eq!(
+            clean_name("C:\\Users\\me\\report.pdf").unwrap(),
+            "report.pdf"
+        );
         assert_eq!(clean_name("../../etc/passwd").unwrap(), "passwd");
         for bad in ["", "dir/", "..", "a\0b", "a\nb", &"x".repeat(256)] {
             assert_eq!(
@@ -445,7 +451,12 @@ mod tests {
     fn only_inert_types_show_inline() {
         assert!(shows_inline("image/png"));
         assert!(shows_inline("Text/Plain; charset=utf-8"));
-        for t in ["text/html", "image/svg+xml", "application/xhtml+xml", "text/javascript"] {
+        for t in [
+            "text/html",
+            "image/svg+xml",
+            "application/xhtml+xml",
+            "text/javascript",
+        ] {
             assert!(!shows_inline(t), "{t}");
         }
     }

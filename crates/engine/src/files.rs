@@ -82,7 +82,9 @@ fn not_found(id: FileId) -> Error {
 fn too_large(max: u64) -> Error {
     Error::new(
         ErrorCode::FileTooLarge,
-        format!("the file is larger than the largest upload allowed ({max} bytes, files.max_bytes)"),
+        format!(
+            "the file is larger than the largest upload allowed ({max} bytes, files.max_bytes)"
+        ),
     )
 }
 
@@ -325,7 +327,11 @@ impl FileService {
     }
 
     /// Files `principal` may see, newest first.
-    pub async fn list(&self, principal: &Principal, mut query: FileQuery) -> Result<Vec<FileRecord>> {
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        mut query: FileQuery,
+    ) -> Result<Vec<FileRecord>> {
         principal.require(Permission::ReadTasks)?;
         if let Some(own) = principal.task_scope() {
             if query.owner_id.is_some_and(|o| o != own) {
@@ -407,7 +413,13 @@ impl FileService {
     }
 
     /// A signed upload path for one attempt, valid for its time budget and some slack.
-    pub fn upload_url(&self, task: TaskId, attempt: u32, now: Timestamp, timeout_ms: u64) -> String {
+    pub fn upload_url(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        now: Timestamp,
+        timeout_ms: u64,
+    ) -> String {
         let expires = now.plus_ms(timeout_ms.saturating_add(UPLOAD_URL_SLACK_MS));
         format!(
             "/api/v1/files?task={task}&attempt={attempt}&{}",
@@ -425,8 +437,14 @@ impl FileService {
     /// removed, then blobs no file uses. Returns how many of each it removed.
     pub async fn collect(&self, stale_before: Timestamp) -> Result<(usize, usize)> {
         let mut uploads = 0;
-        for u in self.store.stale_uploads(stale_before, COLLECT_BATCH).await? {
-            self.objects.discard(&u.object_key, u.token.as_deref()).await?;
+        for u in self
+            .store
+            .stale_uploads(stale_before, COLLECT_BATCH)
+            .await?
+        {
+            self.objects
+                .discard(&u.object_key, u.token.as_deref())
+                .await?;
             self.store.forget_upload(u.id).await?;
             uploads += 1;
         }
@@ -438,7 +456,11 @@ impl FileService {
             }
         }
         if uploads + blobs > 0 {
-            tracing::info!(uploads, blobs, "removed unfinished uploads and unused file bytes");
+            tracing::info!(
+                uploads,
+                blobs,
+                "removed unfinished uploads and unused file bytes"
+            );
         }
         Ok((uploads, blobs))
     }
@@ -447,7 +469,11 @@ impl FileService {
     /// plus as much again, at most a minute, for the record to be written).
     pub fn stale_before(&self, now: Timestamp) -> Timestamp {
         let timeout = self.config.upload_timeout_s;
-        now.minus_ms(timeout.saturating_add(timeout.min(60)).saturating_mul(1_000))
+        now.minus_ms(
+            timeout
+                .saturating_add(timeout.min(60))
+                .saturating_mul(1_000),
+        )
     }
 }
 

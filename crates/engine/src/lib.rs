@@ -76,6 +76,15 @@ pub struct Probe {
     pub degraded: Option<String>,
 }
 
+/// Every backend's answer to a readiness probe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probes {
+    pub database: Probe,
+    pub cache: Probe,
+    /// File storage: tasks go on without it, so it only degrades readiness.
+    pub files: Probe,
+}
+
 /// Which background duties this process takes on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Duties {
@@ -293,24 +302,34 @@ impl Engine {
     }
 
     /// Asks the database and the cache whether they answer, each within `timeout`.
-    pub async fn probe(&self, timeout: Duration) -> (Probe, Probe) {
+    pub async fn probe(&self, timeout: Duration) -> Probes {
         let error = |r: std::result::Result<Result<()>, tokio::time::error::Elapsed>| match r {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e.message),
             Err(_) => Some("timed out".to_owned()),
         };
-        let database = Probe {
-            backend: self.store.backend(),
-            error: error(tokio::time::timeout(timeout, self.store.ping()).await),
-            degraded: None,
-        };
-        let cache_error = error(tokio::time::timeout(timeout, self.cache.ping()).await);
-        let cache = Probe {
-            backend: self.cache.backend(),
-            error: cache_error,
-            degraded: self.cache.degraded(),
-        };
-        (database, cache)
+        let (db, cache, files) = tokio::join!(
+            tokio::time::timeout(timeout, self.store.ping()),
+            tokio::time::timeout(timeout, self.cache.ping()),
+            tokio::time::timeout(timeout, self.files.probe()),
+        );
+        Probes {
+            database: Probe {
+                backend: self.store.backend(),
+                error: error(db),
+                degraded: None,
+            },
+            cache: Probe {
+                backend: self.cache.backend(),
+                error: error(cache),
+                degraded: self.cache.degraded(),
+            },
+            files: Probe {
+                backend: self.files.backend(),
+                error: error(files),
+                degraded: None,
+            },
+        }
     }
 
     /// Single-node start-up: tasks that were running when the process last stopped go

@@ -49,9 +49,7 @@ impl LocalObjects {
 
 async fn remove(path: &Path) -> Result<()> {
     match tokio::fs::remove_file(path).await {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(io_error("remove an object")(e))
-        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error("remove an object")(e)),
         _ => Ok(()),
     }
 }
@@ -157,7 +155,10 @@ impl ObjectWriter for LocalWriter {
 
     async fn finish(mut self: Box<Self>) -> Result<()> {
         self.flush_block().await?;
-        self.file.flush().await.map_err(io_error("write an object"))?;
+        self.file
+            .flush()
+            .await
+            .map_err(io_error("write an object"))?;
         self.file
             .sync_all()
             .await
@@ -191,7 +192,13 @@ mod tests {
     use futures::TryStreamExt;
 
     async fn read_all(store: &LocalObjects, key: &str, range: Option<ByteRange>) -> Vec<u8> {
-        let chunks: Vec<Bytes> = store.read(key, range).await.unwrap().try_collect().await.unwrap();
+        let chunks: Vec<Bytes> = store
+            .read(key, range)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
         chunks.concat()
     }
 
@@ -205,7 +212,10 @@ mod tests {
         for chunk in data.chunks(70_000) {
             w.write(Bytes::copy_from_slice(chunk)).await.unwrap();
         }
-        assert!(store.read(key, None).await.is_err(), "not visible before finish");
+        assert!(
+            store.read(key, None).await.is_err(),
+            "not visible before finish"
+        );
         w.finish().await.unwrap();
         assert_eq!(read_all(&store, key, None).await, data);
         assert_eq!(read_all(&store, key, Some(10..20)).await, &data[10..20]);
@@ -222,11 +232,26 @@ mod tests {
         let mut w = store.create(key).await.unwrap();
         w.write(Bytes::from_static(b"half")).await.unwrap();
         drop(w);
-        assert_eq!(std::fs::read_dir(dir.path().join("partial")).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("partial"))
+                .unwrap()
+                .count(),
+            1
+        );
         store.discard(key, None).await.unwrap();
-        assert_eq!(std::fs::read_dir(dir.path().join("partial")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("partial"))
+                .unwrap()
+                .count(),
+            0
+        );
         let w = store.create(key).await.unwrap();
         w.abort().await.unwrap();
-        assert_eq!(std::fs::read_dir(dir.path().join("partial")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("partial"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 }

@@ -213,6 +213,12 @@ async fn session(
                         pending: pending_steps.clone(),
                         suspend: CancellationToken::new(),
                         calls: Default::default(),
+                        files: crate::files::AttemptFiles {
+                            http: builder.http.clone(),
+                            base: crate::files::http_base(&builder.url),
+                            files,
+                            upload_url,
+                        },
                     };
                     spawn_attempt(builder, ctx, input, Duration::from_millis(timeout_ms), done_tx.clone());
                 }

@@ -32,6 +32,7 @@
 //! what it has.
 
 mod connection;
+mod files;
 mod step;
 mod wait;
 
@@ -45,7 +46,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use switchyard_protocol::worker::WorkerMessage;
-pub use switchyard_protocol::worker::{AgentDecl, ErrorClass, Level, RetryDecl};
+pub use switchyard_protocol::worker::{AgentDecl, ErrorClass, FileRef, Level, RetryDecl};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -127,6 +128,7 @@ pub struct TaskContext {
     /// Fired when a wait ends the run: the runner drops the handler and reports nothing.
     suspend: CancellationToken,
     calls: Arc<wait::CallCounts>,
+    files: files::AttemptFiles,
 }
 
 impl TaskContext {
@@ -196,6 +198,7 @@ impl Worker {
             agents: Vec::new(),
             handlers: HashMap::new(),
             max_backoff: Duration::from_secs(30),
+            http: reqwest::Client::new(),
         }
     }
 }
@@ -219,6 +222,8 @@ pub struct WorkerBuilder {
     agents: Vec<AgentDecl>,
     handlers: HashMap<String, Handler>,
     max_backoff: Duration,
+    /// For input files and artifacts.
+    http: reqwest::Client,
 }
 
 impl WorkerBuilder {

@@ -980,3 +980,99 @@ async fn a_thousand_sleeping_tasks_hold_no_slot() {
     running.await.unwrap().unwrap();
     app.stop().await;
 }
+
+/// A remote worker reads an input file through its signed URL and writes artifacts
+/// (bytes and a file streamed from disk) through the attempt's upload URL, without
+/// storage credentials; the task's artifacts are listed and downloadable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_worker_reads_input_files_and_writes_artifacts() {
+    use sha2::Digest;
+    let app = TestApp::spawn().await;
+    let key = app.api_key(&[Scope::Worker]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().to_path_buf();
+    let worker = switchyard_sdk::Worker::connect(app.base.clone(), key).agent(
+        "filer",
+        move |input: Value, ctx: switchyard_sdk::TaskContext| {
+            let scratch = scratch.clone();
+            async move {
+                let id = input["doc"]["$file"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let info = ctx.files().get(&id).cloned();
+                let content = ctx.download(&id).await?;
+                let copy = scratch.join("copy.bin");
+                ctx.download_to(&id, &copy).await?;
+                let upper = content.to_ascii_uppercase();
+                let a = ctx.upload("upper.txt", upper, Some("text/plain")).await?;
+                let b = ctx.upload_path("copy.bin", &copy, None).await?;
+                let unknown = ctx.download("00000000-0000-0000-0000-000000000000").await;
+                Ok(json!({
+                    "name": info.map(|f| f.name), "upper": {"$file": a}, "copy": {"$file": b},
+                    "unknown": unknown.err().and_then(|e| e.code),
+                }))
+            }
+        },
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run_until(async {
+        let _ = stopped.await;
+    }));
+    wait_for_workers(&app, 1).await;
+    let body = b"hello files".repeat(100_000);
+    let uploaded: Value = app
+        .client
+        .post(app.url("/api/v1/files?name=in.txt"))
+        .bearer_auth(&app.admin)
+        .header("content-type", "text/plain")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (status, task) = app
+        .post(
+            "/api/v1/tasks?wait=30s",
+            json!({"agent": "filer", "input": {"doc": {"$file": uploaded["id"]}}}),
+        )
+        .await;
+    assert!(status.is_success(), "{task}");
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let output = &task["output"];
+    assert_eq!(output["name"], "in.txt");
+    assert_eq!(output["unknown"], "unknown_file");
+    let id = task["id"].as_str().unwrap();
+    let (_, artifacts) = app.get(&format!("/api/v1/tasks/{id}/artifacts")).await;
+    let items = artifacts["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{artifacts}");
+    for item in items {
+        assert_eq!(item["task_id"], task["id"]);
+        assert_eq!(
+            item["owner"], uploaded["owner"],
+            "owned by the task's owner"
+        );
+    }
+    let upper = output["upper"]["$file"].as_str().unwrap();
+    let got = app
+        .client
+        .get(app.url(&format!("/api/v1/files/{upper}/content")))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&got[..], &body.to_ascii_uppercase()[..]);
+    let copy = items.iter().find(|f| f["name"] == "copy.bin").unwrap();
+    assert_eq!(
+        copy["sha256"].as_str().unwrap(),
+        hex::encode(sha2::Sha256::digest(&body)),
+        "the streamed copy has the input's bytes"
+    );
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+}

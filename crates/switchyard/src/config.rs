@@ -243,7 +243,10 @@ const KEY_DOCS: &[(&str, &str)] = &[
         "Unset: AWS_SECRET_ACCESS_KEY. Write-only: never logged or shown.",
     ),
     ("files.max_bytes", "Largest upload, in bytes (413 beyond)."),
-    ("files.quota_bytes", "Most bytes of files one user may keep."),
+    (
+        "files.quota_bytes",
+        "Most bytes of files one user may keep.",
+    ),
     (
         "files.url_ttl_s",
         "How long a signed download URL given to a worker stays valid, in seconds.",

@@ -223,6 +223,44 @@ impl TestApp {
     }
 }
 
+/// S3-compatible storage for tests: `TEST_S3_ENDPOINT` (e.g. moto's server, started by
+/// `.ci/run`) with the bucket `TEST_S3_BUCKET` (default `switchyard-test`), any
+/// credentials. Without it the caller's test says loudly that it was skipped.
+#[derive(Clone, Debug)]
+pub struct S3Settings {
+    pub endpoint: String,
+    pub bucket: String,
+}
+
+pub fn s3_settings() -> Option<S3Settings> {
+    match std::env::var("TEST_S3_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => Some(S3Settings {
+            endpoint,
+            bucket: std::env::var("TEST_S3_BUCKET").unwrap_or_else(|_| "switchyard-test".into()),
+        }),
+        _ => {
+            eprintln!("SKIPPED: TEST_S3_ENDPOINT not set — the S3 file storage test did not run");
+            None
+        }
+    }
+}
+
+impl S3Settings {
+    /// Points `config` at a fresh prefix of the bucket.
+    pub fn apply(&self, config: &mut Config) {
+        self.apply_prefix(config, &uuid::Uuid::new_v4().simple().to_string());
+    }
+
+    /// Points `config` at `prefix` in the bucket (servers of one cluster share it).
+    pub fn apply_prefix(&self, config: &mut Config, prefix: &str) {
+        config.files.url = Some(format!("s3://{}/{prefix}", self.bucket));
+        config.files.s3_endpoint = Some(self.endpoint.clone());
+        config.files.s3_region = Some("us-east-1".into());
+        config.files.s3_access_key_id = Some("test".into());
+        config.files.s3_secret_access_key = Some("test".into());
+    }
+}
+
 pub fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no error code>")
 }

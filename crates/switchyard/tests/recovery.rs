@@ -19,9 +19,14 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &Path) -> Server {
+        Self::start_with(data_dir, &[])
+    }
+
+    fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .envs(env.iter().copied())
             .env("SWITCHYARD_ADMIN_PASSWORD", PASSWORD)
             .env("SWITCHYARD__TELEMETRY__LOG_FORMAT", "json")
             .env("SWITCHYARD__QUEUE__LEASE_MS", "3000")
@@ -188,4 +193,137 @@ async fn acknowledged_tasks_survive_kill9() {
             .count();
         assert_eq!(succeeded, 1, "{done}");
     }
+}
+
+fn partial_uploads(data_dir: &Path) -> usize {
+    std::fs::read_dir(data_dir.join("files/partial")).map_or(0, |d| d.count())
+}
+
+/// Starts an upload that sends `sent` bytes and then stalls, and waits until the server
+/// has written them to a partial file.
+async fn stalled_upload(base: &str, token: &str, data_dir: &Path) -> tokio::task::JoinHandle<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let request = reqwest::Client::new()
+        .post(format!("{base}/api/v1/files?name=half.bin"))
+        .bearer_auth(token)
+        .body(body)
+        .send();
+    let upload = tokio::spawn(async move {
+        let _ = request.await;
+    });
+    for _ in 0..4 {
+        tx.send(Ok(vec![7u8; 1 << 20])).await.unwrap();
+    }
+    let start = Instant::now();
+    while partial_uploads(data_dir) == 0 {
+        assert!(start.elapsed() < WAIT, "the upload never reached the disk");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::spawn(async move {
+        // Keeps the body open (the upload stalls) until the server is killed.
+        let _tx = tx;
+        tokio::time::sleep(WAIT).await;
+    });
+    upload
+}
+
+async fn files_listed(client: &reqwest::Client, base: &str, token: &str) -> Value {
+    client
+        .get(format!("{base}/api/v1/files"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// kill -9 in the middle of an upload: after the restart no file is listed and the
+/// partial bytes are gone (collected at start-up: a single-node server owns every upload).
+#[tokio::test]
+async fn an_upload_killed_midway_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = Server::start(dir.path());
+    let token = login(&client, &server.base).await;
+    let upload = stalled_upload(&server.base, &token, dir.path()).await;
+    server.kill9();
+    upload.abort();
+    assert_eq!(
+        partial_uploads(dir.path()),
+        1,
+        "the killed upload's bytes are on disk"
+    );
+    let server = Server::start(dir.path());
+    let token = login(&client, &server.base).await;
+    assert_eq!(
+        files_listed(&client, &server.base, &token).await["items"],
+        json!([])
+    );
+    assert_eq!(partial_uploads(dir.path()), 0, "collected at start-up");
+    server.kill9();
+}
+
+/// The same on PostgreSQL, where servers share uploads: the collector removes an upload
+/// once it is older than files.upload_timeout_s could allow.
+#[tokio::test]
+async fn an_upload_killed_midway_is_collected_on_postgres() {
+    let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!(
+            "SKIPPED: TEST_DATABASE_URL not set — the PostgreSQL upload recovery test did not run"
+        );
+        return;
+    };
+    let schema = format!("sy_upload_{}", uuid::Uuid::new_v4().simple());
+    {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let db = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let env = [
+        ("SWITCHYARD__DATABASE__URL", db.as_str()),
+        ("SWITCHYARD__FILES__UPLOAD_TIMEOUT_S", "2"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = Server::start_with(dir.path(), &env);
+    let token = login(&client, &server.base).await;
+    let upload = stalled_upload(&server.base, &token, dir.path()).await;
+    server.kill9();
+    upload.abort();
+    let server = Server::start_with(dir.path(), &env);
+    let token = login(&client, &server.base).await;
+    let start = Instant::now();
+    while partial_uploads(dir.path()) > 0 {
+        assert!(
+            start.elapsed() < WAIT,
+            "the collector never removed the upload"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        files_listed(&client, &server.base, &token).await["items"],
+        json!([])
+    );
+    server.kill9();
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+    let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM {schema}.uploads"
+    )))
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(left, 0, "the upload's note is gone too");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut c)
+        .await
+        .unwrap();
 }

@@ -15,11 +15,13 @@ pub struct Health {
 #[derive(Serialize, ToSchema)]
 pub struct Readiness {
     /// `ok` when every dependency answers; `degraded` (still 200) while the cache serves
-    /// on its fallbacks (Redis unreachable: sessions from the database, cache misses);
+    /// on its fallbacks (Redis unreachable: sessions from the database, cache misses) or
+    /// file storage does not answer (tasks go on; uploads and downloads fail);
     /// `unavailable` (503) when the database or the cache does not answer.
     pub status: &'static str,
     pub database: Check,
     pub cache: Check,
+    pub files: Check,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -53,9 +55,13 @@ pub async fn healthz() -> Json<Health> {
 /// Readiness: the database and cache answer (200 also while degraded, 503 when not).
 #[utoipa::path(get, operation_id = "readyz", path = "/readyz", tag = "system", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let (database, cache) = state.engine.probe(std::time::Duration::from_secs(2)).await;
+    let switchyard_engine::Probes {
+        database,
+        cache,
+        files,
+    } = state.engine.probe(std::time::Duration::from_secs(2)).await;
     let ok = database.error.is_none() && cache.error.is_none();
-    let status = match (ok, cache.degraded.is_some()) {
+    let status = match (ok, cache.degraded.is_some() || files.error.is_some()) {
         (false, _) => "unavailable",
         (true, true) => "degraded",
         (true, false) => "ok",
@@ -64,6 +70,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         status,
         database: Check::from(database),
         cache: Check::from(cache),
+        files: Check::from(files),
     };
     (
         if ok {

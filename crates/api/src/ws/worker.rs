@@ -337,8 +337,8 @@ impl Session {
                 .map_or(switchyard_core::agent::DEFAULT_TIMEOUT_MS, |e| {
                     e.spec().timeout_ms
                 });
-            let refers_to_files = switchyard_core::files::file_refs(&task.input)
-                .is_ok_and(|refs| !refs.is_empty());
+            let refers_to_files =
+                switchyard_core::files::file_refs(&task.input).is_ok_and(|refs| !refs.is_empty());
             if task.ran_before() || refers_to_files {
                 // Its memoized steps, or its files, are read first.
                 self.assign_after_lookup(task, timeout_ms);
@@ -405,7 +405,10 @@ impl Session {
                     tracing::warn!(error = %e, task = %task.id, "could not read what goes with an assignment; the task goes back to the queue");
                     let error = TaskError::retryable(
                         "assignment_unavailable",
-                        format!("the task's durable steps or files could not be read: {}", e.message),
+                        format!(
+                            "the task's durable steps or files could not be read: {}",
+                            e.message
+                        ),
                     );
                     let _ = worker
                         .finish(task.id, task.attempt, AttemptOutcome::Failed(error), None)

@@ -1,7 +1,7 @@
 //! Files: records, content-addressed blobs, per-owner usage, unfinished uploads.
 
-use switchyard_core::FileId;
 use switchyard_core::Error;
+use switchyard_core::FileId;
 use switchyard_core::files::{FileQuery, FileRecord, Stored, Upload};
 
 use super::*;
@@ -42,22 +42,45 @@ pub async fn files_share_blobs_and_count_against_quotas(store: SharedStore) {
     let a = record("a", 400, owner, None);
     assert_eq!(store_file(&store, &a, "k/a").await.unwrap(), Stored::New);
     let b = record("a", 400, owner, Some(TaskId::new()));
-    assert_eq!(store_file(&store, &b, "k/b").await.unwrap(), Stored::Duplicate);
-    assert_eq!(store.blob_key(&a.sha256).await.unwrap().as_deref(), Some("k/a"));
+    assert_eq!(
+        store_file(&store, &b, "k/b").await.unwrap(),
+        Stored::Duplicate
+    );
+    assert_eq!(
+        store.blob_key(&a.sha256).await.unwrap().as_deref(),
+        Some("k/a")
+    );
     assert_eq!(store.file_usage(owner).await.unwrap(), 800);
-    assert!(store.stale_uploads(t0().plus_ms(1), 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .stale_uploads(t0().plus_ms(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let over = record("c", 300, owner, None);
     let e = store_file(&store, &over, "k/c").await.unwrap_err();
     assert_eq!(e.code, ErrorCode::QuotaExceeded);
-    assert_eq!(store.get_file(over.id).await.unwrap(), None, "nothing written");
+    assert_eq!(
+        store.get_file(over.id).await.unwrap(),
+        None,
+        "nothing written"
+    );
     assert_eq!(store.blob_key(&over.sha256).await.unwrap(), None);
     assert_eq!(store.file_usage(owner).await.unwrap(), 800);
     let stale = store.stale_uploads(t0().plus_ms(1), 10).await.unwrap();
-    assert_eq!(stale.len(), 1, "the refused upload's note stays for its caller");
+    assert_eq!(
+        stale.len(),
+        1,
+        "the refused upload's note stays for its caller"
+    );
     store.forget_upload(over.id).await.unwrap();
     let other = record("c", 300, Some(UserId::new()), None);
-    assert_eq!(store_file(&store, &other, "k/c").await.unwrap(), Stored::New);
+    assert_eq!(
+        store_file(&store, &other, "k/c").await.unwrap(),
+        Stored::New
+    );
 
     assert_eq!(store.get_file(a.id).await.unwrap().as_ref(), Some(&a));
     let mine = store
@@ -92,7 +115,10 @@ pub async fn files_share_blobs_and_count_against_quotas(store: SharedStore) {
     assert_eq!(store.delete_file(a.id).await.unwrap(), Some(a.clone()));
     assert_eq!(store.delete_file(a.id).await.unwrap(), None);
     assert_eq!(store.file_usage(owner).await.unwrap(), 400);
-    assert!(store.orphan_blobs(10).await.unwrap().is_empty(), "b uses it");
+    assert!(
+        store.orphan_blobs(10).await.unwrap().is_empty(),
+        "b uses it"
+    );
     store.delete_file(b.id).await.unwrap();
     assert_eq!(store.file_usage(owner).await.unwrap(), 0);
     let orphans = store.orphan_blobs(10).await.unwrap();
@@ -120,7 +146,10 @@ pub async fn a_blob_used_again_is_kept(store: SharedStore) {
     );
     assert!(store.orphan_blobs(10).await.unwrap().is_empty());
     assert!(!store.take_orphan_blob(&a.sha256).await.unwrap());
-    assert_eq!(store.blob_key(&a.sha256).await.unwrap().as_deref(), Some("k/d1"));
+    assert_eq!(
+        store.blob_key(&a.sha256).await.unwrap().as_deref(),
+        Some("k/d1")
+    );
 }
 
 /// Unfinished uploads are found by age, with what aborting them needs.
@@ -148,5 +177,11 @@ pub async fn unfinished_uploads_are_found(store: SharedStore) {
         }]
     );
     store.forget_upload(id).await.unwrap();
-    assert!(store.stale_uploads(t0().plus_ms(1), 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .stale_uploads(t0().plus_ms(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -9,6 +9,7 @@ mod auth;
 mod connections;
 mod efficiency;
 mod events;
+mod files;
 mod flow;
 mod fuzz;
 mod http_agent;

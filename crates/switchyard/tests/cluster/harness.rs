@@ -318,6 +318,29 @@ fn switchyard(cluster: &Cluster, name: &str, role: &str, listen: Option<u16>) ->
         .env("SWITCHYARD__TELEMETRY__LOG_FORMAT", "json")
         .env("SWITCHYARD__TELEMETRY__LOG_LEVEL", "info")
         .env_remove("SWITCHYARD_ADMIN_PASSWORD");
+    // Files: S3-compatible storage when the test has it (CI starts one), else a directory
+    // every process of this one-machine cluster shares.
+    match switchyard::testing::s3_settings() {
+        Some(s3) => {
+            let prefix = cluster
+                .dir
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            cmd.env(
+                "SWITCHYARD__FILES__URL",
+                format!("s3://{}/{prefix}", s3.bucket),
+            )
+            .env("SWITCHYARD__FILES__S3_ENDPOINT", s3.endpoint)
+            .env("SWITCHYARD__FILES__S3_REGION", "us-east-1")
+            .env("SWITCHYARD__FILES__S3_ACCESS_KEY_ID", "test")
+            .env("SWITCHYARD__FILES__S3_SECRET_ACCESS_KEY", "test");
+        }
+        None => {
+            cmd.env("SWITCHYARD__FILES__URL", cluster.dir.path().join("files"));
+        }
+    }
     cmd
 }
 

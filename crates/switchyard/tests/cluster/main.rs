@@ -59,6 +59,8 @@ fn scale_out_survives_sigkill_of_an_api_server_and_a_worker() {
     run.proxy_terminates_tls_and_upgrades_websockets();
     let followers = runtime.block_on(async {
         run.log_in_through_the_proxy().await;
+        run.files_uploaded_through_one_server_download_through_the_others()
+            .await;
         run.start_a_two_second_schedule().await;
         let followers = run.follow_tasks_on_other_servers().await;
         let submitted = run.load_while_an_api_server_and_a_worker_die().await;
@@ -168,6 +170,51 @@ impl Scenario {
             assert!(me.status().is_success(), "the session is valid on :{port}");
         }
         self.token = token;
+    }
+
+    /// A 24 MiB file uploaded through NGINX (streamed, past its default body limit) comes
+    /// back whole from every API server, and by range: the bytes are in shared storage
+    /// (S3 in CI), not on the server that took the upload.
+    async fn files_uploaded_through_one_server_download_through_the_others(&self) {
+        use sha2::Digest;
+        const SIZE: usize = 24 << 20;
+        let body: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+        let sha = hex::encode(sha2::Sha256::digest(&body));
+        let up = self
+            .http
+            .post(format!("{}/api/v1/files?name=cluster.bin", self.base))
+            .bearer_auth(&self.token)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(up.status(), reqwest::StatusCode::CREATED);
+        let file: Value = up.json().await.unwrap();
+        assert_eq!(file["sha256"], sha.as_str());
+        let id = file["id"].as_str().unwrap();
+        for port in &self.cluster.api_ports {
+            let url = format!("http://127.0.0.1:{port}/api/v1/files/{id}/content");
+            let got = self
+                .http
+                .get(&url)
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(got.status(), reqwest::StatusCode::OK, "from :{port}");
+            let got = got.bytes().await.unwrap();
+            assert_eq!(hex::encode(sha2::Sha256::digest(&got)), sha, "from :{port}");
+            let part = self
+                .http
+                .get(&url)
+                .bearer_auth(&self.token)
+                .header("range", "bytes=1000-1999")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(part.status(), reqwest::StatusCode::PARTIAL_CONTENT);
+            assert_eq!(&part.bytes().await.unwrap()[..], &body[1000..2000]);
+        }
     }
 
     /// A schedule every two seconds, fired by both workers' schedulers from now on

@@ -14,27 +14,8 @@ import { apiUrl } from '@/app/config';
 import { refreshSession } from '@/app/refresh';
 import { selectTokens, type SessionState } from '@/app/session';
 import { apiErrorInfo, type ApiErrorInfo } from '@/shared/api/errors';
+import type { FilePage, FileView } from '@/shared/api/types';
 import type { UploadFile, UploadOptions } from '@/shared/ui/schema-form';
-
-/** A stored file (`FileView`). */
-export interface FileView {
-  id: string;
-  name: string;
-  size: number;
-  content_type: string;
-  /** Hex SHA-256 of the bytes (also the content's ETag). */
-  sha256: string;
-  created_at: string;
-  owner: string | null;
-  /** Only on artifacts: the task whose agent uploaded it. */
-  task_id?: string | null;
-}
-
-/** `GET /files`: newest first, paged like `GET /tasks`. */
-export interface FilePage {
-  items: FileView[];
-  next_cursor?: string | null;
-}
 
 export interface FileListArgs {
   task?: string;
@@ -241,3 +222,5 @@ export async function downloadFile(store: StoreLike, file: Pick<FileView, 'id' |
   // Revoked later: the browser reads the blob after the click returns.
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
+
+export type { FilePage, FileView };

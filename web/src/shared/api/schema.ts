@@ -308,6 +308,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Files you may see, newest first, with cursor pagination. */
+        get: operations["list_files"];
+        put?: never;
+        /**
+         * Uploads a file: the raw bytes as the body (their `Content-Type` is kept; name it with
+         *     `?name=`), or `multipart/form-data` with one `file` part. Streams to storage; the same
+         *     content is stored once. With the signed `upload_url` of an assignment (no
+         *     `Authorization`), a worker stores an artifact of the task it runs.
+         */
+        post: operations["upload_file"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/files/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A file's record: name, size, type, SHA-256, owner, and the task of an artifact. */
+        get: operations["get_file"];
+        put?: never;
+        post?: never;
+        /** Deletes a file. Its bytes go once no other file has the same content. */
+        delete: operations["delete_file"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/files/{id}/content": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A file's content, streamed. One byte range (`Range: bytes=a-b`, `a-` or `-n`) gets a
+         *     206; `If-None-Match` with its `ETag` a 304. Types that cannot run script (images, text,
+         *     JSON, PDF) show inline; everything else downloads as an attachment, and nothing is
+         *     ever sniffed or run as a page (`nosniff`, `Content-Security-Policy: sandbox`). Workers
+         *     use the signed URL of their assignment instead of an `Authorization` header.
+         */
+        get: operations["download_file"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/metrics/series": {
         parameters: {
             query?: never;
@@ -534,6 +598,23 @@ export interface paths {
         };
         /** A task with its attempts. */
         get: operations["get_task"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tasks/{id}/artifacts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The files the task's agent uploaded (`ctx.upload` in the SDKs), newest first. */
+        get: operations["list_task_artifacts"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1210,6 +1291,27 @@ export interface components {
             message: string;
             request_id: string;
         };
+        File: {
+            content_type: string;
+            created_at: components["schemas"]["Timestamp"];
+            id: components["schemas"]["FileId"];
+            name: string;
+            owner?: components["schemas"]["UserId"] | null;
+            /** @description Lowercase hex SHA-256 of the content (also its `ETag`). */
+            sha256: string;
+            /**
+             * Format: int64
+             * @description In bytes.
+             */
+            size: number;
+            task_id?: components["schemas"]["TaskId"] | null;
+        };
+        /** Format: uuid */
+        FileId: string;
+        FilePage: {
+            items: components["schemas"]["File"][];
+            next_cursor?: components["schemas"]["FileId"] | null;
+        };
         Health: {
             status: string;
         };
@@ -1318,6 +1420,24 @@ export interface components {
                 revoked_at?: components["schemas"]["Timestamp"] | null;
                 scopes: components["schemas"]["Scope"][];
                 user_id: components["schemas"]["UserId"];
+            }[];
+        };
+        /** @description A list response. */
+        Items_File: {
+            items: {
+                content_type: string;
+                created_at: components["schemas"]["Timestamp"];
+                id: components["schemas"]["FileId"];
+                name: string;
+                owner?: components["schemas"]["UserId"] | null;
+                /** @description Lowercase hex SHA-256 of the content (also its `ETag`). */
+                sha256: string;
+                /**
+                 * Format: int64
+                 * @description In bytes.
+                 */
+                size: number;
+                task_id?: components["schemas"]["TaskId"] | null;
             }[];
         };
         /** @description A list response. */
@@ -1509,9 +1629,11 @@ export interface components {
         Readiness: {
             cache: components["schemas"]["Check"];
             database: components["schemas"]["Check"];
+            files: components["schemas"]["Check"];
             /**
              * @description `ok` when every dependency answers; `degraded` (still 200) while the cache serves
-             *     on its fallbacks (Redis unreachable: sessions from the database, cache misses);
+             *     on its fallbacks (Redis unreachable: sessions from the database, cache misses) or
+             *     file storage does not answer (tasks go on; uploads and downloads fail);
              *     `unavailable` (503) when the database or the cache does not answer.
              */
             status: string;
@@ -3434,6 +3556,417 @@ export interface operations {
             };
         };
     };
+    list_files: {
+        parameters: {
+            query?: {
+                /** @description Only the artifacts of this task. */
+                task?: components["schemas"]["TaskId"];
+                /** @description Only this user's files (admins; others always see only their own). */
+                owner?: components["schemas"]["UserId"];
+                /** @description `next_cursor` of the previous page. */
+                cursor?: components["schemas"]["FileId"];
+                /** @description Page size, 1-500 (default 50). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of files */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FilePage"];
+                };
+            };
+            /** @description Invalid parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential: missing, malformed, expired or revoked (`unauthorized`, `token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the permission (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    upload_file: {
+        parameters: {
+            query?: {
+                /** @description The file's name (a multipart upload: overrides the part's filename). */
+                name?: string;
+                /** @description An upload URL given to a worker: the task… */
+                task?: components["schemas"]["TaskId"];
+                /** @description … and the attempt it is for. */
+                attempt?: number;
+                /** @description An upload URL's expiry (milliseconds since the Unix epoch). */
+                expires?: number;
+                /** @description An upload URL's signature. */
+                signature?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The file's bytes (or multipart/form-data with a `file` part) */
+        requestBody: {
+            content: {
+                "application/octet-stream": number[];
+            };
+        };
+        responses: {
+            /** @description Stored */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["File"];
+                };
+            };
+            /** @description Malformed JSON (`malformed_json`) or an invalid path or query parameter (`invalid_parameter`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential: missing, malformed, expired or revoked (`unauthorized`, `token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A bad or expired upload URL */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive within `server.body_read_timeout_ms` (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The upload URL's attempt is no longer running */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Larger than files.max_bytes, or past the quota */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No name, or a malformed multipart body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["FileId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["File"];
+                };
+            };
+            /** @description Malformed JSON (`malformed_json`) or an invalid path or query parameter (`invalid_parameter`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential: missing, malformed, expired or revoked (`unauthorized`, `token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the permission (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such file, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["FileId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed JSON (`malformed_json`) or an invalid path or query parameter (`invalid_parameter`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential: missing, malformed, expired or revoked (`unauthorized`, `token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the permission (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such file, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    download_file: {
+        parameters: {
+            query?: {
+                /** @description A signed URL's expiry (milliseconds since the Unix epoch). */
+                expires?: number;
+                /** @description A signed URL's signature. */
+                signature?: string;
+            };
+            header?: never;
+            path: {
+                id: components["schemas"]["FileId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The content, as the type it was stored with */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": number[];
+                };
+            };
+            /** @description The range asked for */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": number[];
+                };
+            };
+            /** @description Not modified (If-None-Match) */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed JSON (`malformed_json`) or an invalid path or query parameter (`invalid_parameter`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential: missing, malformed, expired or revoked (`unauthorized`, `token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A bad or expired signed URL */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such file, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The range is outside the file */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     get_metric_series: {
         parameters: {
             query: {
@@ -4605,6 +5138,73 @@ export interface operations {
                 };
             };
             /** @description Malformed JSON (`malformed_json`) or an invalid path or query parameter (`invalid_parameter`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential: missing, malformed, expired or revoked (`unauthorized`, `token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the permission (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_task_artifacts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["TaskId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Items_File"];
+                };
+            };
+            /** @description A bad parameter (`invalid_parameter`) */
             400: {
                 headers: {
                     [name: string]: unknown;

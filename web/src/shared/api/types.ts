@@ -9,6 +9,9 @@ export type Attempt = Schemas['Attempt'];
 export type Task = Schemas['Task'];
 export type TaskError = Schemas['TaskError'];
 export type TaskPage = Schemas['TaskPage'];
+// `File` in the OpenAPI document; named FileView here so it does not hide the browser's File.
+export type FileView = Schemas['File'];
+export type FilePage = Schemas['FilePage'];
 export type TaskWait = Schemas['Wait'];
 export type WaitKind = Schemas['WaitKind'];
 export type SignalSent = Schemas['SignalAccepted'];

@@ -17,8 +17,8 @@ use crate::extract::{ApiPath, ApiQuery, Auth, perm};
 /// use the signed URL of their assignment instead of an `Authorization` header.
 #[utoipa::path(get, operation_id = "download_file", path = "/api/v1/files/{id}/content", tag = "files",
     params(("id" = FileId, Path), Signed), security(("bearer" = [])),
-    responses((status = 200, description = "The content", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, description = "The range asked for", content_type = "application/octet-stream", body = Vec<u8>),
+    responses((status = 200, description = "The content, as the type it was stored with", content_type = "*/*", body = Vec<u8>),
+        (status = 206, description = "The range asked for", content_type = "*/*", body = Vec<u8>),
         (status = 304, description = "Not modified (If-None-Match)"),
         (status = 403, description = "A bad or expired signed URL", body = ErrorBody),
         (status = 404, description = "No such file, or not yours", body = ErrorBody),
@@ -48,7 +48,11 @@ pub async fn content(
     {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
-    let range = match parts.headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+    let range = match parts
+        .headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+    {
         Some(r) => match byte_range(r, file.size) {
             Ok(range) => range,
             Err(()) => {
@@ -99,7 +103,10 @@ fn file_headers(file: &FileRecord, etag: &str) -> Result<HeaderMap, Error> {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("sandbox"),
     );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
     let disposition = if shows_inline(&file.content_type) {
         "inline"
     } else {
@@ -197,7 +204,13 @@ mod tests {
         assert_eq!(byte_range("bytes=95-1000", 100), Ok(Some(95..100)));
         assert_eq!(byte_range("bytes=100-", 100), Err(()));
         assert_eq!(byte_range("bytes=-0", 100), Err(()));
-        for ignored in ["items=0-1", "bytes=0-1,5-6", "bytes=5-1", "bytes=x-", "bytes=-"] {
+        for ignored in [
+            "items=0-1",
+            "bytes=0-1,5-6",
+            "bytes=5-1",
+            "bytes=x-",
+            "bytes=-",
+        ] {
             assert_eq!(byte_range(ignored, 100), Ok(None), "{ignored}");
         }
     }
