@@ -3,8 +3,10 @@
 # fuzz test, recovery, cluster), the web UI's unit tests, the Python and TypeScript SDKs
 # against the real binary, and end-to-end tests in a real browser against the real binary.
 #
-# PostgreSQL and Redis suites run against TEST_DATABASE_URL / TEST_REDIS_URL; without
-# them they print loudly that they were skipped.
+# PostgreSQL and Redis suites run against TEST_DATABASE_URL / TEST_REDIS_URL, the S3 file
+# storage tests against TEST_S3_ENDPOINT (an S3-compatible server with the bucket
+# TEST_S3_BUCKET, default switchyard-test; .ci/run starts moto); without them they print
+# loudly that they were skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
