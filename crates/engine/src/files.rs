@@ -33,6 +33,8 @@ pub const URL_KEY_SETTING: &str = "files.url_key";
 pub const MAX_PAGE: u32 = 500;
 /// Rows one pass of the collector handles at most.
 const COLLECT_BATCH: u32 = 500;
+/// Uploads announcing more than this are checked against the quota before they start.
+const QUOTA_PRECHECK_BYTES: u64 = 1 << 20;
 /// An upload URL outlives the attempt's time budget by this much.
 const UPLOAD_URL_SLACK_MS: u64 = 300_000;
 
@@ -135,7 +137,9 @@ impl FileService {
         if meta.length.is_some_and(|n| n > max) {
             return Err(too_large(max));
         }
-        if let Some(n) = meta.length {
+        // A large upload past the quota is refused before its bytes are read; any upload is
+        // checked again, exactly, when it is recorded.
+        if let Some(n) = meta.length.filter(|&n| n > QUOTA_PRECHECK_BYTES) {
             let used = self.store.file_usage(owner).await?;
             if used.saturating_add(n) > self.config.quota_bytes {
                 return Err(Error::new(

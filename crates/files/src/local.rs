@@ -1,22 +1,27 @@
 //! Objects as files in a directory: `objects/<key>` once finished, `partial/<key>` while
 //! being written. A finished object is synced to disk, then renamed into place (and its
 //! directory synced), so a crash leaves either the whole object or a partial file that
-//! the collector removes.
+//! the collector removes. Small objects are written in one go when complete; larger ones
+//! by a thread of their own as they arrive (plain blocking writes, no copies).
 
-use std::io::SeekFrom;
+use std::io::{SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use switchyard_core::files::{ByteRange, ByteStream, ObjectStore, ObjectWriter};
 use switchyard_core::{Error, ErrorCode, Result};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::{check_key, io_error};
 
-/// Bytes gathered before one write to disk.
-const WRITE_BLOCK: usize = 1 << 20;
+/// An object up to this size is kept in memory until it is complete, then written in one
+/// go; a larger one is written as it arrives by a thread of its own.
+const SMALL: usize = 256 << 10;
+/// Chunks queued for an upload's thread (each as the connection delivered it).
+const IN_FLIGHT: usize = 16;
 /// Bytes per chunk of a download.
 const READ_CHUNK: usize = 256 << 10;
 
@@ -61,16 +66,10 @@ impl ObjectStore for LocalObjects {
     }
 
     async fn create(&self, key: &str) -> Result<Box<dyn ObjectWriter>> {
-        let partial = self.partial(key)?;
-        let object = self.object(key)?;
-        let file = tokio::fs::File::create(&partial)
-            .await
-            .map_err(io_error("create an object"))?;
         Ok(Box::new(LocalWriter {
-            file,
-            partial,
-            object,
-            block: BytesMut::with_capacity(WRITE_BLOCK),
+            partial: self.partial(key)?,
+            object: self.object(key)?,
+            state: State::Buffered(Vec::new(), 0),
         }))
     }
 
@@ -116,73 +115,193 @@ impl ObjectStore for LocalObjects {
     }
 }
 
+/// What the writing thread is told.
+enum Message {
+    Data(Bytes),
+    /// Sync, move into place, answer.
+    Finish,
+}
+
+enum State {
+    /// A small object so far: kept until it is finished (then written in one go) or
+    /// grows past [`SMALL`].
+    Buffered(Vec<Bytes>, usize),
+    /// A large one: a thread of its own writes it as it arrives, so that receiving,
+    /// hashing and writing overlap.
+    Streaming {
+        tx: mpsc::Sender<Message>,
+        done: oneshot::Receiver<std::io::Result<bool>>,
+    },
+}
+
 struct LocalWriter {
-    file: tokio::fs::File,
     partial: PathBuf,
     object: PathBuf,
-    block: BytesMut,
+    state: State,
+}
+
+/// Writes `first`, then what arrives on `rx`, to `partial`; on `Finish` syncs it and
+/// moves it to `object`. Without `Finish` (the upload was given up) the partial file goes.
+fn write_object(
+    partial: &Path,
+    object: &Path,
+    first: Vec<Bytes>,
+    mut rx: Option<mpsc::Receiver<Message>>,
+) -> std::io::Result<bool> {
+    let written = (|| {
+        let mut file = std::fs::File::create(partial)?;
+        let mut flushing = Writeback::default();
+        for chunk in first {
+            file.write_all(&chunk)?;
+        }
+        if let Some(rx) = rx.as_mut() {
+            loop {
+                match rx.blocking_recv() {
+                    Some(Message::Data(chunk)) => {
+                        file.write_all(&chunk)?;
+                        flushing.wrote(&file, chunk.len() as u64);
+                    }
+                    Some(Message::Finish) => break,
+                    None => return Ok(false),
+                }
+            }
+        }
+        file.sync_all()?;
+        drop(file);
+        let dir = object
+            .parent()
+            .ok_or_else(|| std::io::Error::other("object without a directory"))?;
+        std::fs::create_dir_all(dir)?;
+        std::fs::rename(partial, object)?;
+        std::fs::File::open(dir)?.sync_all()?;
+        Ok(true)
+    })();
+    if !matches!(written, Ok(true)) {
+        let _ = std::fs::remove_file(partial);
+    }
+    written
+}
+
+/// Starts writing a large object's pages to disk while it is still arriving (Linux:
+/// `sync_file_range`, which does not wait), so the `fsync` that ends the upload has
+/// little left to do.
+#[derive(Default)]
+struct Writeback {
+    written: u64,
+    started: u64,
+}
+
+/// Pages are handed to the disk in steps of this many bytes.
+const WRITEBACK_STEP: u64 = 16 << 20;
+
+impl Writeback {
+    fn wrote(&mut self, file: &std::fs::File, n: u64) {
+        self.written += n;
+        if self.written - self.started < WRITEBACK_STEP {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: the descriptor is open for the call's duration; the call only starts
+            // writeback of a range of it.
+            unsafe {
+                libc::sync_file_range(
+                    file.as_raw_fd(),
+                    self.started as libc::off64_t,
+                    (self.written - self.started) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = file;
+        self.started = self.written;
+    }
 }
 
 impl LocalWriter {
-    async fn flush_block(&mut self) -> Result<()> {
-        if !self.block.is_empty() {
-            self.file
-                .write_all(&self.block)
-                .await
-                .map_err(io_error("write an object"))?;
-            self.block.clear();
-        }
+    fn start_thread(&mut self, first: Vec<Bytes>) -> Result<()> {
+        let (tx, rx) = mpsc::channel(IN_FLIGHT);
+        let (done_tx, done) = oneshot::channel();
+        let (partial, object) = (self.partial.clone(), self.object.clone());
+        std::thread::Builder::new()
+            .name("upload".into())
+            .stack_size(256 << 10)
+            .spawn(move || {
+                let _ = done_tx.send(write_object(&partial, &object, first, Some(rx)));
+            })
+            .map_err(io_error("start an upload thread"))?;
+        self.state = State::Streaming { tx, done };
         Ok(())
     }
+}
+
+async fn outcome(done: oneshot::Receiver<std::io::Result<bool>>) -> Result<bool> {
+    done.await
+        .map_err(|_| Error::internal_msg("an upload thread stopped"))?
+        .map_err(io_error("write an object"))
 }
 
 #[async_trait]
 impl ObjectWriter for LocalWriter {
     async fn write(&mut self, chunk: Bytes) -> Result<Option<String>> {
-        if self.block.is_empty() && chunk.len() >= WRITE_BLOCK {
-            self.file
-                .write_all(&chunk)
-                .await
-                .map_err(io_error("write an object"))?;
-            return Ok(None);
-        }
-        self.block.extend_from_slice(&chunk);
-        if self.block.len() >= WRITE_BLOCK {
-            self.flush_block().await?;
+        match &mut self.state {
+            State::Buffered(chunks, len) => {
+                *len += chunk.len();
+                chunks.push(chunk);
+                if *len > SMALL {
+                    let first = std::mem::take(chunks);
+                    self.start_thread(first)?;
+                }
+            }
+            State::Streaming { tx, .. } => {
+                if tx.send(Message::Data(chunk)).await.is_err() {
+                    // The thread stopped on an error: report it.
+                    let State::Streaming { done, .. } =
+                        std::mem::replace(&mut self.state, State::Buffered(Vec::new(), 0))
+                    else {
+                        unreachable!()
+                    };
+                    outcome(done).await?;
+                    return Err(Error::internal_msg("an upload thread stopped"));
+                }
+            }
         }
         Ok(None)
     }
 
-    async fn finish(mut self: Box<Self>) -> Result<()> {
-        self.flush_block().await?;
-        self.file
-            .flush()
-            .await
-            .map_err(io_error("write an object"))?;
-        self.file
-            .sync_all()
-            .await
-            .map_err(io_error("sync an object"))?;
-        let dir = self
-            .object
-            .parent()
-            .ok_or_else(|| Error::internal_msg("object without a directory"))?
-            .to_path_buf();
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(io_error("create an object directory"))?;
-        tokio::fs::rename(&self.partial, &self.object)
-            .await
-            .map_err(io_error("move an object into place"))?;
-        tokio::task::spawn_blocking(move || std::fs::File::open(&dir).and_then(|d| d.sync_all()))
-            .await
-            .map_err(|e| Error::internal("sync a directory", e))?
-            .map_err(io_error("sync an object directory"))
+    async fn finish(self: Box<Self>) -> Result<()> {
+        let LocalWriter {
+            partial,
+            object,
+            state,
+        } = *self;
+        match state {
+            State::Buffered(chunks, _) => {
+                tokio::task::spawn_blocking(move || write_object(&partial, &object, chunks, None))
+                    .await
+                    .map_err(|e| Error::internal("write an object", e))?
+                    .map_err(io_error("write an object"))?;
+            }
+            State::Streaming { tx, done } => {
+                // A send error means the thread stopped: `outcome` says why.
+                let _ = tx.send(Message::Finish).await;
+                if !outcome(done).await? {
+                    return Err(Error::internal_msg("an upload thread stopped"));
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn abort(self: Box<Self>) -> Result<()> {
-        drop(self.file);
-        remove(&self.partial).await
+        if let State::Streaming { tx, done } = self.state {
+            drop(tx);
+            // The thread removes its partial file.
+            let _ = done.await;
+        }
+        Ok(())
     }
 }
 
@@ -236,7 +355,8 @@ mod tests {
             std::fs::read_dir(dir.path().join("partial"))
                 .unwrap()
                 .count(),
-            1
+            0,
+            "a small object is kept in memory until it is finished"
         );
         store.discard(key, None).await.unwrap();
         assert_eq!(

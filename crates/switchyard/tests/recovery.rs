@@ -69,9 +69,9 @@ async fn login(client: &reqwest::Client, base: &str) -> String {
     r["access_token"].as_str().expect("login works").to_owned()
 }
 
-async fn task(client: &reqwest::Client, base: &str, token: &str, id: &str) -> Value {
+async fn get_json(client: &reqwest::Client, url: String, token: &str) -> Value {
     client
-        .get(format!("{base}/api/v1/tasks/{id}"))
+        .get(url)
         .bearer_auth(token)
         .send()
         .await
@@ -79,6 +79,10 @@ async fn task(client: &reqwest::Client, base: &str, token: &str, id: &str) -> Va
         .json()
         .await
         .unwrap()
+}
+
+async fn task(client: &reqwest::Client, base: &str, token: &str, id: &str) -> Value {
+    get_json(client, format!("{base}/api/v1/tasks/{id}"), token).await
 }
 
 async fn wait_status(
@@ -229,15 +233,7 @@ async fn stalled_upload(base: &str, token: &str, data_dir: &Path) -> tokio::task
 }
 
 async fn files_listed(client: &reqwest::Client, base: &str, token: &str) -> Value {
-    client
-        .get(format!("{base}/api/v1/files"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(client, format!("{base}/api/v1/files"), token).await
 }
 
 /// kill -9 in the middle of an upload: after the restart no file is listed and the

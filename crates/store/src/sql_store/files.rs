@@ -45,8 +45,10 @@ fn quota_exceeded(quota: u64) -> Error {
 
 #[async_trait]
 impl<D: Dialect> FileStore for SqlStore<D> {
+    // Upload notes are not flushed on their own: a process crash keeps them (the WAL is
+    // written), and the record that ends an upload is flushed, with them, before its answer.
     async fn begin_upload(&self, u: &Upload) -> Result<()> {
-        let mut tx = self.begin_write(true).await?;
+        let mut tx = self.begin_write(false).await?;
         Query::new(sql!("common", "begin_upload"))
             .bind(u.id.0)
             .bind(u.object_key.as_str())
@@ -59,7 +61,7 @@ impl<D: Dialect> FileStore for SqlStore<D> {
     }
 
     async fn note_upload_token(&self, id: FileId, token: &str) -> Result<()> {
-        let mut tx = self.begin_write(true).await?;
+        let mut tx = self.begin_write(false).await?;
         Query::new(sql!("common", "note_upload_token"))
             .bind(id.0)
             .bind(token)
@@ -78,7 +80,7 @@ impl<D: Dialect> FileStore for SqlStore<D> {
         if f.size > quota_bytes {
             return Err(quota_exceeded(quota_bytes));
         }
-        let mut tx = self.begin_write(true).await?;
+        let mut tx = self.begin_flushed().await?;
         let charged = Query::new(sql!("common", "charge_file_usage"))
             .bind(owner_key(f.owner_id))
             .bind(bytes(f.size))
@@ -116,7 +118,7 @@ impl<D: Dialect> FileStore for SqlStore<D> {
             .execute(tx.on())
             .await
             .map_err(db_err("forget upload"))?;
-        tx.commit().await.map_err(db_err("commit file"))?;
+        self.commit_flushed(tx, "commit file").await?;
         Ok(if stored_key == object_key {
             Stored::New
         } else {
@@ -125,7 +127,7 @@ impl<D: Dialect> FileStore for SqlStore<D> {
     }
 
     async fn forget_upload(&self, id: FileId) -> Result<()> {
-        let mut tx = self.begin_write(true).await?;
+        let mut tx = self.begin_write(false).await?;
         Query::new(sql!("common", "forget_upload"))
             .bind(id.0)
             .execute(tx.on())
@@ -196,7 +198,7 @@ impl<D: Dialect> FileStore for SqlStore<D> {
     }
 
     async fn delete_file(&self, id: FileId) -> Result<Option<FileRecord>> {
-        let mut tx = self.begin_write(true).await?;
+        let mut tx = self.begin_flushed().await?;
         let row = Query::new(sql!("common", "delete_file"))
             .bind(id.0)
             .fetch_optional(tx.on())
@@ -218,7 +220,7 @@ impl<D: Dialect> FileStore for SqlStore<D> {
             .execute(tx.on())
             .await
             .map_err(db_err("mark unused blob"))?;
-        tx.commit().await.map_err(db_err("commit delete"))?;
+        self.commit_flushed(tx, "commit delete").await?;
         Ok(Some(deleted))
     }
 

@@ -87,6 +87,11 @@ async fn hash_of(response: reqwest::Response) -> (u64, String) {
     (len, hex::encode(hasher.finalize()))
 }
 
+async fn delete(app: &TestApp, file: &Value) -> StatusCode {
+    let path = format!("/api/v1/files/{}", file["id"].as_str().unwrap());
+    app.call("DELETE", &path, Some(&app.admin), None).await.0
+}
+
 fn objects_on_disk(app: &TestApp) -> usize {
     walk(&app.dir.path().join("files/objects"))
 }
@@ -193,27 +198,13 @@ async fn the_same_bytes_are_stored_once_and_removed_with_their_last_file() {
     let (_, other) = upload(&app, &app.admin, "c.txt", "other bytes").await;
     assert_eq!(objects_on_disk(&app), 2);
     for f in [&a, &other] {
-        let (status, _) = app
-            .call(
-                "DELETE",
-                &format!("/api/v1/files/{}", f["id"].as_str().unwrap()),
-                Some(&app.admin),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert_eq!(delete(&app, f).await, StatusCode::NO_CONTENT);
     }
     assert_eq!(objects_on_disk(&app), 1, "b still uses the shared bytes");
     let path = format!("/api/v1/files/{}/content", b["id"].as_str().unwrap());
     let r = download(&app, Some(&app.admin), &path, None).await;
     assert_eq!(r.text().await.unwrap(), "same bytes");
-    app.call(
-        "DELETE",
-        &format!("/api/v1/files/{}", b["id"].as_str().unwrap()),
-        Some(&app.admin),
-        None,
-    )
-    .await;
+    assert_eq!(delete(&app, &b).await, StatusCode::NO_CONTENT);
     assert_eq!(objects_on_disk(&app), 0);
     let (status, gone) = app
         .get(&format!("/api/v1/files/{}", b["id"].as_str().unwrap()))
@@ -525,19 +516,71 @@ async fn files_on_s3() {
     let (_, b) = upload(&app, &app.admin, "b.txt", "s3 bytes").await;
     assert_eq!(a["sha256"], b["sha256"]);
     for f in [&a, &b] {
-        let (status, _) = app
-            .call(
-                "DELETE",
-                &format!("/api/v1/files/{}", f["id"].as_str().unwrap()),
-                Some(&app.admin),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert_eq!(delete(&app, f).await, StatusCode::NO_CONTENT);
     }
     assert_eq!(
         objects_on_disk(&app),
         0,
         "nothing went to the local directory"
     );
+}
+
+/// The same on PostgreSQL (a fresh schema of TEST_DATABASE_URL): records, quotas and
+/// content addressing are the store's, and behave the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_on_postgres() {
+    let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("SKIPPED: TEST_DATABASE_URL not set — the PostgreSQL file test did not run");
+        return;
+    };
+    let schema = format!("sy_files_{}", uuid::Uuid::new_v4().simple());
+    let run = |sql: String| {
+        let url = url.clone();
+        async move {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    };
+    run(format!("CREATE SCHEMA {schema}")).await;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let db = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let app = TestApp::spawn_with(|c| {
+        c.database.url = Some(db);
+        c.files.quota_bytes = 101 << 20;
+    })
+    .await;
+    round_trip(&app).await;
+    let (_, a) = upload(&app, &app.admin, "a.txt", "pg bytes").await;
+    let (_, b) = upload(&app, &app.admin, "b.txt", "pg bytes").await;
+    assert_eq!(a["sha256"], b["sha256"]);
+    assert_eq!(
+        objects_on_disk(&app),
+        2,
+        "the 100 MiB file and one copy of the pair"
+    );
+    let (status, body) = upload(&app, &app.admin, "more.bin", vec![1u8; 2 << 20]).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded")
+    );
+    let (_, bob) = app.user(Role::Operator).await;
+    let (status, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/files/{}", a["id"].as_str().unwrap()),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for f in [&a, &b] {
+        assert_eq!(delete(&app, f).await, StatusCode::NO_CONTENT);
+    }
+    assert_eq!(objects_on_disk(&app), 1);
+    app.stop().await;
+    run(format!("DROP SCHEMA {schema} CASCADE")).await;
 }
