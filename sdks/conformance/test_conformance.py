@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,24 @@ class Api:
                     break
         return events
 
+    def upload(self, name: str, content: bytes) -> dict[str, Any]:
+        with self._client() as http:
+            response = http.post(
+                "/api/v1/files",
+                params={"name": name},
+                content=content,
+                headers={"content-type": "text/plain"},
+            )
+        assert response.status_code == 201, f"upload: {response.status_code} {response.text}"
+        stored: dict[str, Any] = response.json()
+        return stored
+
+    def content(self, file_id: str) -> bytes:
+        with self._client() as http:
+            response = http.get(f"/api/v1/files/{file_id}/content")
+        assert response.status_code == 200, f"download: {response.status_code} {response.text}"
+        return response.content
+
     def logs(self, task_id: str) -> list[dict[str, Any]]:
         body = self.get(f"/api/v1/tasks/{task_id}/logs")
         items: list[dict[str, Any]] = body.get("items", body) if isinstance(body, dict) else body
@@ -94,7 +112,7 @@ def _is_final(event: dict[str, Any]) -> bool:
     return kind == "status" and event.get("status") == "cancelled"
 
 
-def _substitute(value: Any, names: dict[str, str]) -> Any:
+def _substitute(value: Any, names: Mapping[str, Any]) -> Any:
     if isinstance(value, str) and value in names:
         return names[value]
     if isinstance(value, dict):
@@ -271,7 +289,12 @@ def test_scenario(
     try:
         scenario.start_worker("$worker")
         expect = spec["expect"]
-        response = scenario.submit(spec["submit"]["agent"], spec["submit"]["input"])
+        submitted = spec["submit"]["input"]
+        if "upload" in spec:
+            upload = spec["upload"]
+            stored = scenario.api.upload(upload["name"], upload["content"].encode())
+            submitted = _substitute(submitted, {"$upload": {"$file": stored["id"]}})
+        response = scenario.submit(spec["submit"]["agent"], submitted)
         if "rejected" in expect:
             rejected = expect["rejected"]
             assert response.status_code == rejected["http_status"], response.text
@@ -287,6 +310,23 @@ def test_scenario(
         check(scenario, _substitute(expect, scenario.names), task)
     finally:
         scenario.close()
+
+
+def _check_artifacts(api: Api, task: dict[str, Any], expected: list[dict[str, Any]]) -> None:
+    """The task's artifacts are the expected ones (by name, type and content), and its
+    output's `artifact` reference points at one of them."""
+    artifacts = api.get(f"/api/v1/tasks/{task['id']}/artifacts")["items"]
+    described = json.dumps(artifacts, indent=1)
+    assert len(artifacts) == len(expected), described
+    for wanted in expected:
+        found = [a for a in artifacts if a["name"] == wanted["name"]]
+        assert len(found) == 1, described
+        artifact = found[0]
+        assert artifact["content_type"] == wanted["content_type"], described
+        assert artifact["task_id"] == task["id"], described
+        assert api.content(artifact["id"]).decode() == wanted["content"], described
+    referenced = (task.get("output") or {}).get("artifact", {}).get("$file")
+    assert referenced in {a["id"] for a in artifacts}, json.dumps(task, indent=1)
 
 
 def check(scenario: Scenario, expect: dict[str, Any], task: dict[str, Any]) -> None:
@@ -322,6 +362,8 @@ def check(scenario: Scenario, expect: dict[str, Any], task: dict[str, Any]) -> N
         assert _in_order(logs, expect["logs"]), json.dumps(logs, indent=1)
     if "children" in expect:
         _check_children(api, task, expect["children"])
+    if "artifacts" in expect:
+        _check_artifacts(api, task, expect["artifacts"])
     if "later" in expect:
         assert scenario.later_id is not None
         later = api.task(scenario.later_id)

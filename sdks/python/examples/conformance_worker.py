@@ -40,6 +40,15 @@ SLEEP_TIMEOUT = 6.0
 SCENARIO_RETRY: RetryPolicy = {"max_attempts": 2, "base_ms": 100, "cap_ms": 1000}
 
 
+# A file reference (`{"$file": id}`), which the web UI fills with an upload.
+FILE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "format": "file",
+    "required": ["$file"],
+    "properties": {"$file": {"type": "string"}},
+}
+
+
 def _object_schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": required}
 
@@ -202,6 +211,21 @@ def build(url: str, api_key: str) -> Worker:
             for child in joined
         ]
         return {"children": children, "ids": ids}
+
+    @worker.agent(
+        "conf-files",
+        description="Reads the input file `doc`; stores it in upper case as `upper.txt`.",
+        input_schema=_object_schema({"doc": FILE_SCHEMA}, ["doc"]),
+    )
+    async def files(ctx: TaskContext, input: dict[str, Any]) -> dict[str, Any]:
+        file_id = input["doc"]["$file"]
+        content = (await ctx.download(file_id)).decode()
+        artifact = await ctx.upload("upper.txt", content.upper().encode(), "text/plain")
+        return {
+            "name": ctx.files[file_id].name,
+            "content": content,
+            "artifact": {"$file": artifact},
+        }
 
     return worker
 

@@ -201,6 +201,24 @@ worker.agent(
   },
 );
 
+worker.agent(
+  "conf-files",
+  {
+    description: "Reads the input file `doc`; stores it in upper case as `upper.txt`.",
+    // A file reference (`{"$file": id}`), which the web UI fills with an upload.
+    inputSchema: objectSchema(
+      { doc: { type: "object", format: "file", required: ["$file"], properties: { $file: { type: "string" } } } },
+      ["doc"],
+    ),
+  },
+  async (ctx, input: { doc: { $file: string } }) => {
+    const fileId = input.doc.$file;
+    const content = new TextDecoder().decode(await ctx.download(fileId));
+    const artifact = await ctx.upload("upper.txt", new TextEncoder().encode(content.toUpperCase()), "text/plain");
+    return { name: ctx.files[fileId]?.name, content, artifact: { $file: artifact } };
+  },
+);
+
 worker.run().then(
   () => {
     console.error("worker drained and stopped");

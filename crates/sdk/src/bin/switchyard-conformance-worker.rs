@@ -139,6 +139,25 @@ async fn wait(input: Value, ctx: TaskContext) -> Result<Value, TaskError> {
 }
 
 /// Spawns a `conf-echo` child per message of `messages`, then joins them.
+/// A file reference (`{"$file": id}`), which the web UI fills with an upload.
+static FILE_SCHEMA: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+    json!({"type": "object", "format": "file", "required": ["$file"],
+           "properties": {"$file": {"type": "string"}}})
+});
+
+/// Reads the input file `doc`, stores its text in upper case as the artifact `upper.txt`.
+async fn files(input: Value, ctx: TaskContext) -> Result<Value, TaskError> {
+    let id = input["doc"]["$file"]
+        .as_str()
+        .ok_or_else(|| TaskError::permanent("`doc` must be a file reference"))?;
+    let name = ctx.files().get(id).map(|f| f.name.clone());
+    let content = String::from_utf8_lossy(&ctx.download(id).await?).into_owned();
+    let artifact = ctx
+        .upload("upper.txt", content.to_uppercase(), Some("text/plain"))
+        .await?;
+    Ok(json!({ "name": name, "content": content, "artifact": { "$file": artifact } }))
+}
+
 async fn parent(input: Value, ctx: TaskContext) -> Result<Value, TaskError> {
     let messages = input["messages"]
         .as_array()
@@ -282,6 +301,16 @@ async fn main() {
                 ..AgentDecl::new("conf-parent")
             },
             parent,
+        )
+        .declare(
+            AgentDecl {
+                description: Some(
+                    "Reads the input file `doc`; stores it in upper case as `upper.txt`.".into(),
+                ),
+                input_schema: object_schema(json!({ "doc": FILE_SCHEMA.clone() }), &["doc"]),
+                ..AgentDecl::new("conf-files")
+            },
+            files,
         )
         .declare(
             AgentDecl {
