@@ -258,12 +258,11 @@ impl ObjectWriter for LocalWriter {
             State::Streaming { tx, .. } => {
                 if tx.send(Message::Data(chunk)).await.is_err() {
                     // The thread stopped on an error: report it.
-                    let State::Streaming { done, .. } =
-                        std::mem::replace(&mut self.state, State::Buffered(Vec::new(), 0))
-                    else {
-                        unreachable!()
-                    };
-                    outcome(done).await?;
+                    let stopped =
+                        std::mem::replace(&mut self.state, State::Buffered(Vec::new(), 0));
+                    if let State::Streaming { done, .. } = stopped {
+                        outcome(done).await?;
+                    }
                     return Err(Error::internal_msg("an upload thread stopped"));
                 }
             }
