@@ -17,8 +17,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use switchyard_core::auth::{Permission, Principal};
 use switchyard_core::files::{
-    ByteRange, ByteStream, FileQuery, FileRecord, Grant, ObjectStore, Stored, Upload, UrlSigner,
-    file_refs, signed_query,
+    ByteRange, ByteStream, FileQuery, FileRecord, FileRef, Grant, ObjectStore, Stored, Upload,
+    UrlSigner, file_refs, signed_query,
 };
 use switchyard_core::store::Store;
 use switchyard_core::task::TaskStatus;
@@ -374,28 +374,34 @@ impl FileService {
     }
 
     async fn drop_blob_if_unused(&self, sha256: &str) -> Result<bool> {
-        let Some(key) = self.store.blob_key(sha256).await? else {
-            return Ok(false);
-        };
+        match self.store.blob_key(sha256).await? {
+            Some(key) => self.remove_blob(sha256, &key).await,
+            None => Ok(false),
+        }
+    }
+
+    /// Removes a blob (its row, then its object) if still no file uses it.
+    async fn remove_blob(&self, sha256: &str, key: &str) -> Result<bool> {
         if !self.store.take_orphan_blob(sha256).await? {
             return Ok(false);
         }
-        self.objects.delete(&key).await?;
+        self.objects.delete(key).await?;
         Ok(true)
     }
 
-    /// The files a task's input refers to, with a signed download URL each, and the
+    /// The files a task's input refers to (`refs`, from [`file_refs`]), with a signed
+    /// download URL each, and the
     /// attempt's upload URL: what a worker gets with an assignment.
     pub async fn grants(
         &self,
         task: TaskId,
         attempt: u32,
-        input: &Value,
+        refs: &[FileRef],
         timeout_ms: u64,
     ) -> Result<(Vec<FileGrant>, String)> {
         let now = Timestamp::now();
         let mut grants = Vec::new();
-        for r in file_refs(input).unwrap_or_default() {
+        for r in refs {
             let Some(record) = self.store.get_file(r.id).await? else {
                 continue;
             };
@@ -431,12 +437,6 @@ impl FileService {
         )
     }
 
-    /// Checks every `{"$file": id}` of a task's input: each must exist and be readable by
-    /// the submitter (`all`: one who sees every task; else its owner `owner`).
-    pub async fn check_refs(&self, input: &Value, owner: Option<UserId>, all: bool) -> Result<()> {
-        check_refs(self.store.as_ref(), input, owner, all).await
-    }
-
     /// One pass of the collector: uploads left unfinished before `stale_before` are
     /// removed, then blobs no file uses. Returns how many of each it removed.
     pub async fn collect(&self, stale_before: Timestamp) -> Result<(usize, usize)> {
@@ -454,10 +454,7 @@ impl FileService {
         }
         let mut blobs = 0;
         for b in self.store.orphan_blobs(COLLECT_BATCH).await? {
-            if self.store.take_orphan_blob(&b.sha256).await? {
-                self.objects.delete(&b.object_key).await?;
-                blobs += 1;
-            }
+            blobs += usize::from(self.remove_blob(&b.sha256, &b.object_key).await?);
         }
         if uploads + blobs > 0 {
             tracing::info!(
@@ -481,7 +478,8 @@ impl FileService {
     }
 }
 
-/// See [`FileService::check_refs`].
+/// Checks every `{"$file": id}` of a task's input: each must exist and be readable by the
+/// submitter (`all`: one who sees every task; else its owner `owner`).
 pub(crate) async fn check_refs(
     store: &dyn Store,
     input: &Value,

@@ -337,11 +337,10 @@ impl Session {
                 .map_or(switchyard_core::agent::DEFAULT_TIMEOUT_MS, |e| {
                     e.spec().timeout_ms
                 });
-            let refers_to_files =
-                switchyard_core::files::file_refs(&task.input).is_ok_and(|refs| !refs.is_empty());
-            if task.ran_before() || refers_to_files {
+            let refs = switchyard_core::files::file_refs(&task.input).unwrap_or_default();
+            if task.ran_before() || !refs.is_empty() {
                 // Its memoized steps, or its files, are read first.
-                self.assign_after_lookup(task, timeout_ms);
+                self.assign_after_lookup(task, refs, timeout_ms);
                 continue;
             }
             let extras = Extras {
@@ -362,7 +361,12 @@ impl Session {
     /// in earlier runs, signed URLs for the files its input refers to. It is held from the
     /// start, so a worker's early answer finds it; when the lookup fails, the attempt goes
     /// back to the queue instead of running its steps again.
-    fn assign_after_lookup(&self, task: ClaimedTask, timeout_ms: u64) {
+    fn assign_after_lookup(
+        &self,
+        task: ClaimedTask,
+        refs: Vec<switchyard_core::files::FileRef>,
+        timeout_ms: u64,
+    ) {
         let worker = self.worker.clone();
         let outbox = self.outbox.clone();
         let files = self.state.engine.files().clone();
@@ -375,7 +379,7 @@ impl Session {
                     serde_json::Map::new()
                 };
                 let (grants, upload_url) = files
-                    .grants(task.id, task.attempt, &task.input, timeout_ms)
+                    .grants(task.id, task.attempt, &refs, timeout_ms)
                     .await?;
                 let files = grants
                     .into_iter()

@@ -1,5 +1,4 @@
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{StatusCode, header};
 use futures::TryStreamExt;
@@ -124,13 +123,9 @@ pub async fn upload(
                 length,
             };
             files
-                .upload(uploader, meta, raw(body).map_err(cut_short))
+                .upload(uploader, meta, body.into_data_stream().map_err(cut_short))
                 .await?
         }
     };
     Ok((StatusCode::CREATED, Json(record.into())))
-}
-
-fn raw(body: Body) -> axum::body::BodyDataStream {
-    body.into_data_stream()
 }
