@@ -106,11 +106,11 @@ pub struct AgentSpec {
     pub version: String,
     /// JSON Schema (2020-12) the task input must satisfy; its `default`s are applied.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::schema::JsonSchemaValue>)]
     pub input_schema: Option<Value>,
     /// JSON Schema the output must satisfy; a non-conforming output fails the attempt permanently.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::schema::JsonSchemaValue>)]
     pub output_schema: Option<Value>,
     /// Kind-specific settings (`http`: `{"url", "headers"}`).
     #[serde(default = "empty_object")]

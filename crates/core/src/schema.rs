@@ -24,6 +24,22 @@ pub struct Violation {
     pub message: String,
 }
 
+/// How the OpenAPI document describes a JSON Schema field: an object, or `true` / `false`
+/// (the boolean schemas of 2020-12, which [`CompiledSchema::compile`] accepts).
+pub struct JsonSchemaValue;
+
+impl utoipa::PartialSchema for JsonSchemaValue {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{SchemaType, Type};
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Object, Type::Boolean]))
+            .description(Some("A JSON Schema (2020-12): an object, or true / false"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for JsonSchemaValue {}
+
 /// A schema compiled once at registration and shared by every submission.
 #[derive(Clone)]
 pub struct CompiledSchema {

@@ -20,10 +20,10 @@ pub struct AgentView {
     pub description: Option<String>,
     pub version: String,
     /// JSON Schema (2020-12) the task input must satisfy; its `default`s are applied.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<switchyard_core::schema::JsonSchemaValue>)]
     pub input_schema: Option<Value>,
     /// JSON Schema the output must satisfy.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<switchyard_core::schema::JsonSchemaValue>)]
     pub output_schema: Option<Value>,
     /// Kind-specific settings (`http`: `{"url", "headers"}`), secrets shown as `"***"`.
     #[schema(value_type = Object)]

@@ -935,12 +935,10 @@ export interface components {
             created_at: components["schemas"]["Timestamp"];
             description?: string | null;
             fallback?: string | null;
-            /** @description JSON Schema (2020-12) the task input must satisfy; its `default`s are applied. */
-            input_schema?: Record<string, unknown> | null;
+            input_schema?: components["schemas"]["JsonSchemaValue"] | null;
             kind: components["schemas"]["AgentKind"];
             name: string;
-            /** @description JSON Schema the output must satisfy. */
-            output_schema?: Record<string, unknown> | null;
+            output_schema?: components["schemas"]["JsonSchemaValue"] | null;
             /** Format: int32 */
             priority: number;
             rate_limit?: components["schemas"]["RateLimit"] | null;
@@ -1070,13 +1068,11 @@ export interface components {
             description?: string | null;
             /** @description The agent that takes over when this one fails for good. */
             fallback?: string | null;
-            /** @description JSON Schema (2020-12) the task input must satisfy; its `default`s are applied. */
-            input_schema?: Record<string, unknown> | null;
+            input_schema?: components["schemas"]["JsonSchemaValue"] | null;
             kind: components["schemas"]["AgentKind"];
             /** @description Unique name: 1–64 of `a-z 0-9 _ - .`, starting with a letter or digit. */
             name: string;
-            /** @description JSON Schema the output must satisfy; a non-conforming output fails the attempt permanently. */
-            output_schema?: Record<string, unknown> | null;
+            output_schema?: components["schemas"]["JsonSchemaValue"] | null;
             /**
              * Format: int32
              * @description Default priority of its tasks (higher runs first).
@@ -1339,12 +1335,10 @@ export interface components {
                 created_at: components["schemas"]["Timestamp"];
                 description?: string | null;
                 fallback?: string | null;
-                /** @description JSON Schema (2020-12) the task input must satisfy; its `default`s are applied. */
-                input_schema?: Record<string, unknown> | null;
+                input_schema?: components["schemas"]["JsonSchemaValue"] | null;
                 kind: components["schemas"]["AgentKind"];
                 name: string;
-                /** @description JSON Schema the output must satisfy. */
-                output_schema?: Record<string, unknown> | null;
+                output_schema?: components["schemas"]["JsonSchemaValue"] | null;
                 /** Format: int32 */
                 priority: number;
                 rate_limit?: components["schemas"]["RateLimit"] | null;
@@ -1578,6 +1572,8 @@ export interface components {
                 version: string;
             }[];
         };
+        /** @description A JSON Schema (2020-12): an object, or true / false */
+        JsonSchemaValue: Record<string, unknown> | boolean;
         /** @enum {string} */
         LogLevel: "debug" | "info" | "warn" | "error";
         LogLine: {
