@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod auth;
+pub mod backup;
 pub mod cache;
 pub mod error;
 pub mod event;

@@ -825,6 +825,7 @@ pub trait Store:
     + SettingsStore
     + SessionStore
     + MonitoringStore
+    + crate::backup::BackupStore
     + 'static
 {
     /// `sqlite` or `postgres`.

@@ -84,6 +84,9 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     const BACKEND: &'static str;
     /// The statements of this dialect that the shared code runs.
     const SQL: Statements;
+    /// Tables a restore empties without filling: state derived from the restored tables
+    /// (the search index) or bound to processes that are gone (workers, uploads).
+    const DERIVED_TABLES: &'static [&'static str];
 
     /// Database round trips so far.
     fn calls(&self) -> &Calls;
@@ -106,6 +109,11 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     async fn begin_flushed(&self) -> Result<Transaction<Self>>;
     /// Resolves once every transaction committed before the call is on disk.
     fn flushed(&self) -> Synced;
+    /// A read-only transaction that sees one consistent snapshot of the database for as
+    /// long as it lasts, without holding writers back (for backups).
+    async fn begin_snapshot(&self) -> Result<Transaction<Self>>;
+    /// The migrations this build applies.
+    fn migrator() -> &'static sqlx::migrate::Migrator;
 
     /// Runs `query`: every row.
     async fn fetch_all(on: On<'_, Self>, query: Query<'_>) -> sqlx::Result<Vec<Self::Row>>;

@@ -31,6 +31,8 @@ pub enum Param<'a> {
     OptText(Option<Cow<'a, str>>),
     /// JSON: `jsonb` in PostgreSQL, text in SQLite.
     Json(Value),
+    /// JSON or SQL `NULL`.
+    OptJson(Option<Value>),
 }
 
 /// A statement and its parameters (`$1`, `$2`, ... in bind order).
@@ -98,6 +100,7 @@ impl<'a> Query<'a> {
         for<'t> &'t str: Encode<'t, DB> + Type<DB>,
         for<'t> Option<&'t str>: Encode<'t, DB> + Type<DB>,
         for<'t> Json<&'t Value>: Encode<'t, DB> + Type<DB>,
+        for<'t> Option<Json<&'t Value>>: Encode<'t, DB> + Type<DB>,
     {
         let mut q = match self.sql {
             Cow::Borrowed(sql) => sqlx::query(sql),
@@ -115,6 +118,7 @@ impl<'a> Query<'a> {
                 Param::Text(v) => q.bind(v.as_ref()),
                 Param::OptText(v) => q.bind(v.as_deref()),
                 Param::Json(v) => q.bind(Json(v)),
+                Param::OptJson(v) => q.bind(v.as_ref().map(Json)),
             };
         }
         q

@@ -14,6 +14,7 @@ use switchyard_cache::{
     RedisSettings,
 };
 use switchyard_core::cache::{Cache, EventBus};
+use switchyard_core::files::ObjectStore;
 use switchyard_core::flow::RateLimiter;
 use switchyard_core::store::{Leadership, SessionStore, SoleLeader, Store};
 use switchyard_engine::{Backends, Duties, Engine, EngineConfig};
@@ -157,19 +158,7 @@ pub async fn open_backends(config: &Config) -> anyhow::Result<OpenBackends> {
         // A cluster without Redis: sessions every server sees, from the database.
         None => (Arc::new(ClusterCache::new(None, sessions)), db_bus),
     };
-    let objects = switchyard_files::open(
-        config.files.url.as_deref(),
-        &switchyard_files::S3Options {
-            endpoint: config.files.s3_endpoint.clone(),
-            region: config.files.s3_region.clone(),
-            access_key_id: config.files.s3_access_key_id.clone(),
-            secret_access_key: config.files.s3_secret_access_key.clone(),
-        },
-        &config.data_dir,
-    )
-    .await
-    .map_err(anyhow::Error::new)
-    .context("cannot open file storage")?;
+    let objects = open_objects(config).await?;
     tracing::info!(
         database = %shown,
         replica = config.database.replica_url.is_some(),
@@ -190,6 +179,56 @@ pub async fn open_backends(config: &Config) -> anyhow::Result<OpenBackends> {
         single_node,
         _lock: lock,
     })
+}
+
+/// The file storage of the configuration.
+async fn open_objects(config: &Config) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    switchyard_files::open(
+        config.files.url.as_deref(),
+        &switchyard_files::S3Options {
+            endpoint: config.files.s3_endpoint.clone(),
+            region: config.files.s3_region.clone(),
+            access_key_id: config.files.s3_access_key_id.clone(),
+            secret_access_key: config.files.s3_secret_access_key.clone(),
+        },
+        &config.data_dir,
+    )
+    .await
+    .map_err(anyhow::Error::new)
+    .context("cannot open file storage")
+}
+
+/// The database and file storage for reading a backup beside running servers: no data
+/// directory lock (SQLite takes readers beside its writer) and no migrations.
+pub async fn open_for_backup(
+    config: &Config,
+) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn ObjectStore>)> {
+    let url = config.database_url();
+    let shown = crate::config::redact_url(&url);
+    let store: Arc<dyn Store> = if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = std::path::Path::new(path);
+        anyhow::ensure!(
+            path.exists(),
+            "there is no database at {} (set --data-dir or database.url)",
+            path.display()
+        );
+        Arc::new(
+            SqliteStore::open(path, config.database.sqlite_durability)
+                .await
+                .with_context(|| format!("cannot open the database at {}", path.display()))?,
+        )
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let settings = PgSettings {
+            url: url.clone(),
+            replica_url: None,
+            max_connections: 2,
+            schema: None,
+        };
+        Arc::new(connect_postgres(settings, &shown).await?)
+    } else {
+        bail!("unsupported database.url {shown:?}: use sqlite://PATH or postgres://…");
+    };
+    Ok((store, open_objects(config).await?))
 }
 
 /// Connects, waiting (with backoff, up to a minute) for a server that is still starting:

@@ -58,6 +58,22 @@ enum Command {
     /// Manage authentication secrets.
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// Write a backup archive of the whole deployment while its servers keep running
+    /// (`backup verify FILE` checks one).
+    Backup(BackupArgs),
+    /// Restore a backup archive into the configured database and file storage (stop the
+    /// servers first).
+    Restore {
+        /// The archive to restore.
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        /// Replace what the database already holds.
+        #[arg(long)]
+        force: bool,
+        /// Data directory for the embedded database and files (config: data_dir).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Load generator: submit tasks to `echo` and measure throughput and latency.
     Bench(bench::BenchArgs),
     /// Print the OpenAPI document (JSON) of the HTTP API.
@@ -65,6 +81,32 @@ enum Command {
     /// Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct BackupArgs {
+    #[command(subcommand)]
+    command: Option<BackupCommand>,
+    /// Where to write the archive (it appears there once complete; mode 0600).
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Also keep the token signing keys and sessions: without them, a restored deployment
+    /// signs new tokens and everyone signs in again.
+    #[arg(long)]
+    include_secrets: bool,
+    /// Data directory for the embedded database and files (config: data_dir).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Check an archive's manifest and checksums and print what it holds.
+    Verify {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -176,6 +218,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("new signing key {kid} is in use; servers pick it up within a minute");
             Ok(())
         }
+        Command::Backup(args) => backup(cli.config, args).await,
+        Command::Restore {
+            input,
+            force,
+            data_dir,
+        } => restore(cli.config, input, force, data_dir).await,
         Command::Bench(args) => bench::run(cli.config, args).await,
         Command::Config(ConfigCommand::Init { output, force }) => {
             let text = config::commented_toml()?;
@@ -407,5 +455,96 @@ async fn apikey(config_file: Option<PathBuf>, cmd: ApiKeyCommand) -> anyhow::Res
             println!("{secret}");
         }
     }
+    Ok(())
+}
+
+/// The configuration of a command that works on a deployment's data, quiet on stderr.
+fn quiet_config(
+    config_file: Option<&std::path::Path>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<Config> {
+    let mut config = Config::load(config_file)?;
+    if let Some(dir) = data_dir {
+        config.data_dir = dir;
+    }
+    config.telemetry.log_level = "warn".into();
+    telemetry::init(&config.telemetry, LogTo::Stderr)?;
+    Ok(config)
+}
+
+fn print_manifest(m: &switchyard_backup::Manifest) {
+    println!(
+        "format {} v{}, written by Switchyard {} from {} at {} (schema {}, secrets: {})",
+        m.format,
+        m.version,
+        m.switchyard,
+        m.backend,
+        m.created_at,
+        m.schema_version,
+        if m.secrets { "included" } else { "left out" }
+    );
+    for (name, sum) in &m.tables {
+        println!("  {name:<16} {:>10} rows", sum.rows);
+    }
+    println!(
+        "  {:<16} {:>10} contents, {} bytes",
+        "files", m.files.blobs, m.files.bytes
+    );
+}
+
+async fn backup(config_file: Option<PathBuf>, args: BackupArgs) -> anyhow::Result<()> {
+    if let Some(BackupCommand::Verify { file }) = args.command {
+        let manifest =
+            tokio::task::spawn_blocking(move || switchyard_backup::verify(&file)).await??;
+        println!("the archive is complete and its checksums match");
+        print_manifest(&manifest);
+        return Ok(());
+    }
+    let Some(output) = args.output else {
+        anyhow::bail!("say where to write the archive: switchyard backup --output FILE");
+    };
+    let config = quiet_config(config_file.as_deref(), args.data_dir)?;
+    let (store, objects) = app::open_for_backup(&config).await?;
+    let started = std::time::Instant::now();
+    let options = switchyard_backup::BackupOptions {
+        include_secrets: args.include_secrets,
+    };
+    let manifest = switchyard_backup::backup(&*store, &*objects, &output, &options).await?;
+    let size = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "wrote {} ({size} bytes) in {:.1} s",
+        output.display(),
+        started.elapsed().as_secs_f64()
+    );
+    print_manifest(&manifest);
+    Ok(())
+}
+
+async fn restore(
+    config_file: Option<PathBuf>,
+    input: PathBuf,
+    force: bool,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let config = quiet_config(config_file.as_deref(), data_dir)?;
+    let opened = app::open_backends(&config).await?;
+    let started = std::time::Instant::now();
+    let restored = switchyard_backup::restore(
+        &*opened.backends.store,
+        &*opened.backends.objects,
+        &input,
+        force,
+    )
+    .await?;
+    eprintln!(
+        "restored {} rows from {} in {:.1} s",
+        restored.rows,
+        input.display(),
+        started.elapsed().as_secs_f64()
+    );
+    if !restored.manifest.secrets {
+        eprintln!("the archive holds no signing keys: everyone signs in again");
+    }
+    print_manifest(&restored.manifest);
     Ok(())
 }

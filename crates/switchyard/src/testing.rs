@@ -261,6 +261,65 @@ impl S3Settings {
     }
 }
 
+/// A schema of its own on `TEST_DATABASE_URL` for one test (servers of one cluster
+/// share it). Without the variable the caller's test says loudly that it was skipped.
+pub struct PgSchema {
+    /// The database URL with the schema first on its `search_path`.
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl PgSchema {
+    pub async fn create(what: &str) -> Option<PgSchema> {
+        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+            eprintln!("SKIPPED: TEST_DATABASE_URL not set — the PostgreSQL {what} did not run");
+            return None;
+        };
+        let name = format!("sy_test_{}", uuid::Uuid::new_v4().simple());
+        let schema = PgSchema {
+            url: {
+                let sep = if admin_url.contains('?') { '&' } else { '?' };
+                format!("{admin_url}{sep}options=-c%20search_path%3D{name}")
+            },
+            admin_url,
+            name,
+        };
+        schema.run(&format!("CREATE SCHEMA {}", schema.name)).await;
+        Some(schema)
+    }
+
+    /// Runs one statement as the administrator (names are unqualified: qualify them with
+    /// [`PgSchema::name`]).
+    pub async fn run(&self, sql: &str) {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+
+    /// One number from a query run as the administrator.
+    pub async fn count(&self, sql: &str) -> i64 {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub async fn remove(self) {
+        self.run(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .await;
+    }
+}
+
 pub fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no error code>")
 }

@@ -2,109 +2,15 @@
 //! the same data directory. Acknowledged tasks survive; interrupted ones run again and
 //! complete exactly once.
 
+#[path = "common/process.rs"]
+mod process;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use process::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-const PASSWORD: &str = "recovery-test-password";
-const WAIT: Duration = Duration::from_secs(90);
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(data_dir: &Path) -> Server {
-        Self::start_with(data_dir, &[])
-    }
-
-    fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .envs(env.iter().copied())
-            .env("SWITCHYARD_ADMIN_PASSWORD", PASSWORD)
-            .env("SWITCHYARD__TELEMETRY__LOG_FORMAT", "json")
-            .env("SWITCHYARD__QUEUE__LEASE_MS", "3000")
-            .env("SWITCHYARD__QUEUE__HEARTBEAT_MS", "500")
-            .env("SWITCHYARD__QUEUE__REAPER_INTERVAL_MS", "200")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the switchyard binary starts");
-        let addr = switchyard::testing::announced_addr(child.stdout.take().unwrap(), WAIT);
-        Server {
-            child,
-            base: format!("http://{addr}"),
-        }
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn login(client: &reqwest::Client, base: &str) -> String {
-    let r: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "admin@localhost", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["access_token"].as_str().expect("login works").to_owned()
-}
-
-async fn get_json(client: &reqwest::Client, url: String, token: &str) -> Value {
-    client
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn task(client: &reqwest::Client, base: &str, token: &str, id: &str) -> Value {
-    get_json(client, format!("{base}/api/v1/tasks/{id}"), token).await
-}
-
-async fn wait_status(
-    client: &reqwest::Client,
-    base: &str,
-    token: &str,
-    id: &str,
-    status: &str,
-) -> Value {
-    let start = Instant::now();
-    loop {
-        let t = task(client, base, token, id).await;
-        if t["status"] == status {
-            return t;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "task {id} never became {status}: {t}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test]
 async fn a_task_killed_mid_run_runs_again_and_completes_once() {
@@ -266,25 +172,11 @@ async fn an_upload_killed_midway_leaves_nothing_behind() {
 /// once it is older than files.upload_timeout_s could allow.
 #[tokio::test]
 async fn an_upload_killed_midway_is_collected_on_postgres() {
-    let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
-        eprintln!(
-            "SKIPPED: TEST_DATABASE_URL not set — the PostgreSQL upload recovery test did not run"
-        );
+    let Some(schema) = switchyard::testing::PgSchema::create("upload recovery test").await else {
         return;
     };
-    let schema = format!("sy_upload_{}", uuid::Uuid::new_v4().simple());
-    {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut c)
-            .await
-            .unwrap();
-    }
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let db = format!("{url}{sep}options=-c%20search_path%3D{schema}");
     let env = [
-        ("SWITCHYARD__DATABASE__URL", db.as_str()),
+        ("SWITCHYARD__DATABASE__URL", schema.url.as_str()),
         ("SWITCHYARD__FILES__UPLOAD_TIMEOUT_S", "2"),
     ];
     let dir = tempfile::tempdir().unwrap();
@@ -309,17 +201,9 @@ async fn an_upload_killed_midway_is_collected_on_postgres() {
         json!([])
     );
     server.kill9();
-    use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-    let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM {schema}.uploads"
-    )))
-    .fetch_one(&mut c)
-    .await
-    .unwrap();
+    let left = schema
+        .count(&format!("SELECT count(*) FROM {}.uploads", schema.name()))
+        .await;
     assert_eq!(left, 0, "the upload's note is gone too");
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut c)
-        .await
-        .unwrap();
+    schema.remove().await;
 }

@@ -125,6 +125,8 @@ fn claim_keys_query<'q>(
 /// The production store: [`SqlStore`] on PostgreSQL.
 pub type PgStore = SqlStore<PgDialect>;
 
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
 /// PostgreSQL's pools and hooks (see [`Dialect`]).
 pub struct PgDialect {
     writer: PgPool,
@@ -222,6 +224,7 @@ impl Dialect for PgDialect {
     type Row = PgRow;
 
     const BACKEND: &'static str = "postgres";
+    const DERIVED_TABLES: &'static [&'static str] = &["task_search", "workers", "uploads"];
     const SQL: Statements = Statements {
         extend_leases: sql!("postgres", "extend_leases"),
         lock_session: sql!("postgres", "lock_session"),
@@ -291,6 +294,20 @@ impl Dialect for PgDialect {
     async fn begin_task_path(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.calls.add(2);
         self.task_path.begin().await.map_err(db_err("begin"))
+    }
+
+    /// `REPEATABLE READ, READ ONLY`: one snapshot for the whole transaction, on the
+    /// primary (a replica may lag).
+    async fn begin_snapshot(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.calls.add(1);
+        self.writer
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .map_err(db_err("begin snapshot"))
+    }
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
     }
 
     async fn fetch_all(on: On<'_, Self>, query: Query<'_>) -> sqlx::Result<Vec<PgRow>> {
@@ -509,7 +526,7 @@ impl Store for PgStore {
 
     async fn migrate(&self) -> Result<()> {
         // The migrator holds an advisory lock, so processes starting together take turns.
-        sqlx::migrate!("./migrations/postgres")
+        MIGRATOR
             .run(&self.dialect.writer)
             .await
             .map_err(|e| Error::internal("PostgreSQL migration failed", e))

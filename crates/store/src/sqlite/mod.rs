@@ -87,6 +87,8 @@ fn claim_query<'q>(
         .bind(Value::Array(quotas).to_string())
 }
 
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
 /// The embedded store: [`SqlStore`] on SQLite.
 pub type SqliteStore = SqlStore<SqliteDialect>;
 
@@ -191,6 +193,8 @@ impl Dialect for SqliteDialect {
     type Row = SqliteRow;
 
     const BACKEND: &'static str = "sqlite";
+    const DERIVED_TABLES: &'static [&'static str] =
+        &["task_search", "task_search_docs", "workers", "uploads"];
     const SQL: Statements = Statements {
         extend_leases: sql!("sqlite", "extend_leases"),
         lock_session: sql!("sqlite", "lock_session"),
@@ -262,6 +266,17 @@ impl Dialect for SqliteDialect {
             Durability::Full => self.wal_sync.after_commit(),
             Durability::Normal => already_synced(),
         }
+    }
+
+    /// A deferred transaction on a read-only connection: in WAL mode its first read fixes
+    /// the snapshot it sees, and writers go on beside it.
+    async fn begin_snapshot(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.calls.add(1);
+        self.reader.begin().await.map_err(db_err("begin snapshot"))
+    }
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
     }
 
     async fn fetch_all(on: On<'_, Self>, query: Query<'_>) -> sqlx::Result<Vec<SqliteRow>> {
@@ -509,7 +524,7 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("./migrations/sqlite")
+        MIGRATOR
             .run(&self.dialect.writer)
             .await
             .map_err(|e| Error::internal("SQLite migration failed", e))

@@ -531,27 +531,11 @@ async fn files_on_s3() {
 /// content addressing are the store's, and behave the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_on_postgres() {
-    let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
-        eprintln!("SKIPPED: TEST_DATABASE_URL not set — the PostgreSQL file test did not run");
+    let Some(schema) = PgSchema::create("file test").await else {
         return;
     };
-    let schema = format!("sy_files_{}", uuid::Uuid::new_v4().simple());
-    let run = |sql: String| {
-        let url = url.clone();
-        async move {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-    };
-    run(format!("CREATE SCHEMA {schema}")).await;
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let db = format!("{url}{sep}options=-c%20search_path%3D{schema}");
     let app = TestApp::spawn_with(|c| {
-        c.database.url = Some(db);
+        c.database.url = Some(schema.url.clone());
         c.files.quota_bytes = 101 << 20;
     })
     .await;
@@ -584,5 +568,5 @@ async fn files_on_postgres() {
     }
     assert_eq!(objects_on_disk(&app), 1);
     app.stop().await;
-    run(format!("DROP SCHEMA {schema} CASCADE")).await;
+    schema.remove().await;
 }

@@ -1,0 +1,80 @@
+//! Backups: what a database hands over for one, and takes back in a restore.
+//!
+//! A backup is the rows of every table that holds user data, read from one consistent
+//! snapshot, as JSON values in a form both backends share (UUIDs as text, times as
+//! integers, JSON as JSON, booleans as booleans, task content in its stored escaped form:
+//! see `switchyard-store`'s `content.rs`). The archive around them (`switchyard-backup`)
+//! adds the manifest, the checksums and the files' bytes.
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::Result;
+
+/// Settings that hold secrets (the access-token signing keys, the key of signed file
+/// URLs): left out of a backup unless it is asked to include secrets.
+pub const SECRET_SETTINGS: &[&str] = &["auth.jwt_keys", "files.url_key"];
+
+/// Tables that hold secrets as a whole (sessions' refresh-token hashes): left out with
+/// the secret settings, so a restored deployment asks everyone to sign in again.
+pub const SECRET_TABLES: &[&str] = &["sessions"];
+
+/// What to put in a backup.
+#[derive(Clone, Debug, Default)]
+pub struct ExportOptions {
+    /// Include [`SECRET_SETTINGS`] and [`SECRET_TABLES`].
+    pub include_secrets: bool,
+}
+
+/// Rows as they flow out of (or into) a database, table by table, in order.
+#[derive(Debug)]
+pub enum TableItem {
+    /// A new table begins; its rows follow, their values in `columns` order.
+    Table { name: String, columns: Vec<String> },
+    /// Rows of the current table.
+    Rows(Vec<Vec<Value>>),
+    /// Every row has come and been checked: an import commits (an import whose input
+    /// closes without it rolls back).
+    Commit,
+}
+
+/// What a snapshot was taken from.
+#[derive(Clone, Debug)]
+pub struct ExportInfo {
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
+    /// The latest database migration applied (a restore needs at least this one).
+    pub schema_version: i64,
+}
+
+/// A blob (the bytes of one or more files) that a backup must carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobRef {
+    pub sha256: String,
+    pub object_key: String,
+    pub size: u64,
+}
+
+/// A database's side of backup and restore.
+#[async_trait]
+pub trait BackupStore: Send + Sync {
+    /// Reads every backed-up table from one consistent snapshot, sending its rows to `out`
+    /// as they are read (a closed `out` stops the export with an error).
+    async fn export(
+        &self,
+        options: &ExportOptions,
+        out: mpsc::Sender<TableItem>,
+    ) -> Result<ExportInfo>;
+
+    /// The latest migration this build knows: archives of a later one are refused.
+    fn schema_version(&self) -> i64;
+
+    /// Whether any table a restore writes holds a row (a restore into it needs `force`).
+    async fn holds_data(&self) -> Result<bool>;
+
+    /// Replaces the contents of every backed-up table with the rows `input` yields, in one
+    /// transaction that commits only at [`TableItem::Commit`]: anything else (an error,
+    /// `input` closed early) leaves the database as it was. Returns the rows written.
+    async fn import(&self, input: mpsc::Receiver<TableItem>) -> Result<u64>;
+}
