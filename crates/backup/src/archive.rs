@@ -229,11 +229,13 @@ impl ArchiveWriter {
         file.sync_all().map_err(io("sync the archive"))?;
         drop(file);
         std::fs::rename(&self.partial, &self.path).map_err(io("rename the archive"))?;
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // The rename itself is durable once the directory is.
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
+        // The rename itself is durable once the directory is.
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
         }
         Ok(manifest)
     }

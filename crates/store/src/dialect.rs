@@ -84,6 +84,11 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     const BACKEND: &'static str;
     /// The statements of this dialect that the shared code runs.
     const SQL: Statements;
+    /// How a restore's insert reads a batch of rows given as one JSON parameter (an array
+    /// of arrays): the text before and after the parameter in its `FROM` clause…
+    const BACKUP_ROWS: (&'static str, &'static str);
+    /// …and the expression for value `index` of a row, as a column of `kind`.
+    fn backup_value(kind: crate::sql_store::backup::Kind, index: usize) -> String;
     /// Tables a restore empties without filling: state derived from the restored tables
     /// (the search index) or bound to processes that are gone (workers, uploads).
     const DERIVED_TABLES: &'static [&'static str];

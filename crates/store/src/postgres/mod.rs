@@ -224,6 +224,7 @@ impl Dialect for PgDialect {
     type Row = PgRow;
 
     const BACKEND: &'static str = "postgres";
+    const BACKUP_ROWS: (&'static str, &'static str) = ("json_array_elements(", "::json) AS r");
     const DERIVED_TABLES: &'static [&'static str] = &["task_search", "workers", "uploads"];
     const SQL: Statements = Statements {
         extend_leases: sql!("postgres", "extend_leases"),
@@ -308,6 +309,19 @@ impl Dialect for PgDialect {
 
     fn migrator() -> &'static sqlx::migrate::Migrator {
         &MIGRATOR
+    }
+
+    fn backup_value(kind: crate::sql_store::backup::Kind, index: usize) -> String {
+        use crate::sql_store::backup::Kind;
+        let cast = match kind {
+            Kind::Uuid => "::uuid",
+            Kind::Text => "",
+            Kind::Int => "::bigint",
+            Kind::Real => "::double precision",
+            Kind::Bool => "::boolean",
+            Kind::Json => "::jsonb",
+        };
+        format!("(r ->> {index}){cast}")
     }
 
     async fn fetch_all(on: On<'_, Self>, query: Query<'_>) -> sqlx::Result<Vec<PgRow>> {

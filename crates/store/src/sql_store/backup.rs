@@ -25,7 +25,7 @@ use crate::rows::{Col, db_err};
 
 /// How a column's values are kept, in the databases and in an archive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub enum Kind {
     /// `uuid` / a 16-byte blob; text in an archive.
     Uuid,
     Text,
@@ -343,8 +343,8 @@ pub(crate) const TABLES: &[Table] = &[
 
 /// Rows read per query of an export.
 const PAGE: i64 = 2_000;
-/// Bound parameters per insert of an import (both databases take more).
-const MAX_PARAMS: usize = 30_000;
+/// Rows per insert of an import.
+const ROWS_PER_INSERT: usize = 2_000;
 
 fn table(name: &str) -> Result<&'static Table> {
     TABLES.iter().find(|t| t.name == name).ok_or_else(|| {
@@ -372,6 +372,26 @@ fn read_value<R: Col>(row: &R, column: &str, kind: Kind) -> Result<Value> {
             .opt_json_value(column)?
             .map_or(Value::Null, |v| Value::String(v.to_string())),
     })
+}
+
+/// Refuses a value from an archive that is not of its column's kind.
+fn check(value: &Value, kind: Kind, table: &str, column: &str) -> Result<()> {
+    let fits = match (kind, value) {
+        (_, Value::Null) => kind != Real,
+        (Id, Value::String(s)) => Uuid::parse_str(s).is_ok(),
+        (Text, Value::String(_)) => true,
+        (Int, Value::Number(n)) => n.is_i64(),
+        (Real, Value::Number(_)) => true,
+        (Bool, Value::Bool(_)) => true,
+        (Json, Value::String(s)) => serde_json::from_str::<serde::de::IgnoredAny>(s).is_ok(),
+        _ => false,
+    };
+    if fits {
+        Ok(())
+    } else {
+        // The same message as binding it would give.
+        param(value.clone(), kind, table, column).map(|_| ())
+    }
 }
 
 /// A value from an archive, bound for either database.
@@ -481,7 +501,9 @@ impl<D: Dialect> SqlStore<D> {
         }
     }
 
-    /// Inserts rows of `table` whose values come in `columns` order.
+    /// Inserts rows of `table` whose values come in `columns` order: each statement takes
+    /// a batch as one JSON parameter that the database takes apart itself (a statement
+    /// with a parameter per value costs SQLite time in the square of their number).
     async fn import_rows(
         tx: &mut Tx<D>,
         table: &Table,
@@ -493,11 +515,31 @@ impl<D: Dialect> SqlStore<D> {
             .map(|(c, _)| c.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        let per_statement = (MAX_PARAMS / columns.len().max(1)).clamp(1, 1_000);
-        let mut rows = rows.into_iter().peekable();
-        let mut written = 0;
-        while rows.peek().is_some() {
-            let chunk: Vec<Vec<Value>> = rows.by_ref().take(per_statement).collect();
+        let values = columns
+            .iter()
+            .enumerate()
+            .map(|(i, (_, kind))| D::backup_value(*kind, i))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (open, close) = D::BACKUP_ROWS;
+        let insert = format!(
+            "INSERT INTO {} ({names}) SELECT {values} FROM {open}",
+            table.name
+        );
+        for row in &rows {
+            if row.len() != columns.len() {
+                return Err(invalid(format!(
+                    "a row of {} has {} values for {} columns",
+                    table.name,
+                    row.len(),
+                    columns.len()
+                )));
+            }
+            for (value, (column, kind)) in row.iter().zip(columns) {
+                check(value, *kind, table.name, column)?;
+            }
+        }
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
             if table.name == "settings" {
                 // A restore keeps the target's own secrets unless the archive has them.
                 let mut q = Query::new("DELETE FROM settings WHERE key IN ");
@@ -510,30 +552,13 @@ impl<D: Dialect> SqlStore<D> {
                     .await
                     .map_err(db_err("restore settings"))?;
             }
+            let json =
+                serde_json::to_string(chunk).map_err(|e| Error::internal("encode rows", e))?;
             let mut q = Query::new("");
-            q.push(&format!("INSERT INTO {} ({names}) VALUES ", table.name));
-            for (r, row) in chunk.into_iter().enumerate() {
-                if row.len() != columns.len() {
-                    return Err(invalid(format!(
-                        "a row of {} has {} values for {} columns",
-                        table.name,
-                        row.len(),
-                        columns.len()
-                    )));
-                }
-                q.push(if r == 0 { "(" } else { ", (" });
-                for (i, (value, (column, kind))) in row.into_iter().zip(columns).enumerate() {
-                    if i > 0 {
-                        q.push(", ");
-                    }
-                    q.push_bind(param(value, *kind, table.name, column)?);
-                }
-                q.push(")");
-                written += 1;
-            }
+            q.push(&insert).push_bind(json).push(close);
             q.execute(tx.on()).await.map_err(db_err("restore rows"))?;
         }
-        Ok(written)
+        Ok(rows.len() as u64)
     }
 
     /// Empties every table a restore writes, and what derives from them.

@@ -193,6 +193,7 @@ impl Dialect for SqliteDialect {
     type Row = SqliteRow;
 
     const BACKEND: &'static str = "sqlite";
+    const BACKUP_ROWS: (&'static str, &'static str) = ("json_each(", ") AS r");
     const DERIVED_TABLES: &'static [&'static str] =
         &["task_search", "task_search_docs", "workers", "uploads"];
     const SQL: Statements = Statements {
@@ -277,6 +278,17 @@ impl Dialect for SqliteDialect {
 
     fn migrator() -> &'static sqlx::migrate::Migrator {
         &MIGRATOR
+    }
+
+    /// `->>` gives SQL values: integers, reals, text (a JSON column's text stays text),
+    /// 1 or 0 for booleans; UUIDs are stored as 16-byte blobs.
+    fn backup_value(kind: crate::sql_store::backup::Kind, index: usize) -> String {
+        match kind {
+            crate::sql_store::backup::Kind::Uuid => {
+                format!("unhex(replace(r.value ->> '$[{index}]', '-', ''))")
+            }
+            _ => format!("r.value ->> '$[{index}]'"),
+        }
     }
 
     async fn fetch_all(on: On<'_, Self>, query: Query<'_>) -> sqlx::Result<Vec<SqliteRow>> {
