@@ -109,7 +109,7 @@ pub enum Permission {
     ManageAgents,
     /// Workers, queue depth, metrics, alerts, reports.
     ReadSystem,
-    /// Alert rules (admins).
+    /// Alert rules and backups (admins).
     ManageSystem,
     ManageUsers,
     /// Create, list and revoke one's own API keys.
@@ -128,7 +128,7 @@ impl Permission {
             Permission::ReadAgents => "read agents",
             Permission::ManageAgents => "manage agents",
             Permission::ReadSystem => "read system status",
-            Permission::ManageSystem => "manage alert rules",
+            Permission::ManageSystem => "manage alert rules and backups",
             Permission::ManageUsers => "manage users",
             Permission::ManageOwnKeys => "manage API keys",
             Permission::Work => "act as a worker",

@@ -7,10 +7,11 @@
 //! adds the manifest, the checksums and the files' bytes.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::Result;
+use crate::{BackupId, Result, Timestamp};
 
 /// Settings that hold secrets (the access-token signing keys, the key of signed file
 /// URLs): left out of a backup unless it is asked to include secrets.
@@ -56,6 +57,72 @@ pub struct BlobRef {
     pub size: u64,
 }
 
+/// Where a backup a server took stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupStatus {
+    Running,
+    Succeeded,
+    Failed,
+    /// Its server stopped while it ran (no sign of life for [`BACKUP_ALIVE_MS`] × 6).
+    Interrupted,
+    /// Removed from its target to keep only `backup.keep`.
+    Deleted,
+}
+
+impl BackupStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupStatus::Running => "running",
+            BackupStatus::Succeeded => "succeeded",
+            BackupStatus::Failed => "failed",
+            BackupStatus::Interrupted => "interrupted",
+            BackupStatus::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "running" => BackupStatus::Running,
+            "succeeded" => BackupStatus::Succeeded,
+            "failed" => BackupStatus::Failed,
+            "interrupted" => BackupStatus::Interrupted,
+            "deleted" => BackupStatus::Deleted,
+            _ => return None,
+        })
+    }
+}
+
+/// How often a running backup records that it is alive.
+pub const BACKUP_ALIVE_MS: u64 = 10_000;
+
+/// A backup a server took, or is taking: its record in the database, shared by every
+/// server of a deployment (`GET /api/v1/backups`, the backup metrics and alerts).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BackupRecord {
+    pub id: BackupId,
+    /// The archive's file name.
+    pub name: String,
+    /// Where it was written: a directory or an `s3://` URL.
+    pub target: String,
+    /// `schedule` or `manual`.
+    pub trigger: String,
+    pub status: BackupStatus,
+    pub started_at: Timestamp,
+    #[serde(skip)]
+    pub alive_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    /// The archive's size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    /// Tasks in the archive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// A database's side of backup and restore.
 #[async_trait]
 pub trait BackupStore: Send + Sync {
@@ -77,4 +144,15 @@ pub trait BackupStore: Send + Sync {
     /// transaction that commits only at [`TableItem::Commit`]: anything else (an error,
     /// `input` closed early) leaves the database as it was. Returns the rows written.
     async fn import(&self, input: mpsc::Receiver<TableItem>) -> Result<u64>;
+
+    /// Writes a backup's record (new, or its progress: status, sign of life, outcome);
+    /// keeps the newest [`MAX_BACKUP_RECORDS`].
+    async fn put_backup(&self, record: &BackupRecord) -> Result<()>;
+
+    /// Backup records, newest first. A `running` one without a recent sign of life reads
+    /// `interrupted`.
+    async fn list_backups(&self, limit: u32) -> Result<Vec<BackupRecord>>;
 }
+
+/// Backup records kept in the database.
+pub const MAX_BACKUP_RECORDS: u32 = 1_000;

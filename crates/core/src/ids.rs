@@ -79,3 +79,7 @@ uuid_id!(
     /// Identifies a stored file (an upload or an artifact).
     FileId
 );
+uuid_id!(
+    /// Identifies one backup a server took (or tried to).
+    BackupId
+);

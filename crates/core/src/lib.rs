@@ -28,5 +28,5 @@ pub mod time;
 pub mod wait;
 
 pub use error::{Error, ErrorCode, Result};
-pub use ids::{ApiKeyId, FileId, SessionId, TaskId, UserId, WorkerId};
+pub use ids::{ApiKeyId, BackupId, FileId, SessionId, TaskId, UserId, WorkerId};
 pub use time::Timestamp;

@@ -175,6 +175,9 @@ pub enum AlertKind {
     OldestTaskAge,
     /// Live workers that serve the agent. Fires when at most the threshold (0: none).
     NoWorker,
+    /// Seconds since the last successful backup (since the rule was created, when there
+    /// has been none). Fires above the threshold. Ignores `agent`.
+    BackupAge,
 }
 
 impl AlertKind {
@@ -184,6 +187,7 @@ impl AlertKind {
             AlertKind::QueueDepth => "queue_depth",
             AlertKind::OldestTaskAge => "oldest_task_age",
             AlertKind::NoWorker => "no_worker",
+            AlertKind::BackupAge => "backup_age",
         }
     }
 

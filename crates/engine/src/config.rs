@@ -12,6 +12,34 @@ pub struct EngineConfig {
     pub auth: AuthConfig,
     pub monitoring: MonitoringConfig,
     pub files: FilesConfig,
+    pub backup: BackupConfig,
+}
+
+/// Backups the servers take by themselves (docs/backup.md, "Scheduled backups").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// When to take one: a cron expression (5 fields, or 6 with seconds first), in UTC.
+    /// Only the leader takes it. Unset: backups are taken on request only.
+    pub schedule: Option<String>,
+    /// Where they go: a directory, or `s3://bucket/prefix` (with the `files.s3_*`
+    /// settings). Needed for scheduled backups and `POST /api/v1/backups`.
+    pub target: Option<String>,
+    /// Successful backups kept at the target; older ones are deleted.
+    pub keep: u32,
+    /// Include the token signing keys and sessions.
+    pub include_secrets: bool,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            schedule: None,
+            target: None,
+            keep: 7,
+            include_secrets: false,
+        }
+    }
 }
 
 /// File storage: where the bytes go, and the limits on uploads.

@@ -9,6 +9,7 @@
 
 pub mod agents;
 pub mod announcer;
+pub mod backups;
 pub mod completer;
 pub mod config;
 pub mod dispatch;
@@ -36,9 +37,12 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{AuthConfig, EngineConfig, FilesConfig, MonitoringConfig, QueueConfig};
+pub use config::{
+    AuthConfig, BackupConfig, EngineConfig, FilesConfig, MonitoringConfig, QueueConfig,
+};
 
 use crate::agents::AgentRegistry;
+use crate::backups::BackupService;
 use crate::completer::{Completer, CompleterDeps};
 use crate::dispatch::Dispatcher;
 use crate::events::EventHub;
@@ -64,6 +68,8 @@ pub struct Backends {
     pub limiter: Option<Arc<dyn RateLimiter>>,
     /// Where file bytes are kept: a directory, or S3-compatible object storage.
     pub objects: Arc<dyn ObjectStore>,
+    /// Where backups go (`backup.target`), if anywhere.
+    pub backup_target: Option<Arc<backups::BackupTarget>>,
 }
 
 /// A backend's answer to a readiness probe.
@@ -105,6 +111,7 @@ pub struct Engine {
     tasks: TaskService,
     schedules: ScheduleService,
     files: FileService,
+    backups: BackupService,
     auth: Arc<AuthService>,
     completer: Completer,
     dispatcher: Arc<Dispatcher>,
@@ -127,7 +134,16 @@ impl Engine {
             leader,
             limiter,
             objects,
+            backup_target,
         } = backends;
+        let backups = BackupService {
+            store: store.clone(),
+            objects: objects.clone(),
+            timetable: BackupService::timetable(&config.backup, backup_target.is_some())?,
+            target: backup_target,
+            config: config.backup.clone(),
+            running: Arc::default(),
+        };
         let limiter: Arc<dyn RateLimiter> = Arc::new(limiter::Limiter::new(limiter, store.clone()));
         let agents = Arc::new(AgentRegistry::new(store.clone(), bus.clone()));
         agents.init().await?;
@@ -233,6 +249,11 @@ impl Engine {
             // Every such server fires schedules; each tick fires once (see `schedules`).
             background.push(tokio::spawn(schedules.clone().run(shutdown.clone())));
             background.push(tokio::spawn(
+                backups
+                    .clone()
+                    .run_schedule(leader.clone(), shutdown.clone()),
+            ));
+            background.push(tokio::spawn(
                 monitoring.clone().run_duties(leader, shutdown.clone()),
             ));
         }
@@ -246,6 +267,7 @@ impl Engine {
             tasks,
             schedules,
             files,
+            backups,
             auth,
             completer,
             dispatcher,
@@ -279,6 +301,10 @@ impl Engine {
 
     pub fn files(&self) -> &FileService {
         &self.files
+    }
+
+    pub fn backups(&self) -> &BackupService {
+        &self.backups
     }
 
     pub fn auth(&self) -> &Arc<AuthService> {

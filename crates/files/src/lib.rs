@@ -35,14 +35,19 @@ pub async fn open(
     }
 }
 
-/// Object keys are made by the server: lowercase hex, digits, `-` and `/` between
-/// segments. Anything else is refused before it can reach a path or a URL.
+/// Object keys are made by the server: lowercase letters, digits, `-`, `_` and `.` in
+/// segments between `/` (no segment empty, `.` or `..`). Anything else is refused before
+/// it can reach a path or a URL.
 fn check_key(key: &str) -> Result<()> {
-    let ok = !key.is_empty()
-        && key.len() <= 128
-        && key
-            .split('/')
-            .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'));
+    let segment = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+            })
+    };
+    let ok = !key.is_empty() && key.len() <= 128 && key.split('/').all(segment);
     if ok {
         Ok(())
     } else {
@@ -66,7 +71,10 @@ mod tests {
     #[test]
     fn keys_from_outside_are_refused() {
         check_key("ab/0192f3c4-aaaa-7bbb-8ccc-0123456789ab").unwrap();
-        for bad in ["", "../x", "a//b", "/a", "a/", "A B", "a\0", "ab/..", "x.y"] {
+        check_key("switchyard-20261205-220219-971.backup").unwrap();
+        for bad in [
+            "", "../x", "a//b", "/a", "a/", "A B", "a\0", "ab/..", "a/./b", "Upper", "a b",
+        ] {
             assert!(check_key(bad).is_err(), "{bad:?}");
         }
     }

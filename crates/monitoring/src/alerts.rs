@@ -87,7 +87,7 @@ impl Monitoring {
         }
         let mut queues: Option<Vec<AgentQueueStats>> = None;
         for rule in rules {
-            let value = match self.rule_value(&rule.spec, now, &mut queues).await {
+            let value = match self.rule_value(&rule, now, &mut queues).await {
                 Ok(v) => v,
                 Err(e) => {
                     tracing::warn!(rule = %rule.spec.name, error = %e, "could not evaluate an alert rule");
@@ -103,10 +103,11 @@ impl Monitoring {
 
     async fn rule_value(
         &self,
-        spec: &AlertRuleSpec,
+        rule: &AlertRule,
         now: Timestamp,
         queues: &mut Option<Vec<AgentQueueStats>>,
     ) -> Result<f64> {
+        let spec = &rule.spec;
         let agent = spec.agent.as_deref();
         if matches!(spec.kind, AlertKind::QueueDepth | AlertKind::OldestTaskAge) && queues.is_none()
         {
@@ -131,6 +132,10 @@ impl Monitoring {
                 .fold(0.0, f64::max),
             AlertKind::NoWorker => {
                 self.workers_serving(agent.unwrap_or_default(), now).await? as f64
+            }
+            AlertKind::BackupAge => {
+                let last = self.last_backup().await?.and_then(|b| b.finished_at);
+                now.since(last.unwrap_or(rule.created_at)) as f64 / 1_000.0
             }
         })
     }
@@ -367,6 +372,10 @@ pub fn describe(spec: &AlertRuleSpec, value: f64) -> String {
         ),
         AlertKind::NoWorker => format!(
             "{of} has {value} live worker(s) (fires at {} or fewer)",
+            spec.threshold
+        ),
+        AlertKind::BackupAge => format!(
+            "the last successful backup is {value:.0} s old (threshold {} s)",
             spec.threshold
         ),
     }

@@ -19,6 +19,7 @@ pub mod rollup;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
+use switchyard_core::backup::{BackupRecord, BackupStatus, MAX_BACKUP_RECORDS};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -107,8 +108,19 @@ impl Monitoring {
     }
 
     /// The Prometheus exposition of this process.
+    /// The newest successful backup of the deployment.
+    pub async fn last_backup(&self) -> Result<Option<BackupRecord>> {
+        Ok(self
+            .store
+            .list_backups(MAX_BACKUP_RECORDS)
+            .await?
+            .into_iter()
+            .find(|b| matches!(b.status, BackupStatus::Succeeded | BackupStatus::Deleted)))
+    }
+
     pub async fn prometheus(&self) -> Result<String> {
         let queues = self.queue_stats().await?;
+        let last_backup = self.last_backup().await?;
         let firing = self
             .store
             .list_alert_rules()
@@ -125,6 +137,7 @@ impl Monitoring {
             builtin_workers: self.builtin_workers.load(Ordering::Relaxed),
             event_subscribers: self.watched.event_subscribers(),
             alerts_firing: firing,
+            last_backup: last_backup.as_ref(),
             version: env!("CARGO_PKG_VERSION"),
         }))
     }

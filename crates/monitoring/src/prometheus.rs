@@ -90,6 +90,8 @@ pub struct Scrape<'a> {
     pub builtin_workers: i64,
     pub event_subscribers: usize,
     pub alerts_firing: usize,
+    /// The newest successful backup, if any.
+    pub last_backup: Option<&'a switchyard_core::backup::BackupRecord>,
     pub version: &'a str,
 }
 
@@ -386,6 +388,23 @@ pub fn render(s: &Scrape<'_>) -> String {
         "Alert rules firing now.",
     );
     w.sample("switchyard_alerts_firing", &[], s.alerts_firing as f64);
+
+    if let Some(b) = s.last_backup {
+        w.family(
+            "switchyard_backup_last_success_timestamp_seconds",
+            "gauge",
+            "When the newest successful backup finished (Unix time).",
+        );
+        let at = b.finished_at.unwrap_or(b.started_at).millis() as f64 / 1_000.0;
+        w.sample("switchyard_backup_last_success_timestamp_seconds", &[], at);
+        w.family(
+            "switchyard_backup_last_size_bytes",
+            "gauge",
+            "Size of the newest successful backup's archive.",
+        );
+        let size = b.size_bytes.unwrap_or(0) as f64;
+        w.sample("switchyard_backup_last_size_bytes", &[], size);
+    }
 
     let p = s.process;
     if let Some(rss) = p.resident_bytes {

@@ -17,6 +17,7 @@ use switchyard_core::cache::{Cache, EventBus};
 use switchyard_core::files::ObjectStore;
 use switchyard_core::flow::RateLimiter;
 use switchyard_core::store::{Leadership, SessionStore, SoleLeader, Store};
+use switchyard_engine::backups::BackupTarget;
 use switchyard_engine::{Backends, Duties, Engine, EngineConfig};
 use switchyard_store::{PgBus, PgLeadership, PgSettings, PgStore, SqliteStore};
 use tokio::task::JoinHandle;
@@ -159,6 +160,7 @@ pub async fn open_backends(config: &Config) -> anyhow::Result<OpenBackends> {
         None => (Arc::new(ClusterCache::new(None, sessions)), db_bus),
     };
     let objects = open_objects(config).await?;
+    let backup_target = backup_target(config).await?;
     tracing::info!(
         database = %shown,
         replica = config.database.replica_url.is_some(),
@@ -175,6 +177,7 @@ pub async fn open_backends(config: &Config) -> anyhow::Result<OpenBackends> {
             leader,
             limiter,
             objects,
+            backup_target,
         },
         single_node,
         _lock: lock,
@@ -185,17 +188,46 @@ pub async fn open_backends(config: &Config) -> anyhow::Result<OpenBackends> {
 async fn open_objects(config: &Config) -> anyhow::Result<Arc<dyn ObjectStore>> {
     switchyard_files::open(
         config.files.url.as_deref(),
-        &switchyard_files::S3Options {
-            endpoint: config.files.s3_endpoint.clone(),
-            region: config.files.s3_region.clone(),
-            access_key_id: config.files.s3_access_key_id.clone(),
-            secret_access_key: config.files.s3_secret_access_key.clone(),
-        },
+        &s3_options(config),
         &config.data_dir,
     )
     .await
     .map_err(anyhow::Error::new)
     .context("cannot open file storage")
+}
+
+/// Where `backup.target` says backups go: a directory, or S3-compatible storage (with
+/// the `files.s3_*` settings) that archives reach through a spool in the data directory.
+async fn backup_target(config: &Config) -> anyhow::Result<Option<Arc<BackupTarget>>> {
+    let Some(target) = config.backup.target.as_deref() else {
+        return Ok(None);
+    };
+    let target = if target.starts_with("s3://") {
+        let objects = switchyard_files::open(Some(target), &s3_options(config), &config.data_dir)
+            .await
+            .map_err(anyhow::Error::new)
+            .context("cannot open backup.target")?;
+        BackupTarget::Objects {
+            url: target.to_owned(),
+            objects,
+            spool: config.data_dir.join("backup-spool"),
+        }
+    } else {
+        let dir = std::path::PathBuf::from(target.strip_prefix("file://").unwrap_or(target));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create backup.target {}", dir.display()))?;
+        BackupTarget::Directory(dir)
+    };
+    Ok(Some(Arc::new(target)))
+}
+
+fn s3_options(config: &Config) -> switchyard_files::S3Options {
+    switchyard_files::S3Options {
+        endpoint: config.files.s3_endpoint.clone(),
+        region: config.files.s3_region.clone(),
+        access_key_id: config.files.s3_access_key_id.clone(),
+        secret_access_key: config.files.s3_secret_access_key.clone(),
+    }
 }
 
 /// The database and file storage for reading a backup beside running servers: no data
@@ -286,6 +318,7 @@ pub async fn start(config: &Config, role: Role) -> anyhow::Result<Running> {
         auth: config.auth.clone(),
         monitoring: config.monitoring.clone(),
         files: config.files.clone(),
+        backup: config.backup.clone(),
     };
     // Every role dispatches: worker roles to the built-in runtime, API roles to the remote
     // workers connected to them. Without consumers the dispatcher idles.

@@ -354,6 +354,7 @@ async fn admin_engine(
             auth: config.auth.clone(),
             monitoring: config.monitoring.clone(),
             files: config.files.clone(),
+            backup: config.backup.clone(),
         },
         Duties {
             dispatch: false,

@@ -8,7 +8,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use switchyard_api::ServerConfig;
-use switchyard_engine::{AuthConfig, FilesConfig, MonitoringConfig, QueueConfig};
+use switchyard_engine::{AuthConfig, BackupConfig, FilesConfig, MonitoringConfig, QueueConfig};
 use switchyard_store::Durability;
 
 pub const DEFAULT_CONFIG_FILE: &str = "switchyard.toml";
@@ -30,6 +30,7 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub monitoring: MonitoringConfig,
     pub files: FilesConfig,
+    pub backup: BackupConfig,
 }
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -212,6 +213,7 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             monitoring: MonitoringConfig::default(),
             files: FilesConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -254,6 +256,26 @@ const KEY_DOCS: &[(&str, &str)] = &[
     (
         "files.upload_timeout_s",
         "An upload must be complete within this long, in seconds; an unfinished one is removed after it.",
+    ),
+    (
+        "backup",
+        "Backups the servers take themselves (docs/backup.md). `switchyard backup` needs none of this.",
+    ),
+    (
+        "backup.schedule",
+        "When the leader takes one: cron (5 fields, or 6 with seconds first), UTC. Unset: on request only.",
+    ),
+    (
+        "backup.target",
+        "Where they go: a directory, or s3://bucket/prefix (with the files.s3_* settings).",
+    ),
+    (
+        "backup.keep",
+        "Successful backups kept at the target; older ones are deleted.",
+    ),
+    (
+        "backup.include_secrets",
+        "Include the token signing keys and sessions (else everyone signs in again after a restore).",
     ),
     ("server.listen", "Address to listen on."),
     (
@@ -512,6 +534,8 @@ const UNSET_EXAMPLES: &[(&str, &str)] = &[
         "\"postgres://switchyard:CHANGE-ME@127.0.0.1:5433/switchyard\"",
     ),
     ("redis.url", "\"redis://127.0.0.1:6379\""),
+    ("backup.schedule", "\"0 3 * * *\""),
+    ("backup.target", "\"/var/backups/switchyard\""),
     ("files.url", "\"s3://switchyard-files/prod\""),
     ("files.s3_endpoint", "\"http://127.0.0.1:9000\""),
     ("files.s3_region", "\"us-east-1\""),

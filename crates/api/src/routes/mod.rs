@@ -4,6 +4,7 @@ mod agents;
 mod alerts;
 mod api_keys;
 mod auth;
+mod backups;
 mod events;
 mod files;
 mod health;
@@ -57,6 +58,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(files::upload::upload, files::list::list))
         .routes(routes!(files::get::get, files::delete::delete))
         .routes(routes!(files::content::content))
+        .routes(routes!(backups::list::list, backups::create::create))
         .routes(routes!(tasks::signals::signal))
         .routes(routes!(events::events))
         .routes(routes!(agents::create::create, agents::list::list))

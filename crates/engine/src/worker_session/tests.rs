@@ -40,6 +40,7 @@ async fn engine(heartbeat_ms: u64) -> (tempfile::TempDir, Arc<Engine>) {
                     .await
                     .unwrap(),
             ),
+            backup_target: None,
         },
         config,
         Duties {

@@ -12,9 +12,10 @@ use std::borrow::Cow;
 use async_trait::async_trait;
 use serde_json::Value;
 use switchyard_core::backup::{
-    BackupStore, ExportInfo, ExportOptions, SECRET_SETTINGS, SECRET_TABLES, TableItem,
+    BACKUP_ALIVE_MS, BackupRecord, BackupStatus, BackupStore, ExportInfo, ExportOptions,
+    MAX_BACKUP_RECORDS, SECRET_SETTINGS, SECRET_TABLES, TableItem,
 };
-use switchyard_core::{Error, ErrorCode, Result};
+use switchyard_core::{BackupId, Error, ErrorCode, Result, Timestamp};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -22,6 +23,7 @@ use super::{SqlStore, Tx};
 use crate::dialect::Dialect;
 use crate::query::{Param, Query};
 use crate::rows::{Col, db_err};
+use crate::sql::sql;
 
 /// How a column's values are kept, in the databases and in an archive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -681,12 +683,73 @@ impl<D: Dialect> BackupStore for SqlStore<D> {
             "the restore stopped before the end of the archive; nothing was changed",
         ))
     }
+
+    async fn put_backup(&self, b: &BackupRecord) -> Result<()> {
+        let int = |n: Option<u64>| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        Query::new(sql!("common", "put_backup"))
+            .bind(b.id.0)
+            .bind(b.name.as_str())
+            .bind(b.target.as_str())
+            .bind(b.trigger.as_str())
+            .bind(b.status.as_str())
+            .bind(b.started_at.millis())
+            .bind(b.alive_at.millis())
+            .bind(b.finished_at.map(|t| t.millis()))
+            .bind(int(b.size_bytes))
+            .bind(int(b.tasks))
+            .bind(b.error.as_deref())
+            .execute(self.writer())
+            .await
+            .map_err(db_err("record a backup"))?;
+        if b.status != BackupStatus::Running {
+            Query::new(sql!("common", "prune_backups"))
+                .bind(i64::from(MAX_BACKUP_RECORDS))
+                .execute(self.writer())
+                .await
+                .map_err(db_err("prune backup records"))?;
+        }
+        Ok(())
+    }
+
+    async fn list_backups(&self, limit: u32) -> Result<Vec<BackupRecord>> {
+        let rows = Query::new(sql!("common", "list_backups"))
+            .bind(i64::from(limit))
+            .fetch_all(self.fresh_reader())
+            .await
+            .map_err(db_err("list backups"))?;
+        let silent_since = Timestamp::now().minus_ms(BACKUP_ALIVE_MS * 6);
+        let count = |n: Option<i64>| n.map(|n| u64::try_from(n).unwrap_or(0));
+        rows.iter()
+            .map(|r| {
+                let alive_at = r.ts("alive_at")?;
+                let mut status =
+                    BackupStatus::parse(&r.string("status")?).unwrap_or(BackupStatus::Failed);
+                if status == BackupStatus::Running && alive_at < silent_since {
+                    status = BackupStatus::Interrupted;
+                }
+                Ok(BackupRecord {
+                    id: BackupId(r.uuid("id")?),
+                    name: r.string("name")?,
+                    target: r.string("target")?,
+                    trigger: r.string("trigger")?,
+                    status,
+                    started_at: r.ts("started_at")?,
+                    alive_at,
+                    finished_at: r.opt_ts("finished_at")?,
+                    size_bytes: count(r.opt_i64("size_bytes")?),
+                    tasks: count(r.opt_i64("tasks")?),
+                    error: r.opt_string("error")?,
+                })
+            })
+            .collect()
+    }
 }
 
 /// Tables no backup holds: derived state, and state of processes that are gone.
 #[cfg(feature = "testing")]
 const NOT_BACKED_UP: &[&str] = &[
     "_sqlx_migrations",
+    "backups",
     "bus_messages",
     "sqlite_sequence",
     "task_search",

@@ -6,6 +6,7 @@ mod common;
 
 mod agents;
 mod auth;
+mod backups;
 mod connections;
 mod efficiency;
 mod events;

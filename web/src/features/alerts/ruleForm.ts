@@ -2,13 +2,14 @@
 // (422 `validation_failed`, `details.problems`: sentences naming the field) placed on fields.
 import type { AlertKind, AlertRuleSpec } from '@/shared/api/types';
 
-export const ALERT_KINDS: readonly AlertKind[] = ['failure_rate', 'queue_depth', 'oldest_task_age', 'no_worker'];
+export const ALERT_KINDS: readonly AlertKind[] = ['failure_rate', 'queue_depth', 'oldest_task_age', 'no_worker', 'backup_age'];
 
 export const KIND_LABELS: Record<AlertKind, string> = {
   failure_rate: 'Failure rate',
   queue_depth: 'Queue depth',
   oldest_task_age: 'Oldest task age',
   no_worker: 'No worker',
+  backup_age: 'Backup age',
 };
 
 export const THRESHOLD_HINTS: Record<AlertKind, string> = {
@@ -16,6 +17,7 @@ export const THRESHOLD_HINTS: Record<AlertKind, string> = {
   queue_depth: 'Tasks waiting (ready + scheduled). Fires above it.',
   oldest_task_age: 'Seconds the oldest runnable task has waited. Fires above it.',
   no_worker: 'Live workers serving the agent. Fires at or below it (0: none left).',
+  backup_age: 'Seconds since the last successful backup (since the rule was made, if none). Fires above it.',
 };
 
 export interface RuleDraft {
@@ -102,6 +104,7 @@ export function formatThreshold(kind: AlertKind, value: number): string {
     case 'queue_depth':
       return `> ${value} tasks`;
     case 'oldest_task_age':
+    case 'backup_age':
       return `> ${value} s`;
     case 'no_worker':
       return `≤ ${value} workers`;
@@ -116,6 +119,7 @@ export function formatAlertValue(kind: AlertKind, value: number | null | undefin
     case 'failure_rate':
       return `${Number((value * 100).toFixed(1))} %`;
     case 'oldest_task_age':
+    case 'backup_age':
       return `${Number(value.toFixed(1))} s`;
     default:
       return String(Number(value.toFixed(2)));

@@ -291,6 +291,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/backups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Backups the servers took or are taking (admins). */
+        get: operations["list_backups"];
+        put?: never;
+        /**
+         * Takes a backup now, in the background, to `backup.target` (admins). Follow it in
+         *     `GET /api/v1/backups`.
+         */
+        post: operations["create_backup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/events": {
         parameters: {
             query?: never;
@@ -1122,7 +1143,7 @@ export interface components {
          * @description The built-in alert rule kinds.
          * @enum {string}
          */
-        AlertKind: "failure_rate" | "queue_depth" | "oldest_task_age" | "no_worker";
+        AlertKind: "failure_rate" | "queue_depth" | "oldest_task_age" | "no_worker" | "backup_age";
         /** @description An alert rule with its current state. */
         AlertRule: {
             /** @description Only this agent; absent: all agents. */
@@ -1240,6 +1261,58 @@ export interface components {
         };
         /** @enum {string} */
         AttemptStatus: "running" | "succeeded" | "failed" | "cancelled" | "suspended";
+        /** Format: uuid */
+        BackupId: string;
+        /** @description The backups of the deployment and how they are taken. */
+        BackupList: {
+            /**
+             * @description Newest first: running, succeeded, failed, interrupted (its server stopped) and
+             *     deleted (beyond `keep`) ones.
+             */
+            items: components["schemas"]["BackupRecord"][];
+            /**
+             * Format: int32
+             * @description `backup.keep`: successful backups kept at the target.
+             */
+            keep: number;
+            next_at?: components["schemas"]["Timestamp"] | null;
+            /** @description `backup.schedule` (cron, UTC), if backups are taken on a schedule. */
+            schedule?: string | null;
+            /** @description `backup.target`: where they go, if anywhere. */
+            target?: string | null;
+        };
+        /**
+         * @description A backup a server took, or is taking: its record in the database, shared by every
+         *     server of a deployment (`GET /api/v1/backups`, the backup metrics and alerts).
+         */
+        BackupRecord: {
+            error?: string | null;
+            finished_at?: components["schemas"]["Timestamp"] | null;
+            id: components["schemas"]["BackupId"];
+            /** @description The archive's file name. */
+            name: string;
+            /**
+             * Format: int64
+             * @description The archive's size in bytes.
+             */
+            size_bytes?: number | null;
+            started_at: components["schemas"]["Timestamp"];
+            status: components["schemas"]["BackupStatus"];
+            /** @description Where it was written: a directory or an `s3://` URL. */
+            target: string;
+            /**
+             * Format: int64
+             * @description Tasks in the archive.
+             */
+            tasks?: number | null;
+            /** @description `schedule` or `manual`. */
+            trigger: string;
+        };
+        /**
+         * @description Where a backup a server took stands.
+         * @enum {string}
+         */
+        BackupStatus: "running" | "succeeded" | "failed" | "interrupted" | "deleted";
         BatchBody: {
             tasks: components["schemas"]["SubmitBody"][];
         };
@@ -3463,6 +3536,121 @@ export interface operations {
             };
             /** @description Not authenticated */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_backups: {
+        parameters: {
+            query?: {
+                /** @description Most records to return, 1-1000 (default 100). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Backups, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupList"];
+                };
+            };
+            /** @description Malformed JSON (`malformed_json`) or an invalid path or query parameter (`invalid_parameter`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential: missing, malformed, expired or revoked (`unauthorized`, `token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_backup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Started; its record, `running` */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupRecord"];
+                };
+            };
+            /** @description No valid credential: missing, malformed, expired or revoked (`unauthorized`, `token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No backup.target, or a backup is already running on this server */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
