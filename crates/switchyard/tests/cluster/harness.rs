@@ -292,12 +292,27 @@ impl Drop for Cluster {
 }
 
 fn switchyard(cluster: &Cluster, name: &str, role: &str, listen: Option<u16>) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
-    cmd.args(["serve", "--role", role, "--data-dir"])
+    let mut cmd = cluster.command(&["serve", "--role", role]);
+    cmd.arg("--data-dir")
         .arg(cluster.dir.path().join(format!("data-{name}")));
     if let Some(port) = listen {
         cmd.args(["--listen", &format!("127.0.0.1:{port}")]);
     }
+    cmd.env("SWITCHYARD__WORKER__NAME", name);
+    cmd
+}
+
+impl Cluster {
+    /// `switchyard ARGS` configured as the cluster's servers are (database, Redis, files).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        cmd.args(args);
+        deployment_env(self, &mut cmd);
+        cmd
+    }
+}
+
+fn deployment_env(cluster: &Cluster, cmd: &mut Command) {
     cmd.env("SWITCHYARD__DATABASE__URL", cluster.primary_url())
         .env(
             "SWITCHYARD__DATABASE__REPLICA_URL",
@@ -314,7 +329,6 @@ fn switchyard(cluster: &Cluster, name: &str, role: &str, listen: Option<u16>) ->
         .env("SWITCHYARD__QUEUE__LEASE_MS", "3000")
         .env("SWITCHYARD__QUEUE__HEARTBEAT_MS", "500")
         .env("SWITCHYARD__QUEUE__REAPER_INTERVAL_MS", "250")
-        .env("SWITCHYARD__WORKER__NAME", name)
         .env("SWITCHYARD__TELEMETRY__LOG_FORMAT", "json")
         .env("SWITCHYARD__TELEMETRY__LOG_LEVEL", "info")
         .env_remove("SWITCHYARD_ADMIN_PASSWORD");
@@ -341,7 +355,6 @@ fn switchyard(cluster: &Cluster, name: &str, role: &str, listen: Option<u16>) ->
             cmd.env("SWITCHYARD__FILES__URL", cluster.dir.path().join("files"));
         }
     }
-    cmd
 }
 
 pub const PRIMARY_SETTINGS: &[&str] = &["-c", "wal_level=replica", "-c", "max_wal_senders=5"];

@@ -79,6 +79,7 @@ fn scale_out_survives_sigkill_of_an_api_server_and_a_worker() {
     runtime.block_on(run.recover_when_redis_returns(survivors));
     run.restart_postgres_under_load(&runtime);
     runtime.block_on(run.every_task_finished_exactly_once_and_replicated());
+    runtime.block_on(run.a_restored_deployment_holds_the_same_tasks());
     run.redis_replica_follows_its_primary();
     run.survivors_are_ready(survivors);
     runtime.block_on(run.waits_span_the_cluster(survivors));
@@ -769,6 +770,115 @@ impl Scenario {
         eprintln!("waits across the cluster: {} tasks", 2 * WAITING_TASKS + 4);
     }
 
+    /// Every task this run submitted.
+    const EXPECTED: i64 = (ECHO_TASKS
+        + FOLLOWED_TASKS
+        + POISON_TASKS
+        + DEGRADED_TASKS
+        + DEGRADED_FOLLOWED
+        + 2
+        + RESTART_TASKS) as i64;
+
+    /// Each task of the run succeeded once: the number that needed more than one attempt.
+    async fn each_task_succeeded_once(db: &mut sqlx::PgConnection, pattern: &str) -> usize {
+        // A task's succeeded attempt is described by its row (`attempt`), never recorded in
+        // `task_attempts`, which holds every earlier attempt once: a task that succeeded
+        // twice, or an attempt recorded twice, breaks one of the two counts.
+        let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT t.idempotency_key, t.status, t.attempt, \
+                    (SELECT count(*) FROM task_attempts a WHERE a.task_id = t.id AND a.status = 'succeeded'), \
+                    (SELECT count(*) FROM task_attempts a WHERE a.task_id = t.id) \
+             FROM tasks t WHERE t.idempotency_key LIKE $1",
+        )
+        .bind(pattern)
+        .fetch_all(&mut *db)
+        .await
+        .unwrap();
+        assert_eq!(
+            rows.len() as i64,
+            Self::EXPECTED,
+            "one task per idempotency key"
+        );
+        let mut by_status: HashMap<String, usize> = HashMap::new();
+        let mut retried = 0;
+        for (key, status, attempt, recorded_succeeded, recorded) in &rows {
+            *by_status.entry(status.clone()).or_default() += 1;
+            assert_eq!(status, "succeeded", "{key}");
+            assert_eq!(*recorded_succeeded, 0, "{key} succeeded exactly once");
+            assert_eq!(
+                *recorded,
+                attempt - 1,
+                "{key}: every attempt before the one that succeeded is recorded once"
+            );
+            retried += usize::from(*attempt > 1);
+        }
+        retried
+    }
+
+    /// A backup of the cluster's database and files, taken while its servers run, restored
+    /// into a database of its own: the same tasks, each succeeded once, the same files.
+    async fn a_restored_deployment_holds_the_same_tasks(&self) {
+        use sqlx::Connection;
+        let cluster = &self.cluster;
+        let archive = cluster.dir.path().join("cluster.backup");
+        let out = cluster
+            .command(&["backup", "--output"])
+            .arg(&archive)
+            .arg("--data-dir")
+            .arg(cluster.dir.path().join("backup-data"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut admin = sqlx::PgConnection::connect(&cluster.primary_url())
+            .await
+            .unwrap();
+        sqlx::query("CREATE DATABASE restored")
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let restored_url = format!(
+            "postgres://postgres@127.0.0.1:{}/restored",
+            cluster.pg_primary
+        );
+        let files = cluster.dir.path().join("restored-files");
+        let out = cluster
+            .command(&["restore", "--input"])
+            .arg(&archive)
+            .arg("--data-dir")
+            .arg(cluster.dir.path().join("restored-data"))
+            .env("SWITCHYARD__DATABASE__URL", &restored_url)
+            .env_remove("SWITCHYARD__DATABASE__REPLICA_URL")
+            .env("SWITCHYARD__FILES__URL", &files)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut restored = sqlx::PgConnection::connect(&restored_url).await.unwrap();
+        let pattern = format!("{}-%", self.run_id);
+        Self::each_task_succeeded_once(&mut restored, &pattern).await;
+        let count = "SELECT count(*) FROM files";
+        let original: i64 = sqlx::query_scalar(count)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+        let copied: i64 = sqlx::query_scalar(count)
+            .fetch_one(&mut restored)
+            .await
+            .unwrap();
+        assert_eq!(
+            (copied, original > 0),
+            (original, true),
+            "the files came along"
+        );
+    }
+
     async fn every_task_finished_exactly_once_and_replicated(&self) {
         use sqlx::Connection;
         let cluster = &self.cluster;
@@ -776,13 +886,7 @@ impl Scenario {
             .await
             .expect("connect to the primary");
         let pattern = format!("{}-%", self.run_id);
-        let expected = (ECHO_TASKS
-            + FOLLOWED_TASKS
-            + POISON_TASKS
-            + DEGRADED_TASKS
-            + DEGRADED_FOLLOWED
-            + 2
-            + RESTART_TASKS) as i64;
+        let expected = Self::EXPECTED;
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let finished: i64 = sqlx::query_scalar(
@@ -802,37 +906,8 @@ impl Scenario {
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        // A task's succeeded attempt is described by its row (`attempt`), never recorded in
-        // `task_attempts`, which holds every earlier attempt once: a task that succeeded
-        // twice, or an attempt recorded twice, breaks one of the two counts.
-        let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT t.idempotency_key, t.status, t.attempt, \
-                    (SELECT count(*) FROM task_attempts a WHERE a.task_id = t.id AND a.status = 'succeeded'), \
-                    (SELECT count(*) FROM task_attempts a WHERE a.task_id = t.id) \
-             FROM tasks t WHERE t.idempotency_key LIKE $1",
-        )
-        .bind(&pattern)
-        .fetch_all(&mut db)
-        .await
-        .unwrap();
-        assert_eq!(rows.len() as i64, expected, "one task per idempotency key");
-        let mut by_status: HashMap<String, usize> = HashMap::new();
-        let mut retried = 0;
-        for (key, status, attempt, recorded_succeeded, recorded) in &rows {
-            *by_status.entry(status.clone()).or_default() += 1;
-            assert_eq!(status, "succeeded", "{key}");
-            assert_eq!(*recorded_succeeded, 0, "{key} succeeded exactly once");
-            assert_eq!(
-                *recorded,
-                attempt - 1,
-                "{key}: every attempt before the one that succeeded is recorded once"
-            );
-            retried += usize::from(*attempt > 1);
-        }
-        eprintln!(
-            "{} tasks succeeded exactly once; {retried} needed a second attempt",
-            rows.len()
-        );
+        let retried = Self::each_task_succeeded_once(&mut db, &pattern).await;
+        eprintln!("{expected} tasks succeeded exactly once; {retried} needed a second attempt");
 
         // The replica streams from the primary.
         let replica_url = format!(
