@@ -15,7 +15,8 @@
 #
 # Needs sqlite3 and a PostgreSQL server (BENCH_DATABASE_URL, default
 # postgres://postgres@127.0.0.1:5432/postgres; it creates and drops the database
-# sy_bench_backup). Every step has a timeout; the whole run is bounded by BENCH_BUDGET_S
+# sy_bench_backup). BENCH_BACKUP_FLAGS are added to the backups of step 5 (e.g.
+# --full-speed). Every step has a timeout; the whole run is bounded by BENCH_BUDGET_S
 # (default 1500 s). Exits 0 with a table, or 1 if something could not be set up.
 set -euo pipefail
 
@@ -147,7 +148,8 @@ throughput() { # $1: data dir, $2: database URL or empty
   alone=$(timeout "$(left 300)" "$bin" "${args[@]}" 2>>"$tmp/bench.err" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["throughput_per_s"]))')
   (
     while true; do
-      env "${env[@]}" "$bin" backup --data-dir "$1" --output "$tmp/loop.backup" >/dev/null 2>&1 || true
+      env "${env[@]}" "$bin" backup ${BENCH_BACKUP_FLAGS:-} --data-dir "$1" \
+        --output "$tmp/loop.backup" >/dev/null 2>&1 || true
     done
   ) &
   loop_pid=$!

@@ -23,12 +23,31 @@ use tokio::sync::{mpsc, oneshot};
 use archive::{ArchiveReader, ArchiveWriter, Entry};
 pub use archive::{Manifest, verify};
 
+/// How much lower than a server's the CPU priority of a backup's threads is (`nice`): a
+/// backup beside busy servers on the same cores takes longer instead of slowing them.
+pub const BACKGROUND_NICE: i32 = 10;
+
+/// Lowers the calling thread's CPU priority by [`BACKGROUND_NICE`] (threads it starts
+/// inherit it). On Linux a priority is per thread; elsewhere this does nothing.
+pub fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority has no memory effects; `who` 0 is the calling thread on Linux.
+        let ret = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE) };
+        if ret != 0 {
+            tracing::debug!("could not lower the backup's CPU priority");
+        }
+    }
+}
+
 /// What goes into a backup.
 #[derive(Clone, Debug, Default)]
 pub struct BackupOptions {
     /// The access-token signing keys, the key of signed file URLs and users' sessions.
     /// Without them, a restored deployment makes new keys and everyone signs in again.
     pub include_secrets: bool,
+    /// Read without pausing between pages (see `ExportOptions::full_speed`).
+    pub full_speed: bool,
 }
 
 /// A blob a backup carries: the bytes of one or more files.
@@ -64,6 +83,7 @@ fn spawn_writer(
 ) -> oneshot::Receiver<Result<Manifest>> {
     let (done, result) = oneshot::channel();
     std::thread::spawn(move || {
+        lower_priority();
         let outcome = (|| {
             let mut writer = ArchiveWriter::create(&path)?;
             let step = |writer: &mut ArchiveWriter, piece: Piece| match piece {
@@ -127,6 +147,7 @@ async fn send_backup(
     let (items, mut read) = mpsc::channel(4);
     let export_options = ExportOptions {
         include_secrets: options.include_secrets,
+        full_speed: options.full_speed,
     };
     let export = store.export(&export_options, items);
     let forward = async {
@@ -233,6 +254,11 @@ async fn send_blob(
 pub struct Restored {
     pub manifest: Manifest,
     pub rows: u64,
+    /// Reading the archive and writing the rows and files.
+    pub import_time: std::time::Duration,
+    /// Search documents written after the import, and the time it took.
+    pub search_documents: u64,
+    pub index_time: std::time::Duration,
 }
 
 /// Object keys are made by servers; one from an archive is used only if it could have been.
@@ -284,13 +310,28 @@ pub async fn restore(
             }
         }
     });
+    let started = std::time::Instant::now();
     let (items, to_import) = mpsc::channel(4);
     let import = store.import(to_import);
     let drive = apply_entries(store, objects, entries, items);
     let (rows, manifest) = tokio::try_join!(import, drive)?;
+    let import_time = started.elapsed();
     // The search index is derived: build it again, as the servers would in time.
-    while store.index_tasks(5_000).await? > 0 {}
-    Ok(Restored { manifest, rows })
+    let mut search_documents = 0;
+    loop {
+        let written = store.index_tasks(5_000).await?;
+        if written == 0 {
+            break;
+        }
+        search_documents += written;
+    }
+    Ok(Restored {
+        manifest,
+        rows,
+        import_time,
+        search_documents,
+        index_time: started.elapsed() - import_time,
+    })
 }
 
 /// Feeds the database the archive's rows and the object store its files; sends

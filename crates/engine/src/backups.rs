@@ -210,6 +210,7 @@ impl BackupService {
     async fn take(&self, target: &BackupTarget, name: &str) -> Result<(u64, u64)> {
         let options = switchyard_backup::BackupOptions {
             include_secrets: self.config.include_secrets,
+            full_speed: false,
         };
         let (dir, upload) = match target {
             BackupTarget::Directory(dir) => (dir, None),

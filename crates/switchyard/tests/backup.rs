@@ -51,6 +51,34 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `switchyard backup` of the deployment in `data` to `archive`.
+fn backup(archive: &Path, data: &Path, env: &[(&str, &str)]) -> Output {
+    cli(
+        &[
+            "backup",
+            "--output",
+            path(archive),
+            "--data-dir",
+            path(data),
+        ],
+        env,
+    )
+}
+
+/// `switchyard restore` of `archive` into the deployment in `data`.
+fn restore(archive: &Path, data: &Path, env: &[(&str, &str)]) -> Output {
+    cli(
+        &[
+            "restore",
+            "--input",
+            path(archive),
+            "--data-dir",
+            path(data),
+        ],
+        env,
+    )
+}
+
 async fn call(
     client: &reqwest::Client,
     method: &str,
@@ -261,16 +289,7 @@ async fn a_backup_moves_a_deployment_to_postgres_and_back() {
 
     // Taken while the server runs; private to its owner.
     let archive = work.path().join("first.backup");
-    ok(cli(
-        &[
-            "backup",
-            "--output",
-            path(&archive),
-            "--data-dir",
-            path(&first),
-        ],
-        &[],
-    ));
+    ok(backup(&archive, &first, &[]));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -289,16 +308,7 @@ async fn a_backup_moves_a_deployment_to_postgres_and_back() {
         .map(|s| ("SWITCHYARD__DATABASE__URL", s.url.as_str()))
         .collect();
     let second = work.path().join("second");
-    ok(cli(
-        &[
-            "restore",
-            "--input",
-            path(&archive),
-            "--data-dir",
-            path(&second),
-        ],
-        &env,
-    ));
+    ok(restore(&archive, &second, &env));
     let server = Server::start_with(&second, &env);
     let token = login(&client, &server.base).await;
     let after = listings(&client, &server.base, &token, &fixture.file_id).await;
@@ -323,44 +333,17 @@ async fn a_backup_moves_a_deployment_to_postgres_and_back() {
     assert_eq!(by_key.status(), 200);
 
     // A database that holds data is not restored into without --force.
-    let refused = failed(cli(
-        &[
-            "restore",
-            "--input",
-            path(&archive),
-            "--data-dir",
-            path(&second),
-        ],
-        &env,
-    ));
+    let refused = failed(restore(&archive, &second, &env));
     assert!(refused.contains("--force"), "{refused}");
 
     // And back to SQLite, from a backup of the running second deployment (where the
     // key now has a last use).
     let before = listings(&client, &server.base, &token, &fixture.file_id).await;
     let again = work.path().join("second.backup");
-    ok(cli(
-        &[
-            "backup",
-            "--output",
-            path(&again),
-            "--data-dir",
-            path(&second),
-        ],
-        &env,
-    ));
+    ok(backup(&again, &second, &env));
     server.stop();
     let third = work.path().join("third");
-    ok(cli(
-        &[
-            "restore",
-            "--input",
-            path(&again),
-            "--data-dir",
-            path(&third),
-        ],
-        &[],
-    ));
+    ok(restore(&again, &third, &[]));
     let server = Server::start(&third);
     let token = login(&client, &server.base).await;
     let after = listings(&client, &server.base, &token, &fixture.file_id).await;
@@ -401,16 +384,7 @@ async fn damaged_archives_are_refused_and_change_nothing() {
         .await;
     }
     let archive = work.path().join("good.backup");
-    ok(cli(
-        &[
-            "backup",
-            "--output",
-            path(&archive),
-            "--data-dir",
-            path(&data),
-        ],
-        &[],
-    ));
+    ok(backup(&archive, &data, &[]));
     server.stop();
     let bytes = std::fs::read(&archive).unwrap();
     let damaged = work.path().join("damaged.backup");
@@ -430,21 +404,9 @@ async fn damaged_archives_are_refused_and_change_nothing() {
     // archive then goes in without --force.
     let target = work.path().join("target");
     for bad in [&damaged, &truncated] {
-        failed(cli(
-            &["restore", "--input", path(bad), "--data-dir", path(&target)],
-            &[],
-        ));
+        failed(restore(bad, &target, &[]));
     }
-    ok(cli(
-        &[
-            "restore",
-            "--input",
-            path(&archive),
-            "--data-dir",
-            path(&target),
-        ],
-        &[],
-    ));
+    ok(restore(&archive, &target, &[]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -473,7 +435,7 @@ async fn a_backup_killed_midway_leaves_no_archive() {
     assert_eq!(r.status(), 201);
     let archive = work.path().join("big.backup");
     let partial = work.path().join(".big.backup.partial");
-    let mut backup = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+    let mut running = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args([
             "backup",
             "--output",
@@ -488,26 +450,17 @@ async fn a_backup_killed_midway_leaves_no_archive() {
     let start = Instant::now();
     while std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0) < (1 << 20) {
         assert!(
-            backup.try_wait().unwrap().is_none(),
+            running.try_wait().unwrap().is_none(),
             "the backup ended before it could be killed"
         );
         assert!(start.elapsed() < WAIT, "the backup never started writing");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    backup.kill().unwrap(); // SIGKILL
-    backup.wait().unwrap();
+    running.kill().unwrap(); // SIGKILL
+    running.wait().unwrap();
     assert!(!archive.exists(), "no archive under the final name");
     // The next backup to the same name replaces the partial file and completes.
-    ok(cli(
-        &[
-            "backup",
-            "--output",
-            path(&archive),
-            "--data-dir",
-            path(&data),
-        ],
-        &[],
-    ));
+    ok(backup(&archive, &data, &[]));
     assert!(!partial.exists());
     let verified = ok(cli(&["backup", "verify", path(&archive)], &[]));
     assert!(
@@ -584,16 +537,7 @@ async fn backup_under_load(env: &[(&str, &str)]) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let archive = work.path().join("busy.backup");
-    ok(cli(
-        &[
-            "backup",
-            "--output",
-            path(&archive),
-            "--data-dir",
-            path(&data),
-        ],
-        env,
-    ));
+    ok(backup(&archive, &data, env));
     let during = submitted.load(std::sync::atomic::Ordering::Relaxed);
     load.await.unwrap();
     server.stop();

@@ -475,11 +475,13 @@ impl<D: Dialect> SqlStore<D> {
                 q.push(")");
             }
             q.push(&format!(" ORDER BY {key} LIMIT ")).push_bind(PAGE);
+            let page_started = std::time::Instant::now();
             let rows = q
                 .fetch_all(tx.on())
                 .await
                 .map_err(db_err("read a table for a backup"))?;
             let full = rows.len() as i64 == PAGE;
+            let worked = page_started.elapsed();
             let mut batch = Vec::with_capacity(rows.len());
             for row in &rows {
                 let mut values = Vec::with_capacity(table.columns.len());
@@ -496,6 +498,9 @@ impl<D: Dialect> SqlStore<D> {
                 }
                 after = Some(key);
                 out.send(TableItem::Rows(batch)).await.map_err(closed)?;
+            }
+            if !options.full_speed {
+                tokio::time::sleep(worked).await;
             }
             if !full {
                 return Ok(());
