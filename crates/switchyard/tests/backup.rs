@@ -314,16 +314,7 @@ async fn a_backup_moves_a_deployment_to_postgres_and_back() {
     let after = listings(&client, &server.base, &token, &fixture.file_id).await;
     assert_same(&before, &after, "restored into the second deployment");
     // Passwords and keys work as they did.
-    let bob: Value = client
-        .post(format!("{}/api/v1/auth/login", server.base))
-        .json(&json!({"email": "bob@example.com", "password": BOB_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(bob["access_token"].is_string(), "{bob}");
+    login_as(&client, &server.base, "bob@example.com", BOB_PASSWORD).await;
     let by_key = client
         .get(format!("{}/api/v1/tasks?limit=1", server.base))
         .bearer_auth(&fixture.api_key)

@@ -57,17 +57,26 @@ impl Drop for Server {
     }
 }
 
+/// The admin's access token.
 pub async fn login(client: &reqwest::Client, base: &str) -> String {
+    login_as(client, base, "admin@localhost", PASSWORD).await
+}
+
+/// A user's access token.
+pub async fn login_as(client: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
     let r: Value = client
         .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "admin@localhost", "password": PASSWORD}))
+        .json(&json!({"email": email, "password": password}))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    r["access_token"].as_str().expect("login works").to_owned()
+    r["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{email} logs in: {r}"))
+        .to_owned()
 }
 
 pub async fn get_json(client: &reqwest::Client, url: String, token: &str) -> Value {
