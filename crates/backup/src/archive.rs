@@ -210,17 +210,15 @@ impl ArchiveWriter {
         Ok(())
     }
 
-    /// Writes the manifest, makes the archive durable and gives it its name.
-    pub fn finish(
-        mut self,
-        header: impl FnOnce(BTreeMap<String, TableSum>, FilesSum) -> Manifest,
-    ) -> Result<Manifest> {
+    /// Writes the manifest (its `tables` and `files` are what was written), makes the
+    /// archive durable and gives it its name.
+    pub fn finish(mut self, mut manifest: Manifest) -> Result<Manifest> {
         self.end_table()?;
         if self.blob_left != 0 {
             return Err(Error::internal_msg("a file's bytes ended early"));
         }
-        let tables = std::mem::take(&mut self.tables);
-        let manifest = header(tables, std::mem::take(&mut self.files));
+        manifest.tables = std::mem::take(&mut self.tables);
+        manifest.files = std::mem::take(&mut self.files);
         self.control(&serde_json::json!({ "manifest": manifest }))?;
         let out = self.out.finish().map_err(io("finish compression"))?;
         let file = out

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use futures::StreamExt;
 use switchyard_core::backup::{ExportOptions, TableItem};
-use switchyard_core::files::ObjectStore;
+use switchyard_core::files::{ObjectStore, valid_object_key};
 use switchyard_core::store::Store;
 use switchyard_core::{Error, ErrorCode, Result, Timestamp};
 use tokio::sync::{mpsc, oneshot};
@@ -60,15 +60,14 @@ struct BlobRef {
 /// What the writer thread is handed, in order.
 enum Piece {
     Table(TableItem),
-    Blob { sha256: String, size: u64 },
+    Blob {
+        sha256: String,
+        size: u64,
+    },
     Bytes(Bytes),
-    Finish(Box<dyn FnOnce(ManifestParts) -> Manifest + Send>),
+    /// The manifest, but for the tables and files, which the writer counts.
+    Finish(Box<Manifest>),
 }
-
-type ManifestParts = (
-    std::collections::BTreeMap<String, archive::TableSum>,
-    archive::FilesSum,
-);
 
 fn stopped() -> Error {
     Error::internal_msg("the archive writer stopped")
@@ -99,9 +98,7 @@ fn spawn_writer(
             while let Some(piece) = pieces.blocking_recv() {
                 match step(&mut writer, piece) {
                     Ok(None) => {}
-                    Ok(Some(manifest)) => {
-                        return writer.finish(|tables, files| manifest((tables, files)));
-                    }
+                    Ok(Some(manifest)) => return writer.finish(*manifest),
                     Err(e) => {
                         writer.abandon();
                         return Err(e);
@@ -187,18 +184,16 @@ async fn send_backup(
     for blob in blobs {
         send_blob(objects, &blob, pieces).await?;
     }
-    let switchyard = env!("CARGO_PKG_VERSION").to_owned();
-    let include_secrets = options.include_secrets;
-    let manifest = move |(tables, files): ManifestParts| Manifest {
+    let manifest = Manifest {
         format: archive::FORMAT.into(),
         version: archive::VERSION,
-        switchyard,
+        switchyard: env!("CARGO_PKG_VERSION").to_owned(),
         backend: info.backend.into(),
         created_at: created_at.to_rfc3339(),
         schema_version: info.schema_version,
-        secrets: include_secrets,
-        tables,
-        files,
+        secrets: options.include_secrets,
+        tables: Default::default(),
+        files: Default::default(),
     };
     pieces
         .send(Piece::Finish(Box::new(manifest)))
@@ -259,19 +254,6 @@ pub struct Restored {
     /// Search documents written after the import, and the time it took.
     pub search_documents: u64,
     pub index_time: std::time::Duration,
-}
-
-/// Object keys are made by servers; one from an archive is used only if it could have been.
-fn safe_object_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= 200
-        && !key.starts_with('/')
-        && key
-            .split('/')
-            .all(|part| !part.is_empty() && part != "." && part != "..")
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'))
 }
 
 /// Restores the archive at `input` into `store` and `objects`: all of it or, on any
@@ -366,7 +348,9 @@ async fn apply_entries(
                         let (Some(sha), Some(key)) = (row[sha].as_str(), row[key].as_str()) else {
                             continue;
                         };
-                        if !safe_object_key(key) {
+                        // Servers make object keys; one from an archive is used only if
+                        // a server could have made it.
+                        if !valid_object_key(key) {
                             return Err(Error::new(
                                 ErrorCode::ValidationFailed,
                                 format!("the archive names file content by an unsafe key {key:?}"),

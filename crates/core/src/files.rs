@@ -24,6 +24,22 @@ pub const MAX_CONTENT_TYPE_BYTES: usize = 255;
 /// Most file references one task input may hold.
 pub const MAX_REFS: usize = 100;
 
+/// Whether `key` could be an object key a server made: lowercase letters, digits, `-`,
+/// `_` and `.` in segments between `/` (no segment empty, `.` or `..`), at most 128
+/// bytes. Object stores refuse any other before it can reach a path or a URL; a restore
+/// refuses an archive that names one.
+pub fn valid_object_key(key: &str) -> bool {
+    let segment = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+            })
+    };
+    !key.is_empty() && key.len() <= 128 && key.split('/').all(segment)
+}
+
 /// A stored file as its record says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileRecord {

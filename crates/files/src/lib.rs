@@ -9,7 +9,7 @@ mod s3;
 use std::path::Path;
 use std::sync::Arc;
 
-use switchyard_core::files::ObjectStore;
+use switchyard_core::files::{ObjectStore, valid_object_key};
 use switchyard_core::{Error, ErrorCode, Result};
 
 pub use local::LocalObjects;
@@ -35,20 +35,10 @@ pub async fn open(
     }
 }
 
-/// Object keys are made by the server: lowercase letters, digits, `-`, `_` and `.` in
-/// segments between `/` (no segment empty, `.` or `..`). Anything else is refused before
-/// it can reach a path or a URL.
+/// Object keys are made by the server ([`valid_object_key`]); anything else is refused
+/// before it can reach a path or a URL.
 fn check_key(key: &str) -> Result<()> {
-    let segment = |s: &str| {
-        !s.is_empty()
-            && s != "."
-            && s != ".."
-            && s.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
-            })
-    };
-    let ok = !key.is_empty() && key.len() <= 128 && key.split('/').all(segment);
-    if ok {
+    if valid_object_key(key) {
         Ok(())
     } else {
         Err(Error::internal_msg(format!("invalid object key {key:?}")))
