@@ -53,14 +53,6 @@ pub struct ExportInfo {
     pub schema_version: i64,
 }
 
-/// A blob (the bytes of one or more files) that a backup must carry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BlobRef {
-    pub sha256: String,
-    pub object_key: String,
-    pub size: u64,
-}
-
 /// Where a backup a server took stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -156,6 +148,9 @@ pub trait BackupStore: Send + Sync {
     /// Backup records, newest first. A `running` one without a recent sign of life reads
     /// `interrupted`.
     async fn list_backups(&self, limit: u32) -> Result<Vec<BackupRecord>>;
+
+    /// The newest backup that succeeded (its archive since deleted or not).
+    async fn last_backup(&self) -> Result<Option<BackupRecord>>;
 }
 
 /// Backup records kept in the database.

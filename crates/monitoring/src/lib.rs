@@ -19,10 +19,10 @@ pub mod rollup;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
-use switchyard_core::backup::{BackupRecord, BackupStatus, MAX_BACKUP_RECORDS};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
+use switchyard_core::backup::BackupRecord;
 use switchyard_core::cache::EventBus;
 use switchyard_core::event::BusMessage;
 use switchyard_core::monitoring::{
@@ -107,17 +107,12 @@ impl Monitoring {
         Ok(stats)
     }
 
-    /// The Prometheus exposition of this process.
     /// The newest successful backup of the deployment.
     pub async fn last_backup(&self) -> Result<Option<BackupRecord>> {
-        Ok(self
-            .store
-            .list_backups(MAX_BACKUP_RECORDS)
-            .await?
-            .into_iter()
-            .find(|b| matches!(b.status, BackupStatus::Succeeded | BackupStatus::Deleted)))
+        self.store.last_backup().await
     }
 
+    /// The Prometheus exposition of this process.
     pub async fn prometheus(&self) -> Result<String> {
         let queues = self.queue_stats().await?;
         let last_backup = self.last_backup().await?;

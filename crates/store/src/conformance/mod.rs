@@ -3,6 +3,7 @@
 //! `tests/postgres.rs`). A backend is correct when all of these pass unchanged.
 
 mod auth;
+mod backups;
 mod claims;
 mod completions;
 mod events;
@@ -16,6 +17,7 @@ mod submissions;
 mod waits;
 
 pub use auth::*;
+pub use backups::*;
 pub use claims::*;
 pub use completions::*;
 pub use events::*;
@@ -63,7 +65,7 @@ macro_rules! conformance_tests {
             priority_comes_before_turns, per_key_limits_hold_without_blocking_other_keys,
             rate_limits_space_starts, schedules_fire_once_per_tick, a_lost_claim_is_released,
             files_share_blobs_and_count_against_quotas, a_blob_used_again_is_kept,
-            unfinished_uploads_are_found);
+            unfinished_uploads_are_found, backups_are_recorded_newest_first);
     };
     (@each $make_store:path; $($check:ident),* $(,)?) => {
         $(

@@ -722,32 +722,42 @@ impl<D: Dialect> BackupStore for SqlStore<D> {
             .fetch_all(self.fresh_reader())
             .await
             .map_err(db_err("list backups"))?;
-        let silent_since = Timestamp::now().minus_ms(BACKUP_ALIVE_MS * 6);
-        let count = |n: Option<i64>| n.map(|n| u64::try_from(n).unwrap_or(0));
-        rows.iter()
-            .map(|r| {
-                let alive_at = r.ts("alive_at")?;
-                let mut status =
-                    BackupStatus::parse(&r.string("status")?).unwrap_or(BackupStatus::Failed);
-                if status == BackupStatus::Running && alive_at < silent_since {
-                    status = BackupStatus::Interrupted;
-                }
-                Ok(BackupRecord {
-                    id: BackupId(r.uuid("id")?),
-                    name: r.string("name")?,
-                    target: r.string("target")?,
-                    trigger: r.string("trigger")?,
-                    status,
-                    started_at: r.ts("started_at")?,
-                    alive_at,
-                    finished_at: r.opt_ts("finished_at")?,
-                    size_bytes: count(r.opt_i64("size_bytes")?),
-                    tasks: count(r.opt_i64("tasks")?),
-                    error: r.opt_string("error")?,
-                })
-            })
-            .collect()
+        let now = Timestamp::now();
+        rows.iter().map(|r| backup_record(r, now)).collect()
     }
+
+    async fn last_backup(&self) -> Result<Option<BackupRecord>> {
+        Query::new(sql!("common", "last_backup"))
+            .fetch_optional(self.fresh_reader())
+            .await
+            .map_err(db_err("last backup"))?
+            .map(|r| backup_record(&r, Timestamp::now()))
+            .transpose()
+    }
+}
+
+/// A backup's record from its row; a `running` one silent since well before `now` reads
+/// `interrupted`.
+fn backup_record<R: Col>(r: &R, now: Timestamp) -> Result<BackupRecord> {
+    let count = |n: Option<i64>| n.map(|n| u64::try_from(n).unwrap_or(0));
+    let alive_at = r.ts("alive_at")?;
+    let mut status = BackupStatus::parse(&r.string("status")?).unwrap_or(BackupStatus::Failed);
+    if status == BackupStatus::Running && alive_at < now.minus_ms(BACKUP_ALIVE_MS * 6) {
+        status = BackupStatus::Interrupted;
+    }
+    Ok(BackupRecord {
+        id: BackupId(r.uuid("id")?),
+        name: r.string("name")?,
+        target: r.string("target")?,
+        trigger: r.string("trigger")?,
+        status,
+        started_at: r.ts("started_at")?,
+        alive_at,
+        finished_at: r.opt_ts("finished_at")?,
+        size_bytes: count(r.opt_i64("size_bytes")?),
+        tasks: count(r.opt_i64("tasks")?),
+        error: r.opt_string("error")?,
+    })
 }
 
 /// Tables no backup holds: derived state, and state of processes that are gone.

@@ -821,17 +821,12 @@ impl Scenario {
         use sqlx::Connection;
         let cluster = &self.cluster;
         let archive = cluster.dir.path().join("cluster.backup");
-        let out = cluster
-            .command(&["backup", "--output"])
-            .arg(&archive)
-            .arg("--data-dir")
-            .arg(cluster.dir.path().join("backup-data"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeds(
+            cluster
+                .command(&["backup", "--output"])
+                .arg(&archive)
+                .arg("--data-dir")
+                .arg(cluster.dir.path().join("backup-data")),
         );
         let mut admin = sqlx::PgConnection::connect(&cluster.primary_url())
             .await
@@ -845,20 +840,15 @@ impl Scenario {
             cluster.pg_primary
         );
         let files = cluster.dir.path().join("restored-files");
-        let out = cluster
-            .command(&["restore", "--input"])
-            .arg(&archive)
-            .arg("--data-dir")
-            .arg(cluster.dir.path().join("restored-data"))
-            .env("SWITCHYARD__DATABASE__URL", &restored_url)
-            .env_remove("SWITCHYARD__DATABASE__REPLICA_URL")
-            .env("SWITCHYARD__FILES__URL", &files)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeds(
+            cluster
+                .command(&["restore", "--input"])
+                .arg(&archive)
+                .arg("--data-dir")
+                .arg(cluster.dir.path().join("restored-data"))
+                .env("SWITCHYARD__DATABASE__URL", &restored_url)
+                .env_remove("SWITCHYARD__DATABASE__REPLICA_URL")
+                .env("SWITCHYARD__FILES__URL", &files),
         );
         let mut restored = sqlx::PgConnection::connect(&restored_url).await.unwrap();
         let pattern = format!("{}-%", self.run_id);
@@ -967,6 +957,16 @@ impl Scenario {
 }
 
 /// Every follower saw its task succeed, some after moving to another server.
+/// Runs a command to its end; it must succeed.
+fn succeeds(cmd: &mut std::process::Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn every_follower_saw_success(followers: &[Value]) {
     for event in followers {
         assert_eq!(event["status"], "succeeded", "final event: {event}");
