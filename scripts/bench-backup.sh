@@ -15,8 +15,11 @@
 #
 # Needs sqlite3 and a PostgreSQL server (BENCH_DATABASE_URL, default
 # postgres://postgres@127.0.0.1:5432/postgres; it creates and drops the database
-# sy_bench_backup). BENCH_BACKUP_FLAGS are added to the backups of step 5 (e.g.
-# --full-speed). Every step has a timeout; the whole run is bounded by BENCH_BUDGET_S
+# sy_bench_backup). BENCH_REPLICA_URL names a streaming replica of that server (same
+# form, e.g. postgres://postgres@127.0.0.1:5433/postgres): step 5's PostgreSQL server and
+# backups are then configured with it as database.replica_url, so the backups read their
+# snapshot there. BENCH_BACKUP_FLAGS are added to the backups of step 5 (e.g.
+# --full-speed); BENCH_THROUGHPUT_TASKS is the size of each throughput run (150000). Every step has a timeout; the whole run is bounded by BENCH_BUDGET_S
 # (default 1500 s). Exits 0 with a table, or 1 if something could not be set up.
 set -euo pipefail
 
@@ -125,6 +128,8 @@ rm -rf "$tmp/sqlite2" "$tmp/pg.backup"
 throughput() { # $1: data dir, $2: database URL or empty
   local env=() port=$((20000 + RANDOM % 20000)) key
   [[ -n $2 ]] && env=(SWITCHYARD__DATABASE__URL="$2")
+  [[ -n $2 && -n ${BENCH_REPLICA_URL:-} ]] &&
+    env+=(SWITCHYARD__DATABASE__REPLICA_URL="${BENCH_REPLICA_URL%/*}/${2##*/}")
   env "${env[@]}" SWITCHYARD_ADMIN_PASSWORD=$password "$bin" serve --data-dir "$1" \
     --listen 127.0.0.1:$port >"$tmp/server.log" 2>&1 &
   server_pid=$!
@@ -141,7 +146,7 @@ throughput() { # $1: data dir, $2: database URL or empty
   key=$(curl -fs "http://127.0.0.1:$port/api/v1/api-keys" -H "authorization: Bearer $token" \
     -H 'content-type: application/json' -d '{"name":"bench","scopes":["submit","read","admin"]}' |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
-  local args=(bench --url "http://127.0.0.1:$port" --api-key "$key" --tasks 30000
+  local args=(bench --url "http://127.0.0.1:$port" --api-key "$key" --tasks "${BENCH_THROUGHPUT_TASKS:-150000}"
               --concurrency 32 --batch 50 --json)
   timeout "$(left 300)" "$bin" "${args[@]}" >/dev/null 2>>"$tmp/bench.err" || { cat "$tmp/bench.err" "$tmp/server.log" >&2; exit 1; } # warm up
   local alone with
@@ -179,5 +184,5 @@ Backup and restore, $tasks finished tasks (each with one log line), $(date -u +%
 | backup of PostgreSQL | $pg_backup_s s, archive $(mib "$pg_backup_size") MiB |
 | restore into SQLite | $sqlite_restore_s s |
 | SQLite server throughput, alone → during backups | $sqlite_alone → $sqlite_with tasks/s ($(pct "$sqlite_alone" "$sqlite_with") %) |
-| PostgreSQL server throughput, alone → during backups | $pg_alone → $pg_with tasks/s ($(pct "$pg_alone" "$pg_with") %) |
+| PostgreSQL server throughput, alone → during backups${BENCH_REPLICA_URL:+ (read from the replica)} | $pg_alone → $pg_with tasks/s ($(pct "$pg_alone" "$pg_with") %) |
 EOF

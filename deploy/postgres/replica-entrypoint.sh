@@ -13,4 +13,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     rm -rf "${PGDATA:?}"/*
   done
 fi
-exec gosu postgres postgres -c hot_standby=on -c max_connections=300
+# Backups read their snapshot here (docs/backup.md): replaying the primary's changes waits up
+# to 10 minutes for a backup's reads instead of cancelling them after the default 30 s.
+exec gosu postgres postgres -c hot_standby=on -c max_connections=300 \
+  -c max_standby_streaming_delay=10min

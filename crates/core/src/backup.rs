@@ -26,9 +26,9 @@ pub const SECRET_TABLES: &[&str] = &["sessions"];
 pub struct ExportOptions {
     /// Include [`SECRET_SETTINGS`] and [`SECRET_TABLES`].
     pub include_secrets: bool,
-    /// Read as fast as the database answers. Without it, each page read is followed by a
-    /// pause as long as the read took, so a backup takes about half the database's time
-    /// from the servers beside it.
+    /// Read as fast as the database answers. Without it, each page is followed by a pause
+    /// as long as the page took (its read, decoding and hand-over to the writer), so a
+    /// backup takes about half the database's time from the servers beside it.
     pub full_speed: bool,
 }
 
