@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use crate::error::{Error, ErrorCode};
 use crate::retry::RetryPolicy;
 use crate::schema::CompiledSchema;
+use crate::task::ErrorClass;
 use crate::time::Timestamp;
 
 pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
@@ -29,6 +30,13 @@ pub enum AgentKind {
     Fail,
     /// POSTs the input JSON to `config.url`; a 2xx body is the output.
     Http,
+    /// Runs `config.program` on the server's machine with the input JSON on its stdin;
+    /// its stdout is the output (admins only; see `agents.allow_command`).
+    Command,
+    /// Asks an OpenAI-compatible chat-completions API (`config.base_url`, `config.model`),
+    /// streaming the answer's tokens as `partial` events; the output is the answer with
+    /// its token usage.
+    Llm,
     /// Runs in remote workers that connect over the worker protocol and declare it.
     Remote,
 }
@@ -40,6 +48,8 @@ impl AgentKind {
             AgentKind::Sleep => "sleep",
             AgentKind::Fail => "fail",
             AgentKind::Http => "http",
+            AgentKind::Command => "command",
+            AgentKind::Llm => "llm",
             AgentKind::Remote => "remote",
         }
     }
@@ -56,7 +66,14 @@ impl AgentKind {
     pub fn secret_fields(self) -> &'static [SecretField] {
         match self {
             AgentKind::Http => &[SecretField::MapValues("headers")],
-            AgentKind::Echo | AgentKind::Sleep | AgentKind::Fail | AgentKind::Remote => &[],
+            AgentKind::Command => &[SecretField::MapValues("env")],
+            // An `llm` agent's API key stays in the server's environment: only the
+            // variable's name is in its config.
+            AgentKind::Llm
+            | AgentKind::Echo
+            | AgentKind::Sleep
+            | AgentKind::Fail
+            | AgentKind::Remote => &[],
         }
     }
 }
@@ -91,9 +108,172 @@ pub struct HttpAgentConfig {
     pub headers: BTreeMap<String, String>,
 }
 
+/// The exit status a `command` agent's program returns to ask for a retry by default
+/// (`EX_TEMPFAIL` of sysexits.h).
+pub const EXIT_TEMPFAIL: i32 = 75;
+/// What a `command` agent reads of its program's stdout unless `max_output_bytes` says
+/// otherwise: the same as an `http` agent's response limit.
+pub const DEFAULT_COMMAND_OUTPUT_BYTES: u64 = 8 << 20;
+/// The highest `max_output_bytes` (the output is stored with the task).
+pub const MAX_COMMAND_OUTPUT_BYTES: u64 = 64 << 20;
+/// Most arguments, `env` entries and `pass_env` names of a `command` agent.
+pub const MAX_COMMAND_ARGS: usize = 1_024;
+pub const MAX_COMMAND_ENV: usize = 256;
+/// Variables a `command` agent's program always gets; `env` may not set them.
+pub const COMMAND_TASK_ID_ENV: &str = "SWITCHYARD_TASK_ID";
+pub const COMMAND_ATTEMPT_ENV: &str = "SWITCHYARD_ATTEMPT";
+
+/// Configuration of a `command` agent: a program on the server's machine (docs/agents.md).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandAgentConfig {
+    /// Absolute path of the program. It is run directly: no shell, no `PATH` lookup.
+    pub program: String,
+    /// Its arguments, each a template (see [`crate::template`]) rendered with `input`
+    /// (the task input), `task_id` and `attempt`: `["convert.py", "{{ input.path }}"]`.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Absolute working directory. Unset: the server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Variables set in its environment. The values are secrets (write-only).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Variables copied from the server's environment (e.g. `PATH`, `HOME`); no other
+    /// variable of the server's reaches the program.
+    #[serde(default)]
+    pub pass_env: Vec<String>,
+    /// Most bytes read from its stdout; more fails the attempt permanently
+    /// (`output_too_large`). Default [`DEFAULT_COMMAND_OUTPUT_BYTES`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_bytes: Option<u64>,
+    /// How non-zero exit statuses are classified, e.g. `{"3": "retryable", "75":
+    /// "permanent"}`. A status left out: 75 is retryable, any other permanent.
+    #[serde(default)]
+    pub exit_codes: BTreeMap<String, ErrorClass>,
+}
+
+// `env` values are secrets: never printed.
+impl std::fmt::Debug for CommandAgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: BTreeMap<&str, &str> =
+            self.env.keys().map(|k| (k.as_str(), SECRET_MASK)).collect();
+        f.debug_struct("CommandAgentConfig")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("cwd", &self.cwd)
+            .field("env", &env)
+            .field("pass_env", &self.pass_env)
+            .field("max_output_bytes", &self.max_output_bytes)
+            .field("exit_codes", &self.exit_codes)
+            .finish()
+    }
+}
+
+impl CommandAgentConfig {
+    pub fn max_output_bytes(&self) -> u64 {
+        self.max_output_bytes
+            .unwrap_or(DEFAULT_COMMAND_OUTPUT_BYTES)
+    }
+
+    /// How a failed run that exited with `status` (not 0) is classified.
+    pub fn exit_class(&self, status: i32) -> ErrorClass {
+        match self.exit_codes.get(&status.to_string()) {
+            Some(class) => *class,
+            None if status == EXIT_TEMPFAIL => ErrorClass::Retryable,
+            None => ErrorClass::Permanent,
+        }
+    }
+
+    /// Checks what registration can: the templates parse, the names are variable names,
+    /// the paths are absolute, the numbers in range.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |m: String| Err(Error::new(ErrorCode::InvalidAgent, m));
+        if self.program.is_empty() {
+            return bad("config.program must name the program to run".into());
+        }
+        if !self.program.starts_with('/') {
+            return bad(format!(
+                "config.program must be an absolute path (it is run without a shell or PATH lookup), got {:?}",
+                self.program
+            ));
+        }
+        if let Some(cwd) = &self.cwd
+            && !cwd.starts_with('/')
+        {
+            return bad(format!("config.cwd must be an absolute path, got {cwd:?}"));
+        }
+        for (name, value) in [("program", Some(&self.program)), ("cwd", self.cwd.as_ref())] {
+            if value.is_some_and(|v| v.contains('\0')) {
+                return bad(format!("config.{name} must not contain U+0000"));
+            }
+        }
+        if self.args.len() > MAX_COMMAND_ARGS {
+            return bad(format!(
+                "config.args has {} arguments; the most is {MAX_COMMAND_ARGS}",
+                self.args.len()
+            ));
+        }
+        for (i, arg) in self.args.iter().enumerate() {
+            crate::template::check(&format!("config.args[{i}]"), arg)
+                .map_err(|e| Error::new(ErrorCode::InvalidAgent, e.to_string()))?;
+        }
+        if self.env.len() > MAX_COMMAND_ENV || self.pass_env.len() > MAX_COMMAND_ENV {
+            return bad(format!(
+                "config.env and config.pass_env may have at most {MAX_COMMAND_ENV} entries each"
+            ));
+        }
+        for (field, name) in self
+            .env
+            .keys()
+            .map(|k| ("env", k))
+            .chain(self.pass_env.iter().map(|k| ("pass_env", k)))
+        {
+            if !is_env_name(name) {
+                return bad(format!(
+                    "config.{field}: {name:?} is not a valid variable name (letters, digits and '_', not starting with a digit)"
+                ));
+            }
+            if name == COMMAND_TASK_ID_ENV || name == COMMAND_ATTEMPT_ENV {
+                return bad(format!(
+                    "config.{field}: {name} is set by Switchyard for every run"
+                ));
+            }
+        }
+        if let Some(max) = self.max_output_bytes
+            && !(1..=MAX_COMMAND_OUTPUT_BYTES).contains(&max)
+        {
+            return bad(format!(
+                "config.max_output_bytes must be between 1 and {MAX_COMMAND_OUTPUT_BYTES}, got {max}"
+            ));
+        }
+        for status in self.exit_codes.keys() {
+            let canonical = status
+                .parse::<u8>()
+                .is_ok_and(|s| s != 0 && s.to_string() == *status);
+            if !canonical {
+                return bad(format!(
+                    "config.exit_codes: {status:?} is not an exit status (1-255; 0 is success)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A portable environment variable name: `[A-Za-z_][A-Za-z0-9_]*`, at most 256 bytes.
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 256
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// An agent definition as registered (`POST /api/v1/agents`). Secret config values (an
-/// `http` agent's header values) are write-only: a secret sent as `"***"` keeps the
-/// stored value.
+/// `http` agent's header values, a `command` agent's `env` values) are write-only: a
+/// secret sent as `"***"` keeps the stored value.
 #[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSpec {
@@ -112,7 +292,10 @@ pub struct AgentSpec {
     #[serde(default)]
     #[schema(value_type = Option<crate::schema::JsonSchemaValue>)]
     pub output_schema: Option<Value>,
-    /// Kind-specific settings (`http`: `{"url", "headers"}`).
+    /// Kind-specific settings (`http`: `{"url", "headers"}`; `command`: `{"program",
+    /// "args", "cwd", "env", "pass_env", "max_output_bytes", "exit_codes"}`; `llm`:
+    /// `{"base_url", "model", "api_key_env", "system", "prompt", "temperature",
+    /// "max_tokens", "response_format", "tools", "max_turns", "price_per_1k_tokens"}`).
     #[serde(default = "empty_object")]
     #[schema(value_type = Object)]
     pub config: Value,
@@ -405,6 +588,17 @@ impl AgentSpec {
                     ));
                 }
             }
+            AgentKind::Command => self.command_config()?.validate()?,
+            AgentKind::Llm => {
+                let llm = self.llm_config()?;
+                llm.validate()?;
+                if llm.tools.contains(&self.name) {
+                    return bad(format!(
+                        "config.tools: agent {:?} cannot offer itself as a tool",
+                        self.name
+                    ));
+                }
+            }
             AgentKind::Echo | AgentKind::Sleep | AgentKind::Fail | AgentKind::Remote => {
                 if self.config.as_object().is_some_and(|o| !o.is_empty()) {
                     return bad(format!(
@@ -414,8 +608,8 @@ impl AgentSpec {
                 }
             }
         }
-        if let Some(schema) = &self.output_schema {
-            CompiledSchema::compile(schema, "output_schema")?;
+        if let Some(schema) = self.output_check_schema() {
+            CompiledSchema::compile(&schema, "output_schema")?;
         }
         self.input_schema
             .as_ref()
@@ -428,6 +622,39 @@ impl AgentSpec {
             Error::new(
                 ErrorCode::InvalidAgent,
                 format!("invalid config for an http agent: {e}"),
+            )
+        })
+    }
+
+    pub fn llm_config(&self) -> Result<crate::llm::LlmAgentConfig, Error> {
+        serde_json::from_value(self.config.clone()).map_err(|e| {
+            Error::new(
+                ErrorCode::InvalidAgent,
+                format!("invalid config for an llm agent: {e}"),
+            )
+        })
+    }
+
+    /// The JSON Schema a successful output is checked against: `output_schema`, except
+    /// for `llm` agents, whose `output_schema` (or, without one, `config.response_format`)
+    /// describes the answer, the output's `content` (see
+    /// [`crate::llm::content_output_schema`]).
+    pub fn output_check_schema(&self) -> Option<Value> {
+        if self.kind != AgentKind::Llm {
+            return self.output_schema.clone();
+        }
+        let content = self
+            .output_schema
+            .as_ref()
+            .or_else(|| self.config.get("response_format").filter(|f| !f.is_null()))?;
+        Some(crate::llm::content_output_schema(content))
+    }
+
+    pub fn command_config(&self) -> Result<CommandAgentConfig, Error> {
+        serde_json::from_value(self.config.clone()).map_err(|e| {
+            Error::new(
+                ErrorCode::InvalidAgent,
+                format!("invalid config for a command agent: {e}"),
             )
         })
     }
@@ -618,6 +845,127 @@ mod tests {
                 e.message
             );
         }
+    }
+
+    fn command(config: Value) -> AgentSpec {
+        spec(json!({"name": "run", "kind": "command", "config": config})).unwrap()
+    }
+
+    fn command_error(config: Value) -> String {
+        let e = command(config).validate().unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidAgent);
+        e.message
+    }
+
+    #[test]
+    fn command_agents_are_checked_at_registration() {
+        let ok = command(json!({
+            "program": "/usr/bin/python3",
+            "args": ["script.py", "{{ input.path }}"],
+            "cwd": "/srv/jobs",
+            "env": {"API_TOKEN": "t0ken", "_X1": ""},
+            "pass_env": ["PATH", "HOME"],
+            "max_output_bytes": 1024,
+            "exit_codes": {"3": "retryable", "75": "permanent", "255": "rate_limited"}
+        }));
+        ok.validate().unwrap();
+        let cfg = ok.command_config().unwrap();
+        assert_eq!(cfg.max_output_bytes(), 1024);
+        assert_eq!(cfg.exit_class(3), ErrorClass::Retryable);
+        assert_eq!(cfg.exit_class(75), ErrorClass::Permanent);
+        assert_eq!(cfg.exit_class(1), ErrorClass::Permanent);
+        // Defaults: 75 (EX_TEMPFAIL) retryable, the rest permanent, 8 MiB of output.
+        let plain = command(json!({"program": "/bin/true"}));
+        plain.validate().unwrap();
+        let cfg = plain.command_config().unwrap();
+        assert_eq!(cfg.exit_class(EXIT_TEMPFAIL), ErrorClass::Retryable);
+        assert_eq!(cfg.exit_class(2), ErrorClass::Permanent);
+        assert_eq!(cfg.max_output_bytes(), DEFAULT_COMMAND_OUTPUT_BYTES);
+
+        let cases = [
+            (json!({}), "program"),
+            (json!({"program": ""}), "config.program"),
+            (json!({"program": "python3"}), "absolute path"),
+            (json!({"program": "/bin/x", "cwd": "rel/dir"}), "config.cwd"),
+            (
+                json!({"program": "/bin/x", "args": ["{{ input.path "]}),
+                "config.args[0]",
+            ),
+            (
+                json!({"program": "/bin/x", "args": ["ok", "{% if %}"]}),
+                "config.args[1]",
+            ),
+            (json!({"program": "/bin/x", "args": [1]}), "invalid config"),
+            (json!({"program": "/bin/x", "env": {"1BAD": "v"}}), "1BAD"),
+            (json!({"program": "/bin/x", "env": {"A=B": "v"}}), "A=B"),
+            (
+                json!({"program": "/bin/x", "pass_env": ["PA TH"]}),
+                "config.pass_env",
+            ),
+            (
+                json!({"program": "/bin/x", "env": {"SWITCHYARD_TASK_ID": "x"}}),
+                "set by Switchyard",
+            ),
+            (
+                json!({"program": "/bin/x", "max_output_bytes": 0}),
+                "max_output_bytes",
+            ),
+            (
+                json!({"program": "/bin/x", "max_output_bytes": MAX_COMMAND_OUTPUT_BYTES + 1}),
+                "max_output_bytes",
+            ),
+            (
+                json!({"program": "/bin/x", "exit_codes": {"0": "retryable"}}),
+                "exit status",
+            ),
+            (
+                json!({"program": "/bin/x", "exit_codes": {"256": "retryable"}}),
+                "exit status",
+            ),
+            (
+                json!({"program": "/bin/x", "exit_codes": {"03": "retryable"}}),
+                "exit status",
+            ),
+            (
+                json!({"program": "/bin/x", "exit_codes": {"3": "sometimes"}}),
+                "invalid config",
+            ),
+            (json!({"program": "/bin/x", "shell": true}), "shell"),
+        ];
+        for (config, needle) in cases {
+            let message = command_error(config.clone());
+            assert!(message.contains(needle), "{config}: {message}");
+        }
+        let many: Vec<String> = (0..=MAX_COMMAND_ARGS).map(|i| i.to_string()).collect();
+        assert!(command_error(json!({"program": "/bin/x", "args": many})).contains("most"));
+    }
+
+    #[test]
+    fn command_env_values_are_secrets() {
+        let s =
+            command(json!({"program": "/bin/x", "env": {"TOKEN": "s3cret"}, "pass_env": ["PATH"]}));
+        assert_eq!(s.secret_pointers(), ["/config/env/TOKEN"]);
+        assert_eq!(s.redacted().config["env"], json!({"TOKEN": "***"}));
+        assert_eq!(s.redacted().config["pass_env"], json!(["PATH"]));
+        let debug = format!("{:?} {:?}", s, s.command_config().unwrap());
+        assert!(!debug.contains("s3cret"), "{debug}");
+        let mut update = command(json!({"program": "/bin/y", "env": {"TOKEN": "***"}}));
+        update.keep_secrets(Some(&s)).unwrap();
+        assert_eq!(update.config["env"]["TOKEN"], "s3cret");
+        assert!(
+            command(json!({"program": "/bin/x", "env": {"NEW": "***"}}))
+                .keep_secrets(Some(&s))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn only_command_and_http_agents_take_config() {
+        let s =
+            spec(json!({"name": "e", "kind": "echo", "config": {"program": "/bin/x"}})).unwrap();
+        assert!(s.validate().unwrap_err().message.contains("take no config"));
+        assert_eq!(AgentKind::Command.as_str(), "command");
+        assert!(AgentKind::Command.is_builtin());
     }
 
     #[test]

@@ -107,6 +107,9 @@ pub enum Permission {
     ManageTasks,
     ReadAgents,
     ManageAgents,
+    /// Create, change or delete `command` agents, which run programs on the server's
+    /// machine (admins).
+    ManageCommandAgents,
     /// Workers, queue depth, metrics, alerts, reports.
     ReadSystem,
     /// Alert rules and backups (admins).
@@ -127,6 +130,7 @@ impl Permission {
             Permission::ManageTasks => "cancel or retry tasks",
             Permission::ReadAgents => "read agents",
             Permission::ManageAgents => "manage agents",
+            Permission::ManageCommandAgents => "create, change or delete command agents",
             Permission::ReadSystem => "read system status",
             Permission::ManageSystem => "manage alert rules and backups",
             Permission::ManageUsers => "manage users",
@@ -360,8 +364,20 @@ mod tests {
         let op = principal(Role::Operator, s.clone());
         assert!(op.allows(Permission::SubmitTasks) && op.allows(Permission::ManageTasks));
         assert!(!op.allows(Permission::ManageAgents) && !op.allows(Permission::ManageUsers));
+        assert!(!op.allows(Permission::ManageCommandAgents));
         let admin = principal(Role::Admin, s);
         assert!(admin.allows(Permission::ManageUsers));
+        assert!(admin.allows(Permission::ManageCommandAgents));
+        for scope in [Scope::Read, Scope::Submit, Scope::Worker] {
+            let narrowed = principal(Role::Admin, key(&[scope]));
+            assert!(
+                !narrowed.allows(Permission::ManageCommandAgents),
+                "{scope:?}"
+            );
+        }
+        assert!(
+            principal(Role::Admin, key(&[Scope::Admin])).allows(Permission::ManageCommandAgents)
+        );
         assert!(
             !admin.allows(Permission::Work),
             "sessions never act as workers"

@@ -61,11 +61,11 @@ impl AgentEntry {
             .as_ref()
             .map(|s| CompiledSchema::compile(s, "input_schema"))
             .transpose()?;
+        // For `llm` agents it describes the answer, `content` (see `output_check_schema`).
         let output_schema = agent
             .spec
-            .output_schema
-            .as_ref()
-            .map(|s| CompiledSchema::compile(s, "output_schema"))
+            .output_check_schema()
+            .map(|s| CompiledSchema::compile(&s, "output_schema"))
             .transpose()?;
         Ok(AgentEntry {
             agent,
@@ -83,15 +83,52 @@ pub struct AgentRegistry {
     store: Arc<dyn Store>,
     bus: Arc<dyn EventBus>,
     entries: RwLock<HashMap<String, Arc<AgentEntry>>>,
+    /// `agents.allow_command`: whether `command` agents may be registered here.
+    allow_command: bool,
 }
 
 impl AgentRegistry {
+    /// A registry that refuses `command` agents until [`allow_command`](Self::allow_command).
     pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>) -> Self {
         AgentRegistry {
             store,
             bus,
             entries: RwLock::new(HashMap::new()),
+            allow_command: false,
         }
+    }
+
+    /// Whether admins may create `command` agents and change agents into them.
+    pub fn allow_command(mut self, allowed: bool) -> Self {
+        self.allow_command = allowed;
+        self
+    }
+
+    /// A `command` agent runs programs on the server's machine: creating one, changing
+    /// one (into or out of that kind) and deleting one take an admin, and new definitions
+    /// of the kind need `agents.allow_command`. `before` is the stored definition, if any.
+    fn check_command(
+        &self,
+        principal: &Principal,
+        before: Option<&AgentSpec>,
+        after: Option<&AgentSpec>,
+    ) -> Result<()> {
+        let is_command = |s: Option<&AgentSpec>| s.is_some_and(|s| s.kind == AgentKind::Command);
+        if !is_command(before) && !is_command(after) {
+            return Ok(());
+        }
+        if !principal.allows(Permission::ManageCommandAgents) {
+            return Err(Error::forbidden(
+                "only admins may create, change or delete command agents: they run programs on the server's machine",
+            ));
+        }
+        if is_command(after) && !self.allow_command {
+            return Err(Error::forbidden(
+                "command agents are turned off on this server; set agents.allow_command = true to allow them",
+            )
+            .with_details(serde_json::json!({ "setting": "agents.allow_command" })));
+        }
+        Ok(())
     }
 
     /// Creates the built-in agents that are missing, then loads every agent.
@@ -173,6 +210,7 @@ impl AgentRegistry {
 
     pub async fn create(&self, principal: &Principal, spec: AgentSpec) -> Result<Agent> {
         principal.require(Permission::ManageAgents)?;
+        self.check_command(principal, None, Some(&spec))?;
         self.install(spec).await
     }
 
@@ -219,6 +257,7 @@ impl AgentRegistry {
             .get_agent(name)
             .await?
             .ok_or_else(|| Error::agent_not_found(name))?;
+        self.check_command(principal, Some(&existing.spec), Some(&spec))?;
         spec.keep_secrets(Some(&existing.spec))?;
         if existing.builtin && existing.spec.kind != spec.kind {
             return Err(Error::new(
@@ -243,6 +282,7 @@ impl AgentRegistry {
             .get_agent(name)
             .await?
             .ok_or_else(|| Error::agent_not_found(name))?;
+        self.check_command(principal, Some(&existing.spec), None)?;
         if existing.builtin {
             return Err(Error::new(
                 ErrorCode::AgentBuiltin,

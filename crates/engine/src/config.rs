@@ -13,6 +13,23 @@ pub struct EngineConfig {
     pub monitoring: MonitoringConfig,
     pub files: FilesConfig,
     pub backup: BackupConfig,
+    pub agents: AgentsConfig,
+}
+
+/// Agent kinds this server offers (docs/agents.md).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentsConfig {
+    /// The `command` kind: admins may register agents that run programs on this machine
+    /// as the server's user, and the built-in worker runs them. Unset: on under
+    /// `switchyard dev`, off under `serve` (the binary decides; unset here is off).
+    pub allow_command: Option<bool>,
+}
+
+impl AgentsConfig {
+    pub fn command_allowed(&self) -> bool {
+        self.allow_command == Some(true)
+    }
 }
 
 /// Backups the servers take by themselves (docs/backup.md, "Scheduled backups").
@@ -128,6 +145,11 @@ pub struct QueueConfig {
     pub max_delay_ms: u64,
     /// Recent task events kept in memory per server for clients that resume with `since`.
     pub replay_events: usize,
+    /// Stream events (progress, partial output) each task keeps, newest first, so that a
+    /// follower that connects late, to another server or after a restart receives the
+    /// whole stream; older ones are dropped (a few hundred at a time) and followers are
+    /// told how many. 0 keeps none.
+    pub max_stream_events: u32,
     /// Largest result of one durable step (its JSON text), in bytes.
     pub max_step_output_bytes: usize,
     /// Most durable steps one task may record.
@@ -152,6 +174,7 @@ impl Default for QueueConfig {
             max_wait_ms: 60_000,
             max_delay_ms: 365 * 86_400_000,
             replay_events: 65_536,
+            max_stream_events: 10_000,
             max_step_output_bytes: 1 << 20,
             max_steps_per_task: 1_000,
             max_children_per_task: 10_000,

@@ -313,6 +313,20 @@ impl WorkerSession {
         self.inner.engine.store.succeeded_steps(task.id).await
     }
 
+    /// The results of the durable steps that succeeded in earlier runs of the task of
+    /// `attempt`, by name, for a worker that reads them as it runs (the built-in
+    /// runtime's `llm` kind). A first attempt has none, and costs no query.
+    pub async fn steps_before(
+        &self,
+        task_id: TaskId,
+        attempt: u32,
+    ) -> Result<Vec<(String, Value)>> {
+        if attempt <= 1 {
+            return Ok(Vec::new());
+        }
+        self.inner.engine.store.succeeded_steps(task_id).await
+    }
+
     /// Records the outcome of a durable step of a held attempt, then announces it as a
     /// `step_finished` event. `Ok(Err(_))` is a refusal the worker is told about (the
     /// attempt no longer holds its lease, a limit, a bad name); `Err` a storage failure.

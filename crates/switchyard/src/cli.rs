@@ -264,7 +264,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: Config, role: Role, dev: bool) -> anyhow::Result<()> {
+async fn serve(mut config: Config, role: Role, dev: bool) -> anyhow::Result<()> {
+    // Programs run by `command` agents: welcome on a developer's machine, opt-in on a server.
+    config.agents.allow_command.get_or_insert(dev);
     app::purge_freed_memory_at_once(true);
     let running = app::start(&config, role).await?;
     let engine = running.engine.clone();
@@ -364,6 +366,7 @@ async fn admin_engine(
             monitoring: config.monitoring.clone(),
             files: config.files.clone(),
             backup: config.backup.clone(),
+            agents: config.agents.clone(),
         },
         Duties {
             dispatch: false,

@@ -8,7 +8,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use switchyard_api::ServerConfig;
-use switchyard_engine::{AuthConfig, BackupConfig, FilesConfig, MonitoringConfig, QueueConfig};
+use switchyard_engine::{
+    AgentsConfig, AuthConfig, BackupConfig, FilesConfig, MonitoringConfig, QueueConfig,
+};
 use switchyard_store::Durability;
 
 pub const DEFAULT_CONFIG_FILE: &str = "switchyard.toml";
@@ -31,6 +33,7 @@ pub struct Config {
     pub monitoring: MonitoringConfig,
     pub files: FilesConfig,
     pub backup: BackupConfig,
+    pub agents: AgentsConfig,
 }
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -214,6 +217,7 @@ impl Default for Config {
             monitoring: MonitoringConfig::default(),
             files: FilesConfig::default(),
             backup: BackupConfig::default(),
+            agents: AgentsConfig::default(),
         }
     }
 }
@@ -276,6 +280,11 @@ const KEY_DOCS: &[(&str, &str)] = &[
     (
         "backup.include_secrets",
         "Include the token signing keys and sessions (else everyone signs in again after a restore).",
+    ),
+    ("agents", "Agent kinds this server offers (docs/agents.md)."),
+    (
+        "agents.allow_command",
+        "Allow `command` agents: programs that run on this machine as the server's user, registered by admins only.\nUnset: on under `switchyard dev`, off under `switchyard serve`.",
     ),
     ("server.listen", "Address to listen on."),
     (
@@ -380,6 +389,10 @@ const KEY_DOCS: &[(&str, &str)] = &[
     (
         "queue.replay_events",
         "Recent task events kept in memory per server for clients that resume.",
+    ),
+    (
+        "queue.max_stream_events",
+        "Stream events (progress, partial output such as LLM tokens) each task keeps in the database, so a follower that connects late, to another server or after a restart receives the whole stream; older ones are dropped a few hundred at a time and followers told. 0: none kept.",
     ),
     (
         "queue.max_step_output_bytes",
@@ -534,6 +547,7 @@ const UNSET_EXAMPLES: &[(&str, &str)] = &[
         "\"postgres://switchyard:CHANGE-ME@127.0.0.1:5433/switchyard\"",
     ),
     ("redis.url", "\"redis://127.0.0.1:6379\""),
+    ("agents.allow_command", "true"),
     ("backup.schedule", "\"0 3 * * *\""),
     ("backup.target", "\"/var/backups/switchyard\""),
     ("files.url", "\"s3://switchyard-files/prod\""),
@@ -598,6 +612,12 @@ pub fn commented_toml() -> anyhow::Result<String> {
         }
     }
     Ok(out)
+}
+
+/// This process's environment, which the built-in worker may hand on to programs (a
+/// `command` agent's `pass_env` names the variables it gets).
+pub fn host_environment() -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    std::env::vars_os().collect()
 }
 
 /// The admin password to bootstrap with, if the operator chose one.

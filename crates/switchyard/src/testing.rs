@@ -44,6 +44,8 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     c.queue.poll_interval_ms = 500;
     c.worker.drain_timeout_s = 2;
     c.telemetry.log_level = "warn".into();
+    // As under `switchyard dev`.
+    c.agents.allow_command = Some(true);
     c
 }
 

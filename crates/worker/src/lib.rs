@@ -21,7 +21,9 @@ use switchyard_engine::dispatch::Serves;
 use switchyard_engine::worker_session::{Cancels, WorkerProfile, WorkerSession};
 use tokio_util::sync::CancellationToken;
 
-use crate::kinds::{EventSink, HttpKind, TaskContext};
+use crate::kinds::{
+    CommandKind, EventSink, HostEnvironment, HttpKind, Kinds, LlmKind, TaskContext,
+};
 
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
@@ -30,6 +32,8 @@ pub struct RuntimeConfig {
     pub slots: u32,
     /// How long shutdown waits for running tasks before cancelling them.
     pub drain_timeout: Duration,
+    /// What a `command` agent's `pass_env` copies from.
+    pub environment: HostEnvironment,
 }
 
 impl Default for RuntimeConfig {
@@ -38,13 +42,14 @@ impl Default for RuntimeConfig {
             name: "builtin".into(),
             slots: 4096,
             drain_timeout: Duration::from_secs(30),
+            environment: HostEnvironment::default(),
         }
     }
 }
 
 struct Shared {
     engine: Arc<Engine>,
-    http: HttpKind,
+    kinds: Kinds,
     session: WorkerSession,
     /// Fired when shutdown gives up waiting: unfinished attempts go back to the queue.
     abort: CancellationToken,
@@ -63,7 +68,9 @@ pub async fn run(
             name: config.name.clone(),
             kind: "builtin".into(),
             serves: Serves::BuiltinKinds,
-            agents: vec!["echo".into(), "sleep".into(), "fail".into(), "http".into()],
+            agents: ["echo", "sleep", "fail", "http", "command", "llm"]
+                .map(String::from)
+                .to_vec(),
             slots: config.slots,
             version: env!("CARGO_PKG_VERSION").into(),
             host: hostname(),
@@ -71,9 +78,19 @@ pub async fn run(
     )
     .await?;
     let heartbeat_every = Duration::from_millis(engine.config().queue.heartbeat_ms.max(10));
+    let command = CommandKind::new(
+        engine.config().agents.command_allowed(),
+        Duration::from_millis(engine.config().queue.cancel_grace_ms),
+        config.environment.clone(),
+    );
+    let llm = LlmKind::new(config.environment.clone(), engine.clone(), session.clone());
     let shared = Arc::new(Shared {
         engine,
-        http: HttpKind::new(),
+        kinds: Kinds {
+            http: HttpKind::new(),
+            command,
+            llm,
+        },
         session: session.clone(),
         abort: CancellationToken::new(),
     });
@@ -210,7 +227,7 @@ async fn execute(
     };
     let timeout = Duration::from_millis(spec.timeout_ms);
     tokio::select! {
-        result = kinds::execute(spec.kind, ctx, &shared.http) => match result {
+        result = kinds::execute(spec.kind, ctx, &shared.kinds) => match result {
             Ok(output) => AttemptOutcome::Succeeded(output),
             Err(error) => AttemptOutcome::Failed(error),
         },

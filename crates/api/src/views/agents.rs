@@ -7,9 +7,9 @@ use switchyard_core::agent::{Agent, AgentKind};
 use switchyard_core::retry::RetryPolicy;
 use utoipa::ToSchema;
 
-/// A registered agent. Secret values in `config` (an `http` agent's header values) are
-/// write-only: they read `"***"`, and `secrets` lists the ones that are set. Sending
-/// `"***"` back in an update keeps the stored value.
+/// A registered agent. Secret values in `config` (an `http` agent's header values, a
+/// `command` agent's `env` values) are write-only: they read `"***"`, and `secrets`
+/// lists the ones that are set. Sending `"***"` back in an update keeps the stored value.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Agent)]
 #[serde(deny_unknown_fields)]
@@ -25,7 +25,10 @@ pub struct AgentView {
     /// JSON Schema the output must satisfy.
     #[schema(value_type = Option<switchyard_core::schema::JsonSchemaValue>)]
     pub output_schema: Option<Value>,
-    /// Kind-specific settings (`http`: `{"url", "headers"}`), secrets shown as `"***"`.
+    /// Kind-specific settings (`http`: `{"url", "headers"}`; `command`: `{"program",
+    /// "args", "cwd", "env", "pass_env", "max_output_bytes", "exit_codes"}`; `llm`:
+    /// `{"base_url", "model", "api_key_env", ...}`, whose key stays in the server's
+    /// environment), secrets shown as `"***"`.
     #[schema(value_type = Object)]
     pub config: Value,
     pub retry: RetryPolicy,

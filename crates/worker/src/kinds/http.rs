@@ -126,7 +126,7 @@ async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, TaskEr
     Ok(body)
 }
 
-fn classify_transport(e: reqwest::Error) -> TaskError {
+pub(super) fn classify_transport(e: reqwest::Error) -> TaskError {
     if e.is_timeout() {
         TaskError::retryable("timeout", format!("the request timed out: {e}"))
     } else if e.is_builder() {

@@ -1,8 +1,14 @@
 //! Built-in agent kinds. Each turns an input into an output or a classified error.
 
+mod command;
 mod fail;
 mod http;
+pub mod llm;
 mod sleep;
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::sync::Arc;
 
 use serde_json::Value;
 use switchyard_core::agent::{AgentKind, AgentSpec};
@@ -11,7 +17,42 @@ use switchyard_core::store::AttemptRef;
 use switchyard_core::task::TaskError;
 use tokio_util::sync::CancellationToken;
 
+pub use command::CommandKind;
 pub use http::HttpKind;
+pub use llm::LlmKind;
+
+/// The built-in kinds that keep state or settings of their own.
+pub struct Kinds {
+    pub http: HttpKind,
+    pub command: CommandKind,
+    pub llm: LlmKind,
+}
+
+/// The server's own environment, which built-in kinds may hand on (a `command` agent's
+/// `pass_env`, an `llm` agent's `api_key_env`). The binary's config module reads it once at start; printed, it shows
+/// the names only.
+#[derive(Clone, Default)]
+pub struct HostEnvironment {
+    vars: Arc<BTreeMap<OsString, OsString>>,
+}
+
+impl HostEnvironment {
+    pub fn new(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Self {
+        HostEnvironment {
+            vars: Arc::new(vars.into_iter().collect()),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&OsStr> {
+        self.vars.get(OsStr::new(name)).map(OsString::as_os_str)
+    }
+}
+
+impl std::fmt::Debug for HostEnvironment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.vars.keys()).finish()
+    }
+}
 
 /// What an executing task can see and do.
 pub struct TaskContext<'a> {
@@ -30,14 +71,17 @@ pub trait EventSink: Send + Sync {
 pub type KindResult = Result<Value, TaskError>;
 
 /// Runs one attempt of a built-in kind. Cancellation and the per-attempt timeout are
-/// enforced by the caller; kinds only need to stop promptly when `cancel` fires if
-/// they wait on something (sleep).
-pub async fn execute(kind: AgentKind, ctx: TaskContext<'_>, http: &HttpKind) -> KindResult {
+/// enforced by the caller, which drops the future; kinds only need to stop promptly when
+/// `cancel` fires if they wait on something (sleep), and to leave nothing behind when
+/// dropped (command ends its process group).
+pub async fn execute(kind: AgentKind, ctx: TaskContext<'_>, kinds: &Kinds) -> KindResult {
     match kind {
         AgentKind::Echo => Ok(ctx.attempt.input.clone()),
         AgentKind::Sleep => sleep::run(ctx).await,
         AgentKind::Fail => fail::run(ctx),
-        AgentKind::Http => http.run(ctx).await,
+        AgentKind::Http => kinds.http.run(ctx).await,
+        AgentKind::Command => kinds.command.run(ctx).await,
+        AgentKind::Llm => kinds.llm.run(ctx).await,
         // The dispatcher never hands remote agents to this runtime; refuse rather than guess.
         AgentKind::Remote => Err(TaskError::permanent(
             "not_builtin",

@@ -17,8 +17,10 @@ export interface paths {
         get: operations["list_agents"];
         put?: never;
         /**
-         * Register an agent (admins). Secret config values (an `http` agent's header values) are
-         *     write-only: responses show them as `"***"`.
+         * Register an agent (admins). Secret config values (an `http` agent's header values, a
+         *     `command` agent's `env` values) are write-only: responses show them as `"***"`. A
+         *     `command` agent runs a program on the server's machine: 403 unless the server allows
+         *     them (`agents.allow_command`).
          */
         post: operations["create_agent"];
         delete?: never;
@@ -40,6 +42,7 @@ export interface paths {
          * Replace an agent's definition (creating it if it does not exist). The name in the
          *     body may be omitted; if given it must match the path. A secret config value sent as
          *     `"***"` (as responses show it) keeps the stored value; one left out is removed.
+         *     Turning an agent into a `command` agent needs `agents.allow_command` (403 otherwise).
          */
         put: operations["update_agent"];
         post?: never;
@@ -930,9 +933,9 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
-         * @description A registered agent. Secret values in `config` (an `http` agent's header values) are
-         *     write-only: they read `"***"`, and `secrets` lists the ones that are set. Sending
-         *     `"***"` back in an update keeps the stored value.
+         * @description A registered agent. Secret values in `config` (an `http` agent's header values, a
+         *     `command` agent's `env` values) are write-only: they read `"***"`, and `secrets`
+         *     lists the ones that are set. Sending `"***"` back in an update keeps the stored value.
          */
         Agent: {
             /** @description Built-in agents exist on every install and cannot be deleted. */
@@ -951,7 +954,12 @@ export interface components {
              * @description At most this many tasks of one concurrency key run at once.
              */
             concurrency_per_key?: number | null;
-            /** @description Kind-specific settings (`http`: `{"url", "headers"}`), secrets shown as `"***"`. */
+            /**
+             * @description Kind-specific settings (`http`: `{"url", "headers"}`; `command`: `{"program",
+             *     "args", "cwd", "env", "pass_env", "max_output_bytes", "exit_codes"}`; `llm`:
+             *     `{"base_url", "model", "api_key_env", ...}`, whose key stays in the server's
+             *     environment), secrets shown as `"***"`.
+             */
             config: Record<string, unknown>;
             created_at: components["schemas"]["Timestamp"];
             description?: string | null;
@@ -978,7 +986,7 @@ export interface components {
          * @description How an agent's work is carried out.
          * @enum {string}
          */
-        AgentKind: "echo" | "sleep" | "fail" | "http" | "remote";
+        AgentKind: "echo" | "sleep" | "fail" | "http" | "command" | "llm" | "remote";
         AgentQueueStats: {
             agent: string;
             oldest_ready_at?: components["schemas"]["Timestamp"] | null;
@@ -1009,6 +1017,14 @@ export interface components {
             cached: number;
             /** Format: int64 */
             cancelled: number;
+            /** Format: int64 */
+            completion_tokens?: number | null;
+            /**
+             * Format: double
+             * @description What those tokens cost, in the currency of the agent's `price_per_1k_tokens`;
+             *     absent when no task had prices.
+             */
+            cost?: number | null;
             /**
              * Format: int64
              * @description Failed for good with no fallback.
@@ -1030,6 +1046,8 @@ export interface components {
             latency_p95_ms?: number | null;
             /** Format: double */
             latency_p99_ms?: number | null;
+            /** Format: int64 */
+            prompt_tokens?: number | null;
             /**
              * Format: int64
              * @description Attempts beyond each task's first.
@@ -1049,7 +1067,8 @@ export interface components {
             tasks: number;
             /**
              * Format: int64
-             * @description LLM tokens used; absent until LLM agents report usage.
+             * @description Language-model tokens used (prompt and completion) by the succeeded tasks whose
+             *     output reports `usage` (the `llm` kind); absent when none did.
              */
             tokens?: number | null;
             /**
@@ -1060,8 +1079,8 @@ export interface components {
         };
         /**
          * @description An agent definition as registered (`POST /api/v1/agents`). Secret config values (an
-         *     `http` agent's header values) are write-only: a secret sent as `"***"` keeps the
-         *     stored value.
+         *     `http` agent's header values, a `command` agent's `env` values) are write-only: a
+         *     secret sent as `"***"` keeps the stored value.
          */
         AgentSpec: {
             /**
@@ -1084,7 +1103,12 @@ export interface components {
              * @description At most this many tasks of one concurrency key run at once, across all workers.
              */
             concurrency_per_key?: number | null;
-            /** @description Kind-specific settings (`http`: `{"url", "headers"}`). */
+            /**
+             * @description Kind-specific settings (`http`: `{"url", "headers"}`; `command`: `{"program",
+             *     "args", "cwd", "env", "pass_env", "max_output_bytes", "exit_codes"}`; `llm`:
+             *     `{"base_url", "model", "api_key_env", "system", "prompt", "temperature",
+             *     "max_tokens", "response_format", "tools", "max_turns", "price_per_1k_tokens"}`).
+             */
             config?: Record<string, unknown>;
             description?: string | null;
             /** @description The agent that takes over when this one fails for good. */
@@ -1403,7 +1427,12 @@ export interface components {
                  * @description At most this many tasks of one concurrency key run at once.
                  */
                 concurrency_per_key?: number | null;
-                /** @description Kind-specific settings (`http`: `{"url", "headers"}`), secrets shown as `"***"`. */
+                /**
+                 * @description Kind-specific settings (`http`: `{"url", "headers"}`; `command`: `{"program",
+                 *     "args", "cwd", "env", "pass_env", "max_output_bytes", "exit_codes"}`; `llm`:
+                 *     `{"base_url", "model", "api_key_env", ...}`, whose key stays in the server's
+                 *     environment), secrets shown as `"***"`.
+                 */
                 config: Record<string, unknown>;
                 created_at: components["schemas"]["Timestamp"];
                 description?: string | null;

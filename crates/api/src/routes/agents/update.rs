@@ -13,6 +13,7 @@ use crate::views::AgentView;
 /// Replace an agent's definition (creating it if it does not exist). The name in the
 /// body may be omitted; if given it must match the path. A secret config value sent as
 /// `"***"` (as responses show it) keeps the stored value; one left out is removed.
+/// Turning an agent into a `command` agent needs `agents.allow_command` (403 otherwise).
 #[utoipa::path(put, operation_id = "update_agent", path = "/api/v1/agents/{name}", tag = "agents", params(("name" = String, Path)),
     request_body = AgentSpec, security(("bearer" = [])),
     responses((status = 200, description = "Replaced", body = AgentView), (status = 201, description = "Created", body = AgentView),
