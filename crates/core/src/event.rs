@@ -149,6 +149,12 @@ impl EventBody {
         }
     }
 
+    /// Progress and partial output: the events a task keeps as its stream (up to
+    /// `queue.max_stream_events`), so a late follower receives them all.
+    pub fn is_stream(&self) -> bool {
+        matches!(self, EventBody::Progress { .. } | EventBody::Partial { .. })
+    }
+
     /// The task status after this event, if the event is a transition.
     pub fn status(&self) -> Option<TaskStatus> {
         match self {
@@ -447,6 +453,40 @@ impl TaskEvent {
             body: EventBody::Log {
                 level: line.level,
                 message: line.message,
+            },
+        }
+    }
+}
+
+impl TaskEvent {
+    /// A stream event (progress, partial output) the task kept.
+    pub fn kept(task: &Task, event: crate::store::StreamEvent) -> TaskEvent {
+        TaskEvent {
+            task_id: task.id,
+            seq: event.seq,
+            agent: task.agent.clone(),
+            owner_id: task.owner_id,
+            at: event.at,
+            body: event.body,
+        }
+    }
+
+    /// Tells a follower that the oldest stream events of the task are gone, in the place
+    /// of the newest of them.
+    pub fn stream_cut(task: &Task, cut: crate::store::StreamCut, keep: u32) -> TaskEvent {
+        TaskEvent {
+            task_id: task.id,
+            seq: cut.last_seq,
+            agent: task.agent.clone(),
+            owner_id: task.owner_id,
+            at: task.updated_at,
+            body: EventBody::Log {
+                level: LogLevel::Warn,
+                message: format!(
+                    "the first {} progress and partial-output events of this task are no longer \
+                     kept: a task keeps its last {keep} (queue.max_stream_events)",
+                    cut.dropped
+                ),
             },
         }
     }

@@ -432,6 +432,20 @@ pub struct AgentReportRow {
     pub cached: u64,
     /// Submit → finish latency of the finished tasks, per bucket.
     pub latency_buckets: Vec<u64>,
+    /// Language-model usage, when any succeeded task's output reported it.
+    pub usage: Option<UsageTotals>,
+}
+
+/// Sums of the `usage` the outputs of an agent's succeeded tasks reported (the `llm`
+/// kind's `{prompt_tokens, completion_tokens, cost?}`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UsageTotals {
+    /// Tasks that reported usage.
+    pub tasks: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// In the currency of the agent's `price_per_1k_tokens`; `None` when no task had prices.
+    pub cost: Option<f64>,
 }
 
 /// Filters for a task's log lines.

@@ -382,6 +382,35 @@ pub struct TaskLogLine {
     pub message: String,
 }
 
+/// Stream events are dropped this many at a time at least, so that a long stream costs a
+/// delete now and then rather than one on every batch: a task holds up to its bound
+/// (`queue.max_stream_events`) plus this.
+pub const STREAM_CUT_EVERY: u32 = 256;
+
+/// A stream event (progress, partial output) a task kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamEvent {
+    pub seq: u64,
+    pub attempt: u32,
+    pub at: Timestamp,
+    pub body: EventBody,
+}
+
+/// A task's kept stream events after some seq, oldest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TaskStream {
+    pub events: Vec<StreamEvent>,
+    /// The older stream events the task no longer keeps (`queue.max_stream_events`):
+    /// how many, and the seq of the newest of them. `None` when nothing was dropped.
+    pub cut: Option<StreamCut>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamCut {
+    pub dropped: u64,
+    pub last_seq: u64,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct AgentQueueStats {
     pub agent: String,
@@ -491,10 +520,19 @@ pub trait TaskStore: Send + Sync {
     /// lease (cancelled, reaped, already completed) are rejected, never recorded twice.
     async fn complete_tasks(&self, batch: &[Completion]) -> Result<CompletionResult>;
 
-    /// Numbers live events of running attempts and stores the log lines among them.
-    async fn record_events(&self, batch: Vec<EventDraft>) -> Result<Vec<RecordedEvent>>;
+    /// Numbers live events of running attempts and stores the log lines among them, and
+    /// the stream events (progress, partial output): each task keeps its last
+    /// `keep_stream` of those (0: none), dropping the oldest a few at a time.
+    async fn record_events(
+        &self,
+        batch: Vec<EventDraft>,
+        keep_stream: u32,
+    ) -> Result<Vec<RecordedEvent>>;
 
     async fn task_logs(&self, id: TaskId, after_seq: u64, limit: u32) -> Result<Vec<TaskLogLine>>;
+
+    /// A task's kept stream events after `after_seq`, oldest first.
+    async fn task_stream(&self, id: TaskId, after_seq: u64, limit: u32) -> Result<TaskStream>;
 
     /// Puts back in the queue what a claim made at `claimed_at` leased to `worker_id`,
     /// when the claim failed after it may have committed (its answer never came back);
@@ -511,6 +549,16 @@ pub trait TaskStore: Send + Sync {
     async fn running_tasks(
         &self,
         worker_id: Option<WorkerId>,
+        limit: u32,
+    ) -> Result<Vec<AttemptRef>>;
+
+    /// Running attempts that started before their agent's entry in `started_before`
+    /// (agent name → time), or before `otherwise` for agents it does not name: attempts
+    /// past their timeout, which the server ends itself.
+    async fn timed_out_attempts(
+        &self,
+        started_before: &std::collections::BTreeMap<String, Timestamp>,
+        otherwise: Timestamp,
         limit: u32,
     ) -> Result<Vec<AttemptRef>>;
 
@@ -771,7 +819,7 @@ pub trait MonitoringStore: Send + Sync {
 
     /// A task's log lines, filtered.
     async fn query_task_logs(&self, query: &LogQuery) -> Result<Vec<TaskLogLine>>;
-    /// Deletes log lines written before `before`.
+    /// Deletes the log lines and kept stream events of tasks created before `before`.
     async fn prune_task_logs(&self, before: Timestamp) -> Result<u64>;
 
     /// One pass of the search indexer: indexes up to `limit` tasks not indexed yet, and

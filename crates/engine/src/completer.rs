@@ -57,6 +57,8 @@ pub struct CompleterDeps {
     pub cache: Arc<dyn Cache>,
     pub agents: Arc<AgentRegistry>,
     pub max_batch: usize,
+    /// Stream events each task keeps (`queue.max_stream_events`).
+    pub keep_stream: u32,
     pub metrics: Arc<switchyard_monitoring::Metrics>,
     /// Told when a child task finishes, for its parent's join.
     pub waker: Waker,
@@ -134,7 +136,7 @@ async fn run(mut rx: mpsc::Receiver<Item>, deps: CompleterDeps, loopback: Loopba
 async fn record_events(deps: &CompleterDeps, drafts: Vec<EventDraft>) {
     // Kept to record one by one should the database refuse the batch for one of them.
     let spare = (drafts.len() > 1).then(|| drafts.clone());
-    match deps.store.record_events(drafts).await {
+    match deps.store.record_events(drafts, deps.keep_stream).await {
         Ok(recorded) => {
             let events: Vec<SharedEvent> = recorded
                 .into_iter()

@@ -38,7 +38,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{
-    AuthConfig, BackupConfig, EngineConfig, FilesConfig, MonitoringConfig, QueueConfig,
+    AgentsConfig, AuthConfig, BackupConfig, EngineConfig, FilesConfig, MonitoringConfig,
+    QueueConfig,
 };
 
 use crate::agents::AgentRegistry;
@@ -145,7 +146,10 @@ impl Engine {
             running: Arc::default(),
         };
         let limiter: Arc<dyn RateLimiter> = Arc::new(limiter::Limiter::new(limiter, store.clone()));
-        let agents = Arc::new(AgentRegistry::new(store.clone(), bus.clone()));
+        let agents = Arc::new(
+            AgentRegistry::new(store.clone(), bus.clone())
+                .allow_command(config.agents.command_allowed()),
+        );
         agents.init().await?;
         let hub = EventHub::new(config.queue.replay_events);
         let monitoring = Monitoring::new(
@@ -192,6 +196,7 @@ impl Engine {
             cache: cache.clone(),
             agents: agents.clone(),
             max_batch: config.queue.max_write_batch,
+            keep_stream: config.queue.max_stream_events,
             metrics: metrics.clone(),
             waker: waker.clone(),
             limiter: limiter.clone(),
@@ -239,6 +244,8 @@ impl Engine {
         if duties.maintenance {
             let m = Maintenance {
                 store: store.clone(),
+                bus: bus.clone(),
+                agents: agents.clone(),
                 cache: cache.clone(),
                 completer: completer.clone(),
                 config: config.queue.clone(),

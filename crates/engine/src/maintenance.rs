@@ -8,12 +8,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
+use switchyard_core::agent::MAX_TIMEOUT_MS;
 use switchyard_core::cache::Cache;
+use switchyard_core::cache::EventBus;
+use switchyard_core::event::BusMessage;
 use switchyard_core::store::{Leadership, Store};
 use switchyard_core::task::{TaskError, codes};
 use switchyard_core::{Result, Timestamp};
 use tokio_util::sync::CancellationToken;
 
+use crate::agents::AgentRegistry;
 use crate::completer::{AttemptOutcome, AttemptResult, Completer};
 use crate::config::QueueConfig;
 use crate::files::FileService;
@@ -25,6 +31,9 @@ const FILES_EVERY: Duration = Duration::from_secs(5);
 
 pub struct Maintenance {
     pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn EventBus>,
+    /// The agents' timeouts, from memory.
+    pub agents: Arc<AgentRegistry>,
     pub cache: Arc<dyn Cache>,
     pub completer: Completer,
     pub config: QueueConfig,
@@ -70,9 +79,12 @@ impl Maintenance {
         }
     }
 
-    /// Expired leases become retryable failures; overdue cancellations are forced.
+    /// Expired leases become retryable failures; attempts past their timeout and the
+    /// grace period end as `timeout` (their workers are told to stop); overdue
+    /// cancellations are forced.
     pub async fn reap(&self) -> Result<()> {
         let now = Timestamp::now();
+        self.end_timed_out(now).await?;
         for lease in self.store.expired_leases(now, SWEEP_BATCH).await? {
             tracing::info!(task = %lease.task_id, attempt = lease.attempt, "lease expired; the attempt counts as failed");
             self.completer
@@ -99,6 +111,62 @@ impl Maintenance {
                     ack: None,
                 })
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// A worker that keeps renewing its lease but never finishes does not hold a task
+    /// past its agent's `timeout_ms` plus `queue.cancel_grace_ms`: the server records the
+    /// attempt as failed with `timeout` (retried by the agent's policy), tells the worker
+    /// to cancel it, and the worker's late result is rejected, since the attempt no
+    /// longer holds its lease.
+    async fn end_timed_out(&self, now: Timestamp) -> Result<()> {
+        let grace = self.config.cancel_grace_ms;
+        let deadline = |timeout_ms: u64| now.minus_ms(timeout_ms.saturating_add(grace));
+        let mut timeouts = std::collections::HashMap::new();
+        let started_before: BTreeMap<String, Timestamp> = self
+            .agents
+            .all_cached()
+            .iter()
+            .map(|entry| {
+                let spec = entry.spec();
+                timeouts.insert(spec.name.clone(), spec.timeout_ms);
+                (spec.name.clone(), deadline(spec.timeout_ms))
+            })
+            .collect();
+        // An agent not in memory right now (just changed) waits for the next sweep.
+        let otherwise = deadline(MAX_TIMEOUT_MS);
+        let overdue = self
+            .store
+            .timed_out_attempts(&started_before, otherwise, SWEEP_BATCH)
+            .await?;
+        for attempt in overdue {
+            let timeout_ms = timeouts
+                .get(&attempt.agent)
+                .copied()
+                .unwrap_or(MAX_TIMEOUT_MS);
+            tracing::info!(task = %attempt.task_id, attempt = attempt.attempt, timeout_ms, "attempt ran past its timeout; ending it");
+            let cancel = attempt.worker_id.map(|worker_id| BusMessage::Cancel {
+                task_id: attempt.task_id,
+                attempt: attempt.attempt,
+                worker_id,
+            });
+            self.completer
+                .finish(AttemptResult {
+                    attempt,
+                    outcome: AttemptOutcome::Failed(TaskError::retryable(
+                        codes::TIMEOUT,
+                        format!(
+                            "the attempt ran past its timeout ({timeout_ms} ms) and the grace \
+                             period ({grace} ms); the server ended it"
+                        ),
+                    )),
+                    ack: None,
+                })
+                .await?;
+            if let Some(cancel) = cancel {
+                self.bus.send(cancel).await;
+            }
         }
         Ok(())
     }

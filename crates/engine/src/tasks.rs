@@ -463,8 +463,9 @@ impl TaskService {
         }
     }
 
-    /// What a follower of `task` missed since `since`: from the replay window and the
-    /// stored log lines, plus the current state if newer than both. Without `since`: the
+    /// What a follower of `task` missed since `since`: from the replay window, the stored
+    /// log lines and the stream events the task kept (with a notice of those it no
+    /// longer keeps), plus the current state if newer than all. Without `since`: the
     /// current state only.
     pub async fn backlog(&self, task: &Task, since: Option<u64>) -> Vec<SharedEvent> {
         let Some(since) = since else {
@@ -487,6 +488,29 @@ impl TaskService {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not read task logs for a resuming follower")
+            }
+        }
+        let keep = self.config.max_stream_events;
+        if keep > 0 {
+            // Up to the bound and the events waiting for the next cut.
+            let limit = keep.saturating_add(switchyard_core::store::STREAM_CUT_EVERY);
+            match self.store.task_stream(task.id, since, limit).await {
+                Ok(stream) => {
+                    if let Some(cut) = stream.cut {
+                        merged.insert(
+                            cut.last_seq,
+                            Arc::new(TaskEvent::stream_cut(task, cut, keep)),
+                        );
+                    }
+                    for e in stream.events {
+                        merged
+                            .entry(e.seq)
+                            .or_insert_with(|| Arc::new(TaskEvent::kept(task, e)));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read a task's stream for a resuming follower")
+                }
             }
         }
         merged

@@ -39,8 +39,14 @@ pub struct AgentReport {
     pub cached: u64,
     /// Cached / tasks, 0-1; absent when there were no tasks.
     pub cache_hit_rate: Option<f64>,
-    /// LLM tokens used; absent until LLM agents report usage.
+    /// Language-model tokens used (prompt and completion) by the succeeded tasks whose
+    /// output reports `usage` (the `llm` kind); absent when none did.
     pub tokens: Option<u64>,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    /// What those tokens cost, in the currency of the agent's `price_per_1k_tokens`;
+    /// absent when no task had prices.
+    pub cost: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
@@ -67,7 +73,13 @@ impl From<AgentReportRow> for AgentReport {
             latency_p95_ms: p(0.95),
             latency_p99_ms: p(0.99),
             cache_hit_rate: ratio(r.cached, r.tasks),
-            tokens: None,
+            tokens: r
+                .usage
+                .as_ref()
+                .map(|u| u.prompt_tokens + u.completion_tokens),
+            prompt_tokens: r.usage.as_ref().map(|u| u.prompt_tokens),
+            completion_tokens: r.usage.as_ref().map(|u| u.completion_tokens),
+            cost: r.usage.as_ref().and_then(|u| u.cost).map(|c| round(c, 6)),
             agent: r.agent,
             tasks: r.tasks,
             succeeded: r.succeeded,
@@ -162,11 +174,12 @@ fn opt(v: Option<f64>) -> String {
 pub fn csv(report: &Report) -> String {
     let mut out = String::from(
         "agent,tasks,succeeded,failed,dead,cancelled,unfinished,success_rate,latency_p50_ms,\
-         latency_p95_ms,latency_p99_ms,retries,fallbacks,cached,cache_hit_rate,tokens\n",
+         latency_p95_ms,latency_p99_ms,retries,fallbacks,cached,cache_hit_rate,tokens,\
+         prompt_tokens,completion_tokens,cost\n",
     );
     for a in &report.agents {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             field(&a.agent),
             a.tasks,
             a.succeeded,
@@ -183,6 +196,11 @@ pub fn csv(report: &Report) -> String {
             a.cached,
             opt(a.cache_hit_rate),
             a.tokens.map(|t| t.to_string()).unwrap_or_default(),
+            a.prompt_tokens.map(|t| t.to_string()).unwrap_or_default(),
+            a.completion_tokens
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            opt(a.cost),
         ));
     }
     out
@@ -191,7 +209,7 @@ pub fn csv(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_core::monitoring::{HISTOGRAM_BUCKETS, latency_bucket};
+    use switchyard_core::monitoring::{HISTOGRAM_BUCKETS, UsageTotals, latency_bucket};
 
     #[test]
     fn rates_and_percentiles_from_rows() {
@@ -204,9 +222,19 @@ mod tests {
             dead: 1,
             cached: 1,
             latency_buckets: buckets,
+            usage: Some(UsageTotals {
+                tasks: 3,
+                prompt_tokens: 30,
+                completion_tokens: 12,
+                cost: Some(0.123_456_789),
+            }),
             ..Default::default()
         });
         assert_eq!(r.unfinished, 1);
+        assert_eq!(
+            (r.tokens, r.prompt_tokens, r.completion_tokens, r.cost),
+            (Some(42), Some(30), Some(12), Some(0.123457))
+        );
         assert_eq!(r.success_rate, Some(0.75));
         assert_eq!(r.cache_hit_rate, Some(0.2));
         assert_eq!(r.latency_p50_ms, Some(75.0));

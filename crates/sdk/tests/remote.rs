@@ -1076,3 +1076,190 @@ async fn a_remote_worker_reads_input_files_and_writes_artifacts() {
     let _ = stop.send(());
     running.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_ignores_its_timeout_is_failed_by_the_server() {
+    let app = TestApp::spawn().await;
+    let key = app.api_key(&[Scope::Worker]).await;
+    let url = format!("{}/api/v1/workers/ws", app.base.replace("http://", "ws://"));
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut w = RawWorker { socket };
+    w.send(
+        json!({"type": "hello", "name": "stubborn", "slots": 1, "agents": [
+            {"name": "stubborn", "timeout_ms": 300, "retry": {"max_attempts": 1}}
+        ]}),
+    )
+    .await;
+    assert_eq!(w.recv().await["type"], "welcome");
+    let t = app.submit("stubborn", json!({})).await;
+    let id = t["id"].as_str().unwrap();
+    let assign = w.expect("assign").await;
+    let attempt = assign["attempt"].as_u64().unwrap();
+    let started = Instant::now();
+    // The worker keeps its lease alive and never answers...
+    let done = loop {
+        w.send(json!({"type": "heartbeat"})).await;
+        let task = app.task(id).await;
+        if task["status"] != "running" {
+            break task;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server never ended the attempt: {task}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // ...so the server ends it after the timeout (300 ms) and the grace period (1 s).
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_200),
+        "not before the timeout and the grace period: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(done["status"], "dead", "{done}");
+    assert_eq!(done["error"]["code"], "timeout", "{done}");
+    let cancel = w.expect("cancel").await;
+    assert_eq!(
+        (cancel["task_id"].as_str(), cancel["attempt"].as_u64()),
+        (Some(id), Some(attempt)),
+        "the worker is told to stop"
+    );
+    w.send(json!({"type": "result", "task_id": id, "attempt": attempt, "output": {"late": true}}))
+        .await;
+    assert_eq!(
+        w.expect("ack").await["accepted"],
+        false,
+        "the late result is rejected"
+    );
+    let after = app.task(id).await;
+    assert_eq!(
+        (after["status"].clone(), after["output"].clone()),
+        (json!("dead"), Value::Null)
+    );
+    app.stop().await;
+}
+
+/// Reads a task's Server-Sent Events from `since` until the server ends the stream.
+async fn follow_from(app: &TestApp, id: &str, since: u64) -> Vec<Value> {
+    let resp = app
+        .client
+        .inner
+        .get(app.url(&format!("/api/v1/tasks/{id}/events?since={since}")))
+        .bearer_auth(&app.admin)
+        .timeout(WAIT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = resp.text().await.unwrap();
+    text.split("\n\n")
+        .filter_map(|frame| {
+            let data: String = frame
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
+                .collect();
+            (!data.is_empty()).then(|| serde_json::from_str(&data).unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_follower_receives_the_whole_stream_from_the_store() {
+    // No replay window in memory: whatever a late follower receives comes from the store.
+    let app = TestApp::spawn_with(|c| c.queue.replay_events = 1).await;
+    let key = app.api_key(&[Scope::Worker]).await;
+    let mut w = RawWorker::connect(&app, &key, "streamer", 1).await;
+    let t = app.submit("streamer", json!({})).await;
+    let id = t["id"].as_str().unwrap();
+    let assign = w.expect("assign").await;
+    let attempt = assign["attempt"].as_u64().unwrap();
+    w.send(json!({"type": "progress", "task_id": id, "attempt": attempt, "progress": 0.5, "message": "half"}))
+        .await;
+    for i in 0..300 {
+        w.send(json!({"type": "partial", "task_id": id, "attempt": attempt, "data": {"delta": format!("t{i} ")}}))
+            .await;
+    }
+    w.send(json!({"type": "result", "task_id": id, "attempt": attempt, "output": {"done": true}}))
+        .await;
+    assert_eq!(w.expect("ack").await["accepted"], true);
+    app.wait_status(id, &["succeeded"]).await;
+
+    let events = follow_from(&app, id, 0).await;
+    let text: String = events
+        .iter()
+        .filter(|e| e["kind"] == "partial")
+        .map(|e| e["data"]["delta"].as_str().unwrap())
+        .collect();
+    let expected: String = (0..300).map(|i| format!("t{i} ")).collect();
+    assert_eq!(text, expected, "every token, once, in order");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "progress" && e["message"] == "half")
+    );
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert_eq!(events.last().unwrap()["kind"], "result");
+
+    // From the middle: only what came after.
+    let mid = events
+        .iter()
+        .find(|e| e["data"]["delta"] == "t149 ")
+        .unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    let rest = follow_from(&app, id, mid).await;
+    assert_eq!(rest.iter().filter(|e| e["kind"] == "partial").count(), 150);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_past_its_bound_keeps_the_newest_and_says_what_was_cut() {
+    let app = TestApp::spawn_with(|c| {
+        c.queue.replay_events = 1;
+        c.queue.max_stream_events = 100;
+    })
+    .await;
+    let key = app.api_key(&[Scope::Worker]).await;
+    let mut w = RawWorker::connect(&app, &key, "chatty", 1).await;
+    let t = app.submit("chatty", json!({})).await;
+    let id = t["id"].as_str().unwrap();
+    let assign = w.expect("assign").await;
+    let attempt = assign["attempt"].as_u64().unwrap();
+    for i in 0..1_000 {
+        w.send(json!({"type": "partial", "task_id": id, "attempt": attempt, "data": i}))
+            .await;
+    }
+    w.send(json!({"type": "result", "task_id": id, "attempt": attempt, "output": 1}))
+        .await;
+    assert_eq!(w.expect("ack").await["accepted"], true);
+    app.wait_status(id, &["succeeded"]).await;
+    let events = follow_from(&app, id, 0).await;
+    let kept: Vec<u64> = events
+        .iter()
+        .filter(|e| e["kind"] == "partial")
+        .map(|e| e["data"].as_u64().unwrap())
+        .collect();
+    assert!(
+        (100..356).contains(&kept.len()),
+        "the last 100, and fewer than 256 waiting for the next cut: {}",
+        kept.len()
+    );
+    assert_eq!(*kept.last().unwrap(), 999, "the newest are kept");
+    assert!(kept.windows(2).all(|w| w[1] == w[0] + 1), "contiguous");
+    let notice = events
+        .iter()
+        .find(|e| e["kind"] == "log" && e["level"] == "warn")
+        .expect("the cut is reported");
+    let dropped = kept[0];
+    assert!(
+        notice["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("first {dropped} ")),
+        "{notice}"
+    );
+    app.stop().await;
+}

@@ -268,23 +268,41 @@ pub(crate) fn inserted_task(t: &NewTask) -> switchyard_core::task::Task {
     }
 }
 
+/// Live events of one running attempt in a batch: how many, and how many of them are
+/// stream events (progress, partial output), which the task keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SeqRequest {
+    pub task_id: TaskId,
+    pub attempt: u32,
+    pub events: u64,
+    pub stream: u64,
+}
+
 /// Groups live-event drafts per running attempt, keeping their order, as
-/// `[{id, attempt, n}]` for the sequence reservation.
-pub(crate) fn seq_requests(drafts: &[EventDraft]) -> (String, Vec<(TaskId, u32, u64)>) {
-    let mut order: Vec<(TaskId, u32, u64)> = Vec::new();
+/// `[{id, attempt, n, s}]` for the sequence reservation.
+pub(crate) fn seq_requests(drafts: &[EventDraft]) -> (String, Vec<SeqRequest>) {
+    let mut order: Vec<SeqRequest> = Vec::new();
     let mut index: std::collections::HashMap<(TaskId, u32), usize> =
         std::collections::HashMap::new();
     for d in drafts {
         let i = *index.entry((d.task_id, d.attempt)).or_insert_with(|| {
-            order.push((d.task_id, d.attempt, 0));
+            order.push(SeqRequest {
+                task_id: d.task_id,
+                attempt: d.attempt,
+                events: 0,
+                stream: 0,
+            });
             order.len() - 1
         });
-        order[i].2 += 1;
+        order[i].events += 1;
+        order[i].stream += u64::from(d.body.is_stream());
     }
     let json = Value::Array(
         order
             .iter()
-            .map(|(id, attempt, n)| json!({"id": hex_id(&id.0), "attempt": attempt, "n": n}))
+            .map(|r| {
+                json!({"id": hex_id(&r.task_id.0), "attempt": r.attempt, "n": r.events, "s": r.stream})
+            })
             .collect(),
     )
     .to_string();

@@ -13,10 +13,10 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use switchyard_core::Result;
+use switchyard_core::TaskId;
 use switchyard_core::store::{ClaimRequest, ClaimedTask, Completion, KeyQuota, NewTask, PoolStats};
 use switchyard_core::store::{Synced, Transition};
 use switchyard_core::task::Attempt;
-use switchyard_core::{TaskId, UserId};
 use uuid::Uuid;
 
 use crate::calls::Calls;
@@ -67,6 +67,12 @@ pub struct Statements {
     pub downsample_metrics: &'static str,
     pub search_logs: &'static str,
     pub search_finished: &'static str,
+    /// Stores stream events (a JSON array, see `batch::seq_requests`).
+    pub insert_stream: &'static str,
+    /// Running attempts past their agent's timeout (a JSON object of agent → time).
+    pub timed_out_attempts: &'static str,
+    /// Language-model usage per agent over a period (JSON paths differ).
+    pub report_usage: &'static str,
 }
 
 /// What a backend provides to the shared store: see the module documentation.
@@ -166,7 +172,7 @@ pub trait Dialect: Send + Sync + Sized + 'static {
         &self,
         tx: &mut Conn<Self>,
         json: String,
-    ) -> Result<Vec<(TaskId, u32, u64, String, Option<UserId>)>>;
+    ) -> Result<Vec<crate::rows::ReservedSeqs>>;
     /// Inserts log lines (a JSON array) in `tx`.
     async fn insert_logs(&self, tx: &mut Conn<Self>, json: String) -> Result<()>;
     /// The recorded attempts of these tasks, ordered by task and attempt.

@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 use switchyard_core::agent::{Agent, AgentSpec};
 use switchyard_core::auth::{ApiKey, Scope, Session, User};
-use switchyard_core::store::{AttemptRef, ClaimedTask, TaskLogLine, Transition, WorkerInfo};
+use switchyard_core::store::{
+    AttemptRef, ClaimedTask, StreamEvent, TaskLogLine, Transition, WorkerInfo,
+};
 use switchyard_core::task::{Attempt, AttemptStatus, Task, TaskError, TaskStatus};
 use switchyard_core::{Error, Result, TaskId, Timestamp, UserId};
 
@@ -90,6 +92,7 @@ pub trait Col {
     fn json_value(&self, col: &str) -> Result<Value>;
     fn opt_json_value(&self, col: &str) -> Result<Option<Value>>;
     fn f64(&self, col: &str) -> Result<f64>;
+    fn opt_f64(&self, col: &str) -> Result<Option<f64>>;
     /// Columns by position, for statements that select one unnamed value.
     fn uuid_at(&self, index: usize) -> Result<Uuid>;
     fn i64_at(&self, index: usize) -> Result<i64>;
@@ -178,6 +181,9 @@ macro_rules! impl_col {
                 get::<_, Option<Json<Value>>, _>(self, col).map(|j| j.map(|j| j.0))
             }
             fn f64(&self, col: &str) -> Result<f64> {
+                get(self, col)
+            }
+            fn opt_f64(&self, col: &str) -> Result<Option<f64>> {
                 get(self, col)
             }
             fn uuid_at(&self, index: usize) -> Result<Uuid> {
@@ -401,14 +407,41 @@ pub(crate) fn session<R: Col>(r: &R) -> Result<Session> {
     })
 }
 
-/// A `reserve_seqs` row: a running attempt's last reserved seq, its agent and owner.
-pub(crate) fn reserved_seq<R: Col>(r: &R) -> Result<(TaskId, u32, u64, String, Option<UserId>)> {
+/// A `reserve_seqs` row: a running attempt's last reserved seq and stream event count,
+/// its agent and owner.
+pub struct ReservedSeqs {
+    pub task_id: TaskId,
+    pub attempt: u32,
+    pub last_seq: u64,
+    pub streamed: u64,
+    pub agent: String,
+    pub owner_id: Option<UserId>,
+}
+
+pub(crate) fn reserved_seq<R: Col>(r: &R) -> Result<ReservedSeqs> {
+    Ok(ReservedSeqs {
+        task_id: TaskId(r.uuid("id")?),
+        attempt: r.u32("attempt")?,
+        last_seq: r.i64("seq")? as u64,
+        streamed: r.i64("streamed")? as u64,
+        agent: r.string("agent")?,
+        owner_id: r.opt_uuid("owner_id")?.map(UserId),
+    })
+}
+
+/// A `task_stream` row: `(n, event, streamed, stream_cut)`.
+pub(crate) fn stream_event<R: Col>(r: &R) -> Result<(u64, StreamEvent, u64, u64)> {
+    let body = serde_json::from_value(r.content("body")?).map_err(|e| corrupt("body", e))?;
     Ok((
-        TaskId(r.uuid("id")?),
-        r.u32("attempt")?,
-        r.i64("seq")? as u64,
-        r.string("agent")?,
-        r.opt_uuid("owner_id")?.map(UserId),
+        r.i64("n")? as u64,
+        StreamEvent {
+            seq: r.i64("seq")? as u64,
+            attempt: r.u32("attempt")?,
+            at: r.ts("at")?,
+            body,
+        },
+        r.i64("streamed")? as u64,
+        r.i64("stream_cut")? as u64,
     ))
 }
 

@@ -490,7 +490,7 @@ async fn task_path_plans_stay_fit_as_the_table_grows() {
     add(&mut conn, "succeeded", 3_000).await;
     for _ in 0..8 {
         let ids = running(&mut conn, 1).await;
-        let seq = serde_json::json!([{"id": ids[0], "attempt": 1, "n": 2}]);
+        let seq = serde_json::json!([{"id": ids[0], "attempt": 1, "n": 2, "s": 1}]);
         run(&mut conn, format!("EXECUTE seqs_p('{seq}')")).await;
         run(&mut conn, complete(&ids)).await;
         run(
@@ -509,7 +509,7 @@ async fn task_path_plans_stay_fit_as_the_table_grows() {
     let ids = running(&mut conn, 2_000).await;
     let seq = serde_json::Value::Array(
         ids.iter()
-            .map(|id| serde_json::json!({"id": id, "attempt": 1, "n": 1}))
+            .map(|id| serde_json::json!({"id": id, "attempt": 1, "n": 1, "s": 0}))
             .collect(),
     );
     let batch = ids.len() as u64;

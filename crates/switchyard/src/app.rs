@@ -250,9 +250,10 @@ pub async fn open_for_backup(
                 .with_context(|| format!("cannot open the database at {}", path.display()))?,
         )
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        // The snapshot is read from the replica when there is one (see `begin_snapshot`).
         let settings = PgSettings {
             url: url.clone(),
-            replica_url: None,
+            replica_url: config.database.replica_url.clone(),
             max_connections: 2,
             schema: None,
         };
@@ -319,6 +320,7 @@ pub async fn start(config: &Config, role: Role) -> anyhow::Result<Running> {
         monitoring: config.monitoring.clone(),
         files: config.files.clone(),
         backup: config.backup.clone(),
+        agents: config.agents.clone(),
     };
     // Every role dispatches: worker roles to the built-in runtime, API roles to the remote
     // workers connected to them. Without consumers the dispatcher idles.
@@ -355,6 +357,9 @@ pub async fn start(config: &Config, role: Role) -> anyhow::Result<Running> {
             name: config.worker.name.clone(),
             slots: config.worker.slots.max(1),
             drain_timeout: Duration::from_secs(config.worker.drain_timeout_s),
+            environment: switchyard_worker::kinds::HostEnvironment::new(
+                crate::config::host_environment(),
+            ),
         };
         tokio::spawn(switchyard_worker::run(
             engine.clone(),

@@ -135,6 +135,53 @@ pub async fn leases_extend_and_expire(store: SharedStore) {
     );
 }
 
+/// Attempts past their agent's timeout are found by when they started, per agent.
+pub async fn attempts_past_their_timeout_are_found(store: SharedStore) {
+    let slow = format!("slow-{}", uuid::Uuid::new_v4().simple());
+    let quick = format!("quick-{}", uuid::Uuid::new_v4().simple());
+    let other = format!("other-{}", uuid::Uuid::new_v4().simple());
+    insert(
+        &store,
+        vec![
+            new_task(&slow, 0, t0()),
+            new_task(&quick, 0, t0()),
+            new_task(&other, 0, t0()),
+        ],
+    )
+    .await;
+    let w = WorkerId::new();
+    for agent in [&slow, &quick, &other] {
+        assert_eq!(claim(&store, w, t0(), agent, 1).await.len(), 1);
+    }
+    let mut limits = std::collections::BTreeMap::new();
+    // Started at t0: past a deadline of t0 + 1 ms, not of t0 itself.
+    limits.insert(quick.clone(), t0().plus_ms(1));
+    limits.insert(slow.clone(), t0());
+    let mine = |found: Vec<AttemptRef>| {
+        let mut agents: Vec<String> = found
+            .into_iter()
+            .map(|a| a.agent)
+            .filter(|a| [&slow, &quick, &other].contains(&a))
+            .collect();
+        agents.sort();
+        agents
+    };
+    let found = store.timed_out_attempts(&limits, t0(), 100).await.unwrap();
+    assert_eq!(
+        found.iter().find(|a| a.agent == quick).unwrap().worker_id,
+        Some(w)
+    );
+    assert_eq!(mine(found), vec![quick.clone()]);
+    // Agents the map does not name take the fallback deadline.
+    let found = store
+        .timed_out_attempts(&limits, t0().plus_ms(1), 100)
+        .await
+        .unwrap();
+    let mut expected = vec![other.clone(), quick.clone()];
+    expected.sort();
+    assert_eq!(mine(found), expected);
+}
+
 /// A task inserted with a [`DirectClaim`] is running under that lease at once: it is
 /// never claimable, its result completes it like any claim's, and its lease expires
 /// like any other.

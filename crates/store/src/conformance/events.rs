@@ -19,18 +19,21 @@ pub async fn live_events_and_logs(store: SharedStore) {
         message: m.into(),
     };
     let recorded = store
-        .record_events(vec![
-            draft(log("one"), c.attempt),
-            draft(
-                EventBody::Progress {
-                    progress: Some(0.5),
-                    message: None,
-                },
-                c.attempt,
-            ),
-            draft(log("two"), c.attempt),
-            draft(log("stale"), c.attempt + 7),
-        ])
+        .record_events(
+            vec![
+                draft(log("one"), c.attempt),
+                draft(
+                    EventBody::Progress {
+                        progress: Some(0.5),
+                        message: None,
+                    },
+                    c.attempt,
+                ),
+                draft(log("two"), c.attempt),
+                draft(log("stale"), c.attempt + 7),
+            ],
+            10_000,
+        )
         .await
         .unwrap();
     let seqs: Vec<Option<u64>> = recorded.iter().map(|r| r.seq).collect();
@@ -57,7 +60,7 @@ pub async fn live_events_and_logs(store: SharedStore) {
         "the final event follows the live ones"
     );
     let late = store
-        .record_events(vec![draft(log("late"), c.attempt)])
+        .record_events(vec![draft(log("late"), c.attempt)], 10_000)
         .await
         .unwrap();
     assert_eq!(late[0].seq, None, "no events after the attempt ended");
@@ -79,12 +82,15 @@ pub async fn task_logs_filter_and_expire(store: SharedStore) {
         },
     };
     store
-        .record_events(vec![
-            line(LogLevel::Debug, "connecting to db"),
-            line(LogLevel::Info, "Fetched 50% of rows_x"),
-            line(LogLevel::Warn, "slow DB answer"),
-            line(LogLevel::Error, "db gone"),
-        ])
+        .record_events(
+            vec![
+                line(LogLevel::Debug, "connecting to db"),
+                line(LogLevel::Info, "Fetched 50% of rows_x"),
+                line(LogLevel::Warn, "slow DB answer"),
+                line(LogLevel::Error, "db gone"),
+            ],
+            10_000,
+        )
         .await
         .unwrap();
     let q = |f: &dyn Fn(&mut LogQuery)| {
@@ -146,4 +152,137 @@ pub async fn task_logs_filter_and_expire(store: SharedStore) {
         4
     );
     assert!(store.query_task_logs(&q(&|_| {})).await.unwrap().is_empty());
+}
+
+/// Stream events (progress, partial output) are kept with the task, the oldest dropped
+/// past the bound, and a reader told what it missed.
+pub async fn task_streams_are_kept_and_cut(store: SharedStore) {
+    let t = new_task("streamer", 0, t0());
+    insert(&store, vec![t.clone()]).await;
+    let c = claim(&store, WorkerId::new(), t0(), "streamer", 1)
+        .await
+        .remove(0);
+    let partial = |i: u64| EventDraft {
+        task_id: t.id,
+        attempt: c.attempt,
+        at: t0().plus_ms(i),
+        body: EventBody::Partial {
+            data: json!({"delta": format!("token {i}\u{0}")}),
+        },
+    };
+    let keep = 100;
+    // One log line among them: numbered, stored as a log, not a stream event.
+    let first = store
+        .record_events(
+            vec![
+                partial(0),
+                EventDraft {
+                    task_id: t.id,
+                    attempt: c.attempt,
+                    at: t0(),
+                    body: EventBody::Log {
+                        level: LogLevel::Info,
+                        message: "started".into(),
+                    },
+                },
+                EventDraft {
+                    task_id: t.id,
+                    attempt: c.attempt,
+                    at: t0(),
+                    body: EventBody::Progress {
+                        progress: Some(0.25),
+                        message: Some("a quarter".into()),
+                    },
+                },
+            ],
+            keep,
+        )
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = first.iter().map(|r| r.seq.unwrap()).collect();
+    let kept = store.task_stream(t.id, 0, 1_000).await.unwrap();
+    assert_eq!(kept.cut, None);
+    assert_eq!(
+        kept.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![seqs[0], seqs[2]],
+        "partial output and progress are kept, the log line is not"
+    );
+    assert_eq!(
+        kept.events[0].body,
+        EventBody::Partial {
+            data: json!({"delta": "token 0\u{0}"})
+        },
+        "kept as given, U+0000 included"
+    );
+    assert_eq!(
+        kept.events[1].body,
+        EventBody::Progress {
+            progress: Some(0.25),
+            message: Some("a quarter".into())
+        }
+    );
+    // 998 more partial events (1,000 stream events in all), in batches of 50.
+    let mut last_seq = 0;
+    for batch in 0..20 {
+        let drafts = (1..=50)
+            .map(|i| partial(batch * 50 + i))
+            .take(if batch == 19 { 48 } else { 50 })
+            .collect();
+        let recorded = store.record_events(drafts, keep).await.unwrap();
+        last_seq = recorded.last().unwrap().seq.unwrap();
+    }
+    let kept = store.task_stream(t.id, 0, 10_000).await.unwrap();
+    let n = kept.events.len() as u64;
+    assert!(
+        (u64::from(keep)..u64::from(keep) + 256).contains(&n),
+        "{n} events kept: the last {keep}, and fewer than 256 more waiting for the next cut"
+    );
+    assert_eq!(
+        kept.events.last().unwrap().seq,
+        last_seq,
+        "the newest is kept"
+    );
+    let cut = kept.cut.expect("the cut is reported");
+    assert_eq!(
+        cut.dropped + n,
+        1_000,
+        "every stream event is kept or counted"
+    );
+    assert!(cut.last_seq < kept.events[0].seq);
+    // A reader past the cut is not told about it; one before it is.
+    let after = store.task_stream(t.id, cut.last_seq, 10_000).await.unwrap();
+    assert_eq!(after.cut, None);
+    assert_eq!(after.events.len() as u64, n);
+    let tail = store.task_stream(t.id, last_seq - 3, 10_000).await.unwrap();
+    assert_eq!(tail.events.len(), 3);
+    // 0 keeps nothing.
+    let before = store
+        .task_stream(t.id, 0, 10_000)
+        .await
+        .unwrap()
+        .events
+        .len();
+    store.record_events(vec![partial(5_000)], 0).await.unwrap();
+    assert_eq!(
+        store
+            .task_stream(t.id, 0, 10_000)
+            .await
+            .unwrap()
+            .events
+            .len(),
+        before
+    );
+    // Streams expire with the logs.
+    store
+        .prune_task_logs(Timestamp::now().plus_ms(1_000))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .task_stream(t.id, 0, 10)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
 }

@@ -65,7 +65,8 @@ macro_rules! conformance_tests {
             priority_comes_before_turns, per_key_limits_hold_without_blocking_other_keys,
             rate_limits_space_starts, schedules_fire_once_per_tick, a_lost_claim_is_released,
             files_share_blobs_and_count_against_quotas, a_blob_used_again_is_kept,
-            unfinished_uploads_are_found, backups_are_recorded_newest_first);
+            unfinished_uploads_are_found, backups_are_recorded_newest_first,
+            task_streams_are_kept_and_cut, attempts_past_their_timeout_are_found);
     };
     (@each $make_store:path; $($check:ident),* $(,)?) => {
         $(

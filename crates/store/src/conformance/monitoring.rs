@@ -317,8 +317,22 @@ pub async fn agent_report_counts_tasks(store: SharedStore) {
     fallback.fallback_of = Some(claimed[4].id);
     store
         .complete_tasks(&[
-            done(&again[0], at(40), Outcome::Succeeded { output: json!(1) }),
-            done(&claimed[1], at(40), Outcome::Succeeded { output: json!(1) }),
+            // Language-model usage as the llm kind reports it; one without prices, one
+            // with a malformed count (not counted).
+            done(
+                &again[0],
+                at(40),
+                Outcome::Succeeded {
+                    output: json!({"content": "a", "usage": {"prompt_tokens": 10, "completion_tokens": 5, "cost": 0.25}}),
+                },
+            ),
+            done(
+                &claimed[1],
+                at(40),
+                Outcome::Succeeded {
+                    output: json!({"usage": {"prompt_tokens": 7, "completion_tokens": "many"}}),
+                },
+            ),
             done(
                 &claimed[2],
                 at(2_000),
@@ -352,6 +366,15 @@ pub async fn agent_report_counts_tasks(store: SharedStore) {
         (7, 4, 1, 1, 0)
     );
     assert_eq!((row.retries, row.fallbacks, row.cached), (1, 1, 1));
+    assert_eq!(
+        row.usage,
+        Some(UsageTotals {
+            tasks: 2,
+            prompt_tokens: 17,
+            completion_tokens: 5,
+            cost: Some(0.25),
+        })
+    );
     let mut expected = vec![0u64; HISTOGRAM_BUCKETS];
     expected[latency_bucket(0)] += 1; // cached
     expected[latency_bucket(40)] += 4;
@@ -361,7 +384,7 @@ pub async fn agent_report_counts_tasks(store: SharedStore) {
         "the queued task has no latency"
     );
     let fb = report.iter().find(|r| r.agent == fallback_agent).unwrap();
-    assert_eq!(fb.tasks, 1);
+    assert_eq!((fb.tasks, fb.usage.clone()), (1, None));
     assert!(
         store
             .agent_report(now.plus_ms(60_000), now.plus_ms(120_000))

@@ -230,15 +230,18 @@ pub async fn full_text_search(store: SharedStore) {
     let ca = c.iter().find(|x| x.id == a.id).unwrap();
     let cb = c.iter().find(|x| x.id == b.id).unwrap();
     store
-        .record_events(vec![EventDraft {
-            task_id: a.id,
-            attempt: ca.attempt,
-            at: t0(),
-            body: EventBody::Log {
-                level: LogLevel::Info,
-                message: "contacted the weatherstation".into(),
-            },
-        }])
+        .record_events(
+            vec![EventDraft {
+                task_id: a.id,
+                attempt: ca.attempt,
+                at: t0(),
+                body: EventBody::Log {
+                    level: LogLevel::Info,
+                    message: "contacted the weatherstation".into(),
+                },
+            }],
+            10_000,
+        )
         .await
         .unwrap();
     store.index_tasks(1_000).await.unwrap();

@@ -186,15 +186,18 @@ pub async fn content_keeps_nul_and_the_escape_character(store: SharedStore) {
     assert!(claimed.iter().all(|c| c.input == tricky));
     let line = "log \u{0} line \u{FFFF}";
     let recorded = store
-        .record_events(vec![EventDraft {
-            task_id: claimed[0].id,
-            attempt: claimed[0].attempt,
-            at: t0(),
-            body: EventBody::Log {
-                level: LogLevel::Warn,
-                message: line.into(),
-            },
-        }])
+        .record_events(
+            vec![EventDraft {
+                task_id: claimed[0].id,
+                attempt: claimed[0].attempt,
+                at: t0(),
+                body: EventBody::Log {
+                    level: LogLevel::Warn,
+                    message: line.into(),
+                },
+            }],
+            10_000,
+        )
         .await
         .unwrap();
     assert!(recorded[0].seq.is_some());

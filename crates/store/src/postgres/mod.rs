@@ -34,7 +34,7 @@ use switchyard_core::store::{
     already_synced,
 };
 use switchyard_core::task::Attempt;
-use switchyard_core::{Error, Result, TaskId, UserId};
+use switchyard_core::{Error, Result, TaskId};
 
 pub use bus::PgBus;
 pub use leader::PgLeadership;
@@ -239,6 +239,9 @@ impl Dialect for PgDialect {
         downsample_metrics: sql!("postgres", "downsample_metrics"),
         search_logs: sql!("postgres", "search_logs"),
         search_finished: sql!("postgres", "search_finished"),
+        insert_stream: sql!("postgres", "insert_stream"),
+        timed_out_attempts: sql!("postgres", "timed_out_attempts"),
+        report_usage: sql!("postgres", "report_usage"),
     };
 
     fn calls(&self) -> &Calls {
@@ -298,10 +301,14 @@ impl Dialect for PgDialect {
     }
 
     /// `REPEATABLE READ, READ ONLY`: one snapshot for the whole transaction, on the
-    /// primary (a replica may lag).
+    /// replica when there is one. A snapshot open on the primary keeps every row version
+    /// written after it from being pruned, which slows the busy `tasks` table by about a
+    /// third for as long as it lasts (docs/performance.md); on a streaming replica it
+    /// costs the primary nothing. A replica's snapshot is as consistent as the primary's,
+    /// as of the last change it replayed.
     async fn begin_snapshot(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.calls.add(1);
-        self.writer
+        self.reader
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .await
             .map_err(db_err("begin snapshot"))
@@ -460,7 +467,7 @@ impl Dialect for PgDialect {
         &self,
         tx: &mut PgConnection,
         json: String,
-    ) -> Result<Vec<(TaskId, u32, u64, String, Option<UserId>)>> {
+    ) -> Result<Vec<crate::rows::ReservedSeqs>> {
         self.calls.add(1);
         let rows = sqlx::query(sql!("postgres", "reserve_seqs"))
             .bind(json)

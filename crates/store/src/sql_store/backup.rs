@@ -183,6 +183,8 @@ pub(crate) const TABLES: &[Table] = &[
             ("fair_key", Text),
             ("schedule", Text),
             ("scheduled_for", Int),
+            ("streamed", Int),
+            ("stream_cut", Int),
         ],
         keep: None,
         data: Some("true"),
@@ -213,6 +215,20 @@ pub(crate) const TABLES: &[Table] = &[
             ("at", Int),
             ("level", Text),
             ("message", Text),
+        ],
+        keep: None,
+        data: None,
+    },
+    Table {
+        name: "task_stream",
+        key: &["task_id", "n"],
+        columns: &[
+            ("task_id", Id),
+            ("n", Int),
+            ("seq", Int),
+            ("attempt", Int),
+            ("at", Int),
+            ("body", Json),
         ],
         keep: None,
         data: None,
@@ -481,7 +497,6 @@ impl<D: Dialect> SqlStore<D> {
                 .await
                 .map_err(db_err("read a table for a backup"))?;
             let full = rows.len() as i64 == PAGE;
-            let worked = page_started.elapsed();
             let mut batch = Vec::with_capacity(rows.len());
             for row in &rows {
                 let mut values = Vec::with_capacity(table.columns.len());
@@ -499,8 +514,10 @@ impl<D: Dialect> SqlStore<D> {
                 after = Some(key);
                 out.send(TableItem::Rows(batch)).await.map_err(closed)?;
             }
+            // The page's whole cost: the read, the decoding, and the wait for the writer
+            // (which compresses on a thread of its own).
             if !options.full_speed {
-                tokio::time::sleep(worked).await;
+                tokio::time::sleep(page_started.elapsed()).await;
             }
             if !full {
                 return Ok(());

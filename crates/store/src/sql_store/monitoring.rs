@@ -361,7 +361,27 @@ impl<D: Dialect> MonitoringStore for SqlStore<D> {
                 fallbacks: n("fallbacks")?,
                 cached: n("cached")?,
                 latency_buckets: vec![0; HISTOGRAM_BUCKETS],
+                usage: None,
             });
+        }
+        let usage = Query::new(D::SQL.report_usage)
+            .bind(lo)
+            .bind(hi)
+            .fetch_all(self.reader())
+            .await
+            .map_err(db_err("agent usage report"))?;
+        for r in &usage {
+            let agent = r.string("agent")?;
+            let n = |c: &str| r.opt_i64(c).map(|v| v.unwrap_or(0).max(0) as u64);
+            let totals = UsageTotals {
+                tasks: n("tasks")?,
+                prompt_tokens: n("prompt_tokens")?,
+                completion_tokens: n("completion_tokens")?,
+                cost: r.opt_f64("cost")?,
+            };
+            if let Some(row) = out.iter_mut().find(|row| row.agent == agent) {
+                row.usage = Some(totals);
+            }
         }
         let buckets = Query::new(sql!("common", "report_latency"))
             .bind(lo)
@@ -421,11 +441,18 @@ impl<D: Dialect> MonitoringStore for SqlStore<D> {
     }
 
     async fn prune_task_logs(&self, before: Timestamp) -> Result<u64> {
-        Query::new(sql!("common", "prune_task_logs"))
-            .bind(task_id_floor(before).0)
+        let floor = task_id_floor(before).0;
+        let stream = Query::new(sql!("common", "prune_task_stream"))
+            .bind(floor)
             .execute(self.writer())
             .await
-            .map_err(db_err("prune task logs"))
+            .map_err(db_err("prune task streams"))?;
+        let logs = Query::new(sql!("common", "prune_task_logs"))
+            .bind(floor)
+            .execute(self.writer())
+            .await
+            .map_err(db_err("prune task logs"))?;
+        Ok(logs + stream)
     }
 
     async fn index_tasks(&self, limit: u32) -> Result<u64> {

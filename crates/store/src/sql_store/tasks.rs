@@ -440,39 +440,71 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
         })
     }
 
-    async fn record_events(&self, drafts: Vec<EventDraft>) -> Result<Vec<RecordedEvent>> {
+    async fn record_events(
+        &self,
+        drafts: Vec<EventDraft>,
+        keep_stream: u32,
+    ) -> Result<Vec<RecordedEvent>> {
         if drafts.is_empty() {
             return Ok(Vec::new());
         }
         let (request, groups) = batch::seq_requests(&drafts);
         let mut tx = self.begin_task_path().await?;
         let reserved = self.dialect.reserve_seqs(tx.conn(), request).await?;
-        let wanted: HashMap<(TaskId, u32), u64> =
-            groups.iter().map(|(id, a, n)| ((*id, *a), *n)).collect();
-        // Per running attempt: the next seq to hand out, and who to attribute events to.
-        let mut next: HashMap<(TaskId, u32), (u64, String, Option<UserId>)> = HashMap::new();
-        for (id, attempt, last_seq, agent, owner) in reserved {
-            let n = wanted.get(&(id, attempt)).copied().unwrap_or(0);
-            next.insert((id, attempt), (last_seq + 1 - n, agent, owner));
+        let wanted: HashMap<(TaskId, u32), &batch::SeqRequest> =
+            groups.iter().map(|r| ((r.task_id, r.attempt), r)).collect();
+        // Per running attempt: the next seq and stream number to hand out, and who to
+        // attribute events to.
+        let mut next: HashMap<(TaskId, u32), NextSeq> = HashMap::new();
+        let mut cuts = Vec::new();
+        for r in reserved {
+            let Some(asked) = wanted.get(&(r.task_id, r.attempt)) else {
+                continue;
+            };
+            let first_stream = r.streamed + 1 - asked.stream;
+            if let Some(keep_from) = stream_cut(r.streamed, asked.stream, keep_stream) {
+                cuts.push((r.task_id, keep_from));
+            }
+            next.insert(
+                (r.task_id, r.attempt),
+                NextSeq {
+                    seq: r.last_seq + 1 - asked.events,
+                    stream: first_stream,
+                    agent: r.agent,
+                    owner_id: r.owner_id,
+                },
+            );
         }
         let mut out = Vec::with_capacity(drafts.len());
         let mut logs = Vec::new();
+        let mut stream = Vec::new();
         for d in drafts {
             let recorded = match next.get_mut(&(d.task_id, d.attempt)) {
-                Some((seq, agent, owner)) => {
-                    let this = *seq;
-                    *seq += 1;
+                Some(n) => {
+                    let this = n.seq;
+                    n.seq += 1;
                     if let EventBody::Log { level, message } = &d.body {
                         logs.push(json!({
                             "id": batch::hex_id(&d.task_id.0), "seq": this, "attempt": d.attempt,
                             "at": d.at.millis(), "level": level.as_str(),
                             "message": crate::content::escape_str(message),
                         }));
+                    } else if d.body.is_stream() {
+                        if keep_stream > 0 {
+                            stream.push(json!({
+                                "id": batch::hex_id(&d.task_id.0), "n": n.stream, "seq": this,
+                                "attempt": d.attempt, "at": d.at.millis(),
+                                "body": crate::content::escape_value(
+                                    &serde_json::to_value(&d.body).unwrap_or_default(),
+                                ),
+                            }));
+                        }
+                        n.stream += 1;
                     }
                     RecordedEvent {
                         seq: Some(this),
-                        agent: agent.clone(),
-                        owner_id: *owner,
+                        agent: n.agent.clone(),
+                        owner_id: n.owner_id,
                         draft: d,
                     }
                 }
@@ -489,8 +521,50 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
             let logs = serde_json::Value::Array(logs).to_string();
             self.dialect.insert_logs(tx.conn(), logs).await?;
         }
+        if !stream.is_empty() {
+            Query::new(D::SQL.insert_stream)
+                .bind(serde_json::Value::Array(stream).to_string())
+                .execute(tx.on())
+                .await
+                .map_err(db_err("insert task stream events"))?;
+        }
+        for (task_id, keep_from) in cuts {
+            for statement in [
+                sql!("common", "cut_stream"),
+                sql!("common", "cut_stream_rows"),
+            ] {
+                Query::new(statement)
+                    .bind(task_id.0)
+                    .bind(i64::try_from(keep_from).unwrap_or(i64::MAX))
+                    .execute(tx.on())
+                    .await
+                    .map_err(db_err("drop old task stream events"))?;
+            }
+        }
         tx.commit().await.map_err(db_err("commit events"))?;
         Ok(out)
+    }
+
+    async fn task_stream(&self, id: TaskId, after_seq: u64, limit: u32) -> Result<TaskStream> {
+        let rows = Query::new(sql!("common", "task_stream"))
+            .bind(id.0)
+            .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(self.reader())
+            .await
+            .map_err(db_err("task stream"))?;
+        let mut stream = TaskStream::default();
+        for row in &rows {
+            let (n, event, _, stream_cut) = rows::stream_event(row)?;
+            if stream.events.is_empty() && n > 1 && stream_cut > after_seq {
+                stream.cut = Some(StreamCut {
+                    dropped: n - 1,
+                    last_seq: stream_cut,
+                });
+            }
+            stream.events.push(event);
+        }
+        Ok(stream)
     }
 
     async fn task_logs(&self, id: TaskId, after_seq: u64, limit: u32) -> Result<Vec<TaskLogLine>> {
@@ -546,6 +620,26 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
             .fetch_all(self.fresh_reader())
             .await
             .map_err(db_err("running tasks"))?;
+        rows.iter().map(rows::lease).collect()
+    }
+
+    async fn timed_out_attempts(
+        &self,
+        started_before: &std::collections::BTreeMap<String, Timestamp>,
+        otherwise: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<AttemptRef>> {
+        let by_agent: serde_json::Map<String, serde_json::Value> = started_before
+            .iter()
+            .map(|(agent, at)| (agent.clone(), json!(at.millis())))
+            .collect();
+        let rows = Query::new(D::SQL.timed_out_attempts)
+            .bind(serde_json::Value::Object(by_agent).to_string())
+            .bind(otherwise.millis())
+            .bind(i64::from(limit))
+            .fetch_all(self.fresh_reader())
+            .await
+            .map_err(db_err("timed-out attempts"))?;
         rows.iter().map(rows::lease).collect()
     }
 
@@ -686,4 +780,24 @@ impl<D: Dialect> SqlStore<D> {
             .map(|r| r.string_at(0))
             .transpose()
     }
+}
+
+/// A running attempt's next event numbers while a batch of its events is recorded.
+struct NextSeq {
+    seq: u64,
+    stream: u64,
+    agent: String,
+    owner_id: Option<UserId>,
+}
+
+/// After a batch brought a task's stream count to `streamed` (`added` of them new): the
+/// number of its oldest event to keep, when it is time to drop the ones before it.
+fn stream_cut(streamed: u64, added: u64, keep: u32) -> Option<u64> {
+    let keep = u64::from(keep);
+    if keep == 0 || added == 0 || streamed <= keep {
+        return None;
+    }
+    let over = streamed - keep;
+    let before = (streamed - added).saturating_sub(keep);
+    (over / u64::from(STREAM_CUT_EVERY) != before / u64::from(STREAM_CUT_EVERY)).then_some(over + 1)
 }

@@ -32,7 +32,7 @@ use switchyard_core::store::{
     already_synced,
 };
 use switchyard_core::task::Attempt;
-use switchyard_core::{Error, Result, TaskId, UserId};
+use switchyard_core::{Error, Result, TaskId};
 use values::{Completions, Insert};
 use wal_sync::WalSync;
 
@@ -209,6 +209,9 @@ impl Dialect for SqliteDialect {
         downsample_metrics: sql!("sqlite", "downsample_metrics"),
         search_logs: sql!("sqlite", "search_logs"),
         search_finished: sql!("sqlite", "search_finished"),
+        insert_stream: sql!("sqlite", "insert_stream"),
+        timed_out_attempts: sql!("sqlite", "timed_out_attempts"),
+        report_usage: sql!("sqlite", "report_usage"),
     };
 
     fn calls(&self) -> &Calls {
@@ -427,7 +430,7 @@ impl Dialect for SqliteDialect {
         &self,
         tx: &mut SqliteConnection,
         json: String,
-    ) -> Result<Vec<(TaskId, u32, u64, String, Option<UserId>)>> {
+    ) -> Result<Vec<crate::rows::ReservedSeqs>> {
         self.calls.add(1);
         let rows = sqlx::query(sql!("sqlite", "reserve_seqs"))
             .bind(json)

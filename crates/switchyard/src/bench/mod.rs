@@ -4,8 +4,9 @@
 //! request (B = 1: single requests, otherwise the batch endpoint), while following
 //! completions over Server-Sent Events, and reports tasks/s end to end, the submit
 //! rate and submit→completion latency percentiles. `--latency` submits one task at a
-//! time with `?wait` on an idle system. Without `--url` it measures an embedded
-//! instance on a temporary directory.
+//! time with `?wait` on an idle system. `--stream` measures live streaming (see
+//! `stream.rs`). Without `--url` it measures an embedded instance on a temporary
+//! directory.
 
 use std::path::PathBuf;
 
@@ -14,6 +15,7 @@ use serde_json::json;
 
 use self::load::{behind, latency, throughput};
 use self::report::{mb, print_summary, print_table, summarize};
+use self::stream::stream;
 use self::target::{connect, queue_backlog, register_agent, server_rss, start_remote_workers};
 use self::websockets::websockets;
 
@@ -21,6 +23,7 @@ mod completions;
 mod http;
 mod load;
 mod report;
+mod stream;
 mod target;
 mod websockets;
 
@@ -88,6 +91,16 @@ pub struct BenchArgs {
     /// key's instant tasks one at a time (as --latency) behind that backlog.
     #[arg(long, value_name = "N")]
     pub behind: Option<usize>,
+    /// Streaming: N tasks at once, each sending --tokens-per-s partial events a second for
+    /// --stream-seconds from an SDK worker in this process, each followed over SSE by a
+    /// client of its own; reports the worker → follower delay and the server's CPU per
+    /// token (use --url with a server of its own for a CPU figure of the server alone).
+    #[arg(long, value_name = "N")]
+    pub stream: Option<usize>,
+    #[arg(long, default_value_t = 1_000)]
+    pub tokens_per_s: u64,
+    #[arg(long, default_value_t = 10)]
+    pub stream_seconds: u64,
 }
 
 /// The agents of `--keys`, `--behind` and `--rate-limit`.
@@ -119,8 +132,11 @@ pub async fn run(config_file: Option<PathBuf>, args: BenchArgs) -> anyhow::Resul
         }
         None => None,
     };
-    if let Some(n) = args.websockets {
-        let report = websockets(&target, &args, n).await?;
+    if args.websockets.is_some() || args.stream.is_some() {
+        let report = match (args.websockets, args.stream) {
+            (Some(n), _) => websockets(&target, &args, n).await?,
+            (None, n) => stream(&target, &args, n.unwrap_or(0)).await?,
+        };
         println!(
             "{}",
             if args.json {

@@ -83,8 +83,8 @@ pub(super) async fn connect(
     })
 }
 
-/// The server's resident memory, from its `/metrics`.
-pub(super) async fn server_rss(target: &Target) -> Option<u64> {
+/// One unlabelled sample of the server's `/metrics`.
+async fn server_metric(target: &Target, name: &str) -> Option<f64> {
     let text = target
         .client
         .get(format!("{}/metrics", target.base))
@@ -96,9 +96,20 @@ pub(super) async fn server_rss(target: &Target) -> Option<u64> {
         .await
         .ok()?;
     text.lines()
-        .find_map(|l| l.strip_prefix("switchyard_process_resident_memory_bytes "))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse::<f64>().ok())
+}
+
+/// The server's resident memory, from its `/metrics`.
+pub(super) async fn server_rss(target: &Target) -> Option<u64> {
+    server_metric(target, "switchyard_process_resident_memory_bytes")
+        .await
         .map(|v| v as u64)
+}
+
+/// The CPU time the server process has used, from its `/metrics`.
+pub(super) async fn server_cpu_seconds(target: &Target) -> Option<f64> {
+    server_metric(target, "switchyard_process_cpu_seconds_total").await
 }
 
 /// Registers an agent the load needs (one already there is kept).

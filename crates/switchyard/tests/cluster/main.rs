@@ -768,6 +768,38 @@ impl Scenario {
             "{t}"
         );
         eprintln!("waits across the cluster: {} tasks", 2 * WAITING_TASKS + 4);
+
+        // A stream is kept with its task: a follower that comes after it finished, on the
+        // server the worker is not connected to, still receives every part, in order.
+        let parts: Vec<String> = (0..200).map(|i| format!("p{i} ")).collect();
+        let streamed = {
+            let body = json!({"agent": "conf-stream", "input": {"parts": parts}});
+            let key = format!("{}-wait-stream", self.run_id);
+            submit(&http, &worker_api, &token, &key, &body).await.0
+        };
+        until(streamed.clone(), &["succeeded"]).await;
+        let text = http
+            .get(format!(
+                "{other_api}/api/v1/tasks/{streamed}/events?since=0"
+            ))
+            .bearer_auth(&token)
+            .timeout(STARTUP)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let received: Vec<String> = text
+            .split("\n\n")
+            .filter_map(|frame| {
+                let data = frame.lines().find_map(|l| l.strip_prefix("data:"))?;
+                let event: Value = serde_json::from_str(data.trim()).ok()?;
+                (event["kind"] == "partial")
+                    .then(|| event["data"].as_str().unwrap_or("").to_owned())
+            })
+            .collect();
+        assert_eq!(received, parts, "every part, once, in order");
     }
 
     /// Every task this run submitted.
@@ -815,12 +847,41 @@ impl Scenario {
         retried
     }
 
-    /// A backup of the cluster's database and files, taken while its servers run, restored
-    /// into a database of its own: the same tasks, each succeeded once, the same files.
+    /// A backup of the cluster's database and files, taken while its servers run (read on
+    /// the replica, as `database.replica_url` is set), restored into a database of its own:
+    /// the same tasks, each succeeded once, the same files.
     async fn a_restored_deployment_holds_the_same_tasks(&self) {
         use sqlx::Connection;
         let cluster = &self.cluster;
         let archive = cluster.dir.path().join("cluster.backup");
+        // As an operator would: the replica first replays everything written so far.
+        let mut primary = sqlx::PgConnection::connect(&cluster.primary_url())
+            .await
+            .unwrap();
+        let written: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+            .fetch_one(&mut primary)
+            .await
+            .unwrap();
+        let mut replica = sqlx::PgConnection::connect(&format!(
+            "postgres://postgres@127.0.0.1:{}/postgres",
+            cluster.pg_replica
+        ))
+        .await
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let caught_up: bool =
+                sqlx::query_scalar("SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn")
+                    .bind(&written)
+                    .fetch_one(&mut replica)
+                    .await
+                    .unwrap();
+            if caught_up {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the replica did not catch up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         succeeds(
             cluster
                 .command(&["backup", "--output"])
