@@ -29,6 +29,7 @@ export const routes: RouteObject[] = [
       { path: 'schedules', lazy: () => import('@/features/schedules/pages/SchedulesPage').then((m) => ({ Component: m.SchedulesPage })) },
       { path: 'schedules/new', lazy: () => import('@/features/schedules/pages/ScheduleEditPage').then((m) => ({ Component: m.ScheduleEditPage })) },
       { path: 'schedules/:name', lazy: () => import('@/features/schedules/pages/ScheduleEditPage').then((m) => ({ Component: m.ScheduleEditPage })) },
+      { path: 'reports', lazy: () => import('@/features/reports/pages/ReportsPage').then((m) => ({ Component: m.ReportsPage })) },
       { path: 'workers', lazy: () => import('@/features/workers/pages/WorkersPage').then((m) => ({ Component: m.WorkersPage })) },
       { path: 'alerts', lazy: () => import('@/features/alerts/pages/AlertsPage').then((m) => ({ Component: m.AlertsPage })) },
       { path: 'api-keys', lazy: () => import('@/features/apiKeys/pages/ApiKeysPage').then((m) => ({ Component: m.ApiKeysPage })) },

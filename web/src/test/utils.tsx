@@ -17,15 +17,21 @@ export type TestEvent = TaskEvent extends infer E ? (E extends TaskEvent ? Omit<
 
 /**
  * A signed-in store whose live connection is a fake WebSocket: `emit` delivers a task event as
- * the server would (through the live middleware into the cache).
+ * the server would (through the live middleware into the cache); `watched` lists the task
+ * subscriptions asked of it (task id and `since`).
  */
-export function liveStore(role: Role = 'admin', userId = USER_ID): { store: AppStore; emit: (event: TestEvent) => void } {
+export function liveStore(
+  role: Role = 'admin',
+  userId = USER_ID,
+): { store: AppStore; emit: (event: TestEvent) => void; watched: [string, number | undefined][] } {
   const opened: TransportOptions[] = [];
+  const watched: [string, number | undefined][] = [];
   const store = signedInStore(role, userId, {
     connection: {
       openWebSocket: (_url: string, opts: TransportOptions): Transport => {
         opened.push(opts);
-        return { kind: 'websocket', watchTask: () => {}, unwatchTask: () => {}, close: () => {} };
+        watched.push(...opts.watched);
+        return { kind: 'websocket', watchTask: (taskId, since) => void watched.push([taskId, since]), unwatchTask: () => {}, close: () => {} };
       },
     },
   });
@@ -34,7 +40,7 @@ export function liveStore(role: Role = 'admin', userId = USER_ID): { store: AppS
     if (!connection) throw new Error('the live connection has not opened yet');
     connection.callbacks.onEvent({ type: 'event', agent: 'test', at: new Date().toISOString(), ...e } as TaskEvent);
   };
-  return { store, emit };
+  return { store, emit, watched };
 }
 
 export function signedInStore(role: Role = 'admin', userId = USER_ID, live: StoreOptions['live'] = false): AppStore {

@@ -39,6 +39,7 @@ export function AppShell() {
     { to: '/dead-letters', label: 'Dead letters' },
     { to: '/agents', label: 'Agents' },
     { to: '/schedules', label: 'Schedules' },
+    { to: '/reports', label: 'Reports' },
     { to: '/workers', label: 'Workers' },
     { to: '/alerts', label: 'Alerts' },
     { to: '/api-keys', label: 'API keys' },

@@ -7,6 +7,8 @@ export interface Permissions {
   userId: string | null;
   canSubmit: boolean;
   canManageAgents: boolean;
+  /** Create or change `command` agents, which run programs on the server's machine. */
+  canManageCommandAgents: boolean;
   /** Create, change, pause, run now and delete schedules: the same permission as agents. */
   canManageSchedules: boolean;
   canManageUsers: boolean;
@@ -22,6 +24,7 @@ export function permissionsFor(role: Role | null, userId: string | null): Permis
     userId,
     canSubmit: role === 'admin' || role === 'operator',
     canManageAgents: role === 'admin',
+    canManageCommandAgents: role === 'admin',
     canManageSchedules: role === 'admin',
     canManageUsers: role === 'admin',
     canManageAlerts: role === 'admin',

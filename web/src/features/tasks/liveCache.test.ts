@@ -6,6 +6,7 @@ import { watchTask } from '@/app/live/liveSlice';
 import type { Transport, TransportOptions } from '@/app/live/transports';
 import { asTaskEvent, type TaskEvent } from '@/shared/api/events';
 import type { Task, TaskWait } from '@/shared/api/types';
+import { STREAM_FLUSH_MS } from './liveCache';
 import { tasksApi } from './tasksApi';
 
 function task(id: string, over: Partial<Task> = {}): Task {
@@ -56,6 +57,8 @@ function setup() {
 }
 
 const flush = () => new Promise((r) => setTimeout(r, 0));
+/** Progress and partial output are applied together, shortly after they arrive. */
+const streamApplied = () => new Promise((r) => setTimeout(r, STREAM_FLUSH_MS * 2));
 
 describe('live events patch the cache', () => {
   it('updates a task detail through running to succeeded, with its attempts', async () => {
@@ -106,6 +109,7 @@ describe('live events patch the cache', () => {
     emit({ task_id: 't1', seq: 4, kind: 'partial', data: 'Hel' });
     emit({ task_id: 't1', seq: 5, kind: 'partial', data: 'lo' });
     emit({ task_id: 't1', seq: 6, kind: 'progress', progress: 0.5, message: 'half way' });
+    await streamApplied();
     const logs = tasksApi.endpoints.getTaskLogs.select('t1')(store.getState()).data!;
     expect(logs.items).toEqual([{ seq: 3, attempt: 1, at: '2026-01-01T00:00:01.000Z', level: 'info', message: 'sleeping 10 ms' }]);
     const stream = tasksApi.endpoints.getTaskStream.select('t1')(store.getState()).data!;
@@ -187,6 +191,82 @@ describe('live events patch the cache', () => {
     emit({ task_id: 't1', seq: 5, kind: 'resumed', reason: 'children', at: '2026-01-01T00:00:02.000Z' });
     expect(detail()).toMatchObject({ status: 'queued', wait: null, run_at: '2026-01-01T00:00:02.000Z', seq: 5 });
     expect(listed()).toMatchObject({ status: 'queued', wait: null });
+  });
+
+  it('takes a task page’s replay (from the first event) into the stream and the log, leaving the task and lists as loaded', async () => {
+    const { store, emit } = setup();
+    await flush();
+    const done = task('t1', { status: 'succeeded', seq: 7, output: { content: 'Hello', usage: { prompt_tokens: 3, completion_tokens: 2 } }, finished_at: '2026-01-01T00:00:03.000Z' });
+    await store.dispatch(tasksApi.util.upsertQueryData('getTask', 't1', done));
+    await store.dispatch(tasksApi.util.upsertQueryData('listTasks', { limit: 500 }, { items: [], next_cursor: null }));
+    await store.dispatch(tasksApi.util.upsertQueryData('listTasks', { agent: 'slow', limit: 500 }, { items: [task('t1', { status: 'running', seq: 2 })], next_cursor: null }));
+    await store.dispatch(tasksApi.util.upsertQueryData('getTaskLogs', 't1', { items: [{ seq: 3, attempt: 1, at: '2026-01-01T00:00:01.000Z', level: 'info', message: 'asking the model' }] }));
+    await store.dispatch(tasksApi.endpoints.getTaskStream.initiate('t1'));
+
+    // What the server sends a follower from seq 0: the stored log and stream, then the current state.
+    const replay: EventInput[] = [
+      { task_id: 't1', seq: 1, kind: 'status', status: 'queued', attempt: 0 },
+      { task_id: 't1', seq: 2, kind: 'status', status: 'running', attempt: 1 },
+      { task_id: 't1', seq: 3, kind: 'log', level: 'info', message: 'asking the model' },
+      { task_id: 't1', seq: 4, kind: 'partial', data: { delta: 'Hel' } },
+      { task_id: 't1', seq: 5, kind: 'partial', data: { delta: 'lo' } },
+      { task_id: 't1', seq: 6, kind: 'log', level: 'info', message: 'done' },
+      { task_id: 't1', seq: 7, kind: 'result', status: 'succeeded', attempt: 1, output: done.output, cached: false },
+    ];
+    for (const e of replay) emit(e);
+    // Again (a second follower of the same events, or a reconnect): nothing doubles.
+    for (const e of replay) emit(e);
+    await streamApplied();
+
+    const stream = tasksApi.endpoints.getTaskStream.select('t1')(store.getState()).data!;
+    expect(stream.partials.map((p) => [p.seq, p.data])).toEqual([
+      [4, { delta: 'Hel' }],
+      [5, { delta: 'lo' }],
+    ]);
+    expect(tasksApi.endpoints.getTask.select('t1')(store.getState()).data).toEqual(done);
+    expect(tasksApi.endpoints.getTaskLogs.select('t1')(store.getState()).data!.items.map((l) => [l.seq, l.message])).toEqual([
+      [3, 'asking the model'],
+      [6, 'done'],
+    ]);
+    // An old task's first event is no new task: lists that lack it do not get it...
+    expect(tasksApi.endpoints.listTasks.select({ limit: 500 })(store.getState()).data!.items).toEqual([]);
+    // ...while a row that is behind is brought up to date.
+    expect(tasksApi.endpoints.listTasks.select({ agent: 'slow', limit: 500 })(store.getState()).data!.items[0]).toMatchObject({ status: 'succeeded', seq: 7 });
+  });
+
+  it('continues a running task’s replayed stream with live events, in seq order', async () => {
+    const { store, emit } = setup();
+    await flush();
+    await store.dispatch(tasksApi.util.upsertQueryData('getTask', 't1', task('t1', { status: 'running', seq: 4 })));
+    await store.dispatch(tasksApi.endpoints.getTaskStream.initiate('t1'));
+    // A live piece through the everything-subscription overtakes the task subscription's replay.
+    emit({ task_id: 't1', seq: 5, kind: 'partial', data: 'C' });
+    emit({ task_id: 't1', seq: 3, kind: 'partial', data: 'B' });
+    emit({ task_id: 't1', seq: 2, kind: 'partial', data: 'A' });
+    emit({ task_id: 't1', seq: 5, kind: 'partial', data: 'C' });
+    emit({ task_id: 't1', seq: 6, kind: 'progress', progress: 0.75 });
+    emit({ task_id: 't1', seq: 1, kind: 'progress', progress: 0.1 });
+    await streamApplied();
+    const stream = tasksApi.endpoints.getTaskStream.select('t1')(store.getState()).data!;
+    expect(stream.partials.map((p) => p.data).join('')).toBe('ABC');
+    expect(stream.progress).toBe(0.75);
+    expect(tasksApi.endpoints.getTask.select('t1')(store.getState()).data!.seq).toBe(6);
+  });
+
+  it('applies a burst of partial output in one update of the stream', async () => {
+    const { store, emit } = setup();
+    await flush();
+    await store.dispatch(tasksApi.util.upsertQueryData('getTask', 't1', task('t1', { status: 'running', seq: 2 })));
+    await store.dispatch(tasksApi.endpoints.getTaskStream.initiate('t1'));
+    const select = tasksApi.endpoints.getTaskStream.select('t1');
+    const seen = new Set([select(store.getState()).data]);
+    const unsubscribe = store.subscribe(() => seen.add(select(store.getState()).data));
+    for (let seq = 3; seq < 503; seq++) emit({ task_id: 't1', seq, kind: 'partial', data: { delta: 'x' } });
+    await streamApplied();
+    unsubscribe();
+    expect(select(store.getState()).data!.partials).toHaveLength(500);
+    // The stream as it started, and as it is now: nothing in between.
+    expect(seen.size).toBe(2);
   });
 
   it('subscribes to a watched task from the sequence number already loaded', async () => {

@@ -7,6 +7,7 @@ import type { TaskEvent } from '@/shared/api/events';
 import { TERMINAL_STATUSES } from '@/shared/api/types';
 import { rememberEvent } from './recentEvents';
 import { applyEventToTask, applyStepEvent, eventStatus, listAccepts, taskFromFirstEvent } from './taskEvents';
+import { applyStreamEvent, hasSeq, seqIndex, streamWants } from './taskStream';
 import { tasksApi, type TaskListArgs } from './tasksApi';
 
 // RTK Query thunks are typed against the full root state, which this module does not know.
@@ -16,8 +17,6 @@ type RootLike = Parameters<typeof tasksApi.util.selectCachedArgsForQuery>[0];
 /** Lists up to this size get refetched after new tasks appear (bigger ones rely on patches). */
 const REFETCH_LIST_LIMIT = 100;
 const REFETCH_DELAY_MS = 1_000;
-/** Signals received while a task page is open: the newest this many are kept. */
-const MAX_SIGNALS_SHOWN = 20;
 
 const pending = new Map<string, { tags: Parameters<typeof api.util.invalidateTags>[0] }>();
 let flushTimer: ReturnType<typeof setTimeout> | undefined;
@@ -37,17 +36,29 @@ export function applyTaskEventToCache(event: TaskEvent, store: MiddlewareAPI): v
   const dispatch = store.dispatch as Dispatch;
   const state = store.getState() as RootLike;
   const id = event.task_id;
-  rememberEvent(event);
+  const cached = tasksApi.endpoints.getTask.select(id)(state).data;
+  // Not newer than the task as loaded: mostly the replay a task page asks for (it follows the
+  // task from its first event, for the stream the task kept). The task already reflects it:
+  // it may still bring list rows up to date, but it is no news that needs anything fetched.
+  const replayed = cached !== undefined && event.seq <= cached.seq;
+  if (!replayed) rememberEvent(event);
   const status = eventStatus(event);
 
-  if (tasksApi.endpoints.getTask.select(id)(state).data) {
+  if (cached && !replayed) {
     dispatch(tasksApi.util.updateQueryData('getTask', id, (task) => void applyEventToTask(task, event)));
   }
 
   if (status !== null) {
     let needsRefetch = false;
     for (const args of tasksApi.util.selectCachedArgsForQuery(state, 'listTasks') as TaskListArgs[]) {
-      if (!tasksApi.endpoints.listTasks.select(args)(state).data) {
+      const loaded = tasksApi.endpoints.listTasks.select(args)(state).data;
+      if (replayed) {
+        if (loaded?.items.some((t) => t.id === id && t.seq < event.seq)) {
+          dispatch(tasksApi.util.updateQueryData('listTasks', args, (page) => void page.items.forEach((t) => t.id === id && applyEventToTask(t, event))));
+        }
+        continue;
+      }
+      if (!loaded) {
         // Still loading: its answer may predate this event, so ask again once it is in.
         needsRefetch = true;
         continue;
@@ -79,19 +90,17 @@ export function applyTaskEventToCache(event: TaskEvent, store: MiddlewareAPI): v
       );
     }
     if (needsRefetch) later(dispatch, 'lists', ['TaskList']);
-    later(dispatch, 'queues', ['Queue']);
+    if (!replayed) later(dispatch, 'queues', ['Queue']);
     // A finished task's artifacts are complete: fetch them again if a page shows them.
-    if (TERMINAL_STATUSES.has(status)) later(dispatch, `task:${id}`, [{ type: 'Task', id }, { type: 'TaskLogs', id }, { type: 'TaskArtifacts', id }]);
+    if (!replayed && TERMINAL_STATUSES.has(status)) later(dispatch, `task:${id}`, [{ type: 'Task', id }, { type: 'TaskLogs', id }, { type: 'TaskArtifacts', id }]);
   }
 
-  if (event.kind === 'log' && tasksApi.endpoints.getTaskLogs.select(id)(state).data) {
+  const logs = event.kind === 'log' ? tasksApi.endpoints.getTaskLogs.select(id)(state).data : undefined;
+  if (event.kind === 'log' && logs && !hasSeq(logs.items, event.seq)) {
     dispatch(
       tasksApi.util.updateQueryData('getTaskLogs', id, (logs) => {
-        if (logs.items.some((l) => l.seq === event.seq)) return;
-        const task = tasksApi.endpoints.getTask.select(id)(state).data;
-        const attempt = task?.attempts.at(-1)?.number ?? 0;
-        logs.items.push({ seq: event.seq, attempt, at: event.at, level: event.level, message: event.message });
-        logs.items.sort((a, b) => a.seq - b.seq);
+        const attempt = cached?.attempts.at(-1)?.number ?? 0;
+        logs.items.splice(seqIndex(logs.items, event.seq), 0, { seq: event.seq, attempt, at: event.at, level: event.level, message: event.message });
       }),
     );
   }
@@ -102,27 +111,54 @@ export function applyTaskEventToCache(event: TaskEvent, store: MiddlewareAPI): v
     if (patch.patches.length > 0) later(dispatch, `steps:${id}`, [{ type: 'TaskSteps', id }]);
   }
 
-  if (event.kind === 'signal_received' && tasksApi.endpoints.getTaskStream.select(id)(state).data) {
-    dispatch(
-      tasksApi.util.updateQueryData('getTaskStream', id, (stream) => {
-        if (stream.signals.some((r) => r.seq === event.seq)) return;
-        stream.signals.push({ seq: event.seq, at: event.at, name: event.name, payload: event.payload });
-        if (stream.signals.length > MAX_SIGNALS_SHOWN) stream.signals.splice(0, stream.signals.length - MAX_SIGNALS_SHOWN);
-      }),
-    );
+  const stream = tasksApi.endpoints.getTaskStream.select(id)(state).data;
+  // Checked first: most events of a replay that is repeated are already in, and need no update.
+  if (stream && streamWants(stream, event, replayed)) {
+    if (event.kind === 'partial' || event.kind === 'progress') queueStreamEvent(dispatch, event, replayed);
+    else dispatch(tasksApi.util.updateQueryData('getTaskStream', id, (draft) => void applyStreamEvent(draft, event, replayed)));
   }
+}
 
-  if ((event.kind === 'partial' || event.kind === 'progress') && tasksApi.endpoints.getTaskStream.select(id)(state).data) {
-    dispatch(
-      tasksApi.util.updateQueryData('getTaskStream', id, (stream) => {
-        if (event.kind === 'partial') {
-          if (!stream.partials.some((p) => p.seq === event.seq)) stream.partials.push({ seq: event.seq, at: event.at, data: event.data });
-        } else {
-          if (typeof event.progress === 'number') stream.progress = event.progress;
-          if (event.message) stream.progressMessage = event.message;
-        }
-      }),
-    );
+/**
+ * Progress and partial output come by the thousand (a replay, a model's tokens), and each
+ * update of a stream copies its pieces: they are applied together, at most this often (and at
+ * once when this many wait), so a replay costs a few updates and renders, not one per event.
+ */
+export const STREAM_FLUSH_MS = 25;
+const STREAM_FLUSH_EVENTS = 2_000;
+
+interface PendingStream {
+  timer: ReturnType<typeof setTimeout> | undefined;
+  count: number;
+  byTask: Map<string, { event: TaskEvent; replayed: boolean }[]>;
+}
+
+// Per store (tests run many), keyed by its dispatch.
+const pendingStreams = new WeakMap<Dispatch, PendingStream>();
+
+function queueStreamEvent(dispatch: Dispatch, event: TaskEvent, replayed: boolean): void {
+  let pending = pendingStreams.get(dispatch);
+  if (!pending) {
+    pending = { timer: undefined, count: 0, byTask: new Map() };
+    pendingStreams.set(dispatch, pending);
+  }
+  const queue = pending.byTask.get(event.task_id);
+  if (queue) queue.push({ event, replayed });
+  else pending.byTask.set(event.task_id, [{ event, replayed }]);
+  pending.count += 1;
+  // A hidden tab's timers run late: a long wait is applied without one.
+  if (pending.count >= STREAM_FLUSH_EVENTS) flushStreamEvents(dispatch);
+  else pending.timer ??= setTimeout(() => flushStreamEvents(dispatch), STREAM_FLUSH_MS);
+}
+
+/** Applies the progress and partial output waiting for this store. */
+function flushStreamEvents(dispatch: Dispatch): void {
+  const pending = pendingStreams.get(dispatch);
+  if (!pending) return;
+  clearTimeout(pending.timer);
+  pendingStreams.delete(dispatch);
+  for (const [id, queue] of pending.byTask) {
+    dispatch(tasksApi.util.updateQueryData('getTaskStream', id, (draft) => void queue.forEach(({ event, replayed }) => applyStreamEvent(draft, event, replayed))));
   }
 }
 

@@ -3,6 +3,9 @@ import { api } from '@/app/api';
 import type { Items, LogLine, SignalSent, Step, SubmitBody, Task, TaskPage, TaskStatus } from '@/shared/api/types';
 import { recentEvents } from './recentEvents';
 import { applyEventToTask, applyStepEvent, catchUpPage } from './taskEvents';
+import { emptyStream, type TaskStream } from './taskStream';
+
+export type { ReceivedSignal, TaskStream } from './taskStream';
 
 export interface TaskListArgs {
   agent?: string;
@@ -15,22 +18,6 @@ export interface TaskListArgs {
   parentId?: string;
   cursor?: string;
   limit?: number;
-}
-
-/** Live output that is not stored as task state: progress and partial output. */
-export interface TaskStream {
-  progress: number | null;
-  progressMessage: string | null;
-  partials: { seq: number; at: string; data: unknown }[];
-  /** Signals received while the page is open (`signal_received`), oldest first. */
-  signals: ReceivedSignal[];
-}
-
-export interface ReceivedSignal {
-  seq: number;
-  at: string;
-  name: string;
-  payload: unknown;
 }
 
 export interface SignalArgs {
@@ -114,9 +101,13 @@ export const tasksApi = api.injectEndpoints({
         if (patch.patches.length > 0) dispatch(tasksApi.util.invalidateTags([{ type: 'TaskSteps', id }]));
       },
     }),
-    /** Filled only by live events; starts empty when a task page opens. */
+    /**
+     * Filled only by events (see taskStream.ts): starts empty when a task page opens, which
+     * then follows the task from its first event, so the server's replay of what the task
+     * kept (progress, partial output) fills it before live events continue it.
+     */
     getTaskStream: build.query<TaskStream, string>({
-      queryFn: () => ({ data: { progress: null, progressMessage: null, partials: [], signals: [] } }),
+      queryFn: () => ({ data: emptyStream() }),
       keepUnusedDataFor: 30,
     }),
     submitTask: build.mutation<Task, SubmitArgs>({

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatBytes, formatInWords, formatWallClock, knownTimeZone } from './format';
+import { formatBytes, formatCost, formatInWords, formatWallClock, knownTimeZone } from './format';
 
 const NOW = Date.parse('2026-12-05T15:30:00.000Z');
 const at = (s: number) => new Date(NOW + s * 1000).toISOString();
@@ -47,5 +47,16 @@ describe('formatBytes', () => {
     expect(formatBytes(2048 * 1024 ** 4)).toBe('2048 TiB');
     expect(formatBytes(-1)).toBe('—');
     expect(formatBytes(undefined)).toBe('—');
+  });
+});
+
+describe('formatCost', () => {
+  it('shows cents from 1 up and three significant digits below, so a fraction of a cent shows', () => {
+    expect(formatCost(1234.5)).toBe('1,234.50');
+    expect(formatCost(0.0123)).toBe('0.0123');
+    expect(formatCost(0.000123456)).toBe('0.000123');
+    expect(formatCost(0)).toBe('0');
+    expect(formatCost(null)).toBe('—');
+    expect(formatCost(Number.NaN)).toBe('—');
   });
 });

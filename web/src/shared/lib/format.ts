@@ -55,6 +55,18 @@ export function formatNumber(n: number, digits = 0): string {
   return n.toLocaleString(undefined, { maximumFractionDigits: digits, minimumFractionDigits: 0 });
 }
 
+/**
+ * An amount of money in no particular currency (an LLM agent's prices are in whatever the
+ * operator counts in): cents for amounts from 1 up, three significant digits below, so a
+ * fraction of a cent still shows.
+ */
+export function formatCost(n: number | null | undefined): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return '—';
+  if (n === 0) return '0';
+  if (Math.abs(n) >= 1) return n.toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  return n.toLocaleString(undefined, { maximumSignificantDigits: 3 });
+}
+
 export function formatPercent(ratio: number | null): string {
   if (ratio === null || !Number.isFinite(ratio)) return '—';
   return `${(ratio * 100).toFixed(ratio < 0.1 && ratio > 0 ? 1 : 0)} %`;

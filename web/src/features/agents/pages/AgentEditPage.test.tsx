@@ -5,6 +5,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { renderWithStore } from '@/test/utils';
 import { server, useMockServer } from '@/test/msw';
 import type { Agent, AgentSpec } from '@/shared/api/types';
+import { AgentForm } from '../components/AgentForm';
 import { AgentEditPage } from './AgentEditPage';
 
 useMockServer();
@@ -121,5 +122,93 @@ describe('AgentEditPage: flow control', () => {
     await u.click(screen.getByRole('button', { name: 'Save changes' }));
     expect(await screen.findByText('Saved.')).toBeInTheDocument();
     expect(puts[0]).toMatchObject({ concurrency_key: '/customer_id', rate_limit: { limit: 5, period_s: 1, key: '/customer_id' } });
+  });
+});
+
+describe('AgentEditPage: command agents', () => {
+  const command: Agent = {
+    ...base,
+    name: 'shell',
+    kind: 'command',
+    config: { program: '/bin/sh', args: ['-c', 'echo "$1"', 'sh', '{{ input.text }}'], env: { TOKEN: '***' }, pass_env: ['PATH'] },
+    secrets: ['/config/env/TOKEN'],
+  };
+
+  it('creates one from its fields', async () => {
+    const u = userEvent.setup();
+    const posts: AgentSpec[] = [];
+    server.use(
+      http.get('*/api/v1/agents', () => HttpResponse.json({ items: [] })),
+      http.post('*/api/v1/agents', async ({ request }) => {
+        const spec = (await request.json()) as AgentSpec;
+        posts.push(spec);
+        return HttpResponse.json({ ...base, ...spec }, { status: 201 });
+      }),
+    );
+    renderWithStore(<AgentEditPage />, { path: '/agents/new', route: '/agents/new' });
+    await u.type(await screen.findByLabelText('Name'), 'thumbnail');
+    await u.selectOptions(screen.getByLabelText('Kind'), 'command');
+    await u.type(screen.getByLabelText('Program'), '/usr/bin/python3');
+    await u.click(screen.getByLabelText('Arguments (one per line)'));
+    await u.paste('thumb.py\n--size={{ input.size }}\n\n{{ input.path }}');
+    await u.click(screen.getByLabelText('Environment (NAME=value per line)'));
+    await u.paste('API_TOKEN=a=b\nMODE=fast');
+    await u.type(screen.getByLabelText('Variables passed on'), 'PATH, HOME');
+    await u.click(screen.getByLabelText('Exit statuses (STATUS=class per line)'));
+    await u.paste('3=retryable');
+    await u.click(screen.getByRole('button', { name: 'Create agent' }));
+    expect(await screen.findByText('elsewhere')).toBeInTheDocument();
+    expect(posts).toHaveLength(1);
+    expect(posts[0]).toMatchObject({ name: 'thumbnail', kind: 'command' });
+    expect(posts[0]!.config).toEqual({
+      program: '/usr/bin/python3',
+      args: ['thumb.py', '--size={{ input.size }}', '{{ input.path }}'],
+      env: { API_TOKEN: 'a=b', MODE: 'fast' },
+      pass_env: ['PATH', 'HOME'],
+      exit_codes: { '3': 'retryable' },
+    });
+  });
+
+  it('shows stored secrets masked and sends the mask back to keep them', async () => {
+    const u = userEvent.setup();
+    const { puts } = mockAgent(command);
+    render();
+    expect(await screen.findByLabelText('Program')).toHaveValue('/bin/sh');
+    expect(screen.getByLabelText('Arguments (one per line)')).toHaveValue('-c\necho "$1"\nsh\n{{ input.text }}');
+    expect(screen.getByLabelText('Environment (NAME=value per line)')).toHaveValue('TOKEN=***');
+    expect(screen.getByLabelText('Environment (NAME=value per line)')).toHaveAccessibleDescription(/write-only/);
+    expect(screen.queryByLabelText('Configuration (JSON)')).not.toBeInTheDocument();
+    await u.click(screen.getByRole('button', { name: 'Save changes' }));
+    expect(await screen.findByText('Saved.')).toBeInTheDocument();
+    expect(puts[0]!.config).toEqual(command.config);
+  });
+
+  it('checks the program, the environment lines and the exit statuses', async () => {
+    const u = userEvent.setup();
+    const { puts } = mockAgent(command);
+    render();
+    const program = await screen.findByLabelText('Program');
+    await u.clear(program);
+    await u.type(program, 'python3');
+    await u.clear(screen.getByLabelText('Environment (NAME=value per line)'));
+    await u.paste('TOKEN=***\nnot a variable');
+    await u.click(screen.getByLabelText('Exit statuses (STATUS=class per line)'));
+    await u.paste('0=retryable');
+    await u.click(screen.getByRole('button', { name: 'Save changes' }));
+    expect(await screen.findByText(/must be an absolute path, e\.g\. \/usr\/bin\/python3/)).toBeInTheDocument();
+    expect(screen.getByText(/write NAME=value lines/)).toBeInTheDocument();
+    expect(screen.getByText(/write STATUS=class lines/)).toBeInTheDocument();
+    expect(puts).toEqual([]);
+  });
+
+  it('offers the command kind to admins only', () => {
+    const props = { initial: null, agents: [], onSubmit: () => {}, submitting: false, error: null, creating: true };
+    const kinds = () => Array.from((screen.getByLabelText('Kind') as HTMLSelectElement).options).map((o) => o.value);
+    const { unmount } = renderWithStore(<AgentForm {...props} canManageCommandAgents />);
+    expect(kinds()).toContain('command');
+    unmount();
+    renderWithStore(<AgentForm {...props} canManageCommandAgents={false} />);
+    expect(kinds()).not.toContain('command');
+    expect(kinds()).toContain('http');
   });
 });

@@ -77,6 +77,7 @@ export function AgentEditPage() {
         initial={initial}
         agents={agents.data?.items ?? []}
         creating={creating}
+        canManageCommandAgents={can.canManageCommandAgents}
         submitting={updateState.isLoading || createState.isLoading}
         error={creating ? createState.error : updateState.error}
         onSubmit={async (spec) => {

@@ -1,25 +1,22 @@
-// Output streamed before the result (e.g. LLM tokens). Text pieces are joined as they arrive;
-// anything else is listed as JSON.
+// Output streamed before the result (e.g. an LLM's tokens), from the task's first event: what
+// the server kept is replayed when the page opens, then the text grows live. Text pieces are
+// joined; anything else is listed as JSON (the newest pieces).
+import { useMemo } from 'react';
+import { formatNumber } from '@/shared/lib/format';
 import type { TaskStream } from '../tasksApi';
+import { streamedText } from '../taskStream';
 
-function textOf(data: unknown): string | null {
-  if (typeof data === 'string') return data;
-  if (typeof data === 'object' && data !== null) {
-    for (const key of ['text', 'token', 'delta', 'content']) {
-      const v = (data as Record<string, unknown>)[key];
-      if (typeof v === 'string') return v;
-    }
-  }
-  return null;
-}
+/** JSON pieces listed at most: a long stream of them is summed up, not drawn whole. */
+const MAX_PIECES_LISTED = 200;
 
-export function PartialOutput({ stream }: { stream: TaskStream | undefined }) {
-  if (!stream || (stream.partials.length === 0 && stream.progress === null && !stream.progressMessage)) return null;
-  const texts = stream.partials.map((p) => textOf(p.data));
-  const allText = texts.every((t) => t !== null);
+export function PartialOutput({ stream, live }: { stream: TaskStream | undefined; live: boolean }) {
+  const partials = stream?.partials;
+  const text = useMemo(() => (partials ? streamedText(partials) : null), [partials]);
+  if (!stream || (stream.partials.length === 0 && stream.progress === null && !stream.progressMessage && !stream.cutNotice)) return null;
+  const listed = stream.partials.slice(-MAX_PIECES_LISTED);
   return (
-    <section className="card" aria-label="Live output">
-      <h2>Live output</h2>
+    <section className="card" aria-labelledby="partial-output-title">
+      <h2 id="partial-output-title">{live ? 'Live output' : 'Streamed output'}</h2>
       {stream.progress !== null && (
         <div className="progress-row">
           <progress max={1} value={stream.progress} aria-label="Progress" />
@@ -27,19 +24,36 @@ export function PartialOutput({ stream }: { stream: TaskStream | undefined }) {
         </div>
       )}
       {stream.progressMessage && <p className="muted">{stream.progressMessage}</p>}
+      {stream.cutNotice && (
+        <p className="muted small" role="note" data-testid="stream-cut">
+          Earlier output is gone: {stream.cutNotice}.
+        </p>
+      )}
+      {stream.partialsDropped > 0 && (
+        <p className="muted small" role="note">
+          The first {formatNumber(stream.partialsDropped)} pieces are not shown: this page keeps the newest {formatNumber(stream.partials.length)}.
+        </p>
+      )}
       {stream.partials.length > 0 &&
-        (allText ? (
-          <pre className="stream-text" aria-live="polite">
-            {texts.join('')}
+        (text !== null ? (
+          <pre className="stream-text" aria-live="polite" data-testid="stream-text">
+            {text}
           </pre>
         ) : (
-          <ol className="partials">
-            {stream.partials.map((p) => (
-              <li key={p.seq}>
-                <code>{JSON.stringify(p.data)}</code>
-              </li>
-            ))}
-          </ol>
+          <>
+            {listed.length < stream.partials.length && (
+              <p className="muted small">
+                The newest {formatNumber(listed.length)} of {formatNumber(stream.partials.length)} pieces:
+              </p>
+            )}
+            <ol className="partials">
+              {listed.map((p) => (
+                <li key={p.seq}>
+                  <code>{JSON.stringify(p.data)}</code>
+                </li>
+              ))}
+            </ol>
+          </>
         ))}
     </section>
   );

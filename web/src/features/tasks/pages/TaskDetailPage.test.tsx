@@ -441,3 +441,74 @@ describe('TaskDetailPage', () => {
     expect(await screen.findByRole('alert')).toHaveTextContent('No such task: no task with that id');
   });
 });
+
+describe('TaskDetailPage, streamed output and usage', () => {
+  const CUT = 'the first 40 progress and partial-output events of this task are no longer kept: a task keeps its last 10000 (queue.max_stream_events)';
+  const answered = {
+    ...task,
+    agent: 'writer',
+    input: { topic: 'rivers' },
+    output: { content: 'Rivers run to the sea.', finish_reason: 'stop', usage: { prompt_tokens: 1200, completion_tokens: 345, cost: 0.0123 } },
+    seq: 9,
+  };
+
+  function serve(body: object) {
+    server.use(
+      http.get(`*/api/v1/tasks/${ID}`, () => HttpResponse.json(body)),
+      http.get(`*/api/v1/tasks/${ID}/logs`, () => HttpResponse.json({ items: [] })),
+      http.get(`*/api/v1/tasks/${ID}/steps`, () => HttpResponse.json({ items: [] })),
+      http.get('*/api/v1/tasks', () => HttpResponse.json({ items: [], next_cursor: null })),
+      http.get('*/api/v1/queues', () => HttpResponse.json({ items: [] })),
+    );
+  }
+
+  it('follows a finished task from its first event and shows the whole streamed answer, its tokens and cost', async () => {
+    serve(answered);
+    const { store, emit, watched } = liveTestStore('viewer');
+    renderWithStore(<TaskDetailPage />, { store, path: '/tasks/:id', route: `/tasks/${ID}` });
+    expect(await screen.findByTestId('task-status')).toHaveTextContent('Succeeded');
+    await waitFor(() => expect(watched).toContainEqual([ID, 0]));
+
+    // The server's replay: what the task kept, then its current state.
+    act(() => {
+      ['Rivers ', 'run ', 'to ', 'the ', 'sea.'].forEach((delta, i) => emit({ task_id: ID, seq: 3 + i, kind: 'partial', data: { delta } }));
+      emit({ task_id: ID, seq: 9, kind: 'result', status: 'succeeded', attempt: 2, output: answered.output, cached: false });
+    });
+    const region = await screen.findByRole('region', { name: 'Streamed output' });
+    expect(within(region).getByTestId('stream-text')).toHaveTextContent('Rivers run to the sea.');
+    expect(screen.getByTestId('task-tokens')).toHaveTextContent('1,545 (1,200 prompt, 345 completion)');
+    expect(screen.getByTestId('task-cost')).toHaveTextContent('0.0123');
+  });
+
+  it('shows a running task’s text so far and grows it live, with the notice of what the server no longer keeps', async () => {
+    serve({ ...running, agent: 'writer', seq: 50 });
+    const { store, emit } = liveTestStore('viewer');
+    renderWithStore(<TaskDetailPage />, { store, path: '/tasks/:id', route: `/tasks/${ID}` });
+    expect(await screen.findByTestId('task-status')).toHaveTextContent('Running');
+    act(() => {
+      emit({ task_id: ID, seq: 42, kind: 'log', level: 'warn', message: CUT });
+      emit({ task_id: ID, seq: 43, kind: 'partial', data: { delta: 'Once ' } });
+      emit({ task_id: ID, seq: 44, kind: 'partial', data: { delta: 'upon ' } });
+    });
+    const region = await screen.findByRole('region', { name: 'Live output' });
+    expect(await within(region).findByTestId('stream-text')).toHaveTextContent('Once upon');
+    expect(within(region).getByTestId('stream-cut')).toHaveTextContent('no longer kept');
+    // No usage before there is an output.
+    expect(screen.queryByTestId('task-tokens')).toBeNull();
+
+    act(() => emit({ task_id: ID, seq: 51, kind: 'partial', data: { delta: 'a time' } }));
+    await waitFor(() => expect(within(region).getByTestId('stream-text')).toHaveTextContent('Once upon a time'));
+    // Delivered again (a second subscription): shown once.
+    act(() => emit({ task_id: ID, seq: 44, kind: 'partial', data: { delta: 'upon ' } }));
+    act(() => emit({ task_id: ID, seq: 51, kind: 'partial', data: { delta: 'a time' } }));
+    await act(() => new Promise((r) => setTimeout(r, 20)));
+    expect(within(region).getByTestId('stream-text').textContent).toBe('Once upon a time');
+  });
+
+  it('shows tokens without a cost when the agent has no prices, and nothing for an output without usage', async () => {
+    serve({ ...answered, output: { content: 'ok', usage: { prompt_tokens: 10, completion_tokens: 2 } } });
+    renderWithStore(<TaskDetailPage />, { store: signedInStore('viewer'), path: '/tasks/:id', route: `/tasks/${ID}` });
+    expect(await screen.findByTestId('task-tokens')).toHaveTextContent('12 (10 prompt, 2 completion)');
+    expect(screen.queryByTestId('task-cost')).toBeNull();
+  });
+});

@@ -3,7 +3,7 @@ import { useMeQuery } from '@/features/auth/authApi';
 import { fileAnchor } from '@/features/files/components/FileList';
 import { usePermissions } from '@/features/auth/permissions';
 import { TERMINAL_STATUSES } from '@/shared/api/types';
-import { durationBetween, formatDateTime, formatDuration } from '@/shared/lib/format';
+import { durationBetween, formatCost, formatDateTime, formatDuration, formatNumber } from '@/shared/lib/format';
 import { useNow } from '@/shared/lib/useNow';
 import { ErrorAlert, Loading } from '@/shared/ui/Feedback';
 import { JsonView } from '@/shared/ui/JsonView';
@@ -19,6 +19,7 @@ import { TaskFiles } from '../components/TaskFiles';
 import { TaskSignals, WaitBanner } from '../components/TaskWait';
 import { describeWait } from '../components/WaitDescription';
 import { useGetTaskLogsQuery, useGetTaskQuery, useGetTaskStepsQuery } from '../tasksApi';
+import { usageOf } from '../usage';
 import { useTaskLive } from '../useTaskLive';
 import { apiErrorInfo, isNotAvailable } from '@/shared/api/errors';
 
@@ -63,6 +64,7 @@ export function TaskDetailPage() {
   const finished = TERMINAL_STATUSES.has(t.status);
   const waitTitle = t.status === 'waiting' && t.wait ? describeWait(t.wait) : undefined;
   const waitingUntil = (t.status === 'queued' || t.status === 'retrying') && Date.parse(t.run_at) > now ? t.run_at : null;
+  const usage = usageOf(t.output);
 
   return (
     <>
@@ -123,6 +125,25 @@ export function TaskDetailPage() {
             <dt>Run time</dt>
             <dd>{t.started_at ? formatDuration(durationBetween(t.started_at, t.finished_at, now)) : '—'}</dd>
           </div>
+          {usage && (
+            <div>
+              <dt>Tokens</dt>
+              <dd data-testid="task-tokens">
+                {formatNumber(usage.promptTokens + usage.completionTokens)}{' '}
+                <span className="muted">
+                  ({formatNumber(usage.promptTokens)} prompt, {formatNumber(usage.completionTokens)} completion)
+                </span>
+              </dd>
+            </div>
+          )}
+          {usage && usage.cost !== null && (
+            <div>
+              <dt>Cost</dt>
+              <dd data-testid="task-cost" title={String(usage.cost)}>
+                {formatCost(usage.cost)}
+              </dd>
+            </div>
+          )}
           <div>
             <dt>Priority</dt>
             <dd>{t.priority}</dd>
@@ -190,7 +211,7 @@ export function TaskDetailPage() {
         </dl>
       </section>
       <TaskSignals task={t} stream={stream} canSend={can.canManageTask(t)} />
-      <PartialOutput stream={stream} />
+      <PartialOutput stream={stream} live={!finished} />
       <div className="grid-2">
         <div className="card">
           <JsonView value={t.input} label="Input" emptyText="No input." fileHref={fileHref} />
