@@ -175,16 +175,23 @@ struct RawWorker {
 
 impl RawWorker {
     async fn connect(app: &TestApp, key: &str, agent: &str, slots: u32) -> RawWorker {
+        RawWorker::hello(
+            app,
+            key,
+            json!({"type": "hello", "name": "raw", "slots": slots, "agents": [{"name": agent}]}),
+        )
+        .await
+    }
+
+    /// Connects and says `hello`, which the server must welcome.
+    async fn hello(app: &TestApp, key: &str, hello: Value) -> RawWorker {
         let url = format!("{}/api/v1/workers/ws", app.base.replace("http://", "ws://"));
         let mut req = url.into_client_request().unwrap();
         req.headers_mut()
             .insert("authorization", format!("Bearer {key}").parse().unwrap());
         let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
         let mut w = RawWorker { socket };
-        w.send(
-            json!({"type": "hello", "name": "raw", "slots": slots, "agents": [{"name": agent}]}),
-        )
-        .await;
+        w.send(hello).await;
         assert_eq!(w.recv().await["type"], "welcome");
         w
     }
@@ -1081,19 +1088,10 @@ async fn a_remote_worker_reads_input_files_and_writes_artifacts() {
 async fn a_worker_that_ignores_its_timeout_is_failed_by_the_server() {
     let app = TestApp::spawn().await;
     let key = app.api_key(&[Scope::Worker]).await;
-    let url = format!("{}/api/v1/workers/ws", app.base.replace("http://", "ws://"));
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {key}").parse().unwrap());
-    let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let mut w = RawWorker { socket };
-    w.send(
-        json!({"type": "hello", "name": "stubborn", "slots": 1, "agents": [
-            {"name": "stubborn", "timeout_ms": 300, "retry": {"max_attempts": 1}}
-        ]}),
-    )
-    .await;
-    assert_eq!(w.recv().await["type"], "welcome");
+    let hello = json!({"type": "hello", "name": "stubborn", "slots": 1, "agents": [
+        {"name": "stubborn", "timeout_ms": 300, "retry": {"max_attempts": 1}}
+    ]});
+    let mut w = RawWorker::hello(&app, &key, hello).await;
     let t = app.submit("stubborn", json!({})).await;
     let id = t["id"].as_str().unwrap();
     let assign = w.expect("assign").await;
@@ -1141,30 +1139,6 @@ async fn a_worker_that_ignores_its_timeout_is_failed_by_the_server() {
     app.stop().await;
 }
 
-/// Reads a task's Server-Sent Events from `since` until the server ends the stream.
-async fn follow_from(app: &TestApp, id: &str, since: u64) -> Vec<Value> {
-    let resp = app
-        .client
-        .inner
-        .get(app.url(&format!("/api/v1/tasks/{id}/events?since={since}")))
-        .bearer_auth(&app.admin)
-        .timeout(WAIT)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let text = resp.text().await.unwrap();
-    text.split("\n\n")
-        .filter_map(|frame| {
-            let data: String = frame
-                .lines()
-                .filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
-                .collect();
-            (!data.is_empty()).then(|| serde_json::from_str(&data).unwrap())
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_follower_receives_the_whole_stream_from_the_store() {
     // No replay window in memory: whatever a late follower receives comes from the store.
@@ -1186,7 +1160,7 @@ async fn a_late_follower_receives_the_whole_stream_from_the_store() {
     assert_eq!(w.expect("ack").await["accepted"], true);
     app.wait_status(id, &["succeeded"]).await;
 
-    let events = follow_from(&app, id, 0).await;
+    let events = app.events_since(id, 0).await;
     let text: String = events
         .iter()
         .filter(|e| e["kind"] == "partial")
@@ -1210,7 +1184,7 @@ async fn a_late_follower_receives_the_whole_stream_from_the_store() {
         .unwrap()["seq"]
         .as_u64()
         .unwrap();
-    let rest = follow_from(&app, id, mid).await;
+    let rest = app.events_since(id, mid).await;
     assert_eq!(rest.iter().filter(|e| e["kind"] == "partial").count(), 150);
     app.stop().await;
 }
@@ -1236,7 +1210,7 @@ async fn a_stream_past_its_bound_keeps_the_newest_and_says_what_was_cut() {
         .await;
     assert_eq!(w.expect("ack").await["accepted"], true);
     app.wait_status(id, &["succeeded"]).await;
-    let events = follow_from(&app, id, 0).await;
+    let events = app.events_since(id, 0).await;
     let kept: Vec<u64> = events
         .iter()
         .filter(|e| e["kind"] == "partial")

@@ -198,6 +198,17 @@ impl TestApp {
         body
     }
 
+    /// Submits as admin and waits until the task has finished (succeeded, dead or
+    /// cancelled): the finished task.
+    pub async fn run(&self, agent: &str, input: Value) -> Value {
+        let t = self.submit(agent, input).await;
+        self.wait_status(
+            t["id"].as_str().unwrap(),
+            &["succeeded", "dead", "cancelled"],
+        )
+        .await
+    }
+
     /// Polls until the task's status is one of `statuses`.
     pub async fn wait_status(&self, id: &str, statuses: &[&str]) -> Value {
         let start = Instant::now();
@@ -212,6 +223,32 @@ impl TestApp {
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    /// A task's events after `since` (`0`: from its start) until its final one, read as
+    /// Server-Sent Events from `GET /api/v1/tasks/{id}/events?since=…` (the stream ends
+    /// after the final event).
+    pub async fn events_since(&self, id: &str, since: u64) -> Vec<Value> {
+        let resp = self
+            .client
+            .inner
+            .get(self.url(&format!("/api/v1/tasks/{id}/events?since={since}")))
+            .bearer_auth(&self.admin)
+            .timeout(WAIT)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let text = resp.text().await.unwrap();
+        text.split("\n\n")
+            .filter_map(|frame| {
+                let data: String = frame
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:").map(str::trim_start))
+                    .collect();
+                (!data.is_empty()).then(|| serde_json::from_str(&data).unwrap())
+            })
+            .collect()
     }
 
     pub async fn register(&self, agent: Value) -> Value {

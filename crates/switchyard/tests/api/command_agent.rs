@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use switchyard_core::auth::Role;
@@ -26,15 +25,6 @@ fn scratch(app: &TestApp, name: &str) -> String {
     app.dir.path().join(name).to_str().unwrap().to_owned()
 }
 
-async fn run(app: &TestApp, agent: &str, input: Value) -> Value {
-    let t = app.submit(agent, input).await;
-    app.wait_status(
-        t["id"].as_str().unwrap(),
-        &["succeeded", "dead", "cancelled"],
-    )
-    .await
-}
-
 /// The task's stored log lines, once there are at least `n`.
 async fn logs(app: &TestApp, id: &str, n: usize) -> Vec<Value> {
     let start = Instant::now();
@@ -47,33 +37,6 @@ async fn logs(app: &TestApp, id: &str, n: usize) -> Vec<Value> {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-}
-
-/// Every event of a task from its start to its final one (Server-Sent Events, `since=0`).
-async fn all_events(app: &TestApp, id: &str) -> Vec<Value> {
-    let resp = app
-        .client
-        .get(app.url(&format!("/api/v1/tasks/{id}/events?since=0")))
-        .bearer_auth(&app.admin)
-        .timeout(WAIT)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let mut stream = resp.bytes_stream();
-    let mut text = String::new();
-    while let Some(chunk) = stream.next().await {
-        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-    }
-    text.split("\n\n")
-        .filter_map(|frame| {
-            let data: String = frame
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:").map(str::trim_start))
-                .collect();
-            (!data.is_empty()).then(|| serde_json::from_str(&data).unwrap())
-        })
-        .collect()
 }
 
 /// Whether the process runs (a zombie has ended: it only waits to be reaped).
@@ -161,7 +124,7 @@ async fn a_program_gets_the_input_and_its_stdout_is_the_output() {
     let input = json!({"name": "Ada", "n": 2, "obj": {"k": [1, 2]}});
     let t = app.submit("report", input.clone()).await;
     let id = t["id"].as_str().unwrap();
-    let events = all_events(&app, id).await;
+    let events = app.events_since(id, 0).await;
     let done = app.task(id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let out = &done["output"];
@@ -213,7 +176,7 @@ async fn a_program_gets_the_input_and_its_stdout_is_the_output() {
         "config": {"program": SH, "args": ["-c", "echo hello; echo world"]}
     }))
     .await;
-    let done = run(&app, "greet", json!({})).await;
+    let done = app.run("greet", json!({})).await;
     assert_eq!(
         done["output"],
         json!({"stdout": "hello\nworld\n"}),
@@ -244,7 +207,9 @@ async fn exit_statuses_decide_what_happens_next() {
         "config": {"program": PYTHON, "args": [flaky, "{{ input.counter }}"]}
     }))
     .await;
-    let done = run(&app, "flaky", json!({"counter": scratch(&app, "count")})).await;
+    let done = app
+        .run("flaky", json!({"counter": scratch(&app, "count")}))
+        .await;
     assert_eq!(done["status"], "succeeded", "exit 75 is retried: {done}");
     assert_eq!(done["output"], json!({"tries": 3, "attempt": "3"}));
     let attempts = done["attempts"].as_array().unwrap();
@@ -266,7 +231,7 @@ async fn exit_statuses_decide_what_happens_next() {
         "config": {"program": SH, "args": ["-c", fails]}
     }))
     .await;
-    let dead = run(&app, "refuses", json!({})).await;
+    let dead = app.run("refuses", json!({})).await;
     assert_eq!(dead["status"], "dead");
     assert_eq!(
         dead["attempts"].as_array().unwrap().len(),
@@ -295,7 +260,7 @@ async fn exit_statuses_decide_what_happens_next() {
         "config": {"program": SH, "args": ["-c", fails], "exit_codes": {"3": "retryable"}}
     }))
     .await;
-    let dead = run(&app, "mapped", json!({})).await;
+    let dead = app.run("mapped", json!({})).await;
     assert_eq!(dead["attempts"].as_array().unwrap().len(), 2, "{dead}");
     assert_eq!(dead["attempts"][0]["error"]["class"], "retryable");
 
@@ -305,7 +270,7 @@ async fn exit_statuses_decide_what_happens_next() {
             "args": ["-c", "i=0; while [ $i -lt 50 ]; do echo 0123456789; i=$((i+1)); done"]}
     }))
     .await;
-    let dead = run(&app, "chatty", json!({})).await;
+    let dead = app.run("chatty", json!({})).await;
     assert_eq!(
         (dead["status"].as_str(), dead["error"]["code"].as_str()),
         (Some("dead"), Some("output_too_large")),
@@ -317,7 +282,7 @@ async fn exit_statuses_decide_what_happens_next() {
         "config": {"program": "/nonexistent/program"}
     }))
     .await;
-    let dead = run(&app, "missing", json!({})).await;
+    let dead = app.run("missing", json!({})).await;
     assert_eq!(
         (
             dead["error"]["code"].as_str(),
@@ -339,16 +304,13 @@ async fn arguments_are_templates_of_the_input() {
         "config": {"program": PYTHON, "args": ["-c", argv, "{{ input.x }}", "{{ input.list }}", "{% if input.v %}-v{% endif %}"]}
     }))
     .await;
-    let done = run(
-        &app,
-        "argv",
-        json!({"x": "a b", "list": [1, "z"], "v": true}),
-    )
-    .await;
+    let done = app
+        .run("argv", json!({"x": "a b", "list": [1, "z"], "v": true}))
+        .await;
     assert_eq!(done["output"], json!(["a b", "[1,\"z\"]", "-v"]), "{done}");
 
     // A value the input does not have: no run, a permanent failure saying what is missing.
-    let dead = run(&app, "argv", json!({"list": []})).await;
+    let dead = app.run("argv", json!({"list": []})).await;
     assert_eq!(dead["status"], "dead", "{dead}");
     assert_eq!(dead["attempts"].as_array().unwrap().len(), 1);
     assert_eq!(dead["error"]["code"], "template_error");
@@ -446,7 +408,7 @@ async fn what_a_program_leaves_behind_ends_with_it() {
     ))
     .await;
     let file = scratch(&app, "pids");
-    let done = run(&app, "leaves", json!({"pids": file})).await;
+    let done = app.run("leaves", json!({"pids": file})).await;
     assert_eq!(done["output"], json!({"done": true}), "{done}");
     assert_all_gone(&pids(&file, 1).await, "the program exited").await;
     app.stop().await;
@@ -479,7 +441,7 @@ async fn only_admins_manage_command_agents() {
         .call("DELETE", "/api/v1/agents/shell", Some(&operator), None)
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let done = run(&app, "shell", json!({})).await;
+    let done = app.run("shell", json!({})).await;
     assert_eq!(done["output"], json!({"stdout": "hi\n"}));
     app.stop().await;
 }
@@ -519,7 +481,7 @@ async fn servers_that_do_not_allow_command_agents_refuse_and_do_not_run_them() {
     // One registered before the setting was turned off is not run.
     let spec: switchyard_core::agent::AgentSpec = serde_json::from_value(spec).unwrap();
     app.engine().agents().install(spec).await.unwrap();
-    let dead = run(&app, "shell", json!({})).await;
+    let dead = app.run("shell", json!({})).await;
     assert_eq!(
         (dead["status"].as_str(), dead["error"]["code"].as_str()),
         (Some("dead"), Some("kind_disabled")),

@@ -12,7 +12,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -169,42 +168,6 @@ fn llm_agent(name: &str, base: &str, key_env: &str, extra: Value) -> Value {
     agent
 }
 
-async fn run(app: &TestApp, agent: &str, input: Value) -> Value {
-    let t = app.submit(agent, input).await;
-    app.wait_status(
-        t["id"].as_str().unwrap(),
-        &["succeeded", "dead", "cancelled"],
-    )
-    .await
-}
-
-/// Every event of a finished task (Server-Sent Events, `since=0`).
-async fn all_events(app: &TestApp, id: &str) -> Vec<Value> {
-    let resp = app
-        .client
-        .get(app.url(&format!("/api/v1/tasks/{id}/events?since=0")))
-        .bearer_auth(&app.admin)
-        .timeout(WAIT)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let mut stream = resp.bytes_stream();
-    let mut text = String::new();
-    while let Some(chunk) = stream.next().await {
-        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-    }
-    text.split("\n\n")
-        .filter_map(|frame| {
-            let data: String = frame
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:").map(str::trim_start))
-                .collect();
-            (!data.is_empty()).then(|| serde_json::from_str(&data).unwrap())
-        })
-        .collect()
-}
-
 fn message(task: &Value) -> &str {
     task["error"]["message"].as_str().unwrap_or_default()
 }
@@ -231,7 +194,7 @@ async fn answers_stream_as_partial_events_with_usage_and_cost() {
 
     let tokens = ["Hel", "lo", ", ", "wor", "ld"];
     provider.script([text(&tokens, 12)]);
-    let done = run(&app, "writer", json!({"topic": "rust"})).await;
+    let done = app.run("writer", json!({"topic": "rust"})).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let output = &done["output"];
     assert_eq!(output["content"], "Hello, world");
@@ -242,7 +205,7 @@ async fn answers_stream_as_partial_events_with_usage_and_cost() {
     assert!((cost - 0.022).abs() < 1e-9, "12/1000*1 + 5/1000*2: {cost}");
     assert!(output.get("tool_calls").is_none(), "{output}");
 
-    let events = all_events(&app, done["id"].as_str().unwrap()).await;
+    let events = app.events_since(done["id"].as_str().unwrap(), 0).await;
     let deltas: Vec<&str> = events
         .iter()
         .filter(|e| e["kind"] == "partial")
@@ -275,7 +238,7 @@ async fn answers_stream_as_partial_events_with_usage_and_cost() {
         {"role": "user", "content": "And again?"}
     ]);
     provider.script([text(&["Again."], 30)]);
-    let done = run(&app, "writer", json!({"messages": conversation})).await;
+    let done = app.run("writer", json!({"messages": conversation})).await;
     assert_eq!(done["output"]["content"], "Again.", "{done}");
     let body = &provider.requests()[1].1;
     let mut expected = vec![json!({"role": "system", "content": "Be brief."})];
@@ -283,7 +246,7 @@ async fn answers_stream_as_partial_events_with_usage_and_cost() {
     assert_eq!(body["messages"], Value::Array(expected));
 
     // Neither messages nor a prompt variable: a template error, before any request.
-    let done = run(&app, "writer", json!({"subject": "x"})).await;
+    let done = app.run("writer", json!({"subject": "x"})).await;
     assert_eq!(done["status"], "dead");
     assert_eq!(done["error"]["code"], "template_error", "{done}");
     assert_eq!(provider.requests().len(), 2);
@@ -305,7 +268,7 @@ async fn answers_stream_as_partial_events_with_usage_and_cost() {
         json!({"config": {"prompt": "hi"}}),
     ))
     .await;
-    let done = run(&app, "keyless", json!({})).await;
+    let done = app.run("keyless", json!({})).await;
     assert_eq!(done["status"], "dead");
     assert_eq!(done["error"]["code"], "missing_api_key");
     assert_eq!(done["attempts"].as_array().unwrap().len(), 1, "permanent");
@@ -337,7 +300,7 @@ async fn provider_errors_are_retried_or_final_by_kind() {
         ),
         text(&["ok"], 3),
     ]);
-    let done = run(&app, "asker", json!({"q": "a"})).await;
+    let done = app.run("asker", json!({"q": "a"})).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let attempts = done["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 2, "{done}");
@@ -364,7 +327,7 @@ async fn provider_errors_are_retried_or_final_by_kind() {
         ),
         text(&["fine"], 3),
     ]);
-    let done = run(&app, "asker", json!({"q": "b"})).await;
+    let done = app.run("asker", json!({"q": "b"})).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let attempts = done["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 2);
@@ -378,7 +341,7 @@ async fn provider_errors_are_retried_or_final_by_kind() {
         vec![],
         json!({"error": {"message": format!("Incorrect API key provided: {key}")}}).to_string(),
     )]);
-    let done = run(&app, "asker", json!({"q": "c"})).await;
+    let done = app.run("asker", json!({"q": "c"})).await;
     assert_eq!(done["status"], "dead");
     assert_eq!(done["error"]["code"], "http_401");
     assert_eq!(done["attempts"].as_array().unwrap().len(), 1);
@@ -395,7 +358,7 @@ async fn provider_errors_are_retried_or_final_by_kind() {
         "{\"choices\": [oops".into(),
         "[DONE]".into(),
     ])]);
-    let done = run(&app, "asker", json!({"q": "d"})).await;
+    let done = app.run("asker", json!({"q": "d"})).await;
     assert_eq!(done["status"], "dead");
     assert_eq!(done["error"]["code"], "malformed_response");
     assert_eq!(done["attempts"].as_array().unwrap().len(), 1, "permanent");
@@ -406,7 +369,7 @@ async fn provider_errors_are_retried_or_final_by_kind() {
         Reply::Events(vec![chunk(json!({"content": "Hal"}), Value::Null)]),
         text(&["Whole"], 3),
     ]);
-    let done = run(&app, "asker", json!({"q": "e"})).await;
+    let done = app.run("asker", json!({"q": "e"})).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let attempts = done["attempts"].as_array().unwrap();
     assert_eq!(attempts[0]["error"]["code"], "incomplete_response");
@@ -448,7 +411,7 @@ async fn json_answers_are_parsed_and_checked_against_the_schema() {
         &["{\"sentiment\": ", "\"positive\", \"score\": 0.9}"],
         8,
     )]);
-    let done = run(&app, "classify", json!({"text": "great"})).await;
+    let done = app.run("classify", json!({"text": "great"})).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(
         done["output"]["content"],
@@ -462,7 +425,7 @@ async fn json_answers_are_parsed_and_checked_against_the_schema() {
 
     // JSON that breaks the schema: permanent, with where.
     provider.script([text(&["{\"sentiment\": \"meh\", \"score\": 1}"], 8)]);
-    let done = run(&app, "classify", json!({"text": "hm"})).await;
+    let done = app.run("classify", json!({"text": "hm"})).await;
     assert_eq!(done["status"], "dead", "{done}");
     assert_eq!(done["error"]["code"], "invalid_output");
     assert_eq!(done["attempts"].as_array().unwrap().len(), 1);
@@ -471,13 +434,13 @@ async fn json_answers_are_parsed_and_checked_against_the_schema() {
 
     // Not JSON at all: permanent too.
     provider.script([text(&["Sure! Here it is"], 8)]);
-    let done = run(&app, "classify", json!({"text": "hm"})).await;
+    let done = app.run("classify", json!({"text": "hm"})).await;
     assert_eq!(done["status"], "dead", "{done}");
     assert_eq!(done["error"]["code"], "invalid_output");
     assert!(message(&done).contains("not JSON"), "{done}");
 
     provider.script([text(&["{\"sentiment\": \"negative\", \"score\": 0.2}"], 8)]);
-    let done = run(&app, "classify-strict", json!({"text": "bad"})).await;
+    let done = app.run("classify-strict", json!({"text": "bad"})).await;
     assert_eq!(done["status"], "dead", "{done}");
     assert!(
         done["error"]["details"]["violations"]
@@ -571,7 +534,9 @@ async fn tool_calls_run_agents_as_child_tasks_until_the_model_answers() {
         text(&["The echo ", "said ping."], 40),
     ]);
     let started = Instant::now();
-    let done = run(&app, "assistant", json!({"q": "Use the echo tool."})).await;
+    let done = app
+        .run("assistant", json!({"q": "Use the echo tool."}))
+        .await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert!(started.elapsed() < WAIT);
     let output = &done["output"];
@@ -658,7 +623,7 @@ async fn tool_calls_run_agents_as_child_tasks_until_the_model_answers() {
     ))
     .await;
     provider.script([tool_calls(&[("call_1", "echo", json!({}))])]);
-    let done = run(&app, "looper", json!({})).await;
+    let done = app.run("looper", json!({})).await;
     assert_eq!(done["status"], "dead", "{done}");
     assert_eq!(done["error"]["code"], "too_many_turns");
     app.stop().await;

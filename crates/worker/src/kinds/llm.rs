@@ -88,13 +88,7 @@ impl LlmKind {
     /// `session` is the runtime's: tool calls are steps, spawns and waits of the attempts
     /// it holds.
     pub fn new(environment: HostEnvironment, engine: Arc<Engine>, session: WorkerSession) -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
+        let client = super::outbound_client();
         LlmKind {
             client,
             environment,

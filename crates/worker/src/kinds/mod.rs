@@ -21,6 +21,18 @@ pub use command::CommandKind;
 pub use http::HttpKind;
 pub use llm::LlmKind;
 
+/// The HTTP client of the kinds that call out (`http`, `llm`): bounded connect time and
+/// redirects, pooled connections, Switchyard's user agent.
+fn outbound_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .pool_idle_timeout(std::time::Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
+
 /// The built-in kinds that keep state or settings of their own.
 pub struct Kinds {
     pub http: HttpKind,
