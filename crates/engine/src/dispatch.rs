@@ -26,7 +26,7 @@ use crate::agents::AgentRegistry;
 /// Which agents a consumer runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Serves {
-    /// Every agent whose kind is built in (echo, sleep, fail, http, command), not `remote` ones.
+    /// Every agent whose kind is built in (echo, sleep, fail, http, command, llm), not `remote` ones.
     BuiltinKinds,
     /// These agents by name (remote workers declare theirs).
     Agents(HashSet<String>),

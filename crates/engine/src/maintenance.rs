@@ -5,10 +5,9 @@
 //! lost leader has not noticed yet) is still safe, because every completion is checked
 //! against its lease.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::collections::BTreeMap;
 
 use switchyard_core::agent::MAX_TIMEOUT_MS;
 use switchyard_core::cache::Cache;
@@ -123,16 +122,15 @@ impl Maintenance {
     async fn end_timed_out(&self, now: Timestamp) -> Result<()> {
         let grace = self.config.cancel_grace_ms;
         let deadline = |timeout_ms: u64| now.minus_ms(timeout_ms.saturating_add(grace));
-        let mut timeouts = std::collections::HashMap::new();
-        let started_before: BTreeMap<String, Timestamp> = self
+        let timeouts: BTreeMap<String, u64> = self
             .agents
             .all_cached()
             .iter()
-            .map(|entry| {
-                let spec = entry.spec();
-                timeouts.insert(spec.name.clone(), spec.timeout_ms);
-                (spec.name.clone(), deadline(spec.timeout_ms))
-            })
+            .map(|entry| (entry.spec().name.clone(), entry.spec().timeout_ms))
+            .collect();
+        let started_before = timeouts
+            .iter()
+            .map(|(name, timeout_ms)| (name.clone(), deadline(*timeout_ms)))
             .collect();
         // An agent not in memory right now (just changed) waits for the next sweep.
         let otherwise = deadline(MAX_TIMEOUT_MS);

@@ -307,10 +307,7 @@ impl WorkerSession {
     /// The results of the durable steps that succeeded in earlier runs of `task`, by name,
     /// to send with its assignment. A first attempt has none, and costs no query.
     pub async fn memoized_steps(&self, task: &ClaimedTask) -> Result<Vec<(String, Value)>> {
-        if !task.ran_before() {
-            return Ok(Vec::new());
-        }
-        self.inner.engine.store.succeeded_steps(task.id).await
+        self.steps_before(task.id, task.attempt).await
     }
 
     /// The results of the durable steps that succeeded in earlier runs of the task of
@@ -322,6 +319,7 @@ impl WorkerSession {
         attempt: u32,
     ) -> Result<Vec<(String, Value)>> {
         if attempt <= 1 {
+            // As `ClaimedTask::ran_before`.
             return Ok(Vec::new());
         }
         self.inner.engine.store.succeeded_steps(task_id).await

@@ -429,8 +429,8 @@ pub(crate) fn reserved_seq<R: Col>(r: &R) -> Result<ReservedSeqs> {
     })
 }
 
-/// A `task_stream` row: `(n, event, streamed, stream_cut)`.
-pub(crate) fn stream_event<R: Col>(r: &R) -> Result<(u64, StreamEvent, u64, u64)> {
+/// A `task_stream` row: `(n, event, stream_cut)`.
+pub(crate) fn stream_event<R: Col>(r: &R) -> Result<(u64, StreamEvent, u64)> {
     let body = serde_json::from_value(r.content("body")?).map_err(|e| corrupt("body", e))?;
     Ok((
         r.i64("n")? as u64,
@@ -440,7 +440,6 @@ pub(crate) fn stream_event<R: Col>(r: &R) -> Result<(u64, StreamEvent, u64, u64)
             at: r.ts("at")?,
             body,
         },
-        r.i64("streamed")? as u64,
         r.i64("stream_cut")? as u64,
     ))
 }

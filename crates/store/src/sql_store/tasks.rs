@@ -555,7 +555,7 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
             .map_err(db_err("task stream"))?;
         let mut stream = TaskStream::default();
         for row in &rows {
-            let (n, event, _, stream_cut) = rows::stream_event(row)?;
+            let (n, event, stream_cut) = rows::stream_event(row)?;
             if stream.events.is_empty() && n > 1 && stream_cut > after_seq {
                 stream.cut = Some(StreamCut {
                     dropped: n - 1,
