@@ -1,5 +1,5 @@
 // Editing an agent's definition: retry policy, timeout, concurrency, fallback and the rest.
-import { useId, useState, type FormEvent } from 'react';
+import { useId, useState, type FormEvent, type ReactNode } from 'react';
 import type { Agent, AgentKind, AgentSpec } from '@/shared/api/types';
 import { ErrorAlert } from '@/shared/ui/Feedback';
 
@@ -384,24 +384,16 @@ export function AgentForm({
   // Kinds whose config has fields of its own (not the JSON text).
   const hasConfigFields = draft.kind === 'command' || draft.kind === 'llm';
 
-  const textarea = (key: keyof Draft, label: string, opts: { hint?: string; rows?: number; placeholder?: string } = {}) => (
+  // One field: its label, the control, its hint and its errors, tied together for screen readers.
+  const describedBy = (key: keyof Draft, hint?: string) =>
+    [hint ? `${id}-${key}-hint` : '', errors[key] ? `${id}-${key}-err` : ''].filter(Boolean).join(' ') || undefined;
+  const frame = (key: keyof Draft, label: string, hint: string | undefined, control: ReactNode) => (
     <div className={`field${errors[key] ? ' has-error' : ''}`}>
       <label htmlFor={`${id}-${key}`}>{label}</label>
-      <textarea
-        id={`${id}-${key}`}
-        className="mono"
-        rows={opts.rows ?? 3}
-        value={draft[key]}
-        onChange={set(key)}
-        disabled={submitting}
-        placeholder={opts.placeholder}
-        spellCheck={false}
-        aria-invalid={errors[key] ? true : undefined}
-        aria-describedby={[opts.hint ? `${id}-${key}-hint` : '', errors[key] ? `${id}-${key}-err` : ''].filter(Boolean).join(' ') || undefined}
-      />
-      {opts.hint && (
+      {control}
+      {hint && (
         <p className="hint" id={`${id}-${key}-hint`}>
-          {opts.hint}
+          {hint}
         </p>
       )}
       {errors[key] && (
@@ -412,9 +404,30 @@ export function AgentForm({
     </div>
   );
 
-  const field = (key: keyof Draft, label: string, opts: { hint?: string; type?: string; disabled?: boolean; placeholder?: string } = {}) => (
-    <div className={`field${errors[key] ? ' has-error' : ''}`}>
-      <label htmlFor={`${id}-${key}`}>{label}</label>
+  const textarea = (key: keyof Draft, label: string, opts: { hint?: string; rows?: number; placeholder?: string } = {}) =>
+    frame(
+      key,
+      label,
+      opts.hint,
+      <textarea
+        id={`${id}-${key}`}
+        className="mono"
+        rows={opts.rows ?? 3}
+        value={draft[key]}
+        onChange={set(key)}
+        disabled={submitting}
+        placeholder={opts.placeholder}
+        spellCheck={false}
+        aria-invalid={errors[key] ? true : undefined}
+        aria-describedby={describedBy(key, opts.hint)}
+      />,
+    );
+
+  const field = (key: keyof Draft, label: string, opts: { hint?: string; type?: string; disabled?: boolean; placeholder?: string } = {}) =>
+    frame(
+      key,
+      label,
+      opts.hint,
       <input
         id={`${id}-${key}`}
         type={opts.type ?? 'text'}
@@ -424,20 +437,9 @@ export function AgentForm({
         disabled={opts.disabled || submitting}
         placeholder={opts.placeholder}
         aria-invalid={errors[key] ? true : undefined}
-        aria-describedby={[opts.hint ? `${id}-${key}-hint` : '', errors[key] ? `${id}-${key}-err` : ''].filter(Boolean).join(' ') || undefined}
-      />
-      {opts.hint && (
-        <p className="hint" id={`${id}-${key}-hint`}>
-          {opts.hint}
-        </p>
-      )}
-      {errors[key] && (
-        <p className="field-errors" id={`${id}-${key}-err`}>
-          {errors[key]}
-        </p>
-      )}
-    </div>
-  );
+        aria-describedby={describedBy(key, opts.hint)}
+      />,
+    );
 
   return (
     <form className="card form" onSubmit={submit} noValidate>
