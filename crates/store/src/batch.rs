@@ -16,6 +16,42 @@ use switchyard_core::TaskId;
 use switchyard_core::store::{Completion, EventDraft, NewTask, Outcome, Transition};
 use switchyard_core::task::{Attempt, AttemptStatus, TaskError, TaskStatus};
 
+/// A stream event (progress, partial output) of a running attempt, numbered, on its way
+/// into `task_stream`.
+pub struct StreamRow {
+    pub task_id: TaskId,
+    /// Its number among the task's stream events (from 1).
+    pub n: u64,
+    pub seq: u64,
+    pub attempt: u32,
+    pub at: i64,
+    /// The event's body as stored JSON text (`content::stored_json`).
+    pub body: String,
+}
+
+/// Stream rows as one JSON array (for PostgreSQL: one parameter, one message).
+pub(crate) fn stream_json(rows: &[StreamRow]) -> String {
+    let mut out = String::with_capacity(rows.iter().map(|r| r.body.len() + 96).sum());
+    out.push('[');
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // The body is JSON text already: it goes in as it is, not as a string.
+        out.push_str(&format!(
+            r#"{{"id":"{}","n":{},"seq":{},"attempt":{},"at":{},"body":{}}}"#,
+            r.task_id.0.simple(),
+            r.n,
+            r.seq,
+            r.attempt,
+            r.at,
+            r.body
+        ));
+    }
+    out.push(']');
+    out
+}
+
 pub(crate) fn hex_id(id: &uuid::Uuid) -> String {
     id.simple().to_string()
 }

@@ -94,6 +94,18 @@ fn value_needs_escape(v: &Value) -> bool {
     any_string(v, &needs_escape)
 }
 
+/// `value` as stored JSON text. Serialized once; only text in which U+0000 or U+FFFF may
+/// appear (a `\u0000` escape, or the character itself) takes the escaping path.
+pub(crate) fn stored_json<T: serde::Serialize>(value: &T) -> String {
+    // Serializing plain data into a String cannot fail.
+    let text = serde_json::to_string(value).unwrap_or_default();
+    if !text.contains("\\u0000") && !text.contains(ESCAPE) {
+        return text;
+    }
+    let value = serde_json::to_value(value).unwrap_or_default();
+    serde_json::to_string(&escape_value(&value)).unwrap_or_default()
+}
+
 /// A JSON value as stored: borrowed when nothing in it changes.
 pub(crate) fn escape_value(v: &Value) -> Cow<'_, Value> {
     if value_needs_escape(v) {
@@ -172,6 +184,20 @@ mod tests {
     fn a_lone_escape_character_from_older_rows_is_kept() {
         assert_eq!(unescape_str("a\u{FFFF}b"), "a\u{FFFF}b");
         assert_eq!(unescape_str("a\u{FFFF}"), "a\u{FFFF}");
+    }
+
+    #[test]
+    fn stored_json_is_the_escaped_value_serialized() {
+        for v in [
+            json!({"kind": "partial", "data": {"delta": "plain é"}}),
+            json!({"kind": "partial", "data": {"d\u{0}": "a\u{0}b", "e": "\u{FFFF}"}}),
+            // A backslash and `u0000` as text: no U+0000, stored as given.
+            json!({"kind": "partial", "data": {"delta": "\\u0000"}}),
+        ] {
+            let expected = serde_json::to_string(&escape_value(&v)).unwrap();
+            assert_eq!(stored_json(&v), expected);
+        }
+        assert!(!stored_json(&json!("a\u{0}")).contains("\\u0000"));
     }
 
     proptest! {

@@ -67,8 +67,6 @@ pub struct Statements {
     pub downsample_metrics: &'static str,
     pub search_logs: &'static str,
     pub search_finished: &'static str,
-    /// Stores stream events (a JSON array, see `batch::seq_requests`).
-    pub insert_stream: &'static str,
     /// Running attempts past their agent's timeout (a JSON object of agent → time).
     pub timed_out_attempts: &'static str,
     /// Language-model usage per agent over a period (JSON paths differ).
@@ -175,6 +173,12 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     ) -> Result<Vec<crate::rows::ReservedSeqs>>;
     /// Inserts log lines (a JSON array) in `tx`.
     async fn insert_logs(&self, tx: &mut Conn<Self>, json: String) -> Result<()>;
+    /// Inserts numbered stream events in `tx` (rows already there are skipped).
+    async fn insert_stream(
+        &self,
+        tx: &mut Conn<Self>,
+        rows: &[crate::batch::StreamRow],
+    ) -> Result<()>;
     /// The recorded attempts of these tasks, ordered by task and attempt.
     async fn attempts_for(&self, ids: &[TaskId]) -> Result<Vec<(TaskId, Attempt)>>;
 

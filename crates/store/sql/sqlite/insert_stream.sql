@@ -1,7 +1,7 @@
--- $1: JSON array of {id, n, seq, attempt, at, body}: stream events of running attempts.
+-- Rows of `s` (6 bound parameters each; see `values.rs`): task id (16-byte blob), n, seq,
+-- attempt, at, body (JSON text): stream events of running attempts. Rows whose task id is
+-- NULL pad the statement to its shape and are skipped.
+WITH s(task_id, n, seq, attempt, at, body) AS (VALUES {rows})
 INSERT INTO task_stream (task_id, n, seq, attempt, at, body)
-SELECT unhex(j.value ->> 'id'), j.value ->> 'n', j.value ->> 'seq', j.value ->> 'attempt',
-       j.value ->> 'at', j.value -> 'body'
-FROM jsonb_each($1) AS j
-WHERE true
+SELECT task_id, n, seq, attempt, at, body FROM s WHERE task_id IS NOT NULL
 ON CONFLICT DO NOTHING

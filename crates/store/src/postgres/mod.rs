@@ -239,7 +239,6 @@ impl Dialect for PgDialect {
         downsample_metrics: sql!("postgres", "downsample_metrics"),
         search_logs: sql!("postgres", "search_logs"),
         search_finished: sql!("postgres", "search_finished"),
-        insert_stream: sql!("postgres", "insert_stream"),
         timed_out_attempts: sql!("postgres", "timed_out_attempts"),
         report_usage: sql!("postgres", "report_usage"),
     };
@@ -484,6 +483,20 @@ impl Dialect for PgDialect {
             .execute(&mut *tx)
             .await
             .map_err(db_err("insert task logs"))?;
+        Ok(())
+    }
+
+    async fn insert_stream(
+        &self,
+        tx: &mut PgConnection,
+        rows: &[crate::batch::StreamRow],
+    ) -> Result<()> {
+        self.calls.add(1);
+        sqlx::query(sql!("postgres", "insert_stream"))
+            .bind(crate::batch::stream_json(rows))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err("insert task stream events"))?;
         Ok(())
     }
 

@@ -491,13 +491,14 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
                         }));
                     } else if d.body.is_stream() {
                         if keep_stream > 0 {
-                            stream.push(json!({
-                                "id": batch::hex_id(&d.task_id.0), "n": n.stream, "seq": this,
-                                "attempt": d.attempt, "at": d.at.millis(),
-                                "body": crate::content::escape_value(
-                                    &serde_json::to_value(&d.body).unwrap_or_default(),
-                                ),
-                            }));
+                            stream.push(batch::StreamRow {
+                                task_id: d.task_id,
+                                n: n.stream,
+                                seq: this,
+                                attempt: d.attempt,
+                                at: d.at.millis(),
+                                body: crate::content::stored_json(&d.body),
+                            });
                         }
                         n.stream += 1;
                     }
@@ -522,11 +523,7 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
             self.dialect.insert_logs(tx.conn(), logs).await?;
         }
         if !stream.is_empty() {
-            Query::new(D::SQL.insert_stream)
-                .bind(serde_json::Value::Array(stream).to_string())
-                .execute(tx.on())
-                .await
-                .map_err(db_err("insert task stream events"))?;
+            self.dialect.insert_stream(tx.conn(), &stream).await?;
         }
         for (task_id, keep_from) in cuts {
             for statement in [

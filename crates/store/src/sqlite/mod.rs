@@ -209,7 +209,6 @@ impl Dialect for SqliteDialect {
         downsample_metrics: sql!("sqlite", "downsample_metrics"),
         search_logs: sql!("sqlite", "search_logs"),
         search_finished: sql!("sqlite", "search_finished"),
-        insert_stream: sql!("sqlite", "insert_stream"),
         timed_out_attempts: sql!("sqlite", "timed_out_attempts"),
         report_usage: sql!("sqlite", "report_usage"),
     };
@@ -447,6 +446,21 @@ impl Dialect for SqliteDialect {
             .execute(&mut *tx)
             .await
             .map_err(db_err("insert task logs"))?;
+        Ok(())
+    }
+
+    async fn insert_stream(
+        &self,
+        tx: &mut SqliteConnection,
+        rows: &[crate::batch::StreamRow],
+    ) -> Result<()> {
+        for chunk in rows.chunks(values::CHUNK) {
+            self.calls.add(1);
+            values::insert_stream(chunk)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("insert task stream events"))?;
+        }
         Ok(())
     }
 

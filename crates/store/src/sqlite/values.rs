@@ -19,7 +19,7 @@ use sqlx::query::Query;
 use sqlx::sqlite::SqliteArguments;
 use switchyard_core::store::{Completion, NewTask};
 
-use crate::batch::{OutcomeFields, outcome_fields, outcome_status};
+use crate::batch::{OutcomeFields, StreamRow, outcome_fields, outcome_status};
 use crate::content::{escape_error, escape_value};
 
 /// Rows per statement, smallest first; the largest is the chunk size. Each shape at
@@ -32,6 +32,7 @@ pub(crate) const CHUNK: usize = SHAPES[SHAPES.len() - 1];
 
 const INSERT_COLUMNS: usize = 25;
 const COMPLETION_COLUMNS: usize = 10;
+const STREAM_COLUMNS: usize = 6;
 /// SQLite's limit on parameters per statement (`SQLITE_MAX_VARIABLE_NUMBER`).
 const _: () = assert!(CHUNK * INSERT_COLUMNS <= 32_766 && 2 * CHUNK * COMPLETION_COLUMNS <= 32_766);
 
@@ -76,6 +77,7 @@ struct Texts {
     record_attempts: Vec<String>,
     complete: Vec<String>,
     complete_trip: Vec<String>,
+    insert_stream: Vec<String>,
 }
 
 static TEXTS: LazyLock<Texts> = LazyLock::new(|| {
@@ -102,6 +104,7 @@ static TEXTS: LazyLock<Texts> = LazyLock::new(|| {
         insert,
         record_attempts,
         complete,
+        insert_stream: per_shape(crate::sql::sql!("sqlite", "insert_stream"), STREAM_COLUMNS),
     }
 });
 
@@ -250,11 +253,27 @@ impl<'a> CompletionValues<'a> {
     }
 }
 
-fn pad(
-    mut q: Query<'static, Sqlite, SqliteArguments>,
+/// The insert of `chunk` (at most [`CHUNK`] stream events), its parameters bound.
+pub(crate) fn insert_stream(chunk: &[StreamRow]) -> Query<'_, Sqlite, SqliteArguments> {
+    let i = shape(chunk.len());
+    let mut q = sqlx::query(TEXTS.insert_stream[i].as_str());
+    for r in chunk {
+        q = q
+            .bind(r.task_id.0)
+            .bind(i64::try_from(r.n).unwrap_or(i64::MAX))
+            .bind(i64::try_from(r.seq).unwrap_or(i64::MAX))
+            .bind(i64::from(r.attempt))
+            .bind(r.at)
+            .bind(r.body.as_str());
+    }
+    pad(q, SHAPES[i] - chunk.len(), STREAM_COLUMNS)
+}
+
+fn pad<'q>(
+    mut q: Query<'q, Sqlite, SqliteArguments>,
     rows: usize,
     columns: usize,
-) -> Query<'static, Sqlite, SqliteArguments> {
+) -> Query<'q, Sqlite, SqliteArguments> {
     for _ in 0..rows * columns {
         q = q.bind(None::<i64>);
     }
