@@ -428,7 +428,7 @@ impl Session {
     }
 
     async fn handle(&mut self, text: &str) {
-        let message = match serde_json::from_str::<WorkerMessage>(text) {
+        let message = match WorkerMessage::from_json(text) {
             Ok(m) => m,
             Err(e) => {
                 self.outbox.send(&protocol_error(
