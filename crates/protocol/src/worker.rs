@@ -447,7 +447,7 @@ mod tests {
                 r#"{{"type":"log","task_id":"{id}","attempt":3,"level":"loud","message":"m"}}"#
             ),
             format!(r#"{{"task_id":"{id}","type":"partial","attempt":1,"data":{{}}}}"#),
-            format!(r#"{{"type":"heartbeat"}}"#),
+            r#"{"type":"heartbeat"}"#.to_string(),
             format!(r#"{{"type":"partial","task_id":"{id}","attempt":1,"data":{{}}}} trailing"#),
             r#"{"type":"part"#.to_string(),
         ];
