@@ -49,11 +49,10 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         MalformedJson | InvalidParameter => StatusCode::BAD_REQUEST,
         Unauthorized | TokenExpired | InvalidCredentials => StatusCode::UNAUTHORIZED,
-        Forbidden | InvalidSignature => StatusCode::FORBIDDEN,
+        Forbidden | InvalidSignature | PasswordLoginDisabled => StatusCode::FORBIDDEN,
         TaskNotFound | AgentNotFound | UserNotFound | ApiKeyNotFound | SessionNotFound
-        | AlertRuleNotFound | ScheduleNotFound | FileNotFound | RouteNotFound => {
-            StatusCode::NOT_FOUND
-        }
+        | AlertRuleNotFound | ScheduleNotFound | FileNotFound | RouteNotFound
+        | SsoNotConfigured => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         AgentExists | ScheduleExists | AgentBuiltin | AgentInUse | EmailTaken | InvalidState

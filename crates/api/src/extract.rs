@@ -207,6 +207,7 @@ pub mod perm {
         ManageUsers => Some(Permission::ManageUsers),
         ManageOwnKeys => Some(Permission::ManageOwnKeys),
         Work => Some(Permission::Work),
+        ReadAudit => Some(Permission::ReadAudit),
     }
 }
 
@@ -298,3 +299,5 @@ fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
 
 /// The client's address, for login throttling: see [`crate::client_addr`].
 pub use crate::client_addr::ClientAddr;
+/// Where a handler records its audit entries: see [`crate::routes::audit`].
+pub use crate::routes::audit::AuditTrail;

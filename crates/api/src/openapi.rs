@@ -25,6 +25,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
         (name = "users", description = "User accounts (admins)"),
         (name = "system", description = "Health, workers and queues"),
         (name = "monitoring", description = "Metrics, time series, alerts and reports"),
+        (name = "audit", description = "The audit log of security-relevant actions (admins)"),
     )
 )]
 pub struct ApiDoc;

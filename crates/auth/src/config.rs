@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::oidc::config::OidcConfig;
+
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
@@ -32,6 +34,13 @@ pub struct AuthConfig {
     /// An address that logged in to an account is known for it this long (renewed on each
     /// login): the address and account limits never lock it out.
     pub login_known_address_days: u64,
+    /// Email and password logins. Off: only single sign-on (and `break_glass_email`).
+    pub password_login: bool,
+    /// With `password_login = false`, this one account may still log in with its
+    /// password (an administrator's way in when the identity provider is down).
+    pub break_glass_email: Option<String>,
+    /// Single sign-on with an OpenID Connect provider (docs/sso.md). Unset: off.
+    pub oidc: Option<OidcConfig>,
 }
 
 impl Default for AuthConfig {
@@ -47,6 +56,9 @@ impl Default for AuthConfig {
             login_account_max_failures: 50,
             login_window_s: 3_600,
             login_known_address_days: 30,
+            password_login: true,
+            break_glass_email: None,
+            oidc: None,
         }
     }
 }
@@ -72,6 +84,32 @@ impl std::fmt::Debug for AuthConfig {
             )
             .field("login_window_s", &self.login_window_s)
             .field("login_known_address_days", &self.login_known_address_days)
+            .field("password_login", &self.password_login)
+            .field("break_glass_email", &self.break_glass_email)
+            .field("oidc", &self.oidc)
             .finish()
+    }
+}
+
+impl AuthConfig {
+    /// Checks the settings that can be wrong in ways serde does not see.
+    pub fn validate(&self) -> switchyard_core::Result<()> {
+        use switchyard_core::Error;
+        if let Some(email) = &self.break_glass_email
+            && switchyard_core::auth::normalize_email(email).is_none()
+        {
+            return Err(Error::invalid_parameter(format!(
+                "auth.break_glass_email must be an email address, got {email:?}"
+            )));
+        }
+        if !self.password_login && self.oidc.is_none() {
+            return Err(Error::invalid_parameter(
+                "auth.password_login = false needs single sign-on ([auth.oidc]): otherwise nobody could sign in",
+            ));
+        }
+        if let Some(oidc) = &self.oidc {
+            oidc.validate()?;
+        }
+        Ok(())
     }
 }

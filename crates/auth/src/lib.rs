@@ -13,10 +13,13 @@
 //!   doubling lockouts that never lock an account out on an address it logged in from
 //!   recently ([`lockout`]).
 //! - API keys (`sy_…`) are shown once and stored as SHA-256 hashes ([`api_keys`]).
+//! - Single sign-on with an OpenID Connect provider ends in the same sessions ([`oidc`]);
+//!   `auth.password_login = false` then turns passwords off, but for a break-glass admin.
 
 pub mod api_keys;
 mod config;
 pub mod lockout;
+pub mod oidc;
 pub mod passwords;
 pub mod signing;
 pub mod users;
@@ -81,6 +84,8 @@ pub struct AuthService {
     last_touch: DashMap<ApiKeyId, Instant>,
     /// Verified against when the email is unknown, so both paths take as long.
     dummy_hash: String,
+    /// Single sign-on, when configured.
+    oidc: Option<oidc::Oidc>,
 }
 
 pub fn sha256_hex(data: &str) -> String {
@@ -127,6 +132,8 @@ impl AuthService {
         bus: Arc<dyn EventBus>,
         config: AuthConfig,
     ) -> Result<Self> {
+        config.validate()?;
+        let oidc = config.oidc.as_ref().map(oidc::Oidc::new).transpose()?;
         let keys = SigningKeys::load(&*store, &config).await?;
         let dummy_hash = hash_password(random_token(24)).await?;
         Ok(AuthService {
@@ -138,6 +145,7 @@ impl AuthService {
             key_cache: DashMap::new(),
             last_touch: DashMap::new(),
             dummy_hash,
+            oidc,
         })
     }
 
@@ -152,6 +160,19 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<TokenPair> {
         let email = normalize_email(email).unwrap_or_default();
+        if !self.config.password_login
+            && self
+                .config
+                .break_glass_email
+                .as_deref()
+                .and_then(normalize_email)
+                .is_none_or(|b| b != email)
+        {
+            return Err(Error::new(
+                ErrorCode::PasswordLoginDisabled,
+                "password login is turned off on this server (auth.password_login = false); sign in with single sign-on",
+            ));
+        }
         let attempt = lockout::Attempt::new(&email, client.ip.as_deref());
         lockout::check(&*self.cache, &self.config, &attempt).await?;
         let found = if email.is_empty() {
@@ -172,6 +193,15 @@ impl AuthService {
             }
         };
         lockout::succeed(&*self.cache, &self.config, &attempt).await;
+        self.start_session(&user, client).await
+    }
+
+    /// A new session for a user who has proven who they are (a password, single sign-on).
+    pub(crate) async fn start_session(
+        &self,
+        user: &User,
+        client: &ClientInfo,
+    ) -> Result<TokenPair> {
         let now = Timestamp::now();
         let session_id = SessionId::new();
         let refresh = format!("{session_id}.{}", random_token(32));
@@ -191,7 +221,7 @@ impl AuthService {
             sealed_next: String::new(),
         };
         self.cache.put_session(&session).await?;
-        self.token_pair(&user, session_id, refresh, now).await
+        self.token_pair(user, session_id, refresh, now).await
     }
 
     async fn token_pair(

@@ -119,6 +119,8 @@ pub enum Permission {
     ManageOwnKeys,
     /// Take part in the worker protocol.
     Work,
+    /// Read the audit log (admins, with a session or an `admin` key).
+    ReadAudit,
 }
 
 impl Permission {
@@ -136,6 +138,7 @@ impl Permission {
             Permission::ManageUsers => "manage users",
             Permission::ManageOwnKeys => "manage API keys",
             Permission::Work => "act as a worker",
+            Permission::ReadAudit => "read the audit log",
         }
     }
 
@@ -365,8 +368,17 @@ mod tests {
         assert!(op.allows(Permission::SubmitTasks) && op.allows(Permission::ManageTasks));
         assert!(!op.allows(Permission::ManageAgents) && !op.allows(Permission::ManageUsers));
         assert!(!op.allows(Permission::ManageCommandAgents));
+        assert!(!viewer.allows(Permission::ReadAudit) && !op.allows(Permission::ReadAudit));
         let admin = principal(Role::Admin, s);
         assert!(admin.allows(Permission::ManageUsers));
+        assert!(admin.allows(Permission::ReadAudit));
+        assert!(principal(Role::Admin, key(&[Scope::Admin])).allows(Permission::ReadAudit));
+        for scope in [Scope::Read, Scope::Submit, Scope::Worker] {
+            assert!(
+                !principal(Role::Admin, key(&[scope])).allows(Permission::ReadAudit),
+                "{scope:?}"
+            );
+        }
         assert!(admin.allows(Permission::ManageCommandAgents));
         for scope in [Scope::Read, Scope::Submit, Scope::Worker] {
             let narrowed = principal(Role::Admin, key(&[scope]));

@@ -67,6 +67,8 @@ error_codes! {
     TokenExpired = "token_expired",
     InvalidCredentials = "invalid_credentials",
     Forbidden = "forbidden",
+    PasswordLoginDisabled = "password_login_disabled",
+    SsoNotConfigured = "sso_not_configured",
     RateLimited = "rate_limited",
     QueueFull = "queue_full",
     Unavailable = "unavailable",

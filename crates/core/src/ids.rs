@@ -83,3 +83,7 @@ uuid_id!(
     /// Identifies one backup a server took (or tried to).
     BackupId
 );
+uuid_id!(
+    /// Identifies one audit log entry.
+    AuditId
+);

@@ -7,6 +7,7 @@
 //! `switchyard-store` and `switchyard-cache`, services in `switchyard-engine`.
 
 pub mod agent;
+pub mod audit;
 pub mod auth;
 pub mod backup;
 pub mod cache;
@@ -30,5 +31,5 @@ pub mod time;
 pub mod wait;
 
 pub use error::{Error, ErrorCode, Result};
-pub use ids::{ApiKeyId, BackupId, FileId, SessionId, TaskId, UserId, WorkerId};
+pub use ids::{ApiKeyId, AuditId, BackupId, FileId, SessionId, TaskId, UserId, WorkerId};
 pub use time::Timestamp;

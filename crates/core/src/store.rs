@@ -668,6 +668,11 @@ pub trait IdentityStore: Send + Sync {
         now: Timestamp,
     ) -> Result<Option<User>>;
     async fn count_users(&self) -> Result<u64>;
+    /// The user a single sign-on identity (the provider's issuer and subject) belongs to.
+    async fn user_by_oidc_subject(&self, issuer: &str, subject: &str) -> Result<Option<User>>;
+    /// Creates a user linked to a single sign-on identity. Fails with `email_taken` if
+    /// the email exists or the identity is already linked (a concurrent first login).
+    async fn create_oidc_user(&self, user: NewUser, issuer: &str, subject: &str) -> Result<User>;
 
     async fn create_api_key(&self, key: NewApiKey) -> Result<()>;
     async fn api_key_by_hash(&self, secret_hash: &str) -> Result<Option<ApiKey>>;
@@ -874,6 +879,7 @@ pub trait Store:
     + SessionStore
     + MonitoringStore
     + crate::backup::BackupStore
+    + crate::audit::AuditStore
     + 'static
 {
     /// `sqlite` or `postgres`.

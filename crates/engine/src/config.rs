@@ -14,6 +14,7 @@ pub struct EngineConfig {
     pub files: FilesConfig,
     pub backup: BackupConfig,
     pub agents: AgentsConfig,
+    pub audit: switchyard_core::audit::AuditConfig,
 }
 
 /// Agent kinds this server offers (docs/agents.md).

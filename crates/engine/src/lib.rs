@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use switchyard_core::Result;
+use switchyard_core::audit::Audit;
 use switchyard_core::cache::{Cache, EventBus};
 use switchyard_core::event::BusMessage;
 use switchyard_core::files::{ObjectStore, UrlSigner};
@@ -114,6 +115,7 @@ pub struct Engine {
     files: FileService,
     backups: BackupService,
     auth: Arc<AuthService>,
+    audit: Arc<Audit>,
     completer: Completer,
     dispatcher: Arc<Dispatcher>,
     monitoring: Arc<Monitoring>,
@@ -163,6 +165,10 @@ impl Engine {
             config.queue.heartbeat_ms,
         );
         let metrics = monitoring.metrics.clone();
+        let audit = Arc::new(Audit::new(
+            store.clone(),
+            metrics.audit_write_failures.clone(),
+        ));
         let auth = Arc::new(
             AuthService::new(
                 store.clone(),
@@ -251,6 +257,7 @@ impl Engine {
                 config: config.queue.clone(),
                 leader: leader.clone(),
                 files: files.clone(),
+                audit: config.audit.clone(),
             };
             background.push(tokio::spawn(m.run(shutdown.clone())));
             // Every such server fires schedules; each tick fires once (see `schedules`).
@@ -276,6 +283,7 @@ impl Engine {
             files,
             backups,
             auth,
+            audit,
             completer,
             dispatcher,
             monitoring,
@@ -316,6 +324,11 @@ impl Engine {
 
     pub fn auth(&self) -> &Arc<AuthService> {
         &self.auth
+    }
+
+    /// The audit log: record security-relevant actions here (see `switchyard_core::audit`).
+    pub fn audit(&self) -> &Arc<Audit> {
+        &self.audit
     }
 
     pub fn completer(&self) -> &Completer {

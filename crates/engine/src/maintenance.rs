@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_core::agent::MAX_TIMEOUT_MS;
+use switchyard_core::audit::AuditConfig;
 use switchyard_core::cache::Cache;
 use switchyard_core::cache::EventBus;
 use switchyard_core::event::BusMessage;
@@ -38,6 +39,8 @@ pub struct Maintenance {
     pub config: QueueConfig,
     pub leader: Arc<dyn Leadership>,
     pub files: FileService,
+    /// How long audit entries are kept.
+    pub audit: AuditConfig,
 }
 
 impl Maintenance {
@@ -179,9 +182,14 @@ impl Maintenance {
         let silent = now.minus_ms(self.config.heartbeat_ms.saturating_mul(10).max(60_000));
         let pruned = self.store.prune_workers(silent).await?;
         self.cache.sweep().await?;
+        let pruned_audit = match self.audit.prune_before(now) {
+            Some(before) => self.store.prune_audit(before).await?,
+            None => 0,
+        };
         tracing::debug!(
             expired_keys = expired,
             pruned_workers = pruned,
+            pruned_audit,
             "housekeeping done"
         );
         Ok(())

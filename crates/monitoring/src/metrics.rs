@@ -178,6 +178,8 @@ pub struct Metrics {
     pub http_max_connections: AtomicI64,
     /// Times every connection slot was taken, so new connections waited in the backlog.
     pub http_connection_limit_reached: AtomicU64,
+    /// Audit entries that could not be written (the actions were done without them).
+    pub audit_write_failures: Arc<AtomicU64>,
     pub started_at: Timestamp,
 }
 
@@ -201,6 +203,7 @@ impl Metrics {
             http_connections: AtomicI64::new(0),
             http_max_connections: AtomicI64::new(0),
             http_connection_limit_reached: AtomicU64::new(0),
+            audit_write_failures: Arc::default(),
             started_at: Timestamp::now(),
         }
     }

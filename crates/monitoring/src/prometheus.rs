@@ -302,6 +302,16 @@ pub fn render(s: &Scrape<'_>) -> String {
         s.metrics.http_connection_limit_reached.load(Relaxed) as f64,
     );
     w.family(
+        "switchyard_audit_write_failures_total",
+        "counter",
+        "Audit entries this server could not write; the actions were done without them (docs/audit.md).",
+    );
+    w.sample(
+        "switchyard_audit_write_failures_total",
+        &[],
+        s.metrics.audit_write_failures.load(Relaxed) as f64,
+    );
+    w.family(
         "switchyard_websocket_connections",
         "gauge",
         "Open WebSocket connections to this server, by kind.",

@@ -1,4 +1,5 @@
-//! Write Switchyard agents in Rust.
+//! Write Switchyard agents in Rust, and drive a server from Rust: [`Client`] submits,
+//! follows, cancels and retries tasks and manages agents over the REST API.
 //!
 //! A worker connects to a Switchyard server over WebSocket with an API key of scope
 //! `worker`, declares the agents it serves and how many tasks it runs at once, and then
@@ -31,11 +32,17 @@
 //! or the future given to [`WorkerBuilder::run_until`]) stops taking work and finishes
 //! what it has.
 
+mod client;
 mod connection;
 mod files;
 mod step;
 mod wait;
 
+pub use client::{
+    Agent, ApiError, Attempt, Client, ClientBuilder, ClientError, Credential, ListTasks, LogLine,
+    LogQuery, Me, Session, SubmitOptions, Task, TaskErrorInfo, TaskEvent, TaskEvents, TaskPage,
+    TaskStatus, User,
+};
 pub use wait::{ChildFailure, WAIT_TIMEOUT};
 
 use std::collections::HashMap;

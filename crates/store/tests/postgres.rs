@@ -611,3 +611,34 @@ async fn backups_hold_every_column() {
     let gaps = store.backup_catalogue_gaps().await.unwrap();
     assert!(gaps.is_empty(), "{gaps:#?}");
 }
+
+/// Audit entries cannot be changed, even by a connection that bypasses the store; the
+/// retention prune still deletes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_entries_refuse_updates() {
+    use switchyard_core::audit::{Actor, AuditAction, AuditEntry, AuditStore};
+    let Some(store) = pg_store_in_fresh_schema().await else {
+        return;
+    };
+    let url = database_url().expect("a database");
+    let entry = AuditEntry::new(Actor::cli(), AuditAction::UserCreate);
+    store.insert_audit(&entry).await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let schema = store.settings().schema.clone().expect("a test schema");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SET search_path TO \"{schema}\""
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("search_path");
+    let refused = sqlx::query("UPDATE audit_log SET actor = 'someone else'")
+        .execute(&mut conn)
+        .await
+        .expect_err("an update is refused");
+    assert!(
+        refused.to_string().contains("cannot be changed"),
+        "{refused}"
+    );
+    let later = Timestamp::now().plus_ms(1_000);
+    assert_eq!(store.prune_audit(later).await.unwrap(), 1);
+}

@@ -93,3 +93,35 @@ async fn backups_hold_every_column() {
     let gaps = store.backup_catalogue_gaps().await.unwrap();
     assert!(gaps.is_empty(), "{gaps:#?}");
 }
+
+/// Audit entries cannot be changed, even by a connection that bypasses the store; the
+/// retention prune still deletes.
+#[tokio::test]
+async fn audit_entries_refuse_updates() {
+    use sqlx::Connection;
+    use switchyard_core::Timestamp;
+    use switchyard_core::audit::{Actor, AuditAction, AuditEntry, AuditStore};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("test.db");
+    let store = SqliteStore::open(&path, Durability::Normal)
+        .await
+        .expect("open");
+    store.migrate().await.expect("migrate");
+    let entry = AuditEntry::new(Actor::cli(), AuditAction::UserCreate);
+    store.insert_audit(&entry).await.unwrap();
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("connect");
+    let refused = sqlx::query("UPDATE audit_log SET actor = 'someone else'")
+        .execute(&mut conn)
+        .await
+        .expect_err("an update is refused");
+    assert!(
+        refused.to_string().contains("cannot be changed"),
+        "{refused}"
+    );
+    drop(conn);
+    let later = Timestamp::now().plus_ms(1_000);
+    assert_eq!(store.prune_audit(later).await.unwrap(), 1);
+}

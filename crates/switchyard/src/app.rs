@@ -321,6 +321,7 @@ pub async fn start(config: &Config, role: Role) -> anyhow::Result<Running> {
         files: config.files.clone(),
         backup: config.backup.clone(),
         agents: config.agents.clone(),
+        audit: config.audit.clone(),
     };
     // Every role dispatches: worker roles to the built-in runtime, API roles to the remote
     // workers connected to them. Without consumers the dispatcher idles.
@@ -331,6 +332,7 @@ pub async fn start(config: &Config, role: Role) -> anyhow::Result<Running> {
     let engine = Engine::start(opened.backends.clone(), engine_config, duties)
         .await
         .context("engine start failed")?;
+    record_sso_settings(&engine, &config.auth).await;
     if opened.single_node && role.runs_work() {
         let n = engine.recover_orphans().await?;
         if n > 0 {
@@ -463,6 +465,50 @@ impl Running {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
+/// Records `sso.configure` in the audit log when the sign-in settings (single sign-on,
+/// password login, the break-glass account) differ from the last ones recorded. They live
+/// in the configuration, so a change shows when a server starts with it; a deployment that
+/// never configured single sign-on records nothing.
+async fn record_sso_settings(engine: &Engine, auth: &switchyard_auth::AuthConfig) {
+    use switchyard_core::audit::{
+        ActionFilter, Actor, AuditAction, AuditEntry, AuditQuery, TargetKind,
+    };
+    // The client secret is never serialized (it is read from the environment).
+    let settings = serde_json::json!({
+        "oidc": auth.oidc,
+        "password_login": auth.password_login,
+        "break_glass_email": auth.break_glass_email,
+    });
+    let last = engine
+        .audit()
+        .list(&AuditQuery {
+            action: Some(ActionFilter::Exact(AuditAction::SsoConfigure)),
+            limit: 1,
+            ..AuditQuery::default()
+        })
+        .await;
+    let last = match last {
+        Ok(entries) => entries.into_iter().next().and_then(|e| e.detail),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the audit log's last sign-in settings");
+            return;
+        }
+    };
+    let never_configured = auth.oidc.is_none() && auth.password_login;
+    if last.as_ref() == Some(&settings) || (last.is_none() && never_configured) {
+        return;
+    }
+    let target = auth.oidc.as_ref().map_or("off", |o| o.issuer.as_str());
+    engine
+        .audit()
+        .record(
+            AuditEntry::new(Actor::system(), AuditAction::SsoConfigure)
+                .target(TargetKind::Sso, target)
+                .detail(settings),
+        )
+        .await;
+}
+
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

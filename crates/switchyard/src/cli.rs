@@ -4,13 +4,14 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use switchyard_core::audit::{Actor, Audit, AuditAction, AuditEntry, AuditOutcome, TargetKind};
 use switchyard_core::auth::{Role as UserRole, Scope};
 use switchyard_engine::{Duties, Engine, EngineConfig};
 
 use crate::app::{self, Role};
 use crate::config::{self, Config, LogFormat};
 use crate::telemetry::{self, LogTo};
-use crate::{bench, ui};
+use crate::{bench, remote, ui};
 
 #[derive(Parser)]
 #[command(
@@ -81,6 +82,12 @@ enum Command {
     /// Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Sign in to a server and keep the profile the client commands use.
+    Login(remote::LoginArgs),
+    /// Submit, follow, list, cancel and retry tasks on a server.
+    Task(remote::TaskArgs),
+    /// List, show, apply (agents as code) and export a server's agents.
+    Agent(remote::AgentArgs),
 }
 
 #[derive(Args)]
@@ -189,7 +196,8 @@ pub fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(cli))
+    // Client commands end with their own exit codes (docs/cli.md).
+    remote::exit_on_failure(runtime.block_on(run(cli)))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -223,7 +231,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apikey(cmd) => apikey(cli.config, cmd).await,
         Command::Auth(AuthCommand::RotateKey) => {
             let (engine, _backends) = admin_engine(cli.config).await?;
-            let kid = engine.auth().rotate_signing_key().await?;
+            let result = engine.auth().rotate_signing_key().await;
+            let target = result.as_deref().unwrap_or("-");
+            audit_cli(
+                engine.audit(),
+                AuditAction::AuthRotateKey,
+                TargetKind::SigningKey,
+                target,
+                None,
+                &result,
+            )
+            .await;
+            let kid = result?;
             println!("new signing key {kid} is in use; servers pick it up within a minute");
             Ok(())
         }
@@ -254,6 +273,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Login(args) => remote::login(args).await,
+        Command::Task(args) => remote::task(args).await,
+        Command::Agent(args) => remote::agent(args).await,
         Command::Openapi => {
             use std::io::Write;
             let json = switchyard_api::openapi().to_pretty_json()?;
@@ -367,6 +389,7 @@ async fn admin_engine(
             files: config.files.clone(),
             backup: config.backup.clone(),
             agents: config.agents.clone(),
+            audit: config.audit.clone(),
         },
         Duties {
             dispatch: false,
@@ -392,9 +415,22 @@ async fn user(config_file: Option<PathBuf>, cmd: UserCommand) -> anyhow::Result<
     let role = |r: &str| r.parse::<UserRole>().map_err(anyhow::Error::msg);
     let (email, update) = match cmd {
         UserCommand::Add { email, role: r } => {
-            let user = auth
-                .create_user_unchecked(&email, &read_password()?, role(&r)?)
-                .await?;
+            let role = role(&r)?;
+            let result = auth
+                .create_user_unchecked(&email, &read_password()?, role)
+                .await;
+            let target = result.as_ref().map_or(email.clone(), |u| u.id.to_string());
+            let detail = serde_json::json!({"email": email, "role": role});
+            audit_cli(
+                engine.audit(),
+                AuditAction::UserCreate,
+                TargetKind::User,
+                target,
+                Some(detail),
+                &result,
+            )
+            .await;
+            let user = result?;
             println!("created {} ({}) with id {}", user.email, user.role, user.id);
             return Ok(());
         }
@@ -435,7 +471,22 @@ async fn user(config_file: Option<PathBuf>, cmd: UserCommand) -> anyhow::Result<
         ),
     };
     let user = auth.user_by_email(&email).await?;
-    let user = auth.update_user_unchecked(user.id, update).await?;
+    let detail = serde_json::json!({
+        "role": update.role,
+        "disabled": update.disabled,
+        "password_reset": update.password.is_some(),
+    });
+    let result = auth.update_user_unchecked(user.id, update).await;
+    audit_cli(
+        engine.audit(),
+        AuditAction::UserUpdate,
+        TargetKind::User,
+        user.id,
+        Some(detail),
+        &result,
+    )
+    .await;
+    let user = result?;
     let status = if user.disabled { "disabled" } else { "active" };
     println!(
         "{} is now {} ({status}); their sessions have ended",
@@ -457,10 +508,24 @@ async fn apikey(config_file: Option<PathBuf>, cmd: ApiKeyCommand) -> anyhow::Res
                 .map(|s| s.trim().parse::<Scope>().map_err(anyhow::Error::msg))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let user = engine.auth().user_by_email(&email).await?;
-            let (key, secret) = engine
+            let detail = serde_json::json!({"name": name, "scopes": scopes, "user": user.email});
+            let result = engine
                 .auth()
                 .issue_api_key(user.id, user.role, &name, scopes, None)
-                .await?;
+                .await;
+            let target = result
+                .as_ref()
+                .map_or(name.clone(), |(k, _)| k.id.to_string());
+            audit_cli(
+                engine.audit(),
+                AuditAction::ApiKeyCreate,
+                TargetKind::ApiKey,
+                target,
+                Some(detail),
+                &result,
+            )
+            .await;
+            let (key, secret) = result?;
             eprintln!(
                 "created API key {} ({}) for {}",
                 key.id, key.prefix, user.email
@@ -469,6 +534,24 @@ async fn apikey(config_file: Option<PathBuf>, cmd: ApiKeyCommand) -> anyhow::Res
         }
     }
     Ok(())
+}
+
+/// Records an operator's command in the audit log, as actor `cli`, succeeded or failed as
+/// `result` says (a failure to record is logged, never fatal: see `switchyard_core::audit`).
+async fn audit_cli<T, E: std::fmt::Display>(
+    audit: &Audit,
+    action: AuditAction,
+    kind: TargetKind,
+    id: impl std::fmt::Display,
+    detail: Option<serde_json::Value>,
+    result: &Result<T, E>,
+) {
+    let mut entry = AuditEntry::new(Actor::cli(), action).target(kind, id);
+    entry.detail = detail;
+    if let Err(e) = result {
+        entry = entry.outcome(AuditOutcome::Failure, Some(&e.to_string()));
+    }
+    audit.record(entry).await;
 }
 
 /// The configuration of a command that works on a deployment's data, quiet on stderr.
@@ -523,7 +606,19 @@ async fn backup(config_file: Option<PathBuf>, args: BackupArgs) -> anyhow::Resul
         include_secrets: args.include_secrets,
         full_speed: args.full_speed,
     };
-    let manifest = switchyard_backup::backup(&*store, &*objects, &output, &options).await?;
+    let result = switchyard_backup::backup(&*store, &*objects, &output, &options).await;
+    let audit = Audit::new(store.clone(), Default::default());
+    let detail = serde_json::json!({"file": output.display().to_string()});
+    audit_cli(
+        &audit,
+        AuditAction::BackupCreate,
+        TargetKind::Backup,
+        output.display(),
+        Some(detail),
+        &result,
+    )
+    .await;
+    let manifest = result?;
     let size = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
     eprintln!(
         "wrote {} ({size} bytes) in {:.1} s",
@@ -543,13 +638,30 @@ async fn restore(
     let config = quiet_config(config_file.as_deref(), data_dir)?;
     let opened = app::open_backends(&config).await?;
     let started = std::time::Instant::now();
-    let restored = switchyard_backup::restore(
+    let result = switchyard_backup::restore(
         &*opened.backends.store,
         &*opened.backends.objects,
         &input,
         force,
     )
-    .await?;
+    .await;
+    // Into the restored database, after the archive's own log (or into the database left as
+    // it was, when the restore failed).
+    let audit = Audit::new(opened.backends.store.clone(), Default::default());
+    let detail = result
+        .as_ref()
+        .ok()
+        .map(|r| serde_json::json!({"rows": r.rows, "archive_created_at": r.manifest.created_at}));
+    audit_cli(
+        &audit,
+        AuditAction::BackupRestore,
+        TargetKind::Backup,
+        input.display(),
+        detail,
+        &result,
+    )
+    .await;
+    let restored = result?;
     eprintln!(
         "restored {} rows from {} in {:.1} s ({:.1} s to import, {:.1} s to index {} tasks for search)",
         restored.rows,

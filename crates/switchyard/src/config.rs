@@ -8,6 +8,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use switchyard_api::ServerConfig;
+use switchyard_core::audit::AuditConfig;
 use switchyard_engine::{
     AgentsConfig, AuthConfig, BackupConfig, FilesConfig, MonitoringConfig, QueueConfig,
 };
@@ -34,6 +35,7 @@ pub struct Config {
     pub files: FilesConfig,
     pub backup: BackupConfig,
     pub agents: AgentsConfig,
+    pub audit: AuditConfig,
 }
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -192,7 +194,18 @@ impl Config {
             None => {}
         }
         figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
-        figment.extract().context("invalid configuration")
+        let mut config: Config = figment.extract().context("invalid configuration")?;
+        config.read_secrets_from_env();
+        Ok(config)
+    }
+
+    /// Secrets the configuration names by environment variable (never written in it).
+    fn read_secrets_from_env(&mut self) {
+        if let Some(oidc) = &mut self.auth.oidc {
+            oidc.client_secret = std::env::var(&oidc.client_secret_env)
+                .ok()
+                .filter(|s| !s.is_empty());
+        }
     }
 
     pub fn database_url(&self) -> String {
@@ -218,6 +231,7 @@ impl Default for Config {
             files: FilesConfig::default(),
             backup: BackupConfig::default(),
             agents: AgentsConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -280,6 +294,14 @@ const KEY_DOCS: &[(&str, &str)] = &[
     (
         "backup.include_secrets",
         "Include the token signing keys and sessions (else everyone signs in again after a restore).",
+    ),
+    (
+        "audit",
+        "The audit log of security-relevant actions (docs/audit.md).",
+    ),
+    (
+        "audit.retention_days",
+        "Days an audit entry is kept; older ones are deleted. 0 keeps every entry forever.",
     ),
     ("agents", "Agent kinds this server offers (docs/agents.md)."),
     (
@@ -432,6 +454,18 @@ const KEY_DOCS: &[(&str, &str)] = &[
         "Failed logins allowed per account over all addresses within login_window_s; then doubling lockouts of the account, except on addresses known for it.",
     ),
     (
+        "auth.password_login",
+        "Email and password logins. false: single sign-on only ([auth.oidc] required), except auth.break_glass_email.",
+    ),
+    (
+        "auth.break_glass_email",
+        "With password_login = false, this one account may still log in with its password (when the identity provider is down).",
+    ),
+    (
+        "auth.oidc",
+        "Single sign-on with an OpenID Connect provider (docs/sso.md): issuer, client_id, redirect_url (the public URL of /api/v1/auth/oidc/callback),\nname (\"Sign in with <name>\"), scopes, role_claim, role_map (claim value = \"admin\" | \"operator\" | \"viewer\"), default_role,\ntoken_endpoint_auth, client_secret_env (the variable holding the client secret; default SWITCHYARD_OIDC_CLIENT_SECRET).",
+    ),
+    (
         "auth.login_window_s",
         "Window of the failed-login limits, in seconds.",
     ),
@@ -558,6 +592,11 @@ const UNSET_EXAMPLES: &[(&str, &str)] = &[
     (
         "auth.jwt_secret",
         "\"at-least-32-random-characters-please\"",
+    ),
+    ("auth.break_glass_email", "\"admin@example.com\""),
+    (
+        "auth.oidc",
+        "{ issuer = \"https://login.example.com/realms/main\", client_id = \"switchyard\", name = \"Example SSO\", redirect_url = \"https://switchyard.example.com/api/v1/auth/oidc/callback\", role_claim = \"groups\", role_map = { \"switchyard-admins\" = \"admin\", \"switchyard-operators\" = \"operator\" }, default_role = \"viewer\" }",
     ),
     (
         "monitoring.daily_report_webhook_url",
@@ -691,6 +730,33 @@ mod tests {
         std::fs::write(&file, "[server]\ntrusted_proxies = [\"10.0.0.0/40\"]\n").unwrap();
         let err = format!("{:#}", Config::load(Some(&file)).unwrap_err());
         assert!(err.contains("10.0.0.0/40"), "{err}");
+    }
+
+    #[test]
+    fn the_sso_example_loads_and_its_secret_stays_out_of_sight() {
+        let text = commented_toml().unwrap().replace("# oidc = {", "oidc = {");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("switchyard.toml");
+        std::fs::write(&file, &text).unwrap();
+        let mut loaded = Figment::from(Toml::file(&file))
+            .extract::<Config>()
+            .unwrap();
+        let oidc = loaded
+            .auth
+            .oidc
+            .as_mut()
+            .expect("[auth.oidc] from the example");
+        assert_eq!(oidc.client_secret_env, "SWITCHYARD_OIDC_CLIENT_SECRET");
+        assert_eq!(
+            oidc.role_map.get("switchyard-admins"),
+            Some(&switchyard_core::auth::Role::Admin)
+        );
+        oidc.client_secret = Some("very-secret-value".into());
+        oidc.validate().unwrap();
+        let shown = format!("{loaded:?}");
+        assert!(!shown.contains("very-secret-value"), "{shown}");
+        let written = toml::to_string(&loaded).unwrap();
+        assert!(!written.contains("very-secret-value"), "{written}");
     }
 
     #[test]

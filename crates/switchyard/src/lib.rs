@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod open_files;
+pub mod remote;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

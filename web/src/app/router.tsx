@@ -34,6 +34,7 @@ export const routes: RouteObject[] = [
       { path: 'alerts', lazy: () => import('@/features/alerts/pages/AlertsPage').then((m) => ({ Component: m.AlertsPage })) },
       { path: 'api-keys', lazy: () => import('@/features/apiKeys/pages/ApiKeysPage').then((m) => ({ Component: m.ApiKeysPage })) },
       { path: 'users', lazy: () => import('@/features/users/pages/UsersPage').then((m) => ({ Component: m.UsersPage })) },
+      { path: 'audit', lazy: () => import('@/features/audit/pages/AuditPage').then((m) => ({ Component: m.AuditPage })) },
       { path: '*', Component: NotFoundPage },
     ],
   },

@@ -3,6 +3,7 @@
 mod agents;
 mod alerts;
 mod api_keys;
+pub(crate) mod audit;
 mod auth;
 mod backups;
 mod events;
@@ -37,6 +38,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(health::readyz))
         .routes(routes!(auth::login::login))
         .routes(routes!(auth::refresh::refresh))
+        .routes(routes!(auth::oidc::providers))
+        .routes(routes!(auth::oidc::login))
+        .routes(routes!(auth::oidc::callback))
+        .routes(routes!(auth::oidc::exchange))
         .routes(routes!(auth::logout::logout))
         .routes(routes!(auth::me::me))
         .routes(routes!(auth::ws_ticket::ws_ticket))
@@ -93,4 +98,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(alerts::stream::stream))
         .routes(routes!(reports::agents::agents))
         .routes(routes!(reports::agents_csv::agents_csv))
+        .routes(routes!(audit::list::list))
 }

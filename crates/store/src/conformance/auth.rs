@@ -125,6 +125,83 @@ pub async fn users_and_api_keys(store: SharedStore) {
     );
 }
 
+/// Single sign-on identities: found by (issuer, subject) only, each linked once, and
+/// never confused with a local account of the same email.
+pub async fn oidc_identities_find_users_by_subject(store: SharedStore) {
+    let issuer = "https://login.example.com";
+    let new_user = |email: &str| NewUser {
+        id: UserId::new(),
+        email: email.into(),
+        password_hash: "!sso".into(),
+        role: Role::Viewer,
+        created_at: t0(),
+    };
+    assert!(
+        store
+            .user_by_oidc_subject(issuer, "sub-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let created = store
+        .create_oidc_user(new_user("sso@example.com"), issuer, "sub-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        (created.email.as_str(), created.role, created.disabled),
+        ("sso@example.com", Role::Viewer, false)
+    );
+    let found = store
+        .user_by_oidc_subject(issuer, "sub-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, created.id);
+    assert_eq!(found.created_at, t0());
+    // The same subject at another issuer is someone else.
+    assert!(
+        store
+            .user_by_oidc_subject("https://other.example.com", "sub-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // One identity links one user.
+    let twice = store
+        .create_oidc_user(new_user("other@example.com"), issuer, "sub-1")
+        .await
+        .unwrap_err();
+    assert_eq!(twice.code, ErrorCode::EmailTaken);
+    // A local account with the email is not matched, and blocks provisioning.
+    store
+        .create_user(new_user("local@example.com"))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .user_by_oidc_subject(issuer, "local@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let taken = store
+        .create_oidc_user(new_user("local@example.com"), issuer, "sub-2")
+        .await
+        .unwrap_err();
+    assert_eq!(taken.code, ErrorCode::EmailTaken);
+    // Local users have no identity: many NULLs under the unique index.
+    store
+        .create_user(new_user("local2@example.com"))
+        .await
+        .unwrap();
+    let (user, hash) = store
+        .user_by_email("sso@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((user.id, hash.as_str()), (created.id, "!sso"));
+}
+
 pub async fn sessions_rotate_and_expire(store: SharedStore) {
     use switchyard_core::SessionId;
     use switchyard_core::auth::{RefreshOutcome, Rotation, Session};

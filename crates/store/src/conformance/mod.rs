@@ -2,6 +2,7 @@
 //! against `&dyn Store` and run on every backend (see `tests/sqlite.rs`,
 //! `tests/postgres.rs`). A backend is correct when all of these pass unchanged.
 
+mod audit;
 mod auth;
 mod backups;
 mod claims;
@@ -16,6 +17,7 @@ mod steps;
 mod submissions;
 mod waits;
 
+pub use audit::*;
 pub use auth::*;
 pub use backups::*;
 pub use claims::*;
@@ -55,6 +57,7 @@ macro_rules! conformance_tests {
             cancel_waiting_and_running, replay_dead_task, leases_extend_and_expire,
             live_events_and_logs,
             list_filters_and_cursor, queue_stats_and_ready_agents, agents_crud, users_and_api_keys,
+            oidc_identities_find_users_by_subject,
             workers_registry, settings_init_once, idempotency_keys_expire, large_batches,
             sessions_rotate_and_expire, metric_rollups_add_and_downsample, alert_rules_and_events,
             agent_report_counts_tasks, task_logs_filter_and_expire, full_text_search,
@@ -66,7 +69,8 @@ macro_rules! conformance_tests {
             rate_limits_space_starts, schedules_fire_once_per_tick, a_lost_claim_is_released,
             files_share_blobs_and_count_against_quotas, a_blob_used_again_is_kept,
             unfinished_uploads_are_found, backups_are_recorded_newest_first,
-            task_streams_are_kept_and_cut, attempts_past_their_timeout_are_found);
+            task_streams_are_kept_and_cut, attempts_past_their_timeout_are_found,
+            audit_log_filters_pages_and_prunes);
     };
     (@each $make_store:path; $($check:ident),* $(,)?) => {
         $(

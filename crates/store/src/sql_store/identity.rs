@@ -99,6 +99,51 @@ impl<D: Dialect> IdentityStore for SqlStore<D> {
         Ok(n as u64)
     }
 
+    async fn user_by_oidc_subject(&self, issuer: &str, subject: &str) -> Result<Option<User>> {
+        let row = Query::new(sql!("common", "user_by_oidc_subject"))
+            .bind(issuer)
+            .bind(subject)
+            .fetch_optional(self.fresh_reader())
+            .await
+            .map_err(db_err("user by oidc subject"))?;
+        Ok(row.as_ref().map(rows::user).transpose()?.map(|(u, _)| u))
+    }
+
+    async fn create_oidc_user(&self, user: NewUser, issuer: &str, subject: &str) -> Result<User> {
+        let mut tx = self.begin_write(true).await?;
+        let result = Query::new(sql!("common", "create_oidc_user"))
+            .bind(user.id.0)
+            .bind(&user.email)
+            .bind(&user.password_hash)
+            .bind(user.role.as_str())
+            .bind(user.created_at.millis())
+            .bind(issuer)
+            .bind(subject)
+            .execute(tx.on())
+            .await;
+        match result {
+            Ok(_) => {
+                tx.commit().await.map_err(db_err("commit user"))?;
+                Ok(User {
+                    id: user.id,
+                    email: user.email,
+                    role: user.role,
+                    disabled: false,
+                    created_at: user.created_at,
+                    updated_at: user.created_at,
+                })
+            }
+            Err(e) if is_unique_violation(&e) => Err(Error::new(
+                ErrorCode::EmailTaken,
+                format!(
+                    "a user with email {} or this single sign-on identity already exists",
+                    user.email
+                ),
+            )),
+            Err(e) => Err(db_err("create oidc user")(e)),
+        }
+    }
+
     async fn create_api_key(&self, key: NewApiKey) -> Result<()> {
         let scopes = serde_json::to_string(&key.key.scopes)
             .map_err(|e| Error::internal("encode scopes", e))?;

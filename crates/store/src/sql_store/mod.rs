@@ -3,6 +3,7 @@
 //! here, one file per store trait.
 
 mod agents;
+mod audit;
 pub(crate) mod backup;
 mod files;
 mod identity;

@@ -31,6 +31,12 @@ const PUBLIC: &[&str] = &[
     "/readyz",
     "/api/v1/auth/login",
     "/api/v1/auth/refresh",
+    // Single sign-on: the login page's options and the browser's legs of the flow
+    // (docs/sso.md); the exchange takes a one-time code instead of a credential.
+    "/api/v1/auth/providers",
+    "/api/v1/auth/oidc/login",
+    "/api/v1/auth/oidc/callback",
+    "/api/v1/auth/oidc/exchange",
 ];
 
 #[tokio::test]

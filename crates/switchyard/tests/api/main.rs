@@ -5,6 +5,7 @@
 mod common;
 
 mod agents;
+mod audit;
 mod auth;
 mod backups;
 mod command_agent;
@@ -21,5 +22,6 @@ mod llm_agent;
 mod monitoring;
 mod nul;
 mod secrets;
+mod sso;
 mod tasks;
 mod ws;

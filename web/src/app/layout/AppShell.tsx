@@ -44,6 +44,7 @@ export function AppShell() {
     { to: '/alerts', label: 'Alerts' },
     { to: '/api-keys', label: 'API keys' },
     { to: '/users', label: 'Users', show: can.canManageUsers },
+    { to: '/audit', label: 'Audit log', show: can.canReadAudit },
   ];
 
   return (

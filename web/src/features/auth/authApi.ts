@@ -1,6 +1,6 @@
 import { api } from '@/app/api';
 import { loggedIn, loggedOut, tokensFromPair } from '@/app/session';
-import type { Items, Me, SessionView, TokenPair } from '@/shared/api/types';
+import type { Items, LoginOptions, Me, SessionView, TokenPair } from '@/shared/api/types';
 
 export interface Credentials {
   email: string;
@@ -11,6 +11,22 @@ export const authApi = api.injectEndpoints({
   endpoints: (build) => ({
     login: build.mutation<TokenPair, Credentials>({
       query: (body) => ({ url: '/auth/login', method: 'POST', body }),
+      async onQueryStarted(_args, { dispatch, queryFulfilled }) {
+        try {
+          const { data } = await queryFulfilled;
+          dispatch(loggedIn(tokensFromPair(data)));
+        } catch {
+          // The page shows the error.
+        }
+      },
+    }),
+    /** How to sign in here: password login on or off, single sign-on's name. Public. */
+    loginOptions: build.query<LoginOptions, void>({
+      query: () => '/auth/providers',
+    }),
+    /** Trades the one-time code of a finished single sign-on for the usual token pair. */
+    exchangeSsoCode: build.mutation<TokenPair, string>({
+      query: (code) => ({ url: '/auth/oidc/exchange', method: 'POST', body: { code } }),
       async onQueryStarted(_args, { dispatch, queryFulfilled }) {
         try {
           const { data } = await queryFulfilled;
@@ -43,4 +59,12 @@ export const authApi = api.injectEndpoints({
   }),
 });
 
-export const { useLoginMutation, useLogoutMutation, useMeQuery, useListSessionsQuery, useEndSessionMutation } = authApi;
+export const {
+  useLoginMutation,
+  useLoginOptionsQuery,
+  useExchangeSsoCodeMutation,
+  useLogoutMutation,
+  useMeQuery,
+  useListSessionsQuery,
+  useEndSessionMutation,
+} = authApi;

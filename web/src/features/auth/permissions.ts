@@ -12,6 +12,8 @@ export interface Permissions {
   /** Create, change, pause, run now and delete schedules: the same permission as agents. */
   canManageSchedules: boolean;
   canManageUsers: boolean;
+  /** Read the audit log (admins). */
+  canReadAudit: boolean;
   /** Create and delete alert rules (everyone may read them). */
   canManageAlerts: boolean;
   /** Cancel or retry this task: admins any, operators their own. */
@@ -27,6 +29,7 @@ export function permissionsFor(role: Role | null, userId: string | null): Permis
     canManageCommandAgents: role === 'admin',
     canManageSchedules: role === 'admin',
     canManageUsers: role === 'admin',
+    canReadAudit: role === 'admin',
     canManageAlerts: role === 'admin',
     canManageTask: (task) => role === 'admin' || (role === 'operator' && !!userId && task.owner_id === userId),
   };

@@ -169,6 +169,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The audit log, newest first, with filters and cursor pagination (admins; an API key
+         *     needs the `admin` scope).
+         */
+        get: operations["list_audit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/login": {
         parameters: {
             query?: never;
@@ -212,6 +232,87 @@ export interface paths {
         };
         /** Who the credential belongs to. */
         get: operations["get_me"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/oidc/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where the provider sends the browser back. Never answers with an error body: every
+         *     outcome is a redirect to the web app's login page, with a one-time code in the
+         *     fragment on success (`#sso_code=…`), or `?sso_error=<code>` (`state_mismatch`,
+         *     `provider_error`, `provider_unreachable`, `invalid_token`, `no_role`,
+         *     `account_disabled`, `email_conflict`, `email_missing`, `internal`).
+         */
+        get: operations["finish_sso_login"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/oidc/exchange": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Trade the one-time code of a finished single sign-on for tokens, as a password login
+         *     returns them. Each code works once, within a minute.
+         */
+        post: operations["exchange_sso_code"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/oidc/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Start single sign-on: redirects the browser to the provider, with `state`, `nonce`
+         *     and a PKCE challenge, and sets a short-lived HttpOnly cookie binding the login to
+         *     this browser.
+         */
+        get: operations["start_sso_login"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How to sign in here: whether password login is on and single sign-on is configured. */
+        get: operations["get_login_options"];
         put?: never;
         post?: never;
         delete?: never;
@@ -932,6 +1033,17 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description Who acted. */
+        Actor: {
+            api_key_id?: components["schemas"]["ApiKeyId"] | null;
+            api_key_name?: string | null;
+            /**
+             * @description Who, for people: the user's email (for a failed login, the email tried), or
+             *     `system` (the server by itself) or `cli` (an operator's `switchyard` command).
+             */
+            name: string;
+            user_id?: components["schemas"]["UserId"] | null;
+        };
         /**
          * @description A registered agent. Secret values in `config` (an `http` agent's header values, a
          *     `command` agent's `env` values) are write-only: they read `"***"`, and `secrets`
@@ -1285,6 +1397,40 @@ export interface components {
         };
         /** @enum {string} */
         AttemptStatus: "running" | "succeeded" | "failed" | "cancelled" | "suspended";
+        /**
+         * @description A stable dotted name: the resource, then what was done.
+         * @enum {string}
+         */
+        AuditAction: "auth.login" | "auth.login_failed" | "auth.logout" | "auth.rotate_key" | "session.revoke" | "user.create" | "user.update" | "api_key.create" | "api_key.revoke" | "agent.create" | "agent.update" | "agent.delete" | "alert.create" | "alert.update" | "alert.delete" | "schedule.create" | "schedule.update" | "schedule.delete" | "schedule.trigger" | "task.cancel" | "task.retry" | "backup.create" | "backup.restore" | "sso.login" | "sso.login_failed" | "sso.configure";
+        /** @description One recorded action. */
+        AuditEntry: {
+            action: components["schemas"]["AuditAction"];
+            actor: components["schemas"]["Actor"];
+            at: components["schemas"]["Timestamp"];
+            /** @description The client's address (see `server.trusted_proxies`). */
+            client_addr?: string | null;
+            /** @description A few facts about the change (a role given, the scopes of a key) — never a secret. */
+            detail?: Record<string, unknown> | null;
+            id: components["schemas"]["AuditId"];
+            outcome: components["schemas"]["AuditOutcome"];
+            /** @description Why it failed or was denied (the error's message). */
+            reason?: string | null;
+            /** @description The `x-request-id` of the request that did it. */
+            request_id?: string | null;
+            target?: components["schemas"]["Target"] | null;
+        };
+        /** Format: uuid */
+        AuditId: string;
+        /**
+         * @description Whether the action did what was asked.
+         * @enum {string}
+         */
+        AuditOutcome: "success" | "failure" | "denied";
+        AuditPage: {
+            /** @description Newest first. */
+            items: components["schemas"]["AuditEntry"][];
+            next_cursor?: components["schemas"]["AuditId"] | null;
+        };
         /** Format: uuid */
         BackupId: string;
         /** @description The backups of the deployment and how they are taken. */
@@ -1383,6 +1529,10 @@ export interface components {
             details?: unknown;
             message: string;
             request_id: string;
+        };
+        ExchangeBody: {
+            /** @description The one-time code from the callback's redirect (`#sso_code=…`). */
+            code: string;
         };
         File: {
             content_type: string;
@@ -1691,6 +1841,14 @@ export interface components {
             email: string;
             password: string;
         };
+        /** @description What the login page learns about the ways to sign in. */
+        LoginOptions: {
+            /** @description Password login is off but a break-glass administrator may still use it. */
+            break_glass: boolean;
+            oidc?: components["schemas"]["OidcOption"] | null;
+            /** @description Whether email and password logins are accepted (`auth.password_login`). */
+            password_login: boolean;
+        };
         Me: {
             api_key_id?: components["schemas"]["ApiKeyId"] | null;
             /** @description For API keys: what the key may do. */
@@ -1703,6 +1861,12 @@ export interface components {
          * @enum {string}
          */
         NotifyStatus: "none" | "pending" | "sent" | "failed";
+        OidcOption: {
+            /** @description Where the browser goes to start (a full-page navigation). */
+            login_url: string;
+            /** @description Shown as "Sign in with <name>". */
+            name: string;
+        };
         /**
          * @description What a tick does while the schedule's previous task is still unfinished.
          * @enum {string}
@@ -1922,6 +2086,19 @@ export interface components {
             priority?: number | null;
             run_at?: components["schemas"]["Timestamp"] | null;
         };
+        /**
+         * @description What an action was done to: a kind and the thing's id (or name, for things named by
+         *     their users: agents, schedules).
+         */
+        Target: {
+            id: string;
+            kind: components["schemas"]["TargetKind"];
+        };
+        /**
+         * @description What kind of thing an action was done to.
+         * @enum {string}
+         */
+        TargetKind: "user" | "api_key" | "session" | "agent" | "alert_rule" | "schedule" | "task" | "backup" | "signing_key" | "sso";
         /** @description A task as clients see it. */
         Task: {
             agent: string;
@@ -3194,6 +3371,77 @@ export interface operations {
             };
         };
     };
+    list_audit: {
+        parameters: {
+            query?: {
+                /** @description Who: a user or API key id, or an actor's name (an email, `system`, `cli`). */
+                actor?: string;
+                /** @description One action (`auth.login`) or a family by its prefix, ending with a dot (`auth.`). */
+                action?: string;
+                /** @description A kind of target (`agent`) or one target (`agent:translate`, `user:<id>`). */
+                target?: string;
+                /** @description Entries at or after this time (RFC 3339). */
+                since?: string;
+                /** @description Entries before this time (RFC 3339). */
+                until?: string;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+                /** @description Page size, 1-500 (default 100). */
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Entries, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            /** @description A filter is not valid; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential: missing, malformed, expired or revoked (`unauthorized`, `token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     login: {
         parameters: {
             query?: never;
@@ -3227,6 +3475,15 @@ export interface operations {
             };
             /** @description Not authenticated */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Password login is off (`password_login_disabled`, `auth.password_login = false`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3351,6 +3608,244 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    finish_sso_login: {
+        parameters: {
+            query?: {
+                code?: string;
+                state?: string;
+                /** @description The provider's error code (RFC 6749 §4.1.2.1), e.g. `access_denied`. */
+                error?: string;
+                error_description?: string;
+                /** @description RFC 9207: the issuer of this answer, when the provider says. */
+                iss?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description To the web app's login page, with a one-time code or an error code */
+            302: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed JSON (`malformed_json`) or an invalid path or query parameter (`invalid_parameter`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    exchange_sso_code: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExchangeBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenPair"];
+                };
+            };
+            /** @description Malformed JSON (`malformed_json`) or an invalid path or query parameter (`invalid_parameter`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The code is invalid, expired or used (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Single sign-on is not configured (`sso_not_configured`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive within `server.body_read_timeout_ms` (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than `server.body_limit_bytes` (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body has the wrong shape or fails validation (`invalid_body`, `validation_failed`, …) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    start_sso_login: {
+        parameters: {
+            query?: {
+                /** @description A path of the web app to return to after signing in (others are ignored). */
+                next?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description To the provider's authorization endpoint */
+            302: {
+                headers: {
+                    Location?: string;
+                    "Set-Cookie"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed JSON (`malformed_json`) or an invalid path or query parameter (`invalid_parameter`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Single sign-on is not configured (`sso_not_configured`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many logins started from this address (`rate_limited`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An internal fault (`internal`); the server log has the details under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The provider is unreachable or unusable (`unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_login_options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginOptions"];
                 };
             };
             /** @description An internal fault (`internal`); the server log has the details under the request id */

@@ -33,6 +33,7 @@ export type CreateKeyBody = Schemas['CreateKeyBody'];
 export type CreatedKey = Schemas['CreatedKey'];
 export type Scope = Schemas['Scope'];
 export type TokenPair = Schemas['TokenPair'];
+export type LoginOptions = Schemas['LoginOptions'];
 export type Me = Schemas['Me'];
 export type User = Schemas['User'];
 export type Role = Schemas['Role'];
@@ -40,6 +41,9 @@ export type ErrorBody = Schemas['ErrorBody'];
 export type CreateUserBody = Schemas['CreateUserBody'];
 export type SessionView = Schemas['SessionView'];
 export type UpdateUserBody = Schemas['UpdateUserBody'];
+export type AuditEntry = Schemas['AuditEntry'];
+export type AuditPage = Schemas['AuditPage'];
+export type AuditOutcome = Schemas['AuditOutcome'];
 
 export interface Items<T> {
   items: T[];

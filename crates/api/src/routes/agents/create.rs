@@ -2,10 +2,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use switchyard_core::agent::AgentSpec;
+use switchyard_core::audit::{AuditAction, TargetKind};
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, Auth, perm};
+use crate::extract::{ApiJson, AuditTrail, Auth, perm};
 use crate::views::AgentView;
 
 /// Register an agent (admins). Secret config values (an `http` agent's header values, a
@@ -18,10 +19,18 @@ use crate::views::AgentView;
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth<perm::ManageAgents>,
+    trail: AuditTrail,
     ApiJson(spec): ApiJson<AgentSpec>,
 ) -> ApiResult<(StatusCode, Json<AgentView>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(state.engine.agents().create(&auth, spec).await?.into()),
-    ))
+    let name = spec.name.clone();
+    let result = state.engine.agents().create(&auth, spec).await;
+    trail
+        .on(
+            &auth,
+            AuditAction::AgentCreate,
+            TargetKind::Agent.id(name),
+            &result,
+        )
+        .await;
+    Ok((StatusCode::CREATED, Json(result?.into())))
 }

@@ -3,11 +3,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::Value;
 use switchyard_core::agent::AgentSpec;
+use switchyard_core::audit::{AuditAction, TargetKind};
 use switchyard_core::{Error, ErrorCode};
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, Auth, perm};
+use crate::extract::{ApiJson, ApiPath, AuditTrail, Auth, perm};
 use crate::views::AgentView;
 
 /// Replace an agent's definition (creating it if it does not exist). The name in the
@@ -21,6 +22,7 @@ use crate::views::AgentView;
 pub async fn update(
     State(state): State<AppState>,
     auth: Auth<perm::ManageAgents>,
+    trail: AuditTrail,
     ApiPath(name): ApiPath<String>,
     ApiJson(mut body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<AgentView>)> {
@@ -35,12 +37,19 @@ pub async fn update(
         )
     })?;
     let agents = &state.engine.agents();
-    match agents.update(&auth, &name, spec.clone()).await {
-        Ok(agent) => Ok((StatusCode::OK, Json(agent.into()))),
-        Err(e) if e.code == ErrorCode::AgentNotFound => Ok((
-            StatusCode::CREATED,
-            Json(agents.create(&auth, spec).await?.into()),
-        )),
-        Err(e) => Err(e.into()),
-    }
+    let (action, result) = match agents.update(&auth, &name, spec.clone()).await {
+        Err(e) if e.code == ErrorCode::AgentNotFound => {
+            (AuditAction::AgentCreate, agents.create(&auth, spec).await)
+        }
+        updated => (AuditAction::AgentUpdate, updated),
+    };
+    trail
+        .on(&auth, action, TargetKind::Agent.id(&name), &result)
+        .await;
+    let status = if action == AuditAction::AgentCreate {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(result?.into())))
 }

@@ -1,11 +1,12 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use switchyard_core::audit::{AuditAction, TargetKind};
 use switchyard_core::monitoring::AlertRuleSpec;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, Auth, perm};
+use crate::extract::{ApiJson, AuditTrail, Auth, perm};
 use crate::views::AlertRuleView;
 
 /// Create an alert rule (admins). Kinds: `failure_rate` (threshold a fraction 0-1 over
@@ -16,9 +17,21 @@ use crate::views::AlertRuleView;
     responses((status = 201, description = "Created", body = AlertRuleView), (status = 422, description = "An invalid rule", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    _auth: Auth<perm::ManageSystem>,
+    auth: Auth<perm::ManageSystem>,
+    trail: AuditTrail,
     ApiJson(spec): ApiJson<AlertRuleSpec>,
 ) -> ApiResult<(StatusCode, Json<AlertRuleView>)> {
-    let rule = state.engine.monitoring().create_rule(spec).await?;
-    Ok((StatusCode::CREATED, Json(rule.into())))
+    let name = spec.name.clone();
+    let result = state.engine.monitoring().create_rule(spec).await;
+    // The new rule's id; its name when there is none.
+    let target = result.as_ref().map_or(name, |r| r.id.to_string());
+    trail
+        .on(
+            &auth,
+            AuditAction::AlertCreate,
+            TargetKind::AlertRule.id(target),
+            &result,
+        )
+        .await;
+    Ok((StatusCode::CREATED, Json(result?.into())))
 }

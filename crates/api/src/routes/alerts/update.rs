@@ -1,11 +1,12 @@
 use axum::Json;
 use axum::extract::State;
+use switchyard_core::audit::{AuditAction, TargetKind};
 use switchyard_core::monitoring::AlertRuleSpec;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, Auth, perm};
+use crate::extract::{ApiJson, ApiPath, AuditTrail, Auth, perm};
 use crate::views::AlertRuleView;
 
 /// Replace an alert rule's definition (admins); its state carries over.
@@ -15,16 +16,19 @@ use crate::views::AlertRuleView;
         (status = 422, description = "An invalid rule", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
-    _auth: Auth<perm::ManageSystem>,
+    auth: Auth<perm::ManageSystem>,
+    trail: AuditTrail,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(spec): ApiJson<AlertRuleSpec>,
 ) -> ApiResult<Json<AlertRuleView>> {
-    Ok(Json(
-        state
-            .engine
-            .monitoring()
-            .update_rule(id, spec)
-            .await?
-            .into(),
-    ))
+    let result = state.engine.monitoring().update_rule(id, spec).await;
+    trail
+        .on(
+            &auth,
+            AuditAction::AlertUpdate,
+            TargetKind::AlertRule.id(id),
+            &result,
+        )
+        .await;
+    Ok(Json(result?.into()))
 }

@@ -2,13 +2,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use switchyard_core::Timestamp;
+use switchyard_core::audit::{AuditAction, TargetKind};
 use switchyard_core::auth::{ApiKey, Scope};
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, Auth, JsonBody, perm};
+use crate::extract::{ApiJson, AuditTrail, Auth, JsonBody, perm};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -35,12 +37,28 @@ pub struct CreatedKey {
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth<perm::ManageOwnKeys>,
+    trail: AuditTrail,
     ApiJson(body): ApiJson<CreateKeyBody>,
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
-    let (key, secret) = state
+    let detail = json!({"name": body.name, "scopes": body.scopes, "expires_at": body.expires_at});
+    let result = state
         .engine
         .auth()
         .create_api_key(&auth, &body.name, body.scopes, body.expires_at)
-        .await?;
+        .await;
+    // The key's id (never its secret); its name when there is none.
+    let target = result
+        .as_ref()
+        .map_or(body.name.clone(), |(k, _)| k.id.to_string());
+    trail
+        .on_with(
+            &auth,
+            AuditAction::ApiKeyCreate,
+            TargetKind::ApiKey.id(target),
+            Some(detail),
+            &result,
+        )
+        .await;
+    let (key, secret) = result?;
     Ok((StatusCode::CREATED, Json(CreatedKey { key, secret })))
 }

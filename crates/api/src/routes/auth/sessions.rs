@@ -2,10 +2,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use switchyard_core::SessionId;
+use switchyard_core::audit::{AuditAction, TargetKind};
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiPath, Auth};
+use crate::extract::{ApiPath, AuditTrail, Auth};
 use crate::routes::Items;
 use crate::views::SessionView;
 
@@ -35,8 +36,18 @@ pub async fn list(
 pub async fn delete(
     State(state): State<AppState>,
     auth: Auth,
+    trail: AuditTrail,
     ApiPath(id): ApiPath<SessionId>,
 ) -> ApiResult<StatusCode> {
-    state.engine.auth().end_session(&auth, id).await?;
+    let result = state.engine.auth().end_session(&auth, id).await;
+    trail
+        .on(
+            &auth,
+            AuditAction::SessionRevoke,
+            TargetKind::Session.id(id),
+            &result,
+        )
+        .await;
+    result?;
     Ok(StatusCode::NO_CONTENT)
 }

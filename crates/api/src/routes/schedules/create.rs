@@ -1,11 +1,12 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use switchyard_core::audit::{AuditAction, TargetKind};
 use switchyard_core::schedule::ScheduleSpec;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, Auth, perm};
+use crate::extract::{ApiJson, AuditTrail, Auth, perm};
 use crate::views::ScheduleView;
 
 /// Create a schedule: the agent's task with this input, submitted at every tick of the
@@ -19,8 +20,18 @@ use crate::views::ScheduleView;
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth<perm::ManageAgents>,
+    trail: AuditTrail,
     ApiJson(spec): ApiJson<ScheduleSpec>,
 ) -> ApiResult<(StatusCode, Json<ScheduleView>)> {
-    let detail = state.engine.schedules().create(&auth, spec).await?;
-    Ok((StatusCode::CREATED, Json(detail.into())))
+    let name = spec.name.clone();
+    let result = state.engine.schedules().create(&auth, spec).await;
+    trail
+        .on(
+            &auth,
+            AuditAction::ScheduleCreate,
+            TargetKind::Schedule.id(name),
+            &result,
+        )
+        .await;
+    Ok((StatusCode::CREATED, Json(result?.into())))
 }

@@ -2,12 +2,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
+use switchyard_core::audit::{AuditAction, TargetKind};
 use switchyard_core::{TaskId, Timestamp};
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiPath, Auth, perm};
+use crate::extract::{ApiPath, AuditTrail, Auth, perm};
 
 /// The task a run-now submitted.
 #[derive(Serialize, ToSchema)]
@@ -25,9 +26,24 @@ pub struct Triggered {
 pub async fn trigger(
     State(state): State<AppState>,
     auth: Auth<perm::ManageAgents>,
+    trail: AuditTrail,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<Triggered>)> {
-    let (task_id, scheduled_for) = state.engine.schedules().trigger(&auth, &name).await?;
+    let result = state.engine.schedules().trigger(&auth, &name).await;
+    let detail = result
+        .as_ref()
+        .ok()
+        .map(|(task, _)| serde_json::json!({"task_id": task}));
+    trail
+        .on_with(
+            &auth,
+            AuditAction::ScheduleTrigger,
+            TargetKind::Schedule.id(&name),
+            detail,
+            &result,
+        )
+        .await;
+    let (task_id, scheduled_for) = result?;
     Ok((
         StatusCode::CREATED,
         Json(Triggered {

@@ -1,10 +1,11 @@
 use axum::Json;
 use axum::extract::State;
+use switchyard_core::audit::{AuditAction, TargetKind};
 use switchyard_core::schedule::ScheduleSpec;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, Auth, perm};
+use crate::extract::{ApiJson, ApiPath, AuditTrail, Auth, perm};
 use crate::views::ScheduleView;
 
 /// Replace a schedule (pause or resume it by sending it with `paused` set). Its tasks
@@ -16,15 +17,18 @@ use crate::views::ScheduleView;
 pub async fn update(
     State(state): State<AppState>,
     auth: Auth<perm::ManageAgents>,
+    trail: AuditTrail,
     ApiPath(name): ApiPath<String>,
     ApiJson(spec): ApiJson<ScheduleSpec>,
 ) -> ApiResult<Json<ScheduleView>> {
-    Ok(Json(
-        state
-            .engine
-            .schedules()
-            .replace(&auth, &name, spec)
-            .await?
-            .into(),
-    ))
+    let result = state.engine.schedules().replace(&auth, &name, spec).await;
+    trail
+        .on(
+            &auth,
+            AuditAction::ScheduleUpdate,
+            TargetKind::Schedule.id(&name),
+            &result,
+        )
+        .await;
+    Ok(Json(result?.into()))
 }

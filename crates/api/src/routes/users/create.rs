@@ -2,12 +2,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
+use serde_json::json;
+use switchyard_core::audit::{AuditAction, TargetKind};
 use switchyard_core::auth::{Role, User};
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, Auth, JsonBody, perm};
+use crate::extract::{ApiJson, AuditTrail, Auth, JsonBody, perm};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -27,12 +29,30 @@ impl JsonBody for CreateUserBody {}
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth<perm::ManageUsers>,
+    trail: AuditTrail,
     ApiJson(body): ApiJson<CreateUserBody>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
-    let user = state
+    let result = state
         .engine
         .auth()
         .create_user(&auth, &body.email, &body.password, body.role)
-        .await?;
-    Ok((StatusCode::CREATED, Json(user)))
+        .await;
+    // The new user's id; the email asked for when there is none.
+    let target = result
+        .as_ref()
+        .map_or(body.email.clone(), |u| u.id.to_string());
+    let detail = result
+        .as_ref()
+        .ok()
+        .map(|u| json!({"email": u.email, "role": u.role}));
+    trail
+        .on_with(
+            &auth,
+            AuditAction::UserCreate,
+            TargetKind::User.id(target),
+            detail,
+            &result,
+        )
+        .await;
+    Ok((StatusCode::CREATED, Json(result?)))
 }

@@ -1,14 +1,16 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
+use serde_json::json;
 use switchyard_auth::UserUpdate;
 use switchyard_core::UserId;
+use switchyard_core::audit::{AuditAction, TargetKind};
 use switchyard_core::auth::{Role, User};
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, Auth, JsonBody, perm};
+use crate::extract::{ApiJson, ApiPath, AuditTrail, Auth, JsonBody, perm};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -30,15 +32,26 @@ impl JsonBody for UpdateUserBody {}
 pub async fn update(
     State(state): State<AppState>,
     auth: Auth<perm::ManageUsers>,
+    trail: AuditTrail,
     ApiPath(id): ApiPath<UserId>,
     ApiJson(body): ApiJson<UpdateUserBody>,
 ) -> ApiResult<Json<User>> {
+    // What was asked, the password only as the fact of a reset.
+    let detail = json!({"role": body.role, "disabled": body.disabled, "password_reset": body.password.is_some()});
     let update = UserUpdate {
         role: body.role,
         disabled: body.disabled,
         password: body.password,
     };
-    Ok(Json(
-        state.engine.auth().update_user(&auth, id, update).await?,
-    ))
+    let result = state.engine.auth().update_user(&auth, id, update).await;
+    trail
+        .on_with(
+            &auth,
+            AuditAction::UserUpdate,
+            TargetKind::User.id(id),
+            Some(detail),
+            &result,
+        )
+        .await;
+    Ok(Json(result?))
 }
