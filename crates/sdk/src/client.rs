@@ -269,6 +269,16 @@ impl Client {
         Ok(pair.into_session())
     }
 
+    /// Ends the session this client signs in with (`POST /api/v1/auth/logout`): its access
+    /// and refresh tokens stop working at once, on every server. With an API key it does
+    /// nothing (a key is revoked with `DELETE /api/v1/api-keys/{id}`).
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        let url = self.endpoint(&["auth", "logout"]);
+        self.send(Method::POST, url, None, Some(self.timeout))
+            .await?;
+        Ok(())
+    }
+
     /// Who the credential belongs to (and, for an API key, its scopes).
     pub async fn me(&self) -> Result<Me, ClientError> {
         self.call(Method::GET, self.endpoint(&["auth", "me"]), None)

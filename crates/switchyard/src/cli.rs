@@ -84,9 +84,11 @@ enum Command {
     Config(ConfigCommand),
     /// Sign in to a server and keep the profile the client commands use.
     Login(remote::LoginArgs),
+    /// End the profile's session on its server and forget its credential.
+    Logout(remote::LogoutArgs),
     /// Submit, follow, list, cancel and retry tasks on a server.
     Task(remote::TaskArgs),
-    /// List, show, apply (agents as code) and export a server's agents.
+    /// List, show, delete, apply (agents as code) and export a server's agents.
     Agent(remote::AgentArgs),
 }
 
@@ -274,6 +276,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Login(args) => remote::login(args).await,
+        Command::Logout(args) => remote::logout(args).await,
         Command::Task(args) => remote::task(args).await,
         Command::Agent(args) => remote::agent(args).await,
         Command::Openapi => {

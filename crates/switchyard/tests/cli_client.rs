@@ -424,6 +424,30 @@ async fn the_client_commands_drive_a_server() {
         .await
         .expect(3);
     cli.ok(&["agent", "get", "echo"]).await;
+    // One agent deleted by name; a built-in one cannot be, an unknown one is not found.
+    post(
+        &http,
+        format!("{base}/api/v1/agents"),
+        &admin,
+        json!({"name": "short-lived", "kind": "echo"}),
+    )
+    .await;
+    let deleted = cli
+        .ok(&["agent", "delete", "short-lived", "--output", "json"])
+        .await
+        .json();
+    assert_eq!(deleted, json!({"deleted": "short-lived"}));
+    cli.run(&["agent", "get", "short-lived"], &[], None)
+        .await
+        .expect(3);
+    cli.run(&["agent", "delete", "short-lived"], &[], None)
+        .await
+        .expect(3);
+    let builtin = cli.run(&["agent", "delete", "echo"], &[], None).await;
+    assert!(
+        builtin.code != 0 && builtin.stderr.contains("built"),
+        "{builtin:?}"
+    );
 
     // An export applies unchanged.
     let exported = cli.ok(&["agent", "export"]).await;
@@ -668,4 +692,49 @@ async fn the_client_commands_drive_a_server() {
     cli.run(&["task", "get", &id], &[("SWITCHYARD_URL", &nowhere)], None)
         .await
         .expect(3);
+
+    // Logout ends the password profile's session on the server: its saved refresh token
+    // stops working, the profile keeps only its URL, and a second logout is a no-op.
+    let saved_refresh = cli.profile("pw")["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = cli
+        .ok(&["logout", "--profile", "pw", "--output", "json"])
+        .await
+        .json();
+    assert_eq!(
+        (out["credential"].as_str(), out["session_ended"].as_bool()),
+        (Some("session"), Some(true)),
+        "{out}"
+    );
+    let refresh = http
+        .post(format!("{base}/api/v1/auth/refresh"))
+        .json(&json!({"refresh_token": saved_refresh}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refresh.status(), 401, "the session outlived logout");
+    let after = cli.profile("pw");
+    assert_eq!(after["url"].as_str(), Some(base.as_str()));
+    for key in ["refresh_token", "access_token", "api_key", "email"] {
+        assert!(
+            after.get(key).is_none(),
+            "{key} kept after logout: {after:?}"
+        );
+    }
+    let again = cli.ok(&["logout", "--profile", "pw"]).await;
+    assert!(again.stderr.contains("not signed in"), "{again:?}");
+    cli.run(&["agent", "list", "--profile", "pw"], &[], None)
+        .await
+        .expect(3);
+    // An API key profile is forgotten; the key itself stays valid.
+    let forgot = cli.ok(&["logout"]).await;
+    assert!(forgot.stderr.contains("stays valid"), "{forgot:?}");
+    assert!(cli.profile("default").get("api_key").is_none());
+    let env = [
+        ("SWITCHYARD_URL", base.as_str()),
+        ("SWITCHYARD_API_KEY", key.as_str()),
+    ];
+    cli.run(&["task", "get", &id], &env, None).await.expect(0);
 }

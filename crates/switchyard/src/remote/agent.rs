@@ -51,6 +51,9 @@ pub enum AgentCommand {
     List,
     /// Show one agent.
     Get { name: String },
+    /// Delete an agent (not a built-in one, nor another agent's fallback); its past
+    /// tasks stay.
+    Delete { name: String },
     /// Create or update every agent in a file (.toml, .yaml/.yml or .json) and print
     /// the plan: create, update (which fields) or unchanged, per agent.
     Apply {
@@ -95,6 +98,14 @@ pub async fn run(flags: &ClientFlags, command: AgentCommand) -> Result<(), Exit>
             match format {
                 OutputFormat::Json => output::json(&agent),
                 OutputFormat::Table => output::text(&describe(&agent)),
+            }
+            Ok(())
+        }
+        AgentCommand::Delete { name } => {
+            client.delete_agent(&name).await?;
+            match format {
+                OutputFormat::Json => output::json(&json!({ "deleted": name })),
+                OutputFormat::Table => output::line(&format!("Deleted agent {name}")),
             }
             Ok(())
         }

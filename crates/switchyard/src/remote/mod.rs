@@ -1,4 +1,4 @@
-//! The client commands (`login`, `task …`, `agent …`): drive a Switchyard server by URL
+//! The client commands (`login`, `logout`, `task …`, `agent …`): drive a Switchyard server by URL
 //! through the Rust SDK's [`Client`](switchyard_sdk::Client). See docs/cli.md.
 //!
 //! Exit codes (a contract scripts rely on): 0 ok, 1 the task failed (or another error),
@@ -14,7 +14,7 @@ use switchyard_sdk::ClientError;
 
 pub use agent::AgentCommand;
 pub use output::OutputFormat;
-pub use profile::LoginArgs;
+pub use profile::{LoginArgs, LogoutArgs};
 pub use task::TaskCommand;
 
 /// Flags of every client command (global within `login`, `task` and `agent`).
@@ -113,6 +113,10 @@ impl From<ClientError> for Exit {
 
 pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
     Ok(profile::login(args).await?)
+}
+
+pub async fn logout(args: LogoutArgs) -> anyhow::Result<()> {
+    Ok(profile::logout(args).await?)
 }
 
 pub async fn task(args: TaskArgs) -> anyhow::Result<()> {

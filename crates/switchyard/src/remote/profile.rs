@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use switchyard_sdk::{Client, Credential, Session};
+use switchyard_sdk::{Client, ClientError, Credential, Session};
 
 use super::output::{self, OutputFormat};
 use super::{ClientFlags, EXIT_DENIED, Exit};
@@ -419,6 +419,75 @@ pub async fn login(args: LoginArgs) -> Result<(), Exit> {
             },
             path.display()
         )),
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct LogoutArgs {
+    #[command(flatten)]
+    flags: ClientFlags,
+}
+
+/// `switchyard logout`: ends the profile's session on its server, then forgets the
+/// profile's credential (its URL stays, for the next `switchyard login`). An API key is
+/// only forgotten: the key itself stays valid until it is revoked on the server.
+pub async fn logout(args: LogoutArgs) -> Result<(), Exit> {
+    let path = config_path()?;
+    let name = args.flags.profile;
+    let Some(profile) = load(&path)?.profiles.remove(&name) else {
+        output::note(&format!("profile {name:?} is not signed in"));
+        return Ok(());
+    };
+    let url = profile.url.clone();
+    let (credential, session_ended) = if let Some(session) = profile.session() {
+        // A refresh on the way (the access token expired) spends the refresh token: the
+        // session is ended right after, so the new tokens are not kept.
+        let ended = match Client::builder(&url)
+            .credential(Credential::Session(session))
+            .build()?
+            .logout()
+            .await
+        {
+            Ok(()) => true,
+            // The session had ended already (logged out elsewhere, revoked, expired).
+            Err(ClientError::Unauthorized(_)) => true,
+            Err(e) => {
+                output::note(&format!(
+                    "warning: the session could not be ended on {url} ({e}); it ends when its refresh token expires"
+                ));
+                false
+            }
+        };
+        (Some("session"), ended)
+    } else if profile.api_key.is_some() {
+        output::note(
+            "the API key is forgotten here but stays valid: revoke it on the server (web UI, or DELETE /api/v1/api-keys/{id})",
+        );
+        (Some("api_key"), false)
+    } else {
+        (None, false)
+    };
+    update_profile(&path, &name, |p| {
+        if let Some(p) = p {
+            p.email = None;
+            p.api_key = None;
+            p.access_token = None;
+            p.refresh_token = None;
+            p.expires_at = None;
+        }
+    })?;
+    match args.flags.output {
+        OutputFormat::Json => output::json(&serde_json::json!({
+            "profile": name,
+            "url": url,
+            "credential": credential,
+            "session_ended": session_ended,
+        })),
+        OutputFormat::Table => match credential {
+            Some(_) => output::line(&format!("Logged out of {url} (profile {name:?})")),
+            None => output::note(&format!("profile {name:?} is not signed in")),
+        },
     }
     Ok(())
 }
