@@ -30,6 +30,9 @@ CREATE INDEX audit_log_actor_user ON audit_log (actor_user_id, at, id)
 CREATE INDEX audit_log_actor_key ON audit_log (actor_key_id, at, id)
     WHERE actor_key_id IS NOT NULL;
 CREATE INDEX audit_log_action ON audit_log (action, at, id);
+-- A kind of target alone (`target=task`) has an index of its own: on audit_log_target, its
+-- entries would come out by target id and have to be sorted by time.
+CREATE INDEX audit_log_target_kind ON audit_log (target_kind, at, id);
 CREATE INDEX audit_log_target ON audit_log (target_kind, target_id, at, id);
 
 CREATE TRIGGER audit_log_immutable BEFORE UPDATE ON audit_log
