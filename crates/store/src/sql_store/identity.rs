@@ -12,19 +12,24 @@ use crate::query::Query;
 use crate::rows::{self, Col, db_err, is_unique_violation};
 use crate::sql::sql;
 
-#[async_trait]
-impl<D: Dialect> IdentityStore for SqlStore<D> {
-    async fn create_user(&self, user: NewUser) -> Result<User> {
+impl<D: Dialect> SqlStore<D> {
+    /// A new user; with `oidc` (issuer, subject), one a single sign-on identity signs in as.
+    async fn insert_user(&self, user: NewUser, oidc: Option<(&str, &str)>) -> Result<User> {
         let mut tx = self.begin_write(true).await?;
-        let result = Query::new(sql!("common", "create_user"))
+        let statement = match oidc {
+            None => sql!("common", "create_user"),
+            Some(_) => sql!("common", "create_oidc_user"),
+        };
+        let mut query = Query::new(statement)
             .bind(user.id.0)
             .bind(&user.email)
             .bind(&user.password_hash)
             .bind(user.role.as_str())
-            .bind(user.created_at.millis())
-            .execute(tx.on())
-            .await;
-        match result {
+            .bind(user.created_at.millis());
+        if let Some((issuer, subject)) = oidc {
+            query = query.bind(issuer).bind(subject);
+        }
+        match query.execute(tx.on()).await {
             Ok(_) => {
                 tx.commit().await.map_err(db_err("commit user"))?;
                 Ok(User {
@@ -38,10 +43,23 @@ impl<D: Dialect> IdentityStore for SqlStore<D> {
             }
             Err(e) if is_unique_violation(&e) => Err(Error::new(
                 ErrorCode::EmailTaken,
-                format!("a user with email {} already exists", user.email),
+                match oidc {
+                    None => format!("a user with email {} already exists", user.email),
+                    Some(_) => format!(
+                        "a user with email {} or this single sign-on identity already exists",
+                        user.email
+                    ),
+                },
             )),
             Err(e) => Err(db_err("create user")(e)),
         }
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> IdentityStore for SqlStore<D> {
+    async fn create_user(&self, user: NewUser) -> Result<User> {
+        self.insert_user(user, None).await
     }
 
     async fn get_user(&self, id: UserId) -> Result<Option<User>> {
@@ -110,38 +128,7 @@ impl<D: Dialect> IdentityStore for SqlStore<D> {
     }
 
     async fn create_oidc_user(&self, user: NewUser, issuer: &str, subject: &str) -> Result<User> {
-        let mut tx = self.begin_write(true).await?;
-        let result = Query::new(sql!("common", "create_oidc_user"))
-            .bind(user.id.0)
-            .bind(&user.email)
-            .bind(&user.password_hash)
-            .bind(user.role.as_str())
-            .bind(user.created_at.millis())
-            .bind(issuer)
-            .bind(subject)
-            .execute(tx.on())
-            .await;
-        match result {
-            Ok(_) => {
-                tx.commit().await.map_err(db_err("commit user"))?;
-                Ok(User {
-                    id: user.id,
-                    email: user.email,
-                    role: user.role,
-                    disabled: false,
-                    created_at: user.created_at,
-                    updated_at: user.created_at,
-                })
-            }
-            Err(e) if is_unique_violation(&e) => Err(Error::new(
-                ErrorCode::EmailTaken,
-                format!(
-                    "a user with email {} or this single sign-on identity already exists",
-                    user.email
-                ),
-            )),
-            Err(e) => Err(db_err("create oidc user")(e)),
-        }
+        self.insert_user(user, Some((issuer, subject))).await
     }
 
     async fn create_api_key(&self, key: NewApiKey) -> Result<()> {
