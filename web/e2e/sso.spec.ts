@@ -3,15 +3,12 @@
 // the provider's own form and lands in the app as the role its groups map to; a user with
 // no mapped role is refused with a clear message. These tests run their own server, set up
 // for single sign-on with SSO-only login and a break-glass admin.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { expect, test } from '@playwright/test';
+import { placeServer, startServer, type RunningServer } from './server';
 
-const WEB = resolve(import.meta.dirname, '..');
 const issuer = process.env.TEST_OIDC_ISSUER;
 const clientId = process.env.TEST_OIDC_CLIENT_ID ?? 'switchyard-test';
 const clientSecret = process.env.TEST_OIDC_CLIENT_SECRET ?? 'switchyard-test-secret';
@@ -20,32 +17,14 @@ if (!issuer) {
   console.warn('SKIPPED: TEST_OIDC_ISSUER not set — the single sign-on end-to-end tests did not run (.ci/run starts the provider)');
 }
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => res(port));
-    });
-  });
-}
-
-interface SsoServer {
-  url: string;
+interface SsoServer extends RunningServer {
   adminPassword: string;
-  stop(): Promise<void>;
 }
 
 async function startSsoServer(): Promise<SsoServer> {
-  const bin = resolve(WEB, process.env.SWITCHYARD_BIN ?? '../target/release/switchyard');
-  if (!existsSync(bin)) throw new Error(`no switchyard binary at ${bin}; set SWITCHYARD_BIN`);
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const dataDir = mkdtempSync(join(tmpdir(), 'switchyard-e2e-sso-'));
+  const place = await placeServer('switchyard-e2e-sso-');
   const adminPassword = `e2e-${randomBytes(12).toString('hex')}`;
-  const configFile = join(dataDir, 'switchyard.toml');
+  const configFile = join(place.dataDir, 'switchyard.toml');
   writeFileSync(
     configFile,
     `[auth]
@@ -58,53 +37,17 @@ client_id = ${JSON.stringify(clientId)}
 client_secret_env = "E2E_OIDC_CLIENT_SECRET"
 name = "Test IdP"
 scopes = ["openid", "email", "profile", "groups"]
-redirect_url = "${url}/api/v1/auth/oidc/callback"
+redirect_url = "${place.url}/api/v1/auth/oidc/callback"
 role_claim = "groups"
 role_map = { "switchyard-operators" = "operator", "switchyard-admins" = "admin" }
 `,
   );
-  const log = createWriteStream(join(WEB, 'test-output', 'server-sso.log'));
-  const child: ChildProcess = spawn(bin, ['--config', configFile, 'dev', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
-    cwd: dataDir,
-    env: { ...process.env, SWITCHYARD_ADMIN_PASSWORD: adminPassword, E2E_OIDC_CLIENT_SECRET: clientSecret },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const server = await startServer(place, {
+    logName: 'server-sso.log',
+    globalArgs: ['--config', configFile],
+    env: { SWITCHYARD_ADMIN_PASSWORD: adminPassword, E2E_OIDC_CLIENT_SECRET: clientSecret },
   });
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
-  let exited: string | null = null;
-  child.on('exit', (code, signal) => (exited = `code ${code}, signal ${signal}`));
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (exited) throw new Error(`the SSO server exited before it was ready (${exited}); see test-output/server-sso.log`);
-    try {
-      if ((await fetch(`${url}/readyz`)).ok) break;
-    } catch {
-      // Not listening yet.
-    }
-    if (Date.now() > deadline) throw new Error('the SSO server was not ready within 60 s');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return {
-    url,
-    adminPassword,
-    async stop() {
-      if (!exited) {
-        child.kill('SIGTERM');
-        await new Promise<void>((res) => {
-          const force = setTimeout(() => {
-            child.kill('SIGKILL');
-            res();
-          }, 10_000);
-          child.once('exit', () => {
-            clearTimeout(force);
-            res();
-          });
-        });
-      }
-      log.end();
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
+  return { ...server, adminPassword };
 }
 
 test.describe('single sign-on', () => {
