@@ -372,6 +372,29 @@ pub struct RecordedEvent {
     pub owner_id: Option<UserId>,
 }
 
+/// Live events numbered by [`TaskStore::number_events`], and the open write that keeps
+/// them.
+pub struct NumberedEvents<'a> {
+    pub events: Vec<RecordedEvent>,
+    pub write: Box<dyn PendingWrite + 'a>,
+}
+
+/// A write transaction waiting to be committed.
+#[async_trait]
+pub trait PendingWrite: Send {
+    async fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// A write with nothing in it.
+pub struct NothingToWrite;
+
+#[async_trait]
+impl PendingWrite for NothingToWrite {
+    async fn commit(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct TaskLogLine {
     pub task_id: TaskId,
@@ -520,14 +543,28 @@ pub trait TaskStore: Send + Sync {
     /// lease (cancelled, reaped, already completed) are rejected, never recorded twice.
     async fn complete_tasks(&self, batch: &[Completion]) -> Result<CompletionResult>;
 
-    /// Numbers live events of running attempts and stores the log lines among them, and
-    /// the stream events (progress, partial output): each task keeps its last
-    /// `keep_stream` of those (0: none), dropping the oldest a few at a time.
+    /// Numbers live events of running attempts in an open write, which, once
+    /// [committed](PendingWrite::commit), stores the log lines among them and the stream
+    /// events (progress, partial output): each task keeps its last `keep_stream` of those
+    /// (0: none), dropping the oldest a few at a time. The numbers are final once
+    /// returned, so the events can be published while their write commits; dropping the
+    /// write unnumbered rolls it back.
+    async fn number_events<'a>(
+        &'a self,
+        batch: Vec<EventDraft>,
+        keep_stream: u32,
+    ) -> Result<NumberedEvents<'a>>;
+
+    /// [`number_events`](TaskStore::number_events), committed.
     async fn record_events(
         &self,
         batch: Vec<EventDraft>,
         keep_stream: u32,
-    ) -> Result<Vec<RecordedEvent>>;
+    ) -> Result<Vec<RecordedEvent>> {
+        let numbered = self.number_events(batch, keep_stream).await?;
+        numbered.write.commit().await?;
+        Ok(numbered.events)
+    }
 
     async fn task_logs(&self, id: TaskId, after_seq: u64, limit: u32) -> Result<Vec<TaskLogLine>>;
 

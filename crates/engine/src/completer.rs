@@ -133,19 +133,28 @@ async fn run(mut rx: mpsc::Receiver<Item>, deps: CompleterDeps, loopback: Loopba
     }
 }
 
+/// Numbers live events, publishes them, then commits their rows: a follower does not
+/// wait for the write. One that connects meanwhile finds them in the event hub's window
+/// of recent events (the backlog merges it with the store), and should the commit fail,
+/// the events are recorded again one by one, under the same numbers unless a status
+/// change took one in between (followers drop a number seen twice).
 async fn record_events(deps: &CompleterDeps, drafts: Vec<EventDraft>) {
     // Kept to record one by one should the database refuse the batch for one of them.
     let spare = (drafts.len() > 1).then(|| drafts.clone());
-    match deps.store.record_events(drafts, deps.keep_stream).await {
-        Ok(recorded) => {
-            let events: Vec<SharedEvent> = recorded
-                .into_iter()
-                .filter_map(|r| TaskEvent::recorded(r).map(Arc::new))
-                .collect();
-            if !events.is_empty() {
-                deps.bus.send(BusMessage::Tasks { events }).await;
-            }
+    let recorded = async {
+        let numbered = deps.store.number_events(drafts, deps.keep_stream).await?;
+        let events: Vec<SharedEvent> = numbered
+            .events
+            .into_iter()
+            .filter_map(|r| TaskEvent::recorded(r).map(Arc::new))
+            .collect();
+        if !events.is_empty() {
+            deps.bus.send(BusMessage::Tasks { events }).await;
         }
+        numbered.write.commit().await
+    };
+    match recorded.await {
+        Ok(()) => {}
         Err(e) => match spare {
             Some(drafts) if e.code != ErrorCode::Unavailable => {
                 tracing::warn!(error = %e, count = drafts.len(), "a batch of task events was refused; recording them one by one");

@@ -471,11 +471,14 @@ impl TaskService {
         let Some(since) = since else {
             return vec![Arc::new(TaskEvent::snapshot(task))];
         };
-        if task.seq <= since {
+        // Live events are published before their write commits (see the completer): the
+        // window can hold events newer than the stored task.
+        let recent = self.hub.recent_for_task(task.id, since);
+        if task.seq <= since && recent.is_empty() {
             return Vec::new();
         }
         let mut merged: BTreeMap<u64, SharedEvent> = BTreeMap::new();
-        for e in self.hub.recent_for_task(task.id, since) {
+        for e in recent {
             merged.insert(e.seq, e);
         }
         match self.store.task_logs(task.id, since, 10_000).await {
@@ -818,5 +821,35 @@ mod tests {
 
         // A gap (an event missed) means the state is no longer known: read it instead.
         assert!(advanced(task, &event(&running_task(), 4, result)).is_none());
+    }
+
+    /// Live events are published before their write commits (see the completer): a
+    /// follower resuming from the stored task's seq in between finds them in the hub's
+    /// window of recent events.
+    #[tokio::test]
+    async fn a_resuming_follower_gets_events_not_stored_yet() {
+        let (_dir, engine) = crate::worker_session::tests::engine(1_000).await;
+        let now = Timestamp::now();
+        let queued = switchyard_store::conformance::new_task("other", 0, now);
+        engine
+            .store
+            .insert_tasks(vec![queued.clone()], now)
+            .await
+            .unwrap();
+        let task = engine.store.get_task(queued.id).await.unwrap().unwrap();
+        let partial = std::sync::Arc::new(event(
+            &task,
+            task.seq + 1,
+            EventBody::Partial {
+                data: json!({"delta": "tok"}),
+            },
+        ));
+        engine.hub().deliver(&[partial]);
+        let backlog = engine.tasks().backlog(&task, Some(task.seq)).await;
+        assert!(
+            backlog.iter().any(|e| e.seq == task.seq + 1),
+            "{:?}",
+            backlog.iter().map(|e| e.seq).collect::<Vec<_>>()
+        );
     }
 }

@@ -625,4 +625,4 @@ impl WorkerSession {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

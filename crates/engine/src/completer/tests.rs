@@ -112,13 +112,18 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_on(|_| Arc::new(LocalBus::default())).await
+}
+
+/// A fixture whose event bus `bus` makes, given the store.
+async fn fixture_on(bus: impl FnOnce(&SharedStore) -> Arc<dyn EventBus>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteStore::open(&dir.path().join("db.sqlite"), Durability::Normal)
         .await
         .unwrap();
     sqlite.migrate().await.unwrap();
     let store: SharedStore = Arc::new(sqlite);
-    let bus: Arc<dyn EventBus> = Arc::new(LocalBus::default());
+    let bus = bus(&store);
     let agents = Arc::new(AgentRegistry::new(store.clone(), bus.clone()));
     agents.init().await.unwrap();
     let completer = Completer::start(CompleterDeps {
@@ -279,4 +284,85 @@ async fn live_events_follow_the_claim_in_order_and_a_finished_attempt_s_are_drop
         3,
         "a finished attempt's late line is not kept"
     );
+}
+
+/// A bus that notes, for each task event handed to it, the event's seq and the seq the
+/// store holds for its task at that moment.
+struct PeekingBus {
+    inner: LocalBus,
+    store: SharedStore,
+    seen: parking_lot::Mutex<Vec<(u64, u64)>>,
+}
+
+#[async_trait::async_trait]
+impl EventBus for PeekingBus {
+    fn backend(&self) -> &'static str {
+        "peeking"
+    }
+
+    async fn publish(&self, message: switchyard_core::event::SharedBusMessage) -> Result<()> {
+        if let BusMessage::Tasks { events } = &*message {
+            for e in events {
+                let stored = self.store.get_task(e.task_id).await?.map_or(0, |t| t.seq);
+                self.seen.lock().push((e.seq, stored));
+            }
+        }
+        self.inner.publish(message).await
+    }
+
+    fn subscribe(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<switchyard_core::event::SharedBusMessage> {
+        self.inner.subscribe()
+    }
+}
+
+/// Followers do not wait for the write: live events are published once numbered, before
+/// their rows commit, and are stored all the same.
+#[tokio::test(flavor = "current_thread")]
+async fn live_events_are_published_before_their_write_commits() {
+    let peeking = std::sync::OnceLock::new();
+    let f = fixture_on(|store| {
+        let bus = Arc::new(PeekingBus {
+            inner: LocalBus::default(),
+            store: store.clone(),
+            seen: Default::default(),
+        });
+        let _ = peeking.set(bus.clone());
+        bus
+    })
+    .await;
+    let now = Timestamp::now();
+    insert(&f.store, vec![new_task("echo", 0, now)]).await;
+    let c = claim(&f.store, WorkerId::new(), now, "echo", 1)
+        .await
+        .remove(0);
+    for i in 0..3 {
+        f.completer
+            .emit(EventDraft {
+                task_id: c.id,
+                attempt: c.attempt,
+                at: Timestamp::now(),
+                body: EventBody::Partial {
+                    data: json!({"delta": i}),
+                },
+            })
+            .await
+            .unwrap();
+    }
+    f.completer.flush().await;
+    let seen = peeking.get().unwrap().seen.lock().clone();
+    assert_eq!(
+        seen.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        vec![c.seq + 1, c.seq + 2, c.seq + 3]
+    );
+    for (seq, stored) in &seen {
+        assert!(
+            stored < seq,
+            "event {seq} was published after the store held {stored}"
+        );
+    }
+    assert_eq!(f.task(c.id).await.seq, c.seq + 3);
+    let kept = f.store.task_stream(c.id, 0, 10).await.unwrap();
+    assert_eq!(kept.events.len(), 3, "published and stored");
 }

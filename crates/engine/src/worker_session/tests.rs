@@ -19,7 +19,7 @@ const WAIT: Duration = Duration::from_secs(60);
 /// An engine over a migrated SQLite store in a directory of its own (kept while the guard
 /// lives), dispatching, with the agents `served` (echo) and `other` (remote, served by
 /// no one here).
-async fn engine(heartbeat_ms: u64) -> (tempfile::TempDir, Arc<Engine>) {
+pub(crate) async fn engine(heartbeat_ms: u64) -> (tempfile::TempDir, Arc<Engine>) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("db.sqlite"), Durability::Normal)
         .await

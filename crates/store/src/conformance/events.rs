@@ -66,6 +66,66 @@ pub async fn live_events_and_logs(store: SharedStore) {
     assert_eq!(late[0].seq, None, "no events after the attempt ended");
 }
 
+/// Numbers are handed out before the write commits (the completer publishes in
+/// between): nothing is readable until then, and a write dropped uncommitted keeps
+/// nothing, so the same numbers are handed out again.
+pub async fn numbered_events_are_kept_once_committed(store: SharedStore) {
+    let t = new_task("numbered", 0, t0());
+    insert(&store, vec![t.clone()]).await;
+    let c = claim(&store, WorkerId::new(), t0(), "numbered", 1)
+        .await
+        .remove(0);
+    let drafts = || {
+        vec![
+            EventDraft {
+                task_id: t.id,
+                attempt: c.attempt,
+                at: t0(),
+                body: EventBody::Log {
+                    level: LogLevel::Info,
+                    message: "line".into(),
+                },
+            },
+            EventDraft {
+                task_id: t.id,
+                attempt: c.attempt,
+                at: t0(),
+                body: EventBody::Partial {
+                    data: json!({"delta": "tok"}),
+                },
+            },
+        ]
+    };
+    let seqs = |events: &[RecordedEvent]| events.iter().map(|e| e.seq).collect::<Vec<_>>();
+    let dropped = store.number_events(drafts(), 100).await.unwrap();
+    assert_eq!(seqs(&dropped.events), vec![Some(3), Some(4)]);
+    assert!(store.task_logs(t.id, 0, 10).await.unwrap().is_empty());
+    drop(dropped);
+    let numbered = store.number_events(drafts(), 100).await.unwrap();
+    assert_eq!(
+        seqs(&numbered.events),
+        vec![Some(3), Some(4)],
+        "a dropped write kept nothing"
+    );
+    assert!(store.task_logs(t.id, 0, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .task_stream(t.id, 0, 10)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+    numbered.write.commit().await.unwrap();
+    assert_eq!(store.task_logs(t.id, 0, 10).await.unwrap().len(), 1);
+    let stream = store.task_stream(t.id, 0, 10).await.unwrap();
+    assert_eq!(
+        stream.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![4]
+    );
+    assert_eq!(store.get_task(t.id).await.unwrap().unwrap().seq, 4);
+}
+
 pub async fn task_logs_filter_and_expire(store: SharedStore) {
     let t = new_task("logfilter", 0, t0());
     insert(&store, vec![t.clone()]).await;

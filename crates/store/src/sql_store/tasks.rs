@@ -440,13 +440,16 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
         })
     }
 
-    async fn record_events(
-        &self,
+    async fn number_events<'a>(
+        &'a self,
         drafts: Vec<EventDraft>,
         keep_stream: u32,
-    ) -> Result<Vec<RecordedEvent>> {
+    ) -> Result<NumberedEvents<'a>> {
         if drafts.is_empty() {
-            return Ok(Vec::new());
+            return Ok(NumberedEvents {
+                events: Vec::new(),
+                write: Box::new(NothingToWrite),
+            });
         }
         let (request, groups) = batch::seq_requests(&drafts);
         let mut tx = self.begin_task_path().await?;
@@ -518,28 +521,16 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
             };
             out.push(recorded);
         }
-        if !logs.is_empty() {
-            let logs = serde_json::Value::Array(logs).to_string();
-            self.dialect.insert_logs(tx.conn(), logs).await?;
-        }
-        if !stream.is_empty() {
-            self.dialect.insert_stream(tx.conn(), &stream).await?;
-        }
-        for (task_id, keep_from) in cuts {
-            for statement in [
-                sql!("common", "cut_stream"),
-                sql!("common", "cut_stream_rows"),
-            ] {
-                Query::new(statement)
-                    .bind(task_id.0)
-                    .bind(i64::try_from(keep_from).unwrap_or(i64::MAX))
-                    .execute(tx.on())
-                    .await
-                    .map_err(db_err("drop old task stream events"))?;
-            }
-        }
-        tx.commit().await.map_err(db_err("commit events"))?;
-        Ok(out)
+        Ok(NumberedEvents {
+            events: out,
+            write: Box::new(EventWrite {
+                dialect: &self.dialect,
+                tx,
+                logs: (!logs.is_empty()).then(|| serde_json::Value::Array(logs).to_string()),
+                stream,
+                cuts,
+            }),
+        })
     }
 
     async fn task_stream(&self, id: TaskId, after_seq: u64, limit: u32) -> Result<TaskStream> {
@@ -797,4 +788,49 @@ fn stream_cut(streamed: u64, added: u64, keep: u32) -> Option<u64> {
     let over = streamed - keep;
     let before = (streamed - added).saturating_sub(keep);
     (over / u64::from(STREAM_CUT_EVERY) != before / u64::from(STREAM_CUT_EVERY)).then_some(over + 1)
+}
+
+/// The rest of [`TaskStore::number_events`]' transaction: the numbered events' rows,
+/// stored once the events are out.
+struct EventWrite<'a, D: Dialect> {
+    dialect: &'a D,
+    tx: Tx<D>,
+    /// The log lines, as one JSON array.
+    logs: Option<String>,
+    stream: Vec<batch::StreamRow>,
+    /// Per task, the first stream number it keeps.
+    cuts: Vec<(TaskId, u64)>,
+}
+
+#[async_trait]
+impl<D: Dialect> PendingWrite for EventWrite<'_, D> {
+    async fn commit(self: Box<Self>) -> Result<()> {
+        let EventWrite {
+            dialect,
+            mut tx,
+            logs,
+            stream,
+            cuts,
+        } = *self;
+        if let Some(logs) = logs {
+            dialect.insert_logs(tx.conn(), logs).await?;
+        }
+        if !stream.is_empty() {
+            dialect.insert_stream(tx.conn(), &stream).await?;
+        }
+        for (task_id, keep_from) in cuts {
+            for statement in [
+                sql!("common", "cut_stream"),
+                sql!("common", "cut_stream_rows"),
+            ] {
+                Query::new(statement)
+                    .bind(task_id.0)
+                    .bind(i64::try_from(keep_from).unwrap_or(i64::MAX))
+                    .execute(tx.on())
+                    .await
+                    .map_err(db_err("drop old task stream events"))?;
+            }
+        }
+        tx.commit().await.map_err(db_err("commit events"))
+    }
 }
