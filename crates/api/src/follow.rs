@@ -4,6 +4,8 @@
 //! live events. Duplicates are dropped by sequence number, so a reconnect with `since`
 //! sees every event once and in order, as far back as the replay window reaches.
 
+use std::collections::VecDeque;
+
 use switchyard_core::TaskId;
 use switchyard_core::event::TaskEvent;
 use switchyard_engine::events::{SharedEvent, Subscription};
@@ -28,55 +30,97 @@ pub enum End {
     Shutdown,
 }
 
-/// Delivers one task's backlog then its live events, in sequence order without
-/// duplicates, until the final event.
+/// One task's events as its follower receives them: the backlog, then live events, in
+/// sequence order without duplicates, until the final event.
 ///
 /// Every [`RESYNC`] it also checks the stored task: an event that never reached this
 /// server (a bus message lost while a connection to Redis was being re-established) is
 /// delivered from the store, so a follower never waits forever for a final event.
-pub async fn pump_task(
-    state: &AppState,
+pub struct TaskFollower {
+    state: AppState,
     task_id: TaskId,
-    backlog: Vec<SharedEvent>,
-    since: Option<u64>,
-    sub: &mut Subscription,
-    shutdown: &CancellationToken,
-    sink: &mut impl EventSink,
-) -> End {
-    let mut last = since.unwrap_or(0);
-    let mut pending: std::collections::VecDeque<SharedEvent> = backlog.into();
-    let mut first = since.is_none();
-    let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + RESYNC, RESYNC);
-    loop {
-        let e = match pending.pop_front() {
-            Some(e) => e,
-            None => tokio::select! {
-                _ = shutdown.cancelled() => return End::Shutdown,
-                e = sub.rx.recv() => match e {
-                    Some(e) => e,
-                    None => return if sub.lagged() { End::Lagged } else { End::Gone },
-                },
-                _ = resync.tick() => {
-                    if let Ok(Some(task)) = state.engine.tasks().current(task_id).await
-                        && task.seq > last
-                    {
-                        pending.extend(state.engine.tasks().backlog(&task, Some(last)).await);
+    sub: Subscription,
+    shutdown: CancellationToken,
+    pending: VecDeque<SharedEvent>,
+    /// The newest seq delivered.
+    last: u64,
+    /// No event delivered yet: the first of a new follower is the current state, whatever
+    /// its seq.
+    first: bool,
+    resync: tokio::time::Interval,
+    ended: bool,
+}
+
+impl TaskFollower {
+    /// Follows `task_id` on `sub` (subscribed before `backlog` was read), from `since`.
+    pub fn new(
+        state: AppState,
+        task_id: TaskId,
+        backlog: Vec<SharedEvent>,
+        since: Option<u64>,
+        sub: Subscription,
+    ) -> Self {
+        let shutdown = state.shutdown.clone();
+        TaskFollower {
+            state,
+            task_id,
+            sub,
+            shutdown,
+            pending: backlog.into(),
+            last: since.unwrap_or(0),
+            first: since.is_none(),
+            resync: tokio::time::interval_at(tokio::time::Instant::now() + RESYNC, RESYNC),
+            ended: false,
+        }
+    }
+
+    /// The next event to deliver, or why there is none: [`End::Final`] once the final
+    /// event has been delivered.
+    pub async fn next(&mut self) -> Result<SharedEvent, End> {
+        loop {
+            if self.ended {
+                return Err(End::Final);
+            }
+            let e = match self.pending.pop_front() {
+                Some(e) => e,
+                None => tokio::select! {
+                    _ = self.shutdown.cancelled() => return Err(End::Shutdown),
+                    e = self.sub.rx.recv() => match e {
+                        Some(e) => e,
+                        None => return Err(if self.sub.lagged() { End::Lagged } else { End::Gone }),
+                    },
+                    _ = self.resync.tick() => {
+                        let tasks = self.state.engine.tasks();
+                        if let Ok(Some(task)) = tasks.current(self.task_id).await
+                            && task.seq > self.last
+                        {
+                            self.pending.extend(tasks.backlog(&task, Some(self.last)).await);
+                        }
+                        continue;
                     }
-                    continue;
+                },
+            };
+            if e.seq <= self.last && !self.first {
+                continue;
+            }
+            self.first = false;
+            self.last = self.last.max(e.seq);
+            self.ended = e.is_final();
+            return Ok(e);
+        }
+    }
+}
+
+/// Delivers a task follower's events to `sink` until the final event.
+pub async fn pump_task(mut follower: TaskFollower, sink: &mut impl EventSink) -> End {
+    loop {
+        match follower.next().await {
+            Ok(e) => {
+                if !sink.emit(&e).await {
+                    return End::Gone;
                 }
-            },
-        };
-        // The first event of a new follower is the current state, whatever its seq.
-        if e.seq <= last && !first {
-            continue;
-        }
-        first = false;
-        last = last.max(e.seq);
-        if !sink.emit(&e).await {
-            return End::Gone;
-        }
-        if e.is_final() {
-            return End::Final;
+            }
+            Err(end) => return end,
         }
     }
 }

@@ -9,13 +9,13 @@ use serde::Serialize;
 use switchyard_core::event::TaskEvent;
 use switchyard_core::task::Task;
 use switchyard_engine::events::Subscription;
-use switchyard_monitoring::metrics::GaugeGuard;
+use switchyard_monitoring::metrics::{GaugeGuard, OwnedGaugeGuard};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::AppState;
-use crate::follow::{End, EventSink, pump_many, pump_task};
+use crate::follow::{End, EventSink, TaskFollower, pump_many};
 
 /// The wire form of an event, shared by SSE and the WebSocket gateway.
 #[derive(Serialize)]
@@ -70,35 +70,30 @@ fn into_sse(rx: mpsc::Receiver<Event>) -> Response {
         .into_response()
 }
 
-/// Streams one task's events until its final event.
+/// Streams one task's events until its final event. The response body reads the
+/// follower itself: no task or channel between the subscription and the connection.
 pub async fn follow_task(
     state: AppState,
     task: Task,
     since: Option<u64>,
-    mut sub: Subscription,
+    sub: Subscription,
 ) -> Response {
-    let (tx, rx) = mpsc::channel(64);
     let backlog = state.engine.tasks().backlog(&task, since).await;
-    tokio::spawn(async move {
-        let metrics = state.engine.monitoring().metrics.clone();
-        let _open = GaugeGuard::new(&metrics.sse_streams);
-        let mut sink = SseSink { tx, with_id: true };
-        if pump_task(
-            &state,
-            task.id,
-            backlog,
-            since,
-            &mut sub,
-            &state.shutdown,
-            &mut sink,
-        )
-        .await
-            == End::Lagged
-        {
-            let _ = sink.tx.send(lagged_event()).await;
+    let open = OwnedGaugeGuard::new(state.engine.monitoring().metrics.clone(), |m| {
+        &m.sse_streams
+    });
+    let follower = TaskFollower::new(state, task.id, backlog, since, sub);
+    let events = futures::stream::unfold(Some((follower, open)), |followed| async move {
+        let (mut follower, open) = followed?;
+        match follower.next().await {
+            Ok(e) => Some((sse_event(&e, true), Some((follower, open)))),
+            Err(End::Lagged) => Some((lagged_event(), None)),
+            Err(_) => None,
         }
     });
-    into_sse(rx)
+    Sse::new(events.map(Ok::<_, Infallible>))
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// Streams every event a subscription matches (an agent's, or all visible tasks', of

@@ -423,6 +423,26 @@ impl Drop for GaugeGuard<'_> {
     }
 }
 
+/// A [`GaugeGuard`] that holds the metrics it counts in, for a value that outlives the
+/// scope that made it (a response body).
+pub struct OwnedGaugeGuard {
+    metrics: Arc<Metrics>,
+    gauge: fn(&Metrics) -> &AtomicI64,
+}
+
+impl OwnedGaugeGuard {
+    pub fn new(metrics: Arc<Metrics>, gauge: fn(&Metrics) -> &AtomicI64) -> Self {
+        gauge(&metrics).fetch_add(1, Relaxed);
+        OwnedGaugeGuard { metrics, gauge }
+    }
+}
+
+impl Drop for OwnedGaugeGuard {
+    fn drop(&mut self) {
+        (self.gauge)(&self.metrics).fetch_sub(1, Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

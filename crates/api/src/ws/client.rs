@@ -28,7 +28,7 @@ use super::{
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiQuery;
-use crate::follow::{End, EventSink, pump_many, pump_task};
+use crate::follow::{End, EventSink, TaskFollower, pump_many, pump_task};
 use crate::sse::{SLOW_CONSUMER_MESSAGE, wire_json};
 
 /// Most simultaneous subscriptions per connection.
@@ -364,7 +364,7 @@ impl Session {
                     .tasks()
                     .visible(&self.principal, *id)
                     .await?;
-                let mut sub = hub.subscribe(Filter::Task(*id), buffer);
+                let sub = hub.subscribe(Filter::Task(*id), buffer);
                 let task = self
                     .state
                     .engine
@@ -379,12 +379,8 @@ impl Session {
                 });
                 tokio::spawn(async move {
                     let mut sink = WsSink(outbox);
-                    if pump_task(
-                        &state, task_id, backlog, since, &mut sub, &shutdown, &mut sink,
-                    )
-                    .await
-                        == End::Lagged
-                    {
+                    let follower = TaskFollower::new(state, task_id, backlog, since, sub);
+                    if pump_task(follower, &mut sink).await == End::Lagged {
                         sink.0.slow.cancel();
                     }
                 })
@@ -505,17 +501,12 @@ impl Session {
             task: value,
         });
         let outbox = self.outbox.clone();
-        let shutdown = self.state.shutdown.clone();
         let state = self.state.clone();
         let task_id = task.id;
         let handle = tokio::spawn(async move {
             let mut sink = WsSink(outbox);
-            if pump_task(
-                &state, task_id, backlog, since, &mut sub, &shutdown, &mut sink,
-            )
-            .await
-                == End::Lagged
-            {
+            let follower = TaskFollower::new(state, task_id, backlog, since, sub);
+            if pump_task(follower, &mut sink).await == End::Lagged {
                 sink.0.slow.cancel();
             }
         });
