@@ -3,11 +3,7 @@
 use super::*;
 
 pub async fn live_events_and_logs(store: SharedStore) {
-    let t = new_task("logger", 0, t0());
-    insert(&store, vec![t.clone()]).await;
-    let c = claim(&store, WorkerId::new(), t0(), "logger", 1)
-        .await
-        .remove(0);
+    let (t, c) = running_task(&store, "logger").await;
     let draft = |body: EventBody, attempt: u32| EventDraft {
         task_id: t.id,
         attempt,
@@ -70,11 +66,7 @@ pub async fn live_events_and_logs(store: SharedStore) {
 /// between): nothing is readable until then, and a write dropped uncommitted keeps
 /// nothing, so the same numbers are handed out again.
 pub async fn numbered_events_are_kept_once_committed(store: SharedStore) {
-    let t = new_task("numbered", 0, t0());
-    insert(&store, vec![t.clone()]).await;
-    let c = claim(&store, WorkerId::new(), t0(), "numbered", 1)
-        .await
-        .remove(0);
+    let (t, c) = running_task(&store, "numbered").await;
     let drafts = || {
         vec![
             EventDraft {
@@ -123,11 +115,7 @@ pub async fn numbered_events_are_kept_once_committed(store: SharedStore) {
 }
 
 pub async fn task_logs_filter_and_expire(store: SharedStore) {
-    let t = new_task("logfilter", 0, t0());
-    insert(&store, vec![t.clone()]).await;
-    let c = claim(&store, WorkerId::new(), t0(), "logfilter", 1)
-        .await
-        .remove(0);
+    let (t, c) = running_task(&store, "logfilter").await;
     let line = |level, m: &str| EventDraft {
         task_id: t.id,
         attempt: c.attempt,
@@ -213,11 +201,7 @@ pub async fn task_logs_filter_and_expire(store: SharedStore) {
 /// Stream events (progress, partial output) are kept with the task, the oldest dropped
 /// past the bound, and a reader told what it missed.
 pub async fn task_streams_are_kept_and_cut(store: SharedStore) {
-    let t = new_task("streamer", 0, t0());
-    insert(&store, vec![t.clone()]).await;
-    let c = claim(&store, WorkerId::new(), t0(), "streamer", 1)
-        .await
-        .remove(0);
+    let (t, c) = running_task(&store, "streamer").await;
     let partial = |i: u64| EventDraft {
         task_id: t.id,
         attempt: c.attempt,

@@ -155,6 +155,16 @@ pub async fn claim(
         .expect("claim")
 }
 
+/// One task of `agent`, inserted and claimed at [`t0`]: the task and its running attempt.
+pub async fn running_task(store: &SharedStore, agent: &str) -> (NewTask, ClaimedTask) {
+    let t = new_task(agent, 0, t0());
+    insert(store, vec![t.clone()]).await;
+    let c = claim(store, WorkerId::new(), t0(), agent, 1)
+        .await
+        .remove(0);
+    (t, c)
+}
+
 fn done(task: &ClaimedTask, at: Timestamp, outcome: Outcome) -> Completion {
     Completion {
         task_id: task.id,
