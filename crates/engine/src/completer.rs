@@ -1,9 +1,9 @@
 //! The completion path of the Error Recovery flow, batched.
 //!
 //! Workers hand in attempt results and live events; one loop groups whatever has
-//! arrived, numbers and stores the events, decides each result's fate (succeed, retry
-//! with backoff, fall back, dead), records all of it in one transaction, then publishes
-//! the events and fills the result cache.
+//! arrived, numbers the events, publishes them and stores them, then decides each
+//! result's fate (succeed, retry with backoff, fall back, dead), records all of it in one
+//! transaction, publishes the transitions and fills the result cache.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
