@@ -50,6 +50,22 @@ async fn stream_tokens(input: Value, ctx: switchyard_sdk::TaskContext) -> Value 
     json!({ "tokens": tokens })
 }
 
+/// What a follower reads of each SSE event: borrowed, and only the fields it needs (the
+/// load generator should leave the cores to the server).
+#[derive(serde::Deserialize)]
+struct Frame<'a> {
+    #[serde(borrow)]
+    kind: Option<&'a str>,
+    #[serde(borrow)]
+    status: Option<&'a str>,
+    data: Option<Stamp>,
+}
+
+#[derive(serde::Deserialize)]
+struct Stamp {
+    t: Option<u64>,
+}
+
 /// Follows one task over SSE until its final event: the delays of its partial events
 /// (microseconds) and how many arrived.
 async fn follow(target: &Target, id: &str) -> anyhow::Result<(Histogram<u64>, u64)> {
@@ -70,28 +86,37 @@ async fn follow(target: &Target, id: &str) -> anyhow::Result<(Histogram<u64>, u6
     let mut buf: Vec<u8> = Vec::new();
     let mut received = 0;
     while let Some(chunk) = body.next().await {
+        let arrived = now_micros();
+        // Only the new bytes (and the one before them) can complete a frame.
+        let mut from = buf.len().saturating_sub(1);
         buf.extend_from_slice(&chunk?);
-        while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
-            let frame: Vec<u8> = buf.drain(..end + 2).collect();
-            let arrived = now_micros();
-            let Some(data) = std::str::from_utf8(&frame)
-                .ok()
-                .and_then(|f| f.lines().find_map(|l| l.strip_prefix("data:")))
+        let mut start = 0;
+        while let Some(at) = memchr::memmem::find(&buf[from..], b"\n\n") {
+            let end = from + at + 2;
+            let frame = &buf[start..end];
+            start = end;
+            from = end;
+            let Some(data) = frame
+                .split(|b| *b == b'\n')
+                .find_map(|l| l.strip_prefix(b"data:"))
             else {
                 continue;
             };
-            let event: Value = serde_json::from_str(data.trim())?;
-            match event["kind"].as_str() {
+            let event: Frame = serde_json::from_slice(data.trim_ascii())?;
+            match event.kind {
                 Some("partial") => {
-                    let sent = event["data"]["t"].as_u64().unwrap_or(arrived);
+                    let sent = event.data.and_then(|d| d.t).unwrap_or(arrived);
                     hist.record(arrived.saturating_sub(sent).max(1))?;
                     received += 1;
                 }
                 Some("result") | Some("error") => return Ok((hist, received)),
-                Some("status") if event["status"] == "cancelled" => return Ok((hist, received)),
+                Some("status") if event.status == Some("cancelled") => {
+                    return Ok((hist, received));
+                }
                 _ => {}
             }
         }
+        buf.drain(..start);
     }
     anyhow::bail!("the event stream of {id} ended before the task did")
 }
