@@ -52,14 +52,14 @@ fn lagged_event() -> Event {
     )
 }
 
+/// A many-task stream's events, without ids: seqs number one task's events, not these.
 struct SseSink {
     tx: mpsc::Sender<Event>,
-    with_id: bool,
 }
 
 impl EventSink for SseSink {
     async fn emit(&mut self, event: &TaskEvent) -> bool {
-        self.tx.send(sse_event(event, self.with_id)).await.is_ok()
+        self.tx.send(sse_event(event, false)).await.is_ok()
     }
 }
 
@@ -108,7 +108,7 @@ pub fn follow_many(
     let metrics = state.engine.monitoring().metrics.clone();
     tokio::spawn(async move {
         let _open = GaugeGuard::new(&metrics.sse_streams);
-        let mut sink = SseSink { tx, with_id: false };
+        let mut sink = SseSink { tx };
         if pump_many(missed, &mut sub, &shutdown, &mut sink).await == End::Lagged {
             let _ = sink.tx.send(lagged_event()).await;
         }
