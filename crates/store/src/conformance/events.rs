@@ -5,10 +5,8 @@ use super::*;
 pub async fn live_events_and_logs(store: SharedStore) {
     let (t, c) = running_task(&store, "logger").await;
     let draft = |body: EventBody, attempt: u32| EventDraft {
-        task_id: t.id,
         attempt,
-        at: t0(),
-        body,
+        ..live_event(&c, body)
     };
     let log = |m: &str| EventBody::Log {
         level: LogLevel::Info,
@@ -69,23 +67,19 @@ pub async fn numbered_events_are_kept_once_committed(store: SharedStore) {
     let (t, c) = running_task(&store, "numbered").await;
     let drafts = || {
         vec![
-            EventDraft {
-                task_id: t.id,
-                attempt: c.attempt,
-                at: t0(),
-                body: EventBody::Log {
+            live_event(
+                &c,
+                EventBody::Log {
                     level: LogLevel::Info,
                     message: "line".into(),
                 },
-            },
-            EventDraft {
-                task_id: t.id,
-                attempt: c.attempt,
-                at: t0(),
-                body: EventBody::Partial {
+            ),
+            live_event(
+                &c,
+                EventBody::Partial {
                     data: json!({"delta": "tok"}),
                 },
-            },
+            ),
         ]
     };
     let seqs = |events: &[RecordedEvent]| events.iter().map(|e| e.seq).collect::<Vec<_>>();
@@ -116,14 +110,14 @@ pub async fn numbered_events_are_kept_once_committed(store: SharedStore) {
 
 pub async fn task_logs_filter_and_expire(store: SharedStore) {
     let (t, c) = running_task(&store, "logfilter").await;
-    let line = |level, m: &str| EventDraft {
-        task_id: t.id,
-        attempt: c.attempt,
-        at: t0(),
-        body: EventBody::Log {
-            level,
-            message: m.into(),
-        },
+    let line = |level, m: &str| {
+        live_event(
+            &c,
+            EventBody::Log {
+                level,
+                message: m.into(),
+            },
+        )
     };
     store
         .record_events(
@@ -203,12 +197,13 @@ pub async fn task_logs_filter_and_expire(store: SharedStore) {
 pub async fn task_streams_are_kept_and_cut(store: SharedStore) {
     let (t, c) = running_task(&store, "streamer").await;
     let partial = |i: u64| EventDraft {
-        task_id: t.id,
-        attempt: c.attempt,
         at: t0().plus_ms(i),
-        body: EventBody::Partial {
-            data: json!({"delta": format!("token {i}\u{0}")}),
-        },
+        ..live_event(
+            &c,
+            EventBody::Partial {
+                data: json!({"delta": format!("token {i}\u{0}")}),
+            },
+        )
     };
     let keep = 100;
     // One log line among them: numbered, stored as a log, not a stream event.
@@ -216,24 +211,20 @@ pub async fn task_streams_are_kept_and_cut(store: SharedStore) {
         .record_events(
             vec![
                 partial(0),
-                EventDraft {
-                    task_id: t.id,
-                    attempt: c.attempt,
-                    at: t0(),
-                    body: EventBody::Log {
+                live_event(
+                    &c,
+                    EventBody::Log {
                         level: LogLevel::Info,
                         message: "started".into(),
                     },
-                },
-                EventDraft {
-                    task_id: t.id,
-                    attempt: c.attempt,
-                    at: t0(),
-                    body: EventBody::Progress {
+                ),
+                live_event(
+                    &c,
+                    EventBody::Progress {
                         progress: Some(0.25),
                         message: Some("a quarter".into()),
                     },
-                },
+                ),
             ],
             keep,
         )

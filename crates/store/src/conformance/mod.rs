@@ -165,6 +165,16 @@ pub async fn running_task(store: &SharedStore, agent: &str) -> (NewTask, Claimed
     (t, c)
 }
 
+/// A live event of the attempt `c`, at [`t0`].
+pub fn live_event(c: &ClaimedTask, body: EventBody) -> EventDraft {
+    EventDraft {
+        task_id: c.id,
+        attempt: c.attempt,
+        at: t0(),
+        body,
+    }
+}
+
 fn done(task: &ClaimedTask, at: Timestamp, outcome: Outcome) -> Completion {
     Completion {
         task_id: task.id,
