@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::ids::{TaskId, UserId, WorkerId};
 use crate::step::{Step, StepStatus};
-use crate::store::{AttemptRef, ClaimedTask, RecordedEvent, TaskLogLine, Transition};
+use crate::store::{AttemptRef, ClaimedTask, TaskLogLine, Transition};
 use crate::task::{Task, TaskError, TaskStatus};
 use crate::time::Timestamp;
 use crate::wait::{ResumeReason, Resumed, Wait};
@@ -427,19 +427,6 @@ impl TaskEvent {
                 payload,
             },
         }
-    }
-
-    /// A live event of a running attempt, once the store numbered it; `None` when the
-    /// attempt no longer held its lease (the event is not shown).
-    pub fn recorded(r: RecordedEvent) -> Option<TaskEvent> {
-        Some(TaskEvent {
-            task_id: r.draft.task_id,
-            seq: r.seq?,
-            agent: r.agent,
-            owner_id: r.owner_id,
-            at: r.draft.at,
-            body: r.draft.body,
-        })
     }
 
     /// A stored log line of `task`, as the live event it was.

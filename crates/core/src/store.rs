@@ -2,7 +2,7 @@
 //! (`switchyard-store`) and proven identical by one conformance suite.
 //!
 //! Hot paths take batches: `insert_tasks`, `claim_tasks`, `complete_tasks` and
-//! `record_events` each do their whole batch in one transaction and a fixed number of
+//! `store_events` each do their whole batch in one transaction and a fixed number of
 //! statements, so the cost per task shrinks as load grows.
 
 use async_trait::async_trait;
@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::agent::Agent;
 use crate::auth::{ApiKey, RefreshOutcome, Role, Rotation, Session, User};
 use crate::error::Result;
-use crate::event::{EventBody, LogLevel};
+use crate::event::{EventBody, LogLevel, SharedEvent, TaskEvent};
 use crate::ids::{ApiKeyId, SessionId, TaskId, UserId, WorkerId};
 use crate::monitoring::{
     AgentReportRow, AlertEvent, AlertEventQuery, AlertRule, AlertState, LogQuery, MetricPoint,
@@ -372,27 +372,51 @@ pub struct RecordedEvent {
     pub owner_id: Option<UserId>,
 }
 
-/// Live events numbered by [`TaskStore::number_events`], and the open write that keeps
-/// them.
-pub struct NumberedEvents<'a> {
-    pub events: Vec<RecordedEvent>,
-    pub write: Box<dyn PendingWrite + 'a>,
+/// Event numbers a running attempt asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NumberAsk {
+    pub task_id: TaskId,
+    pub attempt: u32,
+    pub count: u64,
 }
 
-/// A write transaction waiting to be committed.
-#[async_trait]
-pub trait PendingWrite: Send {
-    async fn commit(self: Box<Self>) -> Result<()>;
-}
-
-/// A write with nothing in it.
-pub struct NothingToWrite;
-
-#[async_trait]
-impl PendingWrite for NothingToWrite {
-    async fn commit(self: Box<Self>) -> Result<()> {
-        Ok(())
+impl NumberAsk {
+    /// The numbers `drafts` need: one ask per attempt, in the order they first appear.
+    pub fn for_drafts(drafts: &[EventDraft]) -> Vec<NumberAsk> {
+        let mut asks: Vec<NumberAsk> = Vec::new();
+        let mut index = std::collections::HashMap::new();
+        for d in drafts {
+            let i = *index.entry((d.task_id, d.attempt)).or_insert_with(|| {
+                asks.push(NumberAsk {
+                    task_id: d.task_id,
+                    attempt: d.attempt,
+                    count: 0,
+                });
+                asks.len() - 1
+            });
+            asks[i].count += 1;
+        }
+        asks
     }
+}
+
+/// A block of event numbers (`first..=last`) reserved for a running attempt, with who its
+/// events are attributed to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NumberBlock {
+    pub task_id: TaskId,
+    pub attempt: u32,
+    pub first: u64,
+    pub last: u64,
+    pub agent: String,
+    pub owner_id: Option<UserId>,
+}
+
+/// A live event numbered from a reserved block, to store (shared with its subscribers).
+#[derive(Clone, Debug)]
+pub struct NumberedEvent {
+    pub attempt: u32,
+    pub event: SharedEvent,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -543,27 +567,68 @@ pub trait TaskStore: Send + Sync {
     /// lease (cancelled, reaped, already completed) are rejected, never recorded twice.
     async fn complete_tasks(&self, batch: &[Completion]) -> Result<CompletionResult>;
 
-    /// Numbers live events of running attempts in an open write, which, once
-    /// [committed](PendingWrite::commit), stores the log lines among them and the stream
-    /// events (progress, partial output): each task keeps its last `keep_stream` of those
-    /// (0: none), dropping the oldest a few at a time. The numbers are final once
-    /// returned, so the events can be published while their write commits; dropping the
-    /// write unnumbered rolls it back.
-    async fn number_events<'a>(
-        &'a self,
-        batch: Vec<EventDraft>,
-        keep_stream: u32,
-    ) -> Result<NumberedEvents<'a>>;
+    /// Reserves a block of `count` event numbers for each running attempt asked for,
+    /// after every number its task has handed out: whatever the task records afterwards
+    /// (a status change, a signal, another block) is numbered after the block. Attempts
+    /// no longer running get none. The task's `seq`, which its snapshot reports, moves
+    /// only as events are stored.
+    async fn reserve_event_numbers(&self, asks: &[NumberAsk]) -> Result<Vec<NumberBlock>>;
 
-    /// [`number_events`](TaskStore::number_events), committed.
+    /// Stores live events numbered from reserved blocks: the log lines among them, and
+    /// the stream events (progress, partial output), of which each task keeps its last
+    /// `keep_stream` (0: none), dropping the oldest a few at a time. Each task's `seq`
+    /// moves up to its newest event stored. Events of tasks that are gone are skipped.
+    async fn store_events(&self, events: &[NumberedEvent], keep_stream: u32) -> Result<()>;
+
+    /// Numbers live events of running attempts with exactly the numbers they need, and
+    /// stores them, for a caller that does not publish them first. Events of attempts no
+    /// longer running get no number and are not stored.
     async fn record_events(
         &self,
         batch: Vec<EventDraft>,
         keep_stream: u32,
     ) -> Result<Vec<RecordedEvent>> {
-        let numbered = self.number_events(batch, keep_stream).await?;
-        numbered.write.commit().await?;
-        Ok(numbered.events)
+        let mut blocks = self
+            .reserve_event_numbers(&NumberAsk::for_drafts(&batch))
+            .await?;
+        let mut recorded = Vec::with_capacity(batch.len());
+        let mut numbered = Vec::new();
+        for draft in batch {
+            let block = blocks
+                .iter_mut()
+                .find(|b| b.task_id == draft.task_id && b.attempt == draft.attempt);
+            let Some(block) = block else {
+                recorded.push(RecordedEvent {
+                    draft,
+                    seq: None,
+                    agent: String::new(),
+                    owner_id: None,
+                });
+                continue;
+            };
+            let seq = block.first;
+            block.first += 1;
+            let r = RecordedEvent {
+                draft,
+                seq: Some(seq),
+                agent: block.agent.clone(),
+                owner_id: block.owner_id,
+            };
+            numbered.push(NumberedEvent {
+                attempt: r.draft.attempt,
+                event: std::sync::Arc::new(TaskEvent {
+                    task_id: r.draft.task_id,
+                    seq,
+                    agent: r.agent.clone(),
+                    owner_id: r.owner_id,
+                    at: r.draft.at,
+                    body: r.draft.body.clone(),
+                }),
+            });
+            recorded.push(r);
+        }
+        self.store_events(&numbered, keep_stream).await?;
+        Ok(recorded)
     }
 
     async fn task_logs(&self, id: TaskId, after_seq: u64, limit: u32) -> Result<Vec<TaskLogLine>>;

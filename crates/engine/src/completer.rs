@@ -1,9 +1,13 @@
 //! The completion path of the Error Recovery flow, batched.
 //!
 //! Workers hand in attempt results and live events; one loop groups whatever has
-//! arrived, numbers the events, publishes them and stores them, then decides each
-//! result's fate (succeed, retry with backoff, fall back, dead), records all of it in one
-//! transaction, publishes the transitions and fills the result cache.
+//! arrived, numbers the events from memory ([`numbering`]), publishes them and hands
+//! them to be stored behind ([`event_writer`]), then decides each result's fate
+//! (succeed, retry with backoff, fall back, dead), records all of it in one transaction,
+//! publishes the transitions and fills the result cache.
+
+mod event_writer;
+mod numbering;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -11,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard_core::cache::{Cache, EventBus};
-use switchyard_core::event::{BusMessage, SharedEvent, TaskEvent};
+use switchyard_core::event::{BusMessage, SharedEvent};
 use switchyard_core::json::input_fingerprint;
 use switchyard_core::store::{
     AttemptRef, Completion, CompletionResult, EventDraft, NewTask, Outcome, Store,
@@ -23,6 +27,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::agents::{AgentEntry, AgentRegistry};
 use crate::announcer::announce;
 use crate::waker::Waker;
+use event_writer::EventWriter;
+use numbering::Numbering;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum AttemptOutcome {
@@ -59,6 +65,10 @@ pub struct CompleterDeps {
     pub max_batch: usize,
     /// Stream events each task keeps (`queue.max_stream_events`).
     pub keep_stream: u32,
+    /// The most live events published and not yet stored: less than the event hub's
+    /// window of recent events (`queue.replay_events`), so that a follower that resumes
+    /// finds each of them stored or in the window.
+    pub max_unstored: usize,
     pub metrics: Arc<switchyard_monitoring::Metrics>,
     /// Told when a child task finishes, for its parent's join.
     pub waker: Waker,
@@ -101,6 +111,8 @@ impl Completer {
 async fn run(mut rx: mpsc::Receiver<Item>, deps: CompleterDeps, loopback: Loopback) {
     let max = deps.max_batch.max(1);
     let mut buf = Vec::with_capacity(max);
+    let mut numbering = Numbering::new();
+    let mut writer = EventWriter::start(deps.store.clone(), deps.keep_stream, deps.max_unstored);
     loop {
         if rx.recv_many(&mut buf, max).await == 0 {
             return;
@@ -119,10 +131,20 @@ async fn run(mut rx: mpsc::Receiver<Item>, deps: CompleterDeps, loopback: Loopba
         }
         // Events before results: a task's last log lines precede its final event.
         if !drafts.is_empty() {
-            record_events(&deps, drafts).await;
+            record_events(&deps, &mut numbering, &mut writer, drafts).await;
+        }
+        if !waiting.is_empty() || !results.is_empty() || !flushes.is_empty() {
+            // A task's final event is stored after its live events.
+            writer.stored().await;
+        }
+        for d in &waiting {
+            numbering.forget(d.attempt.task_id, d.attempt.attempt);
         }
         if !waiting.is_empty() {
             record(&deps, &loopback, waiting).await;
+        }
+        for r in &results {
+            numbering.forget(r.attempt.task_id, r.attempt.attempt);
         }
         if !results.is_empty() {
             complete(&deps, &loopback, results).await;
@@ -133,38 +155,50 @@ async fn run(mut rx: mpsc::Receiver<Item>, deps: CompleterDeps, loopback: Loopba
     }
 }
 
-/// Numbers live events, publishes them, then commits their rows: a follower does not
-/// wait for the write. One that connects meanwhile finds them in the event hub's window
-/// of recent events (the backlog merges it with the store), and should the commit fail,
-/// the events are recorded again one by one, under the same numbers unless a status
-/// change took one in between (followers drop a number seen twice).
-async fn record_events(deps: &CompleterDeps, drafts: Vec<EventDraft>) {
-    // Kept to record one by one should the database refuse the batch for one of them.
-    let spare = (drafts.len() > 1).then(|| drafts.clone());
-    let recorded = async {
-        let numbered = deps.store.number_events(drafts, deps.keep_stream).await?;
-        let events: Vec<SharedEvent> = numbered
-            .events
-            .into_iter()
-            .filter_map(|r| TaskEvent::recorded(r).map(Arc::new))
-            .collect();
-        if !events.is_empty() {
-            deps.bus.send(BusMessage::Tasks { events }).await;
-        }
-        numbered.write.commit().await
-    };
-    match recorded.await {
-        Ok(()) => {}
-        Err(e) => match spare {
-            Some(drafts) if e.code != ErrorCode::Unavailable => {
-                tracing::warn!(error = %e, count = drafts.len(), "a batch of task events was refused; recording them one by one");
-                for d in drafts {
-                    Box::pin(record_events(deps, vec![d])).await;
-                }
+/// Numbers live events, publishes them and hands them to be stored: a follower waits
+/// for neither the database nor the write. One that connects meanwhile finds them in the
+/// event hub's window of recent events (the backlog merges it with the store). Only an
+/// attempt's first events (or those of an attempt that ran through its numbers) wait
+/// for a block of numbers from the store.
+async fn record_events(
+    deps: &CompleterDeps,
+    numbering: &mut Numbering,
+    writer: &mut EventWriter,
+    drafts: Vec<EventDraft>,
+) {
+    for grant in writer.grants() {
+        match grant.blocks {
+            Ok(blocks) => numbering.renewed(&grant.asked, blocks),
+            Err(e) => {
+                tracing::warn!(error = %e, "reserving event numbers ahead failed; asking again when due");
+                numbering.not_renewed(&grant.asked);
             }
-            _ => tracing::error!(error = %e, "recording task events failed; they are dropped"),
-        },
+        }
     }
+    let missing = numbering.missing(&drafts);
+    if !missing.is_empty() {
+        match retry_unavailable(|| deps.store.reserve_event_numbers(&missing)).await {
+            Ok(blocks) => numbering.granted(&missing, blocks),
+            // Their events get no numbers below, and are dropped.
+            Err(e) => {
+                tracing::error!(error = %e, "reserving event numbers failed; those attempts' events are dropped")
+            }
+        }
+    }
+    let numbered = numbering.number(drafts);
+    let renewals = numbering.renewals();
+    if !renewals.is_empty() {
+        writer.reserve(renewals).await;
+    }
+    if numbered.is_empty() {
+        return;
+    }
+    let Some(room) = writer.room(numbered.len()).await else {
+        return;
+    };
+    let events: Vec<SharedEvent> = numbered.iter().map(|n| n.event.clone()).collect();
+    deps.bus.send(BusMessage::Tasks { events }).await;
+    writer.store(numbered, room).await;
 }
 
 /// An attempt's result with its fate decided, until it is recorded.

@@ -203,6 +203,7 @@ impl Engine {
             agents: agents.clone(),
             max_batch: config.queue.max_write_batch,
             keep_stream: config.queue.max_stream_events,
+            max_unstored: config.queue.replay_events / 2,
             metrics: metrics.clone(),
             waker: waker.clone(),
             limiter: limiter.clone(),

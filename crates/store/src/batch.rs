@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::content::{escape_error, escape_value};
 use switchyard_core::TaskId;
-use switchyard_core::store::{Completion, EventDraft, NewTask, Outcome, Transition};
+use switchyard_core::store::{Completion, NewTask, NumberAsk, NumberedEvent, Outcome, Transition};
 use switchyard_core::task::{Attempt, AttemptStatus, TaskError, TaskStatus};
 
 /// A stream event (progress, partial output) of a running attempt, numbered, on its way
@@ -304,43 +304,47 @@ pub(crate) fn inserted_task(t: &NewTask) -> switchyard_core::task::Task {
     }
 }
 
-/// Live events of one running attempt in a batch: how many, and how many of them are
-/// stream events (progress, partial output), which the task keeps.
+/// Blocks of event numbers asked for, as `[{id, attempt, n}]` in task order (so that
+/// concurrent writers lock task rows in one order).
+pub(crate) fn number_asks(asks: &[NumberAsk]) -> String {
+    let mut sorted: Vec<&NumberAsk> = asks.iter().collect();
+    sorted.sort_by_key(|a| (a.task_id.0, a.attempt));
+    Value::Array(
+        sorted
+            .iter()
+            .map(|a| json!({"id": hex_id(&a.task_id.0), "attempt": a.attempt, "n": a.count}))
+            .collect(),
+    )
+    .to_string()
+}
+
+/// Numbered live events being stored, per task: the newest seq and how many of them are
+/// stream events (progress, partial output), which the task counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct SeqRequest {
-    pub task_id: TaskId,
-    pub attempt: u32,
-    pub events: u64,
+pub(crate) struct StoredCount {
+    pub newest: u64,
     pub stream: u64,
 }
 
-/// Groups live-event drafts per running attempt, keeping their order, as
-/// `[{id, attempt, n, s}]` for the sequence reservation.
-pub(crate) fn seq_requests(drafts: &[EventDraft]) -> (String, Vec<SeqRequest>) {
-    let mut order: Vec<SeqRequest> = Vec::new();
-    let mut index: std::collections::HashMap<(TaskId, u32), usize> =
-        std::collections::HashMap::new();
-    for d in drafts {
-        let i = *index.entry((d.task_id, d.attempt)).or_insert_with(|| {
-            order.push(SeqRequest {
-                task_id: d.task_id,
-                attempt: d.attempt,
-                events: 0,
-                stream: 0,
-            });
-            order.len() - 1
+/// The per-task counts of `events`, and them as `[{id, m, s}]` in task order.
+pub(crate) fn stored_counts(
+    events: &[NumberedEvent],
+) -> (String, std::collections::BTreeMap<TaskId, StoredCount>) {
+    let mut counts = std::collections::BTreeMap::new();
+    for e in events {
+        let c = counts.entry(e.event.task_id).or_insert(StoredCount {
+            newest: 0,
+            stream: 0,
         });
-        order[i].events += 1;
-        order[i].stream += u64::from(d.body.is_stream());
+        c.newest = c.newest.max(e.event.seq);
+        c.stream += u64::from(e.event.body.is_stream());
     }
     let json = Value::Array(
-        order
+        counts
             .iter()
-            .map(|r| {
-                json!({"id": hex_id(&r.task_id.0), "attempt": r.attempt, "n": r.events, "s": r.stream})
-            })
+            .map(|(id, c)| json!({"id": hex_id(&id.0), "m": c.newest, "s": c.stream}))
             .collect(),
     )
     .to_string();
-    (json, order)
+    (json, counts)
 }

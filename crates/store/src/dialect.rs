@@ -164,13 +164,16 @@ pub trait Dialect: Send + Sync + Sized + 'static {
         tx: &mut Conn<Self>,
         batch: &[&Completion],
     ) -> Result<Vec<Transition>>;
-    /// Reserves event sequence numbers (`batch::seq_requests`): per running attempt, the
-    /// last seq reserved, its agent and owner.
-    async fn reserve_seqs(
+    /// Reserves blocks of event numbers (`batch::number_asks`) for running attempts:
+    /// per attempt granted one, the block's last number, its agent and owner.
+    async fn reserve_numbers(
         &self,
         tx: &mut Conn<Self>,
         json: String,
-    ) -> Result<Vec<crate::rows::ReservedSeqs>>;
+    ) -> Result<Vec<crate::rows::ReservedNumbers>>;
+    /// Counts events being stored (`batch::stored_counts`) in their tasks: per task
+    /// still there, how many stream events it has had.
+    async fn count_events(&self, tx: &mut Conn<Self>, json: String) -> Result<Vec<(TaskId, u64)>>;
     /// Inserts log lines (a JSON array) in `tx`.
     async fn insert_logs(&self, tx: &mut Conn<Self>, json: String) -> Result<()>;
     /// Inserts numbered stream events in `tx` (rows already there are skipped).

@@ -407,26 +407,29 @@ pub(crate) fn session<R: Col>(r: &R) -> Result<Session> {
     })
 }
 
-/// A `reserve_seqs` row: a running attempt's last reserved seq and stream event count,
-/// its agent and owner.
-pub struct ReservedSeqs {
+/// A `reserve_numbers` row: the last number of the block reserved for a running
+/// attempt, its agent and owner.
+pub struct ReservedNumbers {
     pub task_id: TaskId,
     pub attempt: u32,
-    pub last_seq: u64,
-    pub streamed: u64,
+    pub last: u64,
     pub agent: String,
     pub owner_id: Option<UserId>,
 }
 
-pub(crate) fn reserved_seq<R: Col>(r: &R) -> Result<ReservedSeqs> {
-    Ok(ReservedSeqs {
+pub(crate) fn reserved_numbers<R: Col>(r: &R) -> Result<ReservedNumbers> {
+    Ok(ReservedNumbers {
         task_id: TaskId(r.uuid("id")?),
         attempt: r.u32("attempt")?,
-        last_seq: r.i64("seq")? as u64,
-        streamed: r.i64("streamed")? as u64,
+        last: r.i64("numbered")? as u64,
         agent: r.string("agent")?,
         owner_id: r.opt_uuid("owner_id")?.map(UserId),
     })
+}
+
+/// A `count_events` row: a task and how many stream events it has had.
+pub(crate) fn stream_count<R: Col>(r: &R) -> Result<(TaskId, u64)> {
+    Ok((TaskId(r.uuid("id")?), r.i64("streamed")? as u64))
 }
 
 /// A `task_stream` row: `(n, event, stream_cut)`.

@@ -421,8 +421,12 @@ async fn task_path_plans_stay_fit_as_the_table_grows() {
             include_str!("../sql/common/runnable_keys.sql"),
         ),
         (
-            "seqs_p(jsonb)",
-            include_str!("../sql/postgres/reserve_seqs.sql"),
+            "numbers_p(jsonb)",
+            include_str!("../sql/postgres/reserve_numbers.sql"),
+        ),
+        (
+            "counts_p(jsonb)",
+            include_str!("../sql/postgres/count_events.sql"),
         ),
     ] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE {name} AS {sql}")))
@@ -490,8 +494,10 @@ async fn task_path_plans_stay_fit_as_the_table_grows() {
     add(&mut conn, "succeeded", 3_000).await;
     for _ in 0..8 {
         let ids = running(&mut conn, 1).await;
-        let seq = serde_json::json!([{"id": ids[0], "attempt": 1, "n": 2, "s": 1}]);
-        run(&mut conn, format!("EXECUTE seqs_p('{seq}')")).await;
+        let numbers = serde_json::json!([{"id": ids[0], "attempt": 1, "n": 2}]);
+        run(&mut conn, format!("EXECUTE numbers_p('{numbers}')")).await;
+        let counts = serde_json::json!([{"id": ids[0], "m": 2, "s": 1}]);
+        run(&mut conn, format!("EXECUTE counts_p('{counts}')")).await;
         run(&mut conn, complete(&ids)).await;
         run(
             &mut conn,
@@ -507,14 +513,20 @@ async fn task_path_plans_stay_fit_as_the_table_grows() {
     add(&mut conn, "queued", 5_000).await;
 
     let ids = running(&mut conn, 2_000).await;
-    let seq = serde_json::Value::Array(
+    let numbers = serde_json::Value::Array(
         ids.iter()
-            .map(|id| serde_json::json!({"id": id, "attempt": 1, "n": 1, "s": 0}))
+            .map(|id| serde_json::json!({"id": id, "attempt": 1, "n": 1}))
+            .collect(),
+    );
+    let counts = serde_json::Value::Array(
+        ids.iter()
+            .map(|id| serde_json::json!({"id": id, "m": 1, "s": 0}))
             .collect(),
     );
     let batch = ids.len() as u64;
     for statement in [
-        format!("EXECUTE seqs_p('{seq}')"),
+        format!("EXECUTE numbers_p('{numbers}')"),
+        format!("EXECUTE counts_p('{counts}')"),
         complete(&ids),
         format!(
             r#"EXECUTE claim_p(gen_random_uuid(), 'w', 9, 1, 'a', '[{{"key": "u:", "priority": 0, "quota": {batch}}}]')"#

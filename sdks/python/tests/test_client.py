@@ -104,7 +104,9 @@ async def test_follow_resumes_after_a_forced_disconnect(server: Any, transport: 
         assert proxy.cuts == 1
         assert proxy.connections >= 2  # the stream before the cut and the resumed one
     seqs = [e["seq"] for e in events]
-    assert seqs == list(range(1, len(seqs) + 1)), seqs  # none lost, none repeated
+    # None repeated, in order (live events take numbers from blocks: gaps are allowed);
+    # none lost: every line below.
+    assert seqs[0] == 1 and all(a < b for a, b in zip(seqs, seqs[1:])), seqs
     lines = [e["message"] for e in events if e["kind"] == "log"]
     assert lines == [f"line {i}" for i in range(30)]
     assert events[-1]["kind"] == "result" and events[-1]["output"] == {"done": 30}
@@ -122,6 +124,7 @@ async def test_follow_with_a_ws_ticket(server: Any) -> None:
         task = await client.submit("sleep", {"ms": 300})
         events = [e async for e in client.follow(task.id, since=0)]
         assert events[-1]["kind"] == "result"
-        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        seqs = [e["seq"] for e in events]
+        assert seqs[0] == 1 and all(a < b for a, b in zip(seqs, seqs[1:])), seqs
         ticket = await client.ws_ticket()
         assert ticket and ticket != await client.ws_ticket()  # single use: a new one each time

@@ -53,6 +53,7 @@ async fn one_refused_result_fails_its_attempt_alone() {
         agents,
         max_batch: 100,
         keep_stream: 10_000,
+        max_unstored: 1_000,
         metrics: Arc::new(Metrics::new(false)),
         waker: Waker::new(store.clone(), bus).0,
         limiter: store.clone(),
@@ -103,8 +104,11 @@ async fn one_refused_result_fails_its_attempt_alone() {
     );
 }
 
+/// The fixture's completer publishes at most this many events not yet stored.
+const MAX_UNSTORED: usize = 4;
+
 struct Fixture {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     store: SharedStore,
     bus: Arc<dyn EventBus>,
     agents: Arc<AgentRegistry>,
@@ -133,12 +137,13 @@ async fn fixture_on(bus: impl FnOnce(&SharedStore) -> Arc<dyn EventBus>) -> Fixt
         agents: agents.clone(),
         max_batch: 100,
         keep_stream: 10_000,
+        max_unstored: MAX_UNSTORED,
         metrics: Arc::new(Metrics::new(true)),
         waker: Waker::new(store.clone(), bus.clone()).0,
         limiter: store.clone(),
     });
     Fixture {
-        _dir: dir,
+        dir,
         store,
         bus,
         agents,
@@ -365,4 +370,133 @@ async fn live_events_are_published_before_their_write_commits() {
     assert_eq!(f.task(c.id).await.seq, c.seq + 3);
     let kept = f.store.task_stream(c.id, 0, 10).await.unwrap();
     assert_eq!(kept.events.len(), 3, "published and stored");
+}
+
+/// An attempt that ends without the completer (here its result is recorded straight in
+/// the store, as another server would): its final event follows every number handed
+/// out, and once the next renewal of its numbers is refused, its events are dropped.
+#[tokio::test(flavor = "current_thread")]
+async fn events_of_an_attempt_ended_elsewhere_stop_after_its_renewal() {
+    let f = fixture().await;
+    let now = Timestamp::now();
+    insert(&f.store, vec![new_task("echo", 0, now)]).await;
+    let c = claim(&f.store, WorkerId::new(), now, "echo", 1)
+        .await
+        .remove(0);
+    let log = |message: &str| EventDraft {
+        task_id: c.id,
+        attempt: c.attempt,
+        at: Timestamp::now(),
+        body: EventBody::Log {
+            level: LogLevel::Info,
+            message: message.to_owned(),
+        },
+    };
+    f.completer.emit(log("first")).await.unwrap();
+    f.completer.flush().await;
+    let done = f
+        .store
+        .complete_tasks(&[Completion {
+            task_id: c.id,
+            attempt: c.attempt,
+            at: Timestamp::now(),
+            outcome: Outcome::Succeeded { output: json!(1) },
+        }])
+        .await
+        .unwrap();
+    let final_seq = done.transitions[0].seq;
+    assert!(
+        final_seq > c.seq + numbering::MIN_BLOCK,
+        "the final event ({final_seq}) follows the block the first event came from"
+    );
+    tokio::time::sleep(numbering::RENEW_AFTER + Duration::from_millis(300)).await;
+    // Numbered from the block in hand; numbering it asks for a renewal, refused.
+    f.completer.emit(log("in flight")).await.unwrap();
+    f.completer.flush().await;
+    f.completer.emit(log("after")).await.unwrap();
+    f.completer.flush().await;
+    let stored: Vec<(u64, String)> = f
+        .store
+        .task_logs(c.id, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.seq, l.message))
+        .collect();
+    assert_eq!(
+        stored,
+        vec![
+            (c.seq + 1, "first".to_owned()),
+            (c.seq + 2, "in flight".to_owned())
+        ]
+    );
+    assert_eq!(
+        f.task(c.id).await.seq,
+        final_seq,
+        "the final event stays the last"
+    );
+}
+
+/// While the database holds the writer up, the completer publishes no more than
+/// `max_unstored` events it has not stored (a follower that resumes must find each one
+/// stored or in the event hub's window); the rest wait, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_events_wait_for_a_writer_that_is_held_up() {
+    let f = fixture().await;
+    let mut bus = f.bus.subscribe();
+    let now = Timestamp::now();
+    insert(&f.store, vec![new_task("echo", 0, now)]).await;
+    let c = claim(&f.store, WorkerId::new(), now, "echo", 1)
+        .await
+        .remove(0);
+    let partial = |i: usize| EventDraft {
+        task_id: c.id,
+        attempt: c.attempt,
+        at: Timestamp::now(),
+        body: EventBody::Partial {
+            data: json!({ "delta": i }),
+        },
+    };
+    f.completer.emit(partial(0)).await.unwrap();
+    f.completer.flush().await;
+    // Another connection takes the database's write lock: the writer waits for it.
+    let path = f.dir.path().join("db.sqlite");
+    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let total = 3 * MAX_UNSTORED;
+    for i in 1..=total {
+        f.completer.emit(partial(i)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut published = Vec::new();
+    let take = |msg: switchyard_core::event::SharedBusMessage, into: &mut Vec<u64>| {
+        if let BusMessage::Tasks { events } = &*msg {
+            into.extend(events.iter().filter(|e| e.task_id == c.id).map(|e| e.seq));
+        }
+    };
+    while let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_millis(300), bus.recv()).await {
+        take(msg, &mut published);
+    }
+    assert_eq!(
+        published.len(),
+        1 + MAX_UNSTORED,
+        "the first event, then as many as may wait unstored: {published:?}"
+    );
+    sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
+    f.completer.flush().await;
+    while published.len() < 1 + total {
+        let msg = tokio::time::timeout(Duration::from_secs(10), bus.recv())
+            .await
+            .expect("the rest are published once the writer moves")
+            .unwrap();
+        take(msg, &mut published);
+    }
+    assert!(published.windows(2).all(|w| w[0] < w[1]), "{published:?}");
+    let stored = f.store.task_stream(c.id, 0, 100).await.unwrap();
+    assert_eq!(stored.events.len(), 1 + total, "every event is stored");
 }

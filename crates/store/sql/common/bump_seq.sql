@@ -1,1 +1,1 @@
-UPDATE tasks SET seq = seq + 1 WHERE id = $1 RETURNING seq
+UPDATE tasks SET seq = CASE WHEN numbered > seq THEN numbered ELSE seq END + 1 WHERE id = $1 RETURNING seq

@@ -13,7 +13,7 @@ WITH picked AS (
         FOR UPDATE SKIP LOCKED) AS p)
 UPDATE tasks
 SET status = 'running', attempt = tasks.attempt + 1, worker_id = $1, worker_name = $2,
-    lease_expires_at = $3, started_at = $4, updated_at = $4, seq = tasks.seq + 1
+    lease_expires_at = $3, started_at = $4, updated_at = $4, seq = GREATEST(tasks.seq, tasks.numbered) + 1
 FROM picked
 WHERE tasks.id = picked.id
 RETURNING tasks.id, tasks.agent, tasks.input, tasks.priority, tasks.attempt,

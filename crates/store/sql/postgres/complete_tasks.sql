@@ -24,7 +24,7 @@ done AS (
         fallback_task_id = (c.value ->> 9)::uuid,
         lease_expires_at = NULL,
         cancel_requested_at = NULL,
-        seq = tasks.seq + 1
+        seq = GREATEST(tasks.seq, tasks.numbered) + 1
     FROM c
     WHERE tasks.id = c.id AND tasks.attempt = c.attempt AND tasks.status = 'running'
     RETURNING tasks.id, tasks.agent, tasks.owner_id, tasks.status, tasks.seq, tasks.attempt,

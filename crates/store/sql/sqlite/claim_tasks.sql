@@ -24,7 +24,7 @@ picks(key, priority, quota, id, n) AS (
     WHERE picks.id IS NOT NULL AND n < picks.quota)
 UPDATE tasks
 SET status = 'running', attempt = attempt + 1, worker_id = $1, worker_name = $2,
-    lease_expires_at = $3, started_at = $4, updated_at = $4, seq = seq + 1
+    lease_expires_at = $3, started_at = $4, updated_at = $4, seq = max(seq, numbered) + 1
 WHERE id IN (SELECT id FROM picks WHERE id IS NOT NULL)
 RETURNING id, agent, input, priority, attempt, attempt - attempt_base AS attempts_in_run, seq,
           owner_id, parent_id, trace_id, created_at, run_at, started_at, fair_key

@@ -14,7 +14,7 @@ SET status = c.status,
     fallback_task_id = c.fallback_task_id,
     lease_expires_at = NULL,
     cancel_requested_at = NULL,
-    seq = tasks.seq + 1
+    seq = max(tasks.seq, tasks.numbered) + 1
 FROM c
 WHERE tasks.id = c.id
   AND tasks.attempt = c.attempt

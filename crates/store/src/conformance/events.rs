@@ -60,52 +60,107 @@ pub async fn live_events_and_logs(store: SharedStore) {
     assert_eq!(late[0].seq, None, "no events after the attempt ended");
 }
 
-/// Numbers are handed out before the write commits (the completer publishes in
-/// between): nothing is readable until then, and a write dropped uncommitted keeps
-/// nothing, so the same numbers are handed out again.
-pub async fn numbered_events_are_kept_once_committed(store: SharedStore) {
+/// Live events are numbered from blocks reserved ahead and stored behind: a block moves
+/// neither the task's seq nor anything readable; whatever the task records afterwards is
+/// numbered after the block; events stored late (after the final event) are kept.
+pub async fn reserved_numbers_come_before_later_changes(store: SharedStore) {
     let (t, c) = running_task(&store, "numbered").await;
-    let drafts = || {
-        vec![
-            live_event(
-                &c,
-                EventBody::Log {
-                    level: LogLevel::Info,
-                    message: "line".into(),
-                },
-            ),
-            live_event(
-                &c,
-                EventBody::Partial {
-                    data: json!({"delta": "tok"}),
-                },
-            ),
-        ]
+    let ask = |attempt: u32, count: u64| NumberAsk {
+        task_id: c.id,
+        attempt,
+        count,
     };
-    let seqs = |events: &[RecordedEvent]| events.iter().map(|e| e.seq).collect::<Vec<_>>();
-    let kept = || {
-        let store = store.clone();
-        async move {
-            let stream = store.task_stream(t.id, 0, 10).await.unwrap();
-            stream.events.iter().map(|e| e.seq).collect::<Vec<_>>()
-        }
-    };
-    let dropped = store.number_events(drafts(), 100).await.unwrap();
-    assert_eq!(seqs(&dropped.events), vec![Some(3), Some(4)]);
-    assert!(store.task_logs(t.id, 0, 10).await.unwrap().is_empty());
-    drop(dropped);
-    let numbered = store.number_events(drafts(), 100).await.unwrap();
+    let blocks = store
+        .reserve_event_numbers(&[ask(c.attempt, 10), ask(c.attempt + 7, 5)])
+        .await
+        .unwrap();
+    assert_eq!(blocks.len(), 1, "only the running attempt gets numbers");
+    let block = &blocks[0];
+    assert_eq!((block.first, block.last), (c.seq + 1, c.seq + 10));
+    assert_eq!(block.agent, "numbered");
+    let next = store
+        .reserve_event_numbers(&[ask(c.attempt, 4)])
+        .await
+        .unwrap();
+    assert_eq!((next[0].first, next[0].last), (c.seq + 11, c.seq + 14));
     assert_eq!(
-        seqs(&numbered.events),
-        vec![Some(3), Some(4)],
-        "a dropped write kept nothing"
+        store.get_task(t.id).await.unwrap().unwrap().seq,
+        c.seq,
+        "a reservation is not an event"
     );
-    assert!(store.task_logs(t.id, 0, 10).await.unwrap().is_empty());
-    assert!(kept().await.is_empty());
-    numbered.write.commit().await.unwrap();
+
+    let event = |seq: u64, body: EventBody| NumberedEvent {
+        attempt: c.attempt,
+        event: Arc::new(TaskEvent {
+            task_id: c.id,
+            seq,
+            agent: block.agent.clone(),
+            owner_id: None,
+            at: t0(),
+            body,
+        }),
+    };
+    let log = |m: &str| EventBody::Log {
+        level: LogLevel::Info,
+        message: m.into(),
+    };
+    let partial = |n: u64| EventBody::Partial {
+        data: json!({ "delta": n }),
+    };
+    store
+        .store_events(
+            &[event(c.seq + 1, log("one")), event(c.seq + 2, partial(1))],
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.get_task(t.id).await.unwrap().unwrap().seq, c.seq + 2);
     assert_eq!(store.task_logs(t.id, 0, 10).await.unwrap().len(), 1);
-    assert_eq!(kept().await, vec![4]);
-    assert_eq!(store.get_task(t.id).await.unwrap().unwrap().seq, 4);
+
+    let r = store
+        .complete_tasks(&[done(
+            &c,
+            t0(),
+            Outcome::Dead {
+                error: TaskError::permanent("boom", "failed for good"),
+            },
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        r.transitions[0].seq,
+        c.seq + 15,
+        "the final event follows every number handed out"
+    );
+    assert!(
+        store
+            .reserve_event_numbers(&[ask(c.attempt, 4)])
+            .await
+            .unwrap()
+            .is_empty(),
+        "no numbers for an attempt that ended"
+    );
+    store
+        .store_events(&[event(c.seq + 3, partial(2))], 100)
+        .await
+        .unwrap();
+    let stream = store.task_stream(t.id, 0, 10).await.unwrap();
+    assert_eq!(
+        stream.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![c.seq + 2, c.seq + 3],
+        "an event published before the end is kept when stored after it"
+    );
+    let task = store.get_task(t.id).await.unwrap().unwrap();
+    assert_eq!(task.seq, c.seq + 15, "the final event stays the newest");
+    assert_eq!(
+        store
+            .replay_task(t.id, t0())
+            .await
+            .unwrap()
+            .map(|tr| tr.seq),
+        Some(c.seq + 16),
+        "as do later changes"
+    );
 }
 
 pub async fn task_logs_filter_and_expire(store: SharedStore) {

@@ -39,7 +39,7 @@ use serde_json::json;
 use switchyard_core::agent::{Agent, builtin_agents};
 use switchyard_core::auth::{ApiKey, Role, Scope};
 use switchyard_core::error::ErrorCode;
-use switchyard_core::event::{EventBody, LogLevel};
+use switchyard_core::event::{EventBody, LogLevel, TaskEvent};
 use switchyard_core::monitoring::*;
 use switchyard_core::store::*;
 use switchyard_core::task::{AttemptStatus, TaskError, TaskStatus};
@@ -56,7 +56,7 @@ macro_rules! conformance_tests {
             stale_results_are_rejected, retry_then_claim_again, fallback_creates_linked_task,
             cancel_waiting_and_running, replay_dead_task, leases_extend_and_expire,
             live_events_and_logs,
-            numbered_events_are_kept_once_committed,
+            reserved_numbers_come_before_later_changes,
             list_filters_and_cursor, queue_stats_and_ready_agents, agents_crud, users_and_api_keys,
             oidc_identities_find_users_by_subject,
             workers_registry, settings_init_once, idempotency_keys_expire, large_batches,

@@ -187,6 +187,7 @@ pub(crate) const TABLES: &[Table] = &[
             ("scheduled_for", Int),
             ("streamed", Int),
             ("stream_cut", Int),
+            ("numbered", Int),
         ],
         keep: None,
         data: Some("true"),

@@ -7,7 +7,7 @@ use serde_json::json;
 use switchyard_core::event::EventBody;
 use switchyard_core::store::*;
 use switchyard_core::task::{Task, TaskError};
-use switchyard_core::{Error, Result, TaskId, Timestamp, UserId, WorkerId};
+use switchyard_core::{Error, Result, TaskId, Timestamp, WorkerId};
 
 use super::{SqlStore, Tx};
 use crate::batch;
@@ -440,97 +440,100 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
         })
     }
 
-    async fn number_events<'a>(
-        &'a self,
-        drafts: Vec<EventDraft>,
-        keep_stream: u32,
-    ) -> Result<NumberedEvents<'a>> {
-        if drafts.is_empty() {
-            return Ok(NumberedEvents {
-                events: Vec::new(),
-                write: Box::new(NothingToWrite),
-            });
+    async fn reserve_event_numbers(&self, asks: &[NumberAsk]) -> Result<Vec<NumberBlock>> {
+        if asks.is_empty() {
+            return Ok(Vec::new());
         }
-        let (request, groups) = batch::seq_requests(&drafts);
+        let count: HashMap<(TaskId, u32), u64> = asks
+            .iter()
+            .map(|a| ((a.task_id, a.attempt), a.count.max(1)))
+            .collect();
         let mut tx = self.begin_task_path().await?;
-        let reserved = self.dialect.reserve_seqs(tx.conn(), request).await?;
-        let wanted: HashMap<(TaskId, u32), &batch::SeqRequest> =
-            groups.iter().map(|r| ((r.task_id, r.attempt), r)).collect();
-        // Per running attempt: the next seq and stream number to hand out, and who to
-        // attribute events to.
-        let mut next: HashMap<(TaskId, u32), NextSeq> = HashMap::new();
-        let mut cuts = Vec::new();
-        for r in reserved {
-            let Some(asked) = wanted.get(&(r.task_id, r.attempt)) else {
-                continue;
-            };
-            let first_stream = r.streamed + 1 - asked.stream;
-            if let Some(keep_from) = stream_cut(r.streamed, asked.stream, keep_stream) {
-                cuts.push((r.task_id, keep_from));
-            }
-            next.insert(
-                (r.task_id, r.attempt),
-                NextSeq {
-                    seq: r.last_seq + 1 - asked.events,
-                    stream: first_stream,
+        let reserved = self
+            .dialect
+            .reserve_numbers(tx.conn(), batch::number_asks(asks))
+            .await?;
+        tx.commit().await.map_err(db_err("commit event numbers"))?;
+        Ok(reserved
+            .into_iter()
+            .filter_map(|r| {
+                let n = count.get(&(r.task_id, r.attempt))?;
+                Some(NumberBlock {
+                    task_id: r.task_id,
+                    attempt: r.attempt,
+                    first: r.last + 1 - n,
+                    last: r.last,
                     agent: r.agent,
                     owner_id: r.owner_id,
-                },
-            );
+                })
+            })
+            .collect())
+    }
+
+    async fn store_events(&self, events: &[NumberedEvent], keep_stream: u32) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
         }
-        let mut out = Vec::with_capacity(drafts.len());
+        let (request, counts) = batch::stored_counts(events);
+        let mut tx = self.begin_task_path().await?;
+        // Per task still there: the stream number its first stream event here takes.
+        let mut next_n: HashMap<TaskId, u64> = HashMap::new();
+        let mut cuts = Vec::new();
+        for (task_id, streamed) in self.dialect.count_events(tx.conn(), request).await? {
+            let added = counts.get(&task_id).map_or(0, |c| c.stream);
+            next_n.insert(task_id, streamed + 1 - added);
+            if let Some(keep_from) = stream_cut(streamed, added, keep_stream) {
+                cuts.push((task_id, keep_from));
+            }
+        }
         let mut logs = Vec::new();
         let mut stream = Vec::new();
-        for d in drafts {
-            let recorded = match next.get_mut(&(d.task_id, d.attempt)) {
-                Some(n) => {
-                    let this = n.seq;
-                    n.seq += 1;
-                    if let EventBody::Log { level, message } = &d.body {
-                        logs.push(json!({
-                            "id": batch::hex_id(&d.task_id.0), "seq": this, "attempt": d.attempt,
-                            "at": d.at.millis(), "level": level.as_str(),
-                            "message": crate::content::escape_str(message),
-                        }));
-                    } else if d.body.is_stream() {
-                        if keep_stream > 0 {
-                            stream.push(batch::StreamRow {
-                                task_id: d.task_id,
-                                n: n.stream,
-                                seq: this,
-                                attempt: d.attempt,
-                                at: d.at.millis(),
-                                body: crate::content::stored_json(&d.body),
-                            });
-                        }
-                        n.stream += 1;
-                    }
-                    RecordedEvent {
-                        seq: Some(this),
-                        agent: n.agent.clone(),
-                        owner_id: n.owner_id,
-                        draft: d,
-                    }
-                }
-                None => RecordedEvent {
-                    seq: None,
-                    agent: String::new(),
-                    owner_id: None,
-                    draft: d,
-                },
+        for e in events {
+            let (attempt, event) = (e.attempt, &e.event);
+            let Some(n) = next_n.get_mut(&event.task_id) else {
+                continue;
             };
-            out.push(recorded);
+            if let EventBody::Log { level, message } = &event.body {
+                logs.push(json!({
+                    "id": batch::hex_id(&event.task_id.0), "seq": event.seq, "attempt": attempt,
+                    "at": event.at.millis(), "level": level.as_str(),
+                    "message": crate::content::escape_str(message),
+                }));
+            } else if event.body.is_stream() {
+                if keep_stream > 0 {
+                    stream.push(batch::StreamRow {
+                        task_id: event.task_id,
+                        n: *n,
+                        seq: event.seq,
+                        attempt,
+                        at: event.at.millis(),
+                        body: crate::content::stored_json(&event.body),
+                    });
+                }
+                *n += 1;
+            }
         }
-        Ok(NumberedEvents {
-            events: out,
-            write: Box::new(EventWrite {
-                dialect: &self.dialect,
-                tx,
-                logs: (!logs.is_empty()).then(|| serde_json::Value::Array(logs).to_string()),
-                stream,
-                cuts,
-            }),
-        })
+        if !logs.is_empty() {
+            let logs = serde_json::Value::Array(logs).to_string();
+            self.dialect.insert_logs(tx.conn(), logs).await?;
+        }
+        if !stream.is_empty() {
+            self.dialect.insert_stream(tx.conn(), &stream).await?;
+        }
+        for (task_id, keep_from) in cuts {
+            for statement in [
+                sql!("common", "cut_stream"),
+                sql!("common", "cut_stream_rows"),
+            ] {
+                Query::new(statement)
+                    .bind(task_id.0)
+                    .bind(i64::try_from(keep_from).unwrap_or(i64::MAX))
+                    .execute(tx.on())
+                    .await
+                    .map_err(db_err("drop old task stream events"))?;
+            }
+        }
+        tx.commit().await.map_err(db_err("commit events"))
     }
 
     async fn task_stream(&self, id: TaskId, after_seq: u64, limit: u32) -> Result<TaskStream> {
@@ -770,14 +773,6 @@ impl<D: Dialect> SqlStore<D> {
     }
 }
 
-/// A running attempt's next event numbers while a batch of its events is recorded.
-struct NextSeq {
-    seq: u64,
-    stream: u64,
-    agent: String,
-    owner_id: Option<UserId>,
-}
-
 /// After a batch brought a task's stream count to `streamed` (`added` of them new): the
 /// number of its oldest event to keep, when it is time to drop the ones before it.
 fn stream_cut(streamed: u64, added: u64, keep: u32) -> Option<u64> {
@@ -788,49 +783,4 @@ fn stream_cut(streamed: u64, added: u64, keep: u32) -> Option<u64> {
     let over = streamed - keep;
     let before = (streamed - added).saturating_sub(keep);
     (over / u64::from(STREAM_CUT_EVERY) != before / u64::from(STREAM_CUT_EVERY)).then_some(over + 1)
-}
-
-/// The rest of [`TaskStore::number_events`]' transaction: the numbered events' rows,
-/// stored once the events are out.
-struct EventWrite<'a, D: Dialect> {
-    dialect: &'a D,
-    tx: Tx<D>,
-    /// The log lines, as one JSON array.
-    logs: Option<String>,
-    stream: Vec<batch::StreamRow>,
-    /// Per task, the first stream number it keeps.
-    cuts: Vec<(TaskId, u64)>,
-}
-
-#[async_trait]
-impl<D: Dialect> PendingWrite for EventWrite<'_, D> {
-    async fn commit(self: Box<Self>) -> Result<()> {
-        let EventWrite {
-            dialect,
-            mut tx,
-            logs,
-            stream,
-            cuts,
-        } = *self;
-        if let Some(logs) = logs {
-            dialect.insert_logs(tx.conn(), logs).await?;
-        }
-        if !stream.is_empty() {
-            dialect.insert_stream(tx.conn(), &stream).await?;
-        }
-        for (task_id, keep_from) in cuts {
-            for statement in [
-                sql!("common", "cut_stream"),
-                sql!("common", "cut_stream_rows"),
-            ] {
-                Query::new(statement)
-                    .bind(task_id.0)
-                    .bind(i64::try_from(keep_from).unwrap_or(i64::MAX))
-                    .execute(tx.on())
-                    .await
-                    .map_err(db_err("drop old task stream events"))?;
-            }
-        }
-        tx.commit().await.map_err(db_err("commit events"))
-    }
 }

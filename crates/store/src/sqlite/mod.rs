@@ -425,18 +425,32 @@ impl Dialect for SqliteDialect {
         Ok(done)
     }
 
-    async fn reserve_seqs(
+    async fn reserve_numbers(
         &self,
         tx: &mut SqliteConnection,
         json: String,
-    ) -> Result<Vec<crate::rows::ReservedSeqs>> {
+    ) -> Result<Vec<crate::rows::ReservedNumbers>> {
         self.calls.add(1);
-        let rows = sqlx::query(sql!("sqlite", "reserve_seqs"))
+        let rows = sqlx::query(sql!("sqlite", "reserve_numbers"))
             .bind(json)
             .fetch_all(&mut *tx)
             .await
-            .map_err(db_err("reserve event sequence numbers"))?;
-        rows.iter().map(crate::rows::reserved_seq).collect()
+            .map_err(db_err("reserve event numbers"))?;
+        rows.iter().map(crate::rows::reserved_numbers).collect()
+    }
+
+    async fn count_events(
+        &self,
+        tx: &mut SqliteConnection,
+        json: String,
+    ) -> Result<Vec<(TaskId, u64)>> {
+        self.calls.add(1);
+        let rows = sqlx::query(sql!("sqlite", "count_events"))
+            .bind(json)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err("count stored events"))?;
+        rows.iter().map(crate::rows::stream_count).collect()
     }
 
     async fn insert_logs(&self, tx: &mut SqliteConnection, json: String) -> Result<()> {
