@@ -4,6 +4,7 @@ resume after a forced disconnect, and clear errors."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -106,7 +107,7 @@ async def test_follow_resumes_after_a_forced_disconnect(server: Any, transport: 
     seqs = [e["seq"] for e in events]
     # None repeated, in order (live events take numbers from blocks: gaps are allowed);
     # none lost: every line below.
-    assert seqs[0] == 1 and all(a < b for a, b in zip(seqs, seqs[1:])), seqs
+    assert seqs[0] == 1 and all(a < b for a, b in itertools.pairwise(seqs)), seqs
     lines = [e["message"] for e in events if e["kind"] == "log"]
     assert lines == [f"line {i}" for i in range(30)]
     assert events[-1]["kind"] == "result" and events[-1]["output"] == {"done": 30}
@@ -125,6 +126,6 @@ async def test_follow_with_a_ws_ticket(server: Any) -> None:
         events = [e async for e in client.follow(task.id, since=0)]
         assert events[-1]["kind"] == "result"
         seqs = [e["seq"] for e in events]
-        assert seqs[0] == 1 and all(a < b for a, b in zip(seqs, seqs[1:])), seqs
+        assert seqs[0] == 1 and all(a < b for a, b in itertools.pairwise(seqs)), seqs
         ticket = await client.ws_ticket()
         assert ticket and ticket != await client.ws_ticket()  # single use: a new one each time

@@ -4,6 +4,7 @@ cancellation, sync handlers, refusals, schemas and retry policies."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 from datetime import datetime
@@ -51,7 +52,7 @@ async def test_success_with_logs_progress_and_partial_output(server: Any) -> Non
         events = [e async for e in client.follow(task.id, since=0)]
     kinds = [e["kind"] for e in events]
     seqs = [e["seq"] for e in events]
-    assert seqs[0] == 1 and all(a < b for a, b in zip(seqs, seqs[1:])), seqs
+    assert seqs[0] == 1 and all(a < b for a, b in itertools.pairwise(seqs)), seqs
     logs = [e["message"] for e in events if e["kind"] == "log"]
     assert "starting" in logs
     assert [e["data"] for e in events if e["kind"] == "partial"] == [
