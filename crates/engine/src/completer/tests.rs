@@ -172,6 +172,40 @@ impl Fixture {
     async fn task(&self, id: TaskId) -> Task {
         self.store.get_task(id).await.unwrap().unwrap()
     }
+
+    /// A task of `echo`, claimed: its running attempt.
+    async fn running(&self) -> ClaimedTask {
+        let now = Timestamp::now();
+        insert(&self.store, vec![new_task("echo", 0, now)]).await;
+        claim(&self.store, WorkerId::new(), now, "echo", 1)
+            .await
+            .remove(0)
+    }
+}
+
+/// A log line of the attempt `c`, now.
+fn log_line(c: &ClaimedTask, message: &str) -> EventDraft {
+    EventDraft {
+        task_id: c.id,
+        attempt: c.attempt,
+        at: Timestamp::now(),
+        body: EventBody::Log {
+            level: LogLevel::Info,
+            message: message.to_owned(),
+        },
+    }
+}
+
+/// Partial output `i` of the attempt `c`, now.
+fn partial(c: &ClaimedTask, i: usize) -> EventDraft {
+    EventDraft {
+        task_id: c.id,
+        attempt: c.attempt,
+        at: Timestamp::now(),
+        body: EventBody::Partial {
+            data: json!({ "delta": i }),
+        },
+    }
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -245,19 +279,8 @@ async fn a_retryable_failure_waits_its_backoff_and_the_last_attempt_goes_dead() 
 async fn live_events_follow_the_claim_in_order_and_a_finished_attempt_s_are_dropped() {
     let f = fixture().await;
     let mut bus = f.bus.subscribe();
-    let now = Timestamp::now();
-    insert(&f.store, vec![new_task("echo", 0, now)]).await;
-    let claimed = claim(&f.store, WorkerId::new(), now, "echo", 1).await;
-    let c = &claimed[0];
-    let log = |message: &str| EventDraft {
-        task_id: c.id,
-        attempt: c.attempt,
-        at: Timestamp::now(),
-        body: EventBody::Log {
-            level: LogLevel::Info,
-            message: message.to_owned(),
-        },
-    };
+    let c = &f.running().await;
+    let log = |message: &str| log_line(c, message);
     for m in ["one", "two", "three"] {
         f.completer.emit(log(m)).await.unwrap();
     }
@@ -337,23 +360,9 @@ async fn live_events_are_published_before_their_write_commits() {
         bus
     })
     .await;
-    let now = Timestamp::now();
-    insert(&f.store, vec![new_task("echo", 0, now)]).await;
-    let c = claim(&f.store, WorkerId::new(), now, "echo", 1)
-        .await
-        .remove(0);
+    let c = f.running().await;
     for i in 0..3 {
-        f.completer
-            .emit(EventDraft {
-                task_id: c.id,
-                attempt: c.attempt,
-                at: Timestamp::now(),
-                body: EventBody::Partial {
-                    data: json!({"delta": i}),
-                },
-            })
-            .await
-            .unwrap();
+        f.completer.emit(partial(&c, i)).await.unwrap();
     }
     f.completer.flush().await;
     let seen = peeking.get().unwrap().seen.lock().clone();
@@ -378,20 +387,8 @@ async fn live_events_are_published_before_their_write_commits() {
 #[tokio::test(flavor = "current_thread")]
 async fn events_of_an_attempt_ended_elsewhere_stop_after_its_renewal() {
     let f = fixture().await;
-    let now = Timestamp::now();
-    insert(&f.store, vec![new_task("echo", 0, now)]).await;
-    let c = claim(&f.store, WorkerId::new(), now, "echo", 1)
-        .await
-        .remove(0);
-    let log = |message: &str| EventDraft {
-        task_id: c.id,
-        attempt: c.attempt,
-        at: Timestamp::now(),
-        body: EventBody::Log {
-            level: LogLevel::Info,
-            message: message.to_owned(),
-        },
-    };
+    let c = f.running().await;
+    let log = |message: &str| log_line(&c, message);
     f.completer.emit(log("first")).await.unwrap();
     f.completer.flush().await;
     let done = f
@@ -444,19 +441,8 @@ async fn events_of_an_attempt_ended_elsewhere_stop_after_its_renewal() {
 async fn published_events_wait_for_a_writer_that_is_held_up() {
     let f = fixture().await;
     let mut bus = f.bus.subscribe();
-    let now = Timestamp::now();
-    insert(&f.store, vec![new_task("echo", 0, now)]).await;
-    let c = claim(&f.store, WorkerId::new(), now, "echo", 1)
-        .await
-        .remove(0);
-    let partial = |i: usize| EventDraft {
-        task_id: c.id,
-        attempt: c.attempt,
-        at: Timestamp::now(),
-        body: EventBody::Partial {
-            data: json!({ "delta": i }),
-        },
-    };
+    let c = f.running().await;
+    let partial = |i: usize| partial(&c, i);
     f.completer.emit(partial(0)).await.unwrap();
     f.completer.flush().await;
     // Another connection takes the database's write lock: the writer waits for it.
