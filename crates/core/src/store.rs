@@ -588,16 +588,16 @@ pub trait TaskStore: Send + Sync {
         batch: Vec<EventDraft>,
         keep_stream: u32,
     ) -> Result<Vec<RecordedEvent>> {
-        let mut blocks = self
+        let mut blocks: std::collections::HashMap<(TaskId, u32), NumberBlock> = self
             .reserve_event_numbers(&NumberAsk::for_drafts(&batch))
-            .await?;
+            .await?
+            .into_iter()
+            .map(|b| ((b.task_id, b.attempt), b))
+            .collect();
         let mut recorded = Vec::with_capacity(batch.len());
         let mut numbered = Vec::new();
         for draft in batch {
-            let block = blocks
-                .iter_mut()
-                .find(|b| b.task_id == draft.task_id && b.attempt == draft.attempt);
-            let Some(block) = block else {
+            let Some(block) = blocks.get_mut(&(draft.task_id, draft.attempt)) else {
                 recorded.push(RecordedEvent {
                     draft,
                     seq: None,
