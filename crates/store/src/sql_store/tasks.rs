@@ -518,6 +518,9 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
             self.dialect.insert_logs(tx.conn(), logs).await?;
         }
         if !stream.is_empty() {
+            // In key order: each task's rows go in one after another, into the same
+            // leaf page, not one row per task in turn (a stable sort: `n` stays in order).
+            stream.sort_by_key(|r| r.task_id);
             self.dialect.insert_stream(tx.conn(), &stream).await?;
         }
         for (task_id, keep_from) in cuts {
