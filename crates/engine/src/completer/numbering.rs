@@ -42,8 +42,10 @@ pub(crate) struct Numbering {
 }
 
 struct Held {
-    /// Ranges of numbers in hand (`next..=last`), in order.
+    /// Ranges of numbers in hand (`next..=last`), in order, all above `taken`.
     ranges: VecDeque<(u64, u64)>,
+    /// The last number handed out (0: none).
+    taken: u64,
     agent: String,
     owner_id: Option<UserId>,
     /// The size of the last block granted.
@@ -69,7 +71,21 @@ impl Held {
         } else {
             *next += 1;
         }
+        self.taken = this;
         Some(this)
+    }
+
+    /// Adds the numbers `first..=last` in order among those in hand. Those not above the
+    /// last number handed out are skipped: a block answered late, after a later block
+    /// was used, would number events below ones already published, and followers drop
+    /// an event numbered below one they have.
+    fn add(&mut self, first: u64, last: u64) {
+        let first = first.max(self.taken + 1);
+        if first > last {
+            return;
+        }
+        let at = self.ranges.partition_point(|(next, _)| *next < first);
+        self.ranges.insert(at, (first, last));
     }
 
     fn next_size(&self) -> u64 {
@@ -134,6 +150,7 @@ impl Numbering {
             }
             let held = self.held.entry(key).or_insert_with(|| Held {
                 ranges: VecDeque::new(),
+                taken: 0,
                 agent: String::new(),
                 owner_id: None,
                 size: 0,
@@ -146,7 +163,7 @@ impl Numbering {
             // checked that the attempt still runs when it holds enough: its numbers are
             // skipped.
             if !renewals || held.ranges.is_empty() || held.left() < held.size {
-                held.ranges.push_back((block.first, block.last));
+                held.add(block.first, block.last);
                 held.size = block.last + 1 - block.first;
             }
             held.agent = block.agent;
@@ -325,6 +342,32 @@ mod tests {
         let numbered = n.number(burst);
         assert_eq!(numbered.len(), 1_000, "every event is numbered");
         assert!(seqs(&numbered).windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_answered_after_a_later_block_never_numbers_backwards() {
+        let task = TaskId::new();
+        let mut n = Numbering::new();
+        let asks = n.missing(&drafts(task, 1));
+        n.granted(&asks, grant(&asks, 1));
+        let mut all = n.number(drafts(task, 40));
+        let renew = n.renewals();
+        // The store grants the renewal 65..=192, but its answer comes back late: meanwhile
+        // the attempt runs out, asks for itself and gets the numbers after it.
+        let asks = n.missing(&drafts(task, 30));
+        n.granted(&asks, grant(&asks, 193));
+        all.extend(n.number(drafts(task, 30)));
+        n.renewed(&renew, grant(&renew, 65));
+        let burst = drafts(task, 300);
+        let asks = n.missing(&burst);
+        n.granted(&asks, grant(&asks, 1_000));
+        all.extend(n.number(burst));
+        let seqs = seqs(&all);
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "a follower drops an event numbered below one it has: {seqs:?}"
+        );
+        assert_eq!(seqs.len(), 40 + 30 + 300, "every event is numbered");
     }
 
     #[tokio::test(start_paused = true)]
