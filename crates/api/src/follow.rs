@@ -81,7 +81,14 @@ impl TaskFollower {
             if self.ended {
                 return Err(End::Final);
             }
-            let e = match self.pending.pop_front() {
+            // Events ready now are taken without setting up the wait below (the busy
+            // path: one event after another).
+            let ready = match self.pending.pop_front() {
+                Some(e) => Some(e),
+                None if self.shutdown.is_cancelled() => return Err(End::Shutdown),
+                None => self.sub.rx.try_recv().ok(),
+            };
+            let e = match ready {
                 Some(e) => e,
                 None => tokio::select! {
                     _ = self.shutdown.cancelled() => return Err(End::Shutdown),
