@@ -5,8 +5,9 @@
 # tasks at once, each streaming TOKENS_PER_S partial events a second for SECONDS from an
 # SDK worker in the bench process, each followed over SSE by a client of its own. Prints
 # the bench's JSON report: the delay from a worker's partial to its follower (p50, p95,
-# p99, max, in ms; goal p99 ≤ 5 ms), tokens sent and received, and the server's CPU time
-# per token (from its /metrics).
+# p99, max, in ms; goal p99 ≤ 5 ms), tokens sent and received, the server's CPU time
+# per token (from its /metrics), and `load_cpu_share`: how busy the load generator's one
+# thread was while the tasks streamed (near 1, the delays measure it, not the server).
 #
 #   scripts/bench-stream.sh [BINARY] [TASKS] [TOKENS_PER_S] [SECONDS]
 #   (defaults: target/release/switchyard 100 1000 10)
