@@ -112,7 +112,12 @@ async fn run(mut rx: mpsc::Receiver<Item>, deps: CompleterDeps, loopback: Loopba
     let max = deps.max_batch.max(1);
     let mut buf = Vec::with_capacity(max);
     let mut numbering = Numbering::new();
-    let mut writer = EventWriter::start(deps.store.clone(), deps.keep_stream, deps.max_unstored);
+    let mut writer = EventWriter::start(
+        deps.store.clone(),
+        deps.keep_stream,
+        deps.max_unstored,
+        event_writer::PACE,
+    );
     loop {
         if rx.recv_many(&mut buf, max).await == 0 {
             return;
@@ -188,7 +193,7 @@ async fn record_events(
     let numbered = numbering.number(drafts);
     let renewals = numbering.renewals();
     if !renewals.is_empty() {
-        writer.reserve(renewals).await;
+        writer.reserve(renewals);
     }
     if numbered.is_empty() {
         return;

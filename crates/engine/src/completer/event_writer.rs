@@ -5,7 +5,8 @@
 //! and publishes events, hands them here, and waits only before recording results (a
 //! task's final event is stored after all its live events). Followers do not wait for
 //! the write either, so writes are paced: one every [`PACE`] at most, each taking all
-//! that queued meanwhile. A commit costs about one page per task written, whatever the
+//! that queued meanwhile. Asks for numbers do not wait for the pace: an attempt whose
+//! renewal came late would ask for itself, and wait. A commit costs about one page per task written, whatever the
 //! number of its events, so fewer, larger writes cost the database less.
 
 use std::sync::Arc;
@@ -25,10 +26,11 @@ const MAX_JOBS: usize = 1_024;
 const QUEUED_JOBS: usize = 4_096;
 /// The shortest time between the starts of two writes, unless the queue is behind or
 /// someone waits for the events to be stored.
-const PACE: Duration = Duration::from_millis(50);
+pub(crate) const PACE: Duration = Duration::from_millis(50);
 
 pub(crate) struct EventWriter {
     jobs: mpsc::Sender<Job>,
+    asks: mpsc::UnboundedSender<Vec<NumberAsk>>,
     grants: mpsc::UnboundedReceiver<Grant>,
     /// Batches of events handed in, and (from the task) stored.
     sent: u64,
@@ -46,30 +48,39 @@ pub(crate) struct Grant {
     pub blocks: Result<Vec<NumberBlock>>,
 }
 
-enum Job {
-    /// Events to store, with the room they take until they are.
-    Store(Vec<NumberedEvent>, OwnedSemaphorePermit),
-    Reserve(Vec<NumberAsk>),
-}
+/// Events to store, with the room they take until they are.
+struct Job(Vec<NumberedEvent>, OwnedSemaphorePermit);
 
 impl EventWriter {
-    /// `max_unstored`: the most events published and not yet stored.
-    pub(crate) fn start(store: Arc<dyn Store>, keep_stream: u32, max_unstored: usize) -> Self {
+    /// `max_unstored`: the most events published and not yet stored; `pace`: the
+    /// shortest time between two writes ([`PACE`]).
+    pub(crate) fn start(
+        store: Arc<dyn Store>,
+        keep_stream: u32,
+        max_unstored: usize,
+        pace: Duration,
+    ) -> Self {
         let max_unstored = u32::try_from(max_unstored.max(1)).unwrap_or(u32::MAX);
         let (jobs, rx) = mpsc::channel(QUEUED_JOBS);
+        let (asks, asks_rx) = mpsc::unbounded_channel();
         let (grants_tx, grants) = mpsc::unbounded_channel();
         let (stored_tx, stored) = watch::channel(0);
         let hurry = Arc::new(Notify::new());
         tokio::spawn(run(
             store,
             keep_stream,
-            rx,
+            pace,
+            Inbox {
+                jobs: rx,
+                asks: asks_rx,
+            },
             grants_tx,
             stored_tx,
             hurry.clone(),
         ));
         EventWriter {
             jobs,
+            asks,
             grants,
             sent: 0,
             stored,
@@ -91,14 +102,15 @@ impl EventWriter {
 
     /// Hands in numbered events (already published) to store, with their room.
     pub(crate) async fn store(&mut self, events: Vec<NumberedEvent>, room: OwnedSemaphorePermit) {
-        if self.jobs.send(Job::Store(events, room)).await.is_ok() {
+        if self.jobs.send(Job(events, room)).await.is_ok() {
             self.sent += 1;
         }
     }
 
     /// Asks for blocks of event numbers; the answer comes back through [`Self::grants`].
-    pub(crate) async fn reserve(&self, asks: Vec<NumberAsk>) {
-        let _ = self.jobs.send(Job::Reserve(asks)).await;
+    /// Asks are answered as they come, not at the pace of the events.
+    pub(crate) fn reserve(&self, asks: Vec<NumberAsk>) {
+        let _ = self.asks.send(asks);
     }
 
     /// The answers to blocks asked for that have come back.
@@ -108,6 +120,12 @@ impl EventWriter {
             out.push(g);
         }
         out
+    }
+
+    /// Batches of events handed in and not stored yet.
+    #[cfg(test)]
+    pub(crate) fn unstored(&self) -> u64 {
+        self.sent - *self.stored.borrow()
     }
 
     /// Returns once every event handed in so far is stored (or given up on).
@@ -121,10 +139,20 @@ impl EventWriter {
     }
 }
 
+/// What the writer's task receives: events to store, and asks for numbers.
+struct Inbox {
+    jobs: mpsc::Receiver<Job>,
+    asks: mpsc::UnboundedReceiver<Vec<NumberAsk>>,
+}
+
 async fn run(
     store: Arc<dyn Store>,
     keep_stream: u32,
-    mut rx: mpsc::Receiver<Job>,
+    pace: Duration,
+    Inbox {
+        jobs: mut rx,
+        mut asks,
+    }: Inbox,
     grants: mpsc::UnboundedSender<Grant>,
     stored: watch::Sender<u64>,
     hurry: Arc<Notify>,
@@ -133,44 +161,46 @@ async fn run(
     let mut done = 0u64;
     let mut last = Instant::now();
     let mut behind = false;
-    while rx.recv_many(&mut buf, MAX_JOBS).await > 0 {
-        if !behind {
-            tokio::select! {
-                () = tokio::time::sleep_until(last + PACE) => {}
-                () = hurry.notified() => {}
+    loop {
+        // Jobs taken wait for the pace (or a hurry); jobs that come meanwhile queue and
+        // are taken with them. Asks for numbers are answered at once.
+        let waiting = !buf.is_empty() && !behind;
+        tokio::select! {
+            biased;
+            Some(mut asked) = asks.recv() => {
+                while let Ok(more) = asks.try_recv() {
+                    asked.extend(more);
+                }
+                let blocks = retry_unavailable(|| store.reserve_event_numbers(&asked)).await;
+                let _ = grants.send(Grant { asked, blocks });
+                continue;
             }
-            while buf.len() < MAX_JOBS
-                && let Ok(job) = rx.try_recv()
-            {
-                buf.push(job);
+            n = rx.recv_many(&mut buf, MAX_JOBS), if buf.is_empty() => {
+                if n == 0 {
+                    return;
+                }
+                if !behind {
+                    continue;
+                }
             }
+            () = tokio::time::sleep_until(last + pace), if waiting => {}
+            () = hurry.notified(), if waiting => {}
+        }
+        while buf.len() < MAX_JOBS
+            && let Ok(job) = rx.try_recv()
+        {
+            buf.push(job);
         }
         behind = buf.len() == MAX_JOBS;
         last = Instant::now();
         let mut events = Vec::new();
         let mut rooms = Vec::new();
-        let mut asks = Vec::new();
-        let mut batches = 0;
-        for job in buf.drain(..) {
-            match job {
-                Job::Store(e, room) => {
-                    events.extend(e);
-                    rooms.push(room);
-                    batches += 1;
-                }
-                Job::Reserve(a) => asks.extend(a),
-            }
+        let batches = buf.len() as u64;
+        for Job(e, room) in buf.drain(..) {
+            events.extend(e);
+            rooms.push(room);
         }
-        if !asks.is_empty() {
-            let blocks = retry_unavailable(|| store.reserve_event_numbers(&asks)).await;
-            let _ = grants.send(Grant {
-                asked: asks,
-                blocks,
-            });
-        }
-        if !events.is_empty() {
-            store_events(&*store, &events, keep_stream).await;
-        }
+        store_events(&*store, &events, keep_stream).await;
         drop(rooms);
         done += batches;
         stored.send_replace(done);

@@ -486,3 +486,55 @@ async fn published_events_wait_for_a_writer_that_is_held_up() {
     let stored = f.store.task_stream(c.id, 0, 100).await.unwrap();
     assert_eq!(stored.events.len(), 1 + total, "every event is stored");
 }
+
+/// The event writer answers an ask for numbers at once, while the events handed in
+/// before it wait for their pace; a hurry (the completer about to record a result) then
+/// stores them without waiting it out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asks_for_numbers_do_not_wait_for_the_pace_of_events() {
+    use super::event_writer::EventWriter;
+    use switchyard_core::event::TaskEvent;
+    use switchyard_core::store::{NumberAsk, NumberedEvent};
+
+    let f = fixture().await;
+    let c = f.running().await;
+    let ask = |count| NumberAsk {
+        task_id: c.id,
+        attempt: c.attempt,
+        count,
+    };
+    let block = f.store.reserve_event_numbers(&[ask(8)]).await.unwrap();
+    let mut writer = EventWriter::start(f.store.clone(), 10_000, 100, Duration::from_secs(3_600));
+    let event = NumberedEvent {
+        attempt: c.attempt,
+        event: Arc::new(TaskEvent {
+            task_id: c.id,
+            seq: block[0].first,
+            agent: "echo".into(),
+            owner_id: None,
+            at: Timestamp::now(),
+            body: partial(&c, 1).body,
+        }),
+    };
+    let room = writer.room(1).await.unwrap();
+    writer.store(vec![event], room).await;
+    writer.reserve(vec![ask(64)]);
+    let grant = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(g) = writer.grants().pop() {
+                return g;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the ask is answered without waiting for the hour-long pace");
+    let renewed = grant.blocks.unwrap();
+    assert_eq!(renewed[0].first, block[0].last + 1);
+    assert_eq!(writer.unstored(), 1, "the event still waits for its pace");
+    tokio::time::timeout(Duration::from_secs(20), writer.stored())
+        .await
+        .expect("a hurry stores it at once");
+    let stored = f.store.task_stream(c.id, 0, 10).await.unwrap();
+    assert_eq!(stored.events.len(), 1);
+}
