@@ -292,6 +292,14 @@ mod tests {
         events.iter().map(|e| e.event.seq).collect()
     }
 
+    /// Numbering holding `task`'s first block, from 1.
+    fn holding_first_block(task: TaskId) -> Numbering {
+        let mut n = Numbering::new();
+        let asks = n.missing(&drafts(task, 1));
+        n.granted(&asks, grant(&asks, 1));
+        n
+    }
+
     #[tokio::test(start_paused = true)]
     async fn events_are_numbered_from_blocks_asked_for_ahead() {
         let task = TaskId::new();
@@ -328,9 +336,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_batch_larger_than_the_numbers_in_hand_gets_them_all() {
         let task = TaskId::new();
-        let mut n = Numbering::new();
-        let asks = n.missing(&drafts(task, 1));
-        n.granted(&asks, grant(&asks, 1));
+        let mut n = holding_first_block(task);
         n.number(drafts(task, 40));
         let renew = n.renewals();
         n.renewed(&renew, grant(&renew, 1_000));
@@ -347,9 +353,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_renewal_answered_after_a_later_block_never_numbers_backwards() {
         let task = TaskId::new();
-        let mut n = Numbering::new();
-        let asks = n.missing(&drafts(task, 1));
-        n.granted(&asks, grant(&asks, 1));
+        let mut n = holding_first_block(task);
         let mut all = n.number(drafts(task, 40));
         let renew = n.renewals();
         // The store grants the renewal 65..=192, but its answer comes back late: meanwhile
@@ -398,9 +402,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_streaming_attempt_is_checked_every_second_and_an_idle_one_forgotten() {
         let task = TaskId::new();
-        let mut n = Numbering::new();
-        let asks = n.missing(&drafts(task, 1));
-        n.granted(&asks, grant(&asks, 1));
+        let mut n = holding_first_block(task);
         n.number(drafts(task, 1));
         tokio::time::advance(RENEW_AFTER).await;
         let probe = n.renewals();
