@@ -5,9 +5,10 @@
 //! and publishes events, hands them here, and waits only before recording results (a
 //! task's final event is stored after all its live events). Followers do not wait for
 //! the write either, so writes are paced: one every [`PACE`] at most, each taking all
-//! that queued meanwhile. Asks for numbers do not wait for the pace: an attempt whose
-//! renewal came late would ask for itself, and wait. A commit costs about one page per task written, whatever the
-//! number of its events, so fewer, larger writes cost the database less.
+//! that queued meanwhile. A commit costs about one page per task written, whatever the
+//! number of its events, so fewer, larger writes cost the database less. Asks for
+//! numbers do not wait for the pace: an attempt whose renewal came late would ask for
+//! itself, and wait.
 
 use std::sync::Arc;
 use std::time::Duration;
