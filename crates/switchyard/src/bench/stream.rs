@@ -142,9 +142,14 @@ pub(super) async fn stream(target: &Target, args: &BenchArgs, n: usize) -> anyho
     anyhow::ensure!(args.tokens_per_s > 0, "--tokens-per-s must be at least 1");
     register_agent(target, json!({"name": STREAM_AGENT, "kind": "remote"})).await?;
     let load = Load {
-        base: target.base.clone(),
-        key: target.key.clone(),
-        backend: target.backend.clone(),
+        // A client of its own: its connections are driven by the load's runtime.
+        target: Target {
+            base: target.base.clone(),
+            key: target.key.clone(),
+            backend: target.backend.clone(),
+            client: reqwest::Client::builder().tcp_nodelay(true).build()?,
+            embedded: None,
+        },
         tasks: n,
         rate: args.tokens_per_s,
         tokens: args.tokens_per_s * args.stream_seconds,
@@ -194,9 +199,7 @@ pub(super) async fn stream(target: &Target, args: &BenchArgs, n: usize) -> anyho
 
 /// The streaming load: its worker, its tasks and their followers.
 struct Load {
-    base: String,
-    key: String,
-    backend: String,
+    target: Target,
     tasks: usize,
     rate: u64,
     /// Tokens each task streams.
@@ -209,8 +212,8 @@ struct Measured {
     received: u64,
     seconds: f64,
     server_cpu_seconds: Option<f64>,
-    /// The load's own CPU time, from submitting the tasks to their end (it is idle
-    /// before they start streaming).
+    /// The load's own CPU time, from the followers' start to the tasks' end (it is
+    /// idle before the tasks start streaming).
     load_cpu_seconds: f64,
     /// From the start of the streaming to the end of the last task.
     streamed_seconds: f64,
@@ -218,14 +221,7 @@ struct Measured {
 
 impl Load {
     async fn run(self) -> anyhow::Result<Measured> {
-        let n = self.tasks;
-        let target = Target {
-            base: self.base,
-            key: self.key,
-            backend: self.backend,
-            client: reqwest::Client::builder().tcp_nodelay(true).build()?,
-            embedded: None,
-        };
+        let (n, target) = (self.tasks, &self.target);
         let stop = tokio_util::sync::CancellationToken::new();
         let worker = switchyard_sdk::Worker::connect(target.base.clone(), target.key.clone())
             .agent(STREAM_AGENT, |input, ctx| async move {
@@ -237,7 +233,7 @@ impl Load {
             let stop = stop.clone();
             async move { worker.run_until(stop.cancelled_owned()).await }
         });
-        let cpu_before = server_cpu_seconds(&target).await;
+        let cpu_before = server_cpu_seconds(target).await;
         let start_us = now_micros() + LEAD.as_micros() as u64;
         let input = json!({"tokens": self.tokens, "rate": self.rate, "start_us": start_us});
         let body = json!({ "tasks": (0..n).map(|_| json!({"agent": STREAM_AGENT, "input": input})).collect::<Vec<_>>() });
@@ -260,11 +256,11 @@ impl Load {
         anyhow::ensure!(ids.len() == n, "submitted {} of {n} tasks", ids.len());
         let started = Instant::now();
         let cpu_started = thread_cpu_seconds();
-        let followed = futures::future::join_all(ids.iter().map(|id| follow(&target, id))).await;
+        let followed = futures::future::join_all(ids.iter().map(|id| follow(target, id))).await;
         let seconds = started.elapsed().as_secs_f64();
         let load_cpu_seconds = thread_cpu_seconds() - cpu_started;
         let streamed_seconds = now_micros().saturating_sub(start_us) as f64 / 1e6;
-        let cpu_after = server_cpu_seconds(&target).await;
+        let cpu_after = server_cpu_seconds(target).await;
         stop.cancel();
         let _ = worker.await;
         let mut delays = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
